@@ -1,0 +1,148 @@
+"""Incidents: one per problem, keyed by a fingerprint of principal, resource and cause family.
+
+Pure data and pure transitions; the state backends persist `Incident.to_record()` and rebuild with
+`Incident.from_record()`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from shared.core.allowlist import normalize_object_id, normalize_scope
+from shared.core.causes import family_of
+
+KEY_CALLERS = "key-callers"
+
+# Lifecycle states.
+DETECTED = "detected"
+DIAGNOSED = "diagnosed"
+RECOMMENDED = "recommended"
+ASSIGNED = "assigned"
+VERIFYING = "verifying"
+RESOLVED = "resolved"
+ESCALATED = "escalated"
+TICKETED = "ticketed"
+SUPPRESSED = "suppressed"
+CLOSED_UNVERIFIED = "closed_unverified"
+
+STATUSES = (
+    DETECTED,
+    DIAGNOSED,
+    RECOMMENDED,
+    ASSIGNED,
+    VERIFYING,
+    RESOLVED,
+    ESCALATED,
+    TICKETED,
+    SUPPRESSED,
+    CLOSED_UNVERIFIED,
+)
+OPEN_STATUSES = frozenset({DETECTED, DIAGNOSED, RECOMMENDED, ASSIGNED, VERIFYING, ESCALATED, TICKETED})
+CLOSED_STATUSES = frozenset({RESOLVED, CLOSED_UNVERIFIED})
+
+
+def principal_key(object_id: str | None) -> str:
+    """The principal part of a fingerprint: the normalized object id, or KEY_CALLERS for key/anonymous."""
+    return normalize_object_id(object_id) or KEY_CALLERS
+
+
+def fingerprint(object_id: str | None, resource_id: str | None, cause: str) -> str:
+    resource = normalize_scope(resource_id) if resource_id else "/unknown-resource"
+    return f"{principal_key(object_id)}|{resource}|{family_of(cause)}"
+
+
+def incident_id(fp: str) -> str:
+    """A short, stable, URL-safe id derived from the fingerprint (same problem, same id, on every instance)."""
+    return "inc-" + hashlib.sha256(fp.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Action:
+    at: datetime
+    kind: str  # diagnosed | recommended | assigned | waiting | ticketed | refused | resolved | escalated | ...
+    detail: str = ""
+    actor: str = "service"
+
+
+@dataclass(frozen=True)
+class Incident:
+    id: str
+    fingerprint: str
+    principal_id: str | None  # None for key callers
+    resource_id: str
+    cause: str
+    status: str
+    first_seen: datetime
+    last_seen: datetime
+    count: int = 0
+    principal_type: str | None = None
+    principal_name: str | None = None
+    diagnosis: dict[str, Any] = field(default_factory=dict)  # Diagnosis.to_json()
+    sample_error: str | None = None
+    actions: tuple[Action, ...] = ()
+    ticket_refs: dict[str, str] = field(default_factory=dict)  # sink name -> ticket reference
+    ticket_pending: bool = False  # a ticket operation failed; retry next cycle
+    assignment_id: str | None = None  # set only for assignments this service created
+    assignment_created_at: datetime | None = None
+    verify_due: datetime | None = None
+    verify_deadline: datetime | None = None
+    approval_handle: str | None = None
+    approval_expires_at: datetime | None = None
+    approved_by: str | None = None
+    last_grant_at: datetime | None = None
+    updated_at: datetime | None = None
+    etag: str | None = None  # set by the store; never part of the record
+
+    @property
+    def family(self) -> str:
+        return family_of(self.cause)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    def with_action(self, action: Action) -> Incident:
+        return replace(self, actions=(*self.actions, action))
+
+    def to_record(self) -> dict[str, Any]:
+        """JSON-safe dict (datetimes as ISO-8601 strings); `etag` is left out."""
+        raw = asdict(self)
+        raw.pop("etag")
+        return _jsonable(raw)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], etag: str | None = None) -> Incident:
+        data = dict(record)
+        for name in (
+            "first_seen",
+            "last_seen",
+            "assignment_created_at",
+            "verify_due",
+            "verify_deadline",
+            "approval_expires_at",
+            "last_grant_at",
+            "updated_at",
+        ):
+            if data.get(name):
+                data[name] = datetime.fromisoformat(data[name])
+        data["actions"] = tuple(
+            Action(at=datetime.fromisoformat(a["at"]), kind=a["kind"], detail=a.get("detail", ""),
+                   actor=a.get("actor", "service"))
+            for a in data.get("actions", ())
+        )
+        data["ticket_refs"] = dict(data.get("ticket_refs") or {})
+        data["diagnosis"] = dict(data.get("diagnosis") or {})
+        return cls(**data, etag=etag)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value

@@ -1,0 +1,122 @@
+"""Plain data the core works on. Everything here is immutable and free of I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+ENTRA = "entra"
+KEY = "key"
+
+HIGH = "high"
+MEDIUM = "medium"
+LOW = "low"
+
+
+@dataclass(frozen=True)
+class FailureSignal:
+    """One failure, or a group of identical failures summarized by a source.
+
+    Every field but `status` may be unknown (None): log rows, alert payloads and pasted error texts
+    each carry a different subset.
+    """
+
+    status: int
+    code: str | None = None
+    message: str | None = None
+    object_id: str | None = None  # caller's Entra object id; None/"" for key callers
+    auth: str | None = None  # ENTRA | KEY | None
+    endpoint: str | None = None  # full URL, or just a host
+    route: str | None = None  # URL path or an API name such as "Azure OpenAI API version ..."
+    operation: str | None = None  # log OperationName, e.g. ChatCompletions_Create
+    resource_id: str | None = None  # target account (or project) ARM id
+    principal_type: str | None = None  # User | ServicePrincipal | Group when known
+    count: int = 1
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    source: str | None = None  # where it came from: "logs:<workspace>", "appinsights:<ws>", "event", "http"
+
+
+@dataclass(frozen=True)
+class RoleAssignmentEvidence:
+    """A role assignment that applies to the caller at the target resource (or above it)."""
+
+    role_definition_id: str  # GUID or full id
+    scope: str
+    principal_id: str | None = None
+    principal_type: str | None = None
+    created_on: datetime | None = None
+    via_group: bool = False  # held through a group the caller is a member of
+    assignment_id: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class ResourceEvidence:
+    """Settings of the target Cognitive Services / Foundry account (from ARM)."""
+
+    resource_id: str
+    kind: str | None = None  # OpenAI | AIServices | CognitiveServices | ...
+    endpoint: str | None = None
+    custom_subdomain: str | None = None
+    disable_local_auth: bool | None = None
+    public_network_access: str | None = None  # Enabled | Disabled
+    network_default_action: str | None = None  # Allow | Deny
+    ip_rules: tuple[str, ...] = ()
+    virtual_network_rules: tuple[str, ...] = ()
+    private_endpoints: int = 0
+    projects: tuple[str, ...] = ()  # project resource ids under the account
+    tenant_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Live evidence gathered at the edge. `assignments is None` means "not looked up"."""
+
+    assignments: tuple[RoleAssignmentEvidence, ...] | None = None
+    resource: ResourceEvidence | None = None
+    principal_type: str | None = None
+    principal_name: str | None = None
+
+
+@dataclass(frozen=True)
+class FixStep:
+    text: str
+    doc_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    cause: str  # a catalogue id from shared.core.causes
+    role_fixable: bool
+    confidence: str  # HIGH | MEDIUM | LOW
+    summary: str
+    role_name: str | None = None
+    role_id: str | None = None  # role definition GUID
+    scope: str | None = None  # narrowest scope for the assignment
+    surface: str | None = None  # openai | models | project
+    evidence: tuple[str, ...] = ()
+    fix_command: str | None = None
+    fix_steps: tuple[FixStep, ...] = field(default_factory=tuple)
+
+    def to_classify_json(self) -> dict:
+        """The stable `classify` output contract."""
+        return {
+            "cause": self.cause,
+            "role_fixable": self.role_fixable,
+            "role": self.role_name,
+            "role_id": self.role_id,
+            "confidence": self.confidence,
+            "summary": self.summary,
+        }
+
+    def to_json(self) -> dict:
+        out = self.to_classify_json()
+        out.update(
+            scope=self.scope,
+            surface=self.surface,
+            evidence=list(self.evidence),
+            fix_command=self.fix_command,
+            fix_steps=[{"text": s.text, "doc_url": s.doc_url} for s in self.fix_steps],
+        )
+        return out

@@ -1,0 +1,363 @@
+"""One typed settings object, read from environment variables (= Function App application settings).
+
+Every setting is declared once in `SPECS`; the sample file, the docs table and the validation all come from
+it. `load_settings()` reports every bad key at once in a single `SettingsError`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.core.allowlist import Allowlist, AllowlistError, parse_allowlist
+
+MODES = ("observe", "recommend", "enforce")
+BACKENDS = ("sqlite", "table")
+TICKET_SINKS = ("log", "webhook", "github", "azuredevops", "servicenow", "jira")
+
+
+class SettingsError(ValueError):
+    """All invalid settings, each with the key and the expected form."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        lines = [f"  {key}: {why}" for key, why in problems]
+        super().__init__("invalid settings:\n" + "\n".join(lines))
+
+
+# ---- parsers: each returns the value or raises ValueError with the expected form ----
+
+
+def _str(raw: str) -> str:
+    return raw.strip()
+
+
+def _int_range(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ValueError(f"expected a whole number from {lo} to {hi}") from None
+        if not lo <= value <= hi:
+            raise ValueError(f"expected a whole number from {lo} to {hi}")
+        return value
+
+    return parse
+
+
+def _float_range(lo: float, hi: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ValueError(f"expected a number from {lo} to {hi}") from None
+        if not lo <= value <= hi:
+            raise ValueError(f"expected a number from {lo} to {hi}")
+        return value
+
+    return parse
+
+
+def _bool(raw: str) -> bool:
+    folded = raw.strip().lower()
+    if folded in ("true", "1", "yes"):
+        return True
+    if folded in ("false", "0", "no", ""):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in options:
+            raise ValueError("expected one of: " + ", ".join(options))
+        return value
+
+    return parse
+
+
+def _csv_choices(options: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
+    def parse(raw: str) -> tuple[str, ...]:
+        items = tuple(dict.fromkeys(p.strip().lower() for p in raw.split(",") if p.strip()))
+        bad = [i for i in items if i not in options]
+        if bad:
+            raise ValueError(f"unknown {bad}; expected a comma-separated subset of: " + ", ".join(options))
+        return items
+
+    return parse
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in raw.split(",") if p.strip())
+
+
+def _https_url(raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if not re.match(r"^https://[^\s/]+", value):
+        raise ValueError("expected an https:// URL")
+    return value
+
+
+def _optional_https_url(raw: str) -> str:
+    return _https_url(raw) if raw.strip() else ""
+
+
+def _guid_or_empty(raw: str) -> str:
+    value = raw.strip()
+    if value and not re.match(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$", value):
+        raise ValueError("expected a GUID or empty")
+    return value.lower()
+
+
+def _allowlist(raw: str) -> Allowlist:
+    try:
+        return parse_allowlist(raw)
+    except AllowlistError as exc:
+        raise ValueError(f"{exc}; expected a JSON list like [{{\"object_id\": \"<guid>\"}}]") from None
+
+
+def _json_object(raw: str) -> dict[str, Any]:
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        raise ValueError("expected a JSON object") from None
+    if not isinstance(value, dict):
+        raise ValueError("expected a JSON object")
+    return value
+
+
+def _ncrontab(raw: str) -> str:
+    value = raw.strip()
+    if len(value.split()) != 6:
+        raise ValueError("expected a 6-field NCRONTAB expression, e.g. '0 */5 * * * *'")
+    return value
+
+
+@dataclass(frozen=True)
+class Spec:
+    env: str
+    attr: str
+    parse: Callable[[str], Any]
+    default: str | None  # None = required
+    sample: str
+    doc: str
+    secret: bool = False
+
+
+SPECS: tuple[Spec, ...] = (
+    # --- behaviour ---
+    Spec("TRIAGE_MODE", "mode", _choice(MODES), "recommend", "recommend",
+         "observe: diagnose only; recommend: tickets carry the exact fix, no Azure writes; "
+         "enforce: assign roles where every policy rule allows, ticket the rest."),
+    Spec("TRIAGE_ALLOWLIST", "allowlist", _allowlist, "", "[]",
+         "JSON list of identities the service may grant to: "
+         "[{\"object_id\": \"<guid>\", \"name\": \"...\", \"roles\": [\"Cognitive Services OpenAI User\"], "
+         "\"scopes\": [\"/subscriptions/.../accounts/x\"]}]. roles and scopes narrow the entry."),
+    Spec("TRIAGE_ALLOW_USER_GRANTS", "allow_user_grants", _bool, "false", "false",
+         "Allow auto-assignment to principals of type User."),
+    Spec("TRIAGE_ALLOW_GROUP_GRANTS", "allow_group_grants", _bool, "false", "false",
+         "Allow auto-assignment to principals of type Group."),
+    Spec("TRIAGE_MAX_GRANTS_PER_RUN", "max_grants_per_run", _int_range(0, 100), "5", "5",
+         "Blast-radius cap: grants per run."),
+    Spec("TRIAGE_MAX_GRANTS_PER_DAY", "max_grants_per_day", _int_range(0, 1000), "20", "20",
+         "Blast-radius cap: grants per rolling 24 h."),
+    Spec("TRIAGE_INCIDENT_COOLDOWN_MINUTES", "incident_cooldown_minutes", _int_range(0, 10080), "60", "60",
+         "Minimum time between two grants for the same incident."),
+    Spec("TRIAGE_BREAKER_THRESHOLD", "breaker_threshold", _int_range(1, 100), "3", "3",
+         "Grants in a row that fail verification before the circuit breaker opens."),
+    Spec("TRIAGE_APPROVAL_TTL_HOURS", "approval_ttl_hours", _int_range(1, 720), "24", "24",
+         "How long an approval handle stays valid."),
+    Spec("TRIAGE_PROPAGATION_WINDOW_SECONDS", "propagation_window_seconds", _int_range(1, 86400), "600", "600",
+         "RBAC propagation window: a role younger than this is still propagating (Azure: up to 10 min)."),
+    Spec("TRIAGE_INGESTION_LAG_SECONDS", "ingestion_lag_seconds", _int_range(0, 86400), "300", "300",
+         "Log ingestion lag added before verification reads the logs."),
+    Spec("TRIAGE_VERIFY_MAX_HOURS", "verify_max_hours", _float_range(0.001, 168), "24", "24",
+         "Give up verifying (closed-unverified) when no traffic is seen for this long."),
+    # --- sources ---
+    Spec("TRIAGE_WORKSPACE_IDS", "workspace_ids", _csv, "", "00000000-0000-0000-0000-000000000000",
+         "Comma-separated Log Analytics workspace ids holding AzureDiagnostics (Cognitive Services)."),
+    Spec("TRIAGE_APPINSIGHTS_WORKSPACE_IDS", "appinsights_workspace_ids", _csv, "", "",
+         "Comma-separated workspace ids of workspace-based Application Insights (AppDependencies)."),
+    Spec("TRIAGE_APP_IDENTITIES", "app_identities", _json_object, "", "{}",
+         "JSON object mapping Application Insights AppRoleName (or app resource id) to the caller's object id."),
+    Spec("TRIAGE_LOOKBACK_OVERLAP_MINUTES", "lookback_overlap_minutes", _int_range(0, 1440), "10", "10",
+         "Each scan re-reads this much before the watermark to catch late-ingested rows."),
+    Spec("TRIAGE_INITIAL_LOOKBACK_MINUTES", "initial_lookback_minutes", _int_range(1, 10080), "60", "60",
+         "How far back the first scan of a source reads."),
+    Spec("TRIAGE_SCAN_SCHEDULE", "scan_schedule", _ncrontab, "0 */5 * * * *", "0 */5 * * * *",
+         "NCRONTAB schedule of the scan timer (6 fields, UTC)."),
+    # --- Azure endpoints and identity ---
+    Spec("TRIAGE_ARM_ENDPOINT", "arm_endpoint", _https_url, "https://management.azure.com",
+         "https://management.azure.com", "Azure Resource Manager base URL (sovereign clouds differ)."),
+    Spec("TRIAGE_ARM_SCOPE", "arm_scope", _str, "https://management.azure.com/.default",
+         "https://management.azure.com/.default", "Token scope for ARM."),
+    Spec("TRIAGE_LOGS_ENDPOINT", "logs_endpoint", _https_url, "https://api.loganalytics.io",
+         "https://api.loganalytics.io", "Log Analytics query endpoint."),
+    Spec("TRIAGE_LOGS_AUDIENCE", "logs_audience", _str, "https://api.loganalytics.io",
+         "https://api.loganalytics.io", "Token audience for Log Analytics."),
+    Spec("TRIAGE_SUBSCRIPTION_ID", "subscription_id", _guid_or_empty, "", "",
+         "Subscription for role-definition look-ups; empty = taken from each resource id."),
+    Spec("TRIAGE_MANAGED_IDENTITY_CLIENT_ID", "managed_identity_client_id", _guid_or_empty, "", "",
+         "Client id of a user-assigned managed identity; empty = DefaultAzureCredential."),
+    Spec("TRIAGE_CA_BUNDLE", "ca_bundle", _str, "", "",
+         "Path of a CA bundle to trust (only for the local stand-in; leave empty in Azure)."),
+    Spec("TRIAGE_EVIDENCE_CONCURRENCY", "evidence_concurrency", _int_range(1, 64), "8", "8",
+         "Concurrent ARM evidence look-ups per scan."),
+    # --- state ---
+    Spec("TRIAGE_STATE_BACKEND", "state_backend", _choice(BACKENDS), "sqlite", "table",
+         "sqlite (embedded, single machine) or table (Azure Table Storage in AzureWebJobsStorage)."),
+    Spec("TRIAGE_SQLITE_PATH", "sqlite_path", _str, ".state/triage.sqlite3", ".state/triage.sqlite3",
+         "SQLite file for the sqlite backend."),
+    Spec("AzureWebJobsStorage", "storage_connection", _str, "", "UseDevelopmentStorage=true",
+         "Storage connection string; the table backend keeps state there.", secret=True),
+    Spec("TRIAGE_TABLE_PREFIX", "table_prefix", _str, "triage", "triage",
+         "Prefix of the Azure Tables the table backend creates."),
+    # --- tickets ---
+    Spec("TRIAGE_TICKET_SINKS", "ticket_sinks", _csv_choices(TICKET_SINKS), "log", "log",
+         "Comma-separated ticket sinks: " + ", ".join(TICKET_SINKS) + "."),
+    Spec("TRIAGE_TICKET_COMMENT_INTERVAL_MINUTES", "ticket_comment_interval_minutes", _int_range(0, 10080),
+         "60", "60", "At most one recurrence comment per ticket per this interval."),
+    Spec("TRIAGE_WEBHOOK_URL", "webhook_url", _optional_https_url, "", "",
+         "Webhook sink URL (JSON POST, HMAC-SHA256 signed)."),
+    Spec("TRIAGE_WEBHOOK_SECRET", "webhook_secret", _str, "", "", "HMAC secret of the webhook sink.",
+         secret=True),
+    Spec("TRIAGE_GITHUB_API_URL", "github_api_url", _https_url, "https://api.github.com",
+         "https://api.github.com", "GitHub REST base URL (GitHub Enterprise differs)."),
+    Spec("TRIAGE_GITHUB_REPO", "github_repo", _str, "", "", "owner/name of the repository for issues."),
+    Spec("TRIAGE_GITHUB_TOKEN", "github_token", _str, "", "", "GitHub token or App installation token.",
+         secret=True),
+    Spec("TRIAGE_ADO_ORG_URL", "ado_org_url", _optional_https_url, "", "",
+         "Azure DevOps organization URL, e.g. https://dev.azure.com/contoso."),
+    Spec("TRIAGE_ADO_PROJECT", "ado_project", _str, "", "", "Azure DevOps project."),
+    Spec("TRIAGE_ADO_PAT", "ado_pat", _str, "", "", "Azure DevOps personal access token.", secret=True),
+    Spec("TRIAGE_SERVICENOW_URL", "servicenow_url", _optional_https_url, "", "",
+         "ServiceNow instance URL."),
+    Spec("TRIAGE_SERVICENOW_USER", "servicenow_user", _str, "", "", "ServiceNow user."),
+    Spec("TRIAGE_SERVICENOW_PASSWORD", "servicenow_password", _str, "", "", "ServiceNow password.",
+         secret=True),
+    Spec("TRIAGE_JIRA_URL", "jira_url", _optional_https_url, "", "", "Jira base URL."),
+    Spec("TRIAGE_JIRA_PROJECT", "jira_project", _str, "", "", "Jira project key."),
+    Spec("TRIAGE_JIRA_USER", "jira_user", _str, "", "", "Jira user (email)."),
+    Spec("TRIAGE_JIRA_TOKEN", "jira_token", _str, "", "", "Jira API token.", secret=True),
+    # --- outcome events ---
+    Spec("TRIAGE_EVENTGRID_TOPIC_ENDPOINT", "eventgrid_topic_endpoint", _optional_https_url, "", "",
+         "Event Grid topic for outcome CloudEvents; empty = do not publish."),
+    Spec("TRIAGE_EVENTGRID_TOPIC_KEY", "eventgrid_topic_key", _str, "", "",
+         "Topic access key; empty = use the managed identity.", secret=True),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: str = "recommend"
+    allowlist: Allowlist = field(default_factory=Allowlist)
+    allow_user_grants: bool = False
+    allow_group_grants: bool = False
+    max_grants_per_run: int = 5
+    max_grants_per_day: int = 20
+    incident_cooldown_minutes: int = 60
+    breaker_threshold: int = 3
+    approval_ttl_hours: int = 24
+    propagation_window_seconds: int = 600
+    ingestion_lag_seconds: int = 300
+    verify_max_hours: float = 24
+    workspace_ids: tuple[str, ...] = ()
+    appinsights_workspace_ids: tuple[str, ...] = ()
+    app_identities: dict[str, Any] = field(default_factory=dict)
+    lookback_overlap_minutes: int = 10
+    initial_lookback_minutes: int = 60
+    scan_schedule: str = "0 */5 * * * *"
+    arm_endpoint: str = "https://management.azure.com"
+    arm_scope: str = "https://management.azure.com/.default"
+    logs_endpoint: str = "https://api.loganalytics.io"
+    logs_audience: str = "https://api.loganalytics.io"
+    subscription_id: str = ""
+    managed_identity_client_id: str = ""
+    ca_bundle: str = ""
+    evidence_concurrency: int = 8
+    state_backend: str = "sqlite"
+    sqlite_path: str = ".state/triage.sqlite3"
+    storage_connection: str = ""
+    table_prefix: str = "triage"
+    ticket_sinks: tuple[str, ...] = ("log",)
+    ticket_comment_interval_minutes: int = 60
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    github_api_url: str = "https://api.github.com"
+    github_repo: str = ""
+    github_token: str = ""
+    ado_org_url: str = ""
+    ado_project: str = ""
+    ado_pat: str = ""
+    servicenow_url: str = ""
+    servicenow_user: str = ""
+    servicenow_password: str = ""
+    jira_url: str = ""
+    jira_project: str = ""
+    jira_user: str = ""
+    jira_token: str = ""
+    eventgrid_topic_endpoint: str = ""
+    eventgrid_topic_key: str = ""
+
+    def redacted(self) -> dict[str, Any]:
+        """Settings safe to show (health endpoint, logs): secrets replaced by whether they are set."""
+        out: dict[str, Any] = {}
+        for spec in SPECS:
+            value = getattr(self, spec.attr)
+            if spec.secret:
+                out[spec.env] = "<set>" if value else "<empty>"
+            elif isinstance(value, Allowlist):
+                out[spec.env] = f"{len(value.entries)} entries"
+            else:
+                out[spec.env] = value
+        return out
+
+
+_SINK_REQUIREMENTS = {
+    "webhook": ("TRIAGE_WEBHOOK_URL", "TRIAGE_WEBHOOK_SECRET"),
+    "github": ("TRIAGE_GITHUB_REPO", "TRIAGE_GITHUB_TOKEN"),
+    "azuredevops": ("TRIAGE_ADO_ORG_URL", "TRIAGE_ADO_PROJECT", "TRIAGE_ADO_PAT"),
+    "servicenow": ("TRIAGE_SERVICENOW_URL", "TRIAGE_SERVICENOW_USER", "TRIAGE_SERVICENOW_PASSWORD"),
+    "jira": ("TRIAGE_JIRA_URL", "TRIAGE_JIRA_PROJECT", "TRIAGE_JIRA_USER", "TRIAGE_JIRA_TOKEN"),
+}
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every setting. Raises one SettingsError naming every bad key."""
+    source = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    problems: list[tuple[str, str]] = []
+    for spec in SPECS:
+        raw = source.get(spec.env)
+        if raw is None or (raw.strip() == "" and spec.default is not None):
+            raw = spec.default
+        if raw is None:
+            problems.append((spec.env, "required"))
+            continue
+        try:
+            values[spec.attr] = spec.parse(raw)
+        except ValueError as exc:
+            problems.append((spec.env, str(exc)))
+    by_attr = {s.attr: s.env for s in SPECS}
+    env_to_attr = {v: k for k, v in by_attr.items()}
+    for sink in values.get("ticket_sinks", ()):
+        for key in _SINK_REQUIREMENTS.get(sink, ()):
+            if not values.get(env_to_attr[key]):
+                problems.append((key, f"required when TRIAGE_TICKET_SINKS includes {sink}"))
+    if values.get("state_backend") == "table" and not values.get("storage_connection"):
+        problems.append(("AzureWebJobsStorage", "required when TRIAGE_STATE_BACKEND is table"))
+    if problems:
+        raise SettingsError(problems)
+    return Settings(**values)
+
+
+def sample_values() -> dict[str, str]:
+    """Every setting with a safe sample value (local.settings.sample.json is generated from this)."""
+    return {spec.env: spec.sample for spec in SPECS}

@@ -1,0 +1,1 @@
+"""Ticket sinks: one ticket per incident fingerprint, updated on recurrence, resolved when verified."""
