@@ -11,6 +11,9 @@ from shared.core import roles
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
+PRINCIPAL_TYPES = ("ServicePrincipal", "User", "Group")
+
+
 class AllowlistError(ValueError):
     pass
 
@@ -33,6 +36,9 @@ class AllowlistEntry:
     name: str = ""
     role_ids: frozenset[str] = roles.GRANTABLE  # narrowed per entry; always a subset of GRANTABLE
     scopes: tuple[str, ...] = ()  # normalized; empty = any account or project
+    # Declared type. ServicePrincipal by default (managed identities are the main case); ARM rejects a wrong
+    # declaration with UnmatchedPrincipalType, so a wrong default fails safe.
+    principal_type: str = "ServicePrincipal"
 
     def allows_scope(self, scope: str) -> bool:
         if not self.scopes:
@@ -56,7 +62,7 @@ class Allowlist:
 
 
 def parse_allowlist(text: str | None) -> Allowlist:
-    """Parse the JSON allowlist: a list of {"object_id", "name"?, "roles"?, "scopes"?}.
+    """Parse the JSON allowlist: a list of {"object_id", "name"?, "roles"?, "scopes"?, "principal_type"?}.
 
     Any role outside the three least-privilege data roles is an error, whatever else is configured.
     """
@@ -75,7 +81,7 @@ def parse_allowlist(text: str | None) -> Allowlist:
         if not isinstance(item, dict):
             problems.append(f"{where}: must be an object")
             continue
-        unknown = set(item) - {"object_id", "name", "roles", "scopes"}
+        unknown = set(item) - {"object_id", "name", "roles", "scopes", "principal_type"}
         if unknown:
             problems.append(f"{where}: unknown keys {sorted(unknown)}")
         oid = normalize_object_id(item.get("object_id") if isinstance(item.get("object_id"), str) else None)
@@ -97,12 +103,17 @@ def parse_allowlist(text: str | None) -> Allowlist:
             problems.append(f"{where}: scopes must be a list of ARM resource ids")
             scopes = []
         name = item.get("name") or ""
+        principal_type = item.get("principal_type") or "ServicePrincipal"
+        if principal_type not in PRINCIPAL_TYPES:
+            problems.append(f"{where}: principal_type must be one of {', '.join(PRINCIPAL_TYPES)}")
+            continue
         entries.append(
             AllowlistEntry(
                 object_id=oid,
                 name=str(name),
                 role_ids=frozenset(role_ids) if role_ids else roles.GRANTABLE,
                 scopes=tuple(normalize_scope(s) for s in scopes),
+                principal_type=principal_type,
             )
         )
     if problems:
