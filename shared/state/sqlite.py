@@ -1,0 +1,266 @@
+"""SQLite backend: the embedded default for the CLI, the demo and single-machine use.
+
+Concurrency: one connection per store, guarded by a lock, so threads share it safely; several processes
+(or several stores) on one file are kept apart by SQLite itself: WAL journal, a busy timeout, and
+`BEGIN IMMEDIATE` around every write so a check-and-set holds the write lock from check to set. Etags are
+random tokens renewed on every write. `":memory:"` gives a private in-process database (tests).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from shared.core.incidents import OPEN_STATUSES, Incident
+from shared.state import codec
+from shared.state.base import AuditRecord, ConflictError, StoreError, Suppression
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_SECONDS = 30.0
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS incidents (
+        id TEXT PRIMARY KEY, status TEXT NOT NULL, verify_due TEXT,
+        record TEXT NOT NULL, etag TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS incidents_by_status ON incidents (status)",
+    "CREATE INDEX IF NOT EXISTS incidents_by_verify_due ON incidents (verify_due)",
+    "CREATE TABLE IF NOT EXISTS watermarks (source TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS processed_events (event_id TEXT PRIMARY KEY, at TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS grants (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, incident_id TEXT NOT NULL, at TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS grants_by_time ON grants (at)",
+    """CREATE TABLE IF NOT EXISTS named_values (
+        key TEXT PRIMARY KEY, value TEXT NOT NULL, etag TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS suppressions (
+        target TEXT PRIMARY KEY, until TEXT NOT NULL, record TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS audit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, incident_id TEXT, record TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS audit_by_incident ON audit (incident_id, at, seq)",
+    f"PRAGMA user_version = {SCHEMA_VERSION}",
+)
+
+
+def _new_etag() -> str:
+    return uuid.uuid4().hex
+
+
+class SqliteStore:
+    def __init__(self, path: str):
+        self.path = path
+        self._lock = threading.Lock()
+        try:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves; timeout is SQLite's busy timeout.
+            self._db = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite state at {path!r}: {exc}") from exc
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            with self._write() as db:
+                for statement in _SCHEMA:
+                    db.execute(statement)
+        except StoreError:
+            self._db.close()
+            raise
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise StoreError(f"cannot initialise SQLite state at {path!r}: {exc}") from exc
+
+    # ---- plumbing ----
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction holding the database write lock from its first statement."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite state {self.path!r}: cannot begin a write: {exc}") from exc
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                self._rollback()
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"SQLite state {self.path!r}: write failed: {exc}") from exc
+                raise
+
+    def _rollback(self) -> None:
+        try:
+            self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # the transaction was already rolled back by SQLite; the original error is what matters
+
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite state {self.path!r}: read failed: {exc}") from exc
+
+    # ---- incidents ----
+
+    def get_incident(self, incident_id: str) -> Incident | None:
+        rows = self._read("SELECT record, etag FROM incidents WHERE id = ?", (incident_id,))
+        return codec.incident_from_json(rows[0][0], rows[0][1]) if rows else None
+
+    def put_incident(self, incident: Incident, expected_etag: str | None = None) -> Incident:
+        incident = codec.normalized_incident(incident)
+        record = codec.incident_to_json(incident)
+        verify_due = codec.time_key(incident.verify_due) if incident.verify_due else None
+        etag = _new_etag()
+        with self._write() as db:
+            if expected_etag is None:
+                try:
+                    db.execute(
+                        "INSERT INTO incidents (id, status, verify_due, record, etag) VALUES (?, ?, ?, ?, ?)",
+                        (incident.id, incident.status, verify_due, record, etag),
+                    )
+                except sqlite3.IntegrityError as exc:
+                    raise ConflictError(f"incident {incident.id} already exists") from exc
+            else:
+                changed = db.execute(
+                    "UPDATE incidents SET status = ?, verify_due = ?, record = ?, etag = ? "
+                    "WHERE id = ? AND etag = ?",
+                    (incident.status, verify_due, record, etag, incident.id, expected_etag),
+                ).rowcount
+                if changed != 1:
+                    raise ConflictError(f"incident {incident.id} changed or vanished since it was read")
+        return replace(incident, etag=etag)
+
+    def list_incidents(self, status: str | None = None) -> list[Incident]:
+        if status is None:
+            rows = self._read("SELECT record, etag FROM incidents ORDER BY id")
+        else:
+            rows = self._read("SELECT record, etag FROM incidents WHERE status = ? ORDER BY id", (status,))
+        return [codec.incident_from_json(record, etag) for record, etag in rows]
+
+    def due_verifications(self, now: datetime) -> list[Incident]:
+        rows = self._read(
+            "SELECT record, etag FROM incidents WHERE verify_due IS NOT NULL AND verify_due <= ? "
+            "AND status IN (SELECT value FROM json_each(?)) ORDER BY verify_due, id",
+            (codec.time_key(now), json.dumps(sorted(OPEN_STATUSES))),
+        )
+        return [codec.incident_from_json(record, etag) for record, etag in rows]
+
+    # ---- watermarks ----
+
+    def get_watermark(self, source: str) -> datetime | None:
+        rows = self._read("SELECT value FROM watermarks WHERE source = ?", (source,))
+        return codec.from_time_key(rows[0][0]) if rows else None
+
+    def set_watermark(self, source: str, value: datetime) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO watermarks (source, value) VALUES (?, ?) "
+                "ON CONFLICT (source) DO UPDATE SET value = excluded.value",
+                (source, codec.time_key(value)),
+            )
+
+    # ---- events ----
+
+    def mark_event_processed(self, event_id: str, at: datetime) -> bool:
+        with self._write() as db:
+            inserted = db.execute(
+                "INSERT OR IGNORE INTO processed_events (event_id, at) VALUES (?, ?)",
+                (event_id, codec.time_key(at)),
+            ).rowcount
+        return inserted == 1
+
+    def forget_event(self, event_id: str) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM processed_events WHERE event_id = ?", (event_id,))
+
+    # ---- grants ----
+
+    def record_grant(self, incident_id: str, at: datetime) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO grants (incident_id, at) VALUES (?, ?)", (incident_id, codec.time_key(at))
+            )
+
+    def count_grants_since(self, since: datetime) -> int:
+        rows = self._read("SELECT COUNT(*) FROM grants WHERE at >= ?", (codec.time_key(since),))
+        return int(rows[0][0])
+
+    # ---- named values ----
+
+    def get_value(self, key: str) -> tuple[dict[str, Any] | None, str | None]:
+        rows = self._read("SELECT value, etag FROM named_values WHERE key = ?", (key,))
+        if not rows:
+            return None, None
+        return json.loads(rows[0][0]), rows[0][1]
+
+    def put_value(self, key: str, value: dict[str, Any], expected_etag: str | None = None) -> str:
+        text = codec.dumps(value)
+        etag = _new_etag()
+        with self._write() as db:
+            if expected_etag is None:
+                try:
+                    db.execute(
+                        "INSERT INTO named_values (key, value, etag) VALUES (?, ?, ?)", (key, text, etag)
+                    )
+                except sqlite3.IntegrityError as exc:
+                    raise ConflictError(f"value {key!r} already exists") from exc
+            else:
+                changed = db.execute(
+                    "UPDATE named_values SET value = ?, etag = ? WHERE key = ? AND etag = ?",
+                    (text, etag, key, expected_etag),
+                ).rowcount
+                if changed != 1:
+                    raise ConflictError(f"value {key!r} changed or vanished since it was read")
+        return etag
+
+    # ---- suppressions ----
+
+    def add_suppression(self, suppression: Suppression) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO suppressions (target, until, record) VALUES (?, ?, ?) "
+                "ON CONFLICT (target) DO UPDATE SET until = excluded.until, record = excluded.record",
+                (suppression.target, codec.time_key(suppression.until),
+                 codec.suppression_to_json(suppression)),
+            )
+
+    def active_suppressions(self, now: datetime) -> list[Suppression]:
+        rows = self._read(
+            "SELECT record FROM suppressions WHERE until > ? ORDER BY target", (codec.time_key(now),)
+        )
+        return [codec.suppression_from_json(record) for (record,) in rows]
+
+    # ---- audit ----
+
+    def append_audit(self, record: AuditRecord) -> None:
+        text = codec.audit_to_json(record)
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO audit (at, incident_id, record) VALUES (?, ?, ?)",
+                (codec.time_key(record.at), record.incident_id, text),
+            )
+
+    def list_audit(self, incident_id: str | None = None) -> list[AuditRecord]:
+        if incident_id is None:
+            rows = self._read("SELECT record FROM audit ORDER BY at, seq")
+        else:
+            rows = self._read(
+                "SELECT record FROM audit WHERE incident_id = ? ORDER BY at, seq", (incident_id,)
+            )
+        return [codec.audit_from_json(record) for (record,) in rows]
+
+    # ---- lifecycle ----
+
+    def ping(self) -> None:
+        self._read("SELECT 1 FROM incidents LIMIT 1")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

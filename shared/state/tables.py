@@ -1,0 +1,299 @@
+"""Azure Table Storage backend: the production store, in the Function App's own storage account.
+
+Imported only when TRIAGE_STATE_BACKEND=table, so the SDK import stays off the default path. Layout (see
+docs/state.md): five tables named `<prefix>Incidents|Events|Grants|State|Audit`, created lazily and
+idempotently on first use. Every conditional write uses the entity ETag, so several Function instances never
+act twice on one incident: a lost race surfaces as `ConflictError` (HTTP 409 on create, 412 on replace).
+
+Records are compact JSON split over `json_0..json_<n-1>` string properties (`json_parts` = n) of at most
+16,000 characters each: a character is at most 4 bytes in UTF-16, so a part stays under the 64 KiB limit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import string
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+
+from shared.core.incidents import Incident
+from shared.state import codec
+from shared.state.base import AuditRecord, ConflictError, StoreError, Suppression
+
+JSON_PART_CHARS = 16_000
+MAX_KEY_CHARS = 512  # keys may be 1 KiB in UTF-16; escaped keys are ASCII
+GLOBAL_AUDIT_PARTITION = "_global"  # "_" is always escaped in keys, so no incident id maps here
+
+_SAFE_KEY_CHARS = frozenset(string.ascii_letters + string.digits + "-.:@")
+_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9]{0,49}")
+_TABLES = ("Incidents", "Events", "Grants", "State", "Audit")
+
+
+def table_key(text: str) -> str:
+    """A PartitionKey/RowKey for any text. Table keys refuse / \\ # ? and control characters, so every
+    byte outside a small safe set is written as ~XX (UTF-8, hex); the mapping is one-to-one. Keys that would
+    be long (or empty) become `~~` + SHA-256, which no escaped key can start with."""
+    escaped = "".join(
+        ch if ch in _SAFE_KEY_CHARS else "".join(f"~{b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
+        for ch in text
+    )
+    if not escaped or len(escaped) > MAX_KEY_CHARS:
+        return "~~" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return escaped
+
+
+def _json_properties(text: str) -> dict[str, Any]:
+    parts = [text[i : i + JSON_PART_CHARS] for i in range(0, len(text), JSON_PART_CHARS)] or [""]
+    return {"json_parts": len(parts), **{f"json_{n}": part for n, part in enumerate(parts)}}
+
+
+def _json_text(entity: dict[str, Any]) -> str:
+    return "".join(entity[f"json_{n}"] for n in range(int(entity["json_parts"])))
+
+
+def _etag(metadata: Any) -> str:
+    return str(metadata["etag"])
+
+
+@contextmanager
+def _azure_errors(what: str) -> Iterator[None]:
+    """SDK failures become StoreError; a lost optimistic-concurrency race becomes ConflictError."""
+    try:
+        yield
+    except AzureError as exc:
+        status = getattr(exc, "status_code", None)
+        summary = (getattr(exc, "message", None) or str(exc)).splitlines()[0]
+        if status in (409, 412):
+            raise ConflictError(f"{what}: {summary}") from exc
+        raise StoreError(f"{what}: {summary}") from exc
+
+
+class TableStore:
+    def __init__(self, connection_string: str, prefix: str = "triage", **client_options: Any):
+        """`client_options` go to the SDK client (retry_total, connection_timeout, ...)."""
+        if not _PREFIX.fullmatch(prefix):
+            raise ValueError(f"table prefix {prefix!r}: expected a letter then up to 49 letters or digits")
+        try:
+            self._service = TableServiceClient.from_connection_string(connection_string, **client_options)
+        except (ValueError, AzureError) as exc:
+            # The SDK's message may quote the connection string; never echo the account key.
+            raise StoreError("the storage connection string (AzureWebJobsStorage) is not valid") from exc
+        self.prefix = prefix
+        self._clients: dict[str, TableClient] = {}
+        self._lock = threading.Lock()
+
+    # ---- plumbing ----
+
+    def _table(self, kind: str) -> TableClient:
+        client = self._clients.get(kind)
+        if client is None:
+            with self._lock:
+                client = self._clients.get(kind)
+                if client is None:
+                    name = self.prefix + kind
+                    with _azure_errors(f"create table {name}"):
+                        client = self._service.create_table_if_not_exists(name)
+                    self._clients[kind] = client
+        return client
+
+    def _get(self, kind: str, partition: str, row: str) -> dict[str, Any] | None:
+        table = self._table(kind)
+        with _azure_errors(f"read {table.table_name}"):
+            try:
+                return table.get_entity(partition, row)
+            except ResourceNotFoundError:
+                return None
+
+    def _query(self, kind: str, query: str, **parameters: Any) -> list[dict[str, Any]]:
+        table = self._table(kind)
+        with _azure_errors(f"query {table.table_name}"):
+            return list(table.query_entities(query, parameters=parameters))
+
+    def _create(self, kind: str, entity: dict[str, Any], what: str) -> str:
+        table = self._table(kind)
+        with _azure_errors(what):
+            try:
+                return _etag(table.create_entity(entity))
+            except ResourceExistsError as exc:
+                raise ConflictError(f"{what}: it already exists") from exc
+
+    def _replace_if_unchanged(self, kind: str, entity: dict[str, Any], etag: str, what: str) -> str:
+        table = self._table(kind)
+        with _azure_errors(what):
+            try:
+                metadata = table.update_entity(
+                    entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
+                )
+            except ResourceNotFoundError as exc:
+                raise ConflictError(f"{what}: it no longer exists") from exc
+        return _etag(metadata)
+
+    def _upsert(self, kind: str, entity: dict[str, Any], what: str) -> None:
+        table = self._table(kind)
+        with _azure_errors(what):
+            table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    # ---- incidents ----
+
+    def get_incident(self, incident_id: str) -> Incident | None:
+        entity = self._get("Incidents", "incident", table_key(incident_id))
+        return _incident(entity) if entity is not None else None
+
+    def put_incident(self, incident: Incident, expected_etag: str | None = None) -> Incident:
+        incident = codec.normalized_incident(incident)
+        entity: dict[str, Any] = {
+            "PartitionKey": "incident",
+            "RowKey": table_key(incident.id),
+            "status": incident.status,
+            **_json_properties(codec.incident_to_json(incident)),
+        }
+        if incident.verify_due is not None:
+            entity["verify_due"] = codec.time_key(incident.verify_due)
+        what = f"write incident {incident.id}"
+        if expected_etag is None:
+            etag = self._create("Incidents", entity, what)
+        else:
+            etag = self._replace_if_unchanged("Incidents", entity, expected_etag, what)
+        return replace(incident, etag=etag)
+
+    def list_incidents(self, status: str | None = None) -> list[Incident]:
+        if status is None:
+            entities = self._query("Incidents", "PartitionKey eq 'incident'")
+        else:
+            entities = self._query(
+                "Incidents", "PartitionKey eq 'incident' and status eq @status", status=status
+            )
+        return sorted((_incident(e) for e in entities), key=lambda i: i.id)
+
+    def due_verifications(self, now: datetime) -> list[Incident]:
+        entities = self._query(
+            "Incidents", "PartitionKey eq 'incident' and verify_due le @now", now=codec.time_key(now)
+        )
+        due = [i for i in (_incident(e) for e in entities) if i.is_open]
+        return sorted(due, key=lambda i: (i.verify_due, i.id))
+
+    # ---- watermarks ----
+
+    def get_watermark(self, source: str) -> datetime | None:
+        entity = self._get("State", "watermark", table_key(source))
+        return codec.from_time_key(entity["value"]) if entity is not None else None
+
+    def set_watermark(self, source: str, value: datetime) -> None:
+        entity = {"PartitionKey": "watermark", "RowKey": table_key(source), "source": source,
+                  "value": codec.time_key(value)}
+        self._upsert("State", entity, f"write watermark {source}")
+
+    # ---- events ----
+
+    def mark_event_processed(self, event_id: str, at: datetime) -> bool:
+        entity = {"PartitionKey": "event", "RowKey": table_key(event_id), "at": codec.time_key(at)}
+        table = self._table("Events")
+        with _azure_errors(f"record event {event_id}"):
+            try:
+                table.create_entity(entity)
+            except ResourceExistsError:
+                return False
+        return True
+
+    def forget_event(self, event_id: str) -> None:
+        table = self._table("Events")
+        with _azure_errors(f"forget event {event_id}"):
+            table.delete_entity("event", table_key(event_id))  # absent already: nothing to do
+
+    # ---- grants: one partition per UTC day, so counting a window reads only its days ----
+
+    def record_grant(self, incident_id: str, at: datetime) -> None:
+        key = codec.time_key(at)
+        entity = {"PartitionKey": key[:10], "RowKey": f"{key}|{uuid.uuid4().hex}", "incident_id": incident_id,
+                  "at": key}
+        self._create("Grants", entity, f"record grant for {incident_id}")
+
+    def count_grants_since(self, since: datetime) -> int:
+        key = codec.time_key(since)
+        table = self._table("Grants")
+        with _azure_errors(f"query {table.table_name}"):
+            rows = table.query_entities(
+                "PartitionKey ge @day and at ge @since",
+                parameters={"day": key[:10], "since": key},
+                select=["at"],
+            )
+            return sum(1 for _ in rows)
+
+    # ---- named values ----
+
+    def get_value(self, key: str) -> tuple[dict[str, Any] | None, str | None]:
+        entity = self._get("State", "value", table_key(key))
+        if entity is None:
+            return None, None
+        return json.loads(_json_text(entity)), _etag(entity.metadata)
+
+    def put_value(self, key: str, value: dict[str, Any], expected_etag: str | None = None) -> str:
+        entity = {"PartitionKey": "value", "RowKey": table_key(key), "key": key,
+                  **_json_properties(codec.dumps(value))}
+        what = f"write value {key!r}"
+        if expected_etag is None:
+            return self._create("State", entity, what)
+        return self._replace_if_unchanged("State", entity, expected_etag, what)
+
+    # ---- suppressions: one per target; a new one replaces the old ----
+
+    def add_suppression(self, suppression: Suppression) -> None:
+        entity = {"PartitionKey": "suppression", "RowKey": table_key(suppression.target),
+                  "until": codec.time_key(suppression.until),
+                  **_json_properties(codec.suppression_to_json(suppression))}
+        self._upsert("State", entity, f"write suppression of {suppression.target}")
+
+    def active_suppressions(self, now: datetime) -> list[Suppression]:
+        entities = self._query(
+            "State", "PartitionKey eq 'suppression' and until gt @now", now=codec.time_key(now)
+        )
+        return sorted((codec.suppression_from_json(_json_text(e)) for e in entities), key=lambda s: s.target)
+
+    # ---- audit: append-only; RowKey = time, then a wall-clock tie-breaker, then randomness ----
+
+    def append_audit(self, record: AuditRecord) -> None:
+        partition = GLOBAL_AUDIT_PARTITION if record.incident_id is None else table_key(record.incident_id)
+        row = f"{codec.time_key(record.at)}|{time.time_ns():020d}|{uuid.uuid4().hex[:12]}"
+        entity = {"PartitionKey": partition, "RowKey": row, "kind": record.kind,
+                  **_json_properties(codec.audit_to_json(record))}
+        self._create("Audit", entity, f"append audit {record.kind}")
+
+    def list_audit(self, incident_id: str | None = None) -> list[AuditRecord]:
+        if incident_id is None:
+            table = self._table("Audit")
+            with _azure_errors(f"list {table.table_name}"):
+                entities: Iterable[dict[str, Any]] = list(table.list_entities())
+        else:
+            entities = self._query("Audit", "PartitionKey eq @partition", partition=table_key(incident_id))
+        ordered = sorted(entities, key=lambda e: e["RowKey"])
+        return [codec.audit_from_json(_json_text(e)) for e in ordered]
+
+    # ---- lifecycle ----
+
+    def ping(self) -> None:
+        for kind in _TABLES:
+            self._table(kind)
+        self._get("State", "ping", "ping")  # a round trip even when every table is already known
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
+            self._service.close()
+
+
+def _incident(entity: Any) -> Incident:
+    return codec.incident_from_json(_json_text(entity), _etag(entity.metadata))
