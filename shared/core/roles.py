@@ -17,6 +17,8 @@ class Role:
     # True when the role can write role assignments (directly or conditionally): never grantable.
     writes_role_assignments: bool = False
     aliases: tuple[str, ...] = ()
+    # Data actions on a service outside these surfaces (e.g. Azure ML workspaces): a data role, wrong surface.
+    data_elsewhere: str | None = None
 
 
 OPENAI = "openai"  # /openai/... : Microsoft.CognitiveServices/accounts/OpenAI/*
@@ -78,7 +80,12 @@ _ALL: tuple[Role, ...] = (
         writes_role_assignments=True,
     ),
     # Azure ML / hub role: does not authorize Foundry projects (seed 002); listed so it is recognised.
-    Role("64702f94-c441-49e6-a78b-ef80e0188fee", "Azure AI Developer", frozenset()),
+    Role(
+        "64702f94-c441-49e6-a78b-ef80e0188fee",
+        "Azure AI Developer",
+        frozenset(),
+        data_elsewhere="Azure Machine Learning workspaces and Foundry hubs",
+    ),
 )
 
 BY_GUID: dict[str, Role] = {r.guid: r for r in _ALL}

@@ -1,0 +1,269 @@
+"""`python -m shared <command>`: the command line of the service.
+
+Commands live in COMMANDS (name -> Command). A handler is named as "module:function" and imported only when its
+command runs, so `python -m shared classify` never pays for the Azure SDKs another command needs. A handler
+takes (args, stdin, stdout) and returns the exit status; stdin is a binary stream, stdout a text stream.
+
+The `classify` contract (other tools and on-call scripts depend on it):
+  input: JSON Lines on stdin, one failure per line (see shared/core/signals.py for the fields);
+  output: one JSON line per input line, in order: the Diagnosis's classify JSON, or {"error": "<why>"};
+  exit status: 0 when every line was classified, 1 when any line was an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import IO, Any
+
+EXIT_OK = 0
+EXIT_SOME_ERRORS = 1
+EXIT_USAGE = 2
+
+
+def _no_arguments(parser: argparse.ArgumentParser) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Command:
+    help: str
+    handler: str  # "module:function"
+    arguments: Callable[[argparse.ArgumentParser], None] = field(default=_no_arguments)
+
+
+def _diagnose_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--status", type=int, help="HTTP status (without it, a JSON object is read from stdin)")
+    parser.add_argument("--code", help="error code, e.g. PermissionDenied")
+    parser.add_argument("--message", help="error message or the whole error text as reported")
+    parser.add_argument("--endpoint", help="request URL or host")
+    parser.add_argument("--auth", help="entra or key")
+    parser.add_argument("--object-id", dest="object_id", help="caller's Entra object id")
+    parser.add_argument("--resource-id", dest="resource_id", help="target account (or project) resource id")
+    parser.add_argument("--principal-type", dest="principal_type", help="User, ServicePrincipal or Group")
+    parser.add_argument("--route", help="URL path or log apiName")
+    parser.add_argument("--operation", help="log OperationName, e.g. ChatCompletions_Create")
+    parser.add_argument("--evidence", help="file with evidence JSON: {assignments: [...], resource: {...}}")
+    parser.add_argument("--now", help="ISO-8601 time to judge role ages against (default: now)")
+    parser.add_argument("--json", action="store_true", help="print the full diagnosis as JSON")
+
+
+def _samples_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print each full diagnosis as a JSON line")
+
+
+def _json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _lazy_arguments(name: str) -> Callable[[argparse.ArgumentParser], None]:
+    def add(parser: argparse.ArgumentParser) -> None:
+        getattr(importlib.import_module("shared.engine.commands"), name)(parser)
+
+    return add
+
+
+COMMANDS: dict[str, Command] = {
+    "classify": Command("classify failures: JSON Lines in, one JSON line out per input line",
+                        "shared.cli:run_classify"),
+    "diagnose": Command("diagnose one failure (JSON object on stdin, or flags) and print the fix",
+                        "shared.cli:run_diagnose", _diagnose_arguments),
+    "samples": Command("diagnose the bundled sample failures and print a table", "shared.cli:run_samples",
+                       _samples_arguments),
+    "demo": Command("for now the same as samples", "shared.cli:run_samples", _samples_arguments),
+    "scan": Command("run one full cycle: read, diagnose, decide, act, persist, verify",
+                    "shared.engine.commands:scan", _json_flag),
+    "incidents": Command("list incidents, or show one with its audit trail", "shared.engine.commands:incidents",
+                         _lazy_arguments("incidents_arguments")),
+    "verify": Command("run the verifications that are due", "shared.engine.commands:verify", _json_flag),
+    "approve": Command("approve a recommended role assignment (policy is checked again)",
+                       "shared.engine.commands:approve", _lazy_arguments("incident_action_arguments")),
+    "revoke": Command("remove a role assignment this service created", "shared.engine.commands:revoke",
+                      _lazy_arguments("incident_action_arguments")),
+    "suppress": Command("suppress a principal or resource for a while", "shared.engine.commands:suppress",
+                        _lazy_arguments("suppress_arguments")),
+    "settings-files": Command("regenerate local.settings.sample.json and docs/settings.md from the code",
+                              "shared.settings_reference:write_files"),
+    "breaker-reset": Command("close the circuit breaker after a review", "shared.engine.commands:breaker_reset",
+                             _lazy_arguments("by_arguments")),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m shared", description="Entra ID 401/403 triage for Azure "
+                                     "OpenAI and Microsoft Foundry")
+    sub = parser.add_subparsers(dest="command", metavar="command")
+    sub.required = True
+    for name, command in COMMANDS.items():
+        command.arguments(sub.add_parser(name, help=command.help, description=command.help))
+    return parser
+
+
+def main(argv: list[str] | None = None, stdin: IO[bytes] | None = None, stdout: IO[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    module_name, function_name = COMMANDS[args.command].handler.split(":")
+    handler = getattr(importlib.import_module(module_name), function_name)
+    return handler(args, stdin if stdin is not None else sys.stdin.buffer, stdout or sys.stdout)
+
+
+# ---- classify -----------------------------------------------------------------------------------------------
+
+
+def classify_line(raw: bytes | str) -> tuple[dict[str, Any], bool]:
+    """One input line -> (output object, ok)."""
+    from shared.core.diagnose import diagnose
+    from shared.core.signals import SignalError, parse_failure
+
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError:
+        return {"error": "not valid UTF-8"}, False
+    text = text.rstrip("\r\n")
+    if not text.strip():
+        return {"error": "empty line"}, False
+    try:
+        obj = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        reason = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else "nested too deep"
+        return {"error": f"not valid JSON: {reason}"}, False
+    try:
+        signal = parse_failure(obj)
+    except SignalError as exc:
+        return {"error": str(exc)}, False
+    return diagnose(signal).to_classify_json(), True
+
+
+def run_classify(args: argparse.Namespace, stdin: Iterable[bytes], stdout: IO[str]) -> int:
+    all_ok = True
+    for raw in stdin:
+        out, ok = classify_line(raw)
+        all_ok = all_ok and ok
+        stdout.write(json.dumps(out) + "\n")
+        stdout.flush()  # each answer as soon as it exists: callers may stream
+    return EXIT_OK if all_ok else EXIT_SOME_ERRORS
+
+
+# ---- diagnose -----------------------------------------------------------------------------------------------
+
+
+def _read_case(args: argparse.Namespace, stdin: IO[bytes]) -> tuple[Any, Any, datetime | None]:
+    """(signal, evidence, now) from flags or from a JSON object on stdin."""
+    from shared.core.signals import SignalError, parse_evidence, parse_failure, parse_time
+
+    if args.status is not None:
+        fields = {k: getattr(args, k) for k in ("status", "code", "message", "endpoint", "auth", "object_id",
+                                                "resource_id", "principal_type", "route", "operation")}
+        obj: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
+    else:
+        try:
+            obj = json.loads(stdin.read().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SignalError(f"stdin is not a JSON object: {exc}") from None
+        if not isinstance(obj, dict):
+            raise SignalError("stdin must hold one JSON object")
+    signal = parse_failure(obj)
+    evidence_obj = obj.get("evidence")
+    if args.evidence:
+        try:
+            with open(args.evidence, encoding="utf-8") as handle:
+                evidence_obj = json.load(handle)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise SignalError(f"cannot read evidence file: {exc}") from None
+    evidence = parse_evidence(evidence_obj) if evidence_obj is not None else None
+    now_text = args.now or obj.get("now")
+    now = parse_time(now_text, "now") if now_text else datetime.now(UTC)
+    return signal, evidence, now
+
+
+def run_diagnose(args: argparse.Namespace, stdin: IO[bytes], stdout: IO[str]) -> int:
+    from shared.core.diagnose import diagnose
+    from shared.core.signals import SignalError
+
+    try:
+        signal, evidence, now = _read_case(args, stdin)
+    except SignalError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_USAGE
+    diagnosis = diagnose(signal, evidence, now=now)
+    if args.json:
+        stdout.write(json.dumps(diagnosis.to_json(), indent=2) + "\n")
+    else:
+        stdout.write(render(diagnosis))
+    return EXIT_OK
+
+
+def render(diagnosis: Any) -> str:
+    """A diagnosis for humans: cause, summary, evidence, the fix command and the steps with their links."""
+    from shared.core.causes import CAUSES
+
+    lines = [
+        f"Cause:      {diagnosis.cause} ({CAUSES[diagnosis.cause].title})",
+        f"Confidence: {diagnosis.confidence}",
+        f"Summary:    {diagnosis.summary}",
+    ]
+    if diagnosis.role_name:
+        lines.append(f"Role:       {diagnosis.role_name} ({diagnosis.role_id})")
+        lines.append(f"Scope:      {diagnosis.scope or '<account-resource-id>'}")
+    lines.append("Evidence:")
+    lines += [f"  - {line}" for line in diagnosis.evidence]
+    if diagnosis.fix_command:
+        lines += ["Fix:", f"  {diagnosis.fix_command}"]
+    if diagnosis.fix_steps:
+        lines.append("Steps:")
+        for number, step in enumerate(diagnosis.fix_steps, 1):
+            lines.append(f"  {number}. {step.text}" + (f"\n     {step.doc_url}" if step.doc_url else ""))
+    return "\n".join(lines) + "\n"
+
+
+# ---- samples ------------------------------------------------------------------------------------------------
+
+SAMPLES_RESOURCE = "samples/failures.jsonl"
+
+
+def load_samples() -> list[tuple[Any, Any, datetime | None]]:
+    """The bundled sample failures: (signal, evidence, now). A sample is judged at its last_seen time."""
+    from importlib.resources import files
+
+    from shared.core.signals import parse_evidence, parse_failure
+
+    cases = []
+    text = files("shared").joinpath(SAMPLES_RESOURCE).read_text(encoding="utf-8")
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        obj = json.loads(line)
+        signal = parse_failure(obj)
+        evidence = parse_evidence(obj["evidence"]) if obj.get("evidence") is not None else None
+        cases.append((signal, evidence, signal.last_seen))
+    return cases
+
+
+def run_samples(args: argparse.Namespace, stdin: IO[bytes], stdout: IO[str]) -> int:
+    from shared.core.diagnose import diagnose
+
+    rows = []
+    for number, (signal, evidence, now) in enumerate(load_samples(), 1):
+        diagnosis = diagnose(signal, evidence, now=now)
+        if args.json:
+            stdout.write(json.dumps(diagnosis.to_json()) + "\n")
+            continue
+        rows.append((str(number), str(signal.status), diagnosis.cause, diagnosis.role_name or "-",
+                     diagnosis.confidence, diagnosis.summary))
+    if not args.json:
+        stdout.write(table(("#", "status", "cause", "role", "confidence", "summary"), rows))
+    return EXIT_OK
+
+
+def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    """Left-aligned columns; the last column is not padded."""
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header) - 1)]
+    out = []
+    for row in (header, tuple("-" * len(h) for h in header), *rows):
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
+        out.append("  ".join([*cells, row[-1]]))
+    return "\n".join(out) + "\n"

@@ -1,0 +1,532 @@
+"""The diagnosis engine: one failure signal (+ optional live evidence) in, one Diagnosis out. Pure and total.
+
+Order of reasoning:
+1. The text (messages.analyze, cached) says which family the failure belongs to.
+2. Resource settings override the text when they are decisive: a key caller on a resource with key auth disabled
+   is `local_auth_disabled`; a 403 on a resource that refuses public traffic is `network_denied` when the text
+   does not point elsewhere.
+3. Non-role families map straight to their cause. Role families (a PermissionDenied text, or a bare 401/403 from
+   an Entra caller whose object id the service logged, i.e. whose token it accepted) go through the evidence:
+   which roles the caller holds at the target scope, directly or through a group, and how old they are.
+Only the three least-privilege data roles are ever named, and only for role-fixable causes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+
+from shared.core import causes, endpoints, fixes, messages
+from shared.core.allowlist import normalize_object_id
+from shared.core.model import (
+    ENTRA,
+    HIGH,
+    KEY,
+    LOW,
+    MEDIUM,
+    Diagnosis,
+    Evidence,
+    FailureSignal,
+    ResourceEvidence,
+    RoleAssignmentEvidence,
+)
+from shared.core.roles import BY_GUID, GRANTABLE, LEAST_PRIVILEGE_FOR_SURFACE, OPENAI, PROJECT, Role, guid_of
+
+DEFAULT_WINDOW = timedelta(minutes=10)
+_object_id = lru_cache(maxsize=16384)(normalize_object_id)  # the same callers fail again and again
+DEFAULT_PRINCIPAL_TYPE = "ServicePrincipal"
+_PRINCIPAL_TYPES = {
+    "serviceprincipal": "ServicePrincipal",
+    "managedidentity": "ServicePrincipal",
+    "user": "User",
+    "group": "Group",
+}
+_ROLE_STATUSES = (401, 403)
+
+# Text kinds that decide the cause on their own (high confidence when a specific phrase matched).
+_TEXT_CAUSES = {
+    messages.LOCAL_AUTH: "local_auth_disabled",
+    messages.TENANT: "tenant_mismatch",
+    messages.NETWORK: "network_denied",
+    messages.AUDIENCE: "token_audience_invalid",
+    messages.BAD_CREDENTIAL: "token_invalid_or_expired",
+    messages.MISSING_KEY: "missing_api_key",
+    messages.INVALID_KEY: "invalid_api_key",
+    messages.NOT_FOUND: "endpoint_or_deployment_not_found",
+    messages.BLOCKED: "blocked_or_other",
+}
+_STATIC_STEPS = {
+    "token_invalid_or_expired": fixes.STEPS_TOKEN,
+    "tenant_mismatch": fixes.STEPS_TENANT,
+    "invalid_api_key": fixes.STEPS_INVALID_KEY,
+    "missing_api_key": fixes.STEPS_MISSING_KEY,
+    "local_auth_disabled": fixes.STEPS_LOCAL_AUTH,
+    "network_denied": fixes.STEPS_NETWORK,
+    "endpoint_or_deployment_not_found": fixes.STEPS_NOT_FOUND,
+    "blocked_or_other": fixes.STEPS_BLOCKED,
+    "unknown": fixes.STEPS_UNKNOWN,
+}
+
+
+def diagnose(
+    signal: FailureSignal,
+    evidence: Evidence | None = None,
+    *,
+    now: datetime | None = None,
+    propagation_window: timedelta = DEFAULT_WINDOW,
+) -> Diagnosis:
+    """Diagnose one failure. `now=None` means role ages cannot be judged. Never raises."""
+    try:
+        return _diagnose(signal, evidence, now, propagation_window)
+    except Exception as exc:  # noqa: BLE001 - one malformed signal must not stop a batch; it becomes `unknown`
+        return Diagnosis(
+            cause="unknown",
+            role_fixable=False,
+            confidence=LOW,
+            summary=fixes.SUMMARIES["unknown"].format(why=" (the engine could not read this signal)"),
+            evidence=(f"engine error: {type(exc).__name__}: {exc}"[:300],),
+            fix_steps=fixes.STEPS_UNKNOWN,
+        )
+
+
+# ---- the decision -------------------------------------------------------------------------------------------
+
+
+class _Case:
+    """Everything the rules read, computed once per call."""
+
+    __slots__ = ("signal", "evidence", "resource", "status", "facts", "auth", "object_id", "surface", "project",
+                 "surface_from", "lines")
+
+    def __init__(self, signal: FailureSignal, evidence: Evidence | None):
+        self.signal = signal
+        self.evidence = evidence
+        self.resource: ResourceEvidence | None = evidence.resource if evidence is not None else None
+        status = signal.status
+        self.status = status if type(status) is int else _int_or_zero(status)
+        self.facts, self.surface, self.project, self.surface_from, first_line = _read_text(
+            self.status, _text(signal.code), _text(signal.message), _text(signal.endpoint), _text(signal.route),
+            _text(signal.operation),
+        )
+        self.object_id = _object_id(_text(signal.object_id))
+        self.auth = _auth(signal.auth, self.object_id)
+        if self.surface is None and self.resource is not None and (self.resource.kind or "").lower() == "openai":
+            self.surface, self.surface_from = OPENAI, "resource kind OpenAI"
+        self.lines: list[str] = [first_line]
+
+
+@lru_cache(maxsize=8192)
+def _read_text(
+    status: int, code: str | None, message: str | None, endpoint: str | None, route: str | None,
+    operation: str | None,
+) -> tuple[messages.TextFacts, str | None, str | None, str, str]:
+    """The per-text part of a case (the same for every caller hitting the same error on the same route)."""
+    facts = messages.analyze(status, code, message)
+    hint_route = facts.route.split(" ", 1)[1] if facts.route else None
+    surface, project, surface_from = endpoints.detect(endpoint, route, operation, facts.data_action, hint_route)
+    return facts, surface, project, surface_from, _describe_failure(status, facts)
+
+
+def _diagnose(
+    signal: FailureSignal, evidence: Evidence | None, now: datetime | None, window: timedelta
+) -> Diagnosis:
+    case = _Case(signal, evidence)
+    facts = case.facts
+    if cause := _settings_override(case):
+        return _plain(case, cause, HIGH)
+    if facts.kind in _TEXT_CAUSES:
+        cause = _TEXT_CAUSES[facts.kind]
+        confidence = HIGH if facts.strong else MEDIUM
+        if cause == "network_denied" and not facts.strong and _refuses_public(case.resource):
+            confidence = HIGH
+        if cause == "token_invalid_or_expired" and facts.phrase == messages.GENERIC_401_PHRASE:
+            confidence = MEDIUM  # the generic message also covers a wrong audience
+        return _plain(case, cause, confidence)
+    if facts.kind == messages.PERMISSION or (
+        facts.kind == messages.EMPTY and case.status in _ROLE_STATUSES and case.auth == ENTRA and case.object_id
+    ):
+        return _role_path(case, now, window)
+    return _fallback(case)
+
+
+def _settings_override(case: _Case) -> str | None:
+    resource, kind = case.resource, case.facts.kind
+    if resource is None or case.status not in _ROLE_STATUSES:
+        return None
+    if case.auth == KEY and resource.disable_local_auth and kind not in (messages.NETWORK, messages.NOT_FOUND):
+        case.lines.append("The resource has disableLocalAuth=true and the caller sent a key")
+        return "local_auth_disabled"
+    if case.status == 403 and _refuses_public(resource) and kind in (messages.EMPTY, messages.OTHER,
+                                                                      messages.NETWORK):
+        case.lines.append("The resource refuses public traffic: " + _network_settings(resource))
+        return "network_denied"
+    return None
+
+
+def _fallback(case: _Case) -> Diagnosis:
+    status, kind = case.status, case.facts.kind
+    if kind == messages.CONTROL_PLANE:
+        case.lines.append("This is an Azure Resource Manager (control-plane) authorization failure, not an "
+                          "inference data-plane one; a data role would not fix it")
+        return _plain(case, "unknown", MEDIUM, why=" as an inference failure")
+    if status == 404:
+        return _plain(case, "endpoint_or_deployment_not_found", MEDIUM)
+    if status == 429 or status >= 500:
+        return _plain(case, "blocked_or_other", MEDIUM, what=f"HTTP {status} is a throttling or service error")
+    if kind == messages.EMPTY and status == 401 and case.auth == KEY:
+        case.lines.append("No Entra object id: a key (or anonymous) caller; without the body the key cannot be "
+                          "told apart from a missing one")
+        return _plain(case, "invalid_api_key", LOW)
+    if kind == messages.EMPTY and case.auth == ENTRA and not case.object_id and status in _ROLE_STATUSES:
+        case.lines.append("Entra caller without an object id: the token may not have been accepted")
+    return _plain(case, "unknown", LOW)
+
+
+# ---- role causes --------------------------------------------------------------------------------------------
+
+
+class _Held:
+    """The caller's assignments that apply at the target, sorted by what they grant for the call's surface."""
+
+    __slots__ = ("granting", "other_data", "control", "custom")
+
+    def __init__(self) -> None:
+        self.granting: list[tuple[RoleAssignmentEvidence, Role]] = []
+        self.other_data: list[tuple[RoleAssignmentEvidence, Role]] = []
+        self.control: list[tuple[RoleAssignmentEvidence, Role]] = []
+        self.custom: list[RoleAssignmentEvidence] = []
+
+
+def _role_path(case: _Case, now: datetime | None, window: timedelta) -> Diagnosis:
+    surface = case.surface
+    role = LEAST_PRIVILEGE_FOR_SURFACE.get(surface) if surface else None
+    scope = _target_scope(case)
+    assignments = case.evidence.assignments if case.evidence is not None else None
+    strong_text = case.facts.kind == messages.PERMISSION
+    if not strong_text:
+        case.lines.append("No error text: the service logged the caller's object id, so it accepted the token and "
+                          "the request failed authorization")
+    elif case.auth == KEY:
+        case.lines.append("The signal says key auth, but the service evaluated an Entra principal: the client is "
+                          "sending a token")
+    if surface:
+        case.lines.append(f"Surface: {fixes.surface_text(surface)}, from the {case.surface_from}")
+    else:
+        case.lines.append("Surface unknown: no endpoint route, operation or data action to tell it")
+
+    if assignments is None:
+        case.lines.append("Role assignments were not looked up: diagnosed from the failure alone")
+        return _role_fix(case, "missing_data_role", MEDIUM if strong_text else LOW, role, scope, looked_up=False)
+
+    held = _sort_assignments(case, assignments, scope)
+    confidence = HIGH if strong_text else MEDIUM
+    if held.granting:
+        return _granting(case, held, role, scope, now, window, confidence)
+    if held.other_data and surface is None:
+        case.lines.append("Holds data roles for some surfaces only (" + ", ".join(_names(held.other_data))
+                          + "); without the surface it is unknown whether they cover this call")
+        return _role_fix(case, "missing_data_role", LOW, role, scope, looked_up=True)
+    if held.other_data:
+        names = _names(held.other_data)
+        for assignment, found in held.other_data:
+            where = found.data_elsewhere or ", ".join(sorted(fixes.surface_text(s) for s in found.data_surfaces))
+            case.lines.append(f"{found.name} at {assignment.scope} grants data access to {where} only")
+        return _role_fix(case, "wrong_role_for_surface", confidence, role, scope, held_names=names)
+    if held.control and not held.custom:
+        case.lines.append("Held roles grant no data actions: " + ", ".join(_names(held.control)))
+        return _role_fix(case, "control_plane_role_only", confidence, role, scope, held_names=_names(held.control))
+    if held.custom:
+        case.lines.append("Holds custom or unrecognized roles whose data actions are unknown here: "
+                          + ", ".join(guid_of(a.role_definition_id) for a in held.custom))
+        return _role_fix(case, "missing_data_role", MEDIUM, role, scope, looked_up=True)
+    case.lines.append("No role assignment applies to the caller at this scope")
+    return _role_fix(case, "missing_data_role", confidence, role, scope, looked_up=True)
+
+
+def _granting(
+    case: _Case,
+    held: _Held,
+    role: Role | None,
+    scope: str | None,
+    now: datetime | None,
+    window: timedelta,
+    confidence: str,
+) -> Diagnosis:
+    direct = [(a, r) for a, r in held.granting if not a.via_group]
+    if direct:
+        return _age_verdict(case, direct, now, window, confidence, "direct")
+    group_role = held.granting[0][1]
+    principal_type, assumed = _principal_type(case)
+    for assignment, found in held.granting:
+        case.lines.append(f"{found.name} is held only through a group (assignment at {assignment.scope})")
+    if principal_type == "ServicePrincipal":
+        if assumed:
+            case.lines.append("Principal type unknown; assumed a managed identity (ServicePrincipal)")
+        fix_role = role or (group_role if group_role.guid in GRANTABLE else None)
+        return _role_fix(case, "group_membership_cache", MEDIUM if assumed else confidence, fix_role, scope,
+                         held_names=[group_role.name])
+    return _age_verdict(case, held.granting, now, window, confidence, "through a group")
+
+
+def _age_verdict(
+    case: _Case,
+    granting: list[tuple[RoleAssignmentEvidence, Role]],
+    now: datetime | None,
+    window: timedelta,
+    confidence: str,
+    how: str,
+) -> Diagnosis:
+    young: list[tuple[RoleAssignmentEvidence, Role, timedelta]] = []
+    settled = []
+    for assignment, found in granting:
+        age = _age(assignment.created_on, now)
+        if age is not None and age < window:
+            young.append((assignment, found, age))
+        else:
+            settled.append((assignment, found, age))
+        case.lines.append(f"Holds {found.name} at {assignment.scope} ({how}, {_age_text(age, assignment)})")
+    if young and not settled:
+        assignment, found, age = min(young, key=lambda item: item[2])
+        return _finish(case, "propagation_pending", confidence,
+                       fixes.summary_pending(found.name, max(age, timedelta(0)), window), steps=fixes.STEPS_PENDING)
+    if now is None and any(a.created_on is not None for a, _, _ in settled):
+        case.lines.append("No current time given: assignment ages were not judged")
+        confidence = MEDIUM
+    return _finish(case, "role_present_still_denied", confidence, fixes.summary_present(settled[0][1].name),
+                   steps=fixes.STEPS_PRESENT)
+
+
+def _role_fix(
+    case: _Case,
+    cause: str,
+    confidence: str,
+    role: Role | None,
+    scope: str | None,
+    *,
+    looked_up: bool = True,
+    held_names: list[str] | None = None,
+) -> Diagnosis:
+    if cause == "missing_data_role":
+        summary = fixes.summary_missing(role, case.surface, scope, looked_up)
+    elif cause == "control_plane_role_only":
+        summary = fixes.summary_control_plane(held_names or [], role, scope, case.surface)
+    elif cause == "wrong_role_for_surface":
+        summary = fixes.summary_wrong_surface(held_names or [], role, case.surface, scope)
+    else:
+        summary = fixes.summary_group_cache((held_names or ["the role"])[0], role, scope, case.surface)
+    if role is None:
+        return _finish(case, cause, LOW, summary, steps=fixes.STEPS_UNKNOWN)
+    principal_type, assumed = _principal_type(case)
+    if assumed:
+        case.lines.append(f"Principal type not known: the command assumes {DEFAULT_PRINCIPAL_TYPE}")
+    object_id = case.object_id or messages.guid_in(case.facts.principal)
+    if object_id and not case.object_id:
+        case.lines.append("Caller object id taken from the error text")
+    elif not object_id:
+        case.lines.append("Caller object id unknown: fill in <caller-object-id>")
+    if scope is None:
+        case.lines.append("Resource id unknown: fill in <account-resource-id>")
+    command = fixes.role_command(object_id, principal_type, role.guid, scope)
+    steps = (fixes.steps_group_cache if cause == "group_membership_cache" else fixes.steps_role)(
+        command, case.surface
+    )
+    return _finish(case, cause, confidence, summary, steps=steps, role=role, scope=scope, command=command)
+
+
+# ---- building the Diagnosis ---------------------------------------------------------------------------------
+
+
+def _plain(case: _Case, cause: str, confidence: str, *, what: str = "", why: str = "") -> Diagnosis:
+    facts = case.facts
+    template = fixes.SUMMARIES[cause]
+    steps = _STATIC_STEPS.get(cause, fixes.STEPS_UNKNOWN)
+    if cause == "token_audience_invalid":
+        scope = _token_scope(case)
+        summary = template.format(audience=f" (the endpoint expects {facts.audience})" if facts.audience else "",
+                                  scope=scope)
+        steps = fixes.steps_token_scope(scope)
+    elif cause == "token_invalid_or_expired":
+        key_note = ""
+        if case.auth == KEY:
+            key_note = " (an API key was sent as a bearer token)"
+            case.lines.append("The caller uses a key, but the service read a bearer token: the key went into the "
+                              "Authorization header")
+        summary = template.format(key_note=key_note, scope=_token_scope(case))
+    elif cause == "tenant_mismatch":
+        summary = template.format(tenant=f" ({facts.token_tenant})" if facts.token_tenant else "")
+        if case.resource is not None and case.resource.tenant_id:
+            case.lines.append(f"The resource's tenant is {case.resource.tenant_id}")
+    elif cause == "invalid_api_key":
+        summary = template
+        if facts.wrong_endpoint_possible:
+            case.lines.append("The same message is returned for a wrong endpoint (another resource or region)")
+    elif cause == "blocked_or_other":
+        summary = template.format(what=what or fixes.blocked_what(facts.phrase))
+    elif cause == "unknown":
+        summary = template.format(why=why)
+    else:
+        summary = template
+    if cause == "network_denied" and case.resource is not None and _refuses_public(case.resource):
+        line = "The resource refuses public traffic: " + _network_settings(case.resource)
+        if line not in case.lines:
+            case.lines.append(line)
+    return _finish(case, cause, confidence, summary, steps=steps)
+
+
+def _finish(
+    case: _Case,
+    cause: str,
+    confidence: str,
+    summary: str,
+    *,
+    steps: tuple = (),
+    role: Role | None = None,
+    scope: str | None = None,
+    command: str | None = None,
+) -> Diagnosis:
+    # A role is named only when it is one of the three grantable data roles and the cause is one a role fixes.
+    if role is None or role.guid not in GRANTABLE or not causes.CAUSES[cause].role_fixable:
+        role, command = None, None
+    return Diagnosis(
+        cause=cause,
+        role_fixable=role is not None,
+        confidence=confidence,
+        summary=summary,
+        role_name=role.name if role else None,
+        role_id=role.guid if role else None,
+        scope=scope if role else None,
+        surface=case.surface,
+        evidence=tuple(case.lines),
+        fix_command=command,
+        fix_steps=steps,
+    )
+
+
+# ---- helpers ------------------------------------------------------------------------------------------------
+
+
+def _int_or_zero(value: object) -> int:
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        return 0
+
+
+def _text(value: object) -> str | None:
+    if value is None or type(value) is str:
+        return value  # type: ignore[return-value]
+    return str(value)
+
+
+def _auth(auth: object, object_id: str | None) -> str | None:
+    folded = auth.strip().lower() if isinstance(auth, str) else ""
+    if folded in (ENTRA, KEY):
+        return folded
+    return ENTRA if object_id else None
+
+
+def _describe_failure(status: int, facts: messages.TextFacts) -> str:
+    head = f"HTTP {status}" + (f", code {facts.code}" if facts.code else "")
+    if facts.message:
+        head += f": {facts.message}"
+    if facts.phrase:
+        head += f" [matched: {facts.phrase}]"
+    return head
+
+
+def _refuses_public(resource: ResourceEvidence | None) -> bool:
+    if resource is None:
+        return False
+    return (resource.public_network_access or "").lower() == "disabled" or (
+        (resource.network_default_action or "").lower() == "deny"
+    )
+
+
+def _network_settings(resource: ResourceEvidence) -> str:
+    parts = []
+    if resource.public_network_access:
+        parts.append(f"publicNetworkAccess={resource.public_network_access}")
+    if resource.network_default_action:
+        parts.append(f"defaultAction={resource.network_default_action}")
+    parts.append(f"{len(resource.ip_rules)} IP rule(s), {len(resource.virtual_network_rules)} VNet rule(s), "
+                 f"{resource.private_endpoints} private endpoint(s)")
+    return ", ".join(parts)
+
+
+def _token_scope(case: _Case) -> str:
+    audience = (case.facts.audience or "").lower()
+    if case.surface == PROJECT or ("ai.azure.com" in audience and "cognitiveservices" not in audience):
+        return fixes.FOUNDRY_PROJECT_SCOPE
+    return fixes.STANDARD_SCOPE
+
+
+def _target_scope(case: _Case) -> str | None:
+    resource_id = _text(case.signal.resource_id) or (case.resource.resource_id if case.resource else None)
+    if not resource_id or not resource_id.strip():
+        return None
+    account = endpoints.account_id_of(resource_id)
+    project = endpoints.project_of_resource(resource_id) or case.project
+    if case.surface == PROJECT:
+        if project:
+            return endpoints.project_scope(account, project)
+        case.lines.append("Project name unknown: the narrowest known scope is the account")
+    return account
+
+
+def _sort_assignments(case: _Case, assignments: tuple, scope: str | None) -> _Held:
+    held = _Held()
+    surface = case.surface
+    for assignment in assignments:
+        if not isinstance(assignment, RoleAssignmentEvidence):
+            continue
+        if scope and not endpoints.covers(assignment.scope or "", scope):
+            case.lines.append(f"Ignored {_role_label(assignment)} at {assignment.scope}: it does not cover {scope}")
+            continue
+        found = BY_GUID.get(guid_of(assignment.role_definition_id or ""))
+        if found is None:
+            held.custom.append(assignment)
+        elif found.data_surfaces and (surface in found.data_surfaces if surface else len(found.data_surfaces) > 1):
+            held.granting.append((assignment, found))
+        elif found.data_surfaces or found.data_elsewhere:
+            held.other_data.append((assignment, found))
+        else:
+            held.control.append((assignment, found))
+    return held
+
+
+def _role_label(assignment: RoleAssignmentEvidence) -> str:
+    found = BY_GUID.get(guid_of(assignment.role_definition_id or ""))
+    return found.name if found else guid_of(assignment.role_definition_id or "")
+
+
+def _names(pairs: list[tuple[RoleAssignmentEvidence, Role]]) -> list[str]:
+    return list(dict.fromkeys(found.name for _, found in pairs))
+
+
+def _principal_type(case: _Case) -> tuple[str, bool]:
+    """The caller's principal type for the command, and whether it was assumed."""
+    candidates = [case.evidence.principal_type if case.evidence is not None else None, case.signal.principal_type]
+    if case.evidence is not None and case.evidence.assignments:
+        candidates += [a.principal_type for a in case.evidence.assignments
+                       if isinstance(a, RoleAssignmentEvidence) and not a.via_group]
+    for candidate in candidates:
+        if isinstance(candidate, str) and (known := _PRINCIPAL_TYPES.get(candidate.strip().lower())):
+            return known, False
+    return DEFAULT_PRINCIPAL_TYPE, True
+
+
+def _age(created_on: datetime | None, now: datetime | None) -> timedelta | None:
+    if created_on is None or now is None:
+        return None
+    if (created_on.tzinfo is None) != (now.tzinfo is None):  # treat a naive time as UTC
+        created_on = created_on.replace(tzinfo=UTC) if created_on.tzinfo is None else created_on
+        now = now.replace(tzinfo=UTC) if now.tzinfo is None else now
+    return now - created_on
+
+
+def _age_text(age: timedelta | None, assignment: RoleAssignmentEvidence) -> str:
+    if age is None:
+        return "created " + (assignment.created_on.isoformat() if assignment.created_on else "at an unknown time")
+    if age < timedelta(0):
+        return "created in the future by the clock given"
+    return f"assigned {fixes.minutes(age)} ago"

@@ -1,0 +1,213 @@
+"""Which inference surface a failed call hit, and the narrowest scope for it. Pure string work, cached.
+
+Surfaces (see roles.py): `openai` for `/openai/...`, `models` for Foundry Models inference (`/models...`),
+`project` for `/api/projects/{p}/...` (including the project's OpenAI-compatible `/api/projects/{p}/openai/...`).
+A surface is read from, in order: the endpoint URL path, the route (a path or a log `apiName`), the log
+`OperationName`, then hints found in the error text (its data action or `METHOD /path`). A bare host is the
+weakest hint: `*.openai.azure.com` serves only `/openai/...`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from shared.core.allowlist import normalize_scope
+from shared.core.roles import MODELS, OPENAI, PROJECT
+
+OPENAI_HOST_SUFFIX = ".openai.azure.com"
+FOUNDRY_HOST_SUFFIX = ".services.ai.azure.com"
+COGNITIVE_HOST_SUFFIX = ".cognitiveservices.azure.com"
+
+_PROJECTS_SEGMENT = "/api/projects/"
+_PROJECT_PLACEHOLDERS = frozenset({"{projectname}", "{project}", "{project_name}", "<project>", "*"})
+
+# Data-action namespaces of the three surfaces (Microsoft.CognitiveServices/accounts/<ns>/...).
+_DATA_ACTION_SURFACES = (("/openai/", OPENAI), ("/maas/", MODELS), ("/aiservices/", PROJECT))
+
+# AzureDiagnostics OperationName prefixes of the Azure OpenAI data plane (classic and Assistants APIs).
+_OPENAI_OPERATION_WORDS = (
+    "chatcompletions",
+    "completions",
+    "embeddings",
+    "imagegenerations",
+    "audio",
+    "assistant",
+    "thread",
+    "run",
+    "file",
+    "batch",
+    "finetun",
+    "fine_tun",
+    "realtime",
+    "response",
+    "vectorstore",
+    "vector_store",
+    "deployment",
+    "extensions",
+)
+_MODELS_OPERATION_WORDS = ("maas", "modelinference", "model_inference", "models_")
+
+
+def host_and_path(endpoint: str) -> tuple[str, str]:
+    """Lower-cased host and path (query and fragment dropped) of a URL, or of a bare host / bare path."""
+    text = endpoint.strip()
+    scheme_end = text.find("://")
+    if scheme_end >= 0:
+        text = text[scheme_end + 3 :]
+    elif text.startswith("/"):
+        return "", _clean_path(text)
+    slash = text.find("/")
+    host, path = (text, "/") if slash < 0 else (text[:slash], text[slash:])
+    host = host.rsplit("@", 1)[-1].split(":", 1)[0].lower()
+    return host, _clean_path(path)
+
+
+def _clean_path(path: str) -> str:
+    for mark in ("?", "#"):
+        cut = path.find(mark)
+        if cut >= 0:
+            path = path[:cut]
+    return path.lower() or "/"
+
+
+def surface_of_path(path: str) -> str | None:
+    if not path:
+        return None
+    lowered = path.lower()
+    if _PROJECTS_SEGMENT in lowered or lowered.startswith("api/projects/"):
+        return PROJECT
+    if lowered.startswith("/openai/") or lowered == "/openai" or lowered.startswith("openai/"):
+        return OPENAI
+    if lowered.startswith("/models") or lowered.startswith("models/") or lowered == "models":
+        return MODELS
+    if "/openai/deployments/" in lowered:  # a gateway prefix in front of the Azure OpenAI path
+        return OPENAI
+    return None
+
+
+def surface_of_host(host: str) -> str | None:
+    # Only *.openai.azure.com is decisive: AIServices hosts serve all three surfaces.
+    return OPENAI if host.endswith(OPENAI_HOST_SUFFIX) else None
+
+
+def is_inference_host(host: str) -> bool:
+    return host.endswith((OPENAI_HOST_SUFFIX, FOUNDRY_HOST_SUFFIX, COGNITIVE_HOST_SUFFIX))
+
+
+def surface_of_route(route: str) -> str | None:
+    """A URL path, or a log `apiName` such as "Azure OpenAI API version 2024-02-15-preview"."""
+    text = route.strip()
+    if not text:
+        return None
+    if "/" in text:
+        return surface_of_path(host_and_path(text)[1] if "://" in text else text)
+    lowered = text.lower()
+    if "openai" in lowered:
+        return OPENAI
+    if "model inference" in lowered or "models" in lowered or "maas" in lowered:
+        return MODELS
+    if "agent" in lowered or "project" in lowered:
+        return PROJECT
+    return None
+
+
+def surface_of_operation(operation: str) -> str | None:
+    """A log `OperationName` such as `ChatCompletions_Create` or `Create_Thread`."""
+    lowered = operation.strip().lower()
+    if not lowered:
+        return None
+    if any(word in lowered for word in _MODELS_OPERATION_WORDS):
+        return MODELS
+    if any(word in lowered for word in _OPENAI_OPERATION_WORDS):
+        return OPENAI
+    return None
+
+
+def surface_of_data_action(data_action: str) -> str | None:
+    lowered = data_action.lower()
+    for marker, surface in _DATA_ACTION_SURFACES:
+        if marker in lowered:
+            return surface
+    return None
+
+
+def project_from_path(path: str) -> str | None:
+    """`p` from `/api/projects/p/...`; None for placeholders such as `{projectName}`."""
+    lowered = path.lower()
+    at = lowered.find(_PROJECTS_SEGMENT)
+    if at < 0:
+        return None
+    rest = path[at + len(_PROJECTS_SEGMENT) :]
+    name = rest.split("/", 1)[0].strip()
+    if not name or name.lower() in _PROJECT_PLACEHOLDERS:
+        return None
+    return name
+
+
+@lru_cache(maxsize=4096)
+def detect(
+    endpoint: str | None,
+    route: str | None,
+    operation: str | None,
+    hint_data_action: str | None = None,
+    hint_route: str | None = None,
+) -> tuple[str | None, str | None, str]:
+    """(surface, project name, where the surface came from). Arguments are the signal's fields and the hints
+    the message analysis found; any may be None."""
+    host, path = host_and_path(endpoint) if endpoint else ("", "")
+    project = project_from_path(path) if path else None
+    if route and project is None and "/" in route:
+        project = project_from_path(route)
+    surface = surface_of_path(path) if path not in ("", "/") else None
+    if surface:
+        return surface, project, "endpoint path"
+    if route and (surface := surface_of_route(route)):
+        return surface, project, "route"
+    if operation and (surface := surface_of_operation(operation)):
+        return surface, project, "operation name"
+    if hint_data_action and (surface := surface_of_data_action(hint_data_action)):
+        return surface, project, "data action in the error"
+    if hint_route and (surface := surface_of_path(hint_route)):
+        return surface, project, "operation in the error"
+    if host and (surface := surface_of_host(host)):
+        return surface, project, "endpoint host"
+    return None, project, ""
+
+
+# ---- scopes -------------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4096)
+def account_id_of(resource_id: str) -> str:
+    """The account part of an account or project resource id, keeping the caller's casing."""
+    parts = resource_id.strip().rstrip("/").split("/")
+    lowered = [p.lower() for p in parts]
+    for at in range(len(lowered) - 1):
+        if lowered[at] == "accounts" and at > 0 and lowered[at - 1] == "microsoft.cognitiveservices":
+            return "/".join(parts[: at + 2])
+    return resource_id.strip().rstrip("/")
+
+
+@lru_cache(maxsize=4096)
+def project_of_resource(resource_id: str) -> str | None:
+    """The project name when `resource_id` is a Foundry project id (`.../accounts/a/projects/p`)."""
+    parts = resource_id.strip().rstrip("/").split("/")
+    if len(parts) >= 2 and parts[-2].lower() == "projects" and "/accounts/" in resource_id.lower():
+        return parts[-1] or None
+    return None
+
+
+@lru_cache(maxsize=4096)
+def project_scope(account_id: str, project: str) -> str:
+    return f"{account_id_of(account_id)}/projects/{project}"
+
+
+_scope_key = lru_cache(maxsize=8192)(normalize_scope)  # case-insensitive, slash-normalized ARM id
+
+
+def covers(assignment_scope: str, target_scope: str) -> bool:
+    """True when an assignment at `assignment_scope` applies at `target_scope` (equal or an ancestor)."""
+    if not assignment_scope.strip():
+        return False  # no scope is no scope, not the root "/"
+    held, target = _scope_key(assignment_scope), _scope_key(target_scope)
+    return held == "/" or target == held or target.startswith(held + "/")

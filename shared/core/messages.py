@@ -1,0 +1,346 @@
+"""Reading error texts as real reports carry them, and sorting them into a few kinds.
+
+Texts arrive wrapped: `openai.AuthenticationError: Error code: 401 - {'error': {...}}` (Python-dict quoting),
+azure-core `ClientAuthenticationError: (PermissionDenied) ... Code: ... Message: ...`, .NET
+`Azure.RequestFailedException ... Status: 401 (PermissionDenied) ... Content: {...}`, JSON escaped inside
+strings, redacted ids, and gateways' HTML pages. Classification scans the whole unwrapped text with cheap
+substring checks (regexes run only to pull out details once a keyword is known to be there); the result is
+cached per (status, code, message).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+# Kinds of text, one per family of causes (the engine maps them to catalogue ids with the live evidence).
+EMPTY = "empty"  # no text, or nothing beyond "401 Unauthorized"
+PERMISSION = "permission"  # authenticated, authorization (data action) denied
+AUDIENCE = "audience"
+BAD_CREDENTIAL = "bad_bearer"  # token missing, invalid or expired
+TENANT = "tenant"
+LOCAL_AUTH = "local_auth"
+INVALID_KEY = "invalid_key"
+MISSING_KEY = "missing_key"
+NETWORK = "network"
+NOT_FOUND = "not_found"
+BLOCKED = "blocked"
+CONTROL_PLANE = "control_plane"  # an ARM (management) authorization failure: not an inference data role
+OTHER = "other"
+
+MAX_TEXT = 20_000  # longer texts are cut before analysis (stack traces); the signal keeps the original
+_DISPLAY = 300
+
+_STANDARD_AUDIENCE = "cognitiveservices.azure"
+# The service's catch-all 401: it does not say which of missing, invalid, wrong audience or expired applies.
+GENERIC_401_PHRASE = "access token is missing, invalid, audience is incorrect, or have expired"
+
+
+@dataclass(frozen=True, slots=True)
+class TextFacts:
+    kind: str
+    strong: bool  # a specific code or phrase matched (as opposed to a status-only or HTML guess)
+    code: str | None = None  # the service's error code, unwrapped
+    message: str | None = None  # the service's message, unwrapped, whitespace-collapsed, shortened
+    phrase: str = ""  # what matched, quoted in evidence lines
+    data_action: str | None = None  # Microsoft.CognitiveServices/accounts/<ns>/... named by a PermissionDenied
+    route: str | None = None  # "POST /api/projects/{projectName}/assistants" named by a PermissionDenied
+    principal: str | None = None  # the principal named in the text (GUID, UPN or a redaction)
+    audience: str | None = None  # the audience(s) the text names
+    token_tenant: str | None = None
+    wrong_endpoint_possible: bool = False
+    html: bool = False
+
+
+# ---- unwrapping ---------------------------------------------------------------------------------------------
+
+_TAG = re.compile(r"<[^>]+>")
+_SPACE = re.compile(r"\s+")
+_TITLE = re.compile(r"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_H1 = re.compile(r"<h1[^>]*>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
+_JSON_CODE = re.compile(r"""["']code["']\s*:\s*(?:(["'])(.*?)\1|(\d{3}))""", re.DOTALL)
+_JSON_MESSAGE = re.compile(r"""["']message["']\s*:\s*(["'])((?:\\.|(?!\1).)*)\1""", re.DOTALL)
+_CODE_MESSAGE_LINES = re.compile(r"Code:\s*([^\n\r]+?)\s*[\r\n]+\s*Message:\s*([^\n\r]+)")
+_DOTNET_ERROR_CODE = re.compile(r"ErrorCode:\s*(\w[\w.]*)")
+_NO_CODE = frozenset({"none", "null", ""})
+_STATUS_PAREN = re.compile(r"(?:Error|Exception)\s*:\s*\((\d{3})\)\s*(?:([A-Za-z]\w*):)?\s*([^\r\n]*)")
+_CODE_PAREN = re.compile(r"(?:Error|Exception)\s*:\s*\(([A-Za-z][\w .]*?)\)\s*([^\r\n]*)")
+_STATUS_PAREN_CODE = re.compile(r"\b[1-5]\d\d\s*\(([A-Za-z]\w+)\)")
+
+
+def _unescape(text: str) -> str:
+    """Undo JSON-in-string escaping (`\\"`, `\\u0022`) that reports pick up when errors are re-serialized.
+
+    Only texts that show such escapes are touched, so Windows paths in stack traces stay as they are.
+    """
+    json_like = '":' in text or "':" in text
+    if '\\"' not in text and "\\u00" not in text and not (json_like and "\\n" in text):
+        return text
+    for _ in range(3):
+        before = text
+        text = (
+            text.replace("\\\\", "\\")
+            .replace("\\u0022", '"')
+            .replace("\\u0027", "'")
+            .replace('\\"', '"')
+            .replace("\\r\\n", "\n")
+            .replace("\\n", "\n")
+        )
+        if text == before:
+            break
+    return text
+
+
+def _collapse(text: str) -> str:
+    return _SPACE.sub(" ", text).strip()
+
+
+def _html_text(text: str) -> str:
+    title = _TITLE.search(text)
+    heading = _H1.search(text)
+    parts = [p for p in (title and title.group(1), heading and heading.group(1)) if p]
+    if parts:
+        unique = list(dict.fromkeys(_collapse(_TAG.sub(" ", p)) for p in parts))
+        return " - ".join(unique)
+    return _collapse(_TAG.sub(" ", text))
+
+
+def unwrap(code: str | None, message: str | None) -> tuple[str | None, str | None, bool]:
+    """(code, message, is_html): the service's own code and message out of whatever wraps them."""
+    raw = (message or "")[:MAX_TEXT]
+    if not raw.strip():
+        return (code.strip() or None) if code else None, None, False
+    lowered = raw.lower()
+    if "<html" in lowered or "<!doctype html" in lowered or "<title>" in lowered:
+        return (code.strip() or None) if code else None, _html_text(raw)[:_DISPLAY], True
+    text = _unescape(raw)
+    found_code = found_message = None
+    folded = text.lower()
+    if "code" in folded and "message" in folded:
+        if m := _CODE_MESSAGE_LINES.search(text):
+            found_code, found_message = m.group(1), m.group(2)
+        else:
+            # Nested bodies repeat code/message (a gateway's wrapper around the service's error): the last
+            # plain value is the innermost one, i.e. the service's own.
+            for cm in _JSON_CODE.finditer(text):
+                value = cm.group(2) if cm.group(2) is not None else cm.group(3)
+                if value and value[0] not in "{[":
+                    found_code = value
+            for mm in _JSON_MESSAGE.finditer(text):
+                value = mm.group(2).strip()
+                if value and value[0] not in "{[":
+                    found_message = value
+    if found_code is None and (m := _DOTNET_ERROR_CODE.search(text)):
+        found_code = m.group(1)
+    if found_message is None and (m := _STATUS_PAREN.search(text)):  # "(403) PermissionDenied: The client ..."
+        found_code = found_code or m.group(2)
+        found_message = m.group(3) or None
+    elif found_message is None and (m := _CODE_PAREN.search(text)):  # "(PermissionDenied) The principal ..."
+        found_code = found_code or m.group(1)
+        found_message = m.group(2) or None
+    if found_code is None and (m := _STATUS_PAREN_CODE.search(text)):
+        found_code = m.group(1)
+    if found_code is not None and found_code.strip().lower() in _NO_CODE:
+        found_code = None
+    final_code = (code.strip() or None) if code else None
+    final_code = final_code or (found_code.strip() if found_code else None) or None
+    final_message = _collapse(found_message if found_message else text)[:_DISPLAY] or None
+    return final_code, final_message, False
+
+
+# ---- classification -----------------------------------------------------------------------------------------
+
+_LOCAL_AUTH_PHRASES = (
+    "authenticationtypedisabled",
+    "key based authentication is disabled",
+    "keybasedauthenticationnotpermitted",
+    "local authentication is disabled",
+)
+_TENANT_PHRASES = (
+    "does not match resource tenant",
+    "tenant provided in token",
+    "invalidauthenticationtokentenant",
+    "from the wrong issuer",
+)
+_NETWORK_PHRASES = (
+    "virtual network/firewall",
+    "a virtual network is configured",
+    "public access is disabled",
+    "trafficdenied",
+    "firewall rules",
+    "not allowed by the network",
+    "ip address is not allowed",
+)
+_AUDIENCE_PHRASES = (
+    "invalidauthenticationtokenaudience",
+    "invalidaudience",
+    "invalid audience",
+    "wrong audience",
+    "audience is invalid",
+    "audience validation failed",
+)
+_TOKEN_PHRASES = (
+    "access token is missing",
+    "expiredauthenticationtoken",
+    "token is expired",
+    "token has expired",
+    "token expired",
+    "lifetime validation failed",
+    "is earlier than current utc time",
+    "invalidauthenticationtoken",
+    "invalid token",
+    "invalid_token",
+    "token is not valid",
+    "signature validation failed",
+)
+_MISSING_KEY_PHRASES = (
+    "missing subscription key",
+    "subscriptionkeynotfound",
+    "missing api key",
+    "no api key provided",
+    "api key not provided",
+)
+_INVALID_KEY_PHRASES = (
+    "invalid subscription key",
+    "subscriptionkeyinvalid",
+    "invalid api key",
+    "incorrect api key",
+    "api key is invalid",
+)
+_PERMISSION_PHRASES = (
+    "lacks the required data action",
+    "does not have access to api/operation",
+    "permissiondenied",
+    "does not have permission to perform",
+    "does not have permissions for",
+)
+_CONTROL_PLANE_PHRASES = ("authorizationfailed", "does not have authorization to perform action")
+_NOT_FOUND_PHRASES = (
+    "deploymentnotfound",
+    "api deployment for this resource does not exist",
+    "resource not found",
+    "operationnotfound",
+    "could not be found",
+    "model_not_found",
+)
+_BLOCKED_PHRASES = (
+    "temporarily blocked",
+    "content policy",
+    "content management policy",
+    "content_filter",
+    "api version not supported",
+    "unsupported api version",
+    "enabled only for api versions",
+    "api-version query parameter",
+    "rate limit",
+    "ratelimit",
+    "too many requests",
+    "exceeded token rate",
+    "insufficient_quota",
+    "quota exceeded",
+)
+# What is left of an uninformative text once wrappers and these words are removed: nothing.
+_FILLER = frozenset(
+    "error code status http unauthorized forbidden access denied no body request failed the response "
+    "authenticationerror permissiondeniederror apistatuserror with was".split()
+)
+_WORDS = re.compile(r"[a-z]+")
+_DATA_ACTION = re.compile(r"(Microsoft\.CognitiveServices/[\w/.*{}-]+)", re.IGNORECASE)
+_ROUTE = re.compile(r"\b(GET|POST|PUT|PATCH|DELETE)\s+(/[^\s`'\"]+)")
+_PRINCIPAL = re.compile(r"principal\s+[`'\"]?([^\s`'\"]+)[`'\"]?\s+lacks", re.IGNORECASE)
+_AUDIENCE_LIST = re.compile(r"audience is incorrect\s*\(([^)]*)\)", re.IGNORECASE)
+_AUDIENCE_NAMED = re.compile(r"(?:audience|resource)\s+'([^']+)'", re.IGNORECASE)
+_TOKEN_TENANT = re.compile(r"token tenant\s+([0-9a-fA-F-]{36}|\S+)", re.IGNORECASE)
+_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _first(text: str, phrases: tuple[str, ...]) -> str:
+    for phrase in phrases:
+        if phrase in text:
+            return phrase
+    return ""
+
+
+def _uninformative(low: str) -> bool:
+    return all(word in _FILLER for word in _WORDS.findall(low))
+
+
+@lru_cache(maxsize=8192)
+def analyze(status: int, code: str | None, message: str | None) -> TextFacts:
+    """Sort one failure text into a kind and pull out the details the engine and humans need."""
+    clean_code, clean_message, html = unwrap(code, message)
+    raw = _unescape((message or "")[:MAX_TEXT])
+    low = f"{clean_code or ''} {raw}".lower()
+    details = {"code": clean_code, "message": clean_message, "html": html}
+
+    if html:
+        if status == 403 or "403" in low or "forbidden" in low:
+            return TextFacts(NETWORK, False, phrase="an HTML 403 page from a gateway or firewall", **details)
+        return TextFacts(OTHER, False, phrase="an HTML error page", **details)
+    if phrase := _first(low, _LOCAL_AUTH_PHRASES):
+        return TextFacts(LOCAL_AUTH, True, phrase=phrase, **details)
+    if phrase := _first(low, _TENANT_PHRASES):
+        m = _TOKEN_TENANT.search(raw)
+        return TextFacts(TENANT, True, phrase=phrase, token_tenant=m.group(1) if m else None, **details)
+    if phrase := _first(low, _NETWORK_PHRASES):
+        return TextFacts(NETWORK, True, phrase=phrase, **details)
+    if facts := _audience_or_token(low, raw, details):
+        return facts
+    if phrase := _first(low, _MISSING_KEY_PHRASES):
+        return TextFacts(MISSING_KEY, True, phrase=phrase, **details)
+    if phrase := _first(low, _INVALID_KEY_PHRASES):
+        wrong_endpoint = "wrong api endpoint" in low or "regional api endpoint" in low
+        return TextFacts(INVALID_KEY, True, phrase=phrase, wrong_endpoint_possible=wrong_endpoint, **details)
+    if phrase := _first(low, _BLOCKED_PHRASES):
+        return TextFacts(BLOCKED, True, phrase=phrase, **details)
+    # openai-python names its 403 exception PermissionDeniedError whatever the body says: not a signal.
+    if phrase := _first(low.replace("permissiondeniederror", ""), _PERMISSION_PHRASES):
+        return _permission(phrase, raw, details)
+    if phrase := _first(low, _CONTROL_PLANE_PHRASES):
+        return TextFacts(CONTROL_PLANE, True, phrase=phrase, **details)
+    if phrase := _first(low, _NOT_FOUND_PHRASES):
+        return TextFacts(NOT_FOUND, True, phrase=phrase, **details)
+    if not raw.strip() or _uninformative(low):
+        return TextFacts(EMPTY, False, **details)
+    return TextFacts(OTHER, False, **details)
+
+
+def _audience_or_token(low: str, raw: str, details: dict) -> TextFacts | None:
+    if phrase := _first(low, _AUDIENCE_PHRASES):
+        named = _AUDIENCE_NAMED.search(raw)
+        return TextFacts(AUDIENCE, True, phrase=phrase, audience=named.group(1) if named else None, **details)
+    if "audience is incorrect" in low:
+        listed = _AUDIENCE_LIST.search(raw)
+        audiences = listed.group(1).strip() if listed else ""
+        if audiences and _STANDARD_AUDIENCE not in audiences.lower():
+            # The endpoint names the audience it wants and it is not the standard one: the caller asked for
+            # its token with the standard (or another) scope. Only a changed scope fixes it.
+            return TextFacts(AUDIENCE, True, phrase="audience is incorrect", audience=audiences, **details)
+        return TextFacts(BAD_CREDENTIAL, True, phrase=GENERIC_401_PHRASE, audience=audiences or None, **details)
+    if phrase := _first(low, _TOKEN_PHRASES):
+        return TextFacts(BAD_CREDENTIAL, True, phrase=phrase, **details)
+    return None
+
+
+def _permission(phrase: str, raw: str, details: dict) -> TextFacts:
+    action = _DATA_ACTION.search(raw)
+    route = _ROUTE.search(raw)
+    principal = _PRINCIPAL.search(raw)
+    return TextFacts(
+        PERMISSION,
+        True,
+        phrase=phrase,
+        data_action=action.group(1).rstrip(".`'\"") if action else None,
+        route=f"{route.group(1)} {route.group(2)}" if route else None,
+        principal=principal.group(1) if principal else None,
+        **details,
+    )
+
+
+def guid_in(text: str | None) -> str | None:
+    """The first GUID in a text (lower-cased), e.g. the principal a PermissionDenied names."""
+    if not text:
+        return None
+    m = _GUID.search(text.lower())
+    return m.group(0) if m else None
