@@ -208,6 +208,9 @@ SPECS: tuple[Spec, ...] = (
          "Client id of a user-assigned managed identity; empty = DefaultAzureCredential."),
     Spec("TRIAGE_CA_BUNDLE", "ca_bundle", _str, "", "",
          "Path of a CA bundle to trust (only for the local stand-in; leave empty in Azure)."),
+    Spec("TRIAGE_LOCAL_TOKEN", "local_token", _str, "", "",
+         "Static bearer token for the local stand-in (localazure) instead of an Entra credential. Never set in Azure.",
+         secret=True),
     Spec("TRIAGE_EVIDENCE_CONCURRENCY", "evidence_concurrency", _int_range(1, 64), "8", "8",
          "Concurrent ARM evidence look-ups per scan."),
     # --- state ---
@@ -281,6 +284,7 @@ class Settings:
     subscription_id: str = ""
     managed_identity_client_id: str = ""
     ca_bundle: str = ""
+    local_token: str = ""
     evidence_concurrency: int = 8
     state_backend: str = "sqlite"
     sqlite_path: str = ".state/triage.sqlite3"

@@ -1,0 +1,47 @@
+"""Renders the settings reference files from `shared.settings.SPECS`, so they never drift from the code.
+
+`python -m shared settings-files` rewrites local.settings.sample.json and docs/settings.md; a test fails when
+either is out of date.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from shared.settings import SPECS, sample_values
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def sample_json() -> str:
+    values = {"FUNCTIONS_WORKER_RUNTIME": "python", "AzureWebJobsFeatureFlags": "EnableWorkerIndexing"}
+    values.update(sample_values())
+    return json.dumps({"IsEncrypted": False, "Values": values, "Host": {"LocalHttpPort": 7071}}, indent=2) + "\n"
+
+
+def settings_markdown() -> str:
+    lines = [
+        "# Settings",
+        "",
+        "Every setting is an environment variable (a Function App application setting); all values are strings.",
+        "`local.settings.sample.json` lists each with a safe sample value. Invalid settings stop the service with",
+        "one error that names every bad key and the expected form. Secrets (marked) are never logged, shown by",
+        "`/api/health`, written to tickets or to the audit log; in Azure, use Key Vault references for them.",
+        "This file is generated: `python -m shared settings-files`.",
+        "",
+        "| Setting | Default | Secret | Meaning |",
+        "|---|---|---|---|",
+    ]
+    for spec in SPECS:
+        default = spec.default if spec.default not in (None, "") else "(empty)"
+        lines.append(f"| `{spec.env}` | `{default}` | {'yes' if spec.secret else ''} | "
+                     f"{spec.doc.replace('|', '/')} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_files(args: Any = None, stdin: Any = None, stdout: Any = None) -> int:
+    (ROOT / "local.settings.sample.json").write_text(sample_json())
+    (ROOT / "docs" / "settings.md").write_text(settings_markdown())
+    return 0
