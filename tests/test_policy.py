@@ -655,3 +655,28 @@ def test_oracle_and_rule_agree_on_known_scopes():
         assert _is_account_or_project(scope) and is_resource_scope(scope)
     for scope in (RG, f"/subscriptions/{SUB}", ACCOUNT + "/deployments/x", "/"):
         assert not _is_account_or_project(scope) and not is_resource_scope(scope)
+
+
+def test_require_approval_entry_turns_an_enforced_grant_into_an_approvable_recommendation():
+    from dataclasses import replace as _replace
+
+    from shared.core.allowlist import parse_allowlist
+    from shared.core.model import Diagnosis
+    from shared.core.policy import PolicyConfig, PolicyContext, decide
+
+    oid = "0f0e0d0c-0b0a-4909-8807-060504030201"
+    scope = ("/subscriptions/11111111-2222-4333-8444-555555555555/resourceGroups/rg/providers/"
+             "Microsoft.CognitiveServices/accounts/a")
+    diagnosis = Diagnosis(cause="missing_data_role", role_fixable=True, confidence="high", summary="",
+                          role_name="Cognitive Services OpenAI User",
+                          role_id="5e0bd9bd-7b93-4f28-af87-19fc36ad61bd", scope=scope)
+    config = PolicyConfig(mode="enforce", allowlist=parse_allowlist(
+        f'[{{"object_id": "{oid}", "require_approval": true}}]'), allow_user_grants=False,
+        allow_group_grants=False, max_grants_per_run=5, max_grants_per_day=20, incident_cooldown=timedelta(0))
+    ctx = PolicyContext(now=datetime(2026, 1, 1, tzinfo=UTC), grants_this_run=0, grants_last_24h=0,
+                        last_grant_at=None, suppressed_targets=frozenset(), breaker_open=False, approved=False,
+                        resource_id=scope)
+    pending = decide(diagnosis, oid, config, ctx)
+    assert pending.action == "recommend"
+    assert [r.rule for r in pending.refusals] == ["mode"]
+    assert decide(diagnosis, oid, config, _replace(ctx, approved=True)).action == "assign"

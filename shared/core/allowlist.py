@@ -39,6 +39,8 @@ class AllowlistEntry:
     # Declared type. ServicePrincipal by default (managed identities are the main case); ARM rejects a wrong
     # declaration with UnmatchedPrincipalType, so a wrong default fails safe.
     principal_type: str = "ServicePrincipal"
+    # Even in enforce mode, grants to this identity wait for an on-call engineer's approval.
+    require_approval: bool = False
 
     def allows_scope(self, scope: str) -> bool:
         if not self.scopes:
@@ -62,7 +64,8 @@ class Allowlist:
 
 
 def parse_allowlist(text: str | None) -> Allowlist:
-    """Parse the JSON allowlist: a list of {"object_id", "name"?, "roles"?, "scopes"?, "principal_type"?}.
+    """Parse the JSON allowlist: a list of {"object_id", "name"?, "roles"?, "scopes"?, "principal_type"?,
+    "require_approval"?}.
 
     Any role outside the three least-privilege data roles is an error, whatever else is configured.
     """
@@ -81,7 +84,7 @@ def parse_allowlist(text: str | None) -> Allowlist:
         if not isinstance(item, dict):
             problems.append(f"{where}: must be an object")
             continue
-        unknown = set(item) - {"object_id", "name", "roles", "scopes", "principal_type"}
+        unknown = set(item) - {"object_id", "name", "roles", "scopes", "principal_type", "require_approval"}
         if unknown:
             problems.append(f"{where}: unknown keys {sorted(unknown)}")
         oid = normalize_object_id(item.get("object_id") if isinstance(item.get("object_id"), str) else None)
@@ -103,6 +106,10 @@ def parse_allowlist(text: str | None) -> Allowlist:
             problems.append(f"{where}: scopes must be a list of ARM resource ids")
             scopes = []
         name = item.get("name") or ""
+        require_approval = item.get("require_approval", False)
+        if not isinstance(require_approval, bool):
+            problems.append(f"{where}: require_approval must be true or false")
+            continue
         principal_type = item.get("principal_type") or "ServicePrincipal"
         if principal_type not in PRINCIPAL_TYPES:
             problems.append(f"{where}: principal_type must be one of {', '.join(PRINCIPAL_TYPES)}")
@@ -114,6 +121,7 @@ def parse_allowlist(text: str | None) -> Allowlist:
                 role_ids=frozenset(role_ids) if role_ids else roles.GRANTABLE,
                 scopes=tuple(normalize_scope(s) for s in scopes),
                 principal_type=principal_type,
+                require_approval=require_approval,
             )
         )
     if problems:

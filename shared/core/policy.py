@@ -190,6 +190,8 @@ def _decide(diagnosis: Diagnosis, principal_id: str | None, config: PolicyConfig
     _check_mode(ev, config, ctx)
     _check_diagnosis(ev, diagnosis)
     entries = _check_principal(ev, principal_id, config)
+    if config.mode == ENFORCE and ctx.approved is not True and any(e.require_approval is not False for e in entries):
+        ev.refuse("mode", "this identity's allowlist entry requires an on-call engineer's approval")
     _check_role(ev, diagnosis, entries)
     _check_scope(ev, diagnosis, entries, ctx)
     _check_principal_type(ev, entries, config, ctx)
