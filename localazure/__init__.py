@@ -1,0 +1,13 @@
+"""A local stand-in for the Azure services the triage service talks to (never deployed; see docs/localazure.md).
+
+    from localazure import LocalAzure
+    with LocalAzure.start("basic") as az:
+        ...  # az.arm_url, az.logs_url, az.eventgrid_url, az.ca_path, az.simulate(), az.faults.add(...)
+"""
+
+from localazure.clock import Clock
+from localazure.credentials import FakeCredential
+from localazure.dataplane import CallSpec, Outcome
+from localazure.standin import LocalAzure
+
+__all__ = ["CallSpec", "Clock", "FakeCredential", "LocalAzure", "Outcome"]

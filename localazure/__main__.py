@@ -1,0 +1,39 @@
+"""`python -m localazure [--scenario FILE|NAME]`: start the stand-in, print one JSON line with its addresses,
+serve until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+
+from localazure.standin import LocalAzure
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m localazure", description=__doc__)
+    parser.add_argument("--scenario", help="scenario JSON file, or a bundled name such as 'basic'")
+    parser.add_argument("--propagation-seconds", type=float, default=None)
+    parser.add_argument("--page-size", type=int, default=None)
+    parser.add_argument("--tick-every", type=float, default=0.0,
+                        help="generate one round of scenario traffic every N real seconds (0: never)")
+    args = parser.parse_args(argv)
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    az = LocalAzure.start(args.scenario, propagation_seconds=args.propagation_seconds, page_size=args.page_size)
+    try:
+        sys.stdout.write(json.dumps(az.info()) + "\n")
+        sys.stdout.flush()
+        while not stop.wait(args.tick_every or None):
+            az.tick()
+    finally:
+        az.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

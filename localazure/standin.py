@@ -1,0 +1,298 @@
+"""`LocalAzure`: starts the ARM, Log Analytics and Event Grid stand-ins on 127.0.0.1 and offers the helpers tests,
+the demo and benchmarks drive them with."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from localazure import roles
+from localazure import scenario as scenario_file
+from localazure.arm import ArmService
+from localazure.calls import CallLog
+from localazure.clock import Clock, as_utc
+from localazure.dataplane import CallSpec, Outcome
+from localazure.eventgrid import EventGridService, ReceivedEvent
+from localazure.faults import Faults
+from localazure.frontdoor import front
+from localazure.https import CertificateAuthority, HttpsServer
+from localazure.logsapi import LogsService
+from localazure.logstore import LogStore, QueryResult
+from localazure.state import Account, Assignment, Principal, Project, State
+from localazure.traffic import Simulator, spec_from
+
+
+class LocalAzure:
+    """The running stand-in. Use `LocalAzure.start(...)`, or as a context manager."""
+
+    def __init__(self, state: State, *, seed: int = 0, ca_dir: str | None = None):
+        self.state = state
+        self.clock = state.clock
+        self.calls = CallLog()
+        self.faults = Faults()
+        self.logs = LogStore(tenant_id=state.workspace_id)
+        self.simulator = Simulator(state, self.logs, seed=seed)
+        self._eventgrid = EventGridService(state, state.clock)
+        self._ca = CertificateAuthority(ca_dir)
+        self._servers: dict[str, HttpsServer] = {}
+        for service in (ArmService(state), LogsService(state, self.logs), self._eventgrid):
+            self._servers[service.name] = HttpsServer(front(service, self.calls, self.faults, self.clock), self._ca)
+
+    # ------------------------------------------------------------ lifecycle
+    @classmethod
+    def start(
+        cls,
+        scenario: str | Path | dict | None = None,
+        *,
+        propagation_seconds: float | None = None,
+        clock: Clock | datetime | str | None = None,
+        page_size: int | None = None,
+        seed: int = 0,
+    ) -> LocalAzure:
+        """Start the servers. `scenario` is a dict, a JSON path or a bundled name ("basic"); `clock` a Clock
+        or an instant to freeze at (default: the scenario's clock.start, else real time)."""
+        raw = scenario_file.read(scenario)
+        state = State(clock=_make_clock(clock, raw))
+        loaded = scenario_file.apply(state, raw)
+        if propagation_seconds is not None:
+            state.settings.propagation_seconds = float(propagation_seconds)
+        if page_size is not None:
+            state.settings.page_size = int(page_size)
+        az = cls(state, seed=seed)
+        try:
+            for spec in loaded.traffic:
+                az.simulator.add(spec)
+            for table, table_rows in loaded.logs.items():
+                az.logs.add_rows(table, table_rows)
+            for fault in loaded.faults:
+                az.faults.add(**fault)
+        except Exception:
+            az.stop()
+            raise
+        for server in az._servers.values():
+            server.start()
+        return az
+
+    def stop(self) -> None:
+        for server in self._servers.values():
+            server.stop()
+        self.logs.close()
+
+    def __enter__(self) -> LocalAzure:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------ addresses
+    @property
+    def arm_url(self) -> str:
+        return self._servers["arm"].url
+
+    @property
+    def logs_url(self) -> str:
+        return self._servers["logs"].url
+
+    @property
+    def eventgrid_url(self) -> str:
+        """The topic endpoint to give `EventGridPublisherClient` (basic topic)."""
+        return self._servers["eventgrid"].url + "/api/events"
+
+    @property
+    def eventgrid_key(self) -> str:
+        return self.state.settings.eventgrid_key
+
+    @property
+    def ca_path(self) -> str:
+        return self._ca.ca_path
+
+    @property
+    def ca(self) -> CertificateAuthority:
+        """The CA behind every server, for other stand-ins (ticket trackers) to share."""
+        return self._ca
+
+    @property
+    def workspace_id(self) -> str:
+        return self.state.workspace_id
+
+    @property
+    def subscription_id(self) -> str:
+        return self.state.subscription_id
+
+    @property
+    def tenant_id(self) -> str:
+        return self.state.tenant_id
+
+    @property
+    def own_principal_id(self) -> str:
+        return self.state.settings.own_identity.principal_id
+
+    def info(self) -> dict[str, str]:
+        """What `python -m localazure` prints: every address and id a client needs."""
+        return {
+            "arm": self.arm_url,
+            "logs": self.logs_url,
+            "eventgrid": self.eventgrid_url,
+            "eventgrid_key": self.eventgrid_key,
+            "ca": self.ca_path,
+            "workspace_id": self.workspace_id,
+            "subscription_id": self.subscription_id,
+            "tenant_id": self.tenant_id,
+            "own_principal_id": self.own_principal_id,
+        }
+
+    # ------------------------------------------------------------ world helpers
+    def add_principal(
+        self,
+        object_id: str | None = None,
+        type: str = "ServicePrincipal",  # noqa: A002 - the brief's public name
+        groups: Iterable[str] = (),
+        replicating_until: datetime | str | None = None,
+        display_name: str | None = None,
+        *,
+        managed_identity: bool = False,
+    ) -> Principal:
+        now = self.clock.now()
+        principal = Principal(
+            object_id=object_id or str(uuid.uuid4()),
+            type=type,
+            display_name=display_name or "",
+            managed_identity=managed_identity,
+            groups={g: now - timedelta(days=3650) for g in groups},
+            replicating_until=as_utc(replicating_until) if replicating_until else None,
+        )
+        return self.state.put_principal(principal)
+
+    def add_group_member(self, principal_id: str, group_id: str, since: datetime | None = None) -> None:
+        """Make `principal_id` a member of `group_id` from `since` (default: now, so caches start cold)."""
+        principal = self.state.principal(principal_id)
+        if principal is None:
+            raise KeyError(principal_id)
+        with self.state.lock:
+            principal.groups[group_id] = since or self.clock.now()
+
+    def add_account(
+        self,
+        name: str,
+        kind: str = "OpenAI",
+        resource_group: str = "rg",
+        disable_local_auth: bool = False,
+        public_network_access: str = "Enabled",
+        default_action: str = "Allow",
+        projects: Iterable[str] = (),
+        **more: Any,
+    ) -> str:
+        """Add a Cognitive Services account; returns its resource id. `more`: ip_rules, virtual_network_rules,
+        private_endpoints, deployments, location, custom_subdomain, tenant_id, tags, keys."""
+        account = Account(
+            name=name, subscription_id=self.subscription_id, resource_group=resource_group, kind=kind,
+            disable_local_auth=disable_local_auth, public_network_access=public_network_access,
+            default_action=default_action, projects={p.lower(): Project(p) for p in projects}, **more,
+        )
+        return self.state.put_account(account).id
+
+    def update_account(self, name: str, **changes: Any) -> Account:
+        """Change account settings in place (e.g. disable_local_auth=True, default_action="Deny")."""
+        account = self.state.require_account(name)
+        with self.state.lock:
+            for key, value in changes.items():
+                if not hasattr(account, key):
+                    raise AttributeError(f"Account has no setting {key!r}")
+                setattr(account, key, value)
+        return account
+
+    def add_app_resource(self, resource_id: str, principal_id: str, *, user_assigned: bool = False) -> dict:
+        """Serve an app's ARM resource (GET) whose managed identity is `principal_id`."""
+        return self.state.put_app_resource(resource_id, principal_id, user_assigned=user_assigned)
+
+    def account_id(self, name: str) -> str:
+        return self.state.require_account(name).id
+
+    def project_id(self, account: str, project: str) -> str:
+        return self.state.require_account(account).project_id(project)
+
+    def add_assignment(
+        self,
+        principal_id: str,
+        role_guid: str,
+        scope: str,
+        created_ago_seconds: float = 3600,
+        description: str | None = None,
+        *,
+        condition: str | None = None,
+        name: str | None = None,
+    ) -> str:
+        """Add a role assignment directly (no ARM call, no authorization); returns its id. `role_guid` may be a
+        GUID, a role definition id or a role name; `scope` an ARM scope or a scenario shorthand."""
+        principal = self.state.principal(principal_id)
+        role = roles.require(role_guid)
+        resolved = scenario_file.resolve_scope(self.state, scope)
+        created = self.clock.now() - timedelta(seconds=created_ago_seconds)
+        assignment = Assignment(
+            name=name or str(uuid.uuid4()), scope=resolved, role_guid=role.guid, principal_id=principal_id,
+            principal_type=principal.type if principal else "ServicePrincipal", created_on=created,
+            updated_on=created, created_by="test", description=description, condition=condition,
+            condition_version="2.0" if condition else None,
+        )
+        return self.state.put_assignment(assignment).id
+
+    def assignments(self) -> list[Assignment]:
+        return self.state.all_assignments()
+
+    # ------------------------------------------------------------ traffic
+    def add_traffic(self, resource: str | None = None, route: str | None = None, **fields: Any) -> CallSpec:
+        """Add a traffic entry (fields as in the scenario's `traffic` list) made each tick from now on."""
+        if resource is not None:
+            fields["resource"] = resource
+        if route is not None:
+            fields["route"] = route
+        spec = spec_from(fields)
+        self.simulator.add(spec)
+        return spec
+
+    def clear_traffic(self) -> None:
+        self.simulator.clear()
+
+    def tick(self) -> list[Outcome]:
+        return self.simulator.tick()
+
+    def simulate(self, ticks: int = 1, every_seconds: float | None = None) -> list[Outcome]:
+        return self.simulator.simulate(ticks, every_seconds)
+
+    def call(self, resource: str, route: str, *, log: bool = True, **fields: Any) -> Outcome:
+        """Decide (and by default log) one data-plane request now, e.g. call("aoai", "/openai/...", caller=oid)."""
+        return self.simulator.call(spec_from({"resource": resource, "route": route, **fields}), log=log)
+
+    # ------------------------------------------------------------ logs
+    def add_log_rows(self, table: str, rows: Iterable[Mapping[str, Any]]) -> int:
+        return self.logs.add_rows(table, [{**r, "TimeGenerated": r.get("TimeGenerated") or self.clock.now()}
+                                          for r in rows])
+
+    def load_rows_bulk(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]] | str | Path) -> int:
+        return self.logs.load_bulk(table, columns, rows)
+
+    def load_rows_sql(self, table: str, select_sql: str) -> int:
+        return self.logs.load_sql(table, select_sql)
+
+    def query(self, kql: str, timespan: timedelta | None = None) -> QueryResult:
+        """Run KQL in-process (no HTTP), relative to the stand-in clock."""
+        now = self.clock.now()
+        return self.logs.query(kql, now=now, start=now - timespan if timespan else None,
+                               end=now if timespan else None, max_rows=self.state.settings.max_query_rows)
+
+    # ------------------------------------------------------------ event grid
+    @property
+    def eventgrid_received(self) -> list[ReceivedEvent]:
+        return list(self._eventgrid.received)
+
+
+def _make_clock(clock: Clock | datetime | str | None, raw: dict[str, Any]) -> Clock:
+    if isinstance(clock, Clock):
+        return clock
+    if clock is not None:
+        return Clock.frozen(clock)
+    start = (raw.get("clock") or {}).get("start")
+    return Clock.frozen(start) if start else Clock()
