@@ -40,8 +40,19 @@ class Activity:
 class FailureSource(Protocol):
     name: str
 
-    def read(self, start: datetime, end: datetime, resource_ids: tuple[str, ...] | None = None) -> SourceBatch:
-        """Summarized 401/403 (and 400 tenant) failure groups in the window; optionally only these resources."""
+    def read(
+        self,
+        start: datetime,
+        end: datetime,
+        resource_ids: tuple[str, ...] | None = None,
+        *,
+        watermark: datetime | None = None,
+    ) -> SourceBatch:
+        """Summarized 401/403 (and 400 tenant) failure groups in [start, end); optionally only these resources.
+
+        `watermark` (where the previous scan ended; start = watermark - overlap) makes each signal's
+        `overlap_count` the rows before it, i.e. rows an earlier scan may already have counted. None: 0.
+        """
         ...
 
     def activity(self, principal_id: str | None, resource_id: str, since: datetime, until: datetime) -> Activity:

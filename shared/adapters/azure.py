@@ -1,0 +1,105 @@
+"""One factory for every Azure-facing adapter, built from settings.
+
+    clients = AzureClients.from_settings(settings, credential=None)
+    clients.sources   # one LogAnalyticsSource per workspace id, one AppInsightsSource per App Insights workspace
+    clients.evidence  # AzureEvidenceProvider (per-run caches; .new_run() clears them; .gather_evidence(pairs))
+    clients.roles     # RoleAssignments (RoleWriter: create / delete_own)
+    clients.events    # EventGridOutcomePublisher, or NullPublisher when no topic is configured
+    clients.calls     # CallCounter: HTTP attempts per service ("arm", "logs")
+
+Clients are built lazily on first use, so importing or building this costs no SDK import until a call is made.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from shared.adapters.app_identity import AppIdentities, arm_get_json
+from shared.adapters.clients import ClientConfig, build_credential
+from shared.adapters.events_out import build_publisher
+from shared.adapters.evidence import AzureEvidenceProvider
+from shared.adapters.logs import AppInsightsSource, LogAnalyticsSource
+from shared.adapters.resources import Accounts
+from shared.adapters.role_assignments import RoleAssignments
+from shared.settings import Settings
+
+# The authorization client needs a subscription id but every call we make names its own scope.
+_ANY_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+
+
+class _Lazy:
+    """Builds an SDK client on first attribute access."""
+
+    def __init__(self, build: Callable[[], Any]):
+        self._build = build
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        with self._lock:
+            if self._client is None:
+                self._client = self._build()
+        return getattr(self._client, name)
+
+
+class AzureClients:
+    def __init__(self, config: ClientConfig):
+        self.config = config
+        settings = config.settings
+        self.calls = config.counter
+        self._logs = _Lazy(self._logs_client)
+        self._authorization = _Lazy(self._authorization_client)
+        self.roles = RoleAssignments(self._authorization)
+        self.accounts = Accounts(self._cognitive_client)
+        self.evidence = AzureEvidenceProvider(
+            self.roles,
+            self.accounts,
+            concurrency=settings.evidence_concurrency,
+            subscription_ids=(settings.subscription_id,),
+        )
+        self.app_identities = AppIdentities(settings.app_identities, arm_get_json(self.accounts.client))
+        self.evidence.on_new_run(self.app_identities.new_run)
+        sources: list[Any] = [LogAnalyticsSource(self._logs, ws) for ws in settings.workspace_ids]
+        sources += [
+            AppInsightsSource(
+                self._logs,
+                ws,
+                app_identities=settings.app_identities,
+                identity_of=self.app_identities.identity_of,
+                resource_of=self.evidence.resource_for_host,
+                hosts_of=self.evidence.hosts_for,
+            )
+            for ws in settings.appinsights_workspace_ids
+        ]
+        self.sources = tuple(sources)
+        self.events = build_publisher(settings, config.credential)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, credential: Any = None, *, client_options: dict[str, Any] | None = None
+    ) -> AzureClients:
+        """`credential` is injectable (tests, the local stand-in); `client_options` reach every SDK client
+        (e.g. retry tuning or a transport in tests)."""
+        return cls(ClientConfig(credential or build_credential(settings), settings, extra=dict(client_options or {})))
+
+    def new_run(self) -> None:
+        """Start a run: clears every per-run cache (the engine calls evidence.new_run(), which does the same)."""
+        self.evidence.new_run()
+
+    def _logs_client(self) -> Any:
+        from azure.monitor.query import LogsQueryClient
+
+        return LogsQueryClient(self.config.credential, **self.config.logs_kwargs())
+
+    def _authorization_client(self) -> Any:
+        from azure.mgmt.authorization import AuthorizationManagementClient
+
+        subscription = self.config.settings.subscription_id or _ANY_SUBSCRIPTION
+        return AuthorizationManagementClient(self.config.credential, subscription, **self.config.arm_kwargs())
+
+    def _cognitive_client(self, subscription_id: str) -> Any:
+        from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
+
+        return CognitiveServicesManagementClient(self.config.credential, subscription_id, **self.config.arm_kwargs())

@@ -1,0 +1,235 @@
+"""Live evidence for diagnosis, with per-run caches and bounded concurrency.
+
+`gather_evidence(pairs)` does ONE account GET per distinct account and ONE assignments list per distinct
+principal and subscription (at subscription scope the filter returns the principal's assignments at, above and
+below it, i.e. for every account at once), concurrently in a pool of `evidence_concurrency` threads. So a scan
+costs at most principals + accounts ARM reads. If the service's identity may not read role assignments at
+subscription scope (403: Reader only on the accounts), it lists per (principal, account) instead for the rest
+of the run. A look-up that fails is logged and left out (`Evidence.assignments is None` = not looked up); it
+never fails the run. `new_run()` clears the caches.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from shared.adapters.clients import subscription_of
+from shared.adapters.kql import account_of
+from shared.adapters.resources import Accounts, hosts_of, to_evidence
+from shared.adapters.role_assignments import RoleAssignments, RoleDefinitionInfo
+from shared.core import roles
+from shared.core.allowlist import normalize_object_id, normalize_scope
+from shared.core.model import Evidence, ResourceEvidence, RoleAssignmentEvidence
+
+log = logging.getLogger("triage.adapters")
+
+
+class _OnceCache:
+    """Computes each key at most once per run, even when threads ask for it at the same time."""
+
+    def __init__(self) -> None:
+        self._futures: dict[Any, Future] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Any, compute: Callable[[], Any]) -> Any:
+        with self._lock:
+            future = self._futures.get(key)
+            owner = future is None
+            if owner:
+                future = self._futures[key] = Future()
+        if owner:
+            try:
+                future.set_result(compute())
+            except BaseException as exc:  # noqa: BLE001 - handed to every waiter, then re-raised below
+                future.set_exception(exc)
+        return future.result()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._futures.clear()
+
+
+def applies_to(assignment: RoleAssignmentEvidence, resource_id: str) -> bool:
+    """At, above or below the resource: an account-level look-up also shows project-level assignments, but not
+    those of sibling projects when the resource is itself a project."""
+    scope, target = normalize_scope(assignment.scope), normalize_scope(resource_id)
+    return scope == target or target.startswith(scope + "/") or scope.startswith(target + "/") or scope == "/"
+
+
+class AzureEvidenceProvider:
+    def __init__(self, assignments: RoleAssignments, accounts: Accounts, *, concurrency: int = 8,
+                 subscription_ids: Iterable[str] = ()):
+        self._assignments = assignments
+        self._accounts = accounts
+        self._concurrency = max(1, concurrency)
+        self._subscriptions = tuple(s for s in subscription_ids if s)
+        self._assignment_cache = _OnceCache()
+        self._account_cache = _OnceCache()
+        self._host_index = _OnceCache()
+        self.errors: list[str] = []  # look-ups that failed in this run, for the run report
+        self._errors_lock = threading.Lock()
+        self._run_hooks: list[Callable[[], None]] = []
+        self._account_level: set[str] = set()  # subscriptions where we may only list per account (403)
+
+    def on_new_run(self, hook: Callable[[], None]) -> None:
+        """Also call `hook` when a run starts (other per-run caches, e.g. app identities)."""
+        self._run_hooks.append(hook)
+
+    def new_run(self) -> None:
+        for hook in self._run_hooks:
+            hook()
+        self._assignment_cache.clear()
+        self._account_cache.clear()
+        self._host_index.clear()
+        self._account_level.clear()
+        self._assignments.new_run()
+        with self._errors_lock:
+            self.errors = []
+
+    # ---- single look-ups (cached) ------------------------------------------------------------------------
+
+    def assignments_for(self, principal_id: str, resource_id: str) -> tuple[RoleAssignmentEvidence, ...]:
+        oid = normalize_object_id(principal_id)
+        if oid is None:
+            return ()
+        account = account_of(resource_id)
+        listed = self._listed_in(oid, subscription_of(account), (account,), strict=True)[account]
+        return tuple(a for a in listed or () if applies_to(a, resource_id))
+
+    def _account(self, resource_id: str) -> Any | None:
+        account = account_of(resource_id)
+        return self._account_cache.get(account, lambda: self._accounts.get(account))
+
+    def resource(self, resource_id: str) -> ResourceEvidence | None:
+        model = self._account(resource_id)
+        return to_evidence(model, account_of(resource_id)) if model is not None else None
+
+    def role_definitions(self, subscription_id: str) -> dict[str, RoleDefinitionInfo]:
+        """Every role definition of the subscription by GUID (fetched once per run)."""
+        return self._assignments.definitions(subscription_id)
+
+    def hosts_for(self, resource_id: str) -> tuple[str, ...]:
+        model = self._account(resource_id)
+        return hosts_of(model) if model is not None else ()
+
+    def resource_for_host(self, host: str) -> str | None:
+        """The account id behind an inference host, from one accounts list per configured subscription."""
+        index = self._host_index.get("index", self._build_host_index)
+        return index.get(host.lower())
+
+    def _build_host_index(self) -> dict[str, str]:
+        index: dict[str, str] = {}
+        for subscription in self._subscriptions:
+            try:
+                for account in self._accounts.list_in(subscription):
+                    for host in hosts_of(account):
+                        index.setdefault(host, account_of(account.id))
+            except Exception as exc:  # noqa: BLE001 - an unresolved host only leaves resource_id empty
+                self._record(f"accounts list in subscription {subscription}: {type(exc).__name__}: {exc}")
+        return index
+
+    # ---- the batch ---------------------------------------------------------------------------------------
+
+    def gather_evidence(self, pairs: set[tuple[str | None, str]]) -> dict[tuple[str | None, str], Evidence]:
+        accounts_of: dict[tuple[str, str], set[str]] = {}
+        for principal, resource_id in pairs:
+            oid = normalize_object_id(principal)
+            if oid:
+                account = account_of(resource_id)
+                accounts_of.setdefault((oid, subscription_of(account)), set()).add(account)
+        accounts = {account_of(r) for _, r in pairs}
+        with ThreadPoolExecutor(max_workers=self._concurrency, thread_name_prefix="evidence") as pool:
+            listing = {key: pool.submit(self._listed_in, *key, tuple(sorted(found)))
+                       for key, found in accounts_of.items()}
+            getting = {acct: pool.submit(self._safe_account, acct) for acct in accounts}
+            listed = {(oid, acct): found for (oid, _), f in listing.items() for acct, found in f.result().items()}
+            got = {acct: f.result() for acct, f in getting.items()}
+        held = {a.role_definition_id for found in listed.values() for a in found or ()}
+        if any(roles.guid_of(role) not in roles.BY_GUID for role in held):
+            self._prefetch_definitions(accounts)
+        out: dict[tuple[str | None, str], Evidence] = {}
+        for principal, resource_id in pairs:
+            oid = normalize_object_id(principal)
+            account = account_of(resource_id)
+            model = got.get(account)
+            found = listed.get((oid, account)) if oid else None
+            applicable = tuple(a for a in found if applies_to(a, resource_id)) if found is not None else None
+            out[(principal, resource_id)] = Evidence(
+                assignments=applicable,
+                resource=to_evidence(model, account) if model is not None else None,
+                principal_type=_principal_type(found, oid),
+            )
+        return out
+
+    def _listed_in(
+        self, oid: str, subscription: str, accounts: tuple[str, ...], strict: bool = False
+    ) -> dict[str, tuple[RoleAssignmentEvidence, ...] | None]:
+        """The principal's assignments for each account: from one subscription-level list, else per account.
+        Failures give None (recorded), or raise when `strict`."""
+        from azure.core.exceptions import HttpResponseError
+
+        with self._errors_lock:
+            account_level = subscription in self._account_level
+        if not account_level:
+            scope = f"/subscriptions/{subscription}"
+            try:
+                found = self._assignment_cache.get((oid, scope), lambda: self._assignments.list_for(oid, scope))
+                return {account: found for account in accounts}
+            except HttpResponseError as exc:
+                if exc.status_code != 403:
+                    return self._failed(oid, scope, accounts, exc, strict)
+                with self._errors_lock:
+                    if subscription not in self._account_level:
+                        log.info("no role-assignment read at %s; listing per account this run", scope)
+                    self._account_level.add(subscription)
+            except Exception as exc:  # noqa: BLE001 - evidence is best effort; the diagnosis says what is unknown
+                return self._failed(oid, scope, accounts, exc, strict)
+        out: dict[str, tuple[RoleAssignmentEvidence, ...] | None] = {}
+        for account in accounts:
+            try:
+                out[account] = self._assignment_cache.get(
+                    (oid, account), lambda account=account: self._assignments.list_for(oid, account))
+            except Exception as exc:  # noqa: BLE001
+                out.update(self._failed(oid, account, (account,), exc, strict))
+        return out
+
+    def _failed(self, oid: str, scope: str, accounts: tuple[str, ...], exc: Exception, strict: bool) -> dict:
+        if strict:
+            raise exc
+        self._record(f"role assignments of {oid} at {scope}: {type(exc).__name__}: {_short(exc)}")
+        return dict.fromkeys(accounts)
+
+    def _safe_account(self, account: str) -> Any | None:
+        try:
+            return self._account_cache.get(account, lambda: self._accounts.get(account))
+        except Exception as exc:  # noqa: BLE001
+            self._record(f"account {account}: {type(exc).__name__}: {_short(exc)}")
+            return None
+
+    def _prefetch_definitions(self, accounts: set[str]) -> None:
+        for subscription in {subscription_of(a) for a in accounts}:
+            try:
+                self._assignments.definitions(subscription)
+            except Exception as exc:  # noqa: BLE001
+                self._record(f"role definitions of {subscription}: {type(exc).__name__}: {_short(exc)}")
+
+    def _record(self, problem: str) -> None:
+        log.warning("evidence look-up failed: %s", problem)
+        with self._errors_lock:
+            self.errors.append(problem)
+
+
+def _principal_type(found: tuple[RoleAssignmentEvidence, ...] | None, oid: str | None) -> str | None:
+    for assignment in found or ():
+        if not assignment.via_group and assignment.principal_id == oid and assignment.principal_type:
+            return assignment.principal_type
+    return None
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else ""

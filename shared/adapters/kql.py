@@ -1,0 +1,171 @@
+"""Every KQL text the service sends, in one reviewed place. Pure functions: parameters in, query text out.
+
+Golden files (tests/golden/*.kql) pin the exact text for fixed parameters, so any change here shows up in review.
+Values are embedded as escaped literals (Log Analytics has no query parameters over its REST API); object ids
+must be GUIDs and resource ids are escaped, so no value can break out of its literal.
+
+Assumption (documented in docs/adapters.md): Cognitive Services RequestResponse rows may carry `errorCode`,
+`errorMessage` and `requestPath` in `properties_s`. Real logs may lack them; every use tolerates "".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from shared.core.allowlist import normalize_object_id
+
+# Hosts of the inference endpoints the client-side query watches.
+INFERENCE_HOST_SUFFIXES = (".openai.azure.com", ".services.ai.azure.com", ".cognitiveservices.azure.com")
+
+FAILURE_STATUSES = ("400", "401", "403")  # 400 only when it is a tenant mismatch (filtered below)
+CLIENT_FAILURE_STATUSES = ("401", "403")
+
+
+def literal(value: str) -> str:
+    """A KQL double-quoted string literal."""
+    escaped = (
+        value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    )
+    return f'"{escaped}"'
+
+
+def datetime_literal(value: datetime) -> str:
+    """`datetime(...)` in UTC with microseconds, so the text is the same for the same instant."""
+    if value.tzinfo is None:
+        raise ValueError("KQL datetimes must be timezone-aware")
+    utc = value.astimezone(UTC)
+    return f"datetime({utc.strftime('%Y-%m-%dT%H:%M:%S.%f')}Z)"
+
+
+def _literal_list(values: Iterable[str]) -> str:
+    return "(" + ", ".join(literal(v) for v in values) + ")"
+
+
+def account_of(resource_id: str) -> str:
+    """The Cognitive Services account id a resource id (account or project under it) belongs to, lower-cased.
+
+    AzureDiagnostics logs carry the account id (upper-cased), never the project.
+    """
+    parts = resource_id.strip().strip("/").split("/")
+    lowered = [p.lower() for p in parts]
+    try:
+        at = lowered.index("accounts")
+    except ValueError:
+        return "/" + "/".join(lowered)
+    return "/" + "/".join(lowered[: at + 2])
+
+
+def _window(start: datetime, watermark: datetime, end: datetime) -> list[str]:
+    return [
+        f"let WindowStart = {datetime_literal(start)};",
+        f"let Watermark = {datetime_literal(watermark)};",
+        f"let WindowEnd = {datetime_literal(end)};",
+    ]
+
+
+def failures_query(
+    *, start: datetime, watermark: datetime, end: datetime, resource_ids: tuple[str, ...] | None = None
+) -> str:
+    """Server-side 401/403 (and 400 tenant-mismatch) groups from AzureDiagnostics over [start, end).
+
+    `OverlapFailures` counts the rows before `watermark`, i.e. the part of the window an earlier scan already
+    read: the lifecycle subtracts it so re-reading the overlap never double counts. The error code is a group
+    key too, so a token problem and a missing role of the same caller stay apart.
+    """
+    lines = _window(start, watermark, end)
+    lines += [
+        "AzureDiagnostics",
+        "| where TimeGenerated >= WindowStart and TimeGenerated < WindowEnd",
+        '| where ResourceProvider == "MICROSOFT.COGNITIVESERVICES" and Category == "RequestResponse"',
+        f"| where ResultSignature in {_literal_list(FAILURE_STATUSES)}",
+        "| extend Props = parse_json(properties_s)",
+        "| extend ObjectId = tolower(tostring(Props.objectId)), ErrorCode = tostring(Props.errorCode),"
+        " ErrorMessage = tostring(Props.errorMessage), RequestPath = tostring(Props.requestPath),"
+        " ApiName = tostring(Props.apiName)",
+        '| where ResultSignature != "400" or ErrorCode contains "tenant" or ErrorMessage contains "tenant"',
+        "| extend ResourceId = tolower(_ResourceId), AuthKind = iff(isempty(ObjectId), \"key\", \"entra\"),"
+        " Route = iff(isempty(RequestPath), ApiName, RequestPath)",
+    ]
+    if resource_ids is not None:
+        accounts = sorted({account_of(r) for r in resource_ids})
+        lines.append(f"| where ResourceId in {_literal_list(accounts)}")
+    lines += [
+        "| summarize Failures = count(), OverlapFailures = countif(TimeGenerated < Watermark),"
+        " FirstSeen = min(TimeGenerated), LastSeen = max(TimeGenerated), SampleMessage = take_any(ErrorMessage)"
+        " by ResourceId, ObjectId, AuthKind, Status = ResultSignature, OperationName, Route, ErrorCode",
+        "| order by ResourceId asc, ObjectId asc, Status asc, OperationName asc, Route asc, ErrorCode asc",
+    ]
+    return "\n".join(lines)
+
+
+def activity_query(*, principal_id: str | None, resource_id: str, since: datetime, until: datetime) -> str:
+    """Failures (401/403) and successes (2xx) of one caller on one account over [since, until).
+
+    `principal_id=None` means key callers: rows with an empty objectId.
+    """
+    if principal_id is None:
+        caller = "| where isempty(ObjectId)"
+    else:
+        oid = normalize_object_id(principal_id)
+        if oid is None:
+            raise ValueError(f"principal id {principal_id!r} is not an Entra object id")
+        caller = f"| where ObjectId == {literal(oid)}"
+    lines = [
+        f"let Since = {datetime_literal(since)};",
+        f"let Until = {datetime_literal(until)};",
+        "AzureDiagnostics",
+        "| where TimeGenerated >= Since and TimeGenerated < Until",
+        '| where ResourceProvider == "MICROSOFT.COGNITIVESERVICES" and Category == "RequestResponse"',
+        f"| where tolower(_ResourceId) == {literal(account_of(resource_id))}",
+        "| extend ObjectId = tolower(tostring(parse_json(properties_s).objectId))",
+        caller,
+        "| extend Status = toint(ResultSignature)",
+        "| summarize Failures = countif(Status == 401 or Status == 403),"
+        " Successes = countif(Status >= 200 and Status < 300)",
+    ]
+    return "\n".join(lines)
+
+
+def _host_filter() -> str:
+    return "| where " + " or ".join(f"Host endswith {literal(s)}" for s in INFERENCE_HOST_SUFFIXES)
+
+
+def client_failures_query(*, start: datetime, watermark: datetime, end: datetime) -> str:
+    """Client-side 401/403 groups from workspace-based Application Insights: dependency calls to the inference
+    endpoints, left-joined to the exception of the same operation for an error message."""
+    lines = _window(start, watermark, end)
+    lines += [
+        "AppDependencies",
+        "| where TimeGenerated >= WindowStart and TimeGenerated < WindowEnd",
+        f"| where ResultCode in {_literal_list(CLIENT_FAILURE_STATUSES)}",
+        '| extend Host = tolower(tostring(split(Target, ":")[0]))',
+        _host_filter(),
+        "| join kind=leftouter (AppExceptions"
+        " | where TimeGenerated >= WindowStart and TimeGenerated < WindowEnd and isnotempty(OperationId)"
+        " | summarize ExceptionMessage = take_any(OuterMessage) by OperationId) on OperationId",
+        "| summarize Failures = count(), OverlapFailures = countif(TimeGenerated < Watermark),"
+        " FirstSeen = min(TimeGenerated), LastSeen = max(TimeGenerated), SampleMessage = take_any(ExceptionMessage)"
+        " by AppRoleName, Host, Name, Status = ResultCode",
+        "| order by AppRoleName asc, Host asc, Name asc, Status asc",
+    ]
+    return "\n".join(lines)
+
+
+def client_activity_query(
+    *, app_role_names: tuple[str, ...], hosts: tuple[str, ...], since: datetime, until: datetime
+) -> str:
+    """Failures (401/403) and successes (2xx) of the given apps' calls to the given hosts over [since, until)."""
+    lines = [
+        f"let Since = {datetime_literal(since)};",
+        f"let Until = {datetime_literal(until)};",
+        "AppDependencies",
+        "| where TimeGenerated >= Since and TimeGenerated < Until",
+        f"| where AppRoleName in {_literal_list(sorted(app_role_names))}",
+        '| extend Host = tolower(tostring(split(Target, ":")[0]))',
+        f"| where Host in {_literal_list(sorted(h.lower() for h in hosts))}",
+        "| extend Status = toint(ResultCode)",
+        "| summarize Failures = countif(Status == 401 or Status == 403),"
+        " Successes = countif(Status >= 200 and Status < 300)",
+    ]
+    return "\n".join(lines)

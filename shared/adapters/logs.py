@@ -1,0 +1,171 @@
+"""Failure sources over Log Analytics (azure-monitor-query `LogsQueryClient`).
+
+- `LogAnalyticsSource`: server-side AzureDiagnostics (Cognitive Services RequestResponse) of one workspace.
+- `AppInsightsSource`: client-side AppDependencies of one workspace-based Application Insights workspace.
+
+Only summarized groups come back (kql.py). 429/5xx are retried by the azure-core retry policy; when retries run
+out, or the query fails outright, `SourceError` says which workspace and why. Partial results are used and
+reported in `SourceBatch.partial_errors`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from shared.adapters import kql
+from shared.adapters.failure_rows import dependency_signal, diagnostics_signal, map_rows
+from shared.engine.ports import Activity, SourceBatch
+
+log = logging.getLogger("triage.adapters")
+
+
+class SourceError(RuntimeError):
+    """A failure source could not be read (after the SDK's retries). The run fails; the watermark stays."""
+
+
+def _rows(tables: list[Any]) -> list[dict[str, Any]]:
+    return [dict(zip(table.columns, row, strict=False)) for table in tables for row in table.rows]
+
+
+class _WorkspaceQuery:
+    """Runs one KQL text on one workspace and returns (rows, partial errors), or raises SourceError."""
+
+    def __init__(self, client: Any, workspace_id: str, label: str, server_timeout: int = 180):
+        self.client = client
+        self.workspace_id = workspace_id
+        self.label = label
+        self.server_timeout = server_timeout
+
+    def run(self, query: str, start: datetime, end: datetime) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+        from azure.core.exceptions import AzureError, HttpResponseError
+        from azure.monitor.query import LogsQueryStatus
+
+        try:
+            result = self.client.query_workspace(
+                self.workspace_id, query, timespan=(start, end), server_timeout=self.server_timeout
+            )
+        except HttpResponseError as exc:
+            code = getattr(getattr(exc, "error", None), "code", None) or ""
+            raise SourceError(
+                f"{self.label} query on workspace {self.workspace_id} failed: HTTP {exc.status_code} {code}: "
+                f"{_first_line(exc.message)}"
+            ) from exc
+        except AzureError as exc:  # connection failures, timeouts after the retry policy gave up
+            raise SourceError(
+                f"{self.label} query on workspace {self.workspace_id} failed: {type(exc).__name__}: "
+                f"{_first_line(str(exc))}"
+            ) from exc
+        if result.status == LogsQueryStatus.PARTIAL:
+            err = result.partial_error
+            detail = f"{getattr(err, 'code', '') or 'PartialError'}: {getattr(err, 'message', '') or ''}".strip()
+            log.warning("%s workspace %s returned partial results: %s", self.label, self.workspace_id, detail)
+            return _rows(result.partial_data), (detail,)
+        return _rows(result.tables), ()
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().splitlines()[0][:500] if (text or "").strip() else ""
+
+
+def _overlap_start(start: datetime, watermark: datetime | None) -> datetime:
+    # Without a watermark nothing was read before: an overlap boundary at `start` makes every overlap count 0.
+    return start if watermark is None else max(start, watermark)
+
+
+class LogAnalyticsSource:
+    """Server-side Cognitive Services failures from one Log Analytics workspace."""
+
+    def __init__(self, client: Any, workspace_id: str, *, server_timeout: int = 180):
+        self.workspace_id = workspace_id
+        self.name = f"logs:{workspace_id}"
+        self._query = _WorkspaceQuery(client, workspace_id, "Log Analytics", server_timeout)
+
+    def read(
+        self,
+        start: datetime,
+        end: datetime,
+        resource_ids: tuple[str, ...] | None = None,
+        *,
+        watermark: datetime | None = None,
+    ) -> SourceBatch:
+        text = kql.failures_query(
+            start=start, watermark=_overlap_start(start, watermark), end=end, resource_ids=resource_ids
+        )
+        rows, partial = self._query.run(text, start, end)
+        signals, rejected = map_rows(rows, self.name, lambda row: diagnostics_signal(row, self.name))
+        return SourceBatch(self.name, start, end, signals, partial_errors=partial, rejected=rejected)
+
+    def activity(self, principal_id: str | None, resource_id: str, since: datetime, until: datetime) -> Activity:
+        text = kql.activity_query(principal_id=principal_id, resource_id=resource_id, since=since, until=until)
+        rows, partial = self._query.run(text, since, until)
+        return _activity(rows, partial, self.name)
+
+
+def _activity(rows: list[dict[str, Any]], partial: tuple[str, ...], name: str) -> Activity:
+    if partial:
+        # A partial answer may undercount failures; verification must not resolve on it.
+        raise SourceError(f"{name}: partial result while verifying: {'; '.join(partial)}")
+    if not rows:
+        return Activity(failures=0, successes=0)
+    row = rows[0]
+    return Activity(failures=int(row.get("Failures") or 0), successes=int(row.get("Successes") or 0))
+
+
+class AppInsightsSource:
+    """Client-side failures (AppDependencies to the inference endpoints) from one workspace-based Application
+    Insights workspace. The caller identity comes from `identity_of(app_role_name)`; the account from
+    `resource_of(host)`; `hosts_of(resource_id)` gives the endpoint hosts of an account for verification."""
+
+    def __init__(
+        self,
+        client: Any,
+        workspace_id: str,
+        *,
+        app_identities: Mapping[str, str],
+        identity_of: Callable[[str], str | None] | None = None,
+        resource_of: Callable[[str], str | None] | None = None,
+        hosts_of: Callable[[str], tuple[str, ...]] | None = None,
+        server_timeout: int = 180,
+    ):
+        self.workspace_id = workspace_id
+        self.name = f"appinsights:{workspace_id}"
+        self._query = _WorkspaceQuery(client, workspace_id, "Application Insights", server_timeout)
+        self._app_identities = dict(app_identities)
+        self._identity_of = identity_of or (lambda app: self._app_identities.get(app))
+        self._resource_of = resource_of or (lambda host: None)
+        self._hosts_of = hosts_of or (lambda resource_id: ())
+
+    def read(
+        self,
+        start: datetime,
+        end: datetime,
+        resource_ids: tuple[str, ...] | None = None,
+        *,
+        watermark: datetime | None = None,
+    ) -> SourceBatch:
+        text = kql.client_failures_query(start=start, watermark=_overlap_start(start, watermark), end=end)
+        rows, partial = self._query.run(text, start, end)
+
+        def to_signal(row: Mapping[str, Any]):
+            return dependency_signal(row, self.name, identity_of=self._identity_of, resource_of=self._resource_of)
+
+        signals, rejected = map_rows(rows, self.name, to_signal)
+        if resource_ids is not None:
+            wanted = {kql.account_of(r) for r in resource_ids}
+            signals = tuple(s for s in signals if s.resource_id and kql.account_of(s.resource_id) in wanted)
+        return SourceBatch(self.name, start, end, signals, partial_errors=partial, rejected=rejected)
+
+    def activity(self, principal_id: str | None, resource_id: str, since: datetime, until: datetime) -> Activity:
+        if principal_id is None:
+            return Activity(0, 0)  # client telemetry names apps, not key callers
+        wanted = principal_id.lower()
+        apps = tuple(sorted(app for app in self._app_identities if (self._identity_of(app) or "").lower() == wanted))
+        hosts = self._hosts_of(resource_id)
+        if not apps or not hosts:
+            return Activity(0, 0)
+        text = kql.client_activity_query(app_role_names=apps, hosts=hosts, since=since, until=until)
+        rows, partial = self._query.run(text, since, until)
+        return _activity(rows, partial, self.name)

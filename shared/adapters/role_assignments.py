@@ -1,0 +1,252 @@
+"""Role assignments over azure-mgmt-authorization (api 2022-04-01): list what applies to a caller, create the
+least-privilege assignment idempotently, and delete only what this service created.
+
+Listing uses `$filter=assignedTo('{id}')` at a scope (the evidence provider passes the subscription, or the
+account): one paged call returns the caller's own assignments and those it holds through groups, at, above and
+below the scope. An assignment whose principalId differs from the caller's is therefore held through a group
+(`via_group=True`). If a scope rejects `assignedTo` (400), the listing falls back to `principalId eq '{id}'`
+(direct assignments only) for the rest of the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.adapters.clients import subscription_of
+from shared.core import roles
+from shared.core.allowlist import normalize_object_id, normalize_scope
+from shared.core.model import RoleAssignmentEvidence
+from shared.engine.ports import GrantOutcome
+
+log = logging.getLogger("triage.adapters")
+
+# Fixed namespace of the deterministic assignment names (never change it: names of past grants derive from it).
+ASSIGNMENT_NAMESPACE = uuid.UUID("6f1d3c1e-2b0a-5d8e-9a47-3c6e2f8b1a90")
+DESCRIPTION_MARKER = "Created by aoai-auth-triage"
+_EXISTING_ID = re.compile(r"existing role assignment is ([0-9a-fA-F]{32}|[0-9a-fA-F-]{36})")
+_TRANSIENT = {408, 429, 500, 502, 503, 504}
+
+
+def assignment_name(scope: str, principal_id: str, role_guid: str) -> str:
+    """UUIDv5 of scope + principal + role, lower-cased: the same grant always gets the same name."""
+    key = f"{normalize_scope(scope)}|{principal_id.strip().lower()}|{roles.guid_of(role_guid)}"
+    return str(uuid.uuid5(ASSIGNMENT_NAMESPACE, key))
+
+
+def role_definition_id(scope: str, role_guid: str) -> str:
+    return (
+        f"/subscriptions/{subscription_of(scope)}/providers/Microsoft.Authorization/roleDefinitions/"
+        f"{roles.guid_of(role_guid)}"
+    )
+
+
+def description_for(incident_id: str) -> str:
+    return f"{DESCRIPTION_MARKER} for incident {incident_id}"
+
+
+def to_evidence(assignment: Any, caller_id: str) -> RoleAssignmentEvidence:
+    principal = normalize_object_id(assignment.principal_id) or assignment.principal_id
+    return RoleAssignmentEvidence(
+        role_definition_id=roles.guid_of(assignment.role_definition_id or ""),
+        scope=assignment.scope or "",
+        principal_id=principal,
+        principal_type=assignment.principal_type,
+        created_on=_utc(assignment.created_on),
+        via_group=bool(principal) and principal != caller_id,
+        assignment_id=assignment.id,
+        description=assignment.description,
+    )
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _error_parts(exc: Any) -> tuple[int | None, str, str]:
+    error = getattr(exc, "error", None)
+    code = getattr(error, "code", None) or ""
+    message = getattr(error, "message", None) or getattr(exc, "message", None) or str(exc)
+    return getattr(exc, "status_code", None), code, message.strip().splitlines()[0] if message.strip() else ""
+
+
+def _describe(exc: Any) -> str:
+    status, code, message = _error_parts(exc)
+    return f"{status} {code}: {message}".strip()
+
+
+@dataclass(frozen=True)
+class RoleDefinitionInfo:
+    id: str
+    name: str
+    data_actions: tuple[str, ...]
+    not_data_actions: tuple[str, ...]
+    actions: tuple[str, ...]
+    custom: bool
+
+
+class RoleAssignmentError(RuntimeError):
+    """ARM refused a rollback delete (e.g. 403: missing permission or the ABAC condition): the operator must act."""
+
+
+class RoleAssignments:
+    """Reads (list, role definitions) and writes (create, delete_own) on one AuthorizationManagementClient."""
+
+    def __init__(self, client: Any):
+        self.client = client
+        self._assigned_to_supported = True
+        self._definitions: dict[str, dict[str, RoleDefinitionInfo]] = {}
+        self._lock = threading.Lock()
+
+    def new_run(self) -> None:
+        with self._lock:
+            self._definitions.clear()
+            self._assigned_to_supported = True
+
+    # ---- reads ------------------------------------------------------------------------------------------
+
+    def list_for(self, principal_id: str, scope: str) -> tuple[RoleAssignmentEvidence, ...]:
+        """Every assignment of the caller (directly or through groups) at, above or below `scope` (one paged call)."""
+        from azure.core.exceptions import HttpResponseError
+
+        caller = normalize_object_id(principal_id)
+        if caller is None:
+            raise ValueError(f"principal id {principal_id!r} is not an Entra object id")
+        if self._assigned_to_supported:
+            try:
+                found = list(self.client.role_assignments.list_for_scope(scope, filter=f"assignedTo('{caller}')"))
+                return tuple(to_evidence(a, caller) for a in found)
+            except HttpResponseError as exc:
+                if exc.status_code != 400:
+                    raise
+                log.warning("assignedTo() filter refused at %s (%s); listing direct assignments only",
+                            scope, _error_parts(exc)[1])
+                self._assigned_to_supported = False
+        found = list(self.client.role_assignments.list_for_scope(scope, filter=f"principalId eq '{caller}'"))
+        return tuple(to_evidence(a, caller) for a in found)
+
+    def get(self, assignment_id: str) -> RoleAssignmentEvidence | None:
+        """One assignment by its full id (role-assignment events name it); None when it is gone."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            found = self.client.role_assignments.get_by_id(assignment_id)
+        except ResourceNotFoundError:
+            return None
+        principal = normalize_object_id(found.principal_id) or found.principal_id or ""
+        return to_evidence(found, principal)
+
+    def definitions(self, subscription_id: str) -> dict[str, RoleDefinitionInfo]:
+        """All role definitions visible in the subscription by GUID; fetched once per run, then cached."""
+        with self._lock:
+            cached = self._definitions.get(subscription_id)
+            if cached is not None:
+                return cached
+            result: dict[str, RoleDefinitionInfo] = {}
+            for definition in self.client.role_definitions.list(f"/subscriptions/{subscription_id}"):
+                permissions = definition.permissions or []
+                result[roles.guid_of(definition.id or definition.name or "")] = RoleDefinitionInfo(
+                    id=definition.id or "",
+                    name=definition.role_name or "",
+                    data_actions=tuple(a for p in permissions for a in (p.data_actions or ())),
+                    not_data_actions=tuple(a for p in permissions for a in (p.not_data_actions or ())),
+                    actions=tuple(a for p in permissions for a in (p.actions or ())),
+                    custom=(definition.role_type or "").lower() == "customrole",
+                )
+            self._definitions[subscription_id] = result
+            return result
+
+    # ---- writes -----------------------------------------------------------------------------------------
+
+    def create(
+        self, *, scope: str, principal_id: str, principal_type: str, role_guid: str, incident_id: str
+    ) -> GrantOutcome:
+        from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError
+        from azure.mgmt.authorization.models import RoleAssignmentCreateParameters
+
+        role = roles.BY_GUID.get(roles.guid_of(role_guid))
+        role_label = f"{role.name if role else 'role'} ({roles.guid_of(role_guid)})"
+        name = assignment_name(scope, principal_id, role_guid)
+        parameters = RoleAssignmentCreateParameters(
+            role_definition_id=role_definition_id(scope, role_guid),
+            principal_id=principal_id,
+            principal_type=principal_type,  # explicit: the SDK default "User" fails for service principals
+            description=description_for(incident_id),
+        )
+        try:
+            created = self.client.role_assignments.create(scope, name, parameters)
+        except ResourceExistsError as exc:
+            return self._existing(scope, name, exc)
+        except HttpResponseError as exc:
+            status, code, message = _error_parts(exc)
+            if code == "RoleAssignmentExists":
+                return self._existing(scope, name, exc)
+            if code == "PrincipalNotFound":
+                return GrantOutcome("retry_later", message=f"PrincipalNotFound (directory replication): {message}")
+            if status == 403 or code == "AuthorizationFailed":
+                return GrantOutcome(
+                    "forbidden",
+                    message=(
+                        f"The service's identity may not assign {role_label} at scope {scope}: it lacks "
+                        "Microsoft.Authorization/roleAssignments/write there, or the ABAC condition on its role "
+                        f"refused this role or principal type. ARM said: {code or status}: {message}"
+                    ),
+                )
+            if status in _TRANSIENT:
+                return GrantOutcome("retry_later", message=f"ARM kept failing after retries: {status} {code}: "
+                                                           f"{message}")
+            return GrantOutcome("failed", message=f"{code or status}: {message}")
+        except AzureError as exc:  # connection failures after the retry policy gave up
+            return GrantOutcome("retry_later", message=f"ARM unreachable: {type(exc).__name__}: {exc}")
+        return GrantOutcome("created", assignment_id=created.id, created_on=_utc(created.created_on),
+                            message=f"assigned {role_label} at {scope}")
+
+    def _existing(self, scope: str, our_name: str, exc: Any) -> GrantOutcome:
+        """409 RoleAssignmentExists counts as success: find the existing assignment to report it."""
+        from azure.core.exceptions import AzureError
+
+        _, _, message = _error_parts(exc)
+        match = _EXISTING_ID.search(message)
+        candidates = [str(uuid.UUID(match.group(1)))] if match else []
+        candidates.append(our_name)
+        for name in dict.fromkeys(candidates):
+            try:
+                found = self.client.role_assignments.get(scope, name)
+            except AzureError:
+                continue
+            return GrantOutcome("exists", assignment_id=found.id, created_on=_utc(found.created_on),
+                                message="the role assignment already exists")
+        return GrantOutcome("exists", message=f"the role assignment already exists: {message}")
+
+    def delete_own(self, assignment_id: str) -> bool:
+        """Delete only an assignment whose description carries this service's marker. True if deleted; False if
+        it is gone or not ours. Raises RoleAssignmentError when ARM refuses or fails."""
+        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+        try:
+            found = self.client.role_assignments.get_by_id(assignment_id)
+        except ResourceNotFoundError:
+            log.info("role assignment %s is already gone", assignment_id)
+            return False
+        except HttpResponseError as exc:
+            raise RoleAssignmentError(f"could not read role assignment {assignment_id}: {_describe(exc)}") from exc
+        if not (found.description or "").startswith(DESCRIPTION_MARKER):
+            log.warning("refusing to delete role assignment %s: not created by this service", assignment_id)
+            return False
+        try:
+            self.client.role_assignments.delete_by_id(assignment_id)
+        except ResourceNotFoundError:
+            return False
+        except HttpResponseError as exc:
+            raise RoleAssignmentError(
+                f"ARM refused to delete role assignment {assignment_id} (the service's identity needs "
+                f"roleAssignments/delete there, allowed by its ABAC condition): {_describe(exc)}"
+            ) from exc
+        return True
