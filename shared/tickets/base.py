@@ -53,6 +53,7 @@ class TicketRef:
     ref: str  # the tracker's id/number/key
     url: str | None = None
     created: bool = False  # True when this call created it (False: found and updated)
+    reopened: bool = False  # True when this call reopened a closed ticket (or opened a successor to it)
 
 
 class TicketSink(Protocol):

@@ -1,0 +1,66 @@
+"""Build the configured ticket sinks from settings (TRIAGE_TICKET_SINKS and the per-sink settings)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from shared.settings import Settings
+from shared.tickets.base import TicketSink
+from shared.tickets.http import HttpOptions
+
+
+def build_sinks(
+    settings: Settings,
+    *,
+    http_options: HttpOptions | None = None,
+    ado_credential: Any = None,
+    github_token: Callable[[], str] | None = None,
+) -> list[TicketSink]:
+    """One sink per name in settings.ticket_sinks, in that order.
+
+    `http_options` carries transport/retry settings (tests make retries cheap); TRIAGE_CA_BUNDLE is trusted when
+    no explicit `connection_verify` is given. `ado_credential` (a TokenCredential) replaces the PAT with an Entra
+    token; `github_token` (a callable) supplies refreshed GitHub App installation tokens.
+    """
+    options = http_options or HttpOptions()
+    if options.connection_verify is True and settings.ca_bundle:
+        options = replace(options, connection_verify=settings.ca_bundle)
+    sinks: list[TicketSink] = []
+    for name in settings.ticket_sinks:
+        sinks.append(_build(name, settings, options, ado_credential, github_token))
+    return sinks
+
+
+def _build(name: str, s: Settings, options: HttpOptions, ado_credential: Any,
+           github_token: Callable[[], str] | None) -> TicketSink:
+    if name == "log":
+        from shared.tickets.log_sink import LogSink
+
+        return LogSink()
+    if name == "webhook":
+        from shared.tickets.webhook import WebhookSink
+
+        return WebhookSink(url=s.webhook_url, secret=s.webhook_secret, options=options)
+    if name == "github":
+        from shared.tickets.github import GitHubIssuesSink
+
+        return GitHubIssuesSink(api_url=s.github_api_url, repo=s.github_repo, token=github_token or s.github_token,
+                                options=options)
+    if name == "azuredevops":
+        from shared.tickets.azuredevops import AzureDevOpsSink
+
+        return AzureDevOpsSink(org_url=s.ado_org_url, project=s.ado_project, pat=s.ado_pat or None,
+                               credential=ado_credential, options=options)
+    if name == "servicenow":
+        from shared.tickets.servicenow import ServiceNowSink
+
+        return ServiceNowSink(instance_url=s.servicenow_url, user=s.servicenow_user,
+                              password=s.servicenow_password, options=options)
+    if name == "jira":
+        from shared.tickets.jira import JiraSink
+
+        return JiraSink(base_url=s.jira_url, project=s.jira_project, user=s.jira_user, token=s.jira_token,
+                        options=options)
+    raise ValueError(f"unknown ticket sink {name!r}")

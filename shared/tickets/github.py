@@ -1,0 +1,145 @@
+"""GitHub Issues (REST v3): one issue per incident fingerprint, found by its marker label.
+
+Look-up lists the repository's issues carrying the marker label (strongly consistent, unlike search). GitHub
+silently drops labels on create when the token lacks push/triage access, so the body's first line also carries
+the marker and a miss falls back to the search API on that line. Body: GitHub Markdown (markup/markdown.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from shared.tickets.base import TicketAuthError, TicketContent, TicketRef
+from shared.tickets.document import comment_document, ticket_document, ticket_title
+from shared.tickets.http import HttpOptions, TrackerClient, secret_forms, segment
+from shared.tickets.marker import MANAGED_LABEL, marker_for
+from shared.tickets.markup.markdown import render_markdown
+
+log = logging.getLogger("triage.tickets")
+PRIORITY_LABEL = "priority:high"
+TITLE_LIMIT = 256
+API_VERSION = "2022-11-28"
+
+
+def body_marker(marker: str) -> str:
+    return f"<!-- {MANAGED_LABEL}:{marker} -->"
+
+
+def issue_body(content: TicketContent) -> str:
+    """The issue body: the marker line first (the search fallback trusts only that position), then Markdown."""
+    marker = marker_for(content.fingerprint)
+    return body_marker(marker) + "\n\n" + render_markdown(ticket_document(content, marker))
+
+
+class GitHubIssuesSink:
+    name = "github"
+
+    def __init__(self, *, api_url: str, repo: str, token: str | Callable[[], str], options: HttpOptions):
+        if repo.count("/") != 1:
+            raise ValueError("TRIAGE_GITHUB_REPO must be owner/name")
+        owner, name = repo.split("/")
+        self._repo = repo
+        self._path = f"/repos/{segment(owner)}/{segment(name)}"
+        token_of: Callable[[], str] = token if callable(token) else (lambda: token)
+        static = [token] if isinstance(token, str) else []
+        self._http = TrackerClient(
+            sink=self.name, base_url=api_url, options=options,
+            secrets=secret_forms(*static, headers=[f"Bearer {t}" for t in static]),
+            credential_hint="TRIAGE_GITHUB_TOKEN", authorization=lambda: f"Bearer {token_of()}",
+            headers={"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION},
+        )
+
+    # ---- look-up ----
+
+    def _find(self, marker: str) -> dict[str, Any] | None:
+        result = self._http.request(
+            "GET", f"{self._path}/issues", idempotent=True, allow=(404,),
+            params={"labels": marker, "state": "all", "sort": "updated", "direction": "desc", "per_page": 20},
+        )
+        if result.status == 404:
+            raise TicketAuthError(f"github sink: repository {self._repo} not found or not visible to the token; "
+                                  "check TRIAGE_GITHUB_REPO and TRIAGE_GITHUB_TOKEN")
+        issues = [i for i in result.json() or [] if "pull_request" not in i]
+        if not issues:
+            issues = self._search_body(marker)
+        return _prefer_open(issues)
+
+    def _search_body(self, marker: str) -> list[dict[str, Any]]:
+        query = f'repo:{self._repo} is:issue in:body "{marker}"'
+        result = self._http.request("GET", "/search/issues", idempotent=True,
+                                    params={"q": query, "sort": "updated", "order": "desc", "per_page": 20})
+        items = (result.json() or {}).get("items", [])
+        # Only our own first line counts: ticket text from logs could quote another incident's marker.
+        return [i for i in items if (i.get("body") or "").startswith(body_marker(marker))]
+
+    # ---- TicketSink ----
+
+    def open_or_update(self, content: TicketContent, *, comment: str | None = None) -> TicketRef:
+        marker = marker_for(content.fingerprint)
+        issue = self._find(marker)
+        body = issue_body(content)
+        title = ticket_title(content, TITLE_LIMIT)
+        if issue is None:
+            labels = [MANAGED_LABEL, marker] + ([PRIORITY_LABEL] if content.escalated else [])
+            created = self._http.request("POST", f"{self._path}/issues", idempotent=False,
+                                         json={"title": title, "body": body, "labels": labels}).json()
+            if marker not in _label_names(created):
+                log.warning("github sink: labels were dropped on issue #%s (token lacks push/triage access); "
+                            "look-ups fall back to search", created.get("number"))
+            ref = self._ref(created, created=True)
+        else:
+            reopened = issue.get("state") == "closed"
+            patch: dict[str, Any] = {"title": title, "body": body}
+            if reopened:
+                patch["state"] = "open"
+            labels = _label_names(issue)
+            wanted = labels | {MANAGED_LABEL, marker} | ({PRIORITY_LABEL} if content.escalated else set())
+            if wanted != labels:
+                patch["labels"] = sorted(wanted)
+            updated = self._http.request("PATCH", f"{self._path}/issues/{issue['number']}",
+                                         idempotent=True, json=patch).json()
+            ref = self._ref(updated, reopened=reopened)
+        if comment:
+            self._comment(ref.ref, comment)
+        log.info("github sink: %s issue #%s for %s", _verb(ref), ref.ref, content.incident_id)
+        return ref
+
+    def resolve(self, content: TicketContent, *, comment: str) -> TicketRef | None:
+        marker = marker_for(content.fingerprint)
+        issue = self._find(marker)
+        if issue is None:
+            return None
+        if issue.get("state") == "closed":
+            return self._ref(issue)
+        self._comment(str(issue["number"]), comment)
+        closed = self._http.request(
+            "PATCH", f"{self._path}/issues/{issue['number']}", idempotent=True,
+            json={"state": "closed", "state_reason": "completed", "body": issue_body(content)},
+        ).json()
+        log.info("github sink: closed issue #%s for %s", issue["number"], content.incident_id)
+        return self._ref(closed)
+
+    def _comment(self, number: str, text: str) -> None:
+        self._http.request("POST", f"{self._path}/issues/{number}/comments", idempotent=False,
+                           json={"body": render_markdown(comment_document(text))})
+
+    def _ref(self, issue: dict[str, Any], *, created: bool = False, reopened: bool = False) -> TicketRef:
+        return TicketRef(self.name, str(issue["number"]), issue.get("html_url"), created=created, reopened=reopened)
+
+
+def _label_names(issue: dict[str, Any]) -> set[str]:
+    return {label["name"] if isinstance(label, dict) else str(label) for label in issue.get("labels") or []}
+
+
+def _prefer_open(issues: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The open issue if there is one, else the most recently updated closed one (input is newest first)."""
+    for issue in issues:
+        if issue.get("state") == "open":
+            return issue
+    return issues[0] if issues else None
+
+
+def _verb(ref: TicketRef) -> str:
+    return "created" if ref.created else "reopened" if ref.reopened else "updated"

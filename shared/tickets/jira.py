@@ -1,0 +1,164 @@
+"""Jira Cloud issues (REST v3, descriptions and comments in ADF): one issue per fingerprint, found by its label.
+
+Why v3/ADF rather than v2/wiki markup: ADF is JSON, so text from logs can never become markup, a link or a
+mention (markup/adf.py); the settings (user e-mail + API token) are Jira Cloud's anyway. Look-up uses the
+enhanced JQL search (`/search/jql`, which replaced `/search` in 2025); Jira's index can lag a few seconds behind a
+create, far less than one scan interval. Resolve and reopen are workflow transitions, picked by status category;
+without a reopen transition a recurrence opens a new issue that names the old one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from shared.tickets.base import TicketContent, TicketError, TicketRef
+from shared.tickets.document import Block, Paragraph, Text, comment_document, ticket_document, ticket_title
+from shared.tickets.http import HttpOptions, TrackerClient, basic_auth, secret_forms, segment
+from shared.tickets.marker import MANAGED_LABEL, marker_for
+from shared.tickets.markup.adf import render_adf
+
+log = logging.getLogger("triage.tickets")
+API = "/rest/api/3"
+TITLE_LIMIT = 255
+DONE = "done"
+
+
+def _jql_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def issue_description(content: TicketContent, predecessor: str | None = None) -> dict[str, Any]:
+    blocks: tuple[Block, ...] = ticket_document(content, marker_for(content.fingerprint))
+    if predecessor:
+        blocks = (Paragraph((Text(f"Recurrence of {predecessor}, which is closed and cannot be reopened."),)),
+                  *blocks)
+    return render_adf(blocks)
+
+
+class JiraSink:
+    name = "jira"
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        project: str,
+        user: str,
+        token: str,
+        options: HttpOptions,
+        issue_type: str = "Task",
+        escalated_priority: str = "High",
+    ):
+        self._base = base_url.rstrip("/")
+        self._project = project
+        self._issue_type = issue_type
+        self._priority = escalated_priority
+        header = basic_auth(user, token)
+        self._http = TrackerClient(
+            sink=self.name, base_url=self._base, options=options, secrets=secret_forms(token, headers=[header]),
+            credential_hint="TRIAGE_JIRA_USER / TRIAGE_JIRA_TOKEN", authorization=lambda: header,
+        )
+
+    def _find(self, marker: str) -> dict[str, Any] | None:
+        jql = f"project = {_jql_string(self._project)} AND labels = {_jql_string(marker)} ORDER BY updated DESC"
+        found = self._http.request("GET", f"{API}/search/jql", idempotent=True, params={
+            "jql": jql, "fields": "status,labels,priority", "maxResults": 20,
+        }).json() or {}
+        issues = found.get("issues", [])
+        for issue in issues:
+            if _category(issue) != DONE:
+                return issue
+        return issues[0] if issues else None
+
+    def open_or_update(self, content: TicketContent, *, comment: str | None = None) -> TicketRef:
+        marker = marker_for(content.fingerprint)
+        issue = self._find(marker)
+        reopened = False
+        predecessor = None
+        if issue is not None and _category(issue) == DONE:
+            transition = self._transition_to(issue["key"], reopen=True)
+            if transition is None:
+                predecessor, issue = issue["key"], None
+            else:
+                self._http.request("POST", f"{API}/issue/{segment(issue['key'])}/transitions", idempotent=False,
+                                   json={"transition": {"id": transition}})
+                reopened = True
+        if issue is None:
+            fields = self._fields(content, predecessor)
+            fields.update(project={"key": self._project}, issuetype={"name": self._issue_type},
+                          labels=[MANAGED_LABEL, marker])
+            created = self._http.request("POST", f"{API}/issue", json={"fields": fields}, idempotent=False).json()
+            ref = self._ref(created["key"], created=True, reopened=predecessor is not None)
+        else:
+            labels = set((issue.get("fields") or {}).get("labels") or [])
+            update = {"labels": [{"add": label} for label in (MANAGED_LABEL, marker) if label not in labels]}
+            body: dict[str, Any] = {"fields": self._fields(content)}
+            if update["labels"]:
+                body["update"] = update
+            self._http.request("PUT", f"{API}/issue/{segment(issue['key'])}", json=body, idempotent=True)
+            ref = self._ref(issue["key"], reopened=reopened)
+        if comment:
+            self._http.request("POST", f"{API}/issue/{segment(ref.ref)}/comment", idempotent=False,
+                               json={"body": render_adf(comment_document(comment))})
+        log.info("jira sink: %s %s for %s",
+                 "created" if ref.created else "reopened" if ref.reopened else "updated", ref.ref,
+                 content.incident_id)
+        return ref
+
+    def resolve(self, content: TicketContent, *, comment: str) -> TicketRef | None:
+        marker = marker_for(content.fingerprint)
+        issue = self._find(marker)
+        if issue is None:
+            return None
+        key = issue["key"]
+        if _category(issue) == DONE:
+            return self._ref(key)
+        transition = self._transition_to(key, reopen=False)
+        if transition is None:
+            status = ((issue.get("fields") or {}).get("status") or {}).get("name", "?")
+            raise TicketError(f"jira sink: no transition from status {status!r} to a done status on {key}; "
+                              "check the project's workflow")
+        self._http.request("PUT", f"{API}/issue/{segment(key)}", json={"fields": self._fields(content)},
+                           idempotent=True)
+        # The comment rides on the transition: both land or neither does.
+        self._http.request("POST", f"{API}/issue/{segment(key)}/transitions", idempotent=False, json={
+            "transition": {"id": transition},
+            "update": {"comment": [{"add": {"body": render_adf(comment_document(comment))}}]},
+        })
+        log.info("jira sink: resolved %s for %s", key, content.incident_id)
+        return self._ref(key)
+
+    def _fields(self, content: TicketContent, predecessor: str | None = None) -> dict[str, Any]:
+        fields: dict[str, Any] = {"summary": ticket_title(content, TITLE_LIMIT),
+                                  "description": issue_description(content, predecessor)}
+        if content.escalated:
+            fields["priority"] = {"name": self._priority}
+        return fields
+
+    def _transition_to(self, key: str, *, reopen: bool) -> str | None:
+        """A transition into a done status (resolve) or out of one (reopen: prefer one named Reopen, then a
+        'new' status, then 'in progress')."""
+        found = self._http.request("GET", f"{API}/issue/{segment(key)}/transitions", idempotent=True).json() or {}
+        transitions = found.get("transitions", [])
+        if not reopen:
+            return next((t["id"] for t in transitions if _target_category(t) == DONE), None)
+
+        def rank(t: dict[str, Any]) -> int:
+            name = str(t.get("name", "")).lower()
+            return 0 if "reopen" in name else 1 if _target_category(t) == "new" else 2
+
+        candidates = sorted((t for t in transitions if _target_category(t) != DONE), key=rank)
+        return candidates[0]["id"] if candidates else None
+
+    def _ref(self, key: str, *, created: bool = False, reopened: bool = False) -> TicketRef:
+        return TicketRef(self.name, key, f"{self._base}/browse/{segment(key)}", created=created, reopened=reopened)
+
+
+def _category(issue: dict[str, Any]) -> str:
+    status = (issue.get("fields") or {}).get("status") or {}
+    return str((status.get("statusCategory") or {}).get("key", ""))
+
+
+def _target_category(transition: dict[str, Any]) -> str:
+    return str(((transition.get("to") or {}).get("statusCategory") or {}).get("key", ""))

@@ -1,0 +1,14 @@
+"""The searchable marker that ties a ticket to an incident fingerprint in every tracker."""
+
+from __future__ import annotations
+
+import hashlib
+
+MANAGED_LABEL = "aoai-auth-triage"  # tag/label on every ticket this service manages
+MARKER_PREFIX = "triage-"
+
+
+def marker_for(fingerprint: str) -> str:
+    """`triage-<12 hex>`: fits label/tag rules (no spaces, short) in every tracker; the body keeps the full
+    fingerprint. 48 bits make an accidental collision between two live incidents negligible."""
+    return MARKER_PREFIX + hashlib.sha256(fingerprint.encode("utf-8")).hexdigest()[:12]

@@ -1,0 +1,129 @@
+"""ServiceNow incidents (Table API): one incident per fingerprint, found by `correlation_id` = the marker.
+
+Text is plain (markup/plain.py); comments go to `work_notes` in the same PATCH as the update. A Resolved (6)
+incident is put back In Progress (2) when the problem recurs; Closed (7) and Canceled (8) incidents are
+read-only for integration users, so a recurrence opens a new incident that names the old one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from shared.tickets.base import TicketContent, TicketRef
+from shared.tickets.document import Paragraph, Text, comment_document, ticket_document, ticket_title
+from shared.tickets.http import HttpOptions, TrackerClient, basic_auth, secret_forms
+from shared.tickets.marker import MANAGED_LABEL, marker_for
+from shared.tickets.markup.plain import render_plain
+
+log = logging.getLogger("triage.tickets")
+TABLE = "/api/now/table/incident"
+TITLE_LIMIT = 160  # short_description
+DESCRIPTION_LIMIT = 4000  # the default max length of incident.description
+IN_PROGRESS, RESOLVED, CLOSED, CANCELED = "2", "6", "7", "8"
+_FIELDS = "sys_id,number,state,urgency,impact,correlation_id"
+
+
+def incident_description(content: TicketContent, predecessor: str | None = None) -> str:
+    blocks = ticket_document(content, marker_for(content.fingerprint))
+    if predecessor:
+        blocks = (Paragraph((Text(f"Recurrence of {predecessor}, which is closed."),)), *blocks)
+    text = render_plain(blocks)
+    if len(text) > DESCRIPTION_LIMIT:  # the server would cut it silently; cut it visibly instead
+        text = text[: DESCRIPTION_LIMIT - 40] + "\n… [description truncated]\n"
+    return text
+
+
+class ServiceNowSink:
+    name = "servicenow"
+
+    def __init__(
+        self,
+        *,
+        instance_url: str,
+        user: str,
+        password: str,
+        options: HttpOptions,
+        assignment_group: str | None = None,
+        close_code: str = "Solution provided",
+    ):
+        self._instance = instance_url.rstrip("/")
+        self._assignment_group = assignment_group
+        self._close_code = close_code
+        header = basic_auth(user, password)
+        self._http = TrackerClient(
+            sink=self.name, base_url=self._instance, options=options,
+            secrets=secret_forms(password, headers=[header]),
+            credential_hint="TRIAGE_SERVICENOW_USER / TRIAGE_SERVICENOW_PASSWORD", authorization=lambda: header,
+        )
+
+    def _find(self, marker: str) -> dict[str, Any] | None:
+        result = self._http.request("GET", TABLE, idempotent=True, params={
+            "sysparm_query": f"correlation_id={marker}^ORDERBYDESCsys_updated_on",
+            "sysparm_fields": _FIELDS, "sysparm_limit": 20, "sysparm_exclude_reference_link": "true",
+        }).json() or {}
+        records = result.get("result", [])
+        for record in records:
+            if str(record.get("state")) not in (RESOLVED, CLOSED, CANCELED):
+                return record
+        return records[0] if records else None
+
+
+    def open_or_update(self, content: TicketContent, *, comment: str | None = None) -> TicketRef:
+        marker = marker_for(content.fingerprint)
+        record = self._find(marker)
+        notes = render_plain(comment_document(comment)) if comment else None
+        state = str(record.get("state")) if record else None
+        if record is None or state in (CLOSED, CANCELED):
+            predecessor = record.get("number") if record else None
+            level = "1" if content.escalated else "2"
+            fields: dict[str, Any] = {
+                "short_description": ticket_title(content, TITLE_LIMIT),
+                "description": incident_description(content, predecessor),
+                "correlation_id": marker, "correlation_display": MANAGED_LABEL,
+                "urgency": level, "impact": level,
+            }
+            if self._assignment_group:
+                fields["assignment_group"] = self._assignment_group
+            if notes:
+                fields["work_notes"] = notes
+            created = self._http.request("POST", TABLE, json=fields, idempotent=False,
+                                         params={"sysparm_fields": _FIELDS}).json()["result"]
+            ref = self._ref(created, created=True, reopened=predecessor is not None)
+        else:
+            reopened = state == RESOLVED
+            fields = {"short_description": ticket_title(content, TITLE_LIMIT),
+                      "description": incident_description(content)}
+            if reopened:
+                fields["state"] = IN_PROGRESS
+            if content.escalated:
+                fields.update(urgency="1", impact="1")
+            if notes:
+                fields["work_notes"] = notes
+            updated = self._http.request("PATCH", f"{TABLE}/{record['sys_id']}", json=fields,
+                                         params={"sysparm_fields": _FIELDS}, idempotent=not notes).json()["result"]
+            ref = self._ref(updated, reopened=reopened)
+        log.info("servicenow sink: %s %s for %s",
+                 "created" if ref.created else "reopened" if ref.reopened else "updated", ref.ref,
+                 content.incident_id)
+        return ref
+
+    def resolve(self, content: TicketContent, *, comment: str) -> TicketRef | None:
+        marker = marker_for(content.fingerprint)
+        record = self._find(marker)
+        if record is None:
+            return None
+        if str(record.get("state")) in (RESOLVED, CLOSED, CANCELED):
+            return self._ref(record)
+        notes = render_plain(comment_document(comment))
+        fields = {"state": RESOLVED, "close_code": self._close_code, "close_notes": notes, "work_notes": notes,
+                  "description": incident_description(content)}
+        resolved = self._http.request("PATCH", f"{TABLE}/{record['sys_id']}", json=fields,
+                                      params={"sysparm_fields": _FIELDS}, idempotent=False).json()["result"]
+        log.info("servicenow sink: resolved %s for %s", resolved.get("number"), content.incident_id)
+        return self._ref(resolved)
+
+    def _ref(self, record: dict[str, Any], *, created: bool = False, reopened: bool = False) -> TicketRef:
+        url = f"{self._instance}/nav_to.do?uri=incident.do%3Fsys_id%3D{record['sys_id']}"
+        return TicketRef(self.name, str(record.get("number") or record["sys_id"]), url,
+                         created=created, reopened=reopened)
