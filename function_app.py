@@ -4,14 +4,111 @@ Heavy Azure SDK modules are imported inside the handlers, never here: this modul
 """
 
 import json
+import logging
+import os
 
 import azure.functions as func
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+log = logging.getLogger("triage")
+
+DEFAULT_SCHEDULE = "0 */5 * * * *"
 
 
-def _json_response(body: dict, status: int = 200) -> func.HttpResponse:
+def _json(body: dict, status: int = 200) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(body, default=str), status_code=status, mimetype="application/json")
+
+
+def _serve(handler) -> func.HttpResponse:
+    """Run an HTTP handler with the shared runtime; configuration and internal errors become JSON, never traces."""
+    from shared.engine.runtime import get_runtime
+    from shared.settings import SettingsError
+
+    try:
+        runtime = get_runtime()
+    except SettingsError as exc:
+        return _json({"error": "invalid settings", "problems": [{"key": k, "expected": w} for k, w in exc.problems]},
+                     500)
+    try:
+        status, body = handler(runtime)
+    except Exception as exc:  # noqa: BLE001 - the caller gets a JSON error; details go to the log
+        log.exception("request failed")
+        return _json({"error": f"internal error ({type(exc).__name__}); see the function log"}, 500)
+    return _json(body, status)
+
+
+@app.function_name(name="scan")
+@app.timer_trigger(schedule=os.environ.get("TRIAGE_SCAN_SCHEDULE") or DEFAULT_SCHEDULE, arg_name="timer",
+                   run_on_startup=False, use_monitor=True)
+def scan(timer: func.TimerRequest) -> None:
+    # A past-due run simply runs: every step is idempotent, so overlapping or late cycles are safe.
+    from shared.engine.runtime import get_runtime
+    from shared.engine.scan import run_scan
+
+    report = run_scan(get_runtime())
+    log.info("scan %s: %s", report.correlation_id, json.dumps(report.to_json()["actions"]))
+
+
+@app.function_name(name="events")
+@app.event_grid_trigger(arg_name="event")
+def events(event: func.EventGridEvent) -> None:
+    from shared.engine.events import handle_event_safely
+    from shared.engine.runtime import get_runtime
+
+    outcome = handle_event_safely(get_runtime(), event)
+    log.info("event %s: %s %s", outcome.event_id, outcome.result, outcome.detail)
+
+
+@app.function_name(name="diagnose")
+@app.route(route="diagnose", methods=["POST"])
+def diagnose(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.engine.http_api import diagnose_request
+
+    return _serve(lambda rt: diagnose_request(rt, req.get_body()))
+
+
+@app.function_name(name="alerts")
+@app.route(route="alerts", methods=["POST"])
+def alerts(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.engine.http_api import alerts_request
+
+    return _serve(lambda rt: alerts_request(rt, req.get_body()))
+
+
+@app.function_name(name="incidents")
+@app.route(route="incidents", methods=["GET"])
+def incidents(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.engine.http_api import list_incidents
+
+    return _serve(lambda rt: list_incidents(rt, req.params))
+
+
+@app.function_name(name="incident")
+@app.route(route="incidents/{incident_id}", methods=["GET"])
+def incident(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.engine.http_api import get_incident
+
+    return _serve(lambda rt: get_incident(rt, req.route_params.get("incident_id", "")))
+
+
+def _incident_action(req: func.HttpRequest, action: str) -> func.HttpResponse:
+    from shared.engine.http_api import incident_action
+
+    headers = {k.lower(): v for k, v in req.headers.items()}
+    return _serve(lambda rt: incident_action(rt, req.route_params.get("incident_id", ""), action, headers,
+                                             req.get_body()))
+
+
+@app.function_name(name="approve")
+@app.route(route="incidents/{incident_id}/approve", methods=["POST"])
+def approve(req: func.HttpRequest) -> func.HttpResponse:
+    return _incident_action(req, "approve")
+
+
+@app.function_name(name="revoke")
+@app.route(route="incidents/{incident_id}/revoke", methods=["POST"])
+def revoke(req: func.HttpRequest) -> func.HttpResponse:
+    return _incident_action(req, "revoke")
 
 
 @app.function_name(name="health")
@@ -19,5 +116,11 @@ def _json_response(body: dict, status: int = 200) -> func.HttpResponse:
 def health(req: func.HttpRequest) -> func.HttpResponse:
     from shared.health import check_health
 
-    report = check_health()
-    return _json_response(report, 200 if report["ok"] else 503)
+    report = check_health(store_probe=_probe_store)
+    return _json(report, 200 if report["ok"] else 503)
+
+
+def _probe_store(settings) -> None:
+    from shared.engine.runtime import get_runtime
+
+    get_runtime().store.ping()

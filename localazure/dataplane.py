@@ -157,7 +157,8 @@ def decide(state: State, spec: CallSpec, at: datetime | None = None) -> Outcome:
             # the ARM-style wording that names the token's audience, as several Azure front doors do.
             return fail(401, "InvalidAuthenticationTokenAudience",
                         f"The access token has been obtained for wrong audience or resource '{audience}'. It should "
-                        f"exactly match with one of the allowed audiences {', '.join(repr(a) for a in sorted(audiences))}.")
+                        "exactly match with one of the allowed audiences "
+                        f"{', '.join(repr(a) for a in sorted(audiences))}.")
         resource_tenant = account.tenant_id or state.tenant_id
         if spec.tenant and spec.tenant.lower() != resource_tenant.lower():
             return fail(400, TENANT_CODE, f"Token tenant {spec.tenant} does not match resource tenant.")

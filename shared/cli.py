@@ -57,6 +57,12 @@ def _samples_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print each full diagnosis as a JSON line")
 
 
+def _demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    parser.add_argument("--provider", help="ticket provider: github (default), azuredevops, servicenow, jira, "
+                        "webhook or log; also TRIAGE_DEMO_TICKETS")
+
+
 def _json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON")
 
@@ -75,7 +81,8 @@ COMMANDS: dict[str, Command] = {
                         "shared.cli:run_diagnose", _diagnose_arguments),
     "samples": Command("diagnose the bundled sample failures and print a table", "shared.cli:run_samples",
                        _samples_arguments),
-    "demo": Command("for now the same as samples", "shared.cli:run_samples", _samples_arguments),
+    "demo": Command("run the whole arc on the local stand-in (needs the dev checkout: localazure/)",
+                    "localazure.demo:run", _demo_arguments),
     "scan": Command("run one full cycle: read, diagnose, decide, act, persist, verify",
                     "shared.engine.commands:scan", _json_flag),
     "incidents": Command("list incidents, or show one with its audit trail", "shared.engine.commands:incidents",

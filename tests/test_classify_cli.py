@@ -125,7 +125,7 @@ def test_diagnose_rejects_bad_input_with_a_reason():
 # ---- samples / demo -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", ["samples", "demo"])
+@pytest.mark.parametrize("command", ["samples"])
 def test_samples_print_an_aligned_table_covering_most_causes(command):
     result = run(command)
     rows = result.stdout.decode().splitlines()

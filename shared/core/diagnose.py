@@ -13,6 +13,7 @@ Only the three least-privilege data roles are ever named, and only for role-fixa
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
@@ -460,9 +461,19 @@ def _token_scope(case: _Case) -> str:
     return fixes.STANDARD_SCOPE
 
 
+_ARM_ACCOUNT_ID = re.compile(
+    r"^/subscriptions/[^/\s]+/resourcegroups/[^/\s]+/providers/microsoft\.cognitiveservices/accounts/[^/\s]+"
+    r"(/projects/[^/\s]+)?/?$",
+    re.IGNORECASE,
+)
+
+
 def _target_scope(case: _Case) -> str | None:
     resource_id = _text(case.signal.resource_id) or (case.resource.resource_id if case.resource else None)
     if not resource_id or not resource_id.strip():
+        return None
+    if not _ARM_ACCOUNT_ID.match(resource_id.strip()):
+        case.lines.append("The resource id is not a Cognitive Services account or project id: scope unknown")
         return None
     account = endpoints.account_id_of(resource_id)
     project = endpoints.project_of_resource(resource_id) or case.project

@@ -93,6 +93,8 @@ class Incident:
     approval_expires_at: datetime | None = None
     approved_by: str | None = None
     last_grant_at: datetime | None = None
+    last_comment_at: datetime | None = None  # last recurrence comment on the ticket (throttled)
+    closed_at: datetime | None = None  # when it was resolved / closed unverified (recurrence after this reopens)
     updated_at: datetime | None = None
     etag: str | None = None  # set by the store; never part of the record
 
@@ -124,6 +126,8 @@ class Incident:
             "verify_deadline",
             "approval_expires_at",
             "last_grant_at",
+            "last_comment_at",
+            "closed_at",
             "updated_at",
         ):
             if data.get(name):

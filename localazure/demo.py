@@ -1,0 +1,374 @@
+"""`make demo` / `python -m shared demo`: the whole arc on the local stand-in, through the real entry points.
+
+It starts `localazure` with the bundled demo scenario (real clock, RBAC propagation compressed to 10 s), points
+the service at it with SQLite state and a tracker stand-in, then drives function_app exactly as Azure would:
+timer cycles (`scan`), events delivered to the Event Grid function (`events`), and an on-call approval over HTTP
+(`POST /api/incidents/{id}/approve`). Lives in localazure/ because it needs the stand-in; shared/ never imports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+SCENARIO = Path(__file__).parent / "scenarios" / "demo.json"
+PROPAGATION_SECONDS = 10  # "10 minutes", compressed
+ONCALL = "oncall@contoso.example"
+PROVIDERS = ("github", "azuredevops", "servicenow", "jira", "webhook", "log")
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    principal: str | None  # None: key callers of the resource
+    account: str
+    project: str | None = None
+    allowlist: dict[str, Any] | None = None  # the allowlist entry for this case's principal, if any
+
+
+def _entry(oid: str, **more: Any) -> dict[str, Any]:
+    return {"object_id": oid, **more}
+
+
+CASES = (
+    Case("mi-missing-openai-user", "0de70000-0001-4000-8000-000000000001", "aoai-demo",
+         allowlist=_entry("0de70000-0001-4000-8000-000000000001", name="orders-api")),
+    Case("not-allowlisted", "0de70000-0002-4000-8000-000000000002", "aoai-demo"),
+    Case("owner-only", "0de70000-0003-4000-8000-000000000003", "aoai-demo",
+         allowlist=_entry("0de70000-0003-4000-8000-000000000003", name="billing-api")),
+    Case("key-auth-disabled", None, "aoai-keyless"),
+    Case("firewall", "0de70000-0005-4000-8000-000000000005", "aoai-locked"),
+    Case("wrong-audience", "0de70000-0006-4000-8000-000000000006", "aoai-demo",
+         allowlist=_entry("0de70000-0006-4000-8000-000000000006", name="search-indexer")),
+    Case("recently-assigned", "0de70000-0007-4000-8000-000000000007", "aoai-demo",
+         allowlist=_entry("0de70000-0007-4000-8000-000000000007", name="support-copilot")),
+    Case("foundry-project", "0de70000-0008-4000-8000-000000000008", "foundry-demo", project="agents",
+         allowlist=_entry("0de70000-0008-4000-8000-000000000008", name="agents-runner")),
+    Case("models-with-openai-user", "0de70000-0009-4000-8000-000000000009", "foundry-demo",
+         allowlist=_entry("0de70000-0009-4000-8000-000000000009", name="phi-summarizer")),
+    Case("repeated-failures", None, "aoai-demo"),
+    Case("allowlisted-user", "0de70000-0011-4000-8000-000000000011", "aoai-demo",
+         allowlist=_entry("0de70000-0011-4000-8000-000000000011", name="dana", principal_type="User")),
+    Case("approved-by-oncall", "0de70000-0012-4000-8000-000000000012", "aoai-demo",
+         allowlist=_entry("0de70000-0012-4000-8000-000000000012", name="nightly-batch", require_approval=True)),
+)
+
+
+def _settings_env(az: Any, trackers: Any, provider: str, state_dir: str) -> dict[str, str]:
+    env = {
+        "TRIAGE_MODE": "enforce",
+        "TRIAGE_ALLOWLIST": json.dumps([c.allowlist for c in CASES if c.allowlist]),
+        "TRIAGE_WORKSPACE_IDS": az.workspace_id,
+        "TRIAGE_ARM_ENDPOINT": az.arm_url,
+        "TRIAGE_LOGS_ENDPOINT": az.logs_url,
+        "TRIAGE_SUBSCRIPTION_ID": az.subscription_id,
+        "TRIAGE_CA_BUNDLE": az.ca_path,
+        "TRIAGE_LOCAL_TOKEN": "demo-token",
+        "TRIAGE_PROPAGATION_WINDOW_SECONDS": str(PROPAGATION_SECONDS),
+        "TRIAGE_INGESTION_LAG_SECONDS": "1",
+        "TRIAGE_LOOKBACK_OVERLAP_MINUTES": "1",
+        "TRIAGE_INCIDENT_COOLDOWN_MINUTES": "60",
+        "TRIAGE_TICKET_COMMENT_INTERVAL_MINUTES": "0",
+        "TRIAGE_STATE_BACKEND": "sqlite",
+        "TRIAGE_SQLITE_PATH": os.path.join(state_dir, "demo.sqlite3"),
+        "TRIAGE_TICKET_SINKS": provider,
+        "TRIAGE_EVENTGRID_TOPIC_ENDPOINT": az.eventgrid_url,
+        "TRIAGE_EVENTGRID_TOPIC_KEY": az.eventgrid_key,
+    }
+    env.update(trackers.settings_env())
+    return env
+
+
+class Demo:
+    """Runs the scenario and collects the report."""
+
+    def __init__(self, provider: str = "github", out: TextIO | None = None):
+        self.provider = provider
+        self.out = out
+        self.events: list[dict[str, Any]] = []
+        self.approval: dict[str, Any] = {}
+        self.cause_at_decision: dict[str, str] = {}
+        self.first_diagnosis: dict[str, dict[str, Any]] = {}
+        self.counts_by_cycle: dict[str, list[int]] = {}
+        self.failing_during_propagation: set[str] = set()
+
+    def say(self, text: str) -> None:
+        if self.out is not None:
+            self.out.write(text + "\n")
+            self.out.flush()
+
+    def run(self) -> dict[str, Any]:
+        import function_app
+        from localazure import LocalAzure
+        from localazure.trackers import TrackerStandIns
+        from shared.engine.runtime import Runtime, set_runtime
+        from shared.settings import load_settings
+
+        with tempfile.TemporaryDirectory(prefix="triage-demo-") as state_dir:
+            az = LocalAzure.start(SCENARIO)
+            trackers = TrackerStandIns.start(az.ca)
+            runtime = None
+            try:
+                settings = load_settings(_settings_env(az, trackers, self.provider, state_dir))
+                runtime = Runtime.from_settings(settings)
+                set_runtime(runtime)
+                self.say(f"local Azure stand-in up (ARM {az.arm_url}, Log Analytics {az.logs_url}); mode enforce; "
+                         f"propagation window {PROPAGATION_SECONDS} s; tickets -> {self.provider}")
+                report = self._drive(az, runtime, function_app)
+                report["tickets_detail"] = self._ticket_refs(runtime)
+                return report
+            finally:
+                set_runtime(None)
+                if runtime is not None:
+                    runtime.close()
+                trackers.stop()
+                az.stop()
+
+    # -----------------------------------------------------------------------------------------------------------
+
+    def _cycle(self, az: Any, function_app: Any, label: str) -> None:
+        from azure.functions.timer import TimerRequest
+
+        az.simulate(ticks=1)
+        time.sleep(0.2)  # rows land in the workspace before the query, like ingestion
+        scan = function_app.scan.build().get_user_function()
+        scan(TimerRequest(past_due=False))
+        self.say(f"  timer cycle {label}: scanned")
+
+    def _incident_for(self, runtime: Any, case: Case) -> Any:
+        from shared.core.allowlist import normalize_object_id, normalize_scope
+
+        resource = normalize_scope(self._account_id(runtime, case.account))
+        oid = normalize_object_id(case.principal) if case.principal else None
+        found = [i for i in runtime.store.list_incidents()
+                 if normalize_scope(i.resource_id).startswith(resource)
+                 and (normalize_object_id(i.principal_id) if i.principal_id else None) == oid]
+        return max(found, key=lambda i: i.first_seen) if found else None
+
+    def _account_id(self, runtime: Any, account: str) -> str:
+        return (f"/subscriptions/{runtime.settings.subscription_id}/resourceGroups/rg-demo/providers/"
+                f"Microsoft.CognitiveServices/accounts/{account}")
+
+    def _snapshot(self, runtime: Any) -> None:
+        for case in CASES:
+            incident = self._incident_for(runtime, case)
+            if incident is None:
+                continue
+            self.cause_at_decision.setdefault(case.id, incident.cause)
+            self.first_diagnosis.setdefault(case.id, dict(incident.diagnosis))
+            self.counts_by_cycle.setdefault(case.id, []).append(incident.count)
+            if incident.status in ("assigned", "verifying") and incident.cause == "propagation_pending" and any(
+                    a.kind in ("grant-claimed",) for a in incident.actions):
+                self.failing_during_propagation.add(case.id)
+
+    def _deliver(self, function_app: Any, event: Any, label: str) -> None:
+        """Call the Event Grid function as the host would; its log line says what became of the event."""
+        import logging
+
+        seen: list[str] = []
+
+        class Capture(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                message = record.getMessage()
+                if message.startswith("event "):
+                    seen.append(message)
+
+        handler = Capture(level=logging.INFO)
+        logger = logging.getLogger("triage")
+        previous = logger.level
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        try:
+            function_app.events.build().get_user_function()(event)
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(previous)
+        outcome = seen[-1] if seen else "event: (no outcome logged)"
+        self.events.append({"event": label, "outcome": outcome})
+        self.say(f"  {label}: {outcome}")
+
+    def _drive(self, az: Any, runtime: Any, function_app: Any) -> dict[str, Any]:
+        import azure.functions as func
+
+        self.say("1. two timer cycles while every caller keeps failing")
+        self._cycle(az, function_app, "1")
+        self._snapshot(runtime)
+        self._cycle(az, function_app, "2")
+        self._snapshot(runtime)
+
+        self.say("2. Event Grid: an Azure Monitor log alert, delivered twice, and one malformed event")
+        alert = json.loads((Path(__file__).parent / "scenarios" / "demo-alert.json").read_text())
+        now = datetime.now(UTC)
+        alert["data"]["alertContext"]["condition"]["windowStartTime"] = (now - timedelta(minutes=5)).isoformat()
+        alert["data"]["alertContext"]["condition"]["windowEndTime"] = now.isoformat()
+        alert["data"]["essentials"]["alertTargetIDs"] = [self._account_id(runtime, "aoai-demo")]
+        event_id = str(uuid.uuid4())
+        alert_event = func.EventGridEvent(id=event_id, data=alert, topic="/subscriptions/demo/alerts",
+                                          subject="aoai-401-403", event_type="Contoso.Monitoring.AlertFired",
+                                          event_time=now, data_version="1.0")
+        self._deliver(function_app, alert_event, "log alert (common alert schema)")
+        self._deliver(function_app, alert_event, "the same alert again (Event Grid redelivery)")
+        broken = func.EventGridEvent(id=str(uuid.uuid4()), data={"status": "teapot"}, topic="/apps/gateway",
+                                     subject="gw", event_type="AOAI.Triage.Failure", event_time=now,
+                                     data_version="1.0")
+        self._deliver(function_app, broken, "malformed custom failure event")
+
+        self.say("3. on-call approves the nightly-batch recommendation over HTTP")
+        case = next(c for c in CASES if c.id == "approved-by-oncall")
+        incident = self._incident_for(runtime, case)
+        approve = function_app.approve.build().get_user_function()
+        response = approve(func.HttpRequest(
+            method="POST", url=f"/api/incidents/{incident.id}/approve", route_params={"incident_id": incident.id},
+            headers={"x-ms-client-principal-name": ONCALL}, body=b""))
+        self.approval = {"incident": incident.id, "status_code": response.status_code,
+                         "body": json.loads(response.get_body())}
+        self.say(f"  approve {incident.id}: HTTP {response.status_code}")
+
+        self.say("4. callers retry during propagation; the service waits, then verifies")
+        self._cycle(az, function_app, "3")
+        self._snapshot(runtime)
+        deadline = time.monotonic() + 45
+        cycle = 4
+        while time.monotonic() < deadline:
+            time.sleep(1.5)
+            self._cycle(az, function_app, str(cycle))
+            self._snapshot(runtime)
+            cycle += 1
+            pending = [i for i in runtime.store.list_incidents() if i.status in ("verifying", "assigned")]
+            if not pending:
+                break
+        return self._report(runtime)
+
+    def _report(self, runtime: Any) -> dict[str, Any]:
+        incidents = []
+        total_tickets = 0
+        grants = 0
+        for case in CASES:
+            incident = self._incident_for(runtime, case)
+            if incident is None:
+                incidents.append({"case": case.id, "principal_id": case.principal, "resource_id": None,
+                                  "cause": None, "action": "none", "role": None, "scope": None,
+                                  "verification": None, "tickets": 0})
+                continue
+            kinds = [a.kind for a in incident.actions]
+            granted = any(k == "assigned" for k in kinds) or incident.assignment_id is not None or (
+                "grant-claimed" in kinds and incident.last_grant_at is not None)
+            if granted:
+                action = "assigned"
+                grants += 1
+            elif "waiting" in kinds or (incident.cause == "propagation_pending"):
+                action = "waiting"
+            elif incident.status == "recommended":
+                action = "recommended"
+            elif incident.ticket_refs or incident.status == "ticketed":
+                action = "ticketed"
+            else:
+                action = "none"
+            verification = {"resolved": "resolved", "escalated": "escalated",
+                            "verifying": "pending", "assigned": "pending",
+                            "closed_unverified": "pending"}.get(incident.status)
+            tickets = len(incident.ticket_refs)
+            total_tickets += tickets
+            first = self.first_diagnosis.get(case.id, incident.diagnosis)
+            incidents.append({
+                "case": case.id,
+                "principal_id": incident.principal_id,
+                "resource_id": incident.resource_id,
+                "cause": self.cause_at_decision.get(case.id, incident.cause),
+                "action": action,
+                "role": first.get("role") if action in ("assigned", "recommended", "ticketed") else None,
+                "scope": first.get("scope") if action in ("assigned", "recommended", "ticketed") else None,
+                "verification": verification,
+                "tickets": tickets,
+                "count": incident.count,
+                "counts_by_cycle": self.counts_by_cycle.get(case.id, []),
+                "incident_id": incident.id,
+                "status": incident.status,
+                "refusals": _refusals(runtime, incident.id) if first.get("role_fixable") else [],
+            })
+        return {"mode": runtime.settings.mode, "incidents": incidents, "grants": grants, "tickets": total_tickets,
+                "events": self.events, "approval": self.approval, "provider": self.provider}
+
+    def _ticket_refs(self, runtime: Any) -> list[str]:
+        refs = []
+        for incident in runtime.store.list_incidents():
+            refs.extend(f"{incident.id}: {sink} {ref}" for sink, ref in incident.ticket_refs.items())
+        return refs
+
+
+def _refusals(runtime: Any, incident_id: str) -> list[str]:
+    """The policy refusals of the last decision recorded for an incident (from its audit trail)."""
+    found: list[str] = []
+    for record in runtime.store.list_audit(incident_id):
+        if record.kind == "refusal" and record.inputs.get("refusals"):
+            found = record.detail.split("; ")[1:]
+    return found
+
+
+CONTRACT_KEYS = ("case", "principal_id", "resource_id", "cause", "action", "role", "scope", "verification",
+                 "tickets")
+
+
+def contract_view(report: dict[str, Any]) -> dict[str, Any]:
+    """The stable `demo --json` contract: exactly the documented keys."""
+    return {
+        "mode": report["mode"],
+        "incidents": [{k: i[k] for k in CONTRACT_KEYS} for i in report["incidents"]],
+        "grants": report["grants"],
+        "tickets": report["tickets"],
+    }
+
+
+def print_report(report: dict[str, Any], out: TextIO) -> None:
+    out.write(f"\nDemo report (mode {report['mode']}, tickets -> {report['provider']})\n")
+    rows = []
+    for i in report["incidents"]:
+        scope = (i["scope"] or "-").rstrip("/").split("/")
+        rows.append([i["case"], i["cause"] or "-", i["action"], i["role"] or "-",
+                     "/".join(scope[-3:]) if "projects" in scope[-2:-1] else scope[-1],
+                     i["verification"] or "-", str(i["tickets"]), "->".join(map(str, i["counts_by_cycle"][:4]))])
+    headers = ["case", "cause", "action", "role", "scope", "verification", "tickets", "count/cycle"]
+    widths = [max(len(h), *(len(r[n]) for r in rows)) for n, h in enumerate(headers)]
+    out.write("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + "\n")
+    out.write("  ".join("-" * w for w in widths) + "\n")
+    for row in rows:
+        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + "\n")
+    out.write(f"\ngrants: {report['grants']}   tickets: {report['tickets']}\n")
+    if report.get("approval"):
+        a = report["approval"]
+        out.write(f"approval: {a['incident']} -> HTTP {a['status_code']} {json.dumps(a['body'])}\n")
+    for e in report.get("events", []):
+        out.write(f"event grid: {e['event']} -> {e['outcome']}\n")
+    for i in report["incidents"]:
+        if i.get("refusals"):
+            out.write(f"policy refused {i['case']}: {'; '.join(i['refusals'])}\n")
+    if report.get("tickets_detail"):
+        out.write("ticket references:\n" + "".join(f"  {line}\n" for line in report["tickets_detail"]))
+
+
+def run(args: argparse.Namespace, stdin: Any = None, stdout: TextIO | None = None) -> int:
+    out = stdout or sys.stdout
+    provider = getattr(args, "provider", None) or os.environ.get("TRIAGE_DEMO_TICKETS", "github")
+    if provider not in PROVIDERS:
+        out.write(f"unknown provider {provider!r}; one of: {', '.join(PROVIDERS)}\n")
+        return 2
+    as_json = bool(getattr(args, "json", False))
+    demo = Demo(provider, out=None if as_json else out)
+    report = demo.run()
+    import gc
+
+    gc.collect()  # release DuckDB objects before interpreter shutdown (nanobind reports them otherwise)
+    if as_json:
+        out.write(json.dumps(contract_view(report)) + "\n")
+    else:
+        print_report(report, out)
+    return 0

@@ -1,0 +1,213 @@
+"""Pure parsing of what arrives through Event Grid and alert webhooks into plain commands for the engine.
+
+Three kinds matter: Azure Monitor alerts in the common alert schema (→ a targeted scan), ARM role-assignment
+write/delete events (→ state updates), and our documented custom failure event (→ diagnose and act). Anything else
+is `Unknown` (logged and acknowledged); anything broken is `Malformed` with the reason (recorded and acknowledged,
+never redelivered forever).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared.core.model import FailureSignal
+from shared.core.signals import SignalError, parse_failure
+
+FAILURE_EVENT_TYPE = "AOAI.Triage.Failure"
+COMMON_ALERT_SCHEMA = "azureMonitorCommonAlertSchema"
+RESOURCE_WRITE_SUCCESS = "Microsoft.Resources.ResourceWriteSuccess"
+RESOURCE_DELETE_SUCCESS = "Microsoft.Resources.ResourceDeleteSuccess"
+ROLE_ASSIGNMENT_WRITE = "microsoft.authorization/roleassignments/write"
+ROLE_ASSIGNMENT_DELETE = "microsoft.authorization/roleassignments/delete"
+VALIDATION_EVENT = "Microsoft.EventGrid.SubscriptionValidationEvent"
+
+# Alerts rarely carry their evaluation window; scan this far back from the fired time when they don't.
+DEFAULT_ALERT_LOOKBACK = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One event, whichever schema it came in (Event Grid or CloudEvents 1.0)."""
+
+    id: str
+    type: str
+    subject: str
+    source: str
+    time: datetime | None
+    data: Any
+
+
+@dataclass(frozen=True)
+class AlertScan:
+    alert_id: str
+    rule: str
+    start: datetime
+    end: datetime
+    resource_ids: tuple[str, ...]
+    fired: bool  # False for "Resolved" notifications: nothing to scan
+
+
+@dataclass(frozen=True)
+class RoleAssignmentChange:
+    assignment_id: str
+    deleted: bool
+    actor: str  # who made the change (claims), for the audit trail
+    correlation_id: str
+
+
+@dataclass(frozen=True)
+class FailureReport:
+    signal: FailureSignal
+
+
+@dataclass(frozen=True)
+class Unknown:
+    type: str
+
+
+@dataclass(frozen=True)
+class Malformed:
+    reason: str
+
+
+Parsed = AlertScan | RoleAssignmentChange | FailureReport | Unknown | Malformed
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    # Azure emits 7 fractional digits; Python accepts at most 6.
+    if "." in text:
+        head, _, tail = text.partition(".")
+        digits = "".join(ch for ch in tail if ch.isdigit())
+        rest = tail[len(digits):]
+        text = f"{head}.{digits[:6]}{rest}"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def parse_alert(payload: Any, *, now: datetime) -> AlertScan | Malformed:
+    """A common-alert-schema payload (action group webhook body, or Event Grid `data`)."""
+    if not isinstance(payload, dict):
+        return Malformed("alert payload must be a JSON object")
+    if payload.get("schemaId") != COMMON_ALERT_SCHEMA:
+        return Malformed(f"schemaId must be {COMMON_ALERT_SCHEMA!r}")
+    data = payload.get("data")
+    essentials = data.get("essentials") if isinstance(data, dict) else None
+    if not isinstance(essentials, dict):
+        return Malformed("data.essentials is missing")
+    targets = essentials.get("alertTargetIDs") or []
+    items = essentials.get("configurationItems") or []
+    if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
+        return Malformed("data.essentials.alertTargetIDs must be a list of resource ids")
+    accounts = tuple(
+        dict.fromkeys(t for t in (*targets, *[i for i in items if isinstance(i, str)]) if _is_cognitive_account(t))
+    )
+    condition = essentials.get("monitorCondition") or "Fired"
+    fired_at = _parse_time(essentials.get("firedDateTime")) or now
+    context = data.get("alertContext") if isinstance(data.get("alertContext"), dict) else {}
+    cond = context.get("condition") if isinstance(context.get("condition"), dict) else {}
+    start = _parse_time(cond.get("windowStartTime")) or fired_at - DEFAULT_ALERT_LOOKBACK
+    end = _parse_time(cond.get("windowEndTime")) or fired_at
+    if end < start:
+        return Malformed("alert window ends before it starts")
+    return AlertScan(
+        alert_id=str(essentials.get("alertId") or ""),
+        rule=str(essentials.get("alertRule") or ""),
+        start=start,
+        end=max(end, fired_at),
+        resource_ids=accounts,
+        fired=str(condition).lower() == "fired",
+    )
+
+
+def _is_cognitive_account(resource_id: str) -> bool:
+    return "/providers/microsoft.cognitiveservices/accounts/" in resource_id.lower()
+
+
+def parse_failure_event(data: Any, *, default_time: datetime | None) -> FailureReport | Malformed:
+    """Our custom event: the `classify` input fields plus `resource_id` (required) and `time`."""
+    if not isinstance(data, dict):
+        return Malformed("failure event data must be a JSON object")
+    resource_id = data.get("resource_id")
+    if not isinstance(resource_id, str) or not _is_cognitive_account(resource_id):
+        return Malformed("resource_id must be a Microsoft.CognitiveServices account (or project) resource id")
+    try:
+        signal = parse_failure(data)
+    except SignalError as exc:
+        return Malformed(str(exc))
+    when = _parse_time(data.get("time")) or default_time
+    if data.get("time") is not None and _parse_time(data.get("time")) is None:
+        return Malformed("time must be an ISO-8601 timestamp")
+    count = data.get("count", 1)
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        return Malformed("count must be a positive integer")
+    return FailureReport(
+        replace(signal, resource_id=resource_id, first_seen=when, last_seen=when, count=count, source="event")
+    )
+
+
+def classify_event(envelope: Envelope, *, now: datetime) -> Parsed:
+    event_type = envelope.type or ""
+    if not envelope.id:
+        return Malformed("event has no id")
+    if event_type == FAILURE_EVENT_TYPE:
+        return parse_failure_event(envelope.data, default_time=envelope.time or now)
+    if isinstance(envelope.data, dict) and envelope.data.get("schemaId") == COMMON_ALERT_SCHEMA:
+        return parse_alert(envelope.data, now=now)
+    if event_type in (RESOURCE_WRITE_SUCCESS, RESOURCE_DELETE_SUCCESS):
+        data = envelope.data if isinstance(envelope.data, dict) else None
+        if data is None:
+            return Malformed(f"{event_type} without a data object")
+        operation = str(data.get("operationName") or "").lower()
+        if operation not in (ROLE_ASSIGNMENT_WRITE, ROLE_ASSIGNMENT_DELETE):
+            return Unknown(f"{event_type}:{data.get('operationName')}")
+        assignment_id = data.get("resourceUri") or envelope.subject
+        if not isinstance(assignment_id, str) or "/roleassignments/" not in assignment_id.lower():
+            return Malformed("role-assignment event without a roleAssignments resource id")
+        claims = data.get("claims") if isinstance(data.get("claims"), dict) else {}
+        actor = str(
+            claims.get("name")
+            or claims.get("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn")
+            or claims.get("appid")
+            or claims.get("http://schemas.microsoft.com/identity/claims/objectidentifier")
+            or "unknown"
+        )
+        return RoleAssignmentChange(
+            assignment_id=assignment_id,
+            deleted=event_type == RESOURCE_DELETE_SUCCESS,
+            actor=actor,
+            correlation_id=str(data.get("correlationId") or ""),
+        )
+    return Unknown(event_type or "(no type)")
+
+
+def envelope_from_dict(raw: Any) -> Envelope | Malformed:
+    """Accept an Event Grid schema event or a CloudEvents 1.0 event as a plain dict."""
+    if not isinstance(raw, dict):
+        return Malformed("event must be a JSON object")
+    if "specversion" in raw:
+        return Envelope(
+            id=str(raw.get("id") or ""),
+            type=str(raw.get("type") or ""),
+            subject=str(raw.get("subject") or ""),
+            source=str(raw.get("source") or ""),
+            time=_parse_time(raw.get("time")),
+            data=raw.get("data"),
+        )
+    return Envelope(
+        id=str(raw.get("id") or ""),
+        type=str(raw.get("eventType") or ""),
+        subject=str(raw.get("subject") or ""),
+        source=str(raw.get("topic") or ""),
+        time=_parse_time(raw.get("eventTime")),
+        data=raw.get("data"),
+    )

@@ -1,0 +1,172 @@
+"""On-call actions: approve a recommendation, revoke a grant this service made, suppress, reset the breaker.
+
+Every action re-checks policy (all rules but the mode for approvals) and is audited with the engineer's identity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any
+
+from shared.core import incidents as inc
+from shared.core.allowlist import normalize_object_id, normalize_scope
+from shared.core.breaker import BreakerState, reset
+from shared.core.diagnose import diagnose
+from shared.core.incidents import Action
+from shared.core.lifecycle import approval_valid
+from shared.core.model import Diagnosis, FailureSignal, FixStep
+from shared.core.policy import decide
+from shared.engine.processing import BREAKER_KEY, RunState, _policy_context, act, update_incident
+from shared.engine.runtime import Runtime, new_correlation_id
+from shared.state.base import ConflictError, Suppression
+
+
+class ActionRefused(Exception):
+    """The request is understood but not allowed; the message says why (HTTP 409 / CLI exit 1)."""
+
+
+class NotFound(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    incident_id: str
+    status: str
+    detail: str
+    refusals: tuple[dict[str, str], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"incident_id": self.incident_id, "status": self.status, "detail": self.detail,
+                "refusals": list(self.refusals)}
+
+
+def diagnosis_from_json(data: dict[str, Any]) -> Diagnosis:
+    return Diagnosis(
+        cause=data.get("cause", "unknown"),
+        role_fixable=bool(data.get("role_fixable")),
+        confidence=data.get("confidence", "low"),
+        summary=data.get("summary", ""),
+        role_name=data.get("role"),
+        role_id=data.get("role_id"),
+        scope=data.get("scope"),
+        surface=data.get("surface"),
+        evidence=tuple(data.get("evidence") or ()),
+        fix_command=data.get("fix_command"),
+        fix_steps=tuple(FixStep(s.get("text", ""), s.get("doc_url")) for s in data.get("fix_steps") or ()),
+    )
+
+
+def approve(rt: Runtime, incident_id: str, actor: str) -> ActionResult:
+    """Grant a recommended assignment on an engineer's word, if every rule but the mode still allows it."""
+    if not actor.strip():
+        raise ActionRefused("the approving identity is required")
+    correlation_id = new_correlation_id()
+    incident = rt.store.get_incident(incident_id)
+    if incident is None:
+        raise NotFound(f"no incident {incident_id}")
+    now = rt.clock()
+    if incident.status != inc.RECOMMENDED:
+        raise ActionRefused(f"incident {incident_id} is {incident.status}, not recommended: nothing to approve")
+    if not approval_valid(incident, now):
+        raise ActionRefused(f"the approval window of {incident_id} expired; wait for the next recommendation")
+
+    # Re-diagnose with fresh evidence: the role may have been assigned by hand in the meantime.
+    if hasattr(rt.evidence, "new_run"):
+        rt.evidence.new_run()
+    pair = (normalize_object_id(incident.principal_id), incident.resource_id)
+    evidence = rt.evidence.gather_evidence({pair}).get(pair) if incident.principal_id else None
+    previous = diagnosis_from_json(incident.diagnosis)
+    signal = FailureSignal(
+        status=401, code="PermissionDenied", message=incident.sample_error, object_id=incident.principal_id,
+        auth="entra", resource_id=incident.resource_id, principal_type=incident.principal_type,
+        route=_route_for(previous),
+    )
+    diagnosis = diagnose(signal, evidence, now=now, propagation_window=rt.window) if evidence else previous
+    if diagnosis.cause != previous.cause and evidence is not None and not diagnosis.role_fixable:
+        rt.audit("approval", f"approval by {actor} not applied: the cause is now {diagnosis.cause}",
+                 incident_id=incident_id, correlation_id=correlation_id, actor=actor)
+        raise ActionRefused(f"the live evidence now says {diagnosis.cause}: {diagnosis.summary}")
+
+    run = RunState.begin(rt, correlation_id)
+    decision = decide(diagnosis, incident.principal_id, rt.policy,
+                      _policy_context(rt, run, incident, evidence, now, approved=True))
+    refusals = tuple({"rule": r.rule, "reason": r.reason} for r in decision.refusals)
+    rt.audit("approval", f"approval by {actor}: {decision.action}", incident_id=incident_id,
+             correlation_id=correlation_id, actor=actor,
+             inputs={"refusals": [r["rule"] for r in refusals], "role_id": decision.role_id,
+                     "scope": decision.scope})
+    if decision.action != "assign":
+        raise ActionRefused("policy refused the approved assignment: "
+                            + "; ".join(f"[{r['rule']}] {r['reason']}" for r in refusals))
+    approved = replace(incident, approved_by=actor).with_action(Action(now, "approved", "", actor))
+    try:
+        result = act(rt, run, approved, decision, etag=incident.etag, evidence=evidence, actor=actor)
+    except ConflictError:
+        raise ActionRefused(f"incident {incident_id} changed while approving; retry") from None
+    return ActionResult(result.id, result.status, f"{decision.role_name} at {decision.scope}", refusals)
+
+
+def _route_for(diagnosis: Diagnosis) -> str | None:
+    return {"openai": "/openai/deployments", "models": "/models/chat/completions"}.get(diagnosis.surface or "") or (
+        "/api/projects/" + diagnosis.scope.rstrip("/").rsplit("/", 1)[-1]
+        if diagnosis.surface == "project" and diagnosis.scope else None
+    )
+
+
+def revoke(rt: Runtime, incident_id: str, actor: str) -> ActionResult:
+    """Remove an assignment this service created. Never touches anything it did not create."""
+    if not actor.strip():
+        raise ActionRefused("the revoking identity is required")
+    correlation_id = new_correlation_id()
+    incident = rt.store.get_incident(incident_id)
+    if incident is None:
+        raise NotFound(f"no incident {incident_id}")
+    if not incident.assignment_id:
+        raise ActionRefused(f"incident {incident_id} has no assignment created by this service")
+    deleted = rt.roles.delete_own(incident.assignment_id)
+    now = rt.clock()
+    rt.audit("revoke", f"revoke by {actor}: {'deleted' if deleted else 'refused or already gone'} "
+             f"{incident.assignment_id}", incident_id=incident_id, correlation_id=correlation_id, actor=actor,
+             inputs={"assignment_id": incident.assignment_id})
+    if not deleted:
+        raise ActionRefused(f"assignment {incident.assignment_id} was not deleted: it is gone or it does not "
+                            "carry this service's marker")
+    # TICKETED with the same cause is not re-decided, so a revoked grant is not silently re-made.
+    updated = update_incident(rt, incident_id, lambda cur: replace(
+        cur, status=inc.TICKETED, assignment_id=None, verify_due=None,
+    ).with_action(Action(now, "revoked", incident.assignment_id or "", actor)))
+    return ActionResult(incident_id, updated.status if updated else inc.TICKETED,
+                        f"deleted {incident.assignment_id}")
+
+
+def suppress(rt: Runtime, target: str, duration: timedelta, reason: str, actor: str) -> Suppression:
+    if not reason.strip():
+        raise ActionRefused("a reason is required")
+    if duration <= timedelta(0):
+        raise ActionRefused("the duration must be positive")
+    normalized = normalize_object_id(target) or (normalize_scope(target) if target.strip().startswith("/") else None)
+    if normalized is None:
+        raise ActionRefused("the target must be an object id (GUID) or a resource id starting with /subscriptions")
+    now = rt.clock()
+    suppression = Suppression(target=normalized, until=now + duration, reason=reason, actor=actor, created_at=now)
+    rt.store.add_suppression(suppression)
+    rt.audit("suppress", f"suppressed {normalized} until {suppression.until.isoformat()}: {reason}",
+             correlation_id=new_correlation_id(), actor=actor, inputs={"target": normalized})
+    return suppression
+
+
+def reset_breaker(rt: Runtime, actor: str) -> BreakerState:
+    for _ in range(5):
+        value, etag = rt.store.get_value(BREAKER_KEY)
+        state = BreakerState.from_dict(value) if value else BreakerState()
+        new_state = reset(state, actor, rt.clock())
+        try:
+            rt.store.put_value(BREAKER_KEY, new_state.to_dict(), expected_etag=etag)
+        except ConflictError:
+            continue
+        rt.audit("breaker", f"circuit breaker reset by {actor}", correlation_id=new_correlation_id(), actor=actor)
+        return new_state
+    raise ActionRefused("the breaker kept changing; retry")
+

@@ -1,0 +1,209 @@
+"""CLI handlers for the operational commands (scan, incidents, verify, approve, revoke, suppress, breaker).
+
+Each returns an exit status; output goes to the given stream. Settings come from the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, TextIO
+
+from shared.settings import SettingsError, load_settings
+
+
+def _runtime():
+    from shared.engine.runtime import Runtime
+
+    return Runtime.from_settings(load_settings())
+
+
+def _table(rows: list[list[str]], headers: list[str], out: TextIO) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    out.write("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip() + "\n")
+    out.write("  ".join("-" * w for w in widths) + "\n")
+    for row in rows:
+        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
+
+
+def _short(resource_id: str | None) -> str:
+    if not resource_id:
+        return "-"
+    parts = resource_id.rstrip("/").split("/")
+    return "/".join(parts[-3:]) if "projects" in [p.lower() for p in parts[-2:-1]] else parts[-1]
+
+
+def cmd_scan(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
+    from shared.engine.scan import run_scan
+
+    rt = _runtime()
+    try:
+        report = run_scan(rt)
+        if args.json:
+            out.write(json.dumps(report.to_json(), indent=2) + "\n")
+            return 0
+        out.write(f"scan {report.correlation_id}: {report.signals} failure group(s), {report.rejected} rejected "
+                  f"row(s), {report.grants} grant(s)\n")
+        for name, (start, end) in report.windows.items():
+            out.write(f"  {name}: {start} .. {end}\n")
+        for line in report.partial:
+            out.write(f"  PARTIAL RESULT {line}\n")
+        _print_incidents(rt, [rt.store.get_incident(i) for i in report.incidents], out)
+        if report.verifications:
+            out.write("verifications: " + ", ".join(f"{k}={v}" for k, v in report.verifications.items()) + "\n")
+        return 0
+    finally:
+        rt.close()
+
+
+def _print_incidents(rt: Any, incidents: list, out: TextIO) -> None:
+    rows = [
+        [i.id, i.status, i.cause, str(i.count), (i.principal_id or "key callers")[:36], _short(i.resource_id),
+         i.diagnosis.get("role") or "-", ",".join(i.ticket_refs.values()) or "-"]
+        for i in incidents if i is not None
+    ]
+    _table(rows, ["incident", "status", "cause", "count", "principal", "resource", "role", "tickets"], out)
+
+
+def cmd_incidents(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
+    from shared.engine.http_api import get_incident, list_incidents
+
+    rt = _runtime()
+    try:
+        if args.id:
+            status, body = get_incident(rt, args.id)
+            out.write(json.dumps(body, indent=2, default=str) + "\n")
+            return 0 if status == 200 else 1
+        status, body = list_incidents(rt, {"status": args.status} if args.status else {})
+        if status != 200:
+            out.write(body["error"] + "\n")
+            return 2
+        if args.json:
+            out.write(json.dumps(body, indent=2) + "\n")
+        else:
+            _print_incidents(rt, rt.store.list_incidents(args.status), out)
+        return 0
+    finally:
+        rt.close()
+
+
+def cmd_verify(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
+    from shared.engine.processing import RunState
+    from shared.engine.runtime import new_correlation_id
+    from shared.engine.verify import run_verifications
+
+    rt = _runtime()
+    try:
+        counts = run_verifications(rt, RunState.begin(rt, new_correlation_id()))
+        out.write(json.dumps(counts) + "\n" if args.json else
+                  ("verifications: " + (", ".join(f"{k}={v}" for k, v in counts.items()) or "none due") + "\n"))
+        return 0
+    finally:
+        rt.close()
+
+
+def _incident_action(args: argparse.Namespace, out: TextIO, action: str) -> int:
+    from shared.engine.approvals import ActionRefused, NotFound, approve, revoke
+
+    rt = _runtime()
+    try:
+        result = (approve if action == "approve" else revoke)(rt, args.incident, args.by)
+    except (ActionRefused, NotFound) as exc:
+        out.write(f"{action} refused: {exc}\n")
+        return 1
+    finally:
+        rt.close()
+    out.write(json.dumps(result.to_json()) + "\n" if args.json else
+              f"{action}d {result.incident_id}: {result.status} ({result.detail})\n")
+    return 0
+
+
+def cmd_approve(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
+    return _incident_action(args, out, "approve")
+
+
+def cmd_revoke(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
+    return _incident_action(args, out, "revoke")
+
+
+def cmd_suppress(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
+    from shared.core.suppression import parse_duration
+    from shared.engine.approvals import ActionRefused, suppress
+
+    try:
+        duration = parse_duration(args.duration)
+    except ValueError as exc:
+        out.write(f"--for: {exc}\n")
+        return 2
+    rt = _runtime()
+    try:
+        result = suppress(rt, args.target, duration, args.reason, args.by)
+    except ActionRefused as exc:
+        out.write(f"suppress refused: {exc}\n")
+        return 1
+    finally:
+        rt.close()
+    out.write(f"suppressed {result.target} until {result.until.isoformat()}\n")
+    return 0
+
+
+def cmd_breaker_reset(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
+    from shared.engine.approvals import reset_breaker
+
+    rt = _runtime()
+    try:
+        state = reset_breaker(rt, args.by)
+    finally:
+        rt.close()
+    out.write(f"circuit breaker reset: {json.dumps(state.to_dict(), default=str)}\n")
+    return 0
+
+
+def _json_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def incidents_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("id", nargs="?", help="show this incident with its audit trail")
+    p.add_argument("--status", help="only incidents in this lifecycle status")
+    _json_flag(p)
+
+
+def incident_action_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("incident")
+    p.add_argument("--by", required=True, help="your identity, recorded in the audit log")
+    _json_flag(p)
+
+
+def suppress_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", help="object id or resource id")
+    p.add_argument("--for", dest="duration", required=True, help="e.g. 7d, 12h, 30m")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--by", required=True)
+
+
+def by_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--by", required=True, help="your identity, recorded in the audit log")
+
+
+def guarded(handler: Any) -> Any:
+    """Invalid settings end the command with the one clear settings error and exit status 2."""
+
+    def run(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
+        try:
+            return handler(args, stdin, out)
+        except SettingsError as exc:
+            sys.stderr.write(str(exc) + "\n")
+            return 2
+
+    return run
+
+
+scan = guarded(cmd_scan)
+incidents = guarded(cmd_incidents)
+verify = guarded(cmd_verify)
+approve = guarded(cmd_approve)
+revoke = guarded(cmd_revoke)
+suppress = guarded(cmd_suppress)
+breaker_reset = guarded(cmd_breaker_reset)

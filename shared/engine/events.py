@@ -1,0 +1,177 @@
+"""Event Grid and alert-webhook handling: dedupe by event id, then dispatch the parsed command.
+
+Malformed events are recorded and acknowledged (returning normally), so Event Grid never redelivers a poison event
+for 24 hours. Transient failures (the store is down) raise, so Event Grid retries them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from typing import Any
+
+from shared.core import incidents as inc
+from shared.core.allowlist import normalize_object_id
+from shared.core.events import (
+    AlertScan,
+    Envelope,
+    FailureReport,
+    Malformed,
+    RoleAssignmentChange,
+    Unknown,
+    classify_event,
+    envelope_from_dict,
+)
+from shared.core.incidents import Action
+from shared.core.lifecycle import start_waiting
+from shared.engine.processing import RunState, _finish_tickets, handle_signal, update_incident
+from shared.engine.runtime import Runtime, new_correlation_id
+from shared.engine.scan import run_scan
+from shared.state.base import StoreError
+
+log = logging.getLogger("triage")
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    event_id: str
+    result: str  # processed | duplicate | unknown | rejected
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event_id": self.event_id, "result": self.result, "detail": self.detail}
+
+
+def reject(rt: Runtime, event_id: str, reason: str, raw: Any) -> EventOutcome:
+    log.warning("event %s rejected: %s", event_id or "(no id)", reason)
+    rt.audit("event-rejected", reason, correlation_id=new_correlation_id(),
+             inputs={"event_id": event_id, "raw": _clip(raw)})
+    return EventOutcome(event_id, "rejected", reason)
+
+
+def handle_event(rt: Runtime, envelope: Envelope | Malformed, raw: Any = None) -> EventOutcome:
+    if isinstance(envelope, Malformed):
+        return reject(rt, "", envelope.reason, raw)
+    now = rt.clock()
+    parsed = classify_event(envelope, now=now)
+    if isinstance(parsed, Malformed):
+        return reject(rt, envelope.id, parsed.reason, raw if raw is not None else envelope.data)
+    if isinstance(parsed, Unknown):
+        log.info("event %s of unhandled type %s acknowledged", envelope.id, parsed.type)
+        return EventOutcome(envelope.id, "unknown", parsed.type)
+    if not rt.store.mark_event_processed(envelope.id, now):
+        return EventOutcome(envelope.id, "duplicate")
+    try:
+        detail = _dispatch(rt, envelope, parsed)
+    except Exception:
+        # Let Event Grid redeliver: forget the id so the redelivery is processed (processing is idempotent).
+        rt.store.forget_event(envelope.id)
+        raise
+    return EventOutcome(envelope.id, "processed", detail)
+
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (StoreError, ConnectionError, TimeoutError, OSError)
+
+
+def envelope_of(event: Any) -> Envelope | Malformed:
+    """Normalize what the Functions Event Grid trigger hands us (EventGridEvent, CloudEvent or a dict)."""
+    if isinstance(event, dict):
+        return envelope_from_dict(event)
+    try:
+        data = event.get_json()
+    except (ValueError, TypeError) as exc:
+        return Malformed(f"event data is not JSON ({type(exc).__name__})")
+    if hasattr(event, "event_type"):  # func.EventGridEvent
+        return Envelope(id=str(event.id or ""), type=str(event.event_type or ""), subject=str(event.subject or ""),
+                        source=str(event.topic or ""), time=event.event_time, data=data)
+    return Envelope(id=str(getattr(event, "id", "") or ""), type=str(getattr(event, "type", "") or ""),
+                    subject=str(getattr(event, "subject", "") or ""), source=str(getattr(event, "source", "") or ""),
+                    time=getattr(event, "time", None), data=data)
+
+
+def handle_event_safely(rt: Runtime, event: Any) -> EventOutcome:
+    """The Event Grid function's body: transient failures raise (Event Grid retries); anything else is recorded
+    and acknowledged, so one poison event is never redelivered for 24 hours."""
+    envelope = envelope_of(event)
+    try:
+        return handle_event(rt, envelope, raw=event if isinstance(event, dict) else None)
+    except TRANSIENT_ERRORS:
+        raise
+    except Exception as exc:  # noqa: BLE001 - see docstring
+        log.exception("event processing failed; acknowledged to avoid redelivery")
+        event_id = envelope.id if isinstance(envelope, Envelope) else ""
+        return reject(rt, event_id, f"internal error while processing: {type(exc).__name__}",
+                      envelope.data if isinstance(envelope, Envelope) else None)
+
+
+def _dispatch(rt: Runtime, envelope: Envelope, parsed: Any) -> str:
+    correlation_id = new_correlation_id()
+    if isinstance(parsed, AlertScan):
+        return handle_alert(rt, parsed, correlation_id)
+    if isinstance(parsed, FailureReport):
+        signal = parsed.signal
+        pair = (normalize_object_id(signal.object_id), signal.resource_id)
+        if hasattr(rt.evidence, "new_run"):
+            rt.evidence.new_run()
+        evidence = rt.evidence.gather_evidence({pair}).get(pair) if signal.object_id else None
+        run = RunState.begin(rt, correlation_id)
+        incident = handle_signal(rt, run, signal, evidence)
+        return f"{incident.id} {incident.status}"
+    if isinstance(parsed, RoleAssignmentChange):
+        return _role_assignment_changed(rt, parsed, correlation_id)
+    return "ignored"
+
+
+def handle_alert(rt: Runtime, alert: AlertScan, correlation_id: str) -> str:
+    if not alert.fired:
+        return f"alert {alert.alert_id} resolved: nothing to scan"
+    report = run_scan(rt, resource_ids=alert.resource_ids or None, window=(alert.start, alert.end),
+                      correlation_id=correlation_id, verify=False)
+    return f"targeted scan: {report.signals} failure group(s), {len(report.incidents)} incident(s)"
+
+
+def _role_assignment_changed(rt: Runtime, change: RoleAssignmentChange, correlation_id: str) -> str:
+    assignment_id = change.assignment_id.lower()
+    now = rt.clock()
+    if change.deleted:
+        for incident in rt.store.list_incidents():
+            if incident.assignment_id and incident.assignment_id.lower() == assignment_id:
+                rt.audit("action", f"assignment created by this service was deleted by {change.actor}",
+                         incident_id=incident.id, correlation_id=correlation_id, actor=change.actor,
+                         inputs={"assignment_id": change.assignment_id})
+                updated = update_incident(rt, incident.id, lambda cur: replace(
+                    cur, status=inc.TICKETED, assignment_id=None, verify_due=None, ticket_pending=bool(rt.sinks),
+                ).with_action(Action(now, "assignment-deleted", change.actor, change.actor)))
+                run = RunState.begin(rt, correlation_id)
+                _finish_tickets(rt, run, updated or incident, action_text=(
+                    f"The role assignment this service created ({change.assignment_id}) was deleted by "
+                    f"{change.actor}. The caller may fail again; review before re-approving."))
+                return f"{incident.id}: own assignment deleted"
+        return "deleted assignment not created by this service"
+    assignment = rt.roles.get(change.assignment_id)
+    if assignment is None:
+        return "assignment not readable (already deleted?)"
+    for incident in rt.store.list_incidents():
+        if not incident.is_open or incident.family != "rbac" or not incident.principal_id:
+            continue
+        if normalize_object_id(incident.principal_id) != normalize_object_id(assignment.principal_id):
+            continue
+        if not incident.resource_id.lower().startswith(assignment.scope.lower().rstrip("/")):
+            continue
+        if incident.status not in (inc.RECOMMENDED, inc.TICKETED, inc.DIAGNOSED, inc.ESCALATED):
+            continue
+        created = assignment.created_on or now
+        updated = update_incident(rt, incident.id, lambda cur, created=created: start_waiting(
+            cur.with_action(Action(now, "assigned-externally", f"{change.assignment_id} by {change.actor}",
+                                   change.actor)),
+            created, now, rt.window, rt.lag, rt.max_verify))
+        rt.audit("action", f"matching role assignment written by {change.actor}; verifying after propagation",
+                 incident_id=incident.id, correlation_id=correlation_id, actor=change.actor,
+                 inputs={"assignment_id": change.assignment_id})
+        return f"{incident.id}: {updated.status if updated else 'updated'}"
+    return "no open incident matches this assignment"
+
+
+def _clip(raw: Any) -> Any:
+    text = repr(raw)
+    return text[:2000]

@@ -1,0 +1,87 @@
+"""Verifications that are due: did the failures stop once the role had time to propagate?"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from shared.core.breaker import BreakerState, after_verification
+from shared.core.incidents import Incident
+from shared.core.verification import (
+    apply_verification,
+    check_since,
+    escalation_text,
+    evaluate,
+    resolution_text,
+    unverified_text,
+)
+from shared.engine.processing import (
+    BREAKER_KEY,
+    RunState,
+    _finish_tickets,
+    _put,
+    resolve_tickets,
+)
+from shared.engine.runtime import Runtime
+from shared.state.base import ConflictError
+
+
+def run_verifications(rt: Runtime, run: RunState) -> dict[str, int]:
+    now = rt.clock()
+    counts: dict[str, int] = {}
+    for incident in rt.store.due_verifications(now):
+        since = check_since(incident, rt.window, rt.lag) or (incident.last_grant_at or incident.first_seen) + rt.window
+        failures = successes = 0
+        for source in rt.sources:
+            activity = source.activity(incident.principal_id, incident.resource_id, since, now)
+            failures += activity.failures
+            successes += activity.successes
+        deadline = incident.verify_deadline or now
+        outcome = evaluate(failures, successes, now=now, deadline=deadline, cause=incident.cause)
+        updated = apply_verification(incident, outcome, now, failures=failures, successes=successes)
+        if outcome != "keep_checking":
+            updated = replace(updated, ticket_pending=bool(rt.sinks and (incident.ticket_refs or
+                                                                       outcome == "escalated")))
+        try:
+            saved = _put(rt, updated, incident.etag)
+        except ConflictError:
+            continue  # another instance verified it first
+        counts[outcome] = counts.get(outcome, 0) + 1
+        if outcome == "keep_checking":
+            continue
+        rt.audit("verification", f"{outcome}: {failures} failure(s), {successes} success(es) since "
+                 f"{since.isoformat()}", incident_id=incident.id, correlation_id=run.correlation_id,
+                 inputs={"failures": failures, "successes": successes, "since": since.isoformat()})
+        _record_breaker(rt, run, incident, outcome)
+        if outcome == "resolved":
+            resolve_tickets(rt, run, saved, resolution_text(incident, successes) + f" Verified {now.isoformat()}.")
+            rt.publish("aoai.triage.verification.resolved", {"incident_id": incident.id,
+                                                              "principal_id": incident.principal_id,
+                                                              "resource_id": incident.resource_id})
+        elif outcome == "closed_unverified":
+            resolve_tickets(rt, run, saved, unverified_text(incident))
+        elif outcome == "escalated":
+            _finish_tickets(rt, run, saved, escalated=True,
+                            action_text=escalation_text(incident, failures, successes))
+            rt.publish("aoai.triage.incident.escalated", {"incident_id": incident.id, "failures": failures,
+                                                           "cause": incident.cause})
+    return counts
+
+
+def _record_breaker(rt: Runtime, run: RunState, incident: Incident, outcome: str) -> None:
+    """Only grants made by this service count toward the circuit breaker."""
+    if incident.last_grant_at is None or outcome not in ("resolved", "escalated"):
+        return
+    for _ in range(5):
+        value, etag = rt.store.get_value(BREAKER_KEY)
+        state = BreakerState.from_dict(value) if value else BreakerState()
+        new_state = after_verification(state, outcome, rt.settings.breaker_threshold, rt.clock())
+        try:
+            rt.store.put_value(BREAKER_KEY, new_state.to_dict(), expected_etag=etag)
+        except ConflictError:
+            continue
+        if new_state.open and not state.open:
+            run.breaker_open = True
+            rt.audit("breaker", f"circuit breaker opened after {new_state.consecutive_failures} failed grants",
+                     incident_id=incident.id, correlation_id=run.correlation_id)
+        return
+
