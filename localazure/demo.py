@@ -24,6 +24,7 @@ SCENARIO = Path(__file__).parent / "scenarios" / "demo.json"
 PROPAGATION_SECONDS = 10  # "10 minutes", compressed
 ONCALL = "oncall@contoso.example"
 PROVIDERS = ("github", "azuredevops", "servicenow", "jira", "webhook", "log")
+TRACKERS = ("github", "azuredevops", "servicenow", "jira")
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,10 @@ class Demo:
                          f"propagation window {PROPAGATION_SECONDS} s; tickets -> {self.provider}")
                 report = self._drive(az, runtime, function_app)
                 report["tickets_detail"] = self._ticket_refs(runtime)
+                report["ticket_views"] = [
+                    {"ref": t.ref, "title": t.title, "open": t.is_open, "body": t.body, "comments": len(t.comments)}
+                    for t in (trackers.tickets(self.provider) if self.provider in TRACKERS else [])
+                ]
                 return report
             finally:
                 set_runtime(None)
@@ -292,6 +297,8 @@ class Demo:
                 "count": incident.count,
                 "counts_by_cycle": self.counts_by_cycle.get(case.id, []),
                 "incident_id": incident.id,
+                "summary": first.get("summary"),
+                "fix_command": first.get("fix_command"),
                 "status": incident.status,
                 "refusals": _refusals(runtime, incident.id) if first.get("role_fixable") else [],
             })
