@@ -13,6 +13,8 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("triage")
 
 DEFAULT_SCHEDULE = "0 */5 * * * *"
+# Read as shared.settings reads it: a blank value means the default (a bare `or` let "  " through as the schedule).
+SCAN_SCHEDULE = (os.environ.get("TRIAGE_SCAN_SCHEDULE") or "").strip() or DEFAULT_SCHEDULE
 
 
 def _json(body: dict, status: int = 200) -> func.HttpResponse:
@@ -25,12 +27,11 @@ def _serve(handler) -> func.HttpResponse:
     from shared.settings import SettingsError
 
     try:
-        runtime = get_runtime()
+        # Inside the try: building the runtime can fail too (store unreachable), and must not escape as a trace.
+        status, body = handler(get_runtime())
     except SettingsError as exc:
         return _json({"error": "invalid settings", "problems": [{"key": k, "expected": w} for k, w in exc.problems]},
                      500)
-    try:
-        status, body = handler(runtime)
     except Exception as exc:  # noqa: BLE001 - the caller gets a JSON error; details go to the log
         log.exception("request failed")
         return _json({"error": f"internal error ({type(exc).__name__}); see the function log"}, 500)
@@ -38,8 +39,7 @@ def _serve(handler) -> func.HttpResponse:
 
 
 @app.function_name(name="scan")
-@app.timer_trigger(schedule=os.environ.get("TRIAGE_SCAN_SCHEDULE") or DEFAULT_SCHEDULE, arg_name="timer",
-                   run_on_startup=False, use_monitor=True)
+@app.timer_trigger(schedule=SCAN_SCHEDULE, arg_name="timer", run_on_startup=False, use_monitor=True)
 def scan(timer: func.TimerRequest) -> None:
     # A past-due run simply runs: every step is idempotent, so overlapping or late cycles are safe.
     from shared.engine.runtime import get_runtime

@@ -8,6 +8,7 @@ never redelivered forever).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -133,12 +134,25 @@ def _is_cognitive_account(resource_id: str) -> bool:
     return "/providers/microsoft.cognitiveservices/accounts/" in resource_id.lower()
 
 
+_ACCOUNT_OR_PROJECT_ID = re.compile(
+    r"^/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.cognitiveservices/accounts/[^/]+"
+    r"(/projects/[^/]+)?/?$"
+)
+
+
+def is_account_or_project_id(resource_id: Any) -> bool:
+    """A whole account (or project) ARM id. A failure is diagnosed against it, so the substring test used for
+    alert targets is not enough: "/x/providers/Microsoft.CognitiveServices/accounts/a" has no subscription to
+    read evidence from and used to fail later with an internal error."""
+    return isinstance(resource_id, str) and bool(_ACCOUNT_OR_PROJECT_ID.match(resource_id.strip().lower()))
+
+
 def parse_failure_event(data: Any, *, default_time: datetime | None) -> FailureReport | Malformed:
     """Our custom event: the `classify` input fields plus `resource_id` (required) and `time`."""
     if not isinstance(data, dict):
         return Malformed("failure event data must be a JSON object")
     resource_id = data.get("resource_id")
-    if not isinstance(resource_id, str) or not _is_cognitive_account(resource_id):
+    if not is_account_or_project_id(resource_id):
         return Malformed("resource_id must be a Microsoft.CognitiveServices account (or project) resource id")
     try:
         signal = parse_failure(data)

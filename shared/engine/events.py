@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.core import incidents as inc
-from shared.core.allowlist import normalize_object_id
+from shared.core import roles
+from shared.core.allowlist import normalize_object_id, normalize_scope
 from shared.core.events import (
     AlertScan,
     Envelope,
@@ -71,6 +73,26 @@ def handle_event(rt: Runtime, envelope: Envelope | Malformed, raw: Any = None) -
 
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (StoreError, ConnectionError, TimeoutError, OSError)
+# HTTP statuses azure-core itself retries: still failing after its retries means "unavailable for now".
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure Event Grid's redelivery can cure: the store, or an Azure service (Log Analytics, ARM) that stayed
+    unavailable after the SDK's own retries. Adapters wrap SDK errors (`SourceError(...) from exc`), so the
+    explicit cause chain is followed; a bad request (400, 403) is not transient."""
+    from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (*TRANSIENT_ERRORS, ServiceRequestError, ServiceResponseError)):
+            return True
+        if isinstance(current, HttpResponseError) and current.status_code in RETRYABLE_STATUS:
+            return True
+        current = current.__cause__
+    return False
 
 
 def envelope_of(event: Any) -> Envelope | Malformed:
@@ -83,10 +105,18 @@ def envelope_of(event: Any) -> Envelope | Malformed:
         return Malformed(f"event data is not JSON ({type(exc).__name__})")
     if hasattr(event, "event_type"):  # func.EventGridEvent
         return Envelope(id=str(event.id or ""), type=str(event.event_type or ""), subject=str(event.subject or ""),
-                        source=str(event.topic or ""), time=event.event_time, data=data)
+                        source=str(event.topic or ""), time=_utc(event.event_time), data=data)
     return Envelope(id=str(getattr(event, "id", "") or ""), type=str(getattr(event, "type", "") or ""),
                     subject=str(getattr(event, "subject", "") or ""), source=str(getattr(event, "source", "") or ""),
-                    time=getattr(event, "time", None), data=data)
+                    time=_utc(getattr(event, "time", None)), data=data)
+
+
+def _utc(value: Any) -> datetime | None:
+    """The worker's converter returns a zone-less time as a naive datetime; read it as UTC (as the dict path does)
+    instead of failing later on naive/aware comparisons and rejecting a valid event."""
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def handle_event_safely(rt: Runtime, event: Any) -> EventOutcome:
@@ -95,9 +125,11 @@ def handle_event_safely(rt: Runtime, event: Any) -> EventOutcome:
     envelope = envelope_of(event)
     try:
         return handle_event(rt, envelope, raw=event if isinstance(event, dict) else None)
-    except TRANSIENT_ERRORS:
-        raise
     except Exception as exc:  # noqa: BLE001 - see docstring
+        # Not only store errors: a Log Analytics or ARM outage during an alert or role-assignment event used to be
+        # acknowledged as a rejection, so the event was lost instead of retried.
+        if is_transient(exc):
+            raise
         log.exception("event processing failed; acknowledged to avoid redelivery")
         event_id = envelope.id if isinstance(envelope, Envelope) else ""
         return reject(rt, event_id, f"internal error while processing: {type(exc).__name__}",
@@ -156,9 +188,15 @@ def _role_assignment_changed(rt: Runtime, change: RoleAssignmentChange, correlat
             continue
         if normalize_object_id(incident.principal_id) != normalize_object_id(assignment.principal_id):
             continue
-        if not incident.resource_id.lower().startswith(assignment.scope.lower().rstrip("/")):
+        if not _within(incident.resource_id, assignment.scope):
             continue
         if incident.status not in (inc.RECOMMENDED, inc.TICKETED, inc.DIAGNOSED, inc.ESCALATED):
+            continue
+        if not _covers(assignment.role_definition_id, incident):
+            rt.audit("action", f"role assignment written by {change.actor} does not grant the data access this "
+                     "incident needs; still open", incident_id=incident.id, correlation_id=correlation_id,
+                     actor=change.actor, inputs={"assignment_id": change.assignment_id,
+                                                 "role_id": roles.guid_of(assignment.role_definition_id)})
             continue
         created = assignment.created_on or now
         updated = update_incident(rt, incident.id, lambda cur, created=created: start_waiting(
@@ -170,6 +208,22 @@ def _role_assignment_changed(rt: Runtime, change: RoleAssignmentChange, correlat
                  inputs={"assignment_id": change.assignment_id})
         return f"{incident.id}: {updated.status if updated else 'updated'}"
     return "no open incident matches this assignment"
+
+
+def _covers(role_definition_id: str, incident: inc.Incident) -> bool:
+    """Only a role whose data actions cover the incident's endpoint surface can fix it (Reader or Owner cannot)."""
+    role = roles.BY_GUID.get(roles.guid_of(role_definition_id))
+    if role is None:
+        return True  # a custom role: its data actions are unknown here, so let verification judge it
+    surface = incident.diagnosis.get("surface")
+    return bool(role.data_surfaces) and (surface is None or surface in role.data_surfaces)
+
+
+def _within(resource_id: str, scope: str) -> bool:
+    """At or under the scope, on segment boundaries: a plain prefix test let an assignment on account "contoso"
+    match an incident on "contoso-openai"."""
+    resource, parent = normalize_scope(resource_id), normalize_scope(scope)
+    return resource == parent or resource.startswith(parent.rstrip("/") + "/")
 
 
 def _clip(raw: Any) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 from shared.core import incidents as inc
 from shared.core.allowlist import normalize_object_id
 from shared.core.diagnose import diagnose
-from shared.core.events import parse_alert
+from shared.core.events import is_account_or_project_id, parse_alert
 from shared.core.model import ENTRA, FailureSignal
 from shared.core.signals import SignalError, parse_failure
 from shared.engine.approvals import ActionRefused, NotFound, approve, revoke
@@ -48,6 +48,13 @@ def diagnose_request(rt: Runtime, body: bytes) -> Reply:
     resource_id = data.get("resource_id")
     if resource_id is not None and not isinstance(resource_id, str):
         return error(400, "resource_id must be a string")
+    # Checked here, not left to the evidence look-up: a non-ARM id used to end as a 500 (ValueError).
+    if resource_id and not is_account_or_project_id(resource_id):
+        return error(400, "resource_id must be a Microsoft.CognitiveServices account (or project) resource id: "
+                          "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.CognitiveServices/accounts/{a}")
+    for name in ("endpoint", "route"):
+        if data.get(name) is not None and not isinstance(data.get(name), str):
+            return error(400, f"{name} must be a string")
     if "status" in data:
         try:
             signal = parse_failure(data)
