@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.core.model import FailureSignal
-from shared.core.signals import SignalError, parse_failure
+from shared.core.signals import SignalError, parse_failure, parse_time
 
 FAILURE_EVENT_TYPE = "AOAI.Triage.Failure"
 COMMON_ALERT_SCHEMA = "azureMonitorCommonAlertSchema"
@@ -77,22 +77,16 @@ Parsed = AlertScan | RoleAssignmentChange | FailureReport | Unknown | Malformed
 
 
 def _parse_time(value: Any) -> datetime | None:
+    """A timestamp as events carry it (ISO-8601 text, or a datetime from the Functions worker); None if absent or
+    unreadable. Times without a zone are UTC."""
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if not isinstance(value, str) or not value.strip():
         return None
-    text = value.strip().replace("Z", "+00:00")
-    # Azure emits 7 fractional digits; Python accepts at most 6.
-    if "." in text:
-        head, _, tail = text.partition(".")
-        digits = "".join(ch for ch in tail if ch.isdigit())
-        rest = tail[len(digits):]
-        text = f"{head}.{digits[:6]}{rest}"
     try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
+        return parse_time(value)
+    except SignalError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def parse_alert(payload: Any, *, now: datetime) -> AlertScan | Malformed:
