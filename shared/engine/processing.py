@@ -9,7 +9,8 @@ a later run completes, so nothing is lost and nothing is done twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,6 +41,11 @@ MAX_ATTEMPTS = 5
 # A claim (grant or ticket) older than this without its result is taken over by a later run.
 STALE_CLAIM = timedelta(minutes=2)
 BREAKER_KEY = "circuit-breaker"
+SETTLED_READ_BATCH = 2000  # incidents read per batch when looking for the steady state
+# Refusals that lift by themselves (a new run, a new day, the cool-down passing, an operator's breaker reset). An
+# incident ticketed only for these is decided again on its next failures; before, it stayed ticketed for good, so
+# a per-run cap or a breaker reset never led to the grant.
+TRANSIENT_RULES = frozenset({"run_cap", "daily_cap", "cooldown", "circuit_breaker"})
 
 
 @dataclass
@@ -78,7 +84,10 @@ def load_breaker(rt: Runtime) -> BreakerState:
 def handle_signal(rt: Runtime, run: RunState, signal: FailureSignal, evidence: Evidence | None) -> Incident:
     """Diagnose one failure group and act on it. Retries on lost races; raises StoreError if it can't persist."""
     now = rt.clock()
-    diagnosis = diagnose(signal, evidence, now=now, propagation_window=rt.window)
+    # Role ages are judged at the time of the failures, not of the scan: failures re-read from before a role took
+    # effect are propagation. Judged at scan time they read "role present, still denied", and an incident fixed
+    # by hand was ticketed as unfixable instead of being verified.
+    diagnosis = diagnose(signal, evidence, now=_failed_at(signal, now), propagation_window=rt.window)
     iid = inc.incident_id(inc.fingerprint(signal.object_id, signal.resource_id, diagnosis.cause))
     for _ in range(MAX_ATTEMPTS):
         existing = rt.store.get_incident(iid)
@@ -89,6 +98,58 @@ def handle_signal(rt: Runtime, run: RunState, signal: FailureSignal, evidence: E
     raise StoreError(f"incident {iid} kept changing under concurrent writers")
 
 
+_SETTLED_CAUSE = frozenset({inc.VERIFYING, *inc.CLOSED_STATUSES})
+
+
+def _failed_at(signal: FailureSignal, now: datetime) -> datetime:
+    return min(now, signal.last_seen) if signal.last_seen else now
+
+
+def settled_signals(rt: Runtime, signals: Sequence[FailureSignal]) -> dict[int, str]:
+    """The steady state, found without live evidence and with batched store reads: the signals (by index) that a
+    timer scan may skip, each with its incident's id, because handling it would change nothing.
+
+    A signal qualifies when every one of its rows lies before the watermark (an earlier scan read that span) and
+    its incident already holds its newest failure, so merging it adds no failure and moves no time; and the
+    incident waits on nothing a scan would act on (see `_settled`). The incident is found by the text's
+    diagnosis: fingerprints are keyed by cause family, which live evidence changes only through the account's
+    settings, and then the incident looked up does not exist and the signal goes the full way. What is given up:
+    failures already handled are not diagnosed again against newer role assignments; a role written by hand is
+    seen through its role-assignment event, or the caller's next failure.
+    """
+    now = rt.clock()
+    by_incident: dict[str, list[int]] = {}
+    for index, signal in enumerate(signals):
+        if signal.count < 1 or signal.overlap_count != signal.count or signal.last_seen is None:
+            continue
+        text_only = diagnose(signal, None, now=_failed_at(signal, now), propagation_window=rt.window)
+        iid = inc.incident_id(inc.fingerprint(signal.object_id, signal.resource_id, text_only.cause))
+        by_incident.setdefault(iid, []).append(index)
+    settled: dict[int, str] = {}
+    ids = list(by_incident)
+    for at in range(0, len(ids), SETTLED_READ_BATCH):  # batches bound the incidents held at once
+        known = rt.store.get_incidents(ids[at : at + SETTLED_READ_BATCH])
+        for iid, incident in known.items():
+            settled.update((i, iid) for i in by_incident[iid] if _settled(incident, signals[i], now))
+    return settled
+
+
+def _settled(incident: Incident, signal: FailureSignal, now: datetime) -> bool:
+    """Merging `signal` into `incident` would take the "steady state: no write, no ticket call" way out of
+    `_apply`, whatever the evidence says about its cause (the conditions of `_needs_decision` and `_recurrence`)."""
+    if signal.last_seen is None or incident.last_seen < signal.last_seen or incident.ticket_pending:
+        return False
+    if incident.status in (inc.DETECTED, inc.DIAGNOSED, inc.SUPPRESSED):
+        return False
+    if not incident.is_open:  # a failure after the close reopens it
+        return incident.closed_at is not None and signal.last_seen <= incident.closed_at
+    if incident.status == inc.RECOMMENDED and incident.approval_expires_at and incident.approval_expires_at <= now:
+        return False
+    if incident.status == inc.TICKETED and _refused_only_for_transient(incident):
+        return False
+    return not (incident.status == inc.ASSIGNED and incident.assignment_id is None)
+
+
 def _needs_decision(existing: Incident | None, merged: Incident, now: datetime) -> bool:
     if existing is None or merged.status in (inc.DETECTED, inc.DIAGNOSED, inc.SUPPRESSED):
         return True
@@ -96,12 +157,30 @@ def _needs_decision(existing: Incident | None, merged: Incident, now: datetime) 
         return True
     if merged.status == inc.RECOMMENDED and merged.approval_expires_at and merged.approval_expires_at <= now:
         return True
-    # A grant claimed by an instance that died before recording the result: take it over.
+    if merged.status == inc.TICKETED and _refused_only_for_transient(merged):
+        return True
+    # A grant claimed by an instance that died before recording the result: take it over. The claim's age is that
+    # of its "grant-claimed" action: `updated_at` moves with every merge of new failures (and is `now` in
+    # `merged`), so a dead claim was never taken over while the caller kept failing.
+    claimed_at = _grant_claimed_at(merged) or existing.updated_at
     return (
         merged.status == inc.ASSIGNED
         and merged.assignment_id is None
-        and (merged.updated_at is None or now - merged.updated_at > STALE_CLAIM)
+        and (claimed_at is None or now - claimed_at > STALE_CLAIM)
     )
+
+
+def _grant_claimed_at(incident: Incident) -> datetime | None:
+    return next((a.at for a in reversed(incident.actions) if a.kind == "grant-claimed"), None)
+
+
+def _refused_only_for_transient(incident: Incident) -> bool:
+    """The incident's latest action is a ticket decision whose refusals (`[rule] reason; ...`) are all transient."""
+    last = incident.actions[-1] if incident.actions else None
+    if last is None or last.kind != "ticketed":
+        return False
+    rules = set(re.findall(r"\[([a-z_]+)\]", last.detail))
+    return bool(rules) and rules <= TRANSIENT_RULES
 
 
 def _apply(
@@ -114,6 +193,12 @@ def _apply(
     now: datetime,
 ) -> Incident:
     merged = open_or_update(existing, signal, diagnosis, now)
+    if existing is not None and existing.status == merged.status and existing.status in _SETTLED_CAUSE:
+        # Under verification the outcome of the check decides, so the cause being verified stays: re-diagnosing the
+        # failures re-read from before the role took effect replaced it (and the group-cache case lost its 24 h
+        # horizon). A closed incident that did not reopen keeps the cause it was closed with: those rows are
+        # history. Counts and times are merged as usual; only the "cause-changed" action is dropped.
+        merged = replace(merged, cause=existing.cause, diagnosis=existing.diagnosis, actions=existing.actions)
     if evidence is not None:
         merged = replace(
             merged,
@@ -125,6 +210,10 @@ def _apply(
         return _recurrence(rt, run, existing, merged, etag, now)
 
     decision = decide(diagnosis, signal.object_id, rt.policy, _policy_context(rt, run, merged, evidence, now))
+    still_refused = (existing is not None and existing.status == inc.TICKETED and decision.action == "ticket"
+                     and existing.cause == merged.cause)
+    if still_refused:
+        return _recurrence(rt, run, existing, merged, etag, now)  # no ticket rewrite on every scan
     changed_course = existing is None or existing.status != _status_for(decision) or existing.cause != merged.cause
     if changed_course:
         rt.audit(
@@ -189,7 +278,7 @@ def act(
     if decision.action == "assign":
         return _grant(rt, run, incident, decision, etag=etag, actor=actor)
     if decision.action == "wait":
-        created = _newest_recent_assignment(evidence, now, rt.window) or now
+        created = _newest_recent_assignment(evidence, min(now, incident.last_seen), rt.window) or now
         waiting = start_waiting(incident, created, now, rt.window, rt.lag, rt.max_verify)
         return _put(rt, waiting, etag)
     if decision.action in ("observe", "suppressed"):
@@ -264,9 +353,12 @@ def _grant(rt: Runtime, run: RunState, incident: Incident, decision: Decision, *
                  incident_id=incident.id, correlation_id=run.correlation_id, actor=actor, inputs=audit_inputs)
         # Only an assignment this service created may ever be revoked by it.
         own_id = outcome.assignment_id if outcome.status == "created" else None
-        result = record_grant(claimed, outcome.status, own_id, outcome.created_on or now, now, rt.window,
-                              rt.lag, _verify_horizon(rt, incident.cause))
-        saved = _put(rt, result, claimed.etag)
+        # The result is merged into the current record, not written at the claim's etag: another instance may
+        # have merged new failures into it meanwhile, and a conflict here lost the assignment id and the
+        # verification schedule (the incident stayed "assigned" with no assignment, and was granted again).
+        saved = update_incident(rt, incident.id, lambda cur: record_grant(
+            cur, outcome.status, own_id, outcome.created_on or now, now, rt.window, rt.lag,
+            _verify_horizon(rt, incident.cause))) or claimed
         rt.publish("aoai.triage.assignment.created", {
             "incident_id": incident.id, "principal_id": incident.principal_id, "resource_id": incident.resource_id,
             "role": decision.role_name, "role_id": decision.role_id, "scope": decision.scope,
@@ -276,15 +368,14 @@ def _grant(rt: Runtime, run: RunState, incident: Incident, decision: Decision, *
     if outcome.status == "retry_later":
         rt.audit("action", f"role assignment deferred (directory replication): {outcome.message}",
                  incident_id=incident.id, correlation_id=run.correlation_id, actor=actor, inputs=audit_inputs)
-        back = replace(claimed, status=inc.DIAGNOSED).with_action(Action(now, "grant-retry-later", outcome.message,
-                                                                         actor))
-        return _put(rt, back, claimed.etag)
+        return update_incident(rt, incident.id, lambda cur: replace(cur, status=inc.DIAGNOSED).with_action(
+            Action(now, "grant-retry-later", outcome.message, actor))) or claimed
     # forbidden / failed: an operator must act; ticket it with the exact command.
     rt.audit("refusal", f"role assignment {outcome.status}: {outcome.message}", incident_id=incident.id,
              correlation_id=run.correlation_id, actor=actor, inputs=audit_inputs)
-    failed = replace(claimed, status=inc.TICKETED, ticket_pending=bool(rt.sinks)).with_action(
-        Action(now, f"grant-{outcome.status}", outcome.message, actor))
-    saved = _put(rt, failed, claimed.etag)
+    saved = update_incident(rt, incident.id, lambda cur: replace(
+        cur, status=inc.TICKETED, ticket_pending=bool(rt.sinks)).with_action(
+        Action(now, f"grant-{outcome.status}", outcome.message, actor))) or claimed
     return _finish_tickets(
         rt, run, saved,
         action_text=f"Tried to assign {decision.role_name} at {decision.scope} and Azure refused: "
@@ -375,20 +466,60 @@ def _recurrence(rt: Runtime, run: RunState, existing: Incident | None, merged: I
     assert existing is not None
     new_failures = merged.count - existing.count
     interval = timedelta(minutes=rt.settings.ticket_comment_interval_minutes)
-    retry_pending = merged.ticket_pending and (merged.updated_at is None or now - merged.updated_at > STALE_CLAIM)
+    # Staleness is judged on the stored record: `merged.updated_at` is always `now` (open_or_update sets it), which
+    # made a pending ticket look freshly claimed forever, so it was never retried.
+    retry_pending = merged.ticket_pending and (existing.updated_at is None or now - existing.updated_at > STALE_CLAIM)
+    # No "still failing" comment while a role propagates (verifying): those failures are expected, and the
+    # check's outcome (resolved or escalated) is what the ticket is told.
     comment_due = (
-        bool(merged.ticket_refs) and new_failures > 0 and merged.is_open
+        bool(merged.ticket_refs) and new_failures > 0 and merged.is_open and merged.status != inc.VERIFYING
         and should_comment(merged.last_comment_at, now, interval)
     )
     if new_failures <= 0 and merged.last_seen == existing.last_seen and not retry_pending:
         return existing  # steady state: no write, no ticket call
     saved = _put(rt, merged, etag)
-    if retry_pending or comment_due:
+    if retry_pending and not comment_due:
+        return _retry_tickets(rt, run, saved)
+    if comment_due:
         comment = (f"Still failing: {new_failures} more failure(s); {merged.count} in total, last seen "
-                   f"{merged.last_seen.isoformat()}.") if comment_due else None
+                   f"{merged.last_seen.isoformat()}.")
         return _finish_tickets(rt, run, saved, action_text=_last_action_text(saved), comment=comment,
                                escalated=saved.status == inc.ESCALATED)
     return saved
+
+
+def _retry_tickets(rt: Runtime, run: RunState, incident: Incident) -> Incident:
+    """Redo the ticket operation that failed. A closed incident's failed operation was the close: retrying it
+    with open_or_update would have reopened the ticket the verification had just resolved."""
+    if not incident.is_open and not incident.ticket_refs:  # no ticket was ever opened: nothing left to close
+        return update_incident(rt, incident.id, lambda cur: replace(cur, ticket_pending=False)) or incident
+    if not incident.is_open:
+        closing = next((a.detail for a in reversed(incident.actions) if a.kind in ("resolved", "closed-unverified")),
+                       _last_action_text(incident))
+        return resolve_tickets(rt, run, incident, closing)
+    return _finish_tickets(rt, run, incident, action_text=_last_action_text(incident),
+                           escalated=incident.status == inc.ESCALATED)
+
+
+def retry_pending_tickets(rt: Runtime, run: RunState, handled: set[str]) -> int:
+    """Retry stale "ticket pending" incidents this run did not see. Without this, a failed ticket operation was
+    retried only when new failures came in, so a resolved incident whose close failed kept its ticket open."""
+    if not rt.sinks:
+        return 0
+    now = rt.clock()
+    retried = 0
+    for incident in rt.store.list_ticket_pending():
+        if not incident.ticket_pending or incident.id in handled:
+            continue
+        if incident.updated_at is not None and now - incident.updated_at <= STALE_CLAIM:
+            continue  # another instance may be at it right now
+        try:
+            claimed = _put(rt, incident, incident.etag)  # the conditional write is the claim
+        except ConflictError:
+            continue
+        _retry_tickets(rt, run, claimed)
+        retried += 1
+    return retried
 
 
 def _last_action_text(incident: Incident) -> str:

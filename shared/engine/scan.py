@@ -14,7 +14,7 @@ from typing import Any
 
 from shared.core.allowlist import normalize_object_id
 from shared.core.model import FailureSignal
-from shared.engine.processing import RunState, handle_signal
+from shared.engine.processing import RunState, handle_signal, retry_pending_tickets, settled_signals
 from shared.engine.runtime import Runtime, new_correlation_id
 from shared.engine.verify import run_verifications
 
@@ -78,7 +78,9 @@ def run_scan(
             watermark = rt.store.get_watermark(source.name)
         # The watermark lets the source count the re-read overlap (FailureSignal.overlap_count).
         batch = source.read(start, end, resource_ids, watermark=watermark)
-        if window is not None:
+        # A partial answer keeps the watermark, so the next scan counts these rows again: like a targeted scan, it
+        # acts on what it got but leaves the counting to that scan (a group in it was counted twice before).
+        if window is not None or batch.partial_errors:
             batch = replace(batch, signals=tuple(_targeted_counts(s, watermark) for s in batch.signals))
         report.windows[source.name] = (start.isoformat(), end.isoformat())
         for rejected in batch.rejected:
@@ -93,10 +95,15 @@ def run_scan(
 
     signals = [s for _, b in batches for s in b.signals if s.resource_id]
     report.signals = len(signals)
-    pairs = {(normalize_object_id(s.object_id), s.resource_id) for s in signals}
+    # Groups an earlier scan already handled, unchanged since: no evidence, no store write, no ticket call.
+    settled = settled_signals(rt, signals) if window is None else {}
+    pairs = {(normalize_object_id(s.object_id), s.resource_id) for i, s in enumerate(signals) if i not in settled}
     evidence = rt.evidence.gather_evidence(pairs) if pairs else {}
 
-    for signal in signals:
+    for index, signal in enumerate(signals):
+        if index in settled:
+            report.incidents.append(settled[index])
+            continue
         ev = evidence.get((normalize_object_id(signal.object_id), signal.resource_id))
         incident = handle_signal(rt, run, signal, ev)
         report.incidents.append(incident.id)
@@ -114,6 +121,9 @@ def run_scan(
     if verify:
         report.verifications = run_verifications(rt, run)
         report.grants = run.grants_this_run
+    if window is None:
+        # Failed ticket operations of incidents no signal brought back this cycle (e.g. a resolved one's close).
+        retry_pending_tickets(rt, run, set(report.incidents))
     return report
 
 
