@@ -208,3 +208,52 @@ def test_client_activity_query_counts_only_the_given_apps_and_hosts():
     ], [])
     rows = _records(con, CASES["client_activity"]())
     assert (rows[0]["Failures"], rows[0]["Successes"]) == (1, 1)
+
+
+# ---- large reads: hash buckets and a row cap (shared/adapters/logs.py reads a flood of groups this way) -------
+
+
+def _many_groups(con):
+    entra = {"errorCode": "PermissionDenied", "errorMessage": "lacks data action",
+             "requestPath": "/openai/deployments/gpt/chat/completions"}
+    rows = [_row(T0 + timedelta(minutes=11 + n % 5), "401", {**entra, "objectId": f"{n:08x}-2222-3333-4444-"
+                                                             "555555555555"}) for n in range(40)]
+    rows += [_row(T0 + timedelta(minutes=12), "403", {"objectId": ""}),  # a key caller
+             _row(T0 + timedelta(minutes=12), "403", None),  # no properties at all
+             _row(T0 + timedelta(minutes=13), "401", {"objectId": OID}, op="Embeddings_Create")]
+    _diagnostics(con, rows)
+
+
+def _keys(groups):
+    return sorted((g["ResourceId"], g["ObjectId"], g["Status"], g["OperationName"], g["Route"], g["ErrorCode"],
+                   g["Failures"], g["OverlapFailures"]) for g in groups)
+
+
+@pytest.mark.parametrize("count", [1, 5])
+def test_hash_buckets_split_the_groups_into_disjoint_parts_that_add_up_to_all(count):
+    from shared.adapters.logs import buckets, split_bucket
+
+    con = duckdb_kql.connect()
+    _many_groups(con)
+    everything = _keys(_records(con, kql.failures_query(start=T0, watermark=WATERMARK, end=END)))
+    parts = []
+    for bucket in buckets(count):
+        for half in split_bucket(bucket):  # a split bucket covers exactly what its bucket did
+            parts += _records(con, kql.failures_query(start=T0, watermark=WATERMARK, end=END, buckets=half))
+    assert _keys(parts) == everything and len(everything) == 42
+
+
+def test_the_row_cap_and_the_group_count():
+    con = duckdb_kql.connect()
+    _many_groups(con)
+    capped = _records(con, kql.failures_query(start=T0, watermark=WATERMARK, end=END, limit=7))
+    [count] = _records(con, kql.failures_group_count_query(start=T0, watermark=WATERMARK, end=END))
+    assert len(capped) == 7 and count["Count"] == 42
+    assert duckdb_kql.validate(kql.failures_query(start=T0, watermark=WATERMARK, end=END, buckets=("0a", "ff"),
+                                                  limit=10)) == []
+
+
+@pytest.mark.parametrize("prefixes", [(), ("0", "ab"), ("0g",), ("AB",)])
+def test_bucket_prefixes_must_be_lower_case_hex_of_one_length(prefixes):
+    with pytest.raises(ValueError):
+        kql.bucket_filter(prefixes)

@@ -6,12 +6,15 @@ Retry-After without the test waiting for it (the waits are recorded and asserted
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 from azure.core.pipeline.transport import RequestsTransport
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shared.adapters.azure import AzureClients
 from shared.adapters.logs import SourceError
@@ -304,3 +307,83 @@ def test_app_insights_overlap_is_counted_server_side(az):
     (signal,) = batch.signals
     assert (signal.count, signal.overlap_count, signal.status) == (3, 2, 403)
     assert signal.message == "Error code: 403 - Access denied due to Virtual Network"
+
+
+# ---- a flood of distinct groups: read in hash buckets, each response bounded -------------------------------
+
+
+class RecordingLogsClient:
+    """The real LogsQueryClient, with the query texts it was asked to run written down."""
+
+    def __init__(self, client):
+        self.client = client
+        self.queries: list[str] = []
+
+    def query_workspace(self, workspace_id, query, **kwargs):
+        self.queries.append(query)
+        return self.client.query_workspace(workspace_id, query, **kwargs)
+
+
+def _flood(az, groups):
+    account = az.add_account("acct-a")
+    now = az.clock.now()
+    rows = []
+    for n in range(groups):
+        caller = f"5a000000-0000-4000-8000-{n:012x}"
+        rows += [diag_row(now - timedelta(minutes=12), account, oid=caller),  # in the overlap
+                 diag_row(now - timedelta(minutes=2 + n % 3), account, oid=caller)]
+    az.add_log_rows("AzureDiagnostics", rows)
+    return now
+
+
+def _groups(batch):
+    return sorted((s.object_id, s.count, s.overlap_count, s.first_seen, s.last_seen) for s in batch.signals)
+
+
+def test_more_groups_than_one_response_holds_are_read_in_buckets_each_exactly_once(az, monkeypatch):
+    from shared.adapters import logs
+
+    now = _flood(az, 23)
+    window = (now - timedelta(minutes=20), now)
+    whole = make_clients(az).sources[0].read(*window, watermark=now - timedelta(minutes=10))
+    assert len(whole.signals) == 23
+
+    monkeypatch.setattr(logs, "GROUPS_PER_RESPONSE", 4)
+    recording = RecordingLogsClient(make_clients(az)._logs)
+    source = logs.LogAnalyticsSource(recording, az.workspace_id)
+    first = source.read(*window, watermark=now - timedelta(minutes=10))
+    assert _groups(first) == _groups(whole) and first.partial_errors == () and first.rejected == ()
+    # Capped first attempt, then the group count sizes the buckets; every response holds at most 4 + 1 groups.
+    assert "| take 5" in recording.queries[0] and recording.queries[1].rstrip().endswith("| count")
+    assert len(recording.queries) >= 2 + logs.buckets_for(23)
+
+    recording.queries.clear()
+    again = source.read(*window, watermark=now - timedelta(minutes=10))
+    assert _groups(again) == _groups(whole)
+    # The next read starts with as many buckets as the last one needed: no capped attempt, no count.
+    assert all("hash_md5(GroupKey)" in q for q in recording.queries)
+
+
+def test_one_query_while_the_groups_fit_in_one_response(az):
+    from shared.adapters import logs
+
+    now = _flood(az, 6)
+    recording = RecordingLogsClient(make_clients(az)._logs)
+    batch = logs.LogAnalyticsSource(recording, az.workspace_id).read(now - timedelta(minutes=20), now)
+    assert len(batch.signals) == 6 and len(recording.queries) == 1
+    assert "hash_md5" not in recording.queries[0]
+    assert recording.queries[0].endswith(f"| take {logs.GROUPS_PER_RESPONSE + 1}")
+
+
+@given(count=st.integers(min_value=-3, max_value=400), depth=st.integers(min_value=0, max_value=3))
+def test_buckets_cover_every_key_hash_exactly_once_however_they_are_split(count, depth):
+    from shared.adapters.logs import buckets, split_bucket
+
+    parts = buckets(count)
+    assert 1 <= len(parts) <= 256
+    for _ in range(depth):  # split the first bucket again and again, down to longer prefixes
+        parts = split_bucket(parts[0]) + parts[1:]
+    width = max(len(p) for bucket in parts for p in bucket)
+    covered = [p + "".join(rest) for bucket in parts for p in bucket
+               for rest in itertools.product("0123456789abcdef", repeat=width - len(p))]
+    assert sorted(covered) == sorted("".join(d) for d in itertools.product("0123456789abcdef", repeat=width))

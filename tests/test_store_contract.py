@@ -25,6 +25,7 @@ from shared.core.incidents import (
     Incident,
 )
 from shared.settings import Settings
+from shared.state import codec
 from shared.state.base import AuditRecord, ConflictError, Store, StoreError, Suppression
 from shared.state.codec import MAX_RECORD_UTF16_BYTES
 from shared.state.factory import open_store
@@ -180,6 +181,39 @@ def test_list_incidents_follows_a_status_change(store):
     store.put_incident(replace(created, status=VERIFYING), expected_etag=created.etag)
     assert store.list_incidents(DETECTED) == []
     assert [i.status for i in store.list_incidents(VERIFYING)] == [VERIFYING]
+
+
+def test_get_incidents_reads_many_at_once_and_leaves_out_the_absent(store):
+    stored = {n: store.put_incident(make_incident(n, count=n)) for n in range(1, 40)}
+    wanted = [make_incident(n).id for n in (3, 1, 39, 17)] + ["inc-missing", make_incident(3).id]
+    found = store.get_incidents(wanted)
+    assert found == {i.id: i for i in (stored[3], stored[1], stored[39], stored[17])}
+    assert all(found[i.id].etag == i.etag for i in found.values())
+    assert store.get_incidents([]) == {} and store.get_incidents(iter(["inc-missing"])) == {}
+
+
+def test_get_incidents_returns_the_current_version(store):
+    created = store.put_incident(make_incident(1))
+    updated = store.put_incident(replace(created, status=TICKETED, count=9), expected_etag=created.etag)
+    assert store.get_incidents([created.id]) == {created.id: updated}
+
+
+def test_get_incidents_reads_more_ids_than_one_statement_or_filter_holds(store):
+    ids = [store.put_incident(make_incident(n)).id for n in range(1, 31)]
+    asked = ids + [f"inc-absent-{n}" for n in range(600)]  # over SQLite's 500 per read, over 14 per Tables filter
+    assert sorted(store.get_incidents(asked)) == sorted(ids)
+
+
+def test_list_ticket_pending_lists_exactly_the_incidents_waiting_for_a_ticket_retry(store):
+    store.put_incident(make_incident(1, ticket_pending=True))
+    settled = store.put_incident(make_incident(2, ticket_pending=True))
+    store.put_incident(make_incident(3))
+    store.put_incident(replace(settled, ticket_pending=False), expected_etag=settled.etag)
+    retried = store.put_incident(make_incident(4, ticket_pending=False))
+    store.put_incident(replace(retried, ticket_pending=True), expected_etag=retried.etag)
+    pending = store.list_ticket_pending()
+    assert [i.id for i in pending] == [make_incident(1).id, make_incident(4).id]
+    assert all(i.ticket_pending and i.etag for i in pending)
 
 
 def test_due_verifications_are_open_incidents_whose_verify_due_has_passed(store):
@@ -602,3 +636,21 @@ def test_table_keys_are_one_to_one_and_use_only_allowed_characters(a, b):
     assert len(key) <= MAX_KEY_CHARS + 2
     assert not any(ch in "/\\#?" or ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in key)
     assert (table_key(a) == table_key(b)) == (a == b)
+
+
+@settings(max_examples=200, deadline=None)
+@given(incident=INCIDENTS)
+def test_the_codec_writes_exactly_the_record_the_model_defines(incident):
+    # codec.incident_record skips dataclasses.asdict's deep copies; the JSON must not change by a byte.
+    assert codec.dumps(codec.incident_record(incident)) == codec.dumps(incident.to_record())
+
+
+@settings(max_examples=100, deadline=None)
+@given(incident=INCIDENTS)
+def test_normalizing_an_incident_gives_utc_everywhere_and_the_same_instants(incident):
+    normalized = codec.normalized_incident(incident)
+    stamps = [getattr(normalized, f.name) for f in fields(Incident) if f.type == "datetime | None"]
+    stamps += [normalized.first_seen, normalized.last_seen, *(a.at for a in normalized.actions)]
+    assert all(s.tzinfo is UTC for s in stamps if s is not None)
+    assert normalized == incident  # aware datetimes compare by instant
+    assert codec.normalized_incident(normalized) is normalized  # already UTC: returned as it is

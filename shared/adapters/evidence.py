@@ -74,6 +74,16 @@ class AzureEvidenceProvider:
         self._errors_lock = threading.Lock()
         self._run_hooks: list[Callable[[], None]] = []
         self._account_level: set[str] = set()  # subscriptions where we may only list per account (403)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    def _executor(self) -> ThreadPoolExecutor:
+        """One pool for the provider's life: starting threads for every batch cost more than a one-pair batch's
+        look-ups (each Event Grid failure event gathers its own evidence)."""
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self._concurrency, thread_name_prefix="evidence")
+            return self._pool
 
     def on_new_run(self, hook: Callable[[], None]) -> None:
         """Also call `hook` when a run starts (other per-run caches, e.g. app identities)."""
@@ -142,12 +152,11 @@ class AzureEvidenceProvider:
                 account = account_of(resource_id)
                 accounts_of.setdefault((oid, subscription_of(account)), set()).add(account)
         accounts = {account_of(r) for _, r in pairs}
-        with ThreadPoolExecutor(max_workers=self._concurrency, thread_name_prefix="evidence") as pool:
-            listing = {key: pool.submit(self._listed_in, *key, tuple(sorted(found)))
-                       for key, found in accounts_of.items()}
-            getting = {acct: pool.submit(self._safe_account, acct) for acct in accounts}
-            listed = {(oid, acct): found for (oid, _), f in listing.items() for acct, found in f.result().items()}
-            got = {acct: f.result() for acct, f in getting.items()}
+        pool = self._executor()
+        listing = {key: pool.submit(self._listed_in, *key, tuple(sorted(found))) for key, found in accounts_of.items()}
+        getting = {acct: pool.submit(self._safe_account, acct) for acct in accounts}
+        listed = {(oid, acct): found for (oid, _), f in listing.items() for acct, found in f.result().items()}
+        got = {acct: f.result() for acct, f in getting.items()}
         held = {a.role_definition_id for found in listed.values() for a in found or ()}
         if any(roles.guid_of(role) not in roles.BY_GUID for role in held):
             self._prefetch_definitions(accounts)

@@ -64,15 +64,26 @@ def _window(start: datetime, watermark: datetime, end: datetime) -> list[str]:
     ]
 
 
-def failures_query(
-    *, start: datetime, watermark: datetime, end: datetime, resource_ids: tuple[str, ...] | None = None
-) -> str:
-    """Server-side 401/403 (and 400 tenant-mismatch) groups from AzureDiagnostics over [start, end).
+HEX_DIGITS = "0123456789abcdef"
+# The failure group key, as one text: hashing it splits the groups into disjoint buckets (bucket_filter).
+_GROUP_KEY = ('strcat(ResourceId, "|", ObjectId, "|", ResultSignature, "|", OperationName, "|", Route, "|", '
+              'ErrorCode)')
+_GROUP_BY = "ResourceId, ObjectId, AuthKind, Status = ResultSignature, OperationName, Route, ErrorCode"
 
-    `OverlapFailures` counts the rows before `watermark`, i.e. the part of the window an earlier scan already
-    read: the lifecycle subtracts it so re-reading the overlap never double counts. The error code is a group
-    key too, so a token problem and a missing role of the same caller stay apart.
-    """
+
+def bucket_filter(prefixes: tuple[str, ...]) -> str:
+    """Keep the groups whose key's MD5 (lower-case hex) starts with one of `prefixes` (all of one length)."""
+    lengths = {len(p) for p in prefixes}
+    if len(lengths) != 1 or 0 in lengths or not set("".join(prefixes)) <= set(HEX_DIGITS):
+        raise ValueError(f"bucket prefixes must be hex strings of one length, got {prefixes!r}")
+    return (f"| extend GroupKey = {_GROUP_KEY}\n"
+            f"| where substring(hash_md5(GroupKey), 0, {len(prefixes[0])}) in {_literal_list(prefixes)}")
+
+
+def _failure_rows(
+    start: datetime, watermark: datetime, end: datetime, resource_ids: tuple[str, ...] | None,
+    buckets: tuple[str, ...] | None,
+) -> list[str]:
     lines = _window(start, watermark, end)
     lines += [
         "AzureDiagnostics",
@@ -90,12 +101,46 @@ def failures_query(
     if resource_ids is not None:
         accounts = sorted({account_of(r) for r in resource_ids})
         lines.append(f"| where ResourceId in {_literal_list(accounts)}")
+    if buckets is not None:
+        lines.append(bucket_filter(buckets))
+    return lines
+
+
+def failures_group_count_query(
+    *, start: datetime, watermark: datetime, end: datetime, resource_ids: tuple[str, ...] | None = None
+) -> str:
+    """How many groups failures_query() would return (one row, `Count`): sizes the buckets of a large read."""
+    return "\n".join([*_failure_rows(start, watermark, end, resource_ids, None), f"| summarize by {_GROUP_BY}",
+                      "| count"])
+
+
+def failures_query(
+    *,
+    start: datetime,
+    watermark: datetime,
+    end: datetime,
+    resource_ids: tuple[str, ...] | None = None,
+    buckets: tuple[str, ...] | None = None,
+    limit: int | None = None,
+) -> str:
+    """Server-side 401/403 (and 400 tenant-mismatch) groups from AzureDiagnostics over [start, end).
+
+    `OverlapFailures` counts the rows before `watermark`, i.e. the part of the window an earlier scan already
+    read: the lifecycle subtracts it so re-reading the overlap never double counts. The error code is a group
+    key too, so a token problem and a missing role of the same caller stay apart.
+
+    `buckets` keeps one hash bucket of the groups (bucket_filter); `limit` caps the rows returned, so a reader
+    learns that there are more groups than it wants in one response without receiving them all.
+    """
+    lines = _failure_rows(start, watermark, end, resource_ids, buckets)
     lines += [
         "| summarize Failures = count(), OverlapFailures = countif(TimeGenerated < Watermark),"
         " FirstSeen = min(TimeGenerated), LastSeen = max(TimeGenerated), SampleMessage = take_any(ErrorMessage)"
-        " by ResourceId, ObjectId, AuthKind, Status = ResultSignature, OperationName, Route, ErrorCode",
+        f" by {_GROUP_BY}",
         "| order by ResourceId asc, ObjectId asc, Status asc, OperationName asc, Route asc, ErrorCode asc",
     ]
+    if limit is not None:
+        lines.append(f"| take {int(limit)}")
     return "\n".join(lines)
 
 

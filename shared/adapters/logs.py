@@ -11,13 +11,15 @@ reported in `SourceBatch.partial_errors`.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 from shared.adapters import kql
-from shared.adapters.failure_rows import dependency_signal, diagnostics_signal, map_rows
-from shared.engine.ports import Activity, SourceBatch
+from shared.adapters.failure_rows import dependency_signal, diagnostics_signal, map_rows, merge_groups
+from shared.core.model import FailureSignal
+from shared.engine.ports import Activity, RejectedRow, SourceBatch
 
 log = logging.getLogger("triage.adapters")
 
@@ -75,6 +77,32 @@ def _overlap_start(start: datetime, watermark: datetime | None) -> datetime:
     return start if watermark is None else max(start, watermark)
 
 
+# At most this many failure groups in one response. A flood of distinct groups is read in hash buckets of the
+# group key instead, each response converted and dropped before the next: memory stays bounded, and every response
+# stays far below the query API's result limits (500,000 rows, ~100 MB).
+GROUPS_PER_RESPONSE = 20_000
+_BUCKET_FILL = 0.75  # buckets are sized for this share of the limit: hashing spreads groups only about evenly
+_MAX_BUCKETS = 256  # two hex digits of the key's MD5; a bucket that still overflows splits on the next digit
+
+
+def buckets(count: int) -> list[tuple[str, ...]]:
+    """`count` disjoint buckets covering every group: contiguous runs of the 256 two-digit MD5 prefixes."""
+    count = max(1, min(count, _MAX_BUCKETS))
+    prefixes = [a + b for a in kql.HEX_DIGITS for b in kql.HEX_DIGITS]
+    return [tuple(prefixes[n * 256 // count : (n + 1) * 256 // count]) for n in range(count)]
+
+
+def split_bucket(bucket: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """Two disjoint buckets covering `bucket` (one prefix becomes its 16 one-digit-longer children, halved)."""
+    prefixes = bucket if len(bucket) > 1 else tuple(bucket[0] + d for d in kql.HEX_DIGITS)
+    half = len(prefixes) // 2
+    return [prefixes[:half], prefixes[half:]]
+
+
+def buckets_for(groups: int) -> int:
+    return max(1, min(_MAX_BUCKETS, math.ceil(groups / (GROUPS_PER_RESPONSE * _BUCKET_FILL))))
+
+
 class LogAnalyticsSource:
     """Server-side Cognitive Services failures from one Log Analytics workspace."""
 
@@ -82,6 +110,8 @@ class LogAnalyticsSource:
         self.workspace_id = workspace_id
         self.name = f"logs:{workspace_id}"
         self._query = _WorkspaceQuery(client, workspace_id, "Log Analytics", server_timeout)
+        # How many buckets the last read needed: a flood usually lasts, so the next read starts there.
+        self._buckets = 1
 
     def read(
         self,
@@ -91,12 +121,33 @@ class LogAnalyticsSource:
         *,
         watermark: datetime | None = None,
     ) -> SourceBatch:
-        text = kql.failures_query(
-            start=start, watermark=_overlap_start(start, watermark), end=end, resource_ids=resource_ids
-        )
-        rows, partial = self._query.run(text, start, end)
-        signals, rejected = map_rows(rows, self.name, lambda row: diagnostics_signal(row, self.name))
-        return SourceBatch(self.name, start, end, signals, partial_errors=partial, rejected=rejected)
+        """One query when the window holds up to GROUPS_PER_RESPONSE groups (the usual case); else one per bucket.
+        A response that comes back over the limit is not used: its bucket is split and read again."""
+        window = {"start": start, "watermark": _overlap_start(start, watermark), "end": end,
+                  "resource_ids": resource_ids}
+        pending: list[tuple[str, ...] | None] = [None] if self._buckets == 1 else list(buckets(self._buckets))
+        signals: list[FailureSignal] = []
+        rejected: list[RejectedRow] = []
+        partial: list[str] = []
+        while pending:
+            bucket = pending.pop()
+            text = kql.failures_query(**window, buckets=bucket, limit=GROUPS_PER_RESPONSE + 1)
+            rows, errors = self._query.run(text, start, end)
+            if len(rows) > GROUPS_PER_RESPONSE:  # not used, whatever else it says: its groups are read again
+                pending.extend(split_bucket(bucket) if bucket else buckets(self._count_buckets(window)))
+                continue
+            partial.extend(errors)
+            found, bad = map_rows(rows, self.name, lambda row: diagnostics_signal(row, self.name))
+            signals.extend(found)
+            rejected.extend(bad)
+        self._buckets = buckets_for(len(signals))
+        return SourceBatch(self.name, start, end, merge_groups(signals), partial_errors=tuple(partial),
+                           rejected=tuple(rejected))
+
+    def _count_buckets(self, window: dict[str, Any]) -> int:
+        rows, _ = self._query.run(kql.failures_group_count_query(**window), window["start"], window["end"])
+        groups = int(rows[0].get("Count") or 0) if rows else 0
+        return max(2, buckets_for(groups))
 
     def activity(self, principal_id: str | None, resource_id: str, since: datetime, until: datetime) -> Activity:
         text = kql.activity_query(principal_id=principal_id, resource_id=resource_id, since=since, until=until)

@@ -12,7 +12,7 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -24,6 +24,7 @@ from shared.state.base import AuditRecord, ConflictError, StoreError, Suppressio
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_SECONDS = 30.0
+_IDS_PER_READ = 500  # bound variables per statement (SQLite builds before 3.32 allow 999)
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS incidents (
@@ -113,6 +114,17 @@ class SqliteStore:
         rows = self._read("SELECT record, etag FROM incidents WHERE id = ?", (incident_id,))
         return codec.incident_from_json(rows[0][0], rows[0][1]) if rows else None
 
+    def get_incidents(self, incident_ids: Iterable[str]) -> dict[str, Incident]:
+        wanted = list(dict.fromkeys(incident_ids))
+        found: dict[str, Incident] = {}
+        for at in range(0, len(wanted), _IDS_PER_READ):
+            chunk = wanted[at : at + _IDS_PER_READ]
+            marks = ", ".join("?" for _ in chunk)  # placeholders only: the ids are bound, never spliced in
+            sql = f"SELECT id, record, etag FROM incidents WHERE id IN ({marks})"  # noqa: S608
+            rows = self._read(sql, tuple(chunk))
+            found.update((iid, codec.incident_from_json(record, etag)) for iid, record, etag in rows)
+        return found
+
     def put_incident(self, incident: Incident, expected_etag: str | None = None) -> Incident:
         incident = codec.normalized_incident(incident)
         record = codec.incident_to_json(incident)
@@ -149,6 +161,12 @@ class SqliteStore:
             "SELECT record, etag FROM incidents WHERE verify_due IS NOT NULL AND verify_due <= ? "
             "AND status IN (SELECT value FROM json_each(?)) ORDER BY verify_due, id",
             (codec.time_key(now), json.dumps(sorted(OPEN_STATUSES))),
+        )
+        return [codec.incident_from_json(record, etag) for record, etag in rows]
+
+    def list_ticket_pending(self) -> list[Incident]:
+        rows = self._read(
+            "SELECT record, etag FROM incidents WHERE json_extract(record, '$.ticket_pending') = 1 ORDER BY id"
         )
         return [codec.incident_from_json(record, etag) for record, etag in rows]
 

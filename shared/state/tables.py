@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -39,6 +40,8 @@ GLOBAL_AUDIT_PARTITION = "_global"  # "_" is always escaped in keys, so no incid
 _SAFE_KEY_CHARS = frozenset(string.ascii_letters + string.digits + "-.:@")
 _PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9]{0,49}")
 _TABLES = ("Incidents", "Events", "Grants", "State", "Audit")
+_KEYS_PER_QUERY = 14  # + the PartitionKey comparison = 15, the most a $filter may hold
+_PARALLEL_QUERIES = 8
 
 
 def table_key(text: str) -> str:
@@ -151,12 +154,30 @@ class TableStore:
         entity = self._get("Incidents", "incident", table_key(incident_id))
         return _incident(entity) if entity is not None else None
 
+    def get_incidents(self, incident_ids: Iterable[str]) -> dict[str, Incident]:
+        # Tables has no batch read: OR-ed RowKey filters, at most 15 comparisons per $filter (Azure's limit).
+        keys = list(dict.fromkeys(table_key(i) for i in incident_ids))
+        chunks = [keys[at : at + _KEYS_PER_QUERY] for at in range(0, len(keys), _KEYS_PER_QUERY)]
+        if not chunks:
+            return {}
+        with ThreadPoolExecutor(max_workers=min(_PARALLEL_QUERIES, len(chunks))) as pool:
+            pages = list(pool.map(self._incidents_by_keys, chunks))
+        return {incident.id: incident for page in pages for incident in page}
+
+    def _incidents_by_keys(self, keys: list[str]) -> list[Incident]:
+        matches = " or ".join(f"RowKey eq @k{n}" for n in range(len(keys)))
+        # Spaces around the parentheses: the SDK reads a parameter name up to the next space.
+        entities = self._query("Incidents", f"PartitionKey eq 'incident' and ( {matches} )",
+                               **{f"k{n}": key for n, key in enumerate(keys)})
+        return [_incident(e) for e in entities]
+
     def put_incident(self, incident: Incident, expected_etag: str | None = None) -> Incident:
         incident = codec.normalized_incident(incident)
         entity: dict[str, Any] = {
             "PartitionKey": "incident",
             "RowKey": table_key(incident.id),
             "status": incident.status,
+            "ticket_pending": incident.ticket_pending,  # lets list_ticket_pending filter server-side
             **_json_properties(codec.incident_to_json(incident)),
         }
         if incident.verify_due is not None:
@@ -183,6 +204,10 @@ class TableStore:
         )
         due = [i for i in (_incident(e) for e in entities) if i.is_open]
         return sorted(due, key=lambda i: (i.verify_due, i.id))
+
+    def list_ticket_pending(self) -> list[Incident]:
+        entities = self._query("Incidents", "PartitionKey eq 'incident' and ticket_pending eq true")
+        return sorted((_incident(e) for e in entities), key=lambda i: i.id)
 
     # ---- watermarks ----
 
