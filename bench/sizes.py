@@ -1,0 +1,52 @@
+"""How big each benchmark runs: the stated sizes, and a tiny set for the smoke test (structure, not speed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.logrows import FloodShape
+
+
+@dataclass(frozen=True)
+class Sizes:
+    repeats: int  # each timed benchmark repeats this often and reports the median
+    diagnose_signals: int
+    steady: FloodShape  # the repeat scan: every group already known
+    first: FloodShape  # the first scan: every group new
+    memory: FloodShape
+    arm_latency_s: float
+    cold_start_runs: int
+    burst_events: int
+    burst_redelivered: float  # share of the burst that repeats an earlier event id
+    store_upserts_sqlite: int
+    store_upserts_table: int
+
+
+FULL = Sizes(
+    repeats=5,
+    diagnose_signals=100_000,
+    steady=FloodShape(groups=10_000, principals=2_000, resources=50, rows=1_000_000, assigned_every=20),
+    first=FloodShape(groups=1_000, principals=200, resources=50, rows=100_000, key_callers=False),
+    memory=FloodShape(groups=100_000, principals=2_000, resources=50, rows=400_000, routes=5,
+                      assigned_every=50),
+    arm_latency_s=0.05,
+    cold_start_runs=10,
+    burst_events=1_000,
+    burst_redelivered=0.3,
+    store_upserts_sqlite=2_000,
+    store_upserts_table=300,
+)
+
+TINY = Sizes(
+    repeats=1,
+    diagnose_signals=500,
+    steady=FloodShape(groups=40, principals=10, resources=4, rows=400),
+    first=FloodShape(groups=20, principals=5, resources=4, rows=200, key_callers=False),
+    memory=FloodShape(groups=60, principals=6, resources=5, rows=600, routes=2),
+    arm_latency_s=0.005,
+    cold_start_runs=1,
+    burst_events=20,
+    burst_redelivered=0.3,
+    store_upserts_sqlite=20,
+    store_upserts_table=10,
+)
