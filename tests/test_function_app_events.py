@@ -437,3 +437,25 @@ def test_the_contoso_world_matches_the_samples():
     assert failure["resource_id"] == ACCOUNT_ID and failure["object_id"] == CALLER
     assert sample("common_alert_log_v2.json")["data"]["essentials"]["alertTargetIDs"] == [ACCOUNT_ID.lower()]
     assert scenario["subscription_id"] in ACCOUNT_ID
+
+
+def test_a_burst_of_events_shares_evidence_until_a_role_changes(tmp_path):
+    with installed_world(tmp_path, mode="observe") as world:
+        deliver(failure_cloudevent("4a2b3c4d-0000-4000-8000-00000000e004"))
+        reads_after_first = world.az.calls.count(service="arm", method="GET")
+        assert reads_after_first > 0
+        world.advance(30)
+        deliver(failure_cloudevent("4a2b3c4d-0000-4000-8000-00000000e005"))
+        assert world.az.calls.count(service="arm", method="GET") == reads_after_first  # evidence reused
+
+        # Someone writes a role: the next event must look again.
+        assignment_id = world.az.add_assignment(CALLER, "Reader", f"account:{ACCOUNT}", created_ago_seconds=0)
+        deliver(role_assignment_event(assignment_id, event_id="write-invalidates"))
+        before = world.az.calls.count(service="arm", method="GET")
+        deliver(failure_cloudevent("4a2b3c4d-0000-4000-8000-00000000e006"))
+        assert world.az.calls.count(service="arm", method="GET") > before
+
+        world.advance(61)  # and evidence older than a minute is never reused
+        before = world.az.calls.count(service="arm", method="GET")
+        deliver(failure_cloudevent("4a2b3c4d-0000-4000-8000-00000000e007"))
+        assert world.az.calls.count(service="arm", method="GET") > before

@@ -73,8 +73,7 @@ def approve(rt: Runtime, incident_id: str, actor: str) -> ActionResult:
         raise ActionRefused(f"the approval window of {incident_id} expired; wait for the next recommendation")
 
     # Re-diagnose with fresh evidence: the role may have been assigned by hand in the meantime.
-    if hasattr(rt.evidence, "new_run"):
-        rt.evidence.new_run()
+    rt.refresh_evidence()
     pair = (normalize_object_id(incident.principal_id), incident.resource_id)
     evidence = rt.evidence.gather_evidence({pair}).get(pair) if incident.principal_id else None
     previous = diagnosis_from_json(incident.diagnosis)

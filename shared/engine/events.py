@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.core import incidents as inc
@@ -71,6 +71,9 @@ def handle_event(rt: Runtime, envelope: Envelope | Malformed, raw: Any = None) -
         raise
     return EventOutcome(envelope.id, "processed", detail)
 
+
+# Events in a burst share evidence this long (role writes invalidate it at once).
+EVENT_EVIDENCE_MAX_AGE = timedelta(seconds=60)
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (StoreError, ConnectionError, TimeoutError, OSError)
 # HTTP statuses azure-core itself retries: still failing after its retries means "unavailable for now".
@@ -143,8 +146,7 @@ def _dispatch(rt: Runtime, envelope: Envelope, parsed: Any) -> str:
     if isinstance(parsed, FailureReport):
         signal = parsed.signal
         pair = (normalize_object_id(signal.object_id), signal.resource_id)
-        if hasattr(rt.evidence, "new_run"):
-            rt.evidence.new_run()
+        rt.refresh_evidence(EVENT_EVIDENCE_MAX_AGE)
         evidence = rt.evidence.gather_evidence({pair}).get(pair) if signal.object_id else None
         run = RunState.begin(rt, correlation_id)
         incident = handle_signal(rt, run, signal, evidence)
@@ -163,6 +165,7 @@ def handle_alert(rt: Runtime, alert: AlertScan, correlation_id: str) -> str:
 
 
 def _role_assignment_changed(rt: Runtime, change: RoleAssignmentChange, correlation_id: str) -> str:
+    rt.invalidate_evidence()  # someone changed a role: cached assignments are stale
     assignment_id = change.assignment_id.lower()
     now = rt.clock()
     if change.deleted:

@@ -75,8 +75,7 @@ def diagnose_request(rt: Runtime, body: bytes) -> Reply:
     evidence = None
     if signal.resource_id and signal.object_id:
         pair = (normalize_object_id(signal.object_id), signal.resource_id)
-        if hasattr(rt.evidence, "new_run"):
-            rt.evidence.new_run()
+        rt.refresh_evidence()
         evidence = rt.evidence.gather_evidence({pair}).get(pair)
     diagnosis = diagnose(signal, evidence, now=rt.clock(), propagation_window=rt.window)
     return 200, {"diagnosis": diagnosis.to_json(), "live_evidence": evidence is not None}

@@ -329,6 +329,7 @@ def _grant(rt: Runtime, run: RunState, incident: Incident, decision: Decision, *
         approved_by=actor if actor != "service" else incident.approved_by,
     ).with_action(Action(now, "grant-claimed", f"{decision.role_name} at {decision.scope}", actor))
     claimed = _put(rt, claim, etag)  # the loser of a race gets ConflictError here and never calls ARM
+    rt.invalidate_evidence()  # this write changes the assignments any cached evidence shows
     outcome = rt.roles.create(
         scope=decision.scope,
         principal_id=inc.principal_key(incident.principal_id),

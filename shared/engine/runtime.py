@@ -31,9 +31,26 @@ class Runtime:
     events: Any = None  # outcome publisher (publish(event_type, data)) or None
     clock: Callable[[], datetime] = utcnow
     policy: PolicyConfig = field(init=False)
+    _evidence_at: datetime | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.policy = PolicyConfig.from_settings(self.settings)
+
+    def refresh_evidence(self, max_age: timedelta | None = None) -> None:
+        """Start a new evidence run (empty caches) unless the cached evidence is younger than `max_age`.
+
+        Scans, approvals and on-call diagnoses always read fresh evidence; a burst of events may share it for a
+        short while, so 1,000 events about the same callers don't each cost two ARM reads. Any role write the
+        service makes or hears about calls `invalidate_evidence()`."""
+        now = self.clock()
+        if max_age is not None and self._evidence_at is not None and now - self._evidence_at <= max_age:
+            return
+        if hasattr(self.evidence, "new_run"):
+            self.evidence.new_run()
+        self._evidence_at = now
+
+    def invalidate_evidence(self) -> None:
+        self._evidence_at = None
 
     @property
     def window(self) -> timedelta:

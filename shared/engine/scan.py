@@ -62,8 +62,7 @@ def run_scan(
     correlation_id = correlation_id or new_correlation_id()
     run = RunState.begin(rt, correlation_id)
     report = ScanReport(correlation_id=correlation_id, started_at=run.now)
-    if hasattr(rt.evidence, "new_run"):
-        rt.evidence.new_run()
+    rt.refresh_evidence()
 
     batches = []
     overlap = timedelta(minutes=rt.settings.lookback_overlap_minutes)
