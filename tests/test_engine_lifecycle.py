@@ -7,6 +7,8 @@ the stand-in share one frozen clock, so nothing sleeps.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from shared.core import incidents as inc
 from shared.core.roles import COGNITIVE_SERVICES_OPENAI_USER
 from shared.engine.processing import BREAKER_KEY
@@ -143,3 +145,32 @@ def test_a_role_assigned_by_hand_after_a_recommendation_is_verified_and_the_tick
         [issue] = world.github_issues()
         assert not issue.is_open
         assert world.arm_calls("PUT") == 0
+
+
+def test_managed_identity_holding_the_role_only_through_a_group_gets_a_direct_grant_a_ticket_and_a_day(tmp_path):
+    mi, group = "6a0c0f00-0000-4000-8000-0000000000a1", "6a0c0f00-0000-4000-8000-0000000000b1"
+    # The allowlist declares the identity a service principal: with no direct assignment, nothing else says so.
+    with service_world(tmp_path, mode="enforce", allowlist=[{"object_id": mi}], propagation_seconds=WINDOW,
+                       sinks="github") as world:
+        world.az.add_principal(group, type="Group")
+        world.az.add_principal(mi, type="ServicePrincipal", managed_identity=True)
+        world.failing_caller(mi)
+        world.az.add_assignment(group, COGNITIVE_SERVICES_OPENAI_USER.guid, "account:aoai", created_ago_seconds=86400)
+        world.az.add_group_member(mi, group)  # joined just now: its token cache won't see it for ~24 h
+        world.run_traffic(2)
+        world.scan()
+
+        incident = world.incident_of(mi)
+        assert incident.cause == "group_membership_cache"
+        assert incident.status == inc.VERIFYING
+        direct = [a for a in world.role_assignments_of(mi) if a.principal_id == mi]
+        assert len(direct) == 1 and direct[0].role_guid == COGNITIVE_SERVICES_OPENAI_USER.guid
+        assert incident.verify_deadline - incident.last_grant_at >= timedelta(hours=24)
+        (issue,) = world.github_issues()
+        assert "group" in issue.body.lower()
+
+        world.run_traffic(WINDOW // 60 + 3)  # the direct role takes effect; the caller succeeds
+        world.scan()
+        assert world.incident_of(mi).status == inc.RESOLVED
+        (issue,) = world.github_issues()
+        assert not issue.is_open

@@ -84,6 +84,7 @@ def load_breaker(rt: Runtime) -> BreakerState:
 def handle_signal(rt: Runtime, run: RunState, signal: FailureSignal, evidence: Evidence | None) -> Incident:
     """Diagnose one failure group and act on it. Retries on lost races; raises StoreError if it can't persist."""
     now = rt.clock()
+    signal = _with_declared_type(rt, signal, evidence)
     # Role ages are judged at the time of the failures, not of the scan: failures re-read from before a role took
     # effect are propagation. Judged at scan time they read "role present, still denied", and an incident fixed
     # by hand was ticketed as unfixable instead of being verified.
@@ -148,6 +149,15 @@ def _settled(incident: Incident, signal: FailureSignal, now: datetime) -> bool:
     if incident.status == inc.TICKETED and _refused_only_for_transient(incident):
         return False
     return not (incident.status == inc.ASSIGNED and incident.assignment_id is None)
+
+
+def _with_declared_type(rt: Runtime, signal: FailureSignal, evidence: Evidence | None) -> FailureSignal:
+    """When nothing observed says what kind of principal failed, use the type its allowlist entry declares: the
+    operator knows its own identities, and ARM rejects a wrong declaration (UnmatchedPrincipalType) anyway."""
+    if signal.principal_type or (evidence is not None and evidence.principal_type):
+        return signal
+    entry = rt.policy.allowlist.find(signal.object_id)
+    return replace(signal, principal_type=entry.principal_type) if entry else signal
 
 
 def _needs_decision(existing: Incident | None, merged: Incident, now: datetime) -> bool:
@@ -365,6 +375,12 @@ def _grant(rt: Runtime, run: RunState, incident: Incident, decision: Decision, *
             "role": decision.role_name, "role_id": decision.role_id, "scope": decision.scope,
             "assignment_id": outcome.assignment_id, "actor": actor,
         })
+        if decision.opens_ticket and rt.sinks:
+            # The group case can take a day to verify: people should know a direct assignment was made and why.
+            saved = _finish_tickets(rt, run, saved, action_text=(
+                f"Assigned {decision.role_name} directly at {decision.scope} (mode {rt.settings.mode}). The "
+                "identity held the role only through a group; managed identities see group changes only after "
+                "their ~24 h token cache expires, so verification runs for up to a day."))
         return saved
     if outcome.status == "retry_later":
         rt.audit("action", f"role assignment deferred (directory replication): {outcome.message}",
