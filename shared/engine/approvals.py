@@ -58,14 +58,19 @@ def diagnosis_from_json(data: dict[str, Any]) -> Diagnosis:
     )
 
 
-def approve(rt: Runtime, incident_id: str, actor: str) -> ActionResult:
-    """Grant a recommended assignment on an engineer's word, if every rule but the mode still allows it."""
+def _incident_for_action(rt: Runtime, incident_id: str, actor: str, verb: str) -> inc.Incident:
     if not actor.strip():
-        raise ActionRefused("the approving identity is required")
-    correlation_id = new_correlation_id()
+        raise ActionRefused(f"the {verb} identity is required")
     incident = rt.store.get_incident(incident_id)
     if incident is None:
         raise NotFound(f"no incident {incident_id}")
+    return incident
+
+
+def approve(rt: Runtime, incident_id: str, actor: str) -> ActionResult:
+    """Grant a recommended assignment on an engineer's word, if every rule but the mode still allows it."""
+    incident = _incident_for_action(rt, incident_id, actor, "approving")
+    correlation_id = new_correlation_id()
     now = rt.clock()
     if incident.status != inc.RECOMMENDED:
         raise ActionRefused(f"incident {incident_id} is {incident.status}, not recommended: nothing to approve")
@@ -116,12 +121,8 @@ def _route_for(diagnosis: Diagnosis) -> str | None:
 
 def revoke(rt: Runtime, incident_id: str, actor: str) -> ActionResult:
     """Remove an assignment this service created. Never touches anything it did not create."""
-    if not actor.strip():
-        raise ActionRefused("the revoking identity is required")
+    incident = _incident_for_action(rt, incident_id, actor, "revoking")
     correlation_id = new_correlation_id()
-    incident = rt.store.get_incident(incident_id)
-    if incident is None:
-        raise NotFound(f"no incident {incident_id}")
     if not incident.assignment_id:
         raise ActionRefused(f"incident {incident_id} has no assignment created by this service")
     deleted = rt.roles.delete_own(incident.assignment_id)
