@@ -93,6 +93,9 @@ def diagnose(
 # ---- the decision -------------------------------------------------------------------------------------------
 
 
+_STR_OR_NONE = (str, type(None))
+
+
 class _Case:
     """Everything the rules read, computed once per call."""
 
@@ -105,10 +108,15 @@ class _Case:
         self.resource: ResourceEvidence | None = evidence.resource if evidence is not None else None
         status = signal.status
         self.status = status if type(status) is int else _int_or_zero(status)
+        code, message, endpoint, route, operation = (
+            signal.code, signal.message, signal.endpoint, signal.route, signal.operation)
+        # Inline fast path of _text(): this runs once per signal, and almost every field is already str or None.
+        if not (type(code) in _STR_OR_NONE and type(message) in _STR_OR_NONE and type(endpoint) in _STR_OR_NONE
+                and type(route) in _STR_OR_NONE and type(operation) in _STR_OR_NONE):
+            code, message, endpoint, route, operation = (
+                _text(code), _text(message), _text(endpoint), _text(route), _text(operation))
         self.facts, self.surface, self.project, self.surface_from, first_line = _read_text(
-            self.status, _text(signal.code), _text(signal.message), _text(signal.endpoint), _text(signal.route),
-            _text(signal.operation),
-        )
+            self.status, code, message, endpoint, route, operation)
         self.object_id = _object_id(_text(signal.object_id))
         self.auth = _auth(signal.auth, self.object_id)
         if self.surface is None and self.resource is not None and (self.resource.kind or "").lower() == "openai":
@@ -388,7 +396,7 @@ def _finish(
     # A role is named only when it is one of the three grantable data roles and the cause is one a role fixes.
     if role is None or role.guid not in GRANTABLE or not causes.CAUSES[cause].role_fixable:
         role, command = None, None
-    return Diagnosis(
+    return Diagnosis.fast(
         cause=cause,
         role_fixable=role is not None,
         confidence=confidence,

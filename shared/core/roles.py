@@ -6,6 +6,7 @@ GUIDs, not names: the Foundry roles were renamed from "Azure AI *" during 2025-2
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ LEAST_PRIVILEGE_FOR_SURFACE: dict[str, Role] = {
 }
 
 
+@lru_cache(maxsize=4096)
 def guid_of(role_definition_id: str) -> str:
     """The GUID at the end of a role definition id (full ARM id or bare GUID), lower-cased."""
     tail = role_definition_id.strip().rstrip("/").rsplit("/", 1)[-1]
