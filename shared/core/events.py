@@ -202,20 +202,14 @@ def envelope_from_dict(raw: Any) -> Envelope | Malformed:
     """Accept an Event Grid schema event or a CloudEvents 1.0 event as a plain dict."""
     if not isinstance(raw, dict):
         return Malformed("event must be a JSON object")
-    if "specversion" in raw:
-        return Envelope(
-            id=str(raw.get("id") or ""),
-            type=str(raw.get("type") or ""),
-            subject=str(raw.get("subject") or ""),
-            source=str(raw.get("source") or ""),
-            time=_parse_time(raw.get("time")),
-            data=raw.get("data"),
-        )
+    # CloudEvents name the fields type/source/time; the Event Grid schema eventType/topic/eventTime.
+    type_key, source_key, time_key = ("type", "source", "time") if "specversion" in raw else (
+        "eventType", "topic", "eventTime")
     return Envelope(
         id=str(raw.get("id") or ""),
-        type=str(raw.get("eventType") or ""),
+        type=str(raw.get(type_key) or ""),
         subject=str(raw.get("subject") or ""),
-        source=str(raw.get("topic") or ""),
-        time=_parse_time(raw.get("eventTime")),
+        source=str(raw.get(source_key) or ""),
+        time=_parse_time(raw.get(time_key)),
         data=raw.get("data"),
     )

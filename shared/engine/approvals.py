@@ -17,7 +17,7 @@ from shared.core.incidents import Action
 from shared.core.lifecycle import approval_valid
 from shared.core.model import Diagnosis, FailureSignal, FixStep
 from shared.core.policy import decide
-from shared.engine.processing import BREAKER_KEY, RunState, _policy_context, act, update_incident
+from shared.engine.processing import BREAKER_KEY, RunState, act, policy_context, update_incident
 from shared.engine.runtime import Runtime, new_correlation_id
 from shared.state.base import ConflictError, Suppression
 
@@ -95,7 +95,7 @@ def approve(rt: Runtime, incident_id: str, actor: str) -> ActionResult:
 
     run = RunState.begin(rt, correlation_id)
     decision = decide(diagnosis, incident.principal_id, rt.policy,
-                      _policy_context(rt, run, incident, evidence, now, approved=True))
+                      policy_context(rt, run, incident, evidence, now, approved=True))
     refusals = tuple({"rule": r.rule, "reason": r.reason} for r in decision.refusals)
     rt.audit("approval", f"approval by {actor}: {decision.action}", incident_id=incident_id,
              correlation_id=correlation_id, actor=actor,

@@ -26,7 +26,7 @@ from shared.core.events import (
 )
 from shared.core.incidents import Action
 from shared.core.lifecycle import start_waiting
-from shared.engine.processing import RunState, _finish_tickets, handle_signal, update_incident
+from shared.engine.processing import RunState, finish_tickets, handle_signal, update_incident
 from shared.engine.runtime import Runtime, new_correlation_id
 from shared.engine.scan import run_scan
 from shared.state.base import StoreError
@@ -178,7 +178,7 @@ def _role_assignment_changed(rt: Runtime, change: RoleAssignmentChange, correlat
                     cur, status=inc.TICKETED, assignment_id=None, verify_due=None, ticket_pending=bool(rt.sinks),
                 ).with_action(Action(now, "assignment-deleted", change.actor, change.actor)))
                 run = RunState.begin(rt, correlation_id)
-                _finish_tickets(rt, run, updated or incident, action_text=(
+                finish_tickets(rt, run, updated or incident, action_text=(
                     f"The role assignment this service created ({change.assignment_id}) was deleted by "
                     f"{change.actor}. The caller may fail again; review before re-approving."))
                 return f"{incident.id}: own assignment deleted"

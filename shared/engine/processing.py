@@ -219,7 +219,7 @@ def _apply(
     if not _needs_decision(existing, merged, now):
         return _recurrence(rt, run, existing, merged, etag, now)
 
-    decision = decide(diagnosis, signal.object_id, rt.policy, _policy_context(rt, run, merged, evidence, now))
+    decision = decide(diagnosis, signal.object_id, rt.policy, policy_context(rt, run, merged, evidence, now))
     still_refused = (existing is not None and existing.status == inc.TICKETED and decision.action == "ticket"
                      and existing.cause == merged.cause)
     if still_refused:
@@ -257,7 +257,7 @@ def _status_for(decision: Decision) -> str:
     }.get(decision.action, inc.DIAGNOSED)
 
 
-def _policy_context(
+def policy_context(
     rt: Runtime, run: RunState, incident: Incident, evidence: Evidence | None, now: datetime, approved: bool = False
 ) -> PolicyContext:
     return PolicyContext(
@@ -290,14 +290,14 @@ def act(
     if decision.action == "wait":
         created = _newest_recent_assignment(evidence, min(now, incident.last_seen), rt.window) or now
         waiting = start_waiting(incident, created, now, rt.window, rt.lag, rt.max_verify)
-        return _put(rt, waiting, etag)
+        return put_incident(rt, waiting, etag)
     if decision.action in ("observe", "suppressed"):
         updated = apply_decision(incident, decision, now, timedelta(hours=rt.settings.approval_ttl_hours))
-        return _put(rt, updated, etag)
+        return put_incident(rt, updated, etag)
     # recommend / ticket: claim the ticket, then open it.
     updated = apply_decision(incident, decision, now, timedelta(hours=rt.settings.approval_ttl_hours))
-    claimed = _put(rt, replace(updated, ticket_pending=bool(rt.sinks)), etag)
-    return _finish_tickets(rt, run, claimed, action_text=_action_text(rt, claimed, decision))
+    claimed = put_incident(rt, replace(updated, ticket_pending=bool(rt.sinks)), etag)
+    return finish_tickets(rt, run, claimed, action_text=_action_text(rt, claimed, decision))
 
 
 def _newest_recent_assignment(evidence: Evidence | None, now: datetime, window: timedelta) -> datetime | None:
@@ -307,7 +307,7 @@ def _newest_recent_assignment(evidence: Evidence | None, now: datetime, window: 
     return max(recent) if recent else None
 
 
-def _put(rt: Runtime, incident: Incident, etag: str | None) -> Incident:
+def put_incident(rt: Runtime, incident: Incident, etag: str | None) -> Incident:
     return rt.store.put_incident(replace(incident, updated_at=rt.clock()), expected_etag=etag)
 
 
@@ -318,7 +318,7 @@ def update_incident(rt: Runtime, incident_id: str, change: Callable[[Incident], 
         if current is None:
             return None
         try:
-            return _put(rt, change(current), current.etag)
+            return put_incident(rt, change(current), current.etag)
         except ConflictError:
             continue
     raise StoreError(f"incident {incident_id} kept changing under concurrent writers")
@@ -338,7 +338,7 @@ def _grant(rt: Runtime, run: RunState, incident: Incident, decision: Decision, *
         assignment_id=None,
         approved_by=actor if actor != "service" else incident.approved_by,
     ).with_action(Action(now, "grant-claimed", f"{decision.role_name} at {decision.scope}", actor))
-    claimed = _put(rt, claim, etag)  # the loser of a race gets ConflictError here and never calls ARM
+    claimed = put_incident(rt, claim, etag)  # the loser of a race gets ConflictError here and never calls ARM
     rt.invalidate_evidence()  # this write changes the assignments any cached evidence shows
     outcome = rt.roles.create(
         scope=decision.scope,
@@ -377,7 +377,7 @@ def _grant(rt: Runtime, run: RunState, incident: Incident, decision: Decision, *
         })
         if decision.opens_ticket and rt.sinks:
             # The group case can take a day to verify: people should know a direct assignment was made and why.
-            saved = _finish_tickets(rt, run, saved, action_text=(
+            saved = finish_tickets(rt, run, saved, action_text=(
                 f"Assigned {decision.role_name} directly at {decision.scope} (mode {rt.settings.mode}). The "
                 "identity held the role only through a group; managed identities see group changes only after "
                 "their ~24 h token cache expires, so verification runs for up to a day."))
@@ -393,7 +393,7 @@ def _grant(rt: Runtime, run: RunState, incident: Incident, decision: Decision, *
     saved = update_incident(rt, incident.id, lambda cur: replace(
         cur, status=inc.TICKETED, ticket_pending=bool(rt.sinks)).with_action(
         Action(now, f"grant-{outcome.status}", outcome.message, actor))) or claimed
-    return _finish_tickets(
+    return finish_tickets(
         rt, run, saved,
         action_text=f"Tried to assign {decision.role_name} at {decision.scope} and Azure refused: "
         f"{outcome.message}. Run the fix command with an identity allowed to assign roles.",
@@ -445,7 +445,7 @@ def _sink_call(rt: Runtime, run: RunState, incident: Incident, call: Callable[[A
     return refs, pending
 
 
-def _finish_tickets(rt: Runtime, run: RunState, incident: Incident, *, action_text: str,
+def finish_tickets(rt: Runtime, run: RunState, incident: Incident, *, action_text: str,
                     comment: str | None = None, escalated: bool = False) -> Incident:
     if not rt.sinks:
         return incident
@@ -494,13 +494,13 @@ def _recurrence(rt: Runtime, run: RunState, existing: Incident | None, merged: I
     )
     if new_failures <= 0 and merged.last_seen == existing.last_seen and not retry_pending:
         return existing  # steady state: no write, no ticket call
-    saved = _put(rt, merged, etag)
+    saved = put_incident(rt, merged, etag)
     if retry_pending and not comment_due:
         return _retry_tickets(rt, run, saved)
     if comment_due:
         comment = (f"Still failing: {new_failures} more failure(s); {merged.count} in total, last seen "
                    f"{merged.last_seen.isoformat()}.")
-        return _finish_tickets(rt, run, saved, action_text=_last_action_text(saved), comment=comment,
+        return finish_tickets(rt, run, saved, action_text=_last_action_text(saved), comment=comment,
                                escalated=saved.status == inc.ESCALATED)
     return saved
 
@@ -514,7 +514,7 @@ def _retry_tickets(rt: Runtime, run: RunState, incident: Incident) -> Incident:
         closing = next((a.detail for a in reversed(incident.actions) if a.kind in ("resolved", "closed-unverified")),
                        _last_action_text(incident))
         return resolve_tickets(rt, run, incident, closing)
-    return _finish_tickets(rt, run, incident, action_text=_last_action_text(incident),
+    return finish_tickets(rt, run, incident, action_text=_last_action_text(incident),
                            escalated=incident.status == inc.ESCALATED)
 
 
@@ -531,7 +531,7 @@ def retry_pending_tickets(rt: Runtime, run: RunState, handled: set[str]) -> int:
         if incident.updated_at is not None and now - incident.updated_at <= STALE_CLAIM:
             continue  # another instance may be at it right now
         try:
-            claimed = _put(rt, incident, incident.etag)  # the conditional write is the claim
+            claimed = put_incident(rt, incident, incident.etag)  # the conditional write is the claim
         except ConflictError:
             continue
         _retry_tickets(rt, run, claimed)

@@ -17,8 +17,8 @@ from shared.core.verification import (
 from shared.engine.processing import (
     BREAKER_KEY,
     RunState,
-    _finish_tickets,
-    _put,
+    finish_tickets,
+    put_incident,
     resolve_tickets,
 )
 from shared.engine.runtime import Runtime
@@ -42,7 +42,7 @@ def run_verifications(rt: Runtime, run: RunState) -> dict[str, int]:
             updated = replace(updated, ticket_pending=bool(rt.sinks and (incident.ticket_refs or
                                                                        outcome == "escalated")))
         try:
-            saved = _put(rt, updated, incident.etag)
+            saved = put_incident(rt, updated, incident.etag)
         except ConflictError:
             continue  # another instance verified it first
         counts[outcome] = counts.get(outcome, 0) + 1
@@ -60,7 +60,7 @@ def run_verifications(rt: Runtime, run: RunState) -> dict[str, int]:
         elif outcome == "closed_unverified":
             resolve_tickets(rt, run, saved, unverified_text(incident))
         elif outcome == "escalated":
-            _finish_tickets(rt, run, saved, escalated=True,
+            finish_tickets(rt, run, saved, escalated=True,
                             action_text=escalation_text(incident, failures, successes))
             rt.publish("aoai.triage.incident.escalated", {"incident_id": incident.id, "failures": failures,
                                                            "cause": incident.cause})
