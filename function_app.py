@@ -23,7 +23,7 @@ def _json(body: dict, status: int = 200) -> func.HttpResponse:
 
 def _serve(handler) -> func.HttpResponse:
     """Run an HTTP handler with the shared runtime; configuration and internal errors become JSON, never traces."""
-    from shared.engine.runtime import get_runtime
+    from shared.bootstrap import get_runtime
     from shared.settings import SettingsError
 
     try:
@@ -42,7 +42,7 @@ def _serve(handler) -> func.HttpResponse:
 @app.timer_trigger(schedule=SCAN_SCHEDULE, arg_name="timer", run_on_startup=False, use_monitor=True)
 def scan(timer: func.TimerRequest) -> None:
     # A past-due run simply runs: every step is idempotent, so overlapping or late cycles are safe.
-    from shared.engine.runtime import get_runtime
+    from shared.bootstrap import get_runtime
     from shared.engine.scan import run_scan
 
     report = run_scan(get_runtime())
@@ -52,8 +52,8 @@ def scan(timer: func.TimerRequest) -> None:
 @app.function_name(name="events")
 @app.event_grid_trigger(arg_name="event")
 def events(event: func.EventGridEvent) -> None:
+    from shared.bootstrap import get_runtime
     from shared.engine.events import handle_event_safely
-    from shared.engine.runtime import get_runtime
 
     outcome = handle_event_safely(get_runtime(), event)
     log.info("event %s: %s %s", outcome.event_id, outcome.result, outcome.detail)
@@ -121,6 +121,6 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def _probe_store(settings) -> None:
-    from shared.engine.runtime import get_runtime
+    from shared.bootstrap import get_runtime
 
     get_runtime().store.ping()

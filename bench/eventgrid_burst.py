@@ -138,7 +138,7 @@ class Effects:
 
 def _deliver(world: BenchWorld, burst: list[Delivery]) -> tuple[float, Effects]:
     import function_app
-    from shared.engine.runtime import set_runtime
+    from shared.bootstrap import set_runtime
 
     handler = function_app.events.build().get_user_function()
     topic = TOPIC.format(sub=world.az.subscription_id)

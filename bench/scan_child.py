@@ -34,11 +34,11 @@ def main(argv: list[str]) -> int:
 
     logging.getLogger("triage").setLevel(logging.CRITICAL)  # the log sink writes a line per ticket
 
-    from shared.engine.runtime import Runtime
+    from shared.bootstrap import build_runtime
     from shared.engine.scan import run_scan
     from shared.settings import load_settings
 
-    rt = Runtime.from_settings(load_settings(env), clock=lambda: now)
+    rt = build_runtime(load_settings(env), clock=lambda: now)
     try:
         report = run_scan(rt)
     finally:

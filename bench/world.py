@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from localazure import Clock, FakeCredential, LocalAzure
+from shared import bootstrap
 from shared.engine.runtime import Runtime
 from shared.settings import load_settings
 
@@ -39,7 +40,7 @@ class BenchWorld:
 
 
 def build_runtime(env: dict[str, str], clock: Clock) -> Runtime:
-    return Runtime.from_settings(load_settings(env), credential=FakeCredential(), clock=clock.now)
+    return bootstrap.build_runtime(load_settings(env), credential=FakeCredential(), clock=clock.now)
 
 
 @contextmanager

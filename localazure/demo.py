@@ -111,7 +111,7 @@ class Demo:
         import function_app
         from localazure import LocalAzure
         from localazure.trackers import TrackerStandIns
-        from shared.engine.runtime import Runtime, set_runtime
+        from shared.bootstrap import build_runtime, set_runtime
         from shared.settings import load_settings
 
         with tempfile.TemporaryDirectory(prefix="triage-demo-") as state_dir:
@@ -120,7 +120,7 @@ class Demo:
             runtime = None
             try:
                 settings = load_settings(_settings_env(az, trackers, self.provider, state_dir))
-                runtime = Runtime.from_settings(settings)
+                runtime = build_runtime(settings)
                 set_runtime(runtime)
                 self.say(f"local Azure stand-in up (ARM {az.arm_url}, Log Analytics {az.logs_url}); mode enforce; "
                          f"propagation window {PROPAGATION_SECONDS} s; tickets -> {self.provider}")

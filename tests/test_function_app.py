@@ -18,7 +18,7 @@ import azure.functions as func
 import pytest
 
 import function_app
-from shared.engine.runtime import set_runtime
+from shared.bootstrap import set_runtime
 from shared.state.sqlite import SqliteStore
 from tests.test_function_app_support import call_http, http_request, installed_world
 

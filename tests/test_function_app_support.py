@@ -21,7 +21,7 @@ from azure.functions import meta
 from azure.functions.eventgrid import EventGridEventInConverter
 
 import function_app
-from shared.engine.runtime import set_runtime
+from shared.bootstrap import set_runtime
 from tests.fixtures.engine import World, service_world
 
 DATA = Path(__file__).parent / "data" / "events"

@@ -21,7 +21,7 @@ def build_credential(settings: Settings) -> Any:
     static token for the local stand-in (settings.local_token; real Azure rejects it, so it fails closed)."""
     local_token = getattr(settings, "local_token", "")
     if local_token:
-        from shared.engine.local_credential import StaticTokenCredential
+        from shared.adapters.local_credential import StaticTokenCredential
 
         return StaticTokenCredential(local_token)
     if settings.managed_identity_client_id:

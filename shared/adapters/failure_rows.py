@@ -14,7 +14,7 @@ from typing import Any
 
 from shared.core.allowlist import normalize_object_id
 from shared.core.model import ENTRA, KEY, FailureSignal
-from shared.engine.ports import RejectedRow
+from shared.core.ports import RejectedRow
 
 _ARM_ID = re.compile(r"^/subscriptions/[^/]+/resourcegroups/[^/]+/providers/[^/]+/[^/]+/[^/]+", re.IGNORECASE)
 _HOST = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")

@@ -19,7 +19,7 @@ from typing import Any
 from shared.adapters import kql
 from shared.adapters.failure_rows import dependency_signal, diagnostics_signal, map_rows, merge_groups
 from shared.core.model import FailureSignal
-from shared.engine.ports import Activity, RejectedRow, SourceBatch
+from shared.core.ports import Activity, RejectedRow, SourceBatch
 
 log = logging.getLogger("triage.adapters")
 

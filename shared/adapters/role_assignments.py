@@ -22,7 +22,7 @@ from shared.adapters.clients import subscription_of
 from shared.core import roles
 from shared.core.allowlist import normalize_object_id, normalize_scope
 from shared.core.model import RoleAssignmentEvidence
-from shared.engine.ports import GrantOutcome
+from shared.core.ports import GrantOutcome
 
 log = logging.getLogger("triage.adapters")
 

@@ -14,9 +14,9 @@ from shared.settings import SettingsError, load_settings
 
 
 def _runtime():
-    from shared.engine.runtime import Runtime
+    from shared.bootstrap import build_runtime
 
-    return Runtime.from_settings(load_settings())
+    return build_runtime(load_settings())
 
 
 def _table(rows: list[list[str]], headers: list[str], out: TextIO) -> None:

@@ -1,17 +1,20 @@
-"""Everything one run needs, built once from settings: store, sources, evidence, role writer, sinks, clock."""
+"""Everything one run needs, typed with the ports: settings, store, sources, evidence, role writer, sinks, clock.
+
+Built by the composition root (`shared.bootstrap.build_runtime`); the engine never builds its own collaborators.
+"""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.core.policy import PolicyConfig
+from shared.core.ports import Clock, EventPublisher, EvidenceProvider, FailureSource, RoleWriter, Store, TicketSink
+from shared.core.records import AuditRecord
 from shared.settings import Settings
-from shared.state.base import AuditRecord, Store
 
 log = logging.getLogger("triage")
 
@@ -20,16 +23,20 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def new_correlation_id() -> str:
+    return str(uuid.uuid4())
+
+
 @dataclass
 class Runtime:
     settings: Settings
     store: Store
-    sources: list[Any]  # FailureSource
-    evidence: Any  # EvidenceProvider with gather_evidence / new_run
-    roles: Any  # RoleWriter
-    sinks: list[Any]  # TicketSink
-    events: Any = None  # outcome publisher (publish(event_type, data)) or None
-    clock: Callable[[], datetime] = utcnow
+    sources: list[FailureSource]
+    evidence: EvidenceProvider
+    roles: RoleWriter
+    sinks: list[TicketSink]
+    events: EventPublisher | None = None
+    clock: Clock = utcnow
     policy: PolicyConfig = field(init=False)
     _evidence_at: datetime | None = field(init=False, default=None)
 
@@ -45,8 +52,7 @@ class Runtime:
         now = self.clock()
         if max_age is not None and self._evidence_at is not None and now - self._evidence_at <= max_age:
             return
-        if hasattr(self.evidence, "new_run"):
-            self.evidence.new_run()
+        self.evidence.new_run()
         self._evidence_at = now
 
     def invalidate_evidence(self) -> None:
@@ -97,54 +103,3 @@ class Runtime:
 
     def close(self) -> None:
         self.store.close()
-
-    @classmethod
-    def from_settings(
-        cls,
-        settings: Settings,
-        *,
-        credential: Any = None,
-        clock: Callable[[], datetime] | None = None,
-    ) -> Runtime:
-        from shared.adapters.azure import AzureClients
-        from shared.state.factory import open_store
-        from shared.tickets.factory import build_sinks
-
-        if credential is None and settings.local_token:
-            from shared.engine.local_credential import StaticTokenCredential
-
-            credential = StaticTokenCredential(settings.local_token)
-        clients = AzureClients.from_settings(settings, credential=credential)
-        return cls(
-            settings=settings,
-            store=open_store(settings),
-            sources=list(clients.sources),
-            evidence=clients.evidence,
-            roles=clients.roles,
-            sinks=build_sinks(settings),
-            events=clients.events,
-            clock=clock or utcnow,
-        )
-
-
-def new_correlation_id() -> str:
-    return str(uuid.uuid4())
-
-
-_shared_runtime: Runtime | None = None
-
-
-def get_runtime() -> Runtime:
-    """The runtime of this Function App instance, built on first use and reused across invocations."""
-    global _shared_runtime
-    if _shared_runtime is None:
-        from shared.settings import load_settings
-
-        _shared_runtime = Runtime.from_settings(load_settings())
-    return _shared_runtime
-
-
-def set_runtime(runtime: Runtime | None) -> None:
-    """Install a runtime (tests, the demo) or drop the cached one."""
-    global _shared_runtime
-    _shared_runtime = runtime

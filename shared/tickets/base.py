@@ -1,70 +1,12 @@
-"""The TicketSink protocol and the ticket content every sink renders in its own markup."""
+"""Ticket sinks: the contract (`shared.core.ports.TicketSink`) and the content and errors they share.
+
+The types live in the core (`shared.core.ticket_model`) so the engine's ports can name them; they are re-exported
+here for the sinks.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Protocol
+from shared.core.ports import TicketSink
+from shared.core.ticket_model import TicketAuthError, TicketContent, TicketError, TicketRef
 
-
-class TicketError(RuntimeError):
-    """A ticket operation failed transiently (tracker down, rate-limited). Retry next cycle."""
-
-
-class TicketAuthError(TicketError):
-    """Credentials rejected: one operator-facing error, not one per incident."""
-
-
-@dataclass(frozen=True)
-class TicketContent:
-    """Everything a ticket says. Fields from logs/events are raw here; sinks escape them for their markup."""
-
-    incident_id: str
-    fingerprint: str
-    cause: str
-    cause_title: str
-    summary: str  # plain-language cause
-    principal_id: str | None
-    principal_type: str | None
-    principal_name: str | None
-    resource_id: str
-    count: int
-    first_seen: str  # ISO-8601
-    last_seen: str
-    sample_error: str | None
-    evidence: tuple[str, ...]
-    fix_command: str | None
-    fix_steps: tuple[tuple[str, str | None], ...]  # (text, doc url)
-    action: str  # what the service did or will do
-    mode: str
-    approve_hint: str | None = None  # how to approve (recommend mode)
-    escalated: bool = False
-    doc_links: tuple[str, ...] = field(default_factory=tuple)
-
-    @property
-    def title(self) -> str:
-        who = self.principal_name or self.principal_id or "key callers"
-        resource = self.resource_id.rstrip("/").rsplit("/", 1)[-1] or self.resource_id
-        return f"[{self.cause}] {who} on {resource}"
-
-
-@dataclass(frozen=True)
-class TicketRef:
-    sink: str
-    ref: str  # the tracker's id/number/key
-    url: str | None = None
-    created: bool = False  # True when this call created it (False: found and updated)
-    reopened: bool = False  # True when this call reopened a closed ticket (or opened a successor to it)
-
-
-class TicketSink(Protocol):
-    name: str
-
-    def open_or_update(self, content: TicketContent, *, comment: str | None = None) -> TicketRef:
-        """Find the open ticket carrying content.fingerprint (reopen a closed one if the tracker allows),
-        update counts/last seen; create one if none exists. `comment` is added when given (the caller
-        throttles recurrence comments)."""
-        ...
-
-    def resolve(self, content: TicketContent, *, comment: str) -> TicketRef | None:
-        """Close or resolve the ticket for content.fingerprint with `comment`. None if there is none."""
-        ...
+__all__ = ["TicketAuthError", "TicketContent", "TicketError", "TicketRef", "TicketSink"]

@@ -1,0 +1,78 @@
+"""The composition root: the one place that builds a Runtime from settings and wires adapters to the engine.
+
+    from shared.bootstrap import build_runtime
+    rt = build_runtime(load_settings(env), credential=credential, clock=clock)   # tests, benchmarks, embedding
+
+Every entry point (function_app.py, the CLI, the demo, bench/, tests/) gets its runtime here. Any port may be
+injected instead of the adapter the settings would build (in-memory fakes in the fast test tier); what is not
+injected is built from settings. Adapter modules are imported inside `build_runtime`, so importing this module
+stays cheap on the Function App's cold-start path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from shared.core.ports import Clock, EventPublisher, EvidenceProvider, FailureSource, RoleWriter, Store, TicketSink
+from shared.engine.runtime import Runtime, utcnow
+from shared.settings import Settings, load_settings
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    credential: Any = None,
+    clock: Clock | None = None,
+    client_options: dict[str, Any] | None = None,
+    store: Store | None = None,
+    sources: Sequence[FailureSource] | None = None,
+    evidence: EvidenceProvider | None = None,
+    roles: RoleWriter | None = None,
+    sinks: Sequence[TicketSink] | None = None,
+    events: EventPublisher | None = None,
+) -> Runtime:
+    """A runtime for `settings`. `credential` reaches every Azure client (None: the settings choose one:
+    TRIAGE_LOCAL_TOKEN, a user-assigned managed identity, or DefaultAzureCredential); `clock` is what "now" is."""
+    azure_ports = (sources, evidence, roles, events)
+    clients = None
+    if any(port is None for port in azure_ports[:3]):
+        from shared.adapters.azure import AzureClients
+
+        clients = AzureClients.from_settings(settings, credential=credential, client_options=client_options)
+    if store is None:
+        from shared.state.factory import open_store
+
+        store = open_store(settings)
+    if sinks is None:
+        from shared.tickets.factory import build_sinks
+
+        sinks = build_sinks(settings)
+    return Runtime(
+        settings=settings,
+        store=store,
+        sources=list(sources if sources is not None else clients.sources if clients else ()),
+        evidence=evidence if evidence is not None else clients.evidence,  # type: ignore[union-attr]
+        roles=roles if roles is not None else clients.roles,  # type: ignore[union-attr]
+        sinks=list(sinks),
+        events=events if events is not None else (clients.events if clients else None),
+        clock=clock or utcnow,
+    )
+
+
+_instance_runtime: Runtime | None = None
+
+
+def get_runtime() -> Runtime:
+    """The runtime of this Function App instance, built from the environment on first use and reused across
+    invocations."""
+    global _instance_runtime
+    if _instance_runtime is None:
+        _instance_runtime = build_runtime(load_settings())
+    return _instance_runtime
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    """Install a runtime (tests, the demo) or drop the cached one."""
+    global _instance_runtime
+    _instance_runtime = runtime

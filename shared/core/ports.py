@@ -1,0 +1,166 @@
+"""The ports: what the engine calls on the outside world, and the plain data that crosses.
+
+Adapters (`shared/adapters`, `shared/state`, `shared/tickets`) implement these Protocols over the Azure SDKs, SQLite,
+Table Storage and the trackers; tests implement them with in-memory fakes (`tests/support/fakes.py`). The engine's
+`Runtime` is typed with them, so a method the engine calls and a port does not declare is a type error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from shared.core.incidents import Incident
+from shared.core.model import Evidence, FailureSignal, RoleAssignmentEvidence
+from shared.core.records import AuditRecord, Suppression
+from shared.core.ticket_model import TicketContent, TicketRef
+
+# What "now" is: the service reads the time through this, so tests and the stand-in share a frozen clock.
+Clock = Callable[[], datetime]
+
+# (normalized object id or None for key callers, resource id): the unit evidence is gathered for.
+EvidenceKey = tuple[str | None, str]
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    source: str
+    reason: str
+    row: dict  # what was received, for the audit record
+
+
+@dataclass(frozen=True)
+class SourceBatch:
+    """Failure groups read from one source over [start, end)."""
+
+    source: str  # stable name used as the watermark key, e.g. "logs:<workspace id>"
+    start: datetime
+    end: datetime
+    signals: tuple[FailureSignal, ...]
+    partial_errors: tuple[str, ...] = ()  # the query returned partial data: used, and reported
+    rejected: tuple[RejectedRow, ...] = ()  # malformed rows: recorded, never crash the run
+
+
+@dataclass(frozen=True)
+class Activity:
+    """Traffic of one principal (None = key callers) to one resource since a time: for verification."""
+
+    failures: int
+    successes: int
+
+
+@dataclass(frozen=True)
+class GrantOutcome:
+    status: str  # created | exists | retry_later | forbidden | failed
+    assignment_id: str | None = None
+    created_on: datetime | None = None
+    message: str = ""
+
+
+class FailureSource(Protocol):
+    name: str
+
+    def read(
+        self,
+        start: datetime,
+        end: datetime,
+        resource_ids: tuple[str, ...] | None = None,
+        *,
+        watermark: datetime | None = None,
+    ) -> SourceBatch:
+        """Summarized 401/403 (and 400 tenant) failure groups in [start, end); optionally only these resources.
+
+        `watermark` (where the previous scan ended; start = watermark - overlap) makes each signal's
+        `overlap_count` the rows before it, i.e. rows an earlier scan may already have counted. None: 0.
+        """
+        ...
+
+    def activity(self, principal_id: str | None, resource_id: str, since: datetime, until: datetime) -> Activity:
+        ...
+
+
+class EvidenceProvider(Protocol):
+    def new_run(self) -> None:
+        """Forget every cached answer: the next look-ups read Azure again."""
+        ...
+
+    def gather_evidence(self, pairs: set[EvidenceKey]) -> dict[EvidenceKey, Evidence]:
+        """Role assignments and account settings for each (principal, resource), read concurrently; a pair whose
+        look-up failed is absent or carries `assignments=None` (not looked up)."""
+        ...
+
+
+class RoleWriter(Protocol):
+    def create(
+        self, *, scope: str, principal_id: str, principal_type: str, role_guid: str, incident_id: str
+    ) -> GrantOutcome:
+        ...
+
+    def delete_own(self, assignment_id: str) -> bool:
+        """Delete an assignment only if its description carries this service's marker. True if deleted."""
+        ...
+
+    def get(self, assignment_id: str) -> RoleAssignmentEvidence | None:
+        """One assignment by its full id; None when it does not exist (or no longer does)."""
+        ...
+
+
+class EventPublisher(Protocol):
+    def publish(self, event_type: str, data: dict[str, Any]) -> None:
+        ...
+
+
+class Store(Protocol):
+    # incidents
+    def get_incident(self, incident_id: str) -> Incident | None: ...
+    # many at once (the steady-state scan reads every known group's incident in one go); absent ids are left out
+    def get_incidents(self, incident_ids: Iterable[str]) -> dict[str, Incident]: ...
+    def put_incident(self, incident: Incident, expected_etag: str | None = None) -> Incident: ...
+    def list_incidents(self, status: str | None = None) -> list[Incident]: ...
+    def due_verifications(self, now: datetime) -> list[Incident]: ...
+    # incidents whose ticket operation failed and waits for a retry (ticket_pending), by id
+    def list_ticket_pending(self) -> list[Incident]: ...
+
+    # scan watermarks, per source
+    def get_watermark(self, source: str) -> datetime | None: ...
+    def set_watermark(self, source: str, value: datetime) -> None: ...
+
+    # at-least-once event delivery: True the first time an id is seen, False after
+    def mark_event_processed(self, event_id: str, at: datetime) -> bool: ...
+    # undo a mark when processing failed transiently, so Event Grid's redelivery is processed
+    def forget_event(self, event_id: str) -> None: ...
+
+    # blast-radius accounting
+    def record_grant(self, incident_id: str, at: datetime) -> None: ...
+    def count_grants_since(self, since: datetime) -> int: ...
+
+    # small named values with optimistic concurrency (circuit breaker, ...): (value, etag)
+    def get_value(self, key: str) -> tuple[dict[str, Any] | None, str | None]: ...
+    def put_value(self, key: str, value: dict[str, Any], expected_etag: str | None = None) -> str: ...
+
+    # suppressions with expiry
+    def add_suppression(self, suppression: Suppression) -> None: ...
+    def active_suppressions(self, now: datetime) -> list[Suppression]: ...
+
+    # append-only audit log
+    def append_audit(self, record: AuditRecord) -> None: ...
+    def list_audit(self, incident_id: str | None = None) -> list[AuditRecord]: ...
+
+    def ping(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class TicketSink(Protocol):
+    name: str
+
+    def open_or_update(self, content: TicketContent, *, comment: str | None = None) -> TicketRef:
+        """Find the open ticket carrying content.fingerprint (reopen a closed one if the tracker allows),
+        update counts/last seen; create one if none exists. `comment` is added when given (the caller
+        throttles recurrence comments)."""
+        ...
+
+    def resolve(self, content: TicketContent, *, comment: str) -> TicketRef | None:
+        """Close or resolve the ticket for content.fingerprint with `comment`. None if there is none."""
+        ...

@@ -1,0 +1,59 @@
+"""What a ticket says (`TicketContent`), what a tracker hands back (`TicketRef`) and the errors sinks raise.
+
+Core types: the engine builds content and reads references without knowing which tracker is behind a sink;
+each sink in `shared/tickets/` renders the content in its tracker's markup.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class TicketError(RuntimeError):
+    """A ticket operation failed transiently (tracker down, rate-limited). Retry next cycle."""
+
+
+class TicketAuthError(TicketError):
+    """Credentials rejected: one operator-facing error, not one per incident."""
+
+
+@dataclass(frozen=True)
+class TicketContent:
+    """Everything a ticket says. Fields from logs/events are raw here; sinks escape them for their markup."""
+
+    incident_id: str
+    fingerprint: str
+    cause: str
+    cause_title: str
+    summary: str  # plain-language cause
+    principal_id: str | None
+    principal_type: str | None
+    principal_name: str | None
+    resource_id: str
+    count: int
+    first_seen: str  # ISO-8601
+    last_seen: str
+    sample_error: str | None
+    evidence: tuple[str, ...]
+    fix_command: str | None
+    fix_steps: tuple[tuple[str, str | None], ...]  # (text, doc url)
+    action: str  # what the service did or will do
+    mode: str
+    approve_hint: str | None = None  # how to approve (recommend mode)
+    escalated: bool = False
+    doc_links: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def title(self) -> str:
+        who = self.principal_name or self.principal_id or "key callers"
+        resource = self.resource_id.rstrip("/").rsplit("/", 1)[-1] or self.resource_id
+        return f"[{self.cause}] {who} on {resource}"
+
+
+@dataclass(frozen=True)
+class TicketRef:
+    sink: str
+    ref: str  # the tracker's id/number/key
+    url: str | None = None
+    created: bool = False  # True when this call created it (False: found and updated)
+    reopened: bool = False  # True when this call reopened a closed ticket (or opened a successor to it)
