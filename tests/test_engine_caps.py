@@ -7,7 +7,7 @@ import pytest
 
 from shared.core import incidents as inc
 from shared.engine import approvals
-from shared.engine.processing import BREAKER_KEY
+from shared.engine.unit_of_work import BREAKER_KEY
 from tests.fixtures.engine import service_world
 
 ORDERS = "6c9a1f52-3d1e-4b7a-9a51-0b2f8e4d7c13"

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from shared.core import incidents as inc
 from shared.core.roles import COGNITIVE_SERVICES_OPENAI_USER
-from shared.engine.processing import BREAKER_KEY
+from shared.engine.unit_of_work import BREAKER_KEY
 from tests.fixtures.engine import service_world
 
 ORDERS = "6c9a1f52-3d1e-4b7a-9a51-0b2f8e4d7c13"

@@ -13,33 +13,23 @@ from typing import Any
 
 from shared.core.allowlist import normalize_object_id, normalize_scope
 from shared.core.causes import family_of
+from shared.core.status import IncidentStatus
 
 KEY_CALLERS = "key-callers"
 
-# Lifecycle states.
-DETECTED = "detected"
-DIAGNOSED = "diagnosed"
-RECOMMENDED = "recommended"
-ASSIGNED = "assigned"
-VERIFYING = "verifying"
-RESOLVED = "resolved"
-ESCALATED = "escalated"
-TICKETED = "ticketed"
-SUPPRESSED = "suppressed"
-CLOSED_UNVERIFIED = "closed_unverified"
+# Lifecycle states (IncidentStatus members, kept as module names for readability at call sites).
+DETECTED = IncidentStatus.DETECTED
+DIAGNOSED = IncidentStatus.DIAGNOSED
+RECOMMENDED = IncidentStatus.RECOMMENDED
+ASSIGNED = IncidentStatus.ASSIGNED
+VERIFYING = IncidentStatus.VERIFYING
+RESOLVED = IncidentStatus.RESOLVED
+ESCALATED = IncidentStatus.ESCALATED
+TICKETED = IncidentStatus.TICKETED
+SUPPRESSED = IncidentStatus.SUPPRESSED
+CLOSED_UNVERIFIED = IncidentStatus.CLOSED_UNVERIFIED
 
-STATUSES = (
-    DETECTED,
-    DIAGNOSED,
-    RECOMMENDED,
-    ASSIGNED,
-    VERIFYING,
-    RESOLVED,
-    ESCALATED,
-    TICKETED,
-    SUPPRESSED,
-    CLOSED_UNVERIFIED,
-)
+STATUSES: tuple[str, ...] = tuple(IncidentStatus)
 OPEN_STATUSES = frozenset({DETECTED, DIAGNOSED, RECOMMENDED, ASSIGNED, VERIFYING, ESCALATED, TICKETED})
 CLOSED_STATUSES = frozenset({RESOLVED, CLOSED_UNVERIFIED})
 
@@ -65,6 +55,9 @@ class Action:
     kind: str  # diagnosed | recommended | assigned | waiting | ticketed | refused | resolved | escalated | ...
     detail: str = ""
     actor: str = "service"
+    # The policy rule ids that refused the decision this action records (structured, so rules are never read back
+    # out of `detail`'s wording).
+    rules: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,7 +127,7 @@ class Incident:
                 data[name] = datetime.fromisoformat(data[name])
         data["actions"] = tuple(
             Action(at=datetime.fromisoformat(a["at"]), kind=a["kind"], detail=a.get("detail", ""),
-                   actor=a.get("actor", "service"))
+                   actor=a.get("actor", "service"), rules=tuple(a.get("rules") or ()))
             for a in data.get("actions", ())
         )
         data["ticket_refs"] = dict(data.get("ticket_refs") or {})

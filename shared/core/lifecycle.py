@@ -13,19 +13,12 @@ from shared.core.allowlist import normalize_object_id
 from shared.core.incidents import Action, Incident
 from shared.core.model import Diagnosis, FailureSignal
 from shared.core.policy import Decision
+from shared.core.status import STATUS_FOR_ACTION, DecisionAction, GrantStatus
 from shared.core.verification import verification_deadline, verification_due
 
 SAMPLE_ERROR_LIMIT = 2000
 UNKNOWN_RESOURCE = "/unknown-resource"
-GRANT_STATUSES = ("created", "exists")
-
-_STATUS_FOR_ACTION = {
-    "assign": inc.ASSIGNED,
-    "recommend": inc.RECOMMENDED,
-    "ticket": inc.TICKETED,
-    "suppressed": inc.SUPPRESSED,
-}
-
+GRANT_STATUSES = (GrantStatus.CREATED, GrantStatus.EXISTS)
 
 def _append(incident: Incident, action: Action) -> Incident:
     """Add an action unless it repeats the last one (re-deciding every scan must not grow the record)."""
@@ -57,10 +50,12 @@ def _new_rows(existing: Incident, signal: FailureSignal) -> int:
 
 
 def open_or_update(
-    existing: Incident | None, signal: FailureSignal, diagnosis: Diagnosis, now: datetime
+    existing: Incident | None, signal: FailureSignal, diagnosis: Diagnosis, now: datetime,
+    *, fingerprint: str | None = None,
 ) -> Incident:
-    """Create the incident for this failure, or merge the failure into it (reopening it if it was closed)."""
-    fp = inc.fingerprint(signal.object_id, signal.resource_id, diagnosis.cause)
+    """Create the incident for this failure, or merge the failure into it (reopening it if it was closed).
+    `fingerprint` is the signal's, when the caller computed it already."""
+    fp = fingerprint or inc.fingerprint(signal.object_id, signal.resource_id, diagnosis.cause)
     first, last = _seen(signal, now)
     if existing is None:
         created = Incident(
@@ -123,16 +118,18 @@ def apply_decision(incident: Incident, decision: Decision, now: datetime, approv
     """Record a policy decision: its status and an action. A recommendation gets an approval handle (the
     incident id) that expires after `approval_ttl`; a still-valid one is kept, not extended."""
     what = f"{decision.role_name} at {decision.scope}" if decision.role_id and decision.scope else ""
-    if decision.action == "recommend":
+    if decision.action == DecisionAction.RECOMMEND:
         if approval_valid(incident, now):
             return incident
         expires = now + approval_ttl
         updated = replace(incident, status=inc.RECOMMENDED, approval_handle=incident.id,
                           approval_expires_at=expires, approved_by=None, updated_at=now)
         return _append(updated, Action(now, "recommended", f"assign {what}; approval expires {expires.isoformat()}"))
-    status = _STATUS_FOR_ACTION.get(decision.action, incident.status)
+    # A wait is recorded here and takes effect in start_waiting, with the verification schedule.
+    status = incident.status if decision.action == DecisionAction.WAIT else (
+        STATUS_FOR_ACTION.get(decision.action, incident.status))
     # Any other decision withdraws an open recommendation; an assignment consumes it in record_grant.
-    keep_handle = decision.action == "assign"
+    keep_handle = decision.action == DecisionAction.ASSIGN
     updated = replace(
         incident,
         status=status,
@@ -146,7 +143,7 @@ def apply_decision(incident: Incident, decision: Decision, now: datetime, approv
         "observe": "observe mode: diagnosed only",
     }.get(decision.action, decision.explain())
     kind = {"assign": "assign-decided", "ticket": "ticketed", "wait": "waiting", "observe": "observed"}
-    return _append(updated, Action(now, kind.get(decision.action, decision.action), detail))
+    return _append(updated, Action(now, kind.get(decision.action, decision.action), detail, rules=decision.rules))
 
 
 def record_grant(
@@ -180,7 +177,7 @@ def record_grant(
     )
     role = incident.diagnosis.get("role") or "role"
     scope = incident.diagnosis.get("scope") or incident.resource_id
-    verb = "assigned" if outcome_status == "created" else "assignment-exists"
+    verb = "assigned" if outcome_status == GrantStatus.CREATED else "assignment-exists"
     return updated.with_action(Action(now, verb, f"{role} at {scope}; verify at {due.isoformat()}"))
 
 

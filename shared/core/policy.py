@@ -17,19 +17,17 @@ from shared.core import roles
 from shared.core.allowlist import Allowlist, AllowlistEntry, normalize_object_id, normalize_scope
 from shared.core.causes import ROLE_FIXABLE
 from shared.core.model import HIGH, Diagnosis
+from shared.core.status import DecisionAction, Mode
 from shared.core.suppression import is_suppressed
 
-OBSERVE = "observe"
-RECOMMEND = "recommend"
-ENFORCE = "enforce"
+OBSERVE = Mode.OBSERVE
+RECOMMEND = Mode.RECOMMEND
+ENFORCE = Mode.ENFORCE
 
-# Decision actions.
-ASSIGN = "assign"
-RECOMMENDED = "recommend"
-TICKET = "ticket"
-WAIT = "wait"
-OBSERVED = "observe"
-SUPPRESSED = "suppressed"
+ASSIGN = DecisionAction.ASSIGN
+TICKET = DecisionAction.TICKET
+WAIT = DecisionAction.WAIT
+SUPPRESSED = DecisionAction.SUPPRESSED
 
 PROPAGATION_PENDING = "propagation_pending"
 GROUP_MEMBERSHIP_CACHE = "group_membership_cache"
@@ -131,7 +129,7 @@ class Refusal:
 
 @dataclass(frozen=True)
 class Decision:
-    action: str  # "assign" | "recommend" | "ticket" | "wait" | "observe" | "suppressed"
+    action: DecisionAction
     role_id: str | None  # bare role definition GUID; set only when it names a grantable role
     role_name: str | None
     scope: str | None  # set only when it is an account or project id
@@ -151,7 +149,8 @@ class Decision:
     def opens_ticket(self) -> bool:
         """Recommendations and refusals are ticketed; so is a managed identity's group case even when the role
         is assigned, because its verification can take a day."""
-        return self.action in (RECOMMENDED, TICKET) or (self.grants and self.cause == GROUP_MEMBERSHIP_CACHE)
+        ticketed = self.action in (DecisionAction.RECOMMEND, TICKET)
+        return ticketed or (self.grants and self.cause == GROUP_MEMBERSHIP_CACHE)
 
     def explain(self) -> str:
         return "; ".join(f"[{r.rule}] {r.reason}" for r in self.refusals)
@@ -175,7 +174,7 @@ def decide(diagnosis: Diagnosis, principal_id: str | None, config: PolicyConfig,
     except Exception as exc:  # noqa: BLE001 - the contract is "never raises": an error must fail closed
         mode = getattr(config, "mode", None)
         return Decision(
-            action=OBSERVED if mode == OBSERVE else TICKET,
+            action=DecisionAction.OBSERVE if mode == OBSERVE else TICKET,
             role_id=None,
             role_name=None,
             scope=None,
@@ -199,7 +198,7 @@ def _decide(diagnosis: Diagnosis, principal_id: str | None, config: PolicyConfig
 
     rules = {r.rule for r in ev.refusals}
     if config.mode == OBSERVE and not ctx.approved:
-        action = OBSERVED
+        action = DecisionAction.OBSERVE
     elif "suppression" in rules:
         action = SUPPRESSED
     elif diagnosis.cause == PROPAGATION_PENDING:
@@ -207,7 +206,7 @@ def _decide(diagnosis: Diagnosis, principal_id: str | None, config: PolicyConfig
     elif not rules:
         action = ASSIGN
     elif rules == {"mode"}:
-        action = RECOMMENDED  # only the mode stands in the way: an engineer's approval makes it a grant
+        action = DecisionAction.RECOMMEND  # only the mode stands in the way: an engineer's approval makes it a grant
     else:
         action = TICKET
     role = roles.BY_GUID.get(ev.role_guid) if ev.role_guid else None

@@ -17,9 +17,11 @@ from shared.core.incidents import Action
 from shared.core.lifecycle import approval_valid
 from shared.core.model import Diagnosis, FailureSignal, FixStep
 from shared.core.policy import decide
-from shared.engine.processing import BREAKER_KEY, RunState, act, policy_context, update_incident
+from shared.core.records import ConflictError, Suppression
+from shared.core.status import DecisionAction
 from shared.engine.runtime import Runtime, new_correlation_id
-from shared.state.base import ConflictError, Suppression
+from shared.engine.signals import act, policy_context
+from shared.engine.unit_of_work import RunState, change_breaker, update_incident
 
 
 class ActionRefused(Exception):
@@ -95,13 +97,13 @@ def approve(rt: Runtime, incident_id: str, actor: str) -> ActionResult:
 
     run = RunState.begin(rt, correlation_id)
     decision = decide(diagnosis, incident.principal_id, rt.policy,
-                      policy_context(rt, run, incident, evidence, now, approved=True))
+                      policy_context(run, incident, evidence, now, approved=True))
     refusals = tuple({"rule": r.rule, "reason": r.reason} for r in decision.refusals)
     rt.audit("approval", f"approval by {actor}: {decision.action}", incident_id=incident_id,
              correlation_id=correlation_id, actor=actor,
              inputs={"refusals": [r["rule"] for r in refusals], "role_id": decision.role_id,
                      "scope": decision.scope})
-    if decision.action != "assign":
+    if decision.action != DecisionAction.ASSIGN:
         raise ActionRefused("policy refused the approved assignment: "
                             + "; ".join(f"[{r['rule']}] {r['reason']}" for r in refusals))
     approved = replace(incident, approved_by=actor).with_action(Action(now, "approved", "", actor))
@@ -158,15 +160,9 @@ def suppress(rt: Runtime, target: str, duration: timedelta, reason: str, actor: 
 
 
 def reset_breaker(rt: Runtime, actor: str) -> BreakerState:
-    for _ in range(5):
-        value, etag = rt.store.get_value(BREAKER_KEY)
-        state = BreakerState.from_dict(value) if value else BreakerState()
-        new_state = reset(state, actor, rt.clock())
-        try:
-            rt.store.put_value(BREAKER_KEY, new_state.to_dict(), expected_etag=etag)
-        except ConflictError:
-            continue
-        rt.audit("breaker", f"circuit breaker reset by {actor}", correlation_id=new_correlation_id(), actor=actor)
-        return new_state
-    raise ActionRefused("the breaker kept changing; retry")
+    changed = change_breaker(rt, lambda state: reset(state, actor, rt.clock()))
+    if changed is None:
+        raise ActionRefused("the breaker kept changing; retry")
+    rt.audit("breaker", f"circuit breaker reset by {actor}", correlation_id=new_correlation_id(), actor=actor)
+    return changed[1]
 

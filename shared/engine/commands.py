@@ -89,8 +89,8 @@ def cmd_incidents(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
 
 
 def cmd_verify(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
-    from shared.engine.processing import RunState
     from shared.engine.runtime import new_correlation_id
+    from shared.engine.unit_of_work import RunState
     from shared.engine.verify import run_verifications
 
     rt = _runtime()

@@ -26,10 +26,14 @@ from shared.core.events import (
 )
 from shared.core.incidents import Action
 from shared.core.lifecycle import start_waiting
-from shared.engine.processing import RunState, finish_tickets, handle_signal, update_incident
+from shared.core.records import StoreError
+from shared.engine import ticketing
 from shared.engine.runtime import Runtime, new_correlation_id
 from shared.engine.scan import run_scan
-from shared.state.base import StoreError
+from shared.engine.signals import handle_signal
+from shared.engine.ticketing import TicketUpdate
+from shared.engine.unit_of_work import RunState, update_incident
+from shared.tickets.content import assignment_deleted_text
 
 log = logging.getLogger("triage")
 
@@ -174,13 +178,12 @@ def _role_assignment_changed(rt: Runtime, change: RoleAssignmentChange, correlat
                 rt.audit("action", f"assignment created by this service was deleted by {change.actor}",
                          incident_id=incident.id, correlation_id=correlation_id, actor=change.actor,
                          inputs={"assignment_id": change.assignment_id})
-                updated = update_incident(rt, incident.id, lambda cur: replace(
-                    cur, status=inc.TICKETED, assignment_id=None, verify_due=None, ticket_pending=bool(rt.sinks),
-                ).with_action(Action(now, "assignment-deleted", change.actor, change.actor)))
+                updated = update_incident(rt, incident.id, lambda cur: ticketing.claim(rt, replace(
+                    cur, status=inc.TICKETED, assignment_id=None, verify_due=None,
+                )).with_action(Action(now, "assignment-deleted", change.actor, change.actor)))
                 run = RunState.begin(rt, correlation_id)
-                finish_tickets(rt, run, updated or incident, action_text=(
-                    f"The role assignment this service created ({change.assignment_id}) was deleted by "
-                    f"{change.actor}. The caller may fail again; review before re-approving."))
+                ticketing.send(rt, run, updated or incident, TicketUpdate(
+                    assignment_deleted_text(change.assignment_id, change.actor)))
                 return f"{incident.id}: own assignment deleted"
         return "deleted assignment not created by this service"
     assignment = rt.roles.get(change.assignment_id)

@@ -14,8 +14,10 @@ from typing import Any
 
 from shared.core.allowlist import normalize_object_id
 from shared.core.model import FailureSignal
-from shared.engine.processing import RunState, handle_signal, retry_pending_tickets, settled_signals
 from shared.engine.runtime import Runtime, new_correlation_id
+from shared.engine.signals import handle_signal, settled_signals
+from shared.engine.ticketing import retry_pending_tickets
+from shared.engine.unit_of_work import RunState
 from shared.engine.verify import run_verifications
 
 log = logging.getLogger("triage")

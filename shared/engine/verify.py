@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-from shared.core.breaker import BreakerState, after_verification
+from shared.core.breaker import after_verification
 from shared.core.incidents import Incident
+from shared.core.records import ConflictError
 from shared.core.verification import (
     apply_verification,
     check_since,
@@ -14,15 +13,10 @@ from shared.core.verification import (
     resolution_text,
     unverified_text,
 )
-from shared.engine.processing import (
-    BREAKER_KEY,
-    RunState,
-    finish_tickets,
-    put_incident,
-    resolve_tickets,
-)
+from shared.engine import ticketing
 from shared.engine.runtime import Runtime
-from shared.state.base import ConflictError
+from shared.engine.ticketing import TicketUpdate
+from shared.engine.unit_of_work import RunState, change_breaker, put_incident
 
 
 def run_verifications(rt: Runtime, run: RunState) -> dict[str, int]:
@@ -39,8 +33,7 @@ def run_verifications(rt: Runtime, run: RunState) -> dict[str, int]:
         outcome = evaluate(failures, successes, now=now, deadline=deadline, cause=incident.cause)
         updated = apply_verification(incident, outcome, now, failures=failures, successes=successes)
         if outcome != "keep_checking":
-            updated = replace(updated, ticket_pending=bool(rt.sinks and (incident.ticket_refs or
-                                                                       outcome == "escalated")))
+            updated = ticketing.claim(rt, updated, needed=bool(incident.ticket_refs) or outcome == "escalated")
         try:
             saved = put_incident(rt, updated, incident.etag)
         except ConflictError:
@@ -53,15 +46,16 @@ def run_verifications(rt: Runtime, run: RunState) -> dict[str, int]:
                  inputs={"failures": failures, "successes": successes, "since": since.isoformat()})
         _record_breaker(rt, run, incident, outcome)
         if outcome == "resolved":
-            resolve_tickets(rt, run, saved, resolution_text(incident, successes) + f" Verified {now.isoformat()}.")
+            text = resolution_text(incident, successes) + f" Verified {now.isoformat()}."
+            ticketing.send(rt, run, saved, TicketUpdate(text, resolve=True))
             rt.publish("aoai.triage.verification.resolved", {"incident_id": incident.id,
                                                               "principal_id": incident.principal_id,
                                                               "resource_id": incident.resource_id})
         elif outcome == "closed_unverified":
-            resolve_tickets(rt, run, saved, unverified_text(incident))
+            ticketing.send(rt, run, saved, TicketUpdate(unverified_text(incident), resolve=True))
         elif outcome == "escalated":
-            finish_tickets(rt, run, saved, escalated=True,
-                            action_text=escalation_text(incident, failures, successes))
+            ticketing.send(rt, run, saved, TicketUpdate(escalation_text(incident, failures, successes),
+                                                        escalated=True))
             rt.publish("aoai.triage.incident.escalated", {"incident_id": incident.id, "failures": failures,
                                                            "cause": incident.cause})
     return counts
@@ -71,17 +65,12 @@ def _record_breaker(rt: Runtime, run: RunState, incident: Incident, outcome: str
     """Only grants made by this service count toward the circuit breaker."""
     if incident.last_grant_at is None or outcome not in ("resolved", "escalated"):
         return
-    for _ in range(5):
-        value, etag = rt.store.get_value(BREAKER_KEY)
-        state = BreakerState.from_dict(value) if value else BreakerState()
-        new_state = after_verification(state, outcome, rt.settings.breaker_threshold, rt.clock())
-        try:
-            rt.store.put_value(BREAKER_KEY, new_state.to_dict(), expected_etag=etag)
-        except ConflictError:
-            continue
-        if new_state.open and not state.open:
-            run.breaker_open = True
-            rt.audit("breaker", f"circuit breaker opened after {new_state.consecutive_failures} failed grants",
-                     incident_id=incident.id, correlation_id=run.correlation_id)
+    changed = change_breaker(rt, lambda state: after_verification(state, outcome, rt.settings.breaker_threshold,
+                                                                  rt.clock()))
+    if changed is None:
         return
-
+    before, after = changed
+    if after.open and not before.open:
+        run.breaker_open = True
+        rt.audit("breaker", f"circuit breaker opened after {after.consecutive_failures} failed grants",
+                 incident_id=incident.id, correlation_id=run.correlation_id)

@@ -1,4 +1,5 @@
-"""Build ticket content from an incident (pure), plus the standard comment texts the engine passes to sinks."""
+"""Build ticket content from an incident (pure), and all the wording the engine passes to sinks: action texts,
+comments, the approve hint."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any
 
 from shared.core.causes import CAUSES
 from shared.core.incidents import Incident
+from shared.core.policy import Decision
+from shared.core.status import DecisionAction
 from shared.tickets.base import TicketContent
 
 
@@ -71,3 +74,52 @@ def resolution_comment(*, what_fixed: str, verified_at: datetime, detail: str | 
     """The closing comment: what fixed it and when it was verified."""
     text = f"Resolved: {what_fixed}. Verified at {verified_at.isoformat()}: no more failures from this caller."
     return f"{text}\n\n{detail}" if detail else text
+
+
+# ---- what the service says it did, in the ticket's "action" section and comments ----------------------------
+
+
+def decision_text(decision: Decision, *, mode: str, role_fixable: bool) -> str:
+    """The action text for a recommendation or a refusal."""
+    if decision.action == DecisionAction.RECOMMEND:
+        return (f"Recommended, not applied (mode {mode}): assign {decision.role_name} at {decision.scope}. An on-call "
+                "engineer can approve it.")
+    if decision.refusals and role_fixable:
+        reasons = "; ".join(f"{r.rule}: {r.reason}" for r in decision.refusals)
+        return f"No automatic change. Policy refused the assignment ({reasons}). Apply the fix by hand."
+    return "No automatic change: a role assignment does not fix this. Follow the fix steps."
+
+
+def approve_hint(incident: Incident) -> str:
+    return (f"python -m shared approve {incident.id} --by <you>   or   "
+            f"POST /api/incidents/{incident.id}/approve")
+
+
+def group_grant_text(decision: Decision, *, mode: str) -> str:
+    """Why a direct assignment was made for an identity that held the role through a group."""
+    return (f"Assigned {decision.role_name} directly at {decision.scope} (mode {mode}). The identity held the role "
+            "only through a group; managed identities see group changes only after their ~24 h token cache "
+            "expires, so verification runs for up to a day.")
+
+
+def grant_refused_text(decision: Decision, message: str) -> str:
+    return (f"Tried to assign {decision.role_name} at {decision.scope} and Azure refused: {message}. Run the fix "
+            "command with an identity allowed to assign roles.")
+
+
+def assignment_deleted_text(assignment_id: str, actor: str) -> str:
+    return (f"The role assignment this service created ({assignment_id}) was deleted by {actor}. The caller may "
+            "fail again; review before re-approving.")
+
+
+def still_failing_comment(new_failures: int, incident: Incident) -> str:
+    return (f"Still failing: {new_failures} more failure(s); {incident.count} in total, last seen "
+            f"{incident.last_seen.isoformat()}.")
+
+
+def last_action_text(incident: Incident) -> str:
+    """The latest thing done, for a ticket update that has nothing new to say."""
+    for action in reversed(incident.actions):
+        if action.detail:
+            return f"{action.kind}: {action.detail}"
+    return incident.status

@@ -1,0 +1,175 @@
+"""The engine's pure rules: when a failure needs a policy decision, when a scan may skip it, what the outcome of a
+merge is. No I/O: the engine (`shared/engine/signals.py`) reads, calls these, and writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from shared.core import incidents as inc
+from shared.core.allowlist import Allowlist
+from shared.core.incidents import Incident
+from shared.core.model import Evidence, FailureSignal
+from shared.core.policy import GROUP_MEMBERSHIP_CACHE, Decision
+from shared.core.status import STATUS_FOR_ACTION, DecisionAction
+
+# A claim (grant or ticket) older than this without its result is taken over by a later run.
+STALE_CLAIM = timedelta(minutes=2)
+# Refusals that lift by themselves (a new run, a new day, the cool-down passing, an operator's breaker reset). An
+# incident ticketed only for these is decided again on its next failures, so a per-run cap or a breaker reset
+# leads to the grant.
+TRANSIENT_RULES = frozenset({"run_cap", "daily_cap", "cooldown", "circuit_breaker"})
+# Statuses whose cause is not re-diagnosed: under verification the check's outcome decides, and a closed incident
+# that did not reopen keeps the cause it was closed with.
+_CAUSE_KEPT = frozenset({inc.VERIFYING, *inc.CLOSED_STATUSES})
+_UNDECIDED = frozenset({inc.DETECTED, inc.DIAGNOSED, inc.SUPPRESSED})
+
+
+def failed_at(signal: FailureSignal, now: datetime) -> datetime:
+    """When the failures happened. Role ages are judged at that time, not at the scan's: failures re-read from
+    before a role took effect are propagation, not "role present, still denied"."""
+    return min(now, signal.last_seen) if signal.last_seen else now
+
+
+def with_declared_type(signal: FailureSignal, evidence: Evidence | None, allowlist: Allowlist) -> FailureSignal:
+    """When nothing observed says what kind of principal failed, use the type its allowlist entry declares: the
+    operator knows its own identities, and ARM rejects a wrong declaration (UnmatchedPrincipalType) anyway."""
+    if signal.principal_type or (evidence is not None and evidence.principal_type):
+        return signal
+    entry = allowlist.find(signal.object_id)
+    return replace(signal, principal_type=entry.principal_type) if entry else signal
+
+
+def refused_only_for_transient(incident: Incident) -> bool:
+    """The incident's latest action is a ticket decision whose refusals are all transient."""
+    last = incident.actions[-1] if incident.actions else None
+    if last is None or last.kind != "ticketed":
+        return False
+    return bool(last.rules) and set(last.rules) <= TRANSIENT_RULES
+
+
+def awaits_decision(incident: Incident, now: datetime) -> bool:
+    """The incident's status asks for a (new) policy decision whatever failure comes in: never decided, an
+    expired recommendation, or a ticket refused only for reasons that lift by themselves."""
+    if incident.status in _UNDECIDED:
+        return True
+    if incident.status == inc.RECOMMENDED and incident.approval_expires_at and incident.approval_expires_at <= now:
+        return True
+    return incident.status == inc.TICKETED and refused_only_for_transient(incident)
+
+
+def grant_in_flight(incident: Incident) -> bool:
+    """A grant was claimed and its result is not recorded (yet, or ever: the claiming instance may have died)."""
+    return incident.status == inc.ASSIGNED and incident.assignment_id is None
+
+
+def grant_claimed_at(incident: Incident) -> datetime | None:
+    return next((a.at for a in reversed(incident.actions) if a.kind == "grant-claimed"), None)
+
+
+def needs_decision(existing: Incident | None, merged: Incident, now: datetime) -> bool:
+    """Merging a failure into `existing` (giving `merged`) must go to the policy, not just update counts."""
+    if existing is None or awaits_decision(merged, now):
+        return True
+    if merged.status in (inc.RECOMMENDED, inc.TICKETED) and existing.cause != merged.cause:
+        return True
+    if not grant_in_flight(merged):
+        return False
+    # A grant claimed by an instance that died before recording the result is taken over. The claim's age is that
+    # of its "grant-claimed" action: `updated_at` moves with every merge of new failures.
+    claimed_at = grant_claimed_at(merged) or existing.updated_at
+    return claimed_at is None or now - claimed_at > STALE_CLAIM
+
+
+def settled(incident: Incident, signal: FailureSignal, now: datetime) -> bool:
+    """Merging `signal` into `incident` would change nothing, whatever the evidence says: the signal adds no
+    failure and moves no time, no ticket operation waits, and `needs_decision` could not become true."""
+    if signal.last_seen is None or incident.last_seen < signal.last_seen or incident.ticket_pending:
+        return False
+    if awaits_decision(incident, now):
+        return False
+    if not incident.is_open:  # a failure after the close reopens it
+        return incident.closed_at is not None and signal.last_seen <= incident.closed_at
+    return not grant_in_flight(incident)
+
+
+def keep_verified_cause(existing: Incident | None, merged: Incident) -> Incident:
+    """Under verification, or closed and not reopened, the incident keeps its cause and diagnosis: failures re-read
+    from before a role took effect would otherwise replace the cause being verified (and the group-cache case
+    would lose its 24 h horizon). Counts and times stay merged; only the "cause-changed" action is dropped."""
+    if existing is not None and existing.status == merged.status and existing.status in _CAUSE_KEPT:
+        return replace(merged, cause=existing.cause, diagnosis=existing.diagnosis, actions=existing.actions)
+    return merged
+
+
+def with_evidence_identity(merged: Incident, evidence: Evidence | None, signal: FailureSignal) -> Incident:
+    if evidence is None:
+        return merged
+    return replace(
+        merged,
+        principal_type=merged.principal_type or evidence.principal_type or signal.principal_type,
+        principal_name=merged.principal_name or evidence.principal_name,
+    )
+
+
+def still_refused(existing: Incident | None, merged: Incident, decision: Decision) -> bool:
+    """A ticketed incident refused again for the same cause: no ticket rewrite on every scan."""
+    return (existing is not None and existing.status == inc.TICKETED and decision.action == DecisionAction.TICKET
+            and existing.cause == merged.cause)
+
+
+def changed_course(existing: Incident | None, merged: Incident, decision: Decision) -> bool:
+    """The decision moves the incident somewhere new (worth an audit record)."""
+    if existing is None or existing.cause != merged.cause:
+        return True
+    return existing.status != STATUS_FOR_ACTION.get(decision.action, inc.DIAGNOSED)
+
+
+def newest_recent_assignment(evidence: Evidence | None, now: datetime, window: timedelta) -> datetime | None:
+    """When the newest role assignment younger than the propagation window was made (a wait starts there)."""
+    if evidence is None or not evidence.assignments:
+        return None
+    recent = [a.created_on for a in evidence.assignments if a.created_on and now - a.created_on < window]
+    return max(recent) if recent else None
+
+
+def verify_horizon(cause: str, max_verify: timedelta) -> timedelta:
+    """Managed identities see group changes only after ~24 h token caches expire: never shorter than that."""
+    return max(max_verify, timedelta(hours=24)) if cause == GROUP_MEMBERSHIP_CACHE else max_verify
+
+
+def should_comment(last_comment_at: datetime | None, now: datetime, interval: timedelta) -> bool:
+    """True when no comment was added yet, or at least `interval` has passed since the last one.
+
+    A last comment "in the future" (clock skew between instances) counts as recent, so skew can delay a
+    comment by at most the skew, never cause two.
+    """
+    if last_comment_at is None:
+        return True
+    return now - last_comment_at >= interval
+
+
+@dataclass(frozen=True)
+class Recurrence:
+    """What a merge that needs no decision does: write the counts, retry a failed ticket operation, comment."""
+
+    new_failures: int
+    write: bool
+    retry_pending: bool
+    comment_due: bool
+
+
+def recurrence(existing: Incident, merged: Incident, now: datetime, comment_interval: timedelta) -> Recurrence:
+    new_failures = merged.count - existing.count
+    # Staleness is judged on the stored record: `merged.updated_at` is always `now`, which made a pending ticket look
+    # freshly claimed forever, so it was never retried.
+    retry_pending = merged.ticket_pending and (existing.updated_at is None or now - existing.updated_at > STALE_CLAIM)
+    # No "still failing" comment while a role propagates (verifying): those failures are expected, and the check's
+    # outcome (resolved or escalated) is what the ticket is told.
+    comment_due = (
+        bool(merged.ticket_refs) and new_failures > 0 and merged.is_open and merged.status != inc.VERIFYING
+        and should_comment(merged.last_comment_at, now, comment_interval)
+    )
+    write = new_failures > 0 or merged.last_seen != existing.last_seen or retry_pending
+    return Recurrence(new_failures, write, retry_pending, comment_due)

@@ -1,0 +1,166 @@
+"""Diagnose → decide → act → persist for one failure signal, safely under concurrency (see unit_of_work).
+
+Each signal is diagnosed and fingerprinted once per pass: `triage_signal` does both and hands the result on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from shared.core import incidents as inc
+from shared.core import triage
+from shared.core.diagnose import diagnose
+from shared.core.incidents import Incident
+from shared.core.lifecycle import apply_decision, open_or_update, start_waiting
+from shared.core.model import Diagnosis, Evidence, FailureSignal
+from shared.core.policy import Decision, PolicyContext, decide
+from shared.core.status import DecisionAction
+from shared.engine import ticketing
+from shared.engine.grants import grant
+from shared.engine.runtime import Runtime
+from shared.engine.ticketing import TicketUpdate
+from shared.engine.unit_of_work import RunState, put_incident, retry_on_conflict
+from shared.tickets.content import decision_text, last_action_text, still_failing_comment
+
+SETTLED_READ_BATCH = 2000  # incidents read per batch when looking for the steady state
+
+
+@dataclass(frozen=True)
+class Triaged:
+    """A signal with its diagnosis and the id of the incident it belongs to."""
+
+    signal: FailureSignal
+    diagnosis: Diagnosis
+    fingerprint: str
+    incident_id: str
+
+
+def triage_signal(rt: Runtime, signal: FailureSignal, evidence: Evidence | None, now: datetime) -> Triaged:
+    diagnosis = diagnose(signal, evidence, now=triage.failed_at(signal, now), propagation_window=rt.window)
+    fp = inc.fingerprint(signal.object_id, signal.resource_id, diagnosis.cause)
+    return Triaged(signal, diagnosis, fp, inc.incident_id(fp))
+
+
+def handle_signal(rt: Runtime, run: RunState, signal: FailureSignal, evidence: Evidence | None) -> Incident:
+    """Diagnose one failure group and act on it. Retries on lost races; raises StoreError if it can't persist."""
+    now = rt.clock()
+    signal = triage.with_declared_type(signal, evidence, rt.policy.allowlist)
+    triaged = triage_signal(rt, signal, evidence, now)
+    return retry_on_conflict(rt, triaged.incident_id,
+                             lambda existing: _apply(rt, run, existing, triaged, evidence, now))
+
+
+def settled_signals(rt: Runtime, signals: Sequence[FailureSignal]) -> dict[int, str]:
+    """The steady state, found without live evidence and with batched store reads: the signals (by index) that a
+    timer scan may skip, each with its incident's id, because handling it would change nothing.
+
+    A signal qualifies when every one of its rows lies before the watermark (an earlier scan read that span) and
+    `triage.settled` holds for its incident. The incident is found by the text's diagnosis: fingerprints are keyed
+    by cause family, which live evidence changes only through the account's settings, and then the incident looked
+    up does not exist and the signal goes the full way. What is given up: failures already handled are not
+    diagnosed again against newer role assignments; a role written by hand is seen through its role-assignment
+    event, or the caller's next failure.
+    """
+    now = rt.clock()
+    by_incident: dict[str, list[int]] = {}
+    for index, signal in enumerate(signals):
+        if signal.count < 1 or signal.overlap_count != signal.count or signal.last_seen is None:
+            continue
+        by_incident.setdefault(triage_signal(rt, signal, None, now).incident_id, []).append(index)
+    settled: dict[int, str] = {}
+    ids = list(by_incident)
+    for at in range(0, len(ids), SETTLED_READ_BATCH):  # batches bound the incidents held at once
+        known = rt.store.get_incidents(ids[at : at + SETTLED_READ_BATCH])
+        for iid, incident in known.items():
+            settled.update((i, iid) for i in by_incident[iid] if triage.settled(incident, signals[i], now))
+    return settled
+
+
+def _apply(rt: Runtime, run: RunState, existing: Incident | None, triaged: Triaged, evidence: Evidence | None,
+           now: datetime) -> Incident:
+    signal, diagnosis = triaged.signal, triaged.diagnosis
+    merged = open_or_update(existing, signal, diagnosis, now, fingerprint=triaged.fingerprint)
+    merged = triage.with_evidence_identity(triage.keep_verified_cause(existing, merged), evidence, signal)
+    etag = existing.etag if existing else None
+    if existing is None or triage.needs_decision(existing, merged, now):
+        decision = decide(diagnosis, signal.object_id, rt.policy, policy_context(run, merged, evidence, now))
+        if not triage.still_refused(existing, merged, decision):
+            if triage.changed_course(existing, merged, decision):
+                _audit_decision(rt, run, merged, signal, diagnosis, decision)
+            result = act(rt, run, merged, decision, etag=etag, evidence=evidence, actor="service")
+            run.outcomes.append({"incident": result.id, "action": decision.action, "cause": diagnosis.cause})
+            return result
+    assert existing is not None
+    return _recurrence(rt, run, existing, merged, etag, now)
+
+
+def _audit_decision(rt: Runtime, run: RunState, merged: Incident, signal: FailureSignal, diagnosis: Diagnosis,
+                    decision: Decision) -> None:
+    refusals = "; ".join(f"[{r.rule}] {r.reason}" for r in decision.refusals)
+    rt.audit(
+        "refusal" if decision.refusals else "decision",
+        f"{decision.action}: {diagnosis.cause}" + (f"; {refusals}" if refusals else ""),
+        incident_id=merged.id,
+        correlation_id=run.correlation_id,
+        inputs={
+            "principal_id": signal.object_id,
+            "resource_id": signal.resource_id,
+            "cause": diagnosis.cause,
+            "role_id": diagnosis.role_id,
+            "scope": diagnosis.scope,
+            "mode": rt.settings.mode,
+            "refusals": list(decision.rules),
+        },
+    )
+
+
+def policy_context(run: RunState, incident: Incident, evidence: Evidence | None, now: datetime,
+                   approved: bool = False) -> PolicyContext:
+    return PolicyContext(
+        now=now,
+        grants_this_run=run.grants_this_run,
+        grants_last_24h=run.grants_last_24h,
+        last_grant_at=incident.last_grant_at,
+        suppressed_targets=run.suppressed,
+        breaker_open=run.breaker_open,
+        approved=approved,
+        evidence_principal_type=(evidence.principal_type if evidence else None) or incident.principal_type,
+        resource_id=incident.resource_id,
+    )
+
+
+def act(rt: Runtime, run: RunState, incident: Incident, decision: Decision, *, etag: str | None,
+        evidence: Evidence | None, actor: str) -> Incident:
+    """Persist the decision (conditional write), then perform its side effect if this instance won."""
+    now = rt.clock()
+    if decision.action == DecisionAction.ASSIGN:
+        return grant(rt, run, incident, decision, etag=etag, actor=actor)
+    if decision.action == DecisionAction.WAIT:
+        created = triage.newest_recent_assignment(evidence, min(now, incident.last_seen), rt.window) or now
+        return put_incident(rt, start_waiting(incident, created, now, rt.window, rt.lag, rt.max_verify), etag)
+    updated = apply_decision(incident, decision, now, timedelta(hours=rt.settings.approval_ttl_hours))
+    if decision.action in (DecisionAction.OBSERVE, DecisionAction.SUPPRESSED):
+        return put_incident(rt, updated, etag)
+    # recommend / ticket: claim the ticket, then open it.
+    claimed = put_incident(rt, ticketing.claim(rt, updated), etag)
+    text = decision_text(decision, mode=rt.settings.mode, role_fixable=claimed.diagnosis.get("role_fixable"))
+    return ticketing.send(rt, run, claimed, TicketUpdate(text))
+
+
+def _recurrence(rt: Runtime, run: RunState, existing: Incident, merged: Incident, etag: str | None,
+                now: datetime) -> Incident:
+    """No new decision: persist counts if they changed; update the ticket at most once per interval."""
+    interval = timedelta(minutes=rt.settings.ticket_comment_interval_minutes)
+    plan = triage.recurrence(existing, merged, now, interval)
+    if not plan.write:
+        return existing  # steady state: no write, no ticket call
+    saved = put_incident(rt, merged, etag)
+    if plan.comment_due:
+        return ticketing.send(rt, run, saved, TicketUpdate(
+            last_action_text(saved), comment=still_failing_comment(plan.new_failures, merged),
+            escalated=saved.status == inc.ESCALATED))
+    if plan.retry_pending:
+        return ticketing.redo(rt, run, saved)
+    return saved
