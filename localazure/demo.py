@@ -169,7 +169,7 @@ class Demo:
             if incident is None:
                 continue
             self.cause_at_decision.setdefault(case.id, incident.cause)
-            self.first_diagnosis.setdefault(case.id, dict(incident.diagnosis))
+            self.first_diagnosis.setdefault(case.id, _diagnosis_json(incident))
             self.counts_by_cycle.setdefault(case.id, []).append(incident.count)
             if incident.status in ("assigned", "verifying") and incident.cause == "propagation_pending" and any(
                     a.kind in ("grant-claimed",) for a in incident.actions):
@@ -283,7 +283,7 @@ class Demo:
                             "closed_unverified": "pending"}.get(incident.status)
             tickets = len(incident.ticket_refs)
             total_tickets += tickets
-            first = self.first_diagnosis.get(case.id, incident.diagnosis)
+            first = self.first_diagnosis.get(case.id) or _diagnosis_json(incident)
             incidents.append({
                 "case": case.id,
                 "principal_id": incident.principal_id,
@@ -379,3 +379,7 @@ def run(args: argparse.Namespace, stdin: Any = None, stdout: TextIO | None = Non
     else:
         print_report(report, out)
     return 0
+
+
+def _diagnosis_json(incident: Any) -> dict[str, Any]:
+    return incident.diagnosis.to_json() if incident.diagnosis is not None else {}

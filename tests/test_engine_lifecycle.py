@@ -45,7 +45,7 @@ def test_grant_keeps_failing_while_it_propagates_then_resolves(tmp_path):
         resolved = world.incident_of(ORDERS)
         assert resolved.status == inc.RESOLVED and resolved.closed_at is not None
         # Failures re-read from the propagation window do not rewrite the cause that was verified.
-        assert resolved.cause == "missing_data_role" and resolved.diagnosis["role_id"]
+        assert resolved.cause == "missing_data_role" and resolved.diagnosis.role_id
         assert "cause-changed" not in [a.kind for a in resolved.actions]
         assert world.arm_calls("PUT") == 1
         assert world.github_issue_creates() == 0  # a grant that worked needs no ticket

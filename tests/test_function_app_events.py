@@ -80,7 +80,7 @@ def test_the_sample_log_alert_scans_its_window_and_targets_only(tmp_path):
         assert incident.principal_id == CALLER
         assert incident.cause == "control_plane_role_only"
         assert incident.status == inc.RECOMMENDED
-        assert incident.diagnosis["role"] == OPENAI_USER
+        assert incident.diagnosis.role_name == OPENAI_USER
         # Only the in-window failures are the alert's evidence (the 09:50 ones are older than the window).
         assert incident.first_seen >= datetime(2026, 11, 22, 9, 55, tzinfo=UTC)
 

@@ -72,7 +72,7 @@ def test_a_new_failure_opens_a_diagnosed_incident():
     assert incident.principal_id == SP  # normalized
     assert incident.resource_id == ACCOUNT
     assert (incident.count, incident.first_seen, incident.last_seen) == (3, T0, T0 + timedelta(minutes=4))
-    assert incident.diagnosis == diagnosis().to_json()
+    assert incident.diagnosis == diagnosis()
     assert incident.sample_error == "The principal lacks the required data action"
     assert [a.kind for a in incident.actions] == ["diagnosed"]
 
@@ -107,7 +107,7 @@ def test_cause_moves_within_the_family_and_keeps_the_incident():
     pending = diagnosis("propagation_pending", role_fixable=False)
     merged = open_or_update(first, signal(first=T0 + timedelta(minutes=10)), pending, T0 + timedelta(minutes=15))
     assert merged.id == first.id
-    assert merged.cause == "propagation_pending" and merged.diagnosis["cause"] == "propagation_pending"
+    assert merged.cause == "propagation_pending" and merged.diagnosis.cause == "propagation_pending"
     assert merged.actions[-1].kind == "cause-changed"
     assert "missing_data_role -> propagation_pending" in merged.actions[-1].detail
 

@@ -24,6 +24,7 @@ from shared.core.incidents import (
     Action,
     Incident,
 )
+from shared.core.model import Diagnosis, FixStep
 from shared.settings import Settings
 from shared.state import codec
 from shared.state.base import AuditRecord, ConflictError, Store, StoreError, Suppression
@@ -86,7 +87,8 @@ def make_incident(number: int = 1, **changes) -> Incident:
         first_seen=T0,
         last_seen=T0,
         count=3,
-        diagnosis={"cause": "missing_data_role", "evidence": ["no data role"], "confidence": 0.9},
+        diagnosis=Diagnosis(cause="missing_data_role", role_fixable=True, confidence="high", summary="no data role",
+                            evidence=("no data role",)),
         actions=(Action(at=T0, kind="diagnosed", detail="no data-plane role at any scope"),),
     )
     return replace(base, **changes)
@@ -573,12 +575,18 @@ JSON_VALUES = st.recursive(
 ACTIONS = st.builds(Action, at=AWARE, kind=ANY_TEXT, detail=ANY_TEXT, actor=ANY_TEXT)
 OPTIONAL_TEXT = st.none() | ANY_TEXT
 OPTIONAL_TIME = st.none() | AWARE
+DIAGNOSES = st.builds(
+    Diagnosis, cause=ANY_TEXT, role_fixable=st.booleans(), confidence=ANY_TEXT, summary=ANY_TEXT,
+    role_name=OPTIONAL_TEXT, role_id=OPTIONAL_TEXT, scope=OPTIONAL_TEXT, surface=OPTIONAL_TEXT,
+    evidence=st.lists(ANY_TEXT, max_size=3).map(tuple), fix_command=OPTIONAL_TEXT,
+    fix_steps=st.lists(st.builds(FixStep, ANY_TEXT, OPTIONAL_TEXT), max_size=2).map(tuple),
+)
 INCIDENTS = st.builds(
     Incident,
     id=ANY_TEXT, fingerprint=ANY_TEXT, principal_id=OPTIONAL_TEXT, resource_id=ANY_TEXT, cause=ANY_TEXT,
     status=st.sampled_from(STATUSES), first_seen=AWARE, last_seen=AWARE, count=st.integers(0, 2**63),
     principal_type=OPTIONAL_TEXT, principal_name=OPTIONAL_TEXT,
-    diagnosis=st.dictionaries(ANY_TEXT, JSON_VALUES, max_size=4), sample_error=OPTIONAL_TEXT,
+    diagnosis=st.none() | DIAGNOSES, sample_error=OPTIONAL_TEXT,
     actions=st.lists(ACTIONS, max_size=4).map(tuple), ticket_refs=st.dictionaries(ANY_TEXT, ANY_TEXT, max_size=3),
     ticket_pending=st.booleans(), assignment_id=OPTIONAL_TEXT, approval_handle=OPTIONAL_TEXT,
     approved_by=OPTIONAL_TEXT, etag=st.none(),

@@ -41,7 +41,7 @@ def _incident(**changes) -> Incident:
         id=incident_id(fp), fingerprint=fp, principal_id=OID, resource_id=ACCOUNT, cause="missing_data_role",
         status=DIAGNOSED, first_seen=datetime(2026, 3, 1, 10, 0, tzinfo=UTC),
         last_seen=datetime(2026, 3, 1, 10, 4, tzinfo=UTC), count=12, principal_type="ServicePrincipal",
-        principal_name="orders-api", diagnosis=diagnosis.to_json(),
+        principal_name="orders-api", diagnosis=diagnosis,
         sample_error='{"error":{"code":"PermissionDenied"}}',
     )
     return replace(incident, **changes)
@@ -72,7 +72,7 @@ def test_ticket_content_survives_a_store_round_trip_and_missing_diagnosis():
     incident = _incident()
     again = Incident.from_record(incident.to_record())
     assert ticket_content(again, mode="enforce", action="a") == ticket_content(incident, mode="enforce", action="a")
-    bare = ticket_content(_incident(diagnosis={}, cause="no_such_cause"), mode="observe", action="a")
+    bare = ticket_content(_incident(diagnosis=None, cause="no_such_cause"), mode="observe", action="a")
     assert bare.cause_title == "Unrecognised failure" and bare.summary == "Unrecognised failure"
     assert bare.fix_steps == () and bare.fix_command is None
 

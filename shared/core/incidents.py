@@ -13,6 +13,7 @@ from typing import Any
 
 from shared.core.allowlist import normalize_object_id, normalize_scope
 from shared.core.causes import family_of
+from shared.core.model import Diagnosis
 from shared.core.status import IncidentStatus
 
 KEY_CALLERS = "key-callers"
@@ -73,7 +74,7 @@ class Incident:
     count: int = 0
     principal_type: str | None = None
     principal_name: str | None = None
-    diagnosis: dict[str, Any] = field(default_factory=dict)  # Diagnosis.to_json()
+    diagnosis: Diagnosis | None = None  # the diagnosis the current decision was made on
     sample_error: str | None = None
     actions: tuple[Action, ...] = ()
     ticket_refs: dict[str, str] = field(default_factory=dict)  # sink name -> ticket reference
@@ -106,6 +107,7 @@ class Incident:
         """JSON-safe dict (datetimes as ISO-8601 strings); `etag` is left out."""
         raw = asdict(self)
         raw.pop("etag")
+        raw["diagnosis"] = self.diagnosis.to_json() if self.diagnosis is not None else {}
         return _jsonable(raw)
 
     @classmethod
@@ -131,7 +133,7 @@ class Incident:
             for a in data.get("actions", ())
         )
         data["ticket_refs"] = dict(data.get("ticket_refs") or {})
-        data["diagnosis"] = dict(data.get("diagnosis") or {})
+        data["diagnosis"] = Diagnosis.from_json(data["diagnosis"]) if data.get("diagnosis") else None
         return cls(**data, etag=etag)
 
 

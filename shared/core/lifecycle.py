@@ -69,7 +69,7 @@ def open_or_update(
             last_seen=last,
             count=max(0, signal.count),
             principal_type=signal.principal_type,
-            diagnosis=diagnosis.to_json(),
+            diagnosis=diagnosis,
             sample_error=_sample(signal.message),
             updated_at=now,
         )
@@ -82,7 +82,7 @@ def open_or_update(
         first_seen=min(existing.first_seen, first),
         last_seen=max(existing.last_seen, last),
         cause=diagnosis.cause,
-        diagnosis=diagnosis.to_json(),
+        diagnosis=diagnosis,
         principal_type=signal.principal_type or existing.principal_type,
         sample_error=_sample(signal.message) or existing.sample_error,
         updated_at=now,
@@ -175,8 +175,9 @@ def record_grant(
         approval_expires_at=None,
         updated_at=now,
     )
-    role = incident.diagnosis.get("role") or "role"
-    scope = incident.diagnosis.get("scope") or incident.resource_id
+    diagnosis = incident.diagnosis
+    role = (diagnosis.role_name if diagnosis else None) or "role"
+    scope = (diagnosis.scope if diagnosis else None) or incident.resource_id
     verb = "assigned" if outcome_status == GrantStatus.CREATED else "assignment-exists"
     return updated.with_action(Action(now, verb, f"{role} at {scope}; verify at {due.isoformat()}"))
 

@@ -138,6 +138,23 @@ class Diagnosis:
             "summary": self.summary,
         }
 
+    @classmethod
+    def from_json(cls, data: dict) -> Diagnosis:
+        """The inverse of `to_json` (records written by earlier versions may lack fields: they get defaults)."""
+        return cls(
+            cause=data.get("cause", "unknown"),
+            role_fixable=bool(data.get("role_fixable")),
+            confidence=data.get("confidence", LOW),
+            summary=data.get("summary", ""),
+            role_name=data.get("role"),
+            role_id=data.get("role_id"),
+            scope=data.get("scope"),
+            surface=data.get("surface"),
+            evidence=tuple(data.get("evidence") or ()),
+            fix_command=data.get("fix_command"),
+            fix_steps=tuple(FixStep(s.get("text", ""), s.get("doc_url")) for s in data.get("fix_steps") or ()),
+        )
+
     def to_json(self) -> dict:
         out = self.to_classify_json()
         out.update(

@@ -8,10 +8,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from shared.core import incidents as inc
-from shared.core.allowlist import Allowlist
+from shared.core import roles
+from shared.core.allowlist import Allowlist, normalize_scope
 from shared.core.incidents import Incident
-from shared.core.model import Evidence, FailureSignal
-from shared.core.policy import GROUP_MEMBERSHIP_CACHE, Decision
+from shared.core.model import Diagnosis, Evidence, FailureSignal, RoleAssignmentEvidence
+from shared.core.policy import GROUP_MEMBERSHIP_CACHE, PROPAGATION_PENDING, Decision
 from shared.core.status import STATUS_FOR_ACTION, DecisionAction
 
 # A claim (grant or ticket) older than this without its result is taken over by a later run.
@@ -19,6 +20,7 @@ STALE_CLAIM = timedelta(minutes=2)
 # Refusals that lift by themselves (a new run, a new day, the cool-down passing, an operator's breaker reset). An
 # incident ticketed only for these is decided again on its next failures, so a per-run cap or a breaker reset
 # leads to the grant.
+ROLE_PRESENT_STILL_DENIED = "role_present_still_denied"
 TRANSIENT_RULES = frozenset({"run_cap", "daily_cap", "cooldown", "circuit_breaker"})
 # Statuses whose cause is not re-diagnosed: under verification the check's outcome decides, and a closed incident
 # that did not reopen keeps the cause it was closed with.
@@ -173,3 +175,36 @@ def recurrence(existing: Incident, merged: Incident, now: datetime, comment_inte
     )
     write = new_failures > 0 or merged.last_seen != existing.last_seen or retry_pending
     return Recurrence(new_failures, write, retry_pending, comment_due)
+
+
+def covering_assignment(diagnosis: Diagnosis, evidence: Evidence | None,
+                        resource_id: str) -> RoleAssignmentEvidence | None:
+    """A role the principal now holds directly, at or above the resource, whose data actions cover the surface the
+    diagnosis is about: the recommended grant would add nothing. Group-held roles don't count (a direct grant is
+    what the group cases recommend), nor do custom roles, whose data actions are not known here."""
+    if evidence is None or not evidence.assignments:
+        return None
+    target = normalize_scope(diagnosis.scope or resource_id)
+    for assignment in evidence.assignments:
+        role = roles.BY_GUID.get(roles.guid_of(assignment.role_definition_id))
+        if assignment.via_group or role is None or not role.data_surfaces:
+            continue
+        if diagnosis.surface is not None and diagnosis.surface not in role.data_surfaces:
+            continue
+        parent = normalize_scope(assignment.scope)
+        if target == parent or target.startswith(parent.rstrip("/") + "/"):
+            return assignment
+    return None
+
+
+def approval_obsolete(diagnosis: Diagnosis, evidence: Evidence | None, resource_id: str, now: datetime,
+                      window: timedelta) -> tuple[str, str] | None:
+    """Why the live evidence makes an approved grant pointless, as (cause, explanation); None when it does not."""
+    held = covering_assignment(diagnosis, evidence, resource_id)
+    if held is None:
+        return None
+    role = roles.BY_GUID[roles.guid_of(held.role_definition_id)].name
+    if held.created_on is not None and now - held.created_on < window:
+        return PROPAGATION_PENDING, (f"the caller was assigned {role} at {held.scope} at "
+                                     f"{held.created_on.isoformat()}; it is still propagating")
+    return ROLE_PRESENT_STILL_DENIED, f"the caller already holds {role} at {held.scope}"

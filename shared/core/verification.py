@@ -118,8 +118,10 @@ def apply_verification(
 
 
 def _role_and_scope(incident: Incident) -> tuple[str, str]:
-    diagnosis = incident.diagnosis or {}
-    return diagnosis.get("role") or "the data role", diagnosis.get("scope") or incident.resource_id
+    diagnosis = incident.diagnosis
+    role = diagnosis.role_name if diagnosis else None
+    scope = diagnosis.scope if diagnosis else None
+    return role or "the data role", scope or incident.resource_id
 
 
 def resolution_text(incident: Incident, successes: int | None = None) -> str:

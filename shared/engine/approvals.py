@@ -12,13 +12,13 @@ from typing import Any
 from shared.core import incidents as inc
 from shared.core.allowlist import normalize_object_id, normalize_scope
 from shared.core.breaker import BreakerState, reset
-from shared.core.diagnose import diagnose
 from shared.core.incidents import Action
 from shared.core.lifecycle import approval_valid
-from shared.core.model import Diagnosis, FailureSignal, FixStep
+from shared.core.model import Diagnosis
 from shared.core.policy import decide
 from shared.core.records import ConflictError, Suppression
 from shared.core.status import DecisionAction
+from shared.core.triage import approval_obsolete
 from shared.engine.runtime import Runtime, new_correlation_id
 from shared.engine.signals import act, policy_context
 from shared.engine.unit_of_work import RunState, change_breaker, update_incident
@@ -44,22 +44,6 @@ class ActionResult:
                 "refusals": list(self.refusals)}
 
 
-def diagnosis_from_json(data: dict[str, Any]) -> Diagnosis:
-    return Diagnosis(
-        cause=data.get("cause", "unknown"),
-        role_fixable=bool(data.get("role_fixable")),
-        confidence=data.get("confidence", "low"),
-        summary=data.get("summary", ""),
-        role_name=data.get("role"),
-        role_id=data.get("role_id"),
-        scope=data.get("scope"),
-        surface=data.get("surface"),
-        evidence=tuple(data.get("evidence") or ()),
-        fix_command=data.get("fix_command"),
-        fix_steps=tuple(FixStep(s.get("text", ""), s.get("doc_url")) for s in data.get("fix_steps") or ()),
-    )
-
-
 def _incident_for_action(rt: Runtime, incident_id: str, actor: str, verb: str) -> inc.Incident:
     if not actor.strip():
         raise ActionRefused(f"the {verb} identity is required")
@@ -79,21 +63,17 @@ def approve(rt: Runtime, incident_id: str, actor: str) -> ActionResult:
     if not approval_valid(incident, now):
         raise ActionRefused(f"the approval window of {incident_id} expired; wait for the next recommendation")
 
-    # Re-diagnose with fresh evidence: the role may have been assigned by hand in the meantime.
+    # Re-decide from the recommended diagnosis and fresh evidence: the role may have been assigned by hand.
     rt.refresh_evidence()
     pair = (normalize_object_id(incident.principal_id), incident.resource_id)
     evidence = rt.evidence.gather_evidence({pair}).get(pair) if incident.principal_id else None
-    previous = diagnosis_from_json(incident.diagnosis)
-    signal = FailureSignal(
-        status=401, code="PermissionDenied", message=incident.sample_error, object_id=incident.principal_id,
-        auth="entra", resource_id=incident.resource_id, principal_type=incident.principal_type,
-        route=_route_for(previous),
-    )
-    diagnosis = diagnose(signal, evidence, now=now, propagation_window=rt.window) if evidence else previous
-    if diagnosis.cause != previous.cause and evidence is not None and not diagnosis.role_fixable:
-        rt.audit("approval", f"approval by {actor} not applied: the cause is now {diagnosis.cause}",
+    diagnosis = incident.diagnosis or Diagnosis.from_json({"cause": incident.cause})
+    obsolete = approval_obsolete(diagnosis, evidence, incident.resource_id, now, rt.window)
+    if obsolete is not None:
+        cause, why = obsolete
+        rt.audit("approval", f"approval by {actor} not applied: the cause is now {cause}",
                  incident_id=incident_id, correlation_id=correlation_id, actor=actor)
-        raise ActionRefused(f"the live evidence now says {diagnosis.cause}: {diagnosis.summary}")
+        raise ActionRefused(f"the live evidence now says {cause}: {why}")
 
     run = RunState.begin(rt, correlation_id)
     decision = decide(diagnosis, incident.principal_id, rt.policy,
@@ -112,13 +92,6 @@ def approve(rt: Runtime, incident_id: str, actor: str) -> ActionResult:
     except ConflictError:
         raise ActionRefused(f"incident {incident_id} changed while approving; retry") from None
     return ActionResult(result.id, result.status, f"{decision.role_name} at {decision.scope}", refusals)
-
-
-def _route_for(diagnosis: Diagnosis) -> str | None:
-    return {"openai": "/openai/deployments", "models": "/models/chat/completions"}.get(diagnosis.surface or "") or (
-        "/api/projects/" + diagnosis.scope.rstrip("/").rsplit("/", 1)[-1]
-        if diagnosis.surface == "project" and diagnosis.scope else None
-    )
 
 
 def revoke(rt: Runtime, incident_id: str, actor: str) -> ActionResult:

@@ -60,7 +60,7 @@ def cmd_scan(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
 def _print_incidents(rt: Any, incidents: list, out: TextIO) -> None:
     rows = [
         [i.id, i.status, i.cause, str(i.count), (i.principal_id or "key callers")[:36], _short(i.resource_id),
-         i.diagnosis.get("role") or "-", ",".join(i.ticket_refs.values()) or "-"]
+         (i.diagnosis.role_name if i.diagnosis else None) or "-", ",".join(i.ticket_refs.values()) or "-"]
         for i in incidents if i is not None
     ]
     _table(rows, ["incident", "status", "cause", "count", "principal", "resource", "role", "tickets"], out)

@@ -221,7 +221,7 @@ def _covers(role_definition_id: str, incident: inc.Incident) -> bool:
     role = roles.BY_GUID.get(roles.guid_of(role_definition_id))
     if role is None:
         return True  # a custom role: its data actions are unknown here, so let verification judge it
-    surface = incident.diagnosis.get("surface")
+    surface = incident.diagnosis.surface if incident.diagnosis else None
     return bool(role.data_surfaces) and (surface is None or surface in role.data_surfaces)
 
 

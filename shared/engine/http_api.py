@@ -134,8 +134,8 @@ def summary(incident: inc.Incident) -> dict[str, Any]:
         "count": incident.count,
         "first_seen": incident.first_seen.isoformat(),
         "last_seen": incident.last_seen.isoformat(),
-        "role": incident.diagnosis.get("role"),
-        "scope": incident.diagnosis.get("scope"),
+        "role": incident.diagnosis.role_name if incident.diagnosis else None,
+        "scope": incident.diagnosis.scope if incident.diagnosis else None,
         "tickets": incident.ticket_refs,
     }
 

@@ -145,7 +145,8 @@ def act(rt: Runtime, run: RunState, incident: Incident, decision: Decision, *, e
         return put_incident(rt, updated, etag)
     # recommend / ticket: claim the ticket, then open it.
     claimed = put_incident(rt, ticketing.claim(rt, updated), etag)
-    text = decision_text(decision, mode=rt.settings.mode, role_fixable=claimed.diagnosis.get("role_fixable"))
+    role_fixable = bool(claimed.diagnosis and claimed.diagnosis.role_fixable)
+    text = decision_text(decision, mode=rt.settings.mode, role_fixable=role_fixable)
     return ticketing.send(rt, run, claimed, TicketUpdate(text))
 
 

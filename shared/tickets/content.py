@@ -4,10 +4,10 @@ comments, the approve hint."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from shared.core.causes import CAUSES
 from shared.core.incidents import Incident
+from shared.core.model import Diagnosis
 from shared.core.policy import Decision
 from shared.core.status import DecisionAction
 from shared.tickets.base import TicketContent
@@ -17,12 +17,11 @@ def _iso(value: datetime | None) -> str:
     return value.isoformat() if value else ""
 
 
-def _steps(diagnosis: dict[str, Any]) -> tuple[tuple[str, str | None], ...]:
-    steps = []
-    for step in diagnosis.get("fix_steps") or ():
-        if isinstance(step, dict) and step.get("text"):
-            steps.append((str(step["text"]), str(step["doc_url"]) if step.get("doc_url") else None))
-    return tuple(steps)
+def _steps(diagnosis: Diagnosis | None) -> tuple[tuple[str, str | None], ...]:
+    if diagnosis is None:
+        return ()
+    return tuple((str(step.text), str(step.doc_url) if step.doc_url else None)
+                 for step in diagnosis.fix_steps if step.text)
 
 
 def ticket_content(
@@ -34,8 +33,8 @@ def ticket_content(
     escalated: bool = False,
 ) -> TicketContent:
     """Everything a ticket says about `incident`. Values from logs stay raw here; each sink escapes them."""
-    diagnosis = incident.diagnosis or {}
-    cause_id = diagnosis.get("cause") or incident.cause
+    diagnosis = incident.diagnosis
+    cause_id = (diagnosis.cause if diagnosis else None) or incident.cause
     cause = CAUSES.get(cause_id) or CAUSES["unknown"]
     steps = _steps(diagnosis)
     return TicketContent(
@@ -43,7 +42,7 @@ def ticket_content(
         fingerprint=incident.fingerprint,
         cause=cause_id,
         cause_title=cause.title,
-        summary=str(diagnosis.get("summary") or cause.title),
+        summary=str((diagnosis.summary if diagnosis else None) or cause.title),
         principal_id=incident.principal_id,
         principal_type=incident.principal_type,
         principal_name=incident.principal_name,
@@ -52,8 +51,8 @@ def ticket_content(
         first_seen=_iso(incident.first_seen),
         last_seen=_iso(incident.last_seen),
         sample_error=incident.sample_error,
-        evidence=tuple(str(line) for line in diagnosis.get("evidence") or ()),
-        fix_command=diagnosis.get("fix_command") or None,
+        evidence=tuple(str(line) for line in diagnosis.evidence) if diagnosis else (),
+        fix_command=(diagnosis.fix_command if diagnosis else None) or None,
         fix_steps=steps,
         action=action,
         mode=mode,

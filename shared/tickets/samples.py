@@ -57,7 +57,7 @@ def sample_content() -> TicketContent:
         id=incident_id(fp), fingerprint=fp, principal_id=_OID, resource_id=_ACCOUNT, cause="missing_data_role",
         status=RECOMMENDED, first_seen=datetime(2026, 3, 2, 9, 14, 5, tzinfo=UTC),
         last_seen=datetime(2026, 3, 2, 9, 41, 52, tzinfo=UTC), count=37, principal_type="ServicePrincipal",
-        principal_name="orders-api", diagnosis=diagnosis.to_json(),
+        principal_name="orders-api", diagnosis=diagnosis,
         sample_error='{"error":{"code":"PermissionDenied","message":"Principal does not have access to '
                      'API/Operation."}}',
     )
