@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+
+from localazure.https import Request
 
 READ = "read"
 WRITE = "write"
@@ -20,6 +22,8 @@ class Call:
     status: int  # 0 when the connection was dropped
     kind: str  # read | write
     at: datetime
+    # The request itself, only when the front door was asked to keep requests (ticket trackers).
+    request: Request | None = field(default=None, repr=False, compare=False)
 
 
 class CallLog:

@@ -1,5 +1,6 @@
 """Fault injection per service and route: throttling with Retry-After, server errors, latency, dropped
-connections and partial query results, each optionally limited to N occurrences."""
+connections, partial query results and lost answers (the call is carried out, then the answer fails), each
+optionally limited to N occurrences. The Azure stand-ins and the ticket-tracker stand-ins share it."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ class Fault:
     drop: bool = False  # close the connection without an answer
     partial: bool = False  # logs only: answer with the rows cut short and a PartialError
     method: str | None = None
+    after_apply: bool = False  # carry the call out first; only a successful answer is replaced by the failure
     hits: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -43,7 +45,8 @@ class Fault:
 
 
 class Faults:
-    def __init__(self) -> None:
+    def __init__(self, services: tuple[str, ...] = SERVICES) -> None:
+        self.services = services  # the service names this set of faults may target
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
 
@@ -58,14 +61,18 @@ class Faults:
         drop: bool = False,
         partial: bool = False,
         method: str | None = None,
+        after_apply: bool = False,
     ) -> Fault:
         """Inject a fault. `status` defaults to 429 unless the fault is only a delay, a drop or a partial
-        result. `retry_after` is sent as the Retry-After header with 429/503 answers (None: no header)."""
-        if service not in SERVICES:
-            raise ValueError(f"service must be one of {SERVICES}")
+        result. `retry_after` is sent as the Retry-After header with 429/503 answers (None: no header).
+        With `after_apply` the call is carried out and only its answer fails (a status or a drop): a lost
+        response, after which the client cannot tell whether the write happened."""
+        if service not in self.services:
+            raise ValueError(f"service must be one of {self.services}")
         if status is _UNSET:
             status = None if (delay or drop or partial) else 429
-        fault = Fault(service, re.compile(route), status, retry_after, times, delay, drop, partial, method)
+        fault = Fault(service, re.compile(route), status, retry_after, times, delay, drop, partial, method,
+                      after_apply=after_apply)
         with self._lock:
             self._faults.append(fault)
         return fault

@@ -42,23 +42,25 @@ def error(status: int, code: str, message: str, headers: dict[str, str] | None =
     return Response.json({"error": {"code": code, "message": message}}, status, headers)
 
 
-def fault_headers(fault: Fault) -> dict[str, str]:
-    if fault.retry_after is None or fault.status not in (429, 503):
+def fault_headers(fault: Fault, statuses: tuple[int, ...] = (429, 503)) -> dict[str, str]:
+    """Retry-After for a fault whose status is one of `statuses` (the ones the service sends it with)."""
+    if fault.retry_after is None or fault.status not in statuses:
         return {}
     value = fault.retry_after
     return {"Retry-After": str(int(value)) if float(value).is_integer() else f"{value:g}"}
 
 
-def front(service: Service, calls: CallLog, faults: Faults, clock: Clock) -> Handler:
+def front(service: Service, calls: CallLog, faults: Faults, clock: Clock, *, record_requests: bool = False) -> Handler:
+    """The handler to serve `service` with. `record_requests` keeps each request in its `Call` (the ticket
+    trackers' tests read what was sent; the Azure services' call volume makes that too costly there)."""
+
     def handle(request: Request) -> Response:
         route_name, kind, fn = service.route(request)
         fault = faults.take(service.name, request.method, request.path, route_name)
         if fault is not None and fault.delay:
             time.sleep(fault.delay)
-        if fault is not None and fault.drop:
-            response = Response(drop_connection=True)
-        elif fault is not None and fault.status:
-            response = service.fault_response(fault)
+        if fault is not None and not fault.after_apply and (fault.drop or fault.status):
+            response = _failure(service, fault)
         else:
             response = service.authenticate(request) or fn(
                 request,
@@ -67,13 +69,20 @@ def front(service: Service, calls: CallLog, faults: Faults, clock: Clock) -> Han
                     partial=bool(fault and fault.partial),
                 ),
             )
+            if fault is not None and fault.after_apply and (fault.drop or fault.status) and response.status < 400:
+                response = _failure(service, fault)  # carried out, yet the client sees a failure
         calls.record(
             Call(service.name, request.method.upper(), route_name, request.path,
-                 0 if response.drop_connection else response.status, kind, clock.now())
+                 0 if response.drop_connection else response.status, kind, clock.now(),
+                 request if record_requests else None)
         )
         return response
 
     return handle
+
+
+def _failure(service: Service, fault: Fault) -> Response:
+    return Response(drop_connection=True) if fault.drop else service.fault_response(fault)
 
 
 def bearer_token(request: Request) -> str | None:

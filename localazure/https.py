@@ -53,6 +53,10 @@ class Request:
     def json(self) -> Any:
         return json.loads(self.body.decode("utf-8")) if self.body else None
 
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
 
 @dataclass
 class Response:

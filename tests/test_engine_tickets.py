@@ -26,9 +26,9 @@ def test_tracker_failure_keeps_the_ticket_pending_and_the_next_cycle_opens_exact
         # 503 on the create (never retried: the tracker may have applied it); 429 on every attempt of the look-up
         # (retried three times after Retry-After, then given up).
         if status == 503:
-            world.trackers.fail_next("github", 503, times=times, method="POST")
+            world.trackers.faults.add("github", status=503, times=times, method="POST", retry_after=None)
         else:
-            world.trackers.fail_next("github", 429, times=times, retry_after=0.01)
+            world.trackers.faults.add("github", status=429, times=times, retry_after=0.01)
 
         first = world.scan()
         assert first.actions == {"recommend": 1}
@@ -63,7 +63,7 @@ def test_a_failed_close_is_retried_as_a_close_and_never_reopens_the_ticket(tmp_p
         approvals.approve(world.rt, incident.id, "alice@contoso.example")
         world.run_traffic(4)  # past the window: the calls succeed
         # The close starts with its comment: a 503 there is not retried within the call.
-        world.trackers.fail_next("github", 503, method="POST", path_contains="/comments")
+        world.trackers.faults.add("github", route="/comments", status=503, method="POST", retry_after=None)
 
         assert world.scan().verifications == {"resolved": 1}
         resolved = world.incident_of(ORDERS)

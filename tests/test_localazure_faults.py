@@ -1,19 +1,22 @@
 """Fault injection against the real SDK clients: throttling with Retry-After, server errors, dropped
-connections, latency and partial query results."""
+connections, latency, partial query results and lost answers."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.core.pipeline.transport import RequestsTransport
+from azure.mgmt.authorization.models import RoleAssignmentCreateParameters
 from azure.monitor.query import LogsQueryPartialResult
 
 from localazure import Clock, LocalAzure
 from tests.fixtures.azure import arm_auth_client, logs_client
 
 READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+OPENAI_USER = "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +80,19 @@ def test_a_dropped_connection_is_retried_for_reads(az, waits):
     assert arm_auth_client(az).role_definitions.get(az.account_id("aoai"), READER).name == READER
     assert fault.hits == 1
     assert [c.status for c in az.calls.records] == [0, 200]
+
+
+def test_an_after_apply_fault_carries_the_write_out_and_loses_its_answer(az, waits):
+    principal = az.add_principal(str(uuid.uuid4())).object_id
+    fault = az.faults.add("arm", route="roleAssignments.put", status=500, after_apply=True, times=1)
+    params = RoleAssignmentCreateParameters(
+        role_definition_id=f"/subscriptions/{az.subscription_id}/providers/Microsoft.Authorization/roleDefinitions/"
+                           f"{OPENAI_USER}", principal_id=principal, principal_type="ServicePrincipal")
+    with pytest.raises(HttpResponseError) as info:
+        arm_auth_client(az, retry_total=0).role_assignments.create(az.account_id("aoai"), str(uuid.uuid4()), params)
+    assert info.value.status_code == 500 and fault.hits == 1
+    assert [a.principal_id for a in az.assignments()].count(principal) == 1  # applied, though the client saw 500
+    assert [c.status for c in az.calls.records] == [500]
 
 
 def test_latency_faults_delay_but_answer(az):

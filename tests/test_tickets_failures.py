@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 import socket
 from dataclasses import replace
 
@@ -30,7 +31,7 @@ def standins():
 
 @pytest.fixture(autouse=True)
 def _no_leftover_faults(standins):
-    standins.reset_faults()
+    standins.faults.clear()
 
 BAD_CREDENTIALS = {
     "github": {"TRIAGE_GITHUB_TOKEN": "ghs_wrong"},
@@ -50,7 +51,7 @@ def _calls(standins, tracker, since):
 def test_a_rate_limit_within_the_retry_budget_is_absorbed_by_a_real_retry(standins, tracker):
     content = make_content()
     before = len(standins.received(tracker))
-    standins.fail_next(tracker, 429, times=1, retry_after=0.01)
+    standins.faults.add(tracker, status=429, times=1, retry_after=0.01)
     ref = new_sink(standins, tracker).open_or_update(content)
     calls = _calls(standins, tracker, before)
     assert ref.created
@@ -66,7 +67,7 @@ def test_a_tracker_down_longer_than_the_retries_raises_ticket_error_then_recover
     sink = new_sink(standins, tracker)
     sink.open_or_update(content)
     before = len(standins.received(tracker))
-    standins.fail_next(tracker, status, times=FAST.retry_total + 1, retry_after=0.01)
+    standins.faults.add(tracker, status=status, times=FAST.retry_total + 1, retry_after=0.01)
     with pytest.raises(TicketError) as info:
         sink.open_or_update(replace(content, count=8))
     assert not isinstance(info.value, TicketAuthError)
@@ -87,7 +88,7 @@ def test_a_create_whose_answer_is_lost_is_found_next_cycle_not_created_twice(sta
     method, path = CREATE_CALLS[tracker]
     # The tracker creates the ticket, then answers 500. The create is not retried (it may have been applied);
     # the engine keeps the ticket pending, and the next cycle's look-up finds the ticket.
-    standins.fail_next(tracker, 500, after_apply=True, method=method, path_contains=path)
+    standins.faults.add(tracker, route=re.escape(path), status=500, after_apply=True, method=method)
     before = len(standins.received(tracker))
     with pytest.raises(TicketError, match="tracker unavailable"):
         new_sink(standins, tracker).open_or_update(content)
@@ -101,7 +102,7 @@ def test_a_create_whose_answer_is_lost_is_found_next_cycle_not_created_twice(sta
 def test_github_secondary_rate_limit_403_with_retry_after_is_retried(standins):
     content = make_content()
     before = len(standins.received("github"))
-    standins.fail_next("github", 403, times=2, retry_after=0.01)
+    standins.faults.add("github", status=403, times=2, retry_after=0.01)
     assert new_sink(standins, "github").open_or_update(content).created
     assert [c.method for c in _calls(standins, "github", before)][:3] == ["GET", "GET", "GET"]
 
@@ -109,7 +110,7 @@ def test_github_secondary_rate_limit_403_with_retry_after_is_retried(standins):
 def test_a_retry_after_longer_than_the_budget_is_not_waited_for(standins):
     content = make_content()
     before = len(standins.received("github"))
-    standins.fail_next("github", 403, times=1, retry_after=3600)
+    standins.faults.add("github", status=403, times=1, retry_after=3600)
     with pytest.raises(TicketError) as info:
         new_sink(standins, "github").open_or_update(content)
     assert not isinstance(info.value, TicketAuthError)
@@ -119,7 +120,7 @@ def test_a_retry_after_longer_than_the_budget_is_not_waited_for(standins):
 
 
 def test_github_primary_rate_limit_429_without_retry_after_is_a_ticket_error(standins):
-    standins.fail_next("github", 429, times=FAST.retry_total + 1)
+    standins.faults.add("github", status=429, times=FAST.retry_total + 1, retry_after=None)
     with pytest.raises(TicketError, match="rate-limited"):
         new_sink(standins, "github").open_or_update(make_content())
 
@@ -174,7 +175,7 @@ def test_secrets_never_reach_bodies_urls_tickets_logs_or_errors(standins, caplog
         outputs.append(repr(sink.open_or_update(replace(content, escalated=True), comment="still failing")))
         outputs.append(repr(sink.resolve(content, comment="Resolved: role assigned.")))
         outputs.append(repr(sink.open_or_update(content)))
-        standins.fail_next(tracker, 503, times=FAST.retry_total + 1, retry_after=0.01)
+        standins.faults.add(tracker, status=503, times=FAST.retry_total + 1, retry_after=0.01)
         with pytest.raises(TicketError) as info:
             sink.open_or_update(content)
         outputs.append(str(info.value))

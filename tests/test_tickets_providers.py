@@ -28,7 +28,7 @@ def standins():
 
 @pytest.fixture(autouse=True)
 def _no_leftover_faults(standins):
-    standins.reset_faults()
+    standins.faults.clear()
 
 
 @pytest.mark.parametrize("tracker", TRACKERS)

@@ -137,7 +137,7 @@ def standins() -> Iterator[TrackerStandIns]:
 
 @pytest.fixture(autouse=True)
 def _no_leftover_faults(standins: TrackerStandIns) -> None:
-    standins.reset_faults()
+    standins.faults.clear()
 
 
 # ---- the stand-ins answer like the trackers ----
@@ -186,7 +186,7 @@ def test_every_request_is_recorded_with_method_path_headers_and_body(standins):
 
 
 def test_faults_are_served_in_order_then_normal_service_resumes(standins):
-    standins.fail_next("servicenow", 503, times=2, retry_after=0.5)
+    standins.faults.add("servicenow", status=503, times=2, retry_after=0.5)
     good = "Basic " + base64.b64encode(
         f"{CREDENTIALS.servicenow_user}:{CREDENTIALS.servicenow_password}".encode()).decode()
     client = TrackerClient(sink="probe", base_url=standins.servicenow_url, secrets=(), credential_hint="-",

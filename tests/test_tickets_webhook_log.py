@@ -23,7 +23,7 @@ def standins():
 
 @pytest.fixture(autouse=True)
 def _no_leftover_faults(standins):
-    standins.reset_faults()
+    standins.faults.clear()
 
 
 def test_webhook_signature_is_hmac_sha256_over_the_exact_body(standins):
@@ -55,11 +55,11 @@ def test_webhook_receiver_rejecting_the_signature_is_an_auth_error_naming_the_se
 
 def test_webhook_retries_a_5xx_with_the_same_delivery_id_and_gives_up_with_ticket_error(standins):
     before = len(standins.received("webhook"))
-    standins.fail_next("webhook", 502, times=1)
+    standins.faults.add("webhook", status=502, times=1, retry_after=None)
     new_sink(standins, "webhook").resolve(make_content(), comment="Resolved.")
     first, second = standins.received("webhook")[before:]
     assert first.body == second.body and first.headers["x-triage-delivery"] == second.headers["x-triage-delivery"]
-    standins.fail_next("webhook", 503, times=FAST.retry_total + 1)
+    standins.faults.add("webhook", status=503, times=FAST.retry_total + 1, retry_after=None)
     with pytest.raises(TicketError, match="webhook sink: tracker unavailable"):
         new_sink(standins, "webhook").open_or_update(make_content())
 

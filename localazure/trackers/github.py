@@ -1,0 +1,219 @@
+"""GitHub Issues (REST v3): list issues by label, search issues, create, update, comment. Labels on create are
+dropped silently without push access, as GitHub does; a 403 fault is GitHub's secondary rate limit."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from localazure.faults import Fault
+from localazure.https import Request, Response
+from localazure.trackers.base import (
+    TicketView,
+    TrackerCredentials,
+    TrackerHandler,
+    TrackerRoute,
+    TrackerService,
+    existing,
+    now,
+    read,
+    write,
+)
+
+_ISSUES_PATH = re.compile(r"/repos/([^/]+)/([^/]+)/issues(?:/(\d+)(/comments)?)?")
+
+
+def _timestamp() -> str:
+    return now().strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class GitHubStandIn(TrackerService):
+    name = "github"
+    DOCS = "https://docs.github.com/rest"
+    retry_after_statuses = (403, 429, 503)  # a secondary rate limit is a 403 with Retry-After
+
+    def __init__(self, creds: TrackerCredentials):
+        super().__init__(creds)
+        self.issues: dict[int, dict[str, Any]] = {}
+        self.comments: dict[int, list[dict[str, Any]]] = {}
+        self.push_access = True  # False: labels on create are silently dropped, as GitHub does
+        self._seq = 0
+
+    def authenticate(self, request: Request) -> Response | None:
+        token = self.creds.github_token
+        if request.headers.get("authorization", "") in (f"Bearer {token}", f"token {token}"):
+            return None
+        return Response.json({"message": "Bad credentials", "documentation_url": self.DOCS, "status": "401"}, 401)
+
+    def fault_body(self, status: int) -> Any:
+        if status == 403:
+            return {"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try "
+                               "again.", "documentation_url": self.DOCS + "/overview/rate-limits-for-the-rest-api",
+                    "status": "403"}
+        if status == 429:
+            return {"message": "API rate limit exceeded for installation.", "documentation_url": self.DOCS,
+                    "status": "429"}
+        return {"message": "Server Error"}
+
+    def fault_response(self, fault: Fault) -> Response:
+        response = super().fault_response(fault)
+        if fault.status == 429:
+            response.headers.update({"x-ratelimit-remaining": "0", "x-ratelimit-reset": "1700000000"})
+        return response
+
+    def _error(self, status: int, message: str, errors: list[dict[str, Any]] | None = None) -> Response:
+        payload: dict[str, Any] = {"message": message, "documentation_url": self.DOCS, "status": str(status)}
+        if errors:
+            payload["errors"] = errors
+        return Response.json(payload, status)
+
+    def _not_found(self, request: Request) -> Response:
+        return self._error(404, "Not Found")
+
+    def dispatch(self, request: Request) -> TrackerRoute:
+        method = request.method
+        if request.path == "/search/issues" and method == "GET":
+            return read("search.issues", self._search)
+        match = _ISSUES_PATH.fullmatch(request.path)
+        if not match or f"{match[1]}/{match[2]}" != self.creds.github_repo:
+            return read("notFound", self._not_found)
+        if match[3] is None:
+            if method == "GET":
+                return read("issues.list", self._list)
+            if method == "POST":
+                return write("issues.create", self._create)
+            return read("notFound", self._not_found)
+        number, comments = int(match[3]), bool(match[4])
+        if comments and method == "POST":
+            return write("comments.create", self._existing(number, self._comment))
+        if not comments and method == "PATCH":
+            return write("issues.update", self._existing(number, self._update))
+        if not comments and method == "GET":
+            return read("issues.get", self._existing(number, lambda n, _: Response.json(self._public(self.issues[n]))))
+        return read("notFound", self._existing(number, lambda n, r: self._not_found(r)))
+
+    def _existing(self, number: int, handler: Callable[[int, Request], Response]) -> TrackerHandler:
+        return existing(self.issues, number, handler, lambda: self._error(404, "Not Found"))
+
+    def _touch(self, issue: dict[str, Any]) -> None:
+        self._seq += 1
+        issue["_seq"] = self._seq
+        issue["updated_at"] = _timestamp()
+
+    @staticmethod
+    def _public(issue: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in issue.items() if not k.startswith("_")}
+
+    def _list(self, request: Request) -> Response:
+        wanted = {x for x in (request.param("labels") or "").split(",") if x}
+        state = request.param("state", "open")
+        issues = [i for i in self.issues.values()
+                  if wanted <= {label["name"] for label in i["labels"]} and (state == "all" or i["state"] == state)]
+        key = "_seq" if request.param("sort") == "updated" else "number"
+        issues.sort(key=lambda i: i[key], reverse=request.param("direction", "desc") == "desc")
+        return Response.json([self._public(i) for i in issues[: min(int(request.param("per_page", "30")), 100)]])
+
+    def _search(self, request: Request) -> Response:
+        query = request.param("q") or ""
+        terms = re.findall(r'"([^"]+)"|(\S+)', query)
+        repo, needles = None, []
+        for quoted, bare in terms:
+            if bare.startswith("repo:"):
+                repo = bare[5:]
+            elif bare in ("is:issue", "in:body", "in:title"):
+                continue
+            else:
+                needles.append((quoted or bare).lower())
+        if repo is None:
+            return self._error(422, "Validation Failed", [{"message": "None of the search qualifiers apply.",
+                                                           "resource": "Search", "field": "q", "code": "invalid"}])
+        items = [i for i in self.issues.values() if repo == self.creds.github_repo
+                 and all(n in (i["body"] or "").lower() or n in i["title"].lower() for n in needles)]
+        items.sort(key=lambda i: i["_seq"], reverse=True)
+        return Response.json({"total_count": len(items), "incomplete_results": False,
+                              "items": [self._public(i) for i in items]})
+
+    def _validate(self, payload: dict[str, Any]) -> Response | None:
+        errors = []
+        if "title" in payload and len(str(payload["title"] or "")) > 256:
+            errors.append({"resource": "Issue", "code": "custom", "field": "title",
+                           "message": "title is too long (maximum is 256 characters)"})
+        if len(str(payload.get("body") or "")) > 65536:
+            errors.append({"resource": "Issue", "code": "custom", "field": "body",
+                           "message": "body is too long (maximum is 65536 characters)"})
+        if "state" in payload and payload["state"] not in ("open", "closed"):
+            errors.append({"resource": "Issue", "code": "invalid", "field": "state"})
+        for label in payload.get("labels") or []:
+            if len(str(label)) > 50:
+                errors.append({"resource": "Label", "code": "invalid", "field": "name"})
+        return self._error(422, "Validation Failed", errors) if errors else None
+
+    def _labels(self, names: list[Any]) -> list[dict[str, Any]]:
+        return [{"id": abs(hash(str(n))) % 10**9, "name": str(n), "color": "ededed", "default": False}
+                for n in dict.fromkeys(names)]
+
+    def _create(self, request: Request) -> Response:
+        payload = request.json() or {}
+        if not payload.get("title"):
+            return self._error(422, "Validation Failed",
+                               [{"resource": "Issue", "code": "missing_field", "field": "title"}])
+        if (invalid := self._validate(payload)) is not None:
+            return invalid
+        number = len(self.issues) + 1
+        issue = {
+            "id": 1_000_000 + number, "number": number, "title": str(payload["title"]),
+            "body": payload.get("body"), "state": "open", "state_reason": None,
+            "labels": self._labels(payload.get("labels") or []) if self.push_access else [],
+            "comments": 0, "created_at": _timestamp(), "closed_at": None,
+            "user": {"login": "triage-bot", "type": "Bot"},
+            "html_url": f"https://github.com/{self.creds.github_repo}/issues/{number}",
+            "url": f"{self.base_url}/repos/{self.creds.github_repo}/issues/{number}",
+        }
+        self._touch(issue)
+        self.issues[number] = issue
+        self.comments[number] = []
+        return Response.json(self._public(issue), 201)
+
+    def _update(self, number: int, request: Request) -> Response:
+        payload = request.json() or {}
+        if (invalid := self._validate(payload)) is not None:
+            return invalid
+        issue = self.issues[number]
+        for key in ("title", "body"):
+            if key in payload:
+                issue[key] = payload[key]
+        if "labels" in payload:
+            issue["labels"] = self._labels(payload["labels"] or [])
+        if "state" in payload and payload["state"] != issue["state"]:
+            issue["state"] = payload["state"]
+            closed = payload["state"] == "closed"
+            issue["closed_at"] = _timestamp() if closed else None
+            issue["state_reason"] = payload.get("state_reason", "completed") if closed else "reopened"
+        self._touch(issue)
+        return Response.json(self._public(issue))
+
+    def _comment(self, number: int, request: Request) -> Response:
+        payload = request.json() or {}
+        if not payload.get("body"):
+            return self._error(422, "Validation Failed",
+                               [{"resource": "IssueComment", "code": "missing_field", "field": "body"}])
+        comment = {"id": 5_000_000 + sum(len(c) for c in self.comments.values()) + 1, "body": payload["body"],
+                   "created_at": _timestamp(), "user": {"login": "triage-bot"},
+                   "html_url": f"https://github.com/{self.creds.github_repo}/issues/{number}#issuecomment"}
+        self.comments[number].append(comment)
+        self.issues[number]["comments"] += 1
+        self._touch(self.issues[number])
+        return Response.json(comment, 201)
+
+    def views(self) -> list[TicketView]:
+        return [TicketView(
+            ref=str(i["number"]), title=i["title"], body=i["body"] or "", is_open=i["state"] == "open",
+            markers=tuple(label["name"] for label in i["labels"]),
+            high_priority=any(label["name"] == "priority:high" for label in i["labels"]),
+            comments=tuple(c["body"] for c in self.comments[i["number"]]), raw=self._public(i),
+        ) for i in sorted(self.issues.values(), key=lambda i: i["number"])]
+
+    def set_state(self, ref: str, state: str) -> None:
+        self.issues[int(ref)]["state"] = state
+        self._touch(self.issues[int(ref)])

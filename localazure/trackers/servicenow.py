@@ -1,0 +1,172 @@
+"""ServiceNow Table API: incident list (sysparm_query), create, update; journal fields; the data policy that
+refuses to resolve without a close code and notes; the ACL that refuses to edit a closed incident."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from typing import Any
+
+from localazure.https import Request, Response
+from localazure.trackers.base import (
+    TicketView,
+    TrackerCredentials,
+    TrackerHandler,
+    TrackerRoute,
+    TrackerService,
+    basic_credentials,
+    existing,
+    now,
+    read,
+    write,
+)
+
+_INCIDENT_PATH = re.compile(r"/api/now/table/incident(?:/([0-9a-f]{32}))?")
+
+
+def _timestamp() -> str:
+    return now().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _failure(status: int, message: str, detail: str | None) -> Response:
+    return Response.json({"error": {"message": message, "detail": detail}, "status": "failure"}, status)
+
+
+class ServiceNowStandIn(TrackerService):
+    name = "servicenow"
+    _PRIORITY = {("1", "1"): "1", ("1", "2"): "2", ("2", "1"): "2", ("2", "2"): "3", ("1", "3"): "3",
+                 ("3", "1"): "3", ("2", "3"): "4", ("3", "2"): "4", ("3", "3"): "5"}
+    _LIMITS = {"short_description": 160, "description": 4000, "correlation_id": 100, "correlation_display": 100}
+
+    def __init__(self, creds: TrackerCredentials):
+        super().__init__(creds)
+        self.records: dict[str, dict[str, Any]] = {}
+        self.journal: dict[str, list[tuple[str, str]]] = {}
+        self._seq = 0
+
+    def authenticate(self, request: Request) -> Response | None:
+        if basic_credentials(request) == (self.creds.servicenow_user, self.creds.servicenow_password):
+            return None
+        return _failure(401, "User Not Authenticated", "Required to provide Auth information")
+
+    def fault_body(self, status: int) -> Any:
+        message = "Rate limit exceeded" if status == 429 else "Service Unavailable"
+        return {"error": {"message": message, "detail": None}, "status": "failure"}
+
+    def dispatch(self, request: Request) -> TrackerRoute:
+        match = _INCIDENT_PATH.fullmatch(request.path)
+        if not match:
+            return read("table.invalid", lambda r: _failure(400, "Invalid table", "Invalid table name or path"))
+        sys_id, method = match[1], request.method
+        if sys_id is None:
+            if method == "GET":
+                return read("incidents.list", self._list)
+            if method == "POST":
+                return write("incidents.create", self._create)
+            return read("method.unsupported", self._unsupported)
+        if method in ("PATCH", "PUT"):
+            return write("incidents.update", self._existing(sys_id, self._update))
+        if method == "GET":
+            return read("incidents.get", self._existing(sys_id, self._get))
+        return read("method.unsupported", self._existing(sys_id, lambda _, r: self._unsupported(r)))
+
+    def _existing(self, sys_id: str, handler: Callable[[str, Request], Response]) -> TrackerHandler:
+        return existing(self.records, sys_id, handler, lambda: _failure(
+            404, "No Record found", "Record doesn't exist or ACL restricts the record retrieval"))
+
+    @staticmethod
+    def _unsupported(request: Request) -> Response:
+        return _failure(405, "Method not Supported", "Requested method is not supported")
+
+    def _get(self, sys_id: str, request: Request) -> Response:
+        return Response.json({"result": self._out(self.records[sys_id], request)})
+
+    def _out(self, record: dict[str, Any], request: Request) -> dict[str, Any]:
+        fields = [f for f in (request.param("sysparm_fields") or "").split(",") if f]
+        public = {k: v for k, v in record.items() if not k.startswith("_")}
+        return {k: v for k, v in public.items() if k in fields} if fields else public
+
+    def _list(self, request: Request) -> Response:
+        conditions, order = [], None
+        for part in (request.param("sysparm_query") or "").split("^"):
+            if part.startswith("ORDERBYDESC"):
+                order = (part[len("ORDERBYDESC"):], True)
+            elif part.startswith("ORDERBY"):
+                order = (part[len("ORDERBY"):], False)
+            elif "!=" in part:
+                name, value = part.split("!=", 1)
+                conditions.append((name, value, False))
+            elif "=" in part:
+                name, value = part.split("=", 1)
+                conditions.append((name, value, True))
+        records = [r for r in self.records.values()
+                   if all((str(r.get(n, "")) == v) == eq for n, v, eq in conditions)]
+        if order:
+            key = "_seq" if order[0] == "sys_updated_on" else order[0]
+            records.sort(key=lambda r: r.get(key) or 0, reverse=order[1])
+        limit = int(request.param("sysparm_limit", "10000"))
+        return Response.json({"result": [self._out(r, request) for r in records[:limit]]})
+
+    def _write(self, record: dict[str, Any], payload: dict[str, Any]) -> None:
+        for name, value in payload.items():
+            if name in ("work_notes", "comments"):
+                if value:
+                    self.journal[record["sys_id"]].append((name, str(value)))
+                continue
+            if name in ("sys_id", "number"):
+                continue
+            text = "" if value is None else str(value)
+            record[name] = text[: self._LIMITS[name]] if name in self._LIMITS else text
+        record["priority"] = self._PRIORITY.get((record["urgency"], record["impact"]), "4")
+        self._seq += 1
+        record["_seq"] = self._seq
+        record["sys_updated_on"] = _timestamp()
+
+    @staticmethod
+    def _data_policy(merged: dict[str, Any]) -> Response | None:
+        if merged.get("state") in ("6", "7") and not (merged.get("close_code") and merged.get("close_notes")):
+            return _failure(403, "Operation Failed", "Data Policy Exception: \n\tThe following fields are "
+                            "mandatory: Resolution code, Resolution notes\n")
+        return None
+
+    def _create(self, request: Request) -> Response:
+        payload = request.json() or {}
+        self._seq += 1
+        sys_id = hashlib.md5(f"incident-{self._seq}".encode(), usedforsecurity=False).hexdigest()
+        opened = _timestamp()
+        record = {"sys_id": sys_id, "number": f"INC{10000 + len(self.records) + 1:07d}", "state": "1",
+                  "urgency": "3", "impact": "3", "priority": "5", "short_description": "", "description": "",
+                  "correlation_id": "", "correlation_display": "", "close_code": "", "close_notes": "",
+                  "work_notes": "", "comments": "", "sys_created_on": opened, "opened_at": opened}
+        if (refused := self._data_policy({**record, **{k: str(v) for k, v in payload.items()}})) is not None:
+            return refused
+        self.journal[sys_id] = []
+        self._write(record, payload)
+        self.records[sys_id] = record
+        return Response.json({"result": self._out(record, request)}, 201)
+
+    def _update(self, sys_id: str, request: Request) -> Response:
+        record = self.records[sys_id]
+        if record["state"] in ("7", "8"):
+            return _failure(403, "Operation Failed", "ACL Exception Update Failed due to security constraints")
+        payload = request.json() or {}
+        if (refused := self._data_policy({**record, **{k: str(v) for k, v in payload.items()}})) is not None:
+            return refused
+        self._write(record, payload)
+        return Response.json({"result": self._out(record, request)})
+
+    def views(self) -> list[TicketView]:
+        return [TicketView(
+            ref=r["number"], title=r["short_description"], body=r["description"],
+            is_open=r["state"] not in ("6", "7", "8"), markers=(r["correlation_id"],),
+            high_priority=r["urgency"] == "1" and r["impact"] == "1",
+            comments=tuple(text for _, text in self.journal[r["sys_id"]]),
+            raw={k: v for k, v in r.items() if not k.startswith("_")},
+        ) for r in sorted(self.records.values(), key=lambda r: r["number"])]
+
+    def set_state(self, ref: str, state: str) -> None:
+        record = next(r for r in self.records.values() if r["number"] == ref)
+        record["state"] = state
+        self._seq += 1
+        record["_seq"] = self._seq

@@ -1,0 +1,110 @@
+"""`TrackerStandIns`: every tracker stand-in on its own HTTPS port on 127.0.0.1, behind the stand-in's shared
+front door, with one call log (each request kept) and one set of injected faults for all of them."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from localazure.calls import CallLog
+from localazure.clock import Clock
+from localazure.faults import Faults
+from localazure.frontdoor import front
+from localazure.https import CertificateAuthority, HttpsServer, Request
+from localazure.trackers.azuredevops import AzureDevOpsStandIn
+from localazure.trackers.base import TRACKERS, TicketView, TrackerCredentials, TrackerService
+from localazure.trackers.github import GitHubStandIn
+from localazure.trackers.jira import JiraStandIn
+from localazure.trackers.servicenow import ServiceNowStandIn
+from localazure.trackers.webhook import WebhookStandIn
+
+
+class TrackerStandIns:
+    """All tracker stand-ins. `faults.add(tracker, ...)` injects faults as `LocalAzure.faults` does; `calls`
+    counts every call per route; `received(tracker)` is what each tracker was sent."""
+
+    def __init__(self, ca: CertificateAuthority, credentials: TrackerCredentials):
+        self.credentials = credentials
+        self.ca_path = ca.ca_path  # clients pass it as connection_verify / TRIAGE_CA_BUNDLE
+        self.clock = Clock()
+        self.calls = CallLog()
+        self.faults = Faults(services=TRACKERS)
+        apps: list[TrackerService] = [GitHubStandIn(credentials), AzureDevOpsStandIn(credentials),
+                                      ServiceNowStandIn(credentials), JiraStandIn(credentials),
+                                      WebhookStandIn(credentials)]
+        self._apps = {app.name: app for app in apps}
+        self._servers: dict[str, HttpsServer] = {}
+        for name, app in self._apps.items():
+            server = HttpsServer(front(app, self.calls, self.faults, self.clock, record_requests=True), ca)
+            app.base_url = server.url
+            self._servers[name] = server
+
+    @classmethod
+    def start(cls, ca: CertificateAuthority, credentials: TrackerCredentials | None = None) -> TrackerStandIns:
+        standins = cls(ca, credentials or TrackerCredentials())
+        for server in standins._servers.values():
+            server.start()
+        return standins
+
+    @property
+    def github_url(self) -> str:
+        return self._servers["github"].url
+
+    @property
+    def ado_url(self) -> str:
+        return f"{self._servers['azuredevops'].url}/{self.credentials.ado_org}"
+
+    @property
+    def servicenow_url(self) -> str:
+        return self._servers["servicenow"].url
+
+    @property
+    def jira_url(self) -> str:
+        return self._servers["jira"].url
+
+    @property
+    def webhook_url(self) -> str:
+        return self._servers["webhook"].url + WebhookStandIn.PATH
+
+    def app(self, tracker: str) -> Any:
+        """The stand-in itself, for switches such as `app("github").push_access = False`."""
+        return self._apps[tracker]
+
+    def received(self, tracker: str) -> list[Request]:
+        """Every request `tracker` was sent, in the order it answered them, faulted and refused ones included."""
+        if tracker not in self._apps:
+            raise KeyError(tracker)
+        return [call.request for call in self.calls.records if call.service == tracker and call.request is not None]
+
+    def tickets(self, tracker: str) -> list[TicketView]:
+        app = self._apps[tracker]
+        with app.lock:
+            return app.views()
+
+    def set_state(self, tracker: str, ref: str, state: str) -> None:
+        """Change a ticket as a person would (tracker-native state: closed / Closed / 7 / Done ...)."""
+        app = self._apps[tracker]
+        with app.lock:
+            app.set_state(ref, state)
+
+    def settings_env(self) -> dict[str, str]:
+        """TRIAGE_* settings that point every sink at these stand-ins."""
+        c = self.credentials
+        return {
+            "TRIAGE_GITHUB_API_URL": self.github_url, "TRIAGE_GITHUB_REPO": c.github_repo,
+            "TRIAGE_GITHUB_TOKEN": c.github_token, "TRIAGE_ADO_ORG_URL": self.ado_url,
+            "TRIAGE_ADO_PROJECT": c.ado_project, "TRIAGE_ADO_PAT": c.ado_pat,
+            "TRIAGE_SERVICENOW_URL": self.servicenow_url, "TRIAGE_SERVICENOW_USER": c.servicenow_user,
+            "TRIAGE_SERVICENOW_PASSWORD": c.servicenow_password, "TRIAGE_JIRA_URL": self.jira_url,
+            "TRIAGE_JIRA_PROJECT": c.jira_project, "TRIAGE_JIRA_USER": c.jira_user,
+            "TRIAGE_JIRA_TOKEN": c.jira_token, "TRIAGE_WEBHOOK_URL": self.webhook_url,
+            "TRIAGE_WEBHOOK_SECRET": c.webhook_secret,
+        }
+
+    def stop(self) -> None:
+        # In parallel: each server's shutdown waits out its poll interval.
+        stoppers = [threading.Thread(target=server.stop) for server in self._servers.values()]
+        for thread in stoppers:
+            thread.start()
+        for thread in stoppers:
+            thread.join()
