@@ -67,20 +67,21 @@ def _print_incidents(rt: Any, incidents: list, out: TextIO) -> None:
 
 
 def cmd_incidents(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
-    from shared.engine.http_api import get_incident, list_incidents
+    from shared.core.incidents import STATUSES
+    from shared.engine import queries
 
     rt = _runtime()
     try:
         if args.id:
-            status, body = get_incident(rt, args.id)
-            out.write(json.dumps(body, indent=2, default=str) + "\n")
-            return 0 if status == 200 else 1
-        status, body = list_incidents(rt, {"status": args.status} if args.status else {})
-        if status != 200:
-            out.write(body["error"] + "\n")
+            body = queries.incident_detail(rt, args.id)
+            out.write(json.dumps(body if body is not None else {"error": f"no incident {args.id}"}, indent=2,
+                                 default=str) + "\n")
+            return 0 if body is not None else 1
+        if args.status is not None and args.status not in STATUSES:
+            out.write(f"status must be one of: {', '.join(STATUSES)}\n")
             return 2
         if args.json:
-            out.write(json.dumps(body, indent=2) + "\n")
+            out.write(json.dumps({"incidents": queries.incident_summaries(rt, args.status)}, indent=2) + "\n")
         else:
             _print_incidents(rt, rt.store.list_incidents(args.status), out)
         return 0
@@ -128,13 +129,13 @@ def cmd_revoke(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
 
 
 def cmd_suppress(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
-    from shared.core.suppression import parse_duration
     from shared.engine.approvals import ActionRefused, suppress
+    from shared.engine.inputs import BadInput, suppression_duration
 
     try:
-        duration = parse_duration(args.duration)
-    except ValueError as exc:
-        out.write(f"--for: {exc}\n")
+        duration = suppression_duration(args.duration)
+    except BadInput as exc:
+        out.write(f"{exc}\n")
         return 2
     rt = _runtime()
     try:

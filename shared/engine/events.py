@@ -7,8 +7,8 @@ for 24 hours. Transient failures (the store is down) raise, so Event Grid retrie
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 from shared.core import incidents as inc
@@ -22,37 +22,21 @@ from shared.core.events import (
     RoleAssignmentChange,
     Unknown,
     classify_event,
-    envelope_from_dict,
 )
 from shared.core.incidents import Action
 from shared.core.lifecycle import start_waiting
 from shared.core.records import StoreError
 from shared.engine import ticketing
+from shared.engine.alerts import handle_alert
+from shared.engine.inputs import envelope_of
+from shared.engine.rejections import EventOutcome, reject
 from shared.engine.runtime import Runtime, new_correlation_id
-from shared.engine.scan import run_scan
 from shared.engine.signals import handle_signal
 from shared.engine.ticketing import TicketUpdate
 from shared.engine.unit_of_work import RunState, update_incident
 from shared.tickets.content import assignment_deleted_text
 
 log = logging.getLogger("triage")
-
-
-@dataclass(frozen=True)
-class EventOutcome:
-    event_id: str
-    result: str  # processed | duplicate | unknown | rejected
-    detail: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {"event_id": self.event_id, "result": self.result, "detail": self.detail}
-
-
-def reject(rt: Runtime, event_id: str, reason: str, raw: Any) -> EventOutcome:
-    log.warning("event %s rejected: %s", event_id or "(no id)", reason)
-    rt.audit("event-rejected", reason, correlation_id=new_correlation_id(),
-             inputs={"event_id": event_id, "raw": _clip(raw)})
-    return EventOutcome(event_id, "rejected", reason)
 
 
 def handle_event(rt: Runtime, envelope: Envelope | Malformed, raw: Any = None) -> EventOutcome:
@@ -102,30 +86,6 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
-def envelope_of(event: Any) -> Envelope | Malformed:
-    """Normalize what the Functions Event Grid trigger hands us (EventGridEvent, CloudEvent or a dict)."""
-    if isinstance(event, dict):
-        return envelope_from_dict(event)
-    try:
-        data = event.get_json()
-    except (ValueError, TypeError) as exc:
-        return Malformed(f"event data is not JSON ({type(exc).__name__})")
-    if hasattr(event, "event_type"):  # func.EventGridEvent
-        return Envelope(id=str(event.id or ""), type=str(event.event_type or ""), subject=str(event.subject or ""),
-                        source=str(event.topic or ""), time=_utc(event.event_time), data=data)
-    return Envelope(id=str(getattr(event, "id", "") or ""), type=str(getattr(event, "type", "") or ""),
-                    subject=str(getattr(event, "subject", "") or ""), source=str(getattr(event, "source", "") or ""),
-                    time=_utc(getattr(event, "time", None)), data=data)
-
-
-def _utc(value: Any) -> datetime | None:
-    """The worker's converter returns a zone-less time as a naive datetime; read it as UTC (as the dict path does)
-    instead of failing later on naive/aware comparisons and rejecting a valid event."""
-    if not isinstance(value, datetime):
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def handle_event_safely(rt: Runtime, event: Any) -> EventOutcome:
     """The Event Grid function's body: transient failures raise (Event Grid retries); anything else is recorded
     and acknowledged, so one poison event is never redelivered for 24 hours."""
@@ -158,14 +118,6 @@ def _dispatch(rt: Runtime, envelope: Envelope, parsed: Any) -> str:
     if isinstance(parsed, RoleAssignmentChange):
         return _role_assignment_changed(rt, parsed, correlation_id)
     return "ignored"
-
-
-def handle_alert(rt: Runtime, alert: AlertScan, correlation_id: str) -> str:
-    if not alert.fired:
-        return f"alert {alert.alert_id} resolved: nothing to scan"
-    report = run_scan(rt, resource_ids=alert.resource_ids or None, window=(alert.start, alert.end),
-                      correlation_id=correlation_id, verify=False)
-    return f"targeted scan: {report.signals} failure group(s), {len(report.incidents)} incident(s)"
 
 
 def _role_assignment_changed(rt: Runtime, change: RoleAssignmentChange, correlation_id: str) -> str:
@@ -230,8 +182,3 @@ def _within(resource_id: str, scope: str) -> bool:
     match an incident on "contoso-openai"."""
     resource, parent = normalize_scope(resource_id), normalize_scope(scope)
     return resource == parent or resource.startswith(parent.rstrip("/") + "/")
-
-
-def _clip(raw: Any) -> Any:
-    text = repr(raw)
-    return text[:2000]

@@ -1,0 +1,47 @@
+"""Alerts (Azure Monitor common alert schema, by Event Grid or the action-group webhook): a targeted scan of the
+alert's window and resources, once per firing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from shared.core.events import AlertScan, Malformed, parse_alert
+from shared.engine.inputs import alert_key
+from shared.engine.rejections import reject
+from shared.engine.runtime import Runtime, new_correlation_id
+from shared.engine.scan import run_scan
+
+
+@dataclass(frozen=True)
+class AlertOutcome:
+    result: str  # processed | duplicate | rejected
+    alert_id: str | None = None
+    detail: str = ""
+
+
+def handle_alert(rt: Runtime, alert: AlertScan, correlation_id: str) -> str:
+    if not alert.fired:
+        return f"alert {alert.alert_id} resolved: nothing to scan"
+    report = run_scan(rt, resource_ids=alert.resource_ids or None, window=(alert.start, alert.end),
+                      correlation_id=correlation_id, verify=False)
+    return f"targeted scan: {report.signals} failure group(s), {len(report.incidents)} incident(s)"
+
+
+def receive_alert(rt: Runtime, data: Any) -> AlertOutcome:
+    """An alert webhook's payload: rejected with a reason, a duplicate delivery, or processed. A failure while
+    processing forgets the delivery, so the action group's retry is processed."""
+    parsed = parse_alert(data, now=rt.clock())
+    if isinstance(parsed, Malformed):
+        reject(rt, "", parsed.reason, data)
+        return AlertOutcome("rejected", detail=parsed.reason)
+    key = alert_key(parsed)
+    if key and not rt.store.mark_event_processed(key, rt.clock()):
+        return AlertOutcome("duplicate", parsed.alert_id)
+    try:
+        detail = handle_alert(rt, parsed, new_correlation_id())
+    except Exception:
+        if key:
+            rt.store.forget_event(key)
+        raise
+    return AlertOutcome("processed", parsed.alert_id, detail)

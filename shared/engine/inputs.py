@@ -1,0 +1,115 @@
+"""Entry-point translators: what arrives at an entry point (an HTTP body, the Event Grid trigger's event, a CLI
+flag) turned into the plain values the services take, or a clear reason why it cannot be.
+
+function_app.py, the HTTP handlers and the CLI commands call these, then the services; nothing here acts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared.core.allowlist import normalize_object_id
+from shared.core.events import AlertScan, Envelope, Malformed, envelope_from_dict, is_account_or_project_id
+from shared.core.model import ENTRA, FailureSignal
+from shared.core.signals import SignalError, parse_failure
+from shared.core.suppression import parse_duration
+
+
+class BadInput(ValueError):
+    """The input cannot be used; the message says why (HTTP 400, CLI exit 2)."""
+
+
+def parse_json_body(body: bytes) -> tuple[Any, str | None]:
+    if not body:
+        return None, "the request body must be a JSON object"
+    try:
+        return json.loads(body.decode("utf-8")), None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, f"the request body is not valid JSON ({type(exc).__name__})"
+
+
+def diagnose_input(data: Any) -> FailureSignal:
+    """The failure an on-call engineer pasted (classify fields and an optional resource_id), or the principal and
+    resource they name. BadInput says what is wrong."""
+    if not isinstance(data, dict):
+        raise BadInput("the request body must be a JSON object")
+    resource_id = data.get("resource_id")
+    if resource_id is not None and not isinstance(resource_id, str):
+        raise BadInput("resource_id must be a string")
+    # Checked here, not left to the evidence look-up: a non-ARM id used to end as a 500 (ValueError).
+    if resource_id and not is_account_or_project_id(resource_id):
+        raise BadInput("resource_id must be a Microsoft.CognitiveServices account (or project) resource id: "
+                          "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.CognitiveServices/accounts/{a}")
+    for name in ("endpoint", "route"):
+        if data.get(name) is not None and not isinstance(data.get(name), str):
+            raise BadInput(f"{name} must be a string")
+    if "status" in data:
+        try:
+            signal = parse_failure(data)
+        except SignalError as exc:
+            raise BadInput(str(exc)) from None
+        if resource_id:
+            signal = replace(signal, resource_id=resource_id)
+    else:
+        principal = normalize_object_id(data.get("principal_id") if isinstance(data.get("principal_id"), str)
+                                        else None)
+        if principal is None or not resource_id:
+            raise BadInput("give either the failure fields (status, code, message, endpoint, auth, object_id) "
+                              "or principal_id (a GUID) and resource_id")
+        signal = FailureSignal(status=401, code="PermissionDenied", object_id=principal, auth=ENTRA,
+                               resource_id=resource_id, endpoint=data.get("endpoint"), route=data.get("route"))
+    return signal
+
+
+def engineer_identity(headers: Mapping[str, str], data: Any) -> str | None:
+    """Who is acting: App Service authentication's principal header wins over a name in the body."""
+    for name in ("x-ms-client-principal-name", "x-ms-client-principal-id"):
+        value = headers.get(name)
+        if value:
+            return value.strip()
+    if isinstance(data, dict) and isinstance(data.get("by"), str) and data["by"].strip():
+        return data["by"].strip()
+    return None
+
+
+def envelope_of(event: Any) -> Envelope | Malformed:
+    """Normalize what the Functions Event Grid trigger hands us (EventGridEvent, CloudEvent or a dict)."""
+    if isinstance(event, dict):
+        return envelope_from_dict(event)
+    try:
+        data = event.get_json()
+    except (ValueError, TypeError) as exc:
+        return Malformed(f"event data is not JSON ({type(exc).__name__})")
+    if hasattr(event, "event_type"):  # func.EventGridEvent
+        return Envelope(id=str(event.id or ""), type=str(event.event_type or ""), subject=str(event.subject or ""),
+                        source=str(event.topic or ""), time=_utc(event.event_time), data=data)
+    return Envelope(id=str(getattr(event, "id", "") or ""), type=str(getattr(event, "type", "") or ""),
+                    subject=str(getattr(event, "subject", "") or ""), source=str(getattr(event, "source", "") or ""),
+                    time=_utc(getattr(event, "time", None)), data=data)
+
+
+def _utc(value: Any) -> datetime | None:
+    """The worker's converter returns a zone-less time as a naive datetime; read it as UTC (as the dict path does)
+    instead of failing later on naive/aware comparisons and rejecting a valid event."""
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def alert_key(alert: AlertScan) -> str:
+    """The dedupe key of an alert webhook delivery: the same firing of the same rule over the same window."""
+    if not alert.alert_id:
+        return ""
+    return f"alert:{alert.alert_id}:{alert.start.isoformat()}:{alert.end.isoformat()}"
+
+
+def suppression_duration(text: str) -> timedelta:
+    """The CLI's --for value (7d, 12h, 30m)."""
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise BadInput(f"--for: {exc}") from None
