@@ -16,7 +16,7 @@ import argparse
 import importlib
 import json
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -266,7 +266,7 @@ def run_samples(args: argparse.Namespace, stdin: IO[bytes], stdout: IO[str]) -> 
     return EXIT_OK
 
 
-def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+def table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
     """Left-aligned columns; the last column is not padded."""
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header) - 1)]
     out = []

@@ -15,6 +15,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from shared.adapters.clients import subscription_of
@@ -39,7 +40,7 @@ class _OnceCache:
         with self._lock:
             future = self._futures.get(key)
             owner = future is None
-            if owner:
+            if future is None:
                 future = self._futures[key] = Future()
         if owner:
             try:
@@ -200,8 +201,8 @@ class AzureEvidenceProvider:
         out: dict[str, tuple[RoleAssignmentEvidence, ...] | None] = {}
         for account in accounts:
             try:
-                out[account] = self._assignment_cache.get(
-                    (oid, account), lambda account=account: self._assignments.list_for(oid, account))
+                out[account] = self._assignment_cache.get((oid, account), partial(self._assignments.list_for, oid,
+                                                                                    account))
             except Exception as exc:  # noqa: BLE001
                 out.update(self._failed(oid, account, (account,), exc, strict))
         return out

@@ -123,15 +123,16 @@ class LogAnalyticsSource:
     ) -> SourceBatch:
         """One query when the window holds up to GROUPS_PER_RESPONSE groups (the usual case); else one per bucket.
         A response that comes back over the limit is not used: its bucket is split and read again."""
-        window = {"start": start, "watermark": _overlap_start(start, watermark), "end": end,
-                  "resource_ids": resource_ids}
+        overlap_start = _overlap_start(start, watermark)
+        window: dict[str, Any] = {"start": start, "watermark": overlap_start, "end": end, "resource_ids": resource_ids}
         pending: list[tuple[str, ...] | None] = [None] if self._buckets == 1 else list(buckets(self._buckets))
         signals: list[FailureSignal] = []
         rejected: list[RejectedRow] = []
         partial: list[str] = []
         while pending:
             bucket = pending.pop()
-            text = kql.failures_query(**window, buckets=bucket, limit=GROUPS_PER_RESPONSE + 1)
+            text = kql.failures_query(start=start, watermark=overlap_start, end=end, resource_ids=resource_ids,
+                                      buckets=bucket, limit=GROUPS_PER_RESPONSE + 1)
             rows, errors = self._query.run(text, start, end)
             if len(rows) > GROUPS_PER_RESPONSE:  # not used, whatever else it says: its groups are read again
                 pending.extend(split_bucket(bucket) if bucket else buckets(self._count_buckets(window)))

@@ -174,7 +174,7 @@ class RoleAssignments:
         role = roles.BY_GUID.get(roles.guid_of(role_guid))
         role_label = f"{role.name if role else 'role'} ({roles.guid_of(role_guid)})"
         name = assignment_name(scope, principal_id, role_guid)
-        parameters = RoleAssignmentCreateParameters(
+        parameters = RoleAssignmentCreateParameters(  # type: ignore[call-arg]  # mypy picks the 2015 model
             role_definition_id=role_definition_id(scope, role_guid),
             principal_id=principal_id,
             principal_type=principal_type,  # explicit: the SDK default "User" fails for service principals

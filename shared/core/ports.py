@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from shared.core.allowlist import normalize_object_id
 from shared.core.incidents import Incident
 from shared.core.model import Evidence, FailureSignal, RoleAssignmentEvidence
 from shared.core.records import AuditRecord, Suppression
@@ -22,6 +23,10 @@ Clock = Callable[[], datetime]
 
 # (normalized object id or None for key callers, resource id): the unit evidence is gathered for.
 EvidenceKey = tuple[str | None, str]
+
+
+def evidence_key(object_id: str | None, resource_id: str | None) -> EvidenceKey:
+    return normalize_object_id(object_id), resource_id or ""
 
 
 @dataclass(frozen=True)
@@ -108,7 +113,8 @@ class RoleWriter(Protocol):
 
 
 class EventPublisher(Protocol):
-    def publish(self, event_type: str, data: dict[str, Any]) -> None:
+    def publish(self, event_type: str, data: dict[str, Any]) -> object:
+        """Best effort: the engine logs a failure and goes on."""
         ...
 
 

@@ -16,8 +16,11 @@ _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 
 
 class SuppressionLike(Protocol):
-    target: str
-    until: datetime
+    @property
+    def target(self) -> str: ...
+
+    @property
+    def until(self) -> datetime: ...
 
 
 def normalize_target(target: str | None) -> str | None:

@@ -16,6 +16,7 @@ from shared.core.incidents import Action
 from shared.core.lifecycle import approval_valid
 from shared.core.model import Diagnosis
 from shared.core.policy import decide
+from shared.core.ports import evidence_key
 from shared.core.records import ConflictError, Suppression
 from shared.core.status import DecisionAction
 from shared.core.triage import approval_obsolete
@@ -65,7 +66,7 @@ def approve(rt: Runtime, incident_id: str, actor: str) -> ActionResult:
 
     # Re-decide from the recommended diagnosis and fresh evidence: the role may have been assigned by hand.
     rt.refresh_evidence()
-    pair = (normalize_object_id(incident.principal_id), incident.resource_id)
+    pair = evidence_key(incident.principal_id, incident.resource_id)
     evidence = rt.evidence.gather_evidence({pair}).get(pair) if incident.principal_id else None
     diagnosis = incident.diagnosis or Diagnosis.from_json({"cause": incident.cause})
     obsolete = approval_obsolete(diagnosis, evidence, incident.resource_id, now, rt.window)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.core import incidents as inc
@@ -25,6 +25,7 @@ from shared.core.events import (
 )
 from shared.core.incidents import Action
 from shared.core.lifecycle import start_waiting
+from shared.core.ports import evidence_key
 from shared.core.records import StoreError
 from shared.engine import ticketing
 from shared.engine.alerts import handle_alert
@@ -109,7 +110,7 @@ def _dispatch(rt: Runtime, envelope: Envelope, parsed: Any) -> str:
         return handle_alert(rt, parsed, correlation_id)
     if isinstance(parsed, FailureReport):
         signal = parsed.signal
-        pair = (normalize_object_id(signal.object_id), signal.resource_id)
+        pair = evidence_key(signal.object_id, signal.resource_id)
         rt.refresh_evidence(EVENT_EVIDENCE_MAX_AGE)
         evidence = rt.evidence.gather_evidence({pair}).get(pair) if signal.object_id else None
         run = RunState.begin(rt, correlation_id)
@@ -157,10 +158,12 @@ def _role_assignment_changed(rt: Runtime, change: RoleAssignmentChange, correlat
                                                  "role_id": roles.guid_of(assignment.role_definition_id)})
             continue
         created = assignment.created_on or now
-        updated = update_incident(rt, incident.id, lambda cur, created=created: start_waiting(
-            cur.with_action(Action(now, "assigned-externally", f"{change.assignment_id} by {change.actor}",
-                                   change.actor)),
-            created, now, rt.window, rt.lag, rt.max_verify))
+        noted = Action(now, "assigned-externally", f"{change.assignment_id} by {change.actor}", change.actor)
+
+        def wait_for_it(cur: inc.Incident, created: datetime = created, noted: Action = noted) -> inc.Incident:
+            return start_waiting(cur.with_action(noted), created, now, rt.window, rt.lag, rt.max_verify)
+
+        updated = update_incident(rt, incident.id, wait_for_it)
         rt.audit("action", f"matching role assignment written by {change.actor}; verifying after propagation",
                  incident_id=incident.id, correlation_id=correlation_id, actor=change.actor,
                  inputs={"assignment_id": change.assignment_id})

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from shared.core import incidents as inc
-from shared.core.allowlist import normalize_object_id
 from shared.core.diagnose import diagnose
 from shared.core.model import Diagnosis, FailureSignal
+from shared.core.ports import evidence_key
 from shared.engine.runtime import Runtime
 
 
@@ -16,7 +16,7 @@ def explain(rt: Runtime, signal: FailureSignal) -> tuple[Diagnosis, bool]:
     else from the text alone (False). Writes nothing."""
     evidence = None
     if signal.resource_id and signal.object_id:
-        pair = (normalize_object_id(signal.object_id), signal.resource_id)
+        pair = evidence_key(signal.object_id, signal.resource_id)
         rt.refresh_evidence()
         evidence = rt.evidence.gather_evidence({pair}).get(pair)
     diagnosis = diagnose(signal, evidence, now=rt.clock(), propagation_window=rt.window)

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.core.allowlist import normalize_object_id
 from shared.core.model import FailureSignal
+from shared.core.ports import evidence_key
 from shared.engine.runtime import Runtime, new_correlation_id
 from shared.engine.signals import handle_signal, settled_signals
 from shared.engine.ticketing import retry_pending_tickets
@@ -98,14 +98,14 @@ def run_scan(
     report.signals = len(signals)
     # Groups an earlier scan already handled, unchanged since: no evidence, no store write, no ticket call.
     settled = settled_signals(rt, signals) if window is None else {}
-    pairs = {(normalize_object_id(s.object_id), s.resource_id) for i, s in enumerate(signals) if i not in settled}
+    pairs = {evidence_key(s.object_id, s.resource_id) for i, s in enumerate(signals) if i not in settled}
     evidence = rt.evidence.gather_evidence(pairs) if pairs else {}
 
     for index, signal in enumerate(signals):
         if index in settled:
             report.incidents.append(settled[index])
             continue
-        ev = evidence.get((normalize_object_id(signal.object_id), signal.resource_id))
+        ev = evidence.get(evidence_key(signal.object_id, signal.resource_id))
         incident = handle_signal(rt, run, signal, ev)
         report.incidents.append(incident.id)
 

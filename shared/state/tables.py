@@ -262,7 +262,7 @@ class TableStore:
         entity = self._get("State", "value", table_key(key))
         if entity is None:
             return None, None
-        return json.loads(_json_text(entity)), _etag(entity.metadata)
+        return json.loads(_json_text(entity)), _etag(entity.metadata)  # type: ignore[attr-defined]
 
     def put_value(self, key: str, value: dict[str, Any], expected_etag: str | None = None) -> str:
         entity = {"PartitionKey": "value", "RowKey": table_key(key), "key": key,

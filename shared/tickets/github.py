@@ -94,9 +94,9 @@ class GitHubIssuesSink:
             patch: dict[str, Any] = {"title": title, "body": body}
             if reopened:
                 patch["state"] = "open"
-            labels = _label_names(issue)
-            wanted = labels | {MANAGED_LABEL, marker} | ({PRIORITY_LABEL} if content.escalated else set())
-            if wanted != labels:
+            present = _label_names(issue)
+            wanted = present | {MANAGED_LABEL, marker} | ({PRIORITY_LABEL} if content.escalated else set())
+            if wanted != present:
                 patch["labels"] = sorted(wanted)
             updated = self._http.request("PATCH", f"{self._path}/issues/{issue['number']}",
                                          idempotent=True, json=patch).json()

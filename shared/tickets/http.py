@@ -182,7 +182,7 @@ class TrackerClient:
         base_headers.update(headers or {})
         policies = [HeadersPolicy(base_headers), _make_retry_policy(options), auth, logging_policy]
         transport = options.transport or RequestsTransport(connection_verify=options.connection_verify)
-        self._client = PipelineClient(self.base_url, policies=[p for p in policies if p], transport=transport)
+        self._client: Any = PipelineClient(self.base_url, policies=[p for p in policies if p], transport=transport)
 
     def request(
         self,

@@ -82,7 +82,7 @@ _SAFE_URL = re.compile(r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~!$&
 
 def is_safe_url(url: str | None) -> bool:
     """Only plain https URLs become links: no spaces, quotes, brackets, parentheses or control characters."""
-    return bool(url) and len(url) <= 2000 and bool(_SAFE_URL.match(url))
+    return url is not None and bool(url) and len(url) <= 2000 and bool(_SAFE_URL.match(url))
 
 
 def redact(text: str, secrets: tuple[str, ...] | list[str]) -> str:

@@ -34,7 +34,7 @@ def sign(secret: str, body: bytes) -> str:
 
 def verify(secret: str, body: bytes, signature: str | None) -> bool:
     """For receivers: constant-time check of the signature header over the exact body."""
-    return bool(signature) and hmac.compare_digest(sign(secret, body), signature)
+    return signature is not None and bool(signature) and hmac.compare_digest(sign(secret, body), signature)
 
 
 def webhook_body(event: str, content: TicketContent, comment: str | None, *, delivery_id: str,
