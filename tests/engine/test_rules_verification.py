@@ -30,7 +30,7 @@ def test_a_grant_keeps_failing_while_it_propagates_then_resolves(make_runtime, t
     resolved = incident_of(store, ORDERS)
     assert resolved.status == inc.RESOLVED and resolved.closed_at == clock.now()
     # Failures re-read from the propagation window do not rewrite the cause that was verified.
-    assert resolved.cause == "missing_data_role" and resolved.diagnosis["role_id"] == OPENAI_USER
+    assert resolved.cause == "missing_data_role" and resolved.diagnosis.role_id == OPENAI_USER
     assert "cause-changed" not in [a.kind for a in resolved.actions]
     assert len(roles.grants) == 1 and sink.calls == []
     [verification] = [a for a in store.list_audit(granted.id) if a.kind == "verification"]

@@ -31,20 +31,17 @@ from shared.adapters.evidence import applies_to
 from shared.adapters.kql import account_of
 from shared.adapters.logs import SourceError
 from shared.adapters.role_assignments import DESCRIPTION_MARKER, description_for
+from shared.bootstrap import build_runtime
 from shared.core import roles as known_roles
 from shared.core.allowlist import normalize_object_id, normalize_scope
 from shared.core.model import ENTRA, KEY, Evidence, FailureSignal, ResourceEvidence, RoleAssignmentEvidence
-from shared.engine.processing import BREAKER_KEY, RunState
+from shared.core.ports import Activity, GrantOutcome, RejectedRow, SourceBatch
 from shared.engine.runtime import Runtime, new_correlation_id
+from shared.engine.unit_of_work import BREAKER_KEY, RunState
 from shared.engine.verify import run_verifications
 from shared.settings import load_settings
 from shared.state.sqlite import SqliteStore
 from shared.tickets.base import TicketContent, TicketError, TicketRef
-
-try:  # the port types are moving from the engine to the core
-    from shared.core.ports import Activity, GrantOutcome, RejectedRow, SourceBatch
-except ImportError:
-    from shared.engine.ports import Activity, GrantOutcome, RejectedRow, SourceBatch
 
 START = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 OPENAI_ROUTE = "/openai/deployments/gpt-4o/chat/completions"
@@ -515,8 +512,8 @@ def fake_runtime(
     """The engine's runtime from `TRIAGE_*` settings and fakes; whatever is not given is a fresh fake."""
     clock = clock or ManualClock()
     evidence = evidence or FakeEvidence(clock)
-    return Runtime(
-        settings=load_settings(dict(env or {})),
+    return build_runtime(
+        load_settings(dict(env or {})),
         store=store or WriteCountingStore(),
         sources=list(sources) if sources is not None else [FakeSource(clock)],
         evidence=evidence,
