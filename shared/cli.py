@@ -69,7 +69,7 @@ def _json_flag(parser: argparse.ArgumentParser) -> None:
 
 def _lazy_arguments(name: str) -> Callable[[argparse.ArgumentParser], None]:
     def add(parser: argparse.ArgumentParser) -> None:
-        getattr(importlib.import_module("shared.engine.commands"), name)(parser)
+        getattr(importlib.import_module("shared.commands"), name)(parser)
 
     return add
 
@@ -84,19 +84,19 @@ COMMANDS: dict[str, Command] = {
     "demo": Command("run the whole arc on the local stand-in (needs the dev checkout: localazure/)",
                     "localazure.demo:run", _demo_arguments),
     "scan": Command("run one full cycle: read, diagnose, decide, act, persist, verify",
-                    "shared.engine.commands:scan", _json_flag),
-    "incidents": Command("list incidents, or show one with its audit trail", "shared.engine.commands:incidents",
+                    "shared.commands:scan", _json_flag),
+    "incidents": Command("list incidents, or show one with its audit trail", "shared.commands:incidents",
                          _lazy_arguments("incidents_arguments")),
-    "verify": Command("run the verifications that are due", "shared.engine.commands:verify", _json_flag),
+    "verify": Command("run the verifications that are due", "shared.commands:verify", _json_flag),
     "approve": Command("approve a recommended role assignment (policy is checked again)",
-                       "shared.engine.commands:approve", _lazy_arguments("incident_action_arguments")),
-    "revoke": Command("remove a role assignment this service created", "shared.engine.commands:revoke",
+                       "shared.commands:approve", _lazy_arguments("incident_action_arguments")),
+    "revoke": Command("remove a role assignment this service created", "shared.commands:revoke",
                       _lazy_arguments("incident_action_arguments")),
-    "suppress": Command("suppress a principal or resource for a while", "shared.engine.commands:suppress",
+    "suppress": Command("suppress a principal or resource for a while", "shared.commands:suppress",
                         _lazy_arguments("suppress_arguments")),
     "settings-files": Command("regenerate local.settings.sample.json and docs/settings.md from the code",
                               "shared.settings_reference:write_files"),
-    "breaker-reset": Command("close the circuit breaker after a review", "shared.engine.commands:breaker_reset",
+    "breaker-reset": Command("close the circuit breaker after a review", "shared.commands:breaker_reset",
                              _lazy_arguments("by_arguments")),
 }
 

@@ -1,4 +1,5 @@
-"""CLI handlers for the operational commands (scan, incidents, verify, approve, revoke, suppress, breaker).
+"""`python -m shared` operational commands (scan, incidents, verify, approve, revoke, suppress, breaker): an entry
+point like function_app.py, so it takes its runtime from the composition root (shared.bootstrap).
 
 Each returns an exit status; output goes to the given stream. Settings come from the environment.
 """
