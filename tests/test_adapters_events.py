@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from azure.core.pipeline.transport import RequestsTransport
 
+from localazure import FakeCredential
 from shared.adapters import events_out
 from shared.adapters.azure import AzureClients
 from shared.adapters.clients import build_credential
 from shared.settings import Settings
-from tests.fixtures.azure import FakeCredential, local_azure  # noqa: F401 (fixture)
 
 
 def publisher_for(az, key=None, credential=None):
@@ -32,7 +32,7 @@ def _received(az, subject):
     return [e for e in az.eventgrid_received if e.event.get("subject") == subject]
 
 
-def test_publish_sends_a_cloud_event_with_the_topic_key(local_azure, caplog):  # noqa: F811
+def test_publish_sends_a_cloud_event_with_the_topic_key(local_azure, caplog):
     publisher = publisher_for(local_azure, key=local_azure.eventgrid_key)
     data = {"incident_id": "inc-pub-1", "role": "Cognitive Services OpenAI User"}
     with caplog.at_level(logging.WARNING):
@@ -46,7 +46,7 @@ def test_publish_sends_a_cloud_event_with_the_topic_key(local_azure, caplog):  #
     assert not [r for r in caplog.records if "is not a known attribute" in r.getMessage()]
 
 
-def test_without_a_key_the_service_credential_is_used_for_event_grid(local_azure):  # noqa: F811
+def test_without_a_key_the_service_credential_is_used_for_event_grid(local_azure):
     credential = FakeCredential()
     publisher = publisher_for(local_azure, credential=credential)
     assert publisher.publish(events_out.TICKET_OPENED, {"incident_id": "inc-pub-2"}) is True
@@ -54,14 +54,14 @@ def test_without_a_key_the_service_credential_is_used_for_event_grid(local_azure
     assert ("https://eventgrid.azure.net/.default",) in credential.scopes_requested
 
 
-def test_a_rejected_key_is_reported_never_raised(local_azure):  # noqa: F811
+def test_a_rejected_key_is_reported_never_raised(local_azure):
     publisher = publisher_for(local_azure, key="wrong-key")
     assert publisher.publish(events_out.INCIDENT_ESCALATED, {"incident_id": "inc-pub-3"}) is False
     assert not _received(local_azure, "inc-pub-3")
     assert len(publisher.failures) == 1 and "ClientAuthenticationError" in publisher.failures[0]
 
 
-def test_a_failing_topic_is_retried_a_little_then_reported(local_azure):  # noqa: F811
+def test_a_failing_topic_is_retried_a_little_then_reported(local_azure):
     publisher = publisher_for(local_azure, key=local_azure.eventgrid_key)
     before = local_azure.calls.count(service="eventgrid")
     fault = local_azure.faults.add(service="eventgrid", status=503, retry_after=1, times=None)
@@ -73,7 +73,7 @@ def test_a_failing_topic_is_retried_a_little_then_reported(local_azure):  # noqa
     assert len(publisher.failures) == 1 and "status 503" in publisher.failures[0]
 
 
-def test_unknown_event_types_are_a_programming_error(local_azure):  # noqa: F811
+def test_unknown_event_types_are_a_programming_error(local_azure):
     with pytest.raises(ValueError):
         publisher_for(local_azure).publish("aoai.triage.something", {"incident_id": "x"})
 

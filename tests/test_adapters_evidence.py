@@ -12,10 +12,10 @@ from azure.core.exceptions import HttpResponseError
 from azure.core.pipeline.policies import HTTPPolicy
 from azure.core.pipeline.transport import RequestsTransport
 
+from localazure import FakeCredential
 from shared.adapters.azure import AzureClients
 from shared.core import roles
 from shared.settings import Settings
-from tests.fixtures.azure import FakeCredential, local_azure_factory  # noqa: F401 (fixture)
 
 P1 = "7c000000-0000-4000-8000-000000000001"
 P2 = "7c000000-0000-4000-8000-000000000002"
@@ -34,7 +34,7 @@ def make_clients(az, client_options=None, credential=None, **settings):
 
 
 @pytest.fixture
-def az(local_azure_factory):  # noqa: F811
+def az(local_azure_factory):
     az = local_azure_factory(None)
     az.add_principal(P1, type="ServicePrincipal")
     az.add_principal(P2, type="User", groups=[GROUP])

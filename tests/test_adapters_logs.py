@@ -16,12 +16,12 @@ from azure.core.pipeline.transport import RequestsTransport
 from hypothesis import given
 from hypothesis import strategies as st
 
+from localazure import FakeCredential
 from shared.adapters.azure import AzureClients
 from shared.adapters.logs import SourceError
 from shared.core import lifecycle
 from shared.core.model import ENTRA, KEY, Diagnosis
 from shared.settings import Settings
-from tests.fixtures.azure import START, FakeCredential, local_azure_factory  # noqa: F401 (fixture)
 
 OID = "5a000000-0000-4000-8000-000000000001"
 OTHER = "5a000000-0000-4000-8000-000000000002"
@@ -35,7 +35,7 @@ def make_clients(az, client_options=None, **settings):
 
 
 @pytest.fixture
-def az(local_azure_factory):  # noqa: F811 - pytest fixture injection
+def az(local_azure_factory):
     return local_azure_factory(None)
 
 
@@ -216,7 +216,7 @@ def test_activity_counts_failures_and_successes_of_one_caller(az):
     assert (keys.failures, keys.successes) == (1, 0)
 
 
-def test_assign_then_wait_out_propagation(local_azure_factory):  # noqa: F811
+def test_assign_then_wait_out_propagation(local_azure_factory):
     """Grant through the role adapter, drive traffic, and read failures before and after the stand-in clock
     passes the propagation delay."""
     az = local_azure_factory(None, propagation_seconds=300)

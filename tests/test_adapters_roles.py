@@ -11,11 +11,11 @@ from azure.core.pipeline.transport import RequestsTransport
 from hypothesis import given
 from hypothesis import strategies as st
 
+from localazure import FakeCredential
 from shared.adapters.azure import AzureClients
 from shared.adapters.role_assignments import DESCRIPTION_MARKER, RoleAssignmentError, assignment_name
 from shared.core import roles
 from shared.settings import Settings
-from tests.fixtures.azure import FakeCredential, local_azure_factory  # noqa: F401 (fixture)
 
 SP = "6b000000-0000-4000-8000-000000000001"
 USER = "6b000000-0000-4000-8000-000000000002"
@@ -38,7 +38,7 @@ def make_clients(az, client_options=None):
 
 
 @pytest.fixture
-def az(local_azure_factory):  # noqa: F811
+def az(local_azure_factory):
     az = local_azure_factory(RESTRICTED)
     az.add_principal(SP, type="ServicePrincipal")
     az.add_principal(USER, type="User", groups=[GROUP])
@@ -108,7 +108,7 @@ def test_authorization_failed_is_an_operator_facing_refusal_naming_scope_and_rol
     assert not [a for a in az.assignments() if a.principal_id == USER]
 
 
-def test_a_wrong_principal_type_fails_with_the_arm_code(local_azure_factory):  # noqa: F811
+def test_a_wrong_principal_type_fails_with_the_arm_code(local_azure_factory):
     az = local_azure_factory(None)
     az.add_principal(SP, type="ServicePrincipal")
     account = az.add_account("acct-a")
@@ -163,7 +163,7 @@ def test_list_falls_back_to_direct_assignments_when_assigned_to_is_refused(az):
     assert [(a.role_definition_id, a.via_group) for a in listed] == [(OPENAI_USER, False)]
 
 
-def test_list_follows_next_links(local_azure_factory):  # noqa: F811
+def test_list_follows_next_links(local_azure_factory):
     az = local_azure_factory(None, page_size=2)
     az.add_principal(SP)
     accounts = [az.add_account(f"acct-{i}") for i in range(5)]
@@ -200,7 +200,7 @@ def test_assignment_names_are_stable_across_case_and_distinct_per_role(scope, pr
     assert name != assignment_name(scope, principal, other_role)
 
 
-def test_a_refused_rollback_raises_a_clear_error(local_azure_factory):  # noqa: F811
+def test_a_refused_rollback_raises_a_clear_error(local_azure_factory):
     az = local_azure_factory({"settings": {"own_identity": {"can_delete": False}}})
     az.add_principal(SP)
     account = az.add_account("acct-a")

@@ -8,7 +8,7 @@ import pytest
 from shared.core import incidents as inc
 from shared.engine import approvals
 from shared.engine.processing import BREAKER_KEY
-from tests.fixtures.engine import service_world
+from tests.support.engine import service_world
 
 ORDERS = "6c9a1f52-3d1e-4b7a-9a51-0b2f8e4d7c13"
 BILLING = "7f1e2d3c-4b5a-4968-8776-5a4b3c2d1e0f"

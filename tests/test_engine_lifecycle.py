@@ -12,7 +12,7 @@ from datetime import timedelta
 from shared.core import incidents as inc
 from shared.core.roles import COGNITIVE_SERVICES_OPENAI_USER
 from shared.engine.processing import BREAKER_KEY
-from tests.fixtures.engine import service_world
+from tests.support.engine import service_world
 
 ORDERS = "6c9a1f52-3d1e-4b7a-9a51-0b2f8e4d7c13"
 WINDOW = 120  # seconds; the ingestion lag is 60 s (fixture), so a check is due 3 minutes after the role

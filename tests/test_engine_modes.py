@@ -9,7 +9,7 @@ import pytest
 from shared.core import incidents as inc
 from shared.core.roles import COGNITIVE_SERVICES_OPENAI_USER
 from shared.engine import approvals
-from tests.fixtures.engine import service_world
+from tests.support.engine import service_world
 
 ORDERS = "6c9a1f52-3d1e-4b7a-9a51-0b2f8e4d7c13"
 ALICE = "alice@contoso.example"

@@ -13,7 +13,7 @@ from shared.adapters.logs import SourceError
 from shared.core import incidents as inc
 from shared.state import sqlite as sqlite_store
 from shared.state.base import StoreError
-from tests.fixtures.engine import OPENAI_ROUTE, service_world
+from tests.support.engine import OPENAI_ROUTE, service_world
 
 ORDERS = "6c9a1f52-3d1e-4b7a-9a51-0b2f8e4d7c13"
 DANA = "2b7e9c41-5a3d-4f6e-8b1c-9d0e1f2a3b4c"  # a user

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from shared.core import incidents as inc
 from shared.engine import approvals
-from tests.fixtures.engine import service_world
+from tests.support.engine import service_world
 
 ORDERS = "6c9a1f52-3d1e-4b7a-9a51-0b2f8e4d7c13"
 OVERLAP_MINUTES = 10  # TRIAGE_LOOKBACK_OVERLAP_MINUTES default

@@ -20,7 +20,7 @@ import pytest
 import function_app
 from shared.engine.runtime import set_runtime
 from shared.state.sqlite import SqliteStore
-from tests.test_function_app_support import call_http, http_request, installed_world
+from tests.support.functions_worker import call_http, http_request, installed_world
 
 ROOT = Path(__file__).resolve().parents[1]
 HTTP_ROUTES = {

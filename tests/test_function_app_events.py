@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from shared.core import incidents as inc
 from shared.state.sqlite import SqliteStore
-from tests.fixtures.azure import arm_auth_client
-from tests.test_function_app_support import (
+from tests.support.azure import arm_auth_client
+from tests.support.functions_worker import (
     ACCOUNT,
     ACCOUNT_ID,
     CALLER,

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from shared.core import incidents as inc
 from shared.engine.approvals import suppress
 from shared.state.sqlite import SqliteStore
-from tests.test_function_app_support import (
+from tests.support.functions_worker import (
     ACCOUNT,
     ACCOUNT_ID,
     CALLER,

@@ -11,10 +11,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.mgmt.authorization.models import RoleAssignmentCreateParameters
 
 from localazure import Clock, LocalAzure
-from tests.fixtures import azure as azure_fixtures
-from tests.fixtures.azure import START, arm_auth_client, cognitive_client
-
-local_azure_factory = azure_fixtures.local_azure_factory
+from tests.support.azure import START, arm_auth_client, cognitive_client
 
 OPENAI_USER = "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"
 CS_USER = "a97b65f3-24c7-4388-baec-2e87135dc908"

@@ -9,9 +9,6 @@ from datetime import timedelta
 import pytest
 
 from localazure import Clock, LocalAzure
-from tests.fixtures import azure as azure_fixtures
-
-local_azure_factory = azure_fixtures.local_azure_factory
 
 CHAT = "/openai/deployments/gpt-4o/chat/completions"
 MODELS = "/models/chat/completions"
@@ -109,7 +106,7 @@ def test_assignment_takes_effect_only_after_propagation(az):
 def test_assignments_created_through_arm_propagate_from_their_creation_time(local_azure_factory):
     from azure.mgmt.authorization.models import RoleAssignmentCreateParameters
 
-    from tests.fixtures.azure import arm_auth_client
+    from tests.support.azure import arm_auth_client
 
     az = local_azure_factory(propagation_seconds=120)
     az.add_account("aoai", deployments=["gpt-4o"])

@@ -8,7 +8,7 @@ from azure.core.messaging import CloudEvent
 from azure.eventgrid import EventGridEvent
 
 from localazure import Clock, LocalAzure
-from tests.fixtures.azure import eventgrid_client
+from tests.support.azure import eventgrid_client
 
 
 @pytest.fixture(scope="module")

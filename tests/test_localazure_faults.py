@@ -11,7 +11,7 @@ from azure.core.pipeline.transport import RequestsTransport
 from azure.monitor.query import LogsQueryPartialResult
 
 from localazure import Clock, LocalAzure
-from tests.fixtures.azure import arm_auth_client, logs_client
+from tests.support.azure import arm_auth_client, logs_client
 
 READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
 

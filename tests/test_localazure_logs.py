@@ -14,10 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from localazure import Clock, LocalAzure
-from tests.fixtures import azure as azure_fixtures
-from tests.fixtures.azure import START, logs_client
-
-local_azure_factory = azure_fixtures.local_azure_factory
+from tests.support.azure import START, logs_client
 
 NOW = datetime.fromisoformat(START)
 ACCOUNT = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/aoai"

@@ -31,12 +31,7 @@ from shared.state.codec import MAX_RECORD_UTF16_BYTES
 from shared.state.factory import open_store
 from shared.state.sqlite import SqliteStore
 from shared.state.tables import MAX_KEY_CHARS, TableStore, table_key
-from tests.fixtures.azurite import (
-    azurite,  # noqa: F401  (the session-wide emulator fixture)
-    free_ports,
-    running_azurite,
-    unique_table_prefix,
-)
+from tests.support.azurite import free_ports, running_azurite, unique_table_prefix
 
 T0 = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 IST = timezone(timedelta(hours=5, minutes=30))
@@ -539,7 +534,7 @@ def test_open_store_fails_loudly_when_the_sqlite_directory_cannot_be_made(tmp_pa
 
 
 @pytest.mark.azurite
-def test_open_store_opens_the_table_backend_with_its_prefix(azurite):  # noqa: F811
+def test_open_store_opens_the_table_backend_with_its_prefix(azurite):
     prefix = unique_table_prefix()
     store = open_store(Settings(state_backend="table", storage_connection=azurite, table_prefix=prefix))
     assert isinstance(store, TableStore) and store.prefix == prefix
@@ -622,7 +617,7 @@ def test_any_incident_round_trips_exactly_on_sqlite(tmp_path, incident):
 @pytest.mark.azurite
 @settings(_REUSED_STORE, max_examples=8)
 @given(incident=INCIDENTS)
-def test_some_incidents_round_trip_exactly_on_tables(azurite, incident):  # noqa: F811
+def test_some_incidents_round_trip_exactly_on_tables(azurite, incident):
     store = TableStore(azurite, "prop" + unique_table_prefix())
     try:
         _round_trip(store, incident)

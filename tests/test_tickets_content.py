@@ -18,7 +18,7 @@ from shared.tickets.content import recurrence_comment, resolution_comment, ticke
 from shared.tickets.factory import build_sinks
 from shared.tickets.marker import marker_for
 from shared.tickets.throttle import should_comment
-from tests.test_tickets_standins import FAST, make_content, running_standins, settings_for
+from tests.support.trackers import FAST, make_content, running_standins, settings_for
 
 OID = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
 ACCOUNT = ("/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/"

@@ -12,7 +12,7 @@ import pytest
 
 from shared.tickets.base import TicketAuthError, TicketError
 from shared.tickets.http import HttpOptions, HttpResult, TrackerClient
-from tests.test_tickets_standins import (
+from tests.support.trackers import (
     CREDENTIALS,
     FAST,
     TRACKERS,

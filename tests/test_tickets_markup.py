@@ -18,7 +18,7 @@ from shared.tickets.markup.html import escape_html, render_html
 from shared.tickets.markup.markdown import code_block, code_span, escape_markdown, render_markdown
 from shared.tickets.markup.plain import escape_plain, neutralize_plain, render_plain
 from shared.tickets.sanitize import ZWSP, clean_line, clean_text, defang_links, fold_line, truncate
-from tests.test_tickets_standins import html_text, make_content, render_github_markdown
+from tests.support.trackers import html_text, make_content, render_github_markdown
 
 # Text built from the pieces attacks are made of, plus arbitrary Unicode (surrogates and controls included).
 ATTACK_PIECES = st.sampled_from([

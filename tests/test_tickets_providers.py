@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from shared.tickets.marker import MANAGED_LABEL, marker_for
-from tests.test_tickets_standins import (
+from tests.support.trackers import (
     TRACKERS,
     html_text,
     make_content,

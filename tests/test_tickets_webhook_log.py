@@ -13,7 +13,7 @@ import pytest
 from shared.tickets.base import TicketAuthError, TicketError
 from shared.tickets.log_sink import LOGGER, LogSink
 from shared.tickets.webhook import SIGNATURE_HEADER, verify
-from tests.test_tickets_standins import CREDENTIALS, FAST, make_content, new_sink, running_standins
+from tests.support.trackers import CREDENTIALS, FAST, make_content, new_sink, running_standins
 
 
 @pytest.fixture(scope="module")

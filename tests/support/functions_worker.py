@@ -3,8 +3,6 @@
 There is no Functions host on our machines (platform notes), so each test calls the decorated function's plain
 Python function. Event Grid events go through the worker's own converter (`EventGridEventInConverter.decode`), so
 a test event is exactly what the function would receive from a real delivery, Event Grid schema or CloudEvents.
-
-This module holds no tests; pytest collects it only because of its name.
 """
 
 from __future__ import annotations
@@ -22,9 +20,10 @@ from azure.functions.eventgrid import EventGridEventInConverter
 
 import function_app
 from shared.engine.runtime import set_runtime
-from tests.fixtures.engine import World, service_world
+from tests.support.engine import World, service_world
+from tests.support.paths import TEST_DATA
 
-DATA = Path(__file__).parent / "data" / "events"
+DATA = TEST_DATA / "events"
 
 # The sample payloads in tests/data/events name this subscription, account and caller; the world below is built
 # to match them, so the samples are delivered unchanged.
