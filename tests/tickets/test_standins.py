@@ -10,17 +10,7 @@ import pytest
 
 from localazure.trackers import TrackerStandIns
 from shared.tickets.http import TrackerClient
-from tests.support.trackers import CREDENTIALS, FAST, running_standins
-
-
-@pytest.fixture(scope="module")
-def standins():
-    yield from running_standins()
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_faults(standins):
-    standins.reset_faults()
+from tests.support.trackers import CREDENTIALS, FAST
 
 
 def _raw_client(standins: TrackerStandIns, url: str, authorization: str | None,

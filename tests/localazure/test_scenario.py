@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
 from localazure import Clock, LocalAzure
 from localazure.scenario import ScenarioError
+from tests.support.paths import REPO_ROOT
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "localazure.md"
+DOC = REPO_ROOT / "docs" / "localazure.md"
 
 
 def test_basic_scenario_tells_its_story():

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, find, given, settings
@@ -20,8 +19,8 @@ from shared.core.policy import RULES, Decision, PolicyConfig, PolicyContext, Ref
 from shared.core.suppression import parse_duration, suppressed_targets
 from shared.settings import load_settings
 from shared.state.base import Suppression
+from tests.support.paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 SUB = "6a2c1f3e-1b2c-4d5e-8f90-0123456789ab"
 RG = f"/subscriptions/{SUB}/resourceGroups/rg-ai"
@@ -384,7 +383,7 @@ def test_config_from_settings():
 
 
 def test_docs_describe_every_rule():
-    text = (ROOT / "docs" / "policy.md").read_text(encoding="utf-8")
+    text = (REPO_ROOT / "docs" / "policy.md").read_text(encoding="utf-8")
     rules_section = text.split("\n## Rules", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"^\| `([a-z_]+)` \|", rules_section, flags=re.MULTILINE))
     assert documented == set(RULES)

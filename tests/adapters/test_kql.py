@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import duckdb_kql
 import pytest
@@ -16,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.adapters import kql
+from tests.support.paths import GOLDEN
 
-GOLDEN = Path(__file__).parent / "golden"
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 WATERMARK = T0 + timedelta(minutes=10)
 END = T0 + timedelta(minutes=30)

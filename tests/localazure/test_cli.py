@@ -7,18 +7,17 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import REPO_ROOT
 
 
 def test_cli_prints_one_json_line_serves_and_stops_on_sigterm():
     process = subprocess.Popen(
         [sys.executable, "-m", "localazure", "--scenario", "basic"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
     )
     try:
         line = process.stdout.readline()

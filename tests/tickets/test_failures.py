@@ -18,19 +18,8 @@ from tests.support.trackers import (
     TRACKERS,
     make_content,
     new_sink,
-    running_standins,
     tickets_for,
 )
-
-
-@pytest.fixture(scope="module")
-def standins():
-    yield from running_standins()
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_faults(standins):
-    standins.reset_faults()
 
 BAD_CREDENTIALS = {
     "github": {"TRIAGE_GITHUB_TOKEN": "ghs_wrong"},

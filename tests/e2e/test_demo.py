@@ -10,13 +10,12 @@ import json
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
 from localazure.demo import CASES, CONTRACT_KEYS, Demo, contract_view
+from tests.support.paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 OPENAI_USER = "Cognitive Services OpenAI User"
 
 EXPECTED = {
@@ -109,7 +108,7 @@ def test_resolved_incidents_close_their_tickets(report):
 
 
 def run_demo_json(provider: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "shared", "demo", "--json", "--provider", provider], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "shared", "demo", "--json", "--provider", provider], cwd=REPO_ROOT,
                           capture_output=True, timeout=240, check=False)
 
 

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import azure.functions as func
@@ -21,8 +20,8 @@ import function_app
 from shared.engine.runtime import set_runtime
 from shared.state.sqlite import SqliteStore
 from tests.support.functions_worker import call_http, http_request, installed_world
+from tests.support.paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 HTTP_ROUTES = {
     "diagnose": ("diagnose", "POST"),
     "alerts": ("alerts", "POST"),
@@ -48,7 +47,7 @@ def trigger(fn) -> dict:
 
 def run_python(code: str, **env: str) -> str:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("TRIAGE_")}
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**clean, **env}, capture_output=True,
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env={**clean, **env}, capture_output=True,
                             text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     return result.stdout

@@ -15,20 +15,9 @@ from tests.support.trackers import (
     make_content,
     new_sink,
     render_github_markdown,
-    running_standins,
     tickets_for,
     visible_text,
 )
-
-
-@pytest.fixture(scope="module")
-def standins():
-    yield from running_standins()
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_faults(standins):
-    standins.reset_faults()
 
 
 @pytest.mark.parametrize("tracker", TRACKERS)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from azure.core.pipeline.transport import RequestsTransport
@@ -15,6 +14,7 @@ from shared.adapters import events_out
 from shared.adapters.azure import AzureClients
 from shared.adapters.clients import build_credential
 from shared.settings import Settings
+from tests.support.paths import REPO_ROOT
 
 
 def publisher_for(az, key=None, credential=None):
@@ -103,7 +103,6 @@ def test_building_the_clients_imports_no_azure_sdk():
         "AzureClients.from_settings(Settings(workspace_ids=('w',)), credential=object())\n"
         "print(sorted(m for m in sys.modules if m.startswith('azure.')))\n"
     )
-    root = Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60,
-                         cwd=root)
+                         cwd=REPO_ROOT)
     assert out.stdout.strip() == "[]"

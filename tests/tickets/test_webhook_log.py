@@ -13,17 +13,7 @@ import pytest
 from shared.tickets.base import TicketAuthError, TicketError
 from shared.tickets.log_sink import LOGGER, LogSink
 from shared.tickets.webhook import SIGNATURE_HEADER, verify
-from tests.support.trackers import CREDENTIALS, FAST, make_content, new_sink, running_standins
-
-
-@pytest.fixture(scope="module")
-def standins():
-    yield from running_standins()
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_faults(standins):
-    standins.reset_faults()
+from tests.support.trackers import CREDENTIALS, FAST, make_content, new_sink
 
 
 def test_webhook_signature_is_hmac_sha256_over_the_exact_body(standins):

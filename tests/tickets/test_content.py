@@ -18,7 +18,7 @@ from shared.tickets.content import recurrence_comment, resolution_comment, ticke
 from shared.tickets.factory import build_sinks
 from shared.tickets.marker import marker_for
 from shared.tickets.throttle import should_comment
-from tests.support.trackers import FAST, make_content, running_standins, settings_for
+from tests.support.trackers import FAST, make_content, settings_for
 
 OID = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
 ACCOUNT = ("/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/"
@@ -120,9 +120,6 @@ def test_should_comment_is_elapsed_at_least_interval_and_monotonic(elapsed, inte
 # ---- factory ----
 
 
-@pytest.fixture(scope="module")
-def standins():
-    yield from running_standins()
 
 
 def test_build_sinks_follows_the_configured_order(standins):

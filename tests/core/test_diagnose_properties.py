@@ -8,7 +8,6 @@
 
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -16,6 +15,7 @@ from hypothesis import strategies as st
 from shared.core import causes, roles
 from shared.core.diagnose import diagnose
 from shared.core.model import HIGH, LOW, MEDIUM, Evidence, FailureSignal, ResourceEvidence, RoleAssignmentEvidence
+from tests.support.paths import TEST_DATA
 
 NEVER_ROLE_FIXABLE = {
     "token_audience_invalid", "token_invalid_or_expired", "tenant_mismatch", "invalid_api_key", "missing_api_key",
@@ -29,7 +29,7 @@ ACCOUNT = f"{SUB}/resourceGroups/rg/providers/Microsoft.CognitiveServices/accoun
 SCOPES = [SUB, f"{SUB}/resourceGroups/rg", ACCOUNT, ACCOUNT.upper(), f"{ACCOUNT}/projects/p",
           f"{SUB}/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/other", "/", ""]
 REAL_TEXTS = [json.loads(line)["message"] for line in
-              (Path(__file__).resolve().parent / "data" / "error_texts.jsonl").read_text("utf-8").splitlines()
+              (TEST_DATA / "error_texts.jsonl").read_text("utf-8").splitlines()
               if line.strip()]
 BASE = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
 

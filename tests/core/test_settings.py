@@ -1,12 +1,11 @@
 import json
-from pathlib import Path
 
 import pytest
 
 from shared.core import roles
 from shared.settings import SPECS, Settings, SettingsError, load_settings, sample_values
+from tests.support.paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 SP = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
 
 
@@ -72,7 +71,7 @@ def test_secrets_are_redacted():
 
 
 def test_sample_file_lists_every_setting_with_a_value_that_loads():
-    sample = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
+    sample = json.loads((REPO_ROOT / "local.settings.sample.json").read_text())["Values"]
     for spec in SPECS:
         assert spec.env in sample, spec.env
         assert isinstance(sample[spec.env], str)
@@ -83,7 +82,8 @@ def test_sample_file_lists_every_setting_with_a_value_that_loads():
 def test_reference_files_are_generated_from_the_specs():
     from shared.settings_reference import sample_json, settings_markdown
 
-    assert (ROOT / "local.settings.sample.json").read_text() == sample_json(), "run: python -m shared settings-files"
-    text = (ROOT / "docs" / "settings.md").read_text()
+    assert (REPO_ROOT / "local.settings.sample.json").read_text() == sample_json(), (
+        "run: python -m shared settings-files")
+    text = (REPO_ROOT / "docs" / "settings.md").read_text()
     assert text == settings_markdown(), "run: python -m shared settings-files"
     assert [s.env for s in SPECS if f"`{s.env}`" not in text] == []

@@ -3,13 +3,12 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from shared.core.causes import CAUSE_IDS
+from tests.support.paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 CLASSIFY_KEYS = {"cause", "role_fixable", "role", "role_id", "confidence", "summary"}
 CHAT = "https://x.openai.azure.com/openai/deployments/d/chat/completions"
 DENIED = {"status": 401, "code": "PermissionDenied", "message": "Principal does not have access to API/Operation.",
@@ -17,7 +16,7 @@ DENIED = {"status": 401, "code": "PermissionDenied", "message": "Principal does 
 
 
 def run(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "shared", *args], input=stdin, capture_output=True, cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "shared", *args], input=stdin, capture_output=True, cwd=REPO_ROOT,
                           timeout=60, check=False)
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from shared.tickets.samples import BEGIN, END, HOSTILE, render_samples
+from tests.support.paths import REPO_ROOT
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "tickets.md"
+DOC = REPO_ROOT / "docs" / "tickets.md"
 
 
 def test_generated_samples_in_the_docs_are_current():

@@ -7,7 +7,6 @@ conclude, not what the engine happened to print.
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
@@ -15,8 +14,9 @@ from shared.core.causes import CAUSE_IDS, ROLE_FIXABLE
 from shared.core.diagnose import diagnose
 from shared.core.roles import GRANTABLE, lookup
 from shared.core.signals import parse_evidence, parse_failure, parse_time
+from tests.support.paths import TEST_DATA
 
-DATA = Path(__file__).resolve().parent / "data" / "error_texts.jsonl"
+DATA = TEST_DATA / "error_texts.jsonl"
 CASES = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
 WRAPPERS_REQUIRED = {"openai-python", "azure-core", "dotnet", "python-dict", "json-in-string", "redacted", "html"}
 # Seed 000 (the PermissionDenied card) and every error row of seed 001's table (row 1 is advice, not an error).

@@ -3,7 +3,6 @@
 import copy
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -20,8 +19,9 @@ from shared.core.events import (
     envelope_from_dict,
     parse_alert,
 )
+from tests.support.paths import TEST_DATA
 
-DATA = Path(__file__).parent / "data" / "events"
+DATA = TEST_DATA / "events"
 NOW = datetime(2026, 11, 22, 10, 10, tzinfo=UTC)
 
 
