@@ -1,12 +1,20 @@
-"""Fixtures for the whole suite: the Azurite emulator (one per session) and the local Azure stand-in.
+"""Fixtures for the whole suite: the Azurite emulator (one per session) and the local Azure stand-in; and which
+tests are `slow`.
 
-Tests take these by name; they never import a fixture. Helpers the tests import live in tests/support.
+Tests take fixtures by name; they never import one. Helpers the tests import live in tests/support.
+
+`slow` marks every test that starts an HTTPS stand-in (localazure's Azure or tracker stand-ins), Azurite, a
+subprocess or the demo, so `pytest -m "not slow"` is the quick tier and `pytest` runs everything. A test is marked
+slow here when it takes a fixture that starts one, carries the `azurite` mark, or lives in tests/e2e; a module
+that starts one itself (a context manager, its own fixture, a subprocess) is marked in the module. An unmarked test
+that starts one fails at once (tests/support/slow.py), so a missing mark cannot go unnoticed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +22,34 @@ import pytest
 from localazure import Clock, LocalAzure
 from tests.support.azure import START
 from tests.support.azurite import running_azurite
+from tests.support.slow import SlowWorkGuard
+
+SLOW_FIXTURES = frozenset({"azurite", "local_azure", "local_azure_factory", "standins"})
+SLOW_DIRECTORIES = (Path(__file__).parent / "e2e",)  # every test there drives the whole service
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if (SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+                or item.get_closest_marker("azurite")
+                or any(item.path.is_relative_to(directory) for directory in SLOW_DIRECTORIES)):
+            item.add_marker(pytest.mark.slow)
+
+
+GUARD = SlowWorkGuard()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    with GUARD.running(item):
+        return (yield)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _slow_work_only_in_slow_tests() -> Iterator[None]:
+    with GUARD.installed():
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -92,6 +92,7 @@ def test_credential_choice_follows_the_settings():
     assert isinstance(build_credential(Settings()), DefaultAzureCredential)
 
 
+@pytest.mark.slow  # a fresh interpreter in a subprocess
 def test_building_the_clients_imports_no_azure_sdk():
     import subprocess
     import sys

@@ -10,6 +10,8 @@ from shared.engine import approvals
 from shared.engine.processing import BREAKER_KEY
 from tests.support.engine import service_world
 
+pytestmark = pytest.mark.slow  # every test runs a service world on the local Azure stand-in
+
 ORDERS = "6c9a1f52-3d1e-4b7a-9a51-0b2f8e4d7c13"
 BILLING = "7f1e2d3c-4b5a-4968-8776-5a4b3c2d1e0f"
 SEARCH = "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d"

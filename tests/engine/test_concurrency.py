@@ -19,6 +19,8 @@ from shared.core.incidents import Action
 from shared.engine import approvals
 from tests.support.engine import service_world
 
+pytestmark = pytest.mark.slow  # every test runs a service world on the local Azure stand-in
+
 ORDERS = "6c9a1f52-3d1e-4b7a-9a51-0b2f8e4d7c13"
 BATCH = "0d3c5e7a-1b2c-4d5e-8f90-a1b2c3d4e5f6"  # not allowlisted: ticketed
 

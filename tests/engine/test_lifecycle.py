@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from shared.core import incidents as inc
 from shared.core.roles import COGNITIVE_SERVICES_OPENAI_USER
 from shared.engine.processing import BREAKER_KEY
 from tests.support.engine import service_world
+
+pytestmark = pytest.mark.slow  # every test runs a service world on the local Azure stand-in
 
 ORDERS = "6c9a1f52-3d1e-4b7a-9a51-0b2f8e4d7c13"
 WINDOW = 120  # seconds; the ingestion lag is 60 s (fixture), so a check is due 3 minutes after the role

@@ -11,6 +11,8 @@ from shared.core.roles import COGNITIVE_SERVICES_OPENAI_USER
 from shared.engine import approvals
 from tests.support.engine import service_world
 
+pytestmark = pytest.mark.slow  # every test runs a service world on the local Azure stand-in
+
 ORDERS = "6c9a1f52-3d1e-4b7a-9a51-0b2f8e4d7c13"
 ALICE = "alice@contoso.example"
 

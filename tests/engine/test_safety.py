@@ -15,6 +15,8 @@ from shared.state import sqlite as sqlite_store
 from shared.state.base import StoreError
 from tests.support.engine import OPENAI_ROUTE, service_world
 
+pytestmark = pytest.mark.slow  # every test runs a service world on the local Azure stand-in
+
 ORDERS = "6c9a1f52-3d1e-4b7a-9a51-0b2f8e4d7c13"
 DANA = "2b7e9c41-5a3d-4f6e-8b1c-9d0e1f2a3b4c"  # a user
 STRANGER = "0d3c5e7a-1b2c-4d5e-8f90-a1b2c3d4e5f6"  # not allowlisted

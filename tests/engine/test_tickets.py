@@ -14,6 +14,8 @@ from shared.core import incidents as inc
 from shared.engine import approvals
 from tests.support.engine import service_world
 
+pytestmark = pytest.mark.slow  # every test runs a service world on the local Azure stand-in
+
 ORDERS = "6c9a1f52-3d1e-4b7a-9a51-0b2f8e4d7c13"
 OVERLAP_MINUTES = 10  # TRIAGE_LOOKBACK_OVERLAP_MINUTES default
 

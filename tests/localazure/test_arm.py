@@ -13,6 +13,8 @@ from azure.mgmt.authorization.models import RoleAssignmentCreateParameters
 from localazure import Clock, LocalAzure
 from tests.support.azure import START, arm_auth_client, cognitive_client
 
+pytestmark = pytest.mark.slow  # every test talks to a running stand-in
+
 OPENAI_USER = "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"
 CS_USER = "a97b65f3-24c7-4388-baec-2e87135dc908"
 FOUNDRY_USER = "53ca6127-db72-4b80-b1b0-d745d6d5456d"

@@ -8,9 +8,12 @@ import signal
 import subprocess
 import sys
 
+import pytest
 import requests
 
 from tests.support.paths import REPO_ROOT
+
+pytestmark = pytest.mark.slow  # runs `python -m localazure` in a subprocess
 
 
 def test_cli_prints_one_json_line_serves_and_stops_on_sigterm():

@@ -10,6 +10,8 @@ import pytest
 
 from localazure import Clock, LocalAzure
 
+pytestmark = pytest.mark.slow  # every test talks to a running stand-in
+
 CHAT = "/openai/deployments/gpt-4o/chat/completions"
 MODELS = "/models/chat/completions"
 AGENTS = "/api/projects/p1/assistants"

@@ -10,6 +10,8 @@ from azure.eventgrid import EventGridEvent
 from localazure import Clock, LocalAzure
 from tests.support.azure import eventgrid_client
 
+pytestmark = pytest.mark.slow  # every test talks to a running stand-in
+
 
 @pytest.fixture(scope="module")
 def az():

@@ -13,6 +13,8 @@ from azure.monitor.query import LogsQueryPartialResult
 from localazure import Clock, LocalAzure
 from tests.support.azure import arm_auth_client, logs_client
 
+pytestmark = pytest.mark.slow  # every test talks to a running stand-in
+
 READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
 
 

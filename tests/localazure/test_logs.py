@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 from localazure import Clock, LocalAzure
 from tests.support.azure import START, logs_client
 
+pytestmark = pytest.mark.slow  # every test talks to a running stand-in
+
 NOW = datetime.fromisoformat(START)
 ACCOUNT = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/aoai"
 OTHER = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/other"

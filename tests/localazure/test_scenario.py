@@ -14,6 +14,7 @@ from tests.support.paths import REPO_ROOT
 DOC = REPO_ROOT / "docs" / "localazure.md"
 
 
+@pytest.mark.slow  # starts the stand-in
 def test_basic_scenario_tells_its_story():
     with LocalAzure.start("basic", clock=Clock.frozen("2025-06-01T12:00:00Z")) as az:
         outcomes = az.tick()
@@ -30,6 +31,7 @@ def test_basic_scenario_tells_its_story():
         assert [o.spec.name for o in outcomes].count("chat-api") == 3
 
 
+@pytest.mark.slow  # starts the stand-in
 def test_documented_example_scenario_loads_and_runs():
     blocks = re.findall(r"```json\n(.*?)```", DOC.read_text(encoding="utf-8"), re.DOTALL)
     examples = [json.loads(b) for b in blocks if '"principals"' in b]
@@ -59,6 +61,7 @@ def test_documented_example_scenario_loads_and_runs():
         assert story()["web-chat"] == {(200, None)}
 
 
+@pytest.mark.slow  # starts the stand-in
 def test_times_are_relative_to_the_clock_and_scopes_have_shorthands():
     scenario = {
         "clock": {"start": "2025-01-01T00:00:00Z"},

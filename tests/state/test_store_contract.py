@@ -490,6 +490,7 @@ def _claim_in_process(path: str, queue) -> None:
     queue.put(SqliteStore(path).mark_event_processed("evt-shared", T0))
 
 
+@pytest.mark.slow  # forks child processes
 def test_sqlite_processes_sharing_one_file_see_an_event_first_exactly_once(tmp_path):
     path = str(tmp_path / "shared.sqlite3")
     SqliteStore(path).close()  # the schema exists before the race, as after the first run
