@@ -1,4 +1,4 @@
-"""The Store contract. Both backends pass the same contract test suite (tests/test_store_contract.py).
+"""The Store contract. Both backends pass the same contract test suite (tests/state/test_store_contract.py).
 
 Rules every backend keeps:
 - Writes are conditional: `put_incident(inc, expected_etag=None)` creates and fails with `ConflictError` if the
