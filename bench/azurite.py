@@ -1,6 +1,6 @@
 """Azurite (the npm package `make` installs) in memory on free loopback ports, stopped by its PID.
 
-The tests have their own pytest fixture for this (tests/fixtures/azurite.py); benchmarks do not depend on pytest.
+The tests have their own pytest fixture for this (`azurite` in tests/conftest.py); benchmarks do not depend on pytest.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The service wired to the local stand-in for benchmarks: real adapters, a real store, one frozen clock shared by
-the service and the stand-in (the few lines of tests/fixtures/engine.py, without pytest)."""
+the service and the stand-in (the few lines of tests/support/engine.py, without pytest)."""
 
 from __future__ import annotations
 

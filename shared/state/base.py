@@ -1,4 +1,4 @@
-"""The Store contract (`shared.core.ports.Store`). Both backends pass the same contract suite (tests/state/).
+"""The Store contract (`shared.core.ports.Store`); both backends pass tests/state/test_store_contract.py.
 
 Rules every backend keeps:
 - Writes are conditional: `put_incident(inc, expected_etag=None)` creates and fails with `ConflictError` if the

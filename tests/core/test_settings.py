@@ -1,0 +1,89 @@
+import json
+
+import pytest
+
+from shared.core import roles
+from shared.settings import SPECS, Settings, SettingsError, load_settings, sample_values
+from tests.support.paths import REPO_ROOT
+
+SP = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
+
+
+def test_defaults_load_and_mode_is_recommend():
+    settings = load_settings({})
+    assert settings.mode == "recommend"
+    assert settings.max_grants_per_run == 5
+    assert settings.max_grants_per_day == 20
+    assert settings.propagation_window_seconds == 600
+    assert settings.allowlist.entries == ()
+
+
+def test_every_bad_key_is_named_in_one_error():
+    env = {
+        "TRIAGE_MODE": "yolo",
+        "TRIAGE_MAX_GRANTS_PER_RUN": "many",
+        "TRIAGE_ARM_ENDPOINT": "http://insecure",
+        "TRIAGE_TICKET_SINKS": "log,github",
+    }
+    with pytest.raises(SettingsError) as info:
+        load_settings(env)
+    keys = [k for k, _ in info.value.problems]
+    assert keys == [
+        "TRIAGE_MODE",
+        "TRIAGE_MAX_GRANTS_PER_RUN",
+        "TRIAGE_ARM_ENDPOINT",
+        "TRIAGE_GITHUB_REPO",
+        "TRIAGE_GITHUB_TOKEN",
+    ]
+    assert "expected one of: observe, recommend, enforce" in str(info.value)
+    assert "Traceback" not in str(info.value)
+
+
+@pytest.mark.parametrize("role", ["Owner", "Contributor", "User Access Administrator",
+                                  "Role Based Access Control Administrator", "Cognitive Services Contributor",
+                                  "Foundry Owner", "8e3af657-a8ff-443c-a75c-2fe8c4bcb635", "Nonexistent"])
+def test_allowlist_naming_a_non_grantable_role_is_rejected_at_load(role):
+    allowlist = json.dumps([{"object_id": SP, "roles": [role]}])
+    with pytest.raises(SettingsError) as info:
+        load_settings({"TRIAGE_ALLOWLIST": allowlist})
+    assert info.value.problems[0][0] == "TRIAGE_ALLOWLIST"
+    assert "not grantable" in info.value.problems[0][1]
+
+
+def test_allowlist_entries_are_normalized_and_narrowed():
+    allowlist = json.dumps([{"object_id": " {" + SP.upper() + "} ", "roles": ["Azure AI User"],
+                             "scopes": ["/SUBSCRIPTIONS/x/resourceGroups/rg/"]}])
+    settings = load_settings({"TRIAGE_ALLOWLIST": allowlist})
+    entry = settings.allowlist.find(SP)
+    assert entry is not None
+    assert entry.role_ids == frozenset({roles.FOUNDRY_USER.guid})
+    assert entry.allows_scope("/subscriptions/X/resourcegroups/RG/providers/Microsoft.CognitiveServices/accounts/a")
+    assert not entry.allows_scope("/subscriptions/x/resourceGroups/rg2/providers/x")
+    assert settings.allowlist.find(SP[:-1] + "0") is None
+
+
+def test_secrets_are_redacted():
+    settings = load_settings({"TRIAGE_TICKET_SINKS": "webhook", "TRIAGE_WEBHOOK_URL": "https://hooks.example",
+                              "TRIAGE_WEBHOOK_SECRET": "s3cr3t-value"})
+    shown = json.dumps(settings.redacted())
+    assert "s3cr3t-value" not in shown
+    assert settings.redacted()["TRIAGE_WEBHOOK_SECRET"] == "<set>"
+
+
+def test_sample_file_lists_every_setting_with_a_value_that_loads():
+    sample = json.loads((REPO_ROOT / "local.settings.sample.json").read_text())["Values"]
+    for spec in SPECS:
+        assert spec.env in sample, spec.env
+        assert isinstance(sample[spec.env], str)
+    assert sample_values().items() <= sample.items()
+    assert isinstance(load_settings(sample_values()), Settings)
+
+
+def test_reference_files_are_generated_from_the_specs():
+    from shared.settings_reference import sample_json, settings_markdown
+
+    assert (REPO_ROOT / "local.settings.sample.json").read_text() == sample_json(), (
+        "run: python -m shared settings-files")
+    text = (REPO_ROOT / "docs" / "settings.md").read_text()
+    assert text == settings_markdown(), "run: python -m shared settings-files"
+    assert [s.env for s in SPECS if f"`{s.env}`" not in text] == []

@@ -1,0 +1,222 @@
+"""function_app.py itself: the trigger configuration the host would read, cold-start imports, and /api/health.
+
+The bindings are read from the app as the worker indexes it. `app.get_functions()` may run only once per
+FunctionApp, so it runs once here (module fixture); other test modules call the functions without indexing.
+Event Grid and HTTP behaviour: test_function_app_events.py and test_function_app_http.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import azure.functions as func
+import pytest
+
+import function_app
+from shared.bootstrap import set_runtime
+from shared.state.sqlite import SqliteStore
+from tests.support.functions_worker import call_http, http_request, installed_world
+from tests.support.paths import REPO_ROOT
+
+HTTP_ROUTES = {
+    "diagnose": ("diagnose", "POST"),
+    "alerts": ("alerts", "POST"),
+    "incidents": ("incidents", "GET"),
+    "incident": ("incidents/{incident_id}", "GET"),
+    "approve": ("incidents/{incident_id}/approve", "POST"),
+    "revoke": ("incidents/{incident_id}/revoke", "POST"),
+    "health": ("health", "GET"),
+}
+SDK_CLIENTS = ("azure.identity", "azure.mgmt.authorization", "azure.mgmt.cognitiveservices", "azure.monitor.query",
+               "azure.eventgrid", "azure.data.tables")
+
+
+@pytest.fixture(scope="module")
+def indexed() -> dict[str, Any]:
+    return {fn.get_function_name(): fn for fn in function_app.app.get_functions()}
+
+
+def trigger(fn) -> dict:
+    (binding,) = [b for b in fn.get_bindings_dict()["bindings"] if str(b["type"]).endswith("Trigger")]
+    return binding
+
+
+def run_python(code: str, **env: str) -> str:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TRIAGE_")}
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env={**clean, **env}, capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+# ---- trigger configuration ----------------------------------------------------------------------------------
+
+
+def test_every_entry_point_is_declared_once(indexed):
+    assert set(indexed) == {"scan", "events", *HTTP_ROUTES}
+
+
+def test_timer_defaults(indexed):
+    binding = trigger(indexed["scan"])
+    assert binding["type"] == "timerTrigger"
+    assert binding["schedule"] == function_app.DEFAULT_SCHEDULE == "0 */5 * * * *"
+    assert binding["useMonitor"] is True
+    assert binding["runOnStartup"] is False
+
+
+def test_event_grid_trigger(indexed):
+    binding = trigger(indexed["events"])
+    assert binding["type"] == "eventGridTrigger" and binding["name"] == "event"
+
+
+@pytest.mark.parametrize("name", sorted(HTTP_ROUTES))
+def test_http_routes_methods_and_auth_levels(indexed, name):
+    binding = trigger(indexed[name])
+    route, method = HTTP_ROUTES[name]
+    assert binding["type"] == "httpTrigger"
+    assert binding["route"] == route
+    assert [str(m.value if hasattr(m, "value") else m) for m in binding["methods"]] == [method]
+    expected = func.AuthLevel.ANONYMOUS if name == "health" else func.AuthLevel.FUNCTION
+    assert binding["authLevel"] == expected
+
+
+def test_the_indexed_functions_are_the_plain_handlers(indexed):
+    assert indexed["health"].get_user_function() is function_app.health.build().get_user_function()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("0 */1 * * * *", "0 */1 * * * *"), (" 30 */2 * * * * ", "30 */2 * * * *"), ("", "0 */5 * * * *"),
+     ("   ", "0 */5 * * * *")],
+    ids=["custom", "padded", "empty", "blank"],
+)
+def test_the_schedule_comes_from_triage_scan_schedule(value, expected):
+    # Read at import (the host indexes once), so each value needs a fresh interpreter.
+    out = run_python(
+        "import json, function_app\n"
+        "fn = next(f for f in function_app.app.get_functions() if f.get_function_name() == 'scan')\n"
+        "print(json.dumps(fn.get_bindings_dict()['bindings'][0]['schedule']))",
+        TRIAGE_SCAN_SCHEDULE=value,
+    )
+    assert json.loads(out) == expected
+
+
+def test_importing_function_app_loads_no_azure_sdk_client():
+    out = run_python(
+        "import json, sys\n"
+        "import function_app\n"
+        "function_app.app.get_functions()\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('azure', 'shared')))))"
+    )
+    loaded = json.loads(out)
+    assert "azure.functions" in loaded  # the check sees what it should see
+    heavy = [m for m in loaded if m.startswith(SDK_CLIENTS) or m.startswith("shared.adapters")]
+    assert heavy == []
+
+
+# ---- GET /api/health --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    """Health reads the process's own settings: start each test from none of ours."""
+    for key in list(os.environ):
+        if key.startswith("TRIAGE_"):
+            monkeypatch.delenv(key)
+    return monkeypatch
+
+
+def health():
+    return call_http("health", http_request("GET", "health"))
+
+
+def test_health_ok_with_valid_settings_and_a_reachable_store(tmp_path, clean_env):
+    clean_env.setenv("TRIAGE_MODE", "enforce")
+    with installed_world(tmp_path):
+        status, body = health()
+    assert status == 200
+    assert body == {"ok": True, "settings": "valid", "mode": "enforce", "store": "reachable"}
+
+
+def test_health_is_503_naming_the_invalid_settings_without_secret_values(tmp_path, clean_env):
+    secret = "whsec-DoNotShow-8f7e6d5c"
+    clean_env.setenv("TRIAGE_TICKET_SINKS", "webhook")
+    clean_env.setenv("TRIAGE_WEBHOOK_SECRET", secret)  # set, but the URL it needs is missing
+    clean_env.setenv("TRIAGE_MODE", "yolo")
+    clean_env.setenv("TRIAGE_MAX_GRANTS_PER_RUN", "many")
+    with installed_world(tmp_path):
+        response = function_app.health.build().get_user_function()(http_request("GET", "health"))
+    text = response.get_body().decode()
+    assert secret not in text
+    assert response.status_code == 503
+    body = json.loads(text)
+    assert body["ok"] is False and body["settings"] == "invalid"
+    assert {p["key"] for p in body["problems"]} == {"TRIAGE_MODE", "TRIAGE_MAX_GRANTS_PER_RUN", "TRIAGE_WEBHOOK_URL"}
+    assert all(p["expected"] for p in body["problems"])
+
+
+def test_health_with_valid_settings_never_shows_secrets(tmp_path, clean_env):
+    secret = "ghs_DoNotShow0000000000000000000000000"
+    clean_env.setenv("TRIAGE_TICKET_SINKS", "webhook,github")
+    clean_env.setenv("TRIAGE_WEBHOOK_URL", "https://hooks.contoso.example/triage")
+    clean_env.setenv("TRIAGE_WEBHOOK_SECRET", "whsec-DoNotShow-8f7e6d5c")
+    clean_env.setenv("TRIAGE_GITHUB_REPO", "contoso/ai-platform")
+    clean_env.setenv("TRIAGE_GITHUB_TOKEN", secret)
+    with installed_world(tmp_path):
+        response = function_app.health.build().get_user_function()(http_request("GET", "health"))
+    text = response.get_body().decode()
+    assert response.status_code == 200
+    assert secret not in text and "whsec-DoNotShow" not in text
+
+
+def test_health_is_503_when_the_store_is_unreachable(tmp_path, clean_env):
+    with installed_world(tmp_path) as world:
+        world.rt.store.close()
+        status, body = health()
+        world.rt.store = SqliteStore(str(tmp_path / "state.sqlite3"))
+    assert status == 503
+    assert body["ok"] is False and body["settings"] == "valid"
+    assert body["store"].startswith("unreachable")
+    assert str(tmp_path) not in json.dumps(body)
+
+
+# ---- settings errors on the other routes --------------------------------------------------------------------
+
+
+def test_an_http_call_with_invalid_settings_gets_json_naming_the_keys(clean_env):
+    clean_env.setenv("TRIAGE_MODE", "yolo")
+    clean_env.setenv("TRIAGE_GITHUB_TOKEN", "ghs_DoNotShow0000")
+    clean_env.setenv("TRIAGE_TICKET_SINKS", "github")
+    set_runtime(None)  # the runtime is built from the (invalid) settings on first use
+    try:
+        response = function_app.incidents.build().get_user_function()(http_request("GET", "incidents"))
+    finally:
+        set_runtime(None)
+    text = response.get_body().decode()
+    assert "Traceback" not in text and "ghs_DoNotShow" not in text
+    assert response.status_code == 500
+    body = json.loads(text)
+    assert body["error"] == "invalid settings"
+    assert {p["key"] for p in body["problems"]} == {"TRIAGE_MODE", "TRIAGE_GITHUB_REPO"}
+
+
+def test_an_http_call_whose_runtime_cannot_be_built_gets_json_not_a_trace(clean_env, tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    clean_env.setenv("TRIAGE_LOCAL_TOKEN", "local-only-token")  # no Entra credential needed to build the clients
+    clean_env.setenv("TRIAGE_SQLITE_PATH", str(blocker / "state.sqlite3"))  # the store cannot be opened
+    set_runtime(None)
+    try:
+        response = function_app.incidents.build().get_user_function()(http_request("GET", "incidents"))
+        status, health_body = health()
+    finally:
+        set_runtime(None)
+    text = response.get_body().decode()
+    assert response.status_code == 500 and "Traceback" not in text
+    assert json.loads(text)["error"].startswith("internal error (StoreError)")
+    assert str(blocker) not in text and "local-only-token" not in text
+    assert status == 503 and health_body["store"] == "unreachable: StoreError"
