@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from shared.adapters.errors import is_transient
 from shared.core.ports import Clock, EventPublisher, EvidenceProvider, FailureSource, RoleWriter, Store, TicketSink
 from shared.engine.runtime import Runtime, utcnow
 from shared.settings import Settings, load_settings
@@ -57,6 +58,7 @@ def build_runtime(
         sinks=list(sinks),
         events=events if events is not None else (clients.events if clients else None),
         clock=clock or utcnow,
+        transient=is_transient,
     )
 
 

@@ -5,6 +5,7 @@ Core types: the engine catches these errors and builds these records without kno
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -36,3 +37,25 @@ class Suppression:
     reason: str
     actor: str
     created_at: datetime
+
+
+# Failures a retry can cure by themselves: the store, or the network to it.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (StoreError, ConnectionError, TimeoutError, OSError)
+
+
+def in_cause_chain(exc: BaseException, test: Callable[[BaseException], bool]) -> bool:
+    """`test` holds for the exception or one of its explicit causes (adapters wrap errors: `raise X from exc`)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if test(current):
+            return True
+        current = current.__cause__
+    return False
+
+
+def is_transient(exc: BaseException) -> bool:
+    """The core's view: a store or network failure somewhere in the cause chain. The composition root gives the
+    runtime the adapters' view, which also knows the Azure SDK's errors."""
+    return in_cause_chain(exc, lambda e: isinstance(e, TRANSIENT_ERRORS))

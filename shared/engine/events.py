@@ -26,7 +26,6 @@ from shared.core.events import (
 from shared.core.incidents import Action
 from shared.core.lifecycle import start_waiting
 from shared.core.ports import evidence_key
-from shared.core.records import StoreError
 from shared.engine import ticketing
 from shared.engine.alerts import handle_alert
 from shared.engine.inputs import envelope_of
@@ -64,29 +63,6 @@ def handle_event(rt: Runtime, envelope: Envelope | Malformed, raw: Any = None) -
 # Events in a burst share evidence this long (role writes invalidate it at once).
 EVENT_EVIDENCE_MAX_AGE = timedelta(seconds=60)
 
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (StoreError, ConnectionError, TimeoutError, OSError)
-# HTTP statuses azure-core itself retries: still failing after its retries means "unavailable for now".
-RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-
-
-def is_transient(exc: BaseException) -> bool:
-    """A failure Event Grid's redelivery can cure: the store, or an Azure service (Log Analytics, ARM) that stayed
-    unavailable after the SDK's own retries. Adapters wrap SDK errors (`SourceError(...) from exc`), so the
-    explicit cause chain is followed; a bad request (400, 403) is not transient."""
-    from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
-
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, (*TRANSIENT_ERRORS, ServiceRequestError, ServiceResponseError)):
-            return True
-        if isinstance(current, HttpResponseError) and current.status_code in RETRYABLE_STATUS:
-            return True
-        current = current.__cause__
-    return False
-
-
 def handle_event_safely(rt: Runtime, event: Any) -> EventOutcome:
     """The Event Grid function's body: transient failures raise (Event Grid retries); anything else is recorded
     and acknowledged, so one poison event is never redelivered for 24 hours."""
@@ -96,7 +72,7 @@ def handle_event_safely(rt: Runtime, event: Any) -> EventOutcome:
     except Exception as exc:  # noqa: BLE001 - see docstring
         # Not only store errors: a Log Analytics or ARM outage during an alert or role-assignment event used to be
         # acknowledged as a rejection, so the event was lost instead of retried.
-        if is_transient(exc):
+        if rt.transient(exc):
             raise
         log.exception("event processing failed; acknowledged to avoid redelivery")
         event_id = envelope.id if isinstance(envelope, Envelope) else ""

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.core.policy import PolicyConfig
 from shared.core.ports import Clock, EventPublisher, EvidenceProvider, FailureSource, RoleWriter, Store, TicketSink
-from shared.core.records import AuditRecord
+from shared.core.records import AuditRecord, is_transient
 from shared.settings import Settings
 
 log = logging.getLogger("triage")
@@ -37,6 +38,8 @@ class Runtime:
     sinks: list[TicketSink]
     events: EventPublisher | None = None
     clock: Clock = utcnow
+    # Whether a failure is worth a retry (Event Grid redelivers what raises); bootstrap gives the SDK-aware rule.
+    transient: Callable[[BaseException], bool] = is_transient
     policy: PolicyConfig = field(init=False)
     _evidence_at: datetime | None = field(init=False, default=None)
 
