@@ -33,7 +33,11 @@ BASE_ENV = {
 
 
 @pytest.fixture(autouse=True)
-def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+def offline(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast tier runs offline; the stand-in suites beside it (marked slow) are left alone."""
+    if request.node.get_closest_marker("slow") is not None:
+        return
+
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the fast tier must not open connections or start processes")
 
