@@ -15,7 +15,7 @@ from typing import Any
 from shared.core.model import FailureSignal
 from shared.core.ports import evidence_key
 from shared.engine.runtime import Runtime, new_correlation_id
-from shared.engine.signals import handle_signal, settled_signals
+from shared.engine.signals import Triaged, handle_signal, settled_signals
 from shared.engine.ticketing import retry_pending_tickets
 from shared.engine.unit_of_work import RunState
 from shared.engine.verify import run_verifications
@@ -97,7 +97,8 @@ def run_scan(
     signals = [s for _, b in batches for s in b.signals if s.resource_id]
     report.signals = len(signals)
     # Groups an earlier scan already handled, unchanged since: no evidence, no store write, no ticket call.
-    settled = settled_signals(rt, signals) if window is None else {}
+    text_triage: dict[int, Triaged] = {}  # diagnosed once from the text: reused where no evidence adds to it
+    settled = settled_signals(rt, signals, text_triage) if window is None else {}
     pairs = {evidence_key(s.object_id, s.resource_id) for i, s in enumerate(signals) if i not in settled}
     evidence = rt.evidence.gather_evidence(pairs) if pairs else {}
 
@@ -106,7 +107,7 @@ def run_scan(
             report.incidents.append(settled[index])
             continue
         ev = evidence.get(evidence_key(signal.object_id, signal.resource_id))
-        incident = handle_signal(rt, run, signal, ev)
+        incident = handle_signal(rt, run, signal, ev, text_triage.get(index))
         report.incidents.append(incident.id)
 
     # Only now, with every incident persisted, may the watermarks move.

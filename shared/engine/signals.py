@@ -43,18 +43,23 @@ def triage_signal(rt: Runtime, signal: FailureSignal, evidence: Evidence | None,
     return Triaged(signal, diagnosis, fp, inc.incident_id(fp))
 
 
-def handle_signal(rt: Runtime, run: RunState, signal: FailureSignal, evidence: Evidence | None) -> Incident:
-    """Diagnose one failure group and act on it. Retries on lost races; raises StoreError if it can't persist."""
+def handle_signal(rt: Runtime, run: RunState, signal: FailureSignal, evidence: Evidence | None,
+                  triaged: Triaged | None = None) -> Incident:
+    """Diagnose one failure group and act on it. Retries on lost races; raises StoreError if it can't persist.
+    `triaged` is this pass's diagnosis of the signal when it was made already without evidence (and there is none)."""
     now = rt.clock()
-    signal = triage.with_declared_type(signal, evidence, rt.policy.allowlist)
-    triaged = triage_signal(rt, signal, evidence, now)
+    typed = triage.with_declared_type(signal, evidence, rt.policy.allowlist)
+    if triaged is None or evidence is not None or typed is not signal or triaged.signal is not signal:
+        triaged = triage_signal(rt, typed, evidence, now)
     return retry_on_conflict(rt, triaged.incident_id,
                              lambda existing: _apply(rt, run, existing, triaged, evidence, now))
 
 
-def settled_signals(rt: Runtime, signals: Sequence[FailureSignal]) -> dict[int, str]:
+def settled_signals(rt: Runtime, signals: Sequence[FailureSignal],
+                    text_triage: dict[int, Triaged] | None = None) -> dict[int, str]:
     """The steady state, found without live evidence and with batched store reads: the signals (by index) that a
-    timer scan may skip, each with its incident's id, because handling it would change nothing.
+    timer scan may skip, each with its incident's id, because handling it would change nothing. The text-only
+    diagnoses made on the way are left in `text_triage` (by index), for the rest of the pass.
 
     A signal qualifies when every one of its rows lies before the watermark (an earlier scan read that span) and
     `triage.settled` holds for its incident. The incident is found by the text's diagnosis: fingerprints are keyed
@@ -68,7 +73,10 @@ def settled_signals(rt: Runtime, signals: Sequence[FailureSignal]) -> dict[int, 
     for index, signal in enumerate(signals):
         if signal.count < 1 or signal.overlap_count != signal.count or signal.last_seen is None:
             continue
-        by_incident.setdefault(triage_signal(rt, signal, None, now).incident_id, []).append(index)
+        triaged = triage_signal(rt, signal, None, now)
+        if text_triage is not None:
+            text_triage[index] = triaged
+        by_incident.setdefault(triaged.incident_id, []).append(index)
     settled: dict[int, str] = {}
     ids = list(by_incident)
     for at in range(0, len(ids), SETTLED_READ_BATCH):  # batches bound the incidents held at once
