@@ -20,8 +20,9 @@ from typing import Any
 
 from shared.adapters.clients import subscription_of
 from shared.core import roles
-from shared.core.allowlist import normalize_object_id, normalize_scope
+from shared.core.allowlist import normalize_object_id
 from shared.core.model import RoleAssignmentEvidence
+from shared.core.resource_ids import normalize_scope
 from shared.engine.ports import GrantOutcome
 
 log = logging.getLogger("triage.adapters")

@@ -17,7 +17,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
-from shared.core import causes, endpoints, fixes, messages
+from shared.core import causes, endpoints, fixes, messages, resource_ids
 from shared.core.allowlist import normalize_object_id
 from shared.core.model import (
     ENTRA,
@@ -481,27 +481,31 @@ def _token_scope(case: _Case) -> str:
     return fixes.STANDARD_SCOPE
 
 
-_ARM_ACCOUNT_ID = re.compile(
-    r"^/subscriptions/[^/\s]+/resourcegroups/[^/\s]+/providers/microsoft\.cognitiveservices/accounts/[^/\s]+"
-    r"(/projects/[^/\s]+)?/?$",
-    re.IGNORECASE,
-)
-
-
 def _target_scope(case: _Case) -> str | None:
     resource_id = _text(case.signal.resource_id) or (case.resource.resource_id if case.resource else None)
     if not resource_id or not resource_id.strip():
         return None
-    if not _ARM_ACCOUNT_ID.match(resource_id.strip()):
-        case.lines.append("The resource id is not a Cognitive Services account or project id: scope unknown")
-        return None
-    account = endpoints.account_id_of(resource_id)
-    project = endpoints.project_of_resource(resource_id) or case.project
-    if case.surface == PROJECT:
-        if project:
-            return endpoints.project_scope(account, project)
-        case.lines.append("Project name unknown: the narrowest known scope is the account")
-    return account
+    scope, note = _scope_for(resource_id, case.surface, case.project)
+    if note:
+        case.lines.append(note)
+    return scope
+
+
+_WHITESPACE = re.compile(r"\s")
+
+
+@lru_cache(maxsize=8192)
+def _scope_for(resource_id: str, surface: str | None, project: str | None) -> tuple[str | None, str | None]:
+    """The narrowest scope for the call, as the caller wrote the id, and an evidence line when it is not exact."""
+    target = resource_ids.parse(resource_id)
+    if target is None or _WHITESPACE.search(target.text):  # a command cannot carry a name with a blank in it
+        return None, "The resource id is not a Cognitive Services account or project id: scope unknown"
+    project = target.project_name or project
+    if surface != PROJECT:
+        return target.account().text, None
+    if project:
+        return target.project(project).text, None
+    return target.account().text, "Project name unknown: the narrowest known scope is the account"
 
 
 def _sort_assignments(case: _Case, assignments: tuple, scope: str | None) -> _Held:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import lru_cache
 
+from shared.core import resource_ids
 from shared.core.roles import MODELS, OPENAI, PROJECT
 
 STANDARD_SCOPE = "https://cognitiveservices.azure.com/.default"
@@ -74,10 +75,9 @@ def where(scope: str | None, surface: str | None = None) -> str:
     """A short scope label for sentences (the full id is in the command): "on account x" / "on project x/p"."""
     if not scope:
         return "on the project" if surface == PROJECT else "on the account"
-    parts = scope.rstrip("/").split("/")
-    lowered = [p.lower() for p in parts]
-    if len(parts) >= 4 and lowered[-2] == "projects" and lowered[-4] == "accounts":
-        return f"on project {parts[-3]}/{parts[-1]}"
-    if len(parts) >= 2 and lowered[-2] == "accounts":
-        return f"on account {parts[-1]}"
-    return f"at scope {scope}"
+    target = resource_ids.parse(scope)
+    if target is None:
+        return f"at scope {scope}"
+    if target.project_name is not None:
+        return f"on project {target.account_name}/{target.project_name}"
+    return f"on account {target.account_name}"
