@@ -1,7 +1,7 @@
 """Renders the settings reference files from `shared.settings.SPECS`, so they never drift from the code.
 
-`python -m shared settings-files` rewrites local.settings.sample.json and docs/settings.md; a test fails when
-either is out of date.
+`python -m shared settings-files` rewrites local.settings.sample.json and docs/settings.md, and docs/causes.md
+from the cause catalogue (`shared.causes_reference`); a test fails when any of them is out of date.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from shared.causes_reference import causes_markdown
 from shared.settings import SPECS, sample_values
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,4 +45,5 @@ def settings_markdown() -> str:
 def write_files(args: Any = None, stdin: Any = None, stdout: Any = None) -> int:
     (ROOT / "local.settings.sample.json").write_text(sample_json())
     (ROOT / "docs" / "settings.md").write_text(settings_markdown())
+    (ROOT / "docs" / "causes.md").write_text(causes_markdown())
     return 0

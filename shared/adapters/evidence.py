@@ -19,12 +19,12 @@ from functools import partial
 from typing import Any
 
 from shared.adapters.clients import subscription_of
-from shared.adapters.kql import account_of
 from shared.adapters.resources import Accounts, hosts_of, to_evidence
 from shared.adapters.role_assignments import RoleAssignments, RoleDefinitionInfo
 from shared.core import roles
-from shared.core.allowlist import normalize_object_id, normalize_scope
+from shared.core.allowlist import normalize_object_id
 from shared.core.model import Evidence, ResourceEvidence, RoleAssignmentEvidence
+from shared.core.resource_ids import account_key, normalize_scope, scope_within
 
 log = logging.getLogger("triage.adapters")
 
@@ -58,7 +58,7 @@ def applies_to(assignment: RoleAssignmentEvidence, resource_id: str) -> bool:
     """At, above or below the resource: an account-level look-up also shows project-level assignments, but not
     those of sibling projects when the resource is itself a project."""
     scope, target = normalize_scope(assignment.scope), normalize_scope(resource_id)
-    return scope == target or target.startswith(scope + "/") or scope.startswith(target + "/") or scope == "/"
+    return scope == "/" or scope_within(target, scope) or scope_within(scope, target)
 
 
 class AzureEvidenceProvider:
@@ -107,17 +107,17 @@ class AzureEvidenceProvider:
         oid = normalize_object_id(principal_id)
         if oid is None:
             return ()
-        account = account_of(resource_id)
+        account = account_key(resource_id)
         listed = self._listed_in(oid, subscription_of(account), (account,), strict=True)[account]
         return tuple(a for a in listed or () if applies_to(a, resource_id))
 
     def _account(self, resource_id: str) -> Any | None:
-        account = account_of(resource_id)
+        account = account_key(resource_id)
         return self._account_cache.get(account, lambda: self._accounts.get(account))
 
     def resource(self, resource_id: str) -> ResourceEvidence | None:
         model = self._account(resource_id)
-        return to_evidence(model, account_of(resource_id)) if model is not None else None
+        return to_evidence(model, account_key(resource_id)) if model is not None else None
 
     def role_definitions(self, subscription_id: str) -> dict[str, RoleDefinitionInfo]:
         """Every role definition of the subscription by GUID (fetched once per run)."""
@@ -138,7 +138,7 @@ class AzureEvidenceProvider:
             try:
                 for account in self._accounts.list_in(subscription):
                     for host in hosts_of(account):
-                        index.setdefault(host, account_of(account.id))
+                        index.setdefault(host, account_key(account.id))
             except Exception as exc:  # noqa: BLE001 - an unresolved host only leaves resource_id empty
                 self._record(f"accounts list in subscription {subscription}: {type(exc).__name__}: {exc}")
         return index
@@ -150,9 +150,9 @@ class AzureEvidenceProvider:
         for principal, resource_id in pairs:
             oid = normalize_object_id(principal)
             if oid:
-                account = account_of(resource_id)
+                account = account_key(resource_id)
                 accounts_of.setdefault((oid, subscription_of(account)), set()).add(account)
-        accounts = {account_of(r) for _, r in pairs}
+        accounts = {account_key(r) for _, r in pairs}
         pool = self._executor()
         listing = {key: pool.submit(self._listed_in, *key, tuple(sorted(found))) for key, found in accounts_of.items()}
         getting = {acct: pool.submit(self._safe_account, acct) for acct in accounts}
@@ -164,7 +164,7 @@ class AzureEvidenceProvider:
         out: dict[tuple[str | None, str], Evidence] = {}
         for principal, resource_id in pairs:
             oid = normalize_object_id(principal)
-            account = account_of(resource_id)
+            account = account_key(resource_id)
             model = got.get(account)
             found = listed.get((oid, account)) if oid else None
             applicable = tuple(a for a in found if applies_to(a, resource_id)) if found is not None else None

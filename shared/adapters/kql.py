@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from shared.core.allowlist import normalize_object_id
+from shared.core.resource_ids import account_key
 
 # Hosts of the inference endpoints the client-side query watches.
 INFERENCE_HOST_SUFFIXES = (".openai.azure.com", ".services.ai.azure.com", ".cognitiveservices.azure.com")
@@ -42,18 +43,8 @@ def _literal_list(values: Iterable[str]) -> str:
     return "(" + ", ".join(literal(v) for v in values) + ")"
 
 
-def account_of(resource_id: str) -> str:
-    """The Cognitive Services account id a resource id (account or project under it) belongs to, lower-cased.
-
-    AzureDiagnostics logs carry the account id (upper-cased), never the project.
-    """
-    parts = resource_id.strip().strip("/").split("/")
-    lowered = [p.lower() for p in parts]
-    try:
-        at = lowered.index("accounts")
-    except ValueError:
-        return "/" + "/".join(lowered)
-    return "/" + "/".join(lowered[: at + 2])
+# AzureDiagnostics rows carry the account id (upper-cased), never the project: queries filter on account_key.
+account_of = account_key  # the name this module used to define
 
 
 def _window(start: datetime, watermark: datetime, end: datetime) -> list[str]:
@@ -99,7 +90,7 @@ def _failure_rows(
         " Route = iff(isempty(RequestPath), ApiName, RequestPath)",
     ]
     if resource_ids is not None:
-        accounts = sorted({account_of(r) for r in resource_ids})
+        accounts = sorted({account_key(r) for r in resource_ids})
         lines.append(f"| where ResourceId in {_literal_list(accounts)}")
     if buckets is not None:
         lines.append(bucket_filter(buckets))
@@ -162,7 +153,7 @@ def activity_query(*, principal_id: str | None, resource_id: str, since: datetim
         "AzureDiagnostics",
         "| where TimeGenerated >= Since and TimeGenerated < Until",
         '| where ResourceProvider == "MICROSOFT.COGNITIVESERVICES" and Category == "RequestResponse"',
-        f"| where tolower(_ResourceId) == {literal(account_of(resource_id))}",
+        f"| where tolower(_ResourceId) == {literal(account_key(resource_id))}",
         "| extend ObjectId = tolower(tostring(parse_json(properties_s).objectId))",
         caller,
         "| extend Status = toint(ResultSignature)",

@@ -20,6 +20,7 @@ from shared.adapters import kql
 from shared.adapters.failure_rows import dependency_signal, diagnostics_signal, map_rows, merge_groups
 from shared.core.model import FailureSignal
 from shared.core.ports import Activity, RejectedRow, SourceBatch
+from shared.core.resource_ids import account_key
 
 log = logging.getLogger("triage.adapters")
 
@@ -206,8 +207,8 @@ class AppInsightsSource:
 
         signals, rejected = map_rows(rows, self.name, to_signal)
         if resource_ids is not None:
-            wanted = {kql.account_of(r) for r in resource_ids}
-            signals = tuple(s for s in signals if s.resource_id and kql.account_of(s.resource_id) in wanted)
+            wanted = {account_key(r) for r in resource_ids}
+            signals = tuple(s for s in signals if s.resource_id and account_key(s.resource_id) in wanted)
         return SourceBatch(self.name, start, end, signals, partial_errors=partial, rejected=rejected)
 
     def activity(self, principal_id: str | None, resource_id: str, since: datetime, until: datetime) -> Activity:

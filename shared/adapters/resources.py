@@ -11,20 +11,17 @@ from collections.abc import Callable
 from typing import Any
 
 from shared.adapters.clients import host_of, subscription_of
-from shared.adapters.kql import INFERENCE_HOST_SUFFIXES, account_of
+from shared.adapters.kql import INFERENCE_HOST_SUFFIXES
 from shared.core.model import ResourceEvidence
+from shared.core.resource_ids import enclosing_account
 
 
 def _parts(account_id: str) -> tuple[str, str, str]:
     """(subscription, resource group, account name) of an account id (or of a project under it)."""
-    parts = account_of(account_id).strip("/").split("/")
-    lowered = [p.lower() for p in parts]
-    try:
-        rg = parts[lowered.index("resourcegroups") + 1]
-        name = parts[lowered.index("accounts") + 1]
-    except (ValueError, IndexError):
-        raise ValueError(f"{account_id!r} is not a Cognitive Services account id") from None
-    return subscription_of(account_id), rg, name
+    account = enclosing_account(account_id)
+    if account is None:
+        raise ValueError(f"{account_id!r} is not a Cognitive Services account id")
+    return subscription_of(account_id), account.resource_group, account.account_name
 
 
 def to_evidence(account: Any, account_id: str) -> ResourceEvidence:

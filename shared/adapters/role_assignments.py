@@ -20,9 +20,10 @@ from typing import Any
 
 from shared.adapters.clients import subscription_of
 from shared.core import roles
-from shared.core.allowlist import normalize_object_id, normalize_scope
+from shared.core.allowlist import normalize_object_id
 from shared.core.model import RoleAssignmentEvidence
 from shared.core.ports import GrantOutcome
+from shared.core.resource_ids import normalize_scope
 
 log = logging.getLogger("triage.adapters")
 

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from shared.core import roles
+from shared.core.resource_ids import normalize_scope, scope_within
 
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -26,10 +27,6 @@ def normalize_object_id(value: str | None) -> str | None:
     return candidate if _GUID.match(candidate) else None
 
 
-def normalize_scope(scope: str) -> str:
-    return "/" + scope.strip().strip("/").lower()
-
-
 @dataclass(frozen=True)
 class AllowlistEntry:
     object_id: str  # normalized GUID
@@ -46,7 +43,7 @@ class AllowlistEntry:
         if not self.scopes:
             return True
         target = normalize_scope(scope)
-        return any(target == s or target.startswith(s + "/") for s in self.scopes)
+        return any(scope_within(target, s) for s in self.scopes)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
-from shared.core import causes, endpoints, fixes, messages
+from shared.core import causes, endpoints, fixes, messages, resource_ids
 from shared.core.allowlist import normalize_object_id
 from shared.core.model import (
     ENTRA,
@@ -56,17 +56,7 @@ _TEXT_CAUSES = {
     messages.NOT_FOUND: "endpoint_or_deployment_not_found",
     messages.BLOCKED: "blocked_or_other",
 }
-_STATIC_STEPS = {
-    "token_invalid_or_expired": fixes.STEPS_TOKEN,
-    "tenant_mismatch": fixes.STEPS_TENANT,
-    "invalid_api_key": fixes.STEPS_INVALID_KEY,
-    "missing_api_key": fixes.STEPS_MISSING_KEY,
-    "local_auth_disabled": fixes.STEPS_LOCAL_AUTH,
-    "network_denied": fixes.STEPS_NETWORK,
-    "endpoint_or_deployment_not_found": fixes.STEPS_NOT_FOUND,
-    "blocked_or_other": fixes.STEPS_BLOCKED,
-    "unknown": fixes.STEPS_UNKNOWN,
-}
+_UNKNOWN = causes.CAUSES["unknown"]
 
 
 def diagnose(
@@ -84,9 +74,9 @@ def diagnose(
             cause="unknown",
             role_fixable=False,
             confidence=LOW,
-            summary=fixes.SUMMARIES["unknown"].format(why=" (the engine could not read this signal)"),
+            summary=_UNKNOWN.summary(engine_error=True),
             evidence=(f"engine error: {type(exc).__name__}: {exc}"[:300],),
-            fix_steps=fixes.STEPS_UNKNOWN,
+            fix_steps=_UNKNOWN.steps,
         )
 
 
@@ -177,11 +167,11 @@ def _fallback(case: _Case) -> Diagnosis:
     if kind == messages.CONTROL_PLANE:
         case.lines.append("This is an Azure Resource Manager (control-plane) authorization failure, not an "
                           "inference data-plane one; a data role would not fix it")
-        return _plain(case, "unknown", MEDIUM, why=" as an inference failure")
+        return _plain(case, "unknown", MEDIUM, control_plane=True)
     if status == 404:
         return _plain(case, "endpoint_or_deployment_not_found", MEDIUM)
     if status == 429 or status >= 500:
-        return _plain(case, "blocked_or_other", MEDIUM, what=f"HTTP {status} is a throttling or service error")
+        return _plain(case, "blocked_or_other", MEDIUM, service_status=status)
     if kind == messages.EMPTY and status == 401 and case.auth == KEY:
         case.lines.append("No Entra object id: a key (or anonymous) caller; without the body the key cannot be "
                           "told apart from a missing one")
@@ -296,13 +286,15 @@ def _age_verdict(
         case.lines.append(f"Holds {found.name} at {assignment.scope} ({how}, {_age_text(age, assignment)})")
     if young and not settled:
         assignment, found, age = min(young, key=lambda item: item[2])
-        return _finish(case, "propagation_pending", confidence,
-                       fixes.summary_pending(found.name, max(age, timedelta(0)), window), steps=fixes.STEPS_PENDING)
+        pending = causes.CAUSES["propagation_pending"]
+        return _finish(case, pending, confidence,
+                       pending.summary(held_role=found.name, age=max(age, timedelta(0)), window=window),
+                       steps=pending.steps)
     if now is None and any(a.created_on is not None for a, _, _ in settled):
         case.lines.append("No current time given: assignment ages were not judged")
         confidence = MEDIUM
-    return _finish(case, "role_present_still_denied", confidence, fixes.summary_present(settled[0][1].name),
-                   steps=fixes.STEPS_PRESENT)
+    present = causes.CAUSES["role_present_still_denied"]
+    return _finish(case, present, confidence, present.summary(held_role=settled[0][1].name), steps=present.steps)
 
 
 def _role_fix(
@@ -315,16 +307,11 @@ def _role_fix(
     looked_up: bool = True,
     held_names: list[str] | None = None,
 ) -> Diagnosis:
-    if cause == "missing_data_role":
-        summary = fixes.summary_missing(role, case.surface, scope, looked_up)
-    elif cause == "control_plane_role_only":
-        summary = fixes.summary_control_plane(held_names or [], role, scope, case.surface)
-    elif cause == "wrong_role_for_surface":
-        summary = fixes.summary_wrong_surface(held_names or [], role, case.surface, scope)
-    else:
-        summary = fixes.summary_group_cache((held_names or ["the role"])[0], role, scope, case.surface)
-    if role is None:
-        return _finish(case, cause, LOW, summary, steps=fixes.STEPS_UNKNOWN)
+    record = causes.CAUSES[cause]
+    summary = record.summary(role=role, surface=case.surface, scope=scope, held_roles=held_names or [],
+                             looked_up=looked_up)
+    if role is None:  # no role to name: the steps are those of an unrecognised failure
+        return _finish(case, record, LOW, summary, steps=_UNKNOWN.steps)
     principal_type, assumed = _principal_type(case)
     if assumed:
         case.lines.append(f"Principal type not known: the command assumes {DEFAULT_PRINCIPAL_TYPE}")
@@ -336,55 +323,80 @@ def _role_fix(
     if scope is None:
         case.lines.append("Resource id unknown: fill in <account-resource-id>")
     command = fixes.role_command(object_id, principal_type, role.guid, scope)
-    steps = (fixes.steps_group_cache if cause == "group_membership_cache" else fixes.steps_role)(
-        command, case.surface
-    )
-    return _finish(case, cause, confidence, summary, steps=steps, role=role, scope=scope, command=command)
+    steps = record.steps(command=command, surface=case.surface)
+    return _finish(case, record, confidence, summary, steps=steps, role=role, scope=scope, command=command)
 
 
 # ---- building the Diagnosis ---------------------------------------------------------------------------------
 
 
-def _plain(case: _Case, cause: str, confidence: str, *, what: str = "", why: str = "") -> Diagnosis:
-    facts = case.facts
-    template = fixes.SUMMARIES[cause]
-    steps = _STATIC_STEPS.get(cause, fixes.STEPS_UNKNOWN)
-    if cause == "token_audience_invalid":
-        scope = _token_scope(case)
-        summary = template.format(audience=f" (the endpoint expects {facts.audience})" if facts.audience else "",
-                                  scope=scope)
-        steps = fixes.steps_token_scope(scope)
-    elif cause == "token_invalid_or_expired":
-        key_note = ""
-        if case.auth == KEY:
-            key_note = " (an API key was sent as a bearer token)"
-            case.lines.append("The caller uses a key, but the service read a bearer token: the key went into the "
-                              "Authorization header")
-        summary = template.format(key_note=key_note, scope=_token_scope(case))
-    elif cause == "tenant_mismatch":
-        summary = template.format(tenant=f" ({facts.token_tenant})" if facts.token_tenant else "")
-        if case.resource is not None and case.resource.tenant_id:
-            case.lines.append(f"The resource's tenant is {case.resource.tenant_id}")
-    elif cause == "invalid_api_key":
-        summary = template
-        if facts.wrong_endpoint_possible:
-            case.lines.append("The same message is returned for a wrong endpoint (another resource or region)")
-    elif cause == "blocked_or_other":
-        summary = template.format(what=what or fixes.blocked_what(facts.phrase))
-    elif cause == "unknown":
-        summary = template.format(why=why)
-    else:
-        summary = template
-    if cause == "network_denied" and case.resource is not None and _refuses_public(case.resource):
+def _plain(case: _Case, cause: str, confidence: str, **found: object) -> Diagnosis:
+    """A cause without a role: its own evidence lines, then the catalogue wording filled with the case's facts."""
+    record = causes.CAUSES[cause]
+    facts_of = _PLAIN_FACTS.get(cause)
+    if facts_of is not None:
+        found.update(facts_of(case))
+    summary, steps = record.summary, record.steps
+    if type(summary) is not str:
+        summary = summary(**found)
+    if type(steps) is not tuple:
+        steps = steps(**found)
+    return _finish(case, record, confidence, summary, steps=steps)
+
+
+# What each cause without a role reads from the case for its wording, and the evidence lines it adds.
+
+
+def _audience_facts(case: _Case) -> dict:
+    return {"audience": case.facts.audience, "token_scope": _token_scope(case)}
+
+
+def _token_facts(case: _Case) -> dict:
+    key_as_bearer = case.auth == KEY
+    if key_as_bearer:
+        case.lines.append("The caller uses a key, but the service read a bearer token: the key went into the "
+                          "Authorization header")
+    return {"key_as_bearer": key_as_bearer, "token_scope": _token_scope(case)}
+
+
+def _tenant_facts(case: _Case) -> dict:
+    if case.resource is not None and case.resource.tenant_id:
+        case.lines.append(f"The resource's tenant is {case.resource.tenant_id}")
+    return {"token_tenant": case.facts.token_tenant}
+
+
+def _invalid_key_facts(case: _Case) -> dict:
+    if case.facts.wrong_endpoint_possible:
+        case.lines.append("The same message is returned for a wrong endpoint (another resource or region)")
+    return _NO_FACTS
+
+
+def _network_facts(case: _Case) -> dict:
+    if case.resource is not None and _refuses_public(case.resource):
         line = "The resource refuses public traffic: " + _network_settings(case.resource)
         if line not in case.lines:
             case.lines.append(line)
-    return _finish(case, cause, confidence, summary, steps=steps)
+    return _NO_FACTS
+
+
+def _blocked_facts(case: _Case) -> dict:
+    return {"phrase": case.facts.phrase}
+
+
+_NO_FACTS: dict = {}
+_PLAIN_FACTS = {
+    "token_audience_invalid": _audience_facts,
+    "token_invalid_or_expired": _token_facts,
+    "tenant_mismatch": _tenant_facts,
+    "invalid_api_key": _invalid_key_facts,
+    "network_denied": _network_facts,
+    "blocked_or_other": _blocked_facts,
+}
 
 
 def _finish(
     case: _Case,
-    cause: str,
+    cause: causes.Cause,
     confidence: str,
     summary: str,
     *,
@@ -394,10 +406,10 @@ def _finish(
     command: str | None = None,
 ) -> Diagnosis:
     # A role is named only when it is one of the three grantable data roles and the cause is one a role fixes.
-    if role is None or role.guid not in GRANTABLE or not causes.CAUSES[cause].role_fixable:
+    if role is None or role.guid not in GRANTABLE or not cause.role_fixable:
         role, command = None, None
     return Diagnosis.fast(
-        cause=cause,
+        cause=cause.id,
         role_fixable=role is not None,
         confidence=confidence,
         summary=summary,
@@ -469,27 +481,31 @@ def _token_scope(case: _Case) -> str:
     return fixes.STANDARD_SCOPE
 
 
-_ARM_ACCOUNT_ID = re.compile(
-    r"^/subscriptions/[^/\s]+/resourcegroups/[^/\s]+/providers/microsoft\.cognitiveservices/accounts/[^/\s]+"
-    r"(/projects/[^/\s]+)?/?$",
-    re.IGNORECASE,
-)
-
-
 def _target_scope(case: _Case) -> str | None:
     resource_id = _text(case.signal.resource_id) or (case.resource.resource_id if case.resource else None)
     if not resource_id or not resource_id.strip():
         return None
-    if not _ARM_ACCOUNT_ID.match(resource_id.strip()):
-        case.lines.append("The resource id is not a Cognitive Services account or project id: scope unknown")
-        return None
-    account = endpoints.account_id_of(resource_id)
-    project = endpoints.project_of_resource(resource_id) or case.project
-    if case.surface == PROJECT:
-        if project:
-            return endpoints.project_scope(account, project)
-        case.lines.append("Project name unknown: the narrowest known scope is the account")
-    return account
+    scope, note = _scope_for(resource_id, case.surface, case.project)
+    if note:
+        case.lines.append(note)
+    return scope
+
+
+_WHITESPACE = re.compile(r"\s")
+
+
+@lru_cache(maxsize=8192)
+def _scope_for(resource_id: str, surface: str | None, project: str | None) -> tuple[str | None, str | None]:
+    """The narrowest scope for the call, as the caller wrote the id, and an evidence line when it is not exact."""
+    target = resource_ids.parse(resource_id)
+    if target is None or _WHITESPACE.search(target.text):  # a command cannot carry a name with a blank in it
+        return None, "The resource id is not a Cognitive Services account or project id: scope unknown"
+    project = target.project_name or project
+    if surface != PROJECT:
+        return target.account().text, None
+    if project:
+        return target.project(project).text, None
+    return target.account().text, "Project name unknown: the narrowest known scope is the account"
 
 
 def _sort_assignments(case: _Case, assignments: tuple, scope: str | None) -> _Held:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from shared.core.allowlist import normalize_scope
+from shared.core import resource_ids
 from shared.core.roles import MODELS, OPENAI, PROJECT
 
 OPENAI_HOST_SUFFIX = ".openai.azure.com"
@@ -174,40 +174,30 @@ def detect(
     return None, project, ""
 
 
-# ---- scopes -------------------------------------------------------------------------------------------------
+# ---- scopes (the ids themselves are read by shared.core.resource_ids) ----------------------------------------
 
 
-@lru_cache(maxsize=4096)
 def account_id_of(resource_id: str) -> str:
     """The account part of an account or project resource id, keeping the caller's casing."""
-    parts = resource_id.strip().rstrip("/").split("/")
-    lowered = [p.lower() for p in parts]
-    for at in range(len(lowered) - 1):
-        if lowered[at] == "accounts" and at > 0 and lowered[at - 1] == "microsoft.cognitiveservices":
-            return "/".join(parts[: at + 2])
-    return resource_id.strip().rstrip("/")
+    parsed = resource_ids.parse(resource_id)
+    return parsed.account().text if parsed is not None else resource_id.strip().rstrip("/")
 
 
-@lru_cache(maxsize=4096)
 def project_of_resource(resource_id: str) -> str | None:
     """The project name when `resource_id` is a Foundry project id (`.../accounts/a/projects/p`)."""
-    parts = resource_id.strip().rstrip("/").split("/")
-    if len(parts) >= 2 and parts[-2].lower() == "projects" and "/accounts/" in resource_id.lower():
-        return parts[-1] or None
-    return None
+    return resource_ids.project_name(resource_id)
 
 
-@lru_cache(maxsize=4096)
 def project_scope(account_id: str, project: str) -> str:
     return f"{account_id_of(account_id)}/projects/{project}"
 
 
-_scope_key = lru_cache(maxsize=8192)(normalize_scope)  # case-insensitive, slash-normalized ARM id
+_scope_key = lru_cache(maxsize=8192)(resource_ids.normalize_scope)  # case-insensitive, slash-normalized ARM id
 
 
 def covers(assignment_scope: str, target_scope: str) -> bool:
     """True when an assignment at `assignment_scope` applies at `target_scope` (equal or an ancestor)."""
     if not assignment_scope.strip():
         return False  # no scope is no scope, not the root "/"
-    held, target = _scope_key(assignment_scope), _scope_key(target_scope)
-    return held == "/" or target == held or target.startswith(held + "/")
+    held = _scope_key(assignment_scope)
+    return held == "/" or resource_ids.scope_within(_scope_key(target_scope), held)

@@ -8,12 +8,12 @@ never redelivered forever).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.core.model import FailureSignal
+from shared.core.resource_ids import is_account_or_project_id, mentions_account
 from shared.core.signals import SignalError, parse_failure, parse_time
 
 FAILURE_EVENT_TYPE = "AOAI.Triage.Failure"
@@ -104,7 +104,7 @@ def parse_alert(payload: Any, *, now: datetime) -> AlertScan | Malformed:
     if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
         return Malformed("data.essentials.alertTargetIDs must be a list of resource ids")
     accounts = tuple(
-        dict.fromkeys(t for t in (*targets, *[i for i in items if isinstance(i, str)]) if _is_cognitive_account(t))
+        dict.fromkeys(t for t in (*targets, *[i for i in items if isinstance(i, str)]) if mentions_account(t))
     )
     condition = essentials.get("monitorCondition") or "Fired"
     fired_at = _parse_time(essentials.get("firedDateTime")) or now
@@ -122,23 +122,6 @@ def parse_alert(payload: Any, *, now: datetime) -> AlertScan | Malformed:
         resource_ids=accounts,
         fired=str(condition).lower() == "fired",
     )
-
-
-def _is_cognitive_account(resource_id: str) -> bool:
-    return "/providers/microsoft.cognitiveservices/accounts/" in resource_id.lower()
-
-
-_ACCOUNT_OR_PROJECT_ID = re.compile(
-    r"^/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.cognitiveservices/accounts/[^/]+"
-    r"(/projects/[^/]+)?/?$"
-)
-
-
-def is_account_or_project_id(resource_id: Any) -> bool:
-    """A whole account (or project) ARM id. A failure is diagnosed against it, so the substring test used for
-    alert targets is not enough: "/x/providers/Microsoft.CognitiveServices/accounts/a" has no subscription to
-    read evidence from and used to fail later with an internal error."""
-    return isinstance(resource_id, str) and bool(_ACCOUNT_OR_PROJECT_ID.match(resource_id.strip().lower()))
 
 
 def parse_failure_event(data: Any, *, default_time: datetime | None) -> FailureReport | Malformed:

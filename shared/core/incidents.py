@@ -11,9 +11,10 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from shared.core.allowlist import normalize_object_id, normalize_scope
+from shared.core.allowlist import normalize_object_id
 from shared.core.causes import family_of
 from shared.core.model import Diagnosis
+from shared.core.resource_ids import normalize_scope
 from shared.core.status import IncidentStatus
 
 KEY_CALLERS = "key-callers"

@@ -8,15 +8,15 @@ a hand-built allowlist entry or a diagnosis naming Owner must still never produc
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from shared.core import roles
-from shared.core.allowlist import Allowlist, AllowlistEntry, normalize_object_id, normalize_scope
+from shared.core.allowlist import Allowlist, AllowlistEntry, normalize_object_id
 from shared.core.causes import ROLE_FIXABLE
 from shared.core.model import HIGH, Diagnosis
+from shared.core.resource_ids import normalize_scope, parse_strict, scope_within
 from shared.core.status import DecisionAction, Mode
 from shared.core.suppression import is_suppressed
 
@@ -58,29 +58,12 @@ RULES: dict[str, str] = {
     "policy_error": "The policy could not evaluate its inputs; nothing is granted.",
 }
 
-_GUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-_RESOURCE_GROUP = r"[a-z0-9_()-][a-z0-9_().-]{0,89}(?<!\.)"
-_NAME = r"[a-z0-9][a-z0-9_.-]{0,63}(?<!\.)"
-# re.ASCII: with IGNORECASE alone, [a-z] would also match look-alikes such as the Kelvin sign.
-_RESOURCE_SCOPE = re.compile(
-    rf"(/subscriptions/{_GUID}/resourcegroups/{_RESOURCE_GROUP}"
-    rf"/providers/microsoft\.cognitiveservices/accounts/{_NAME})(/projects/{_NAME})?",
-    re.IGNORECASE | re.ASCII,
-)
-
 _PRINCIPAL_TYPES = {"serviceprincipal": "ServicePrincipal", "user": "User", "group": "Group"}
 
 
-def account_of(scope: str | None) -> str | None:
-    """The normalized account id of an account or project id; None for anything else (the resource_scope rule)."""
-    if not isinstance(scope, str):
-        return None
-    match = _RESOURCE_SCOPE.fullmatch(scope)
-    return match.group(1).lower() if match else None
-
-
 def is_resource_scope(scope: str | None) -> bool:
-    return account_of(scope) is not None
+    """The resource_scope rule: an account or project id by `resource_ids.parse_strict`."""
+    return parse_strict(scope) is not None
 
 
 @dataclass(frozen=True)
@@ -291,18 +274,20 @@ def _check_scope(
     ev: _Evaluation, diagnosis: Diagnosis, entries: tuple[AllowlistEntry, ...], ctx: PolicyContext
 ) -> None:
     scope = diagnosis.scope
-    account = account_of(scope)
-    if account is None:
+    target_id = parse_strict(scope)
+    if target_id is None:
         shown = "no scope" if scope is None else f"scope {scope!r}"
         ev.refuse("resource_scope", f"{shown} is not an account or project resource id")
         return
     ev.scope = scope
-    if ctx.resource_id is not None and account_of(ctx.resource_id) != account:
-        ev.refuse("scope_matches_resource", f"scope {scope!r} is not the failing resource {ctx.resource_id!r}")
+    if ctx.resource_id is not None:
+        failing = parse_strict(ctx.resource_id)
+        if failing is None or failing.account() != target_id.account():
+            ev.refuse("scope_matches_resource", f"scope {scope!r} is not the failing resource {ctx.resource_id!r}")
     target = normalize_scope(scope)
     for entry in entries:
         narrowed = tuple(normalize_scope(s) for s in entry.scopes if isinstance(s, str) and s.strip())
-        if entry.scopes and not any(target == s or target.startswith(s + "/") for s in narrowed):
+        if entry.scopes and not any(scope_within(target, s) for s in narrowed):
             ev.refuse("allowlist_scope", f"the allowlist entry for this principal does not allow scope {scope!r}")
             return
 

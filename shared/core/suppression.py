@@ -7,7 +7,8 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from shared.core.allowlist import normalize_object_id, normalize_scope
+from shared.core.allowlist import normalize_object_id
+from shared.core.resource_ids import normalize_scope, scope_within
 
 # A suppression is an opt-out that must lapse: longer than a year is almost surely a typo for "forever".
 MAX_DURATION = timedelta(days=365)
@@ -57,7 +58,7 @@ def is_suppressed(principal_id: str | None, resource_ids: Iterable[str | None], 
         if not isinstance(resource_id, str) or not resource_id.strip():
             continue
         resource = normalize_scope(resource_id)
-        if any(resource == s or resource.startswith(s + "/") for s in scopes):
+        if any(scope_within(resource, s) for s in scopes):
             return True
     return False
 
