@@ -11,6 +11,7 @@ import json
 import sys
 from typing import Any, TextIO
 
+from shared.core.resource_ids import short_name
 from shared.settings import SettingsError, load_settings
 
 
@@ -26,13 +27,6 @@ def _table(rows: list[list[str]], headers: list[str], out: TextIO) -> None:
     out.write("  ".join("-" * w for w in widths) + "\n")
     for row in rows:
         out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
-
-
-def _short(resource_id: str | None) -> str:
-    if not resource_id:
-        return "-"
-    parts = resource_id.rstrip("/").split("/")
-    return "/".join(parts[-3:]) if "projects" in [p.lower() for p in parts[-2:-1]] else parts[-1]
 
 
 def cmd_scan(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
@@ -60,7 +54,7 @@ def cmd_scan(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
 
 def _print_incidents(rt: Any, incidents: list, out: TextIO) -> None:
     rows = [
-        [i.id, i.status, i.cause, str(i.count), (i.principal_id or "key callers")[:36], _short(i.resource_id),
+        [i.id, i.status, i.cause, str(i.count), (i.principal_id or "key callers")[:36], short_name(i.resource_id),
          (i.diagnosis.role_name if i.diagnosis else None) or "-", ",".join(i.ticket_refs.values()) or "-"]
         for i in incidents if i is not None
     ]

@@ -166,3 +166,20 @@ def scope_within(target: str, held: str) -> bool:
     holds "contoso-openai". The root "/" holds only itself here; callers that treat it as holding everything say
     so."""
     return target == held or target.startswith(held + "/")
+
+
+def applies_at(scope: str, target: str) -> bool:
+    """A role assigned at `scope` applies at `target` (any ARM scopes): the same scope or a parent of it on a segment
+    boundary; the root scope "/" applies everywhere."""
+    held = normalize_scope(scope)
+    return held == "/" or scope_within(normalize_scope(target), held)
+
+
+def short_name(resource_id: str | None) -> str:
+    """`account` or `account/projects/project` for tables; the last segment of any other id."""
+    if not resource_id:
+        return "-"
+    parsed = parse(resource_id)
+    if parsed is None:
+        return resource_id.rstrip("/").rsplit("/", 1)[-1] or resource_id
+    return parsed.account_name + (f"{_PROJECTS}{parsed.project_name}" if parsed.project_name else "")

@@ -9,10 +9,11 @@ from datetime import datetime, timedelta
 
 from shared.core import incidents as inc
 from shared.core import roles
-from shared.core.allowlist import Allowlist, normalize_scope
+from shared.core.allowlist import Allowlist
 from shared.core.incidents import Incident
 from shared.core.model import Diagnosis, Evidence, FailureSignal, RoleAssignmentEvidence
 from shared.core.policy import GROUP_MEMBERSHIP_CACHE, PROPAGATION_PENDING, Decision
+from shared.core.resource_ids import applies_at
 from shared.core.status import STATUS_FOR_ACTION, DecisionAction
 
 # A claim (grant or ticket) older than this without its result is taken over by a later run.
@@ -184,15 +185,14 @@ def covering_assignment(diagnosis: Diagnosis, evidence: Evidence | None,
     what the group cases recommend), nor do custom roles, whose data actions are not known here."""
     if evidence is None or not evidence.assignments:
         return None
-    target = normalize_scope(diagnosis.scope or resource_id)
+    target = diagnosis.scope or resource_id
     for assignment in evidence.assignments:
         role = roles.BY_GUID.get(roles.guid_of(assignment.role_definition_id))
         if assignment.via_group or role is None or not role.data_surfaces:
             continue
         if diagnosis.surface is not None and diagnosis.surface not in role.data_surfaces:
             continue
-        parent = normalize_scope(assignment.scope)
-        if target == parent or target.startswith(parent.rstrip("/") + "/"):
+        if applies_at(assignment.scope, target):
             return assignment
     return None
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from shared.core import incidents as inc
-from shared.core.allowlist import normalize_object_id, normalize_scope
+from shared.core.allowlist import normalize_object_id
 from shared.core.breaker import BreakerState, reset
 from shared.core.incidents import Action
 from shared.core.lifecycle import approval_valid
@@ -18,6 +18,7 @@ from shared.core.model import Diagnosis
 from shared.core.policy import decide
 from shared.core.ports import evidence_key
 from shared.core.records import ConflictError, Suppression
+from shared.core.resource_ids import normalize_scope
 from shared.core.status import DecisionAction
 from shared.core.triage import approval_obsolete
 from shared.engine.runtime import Runtime, new_correlation_id

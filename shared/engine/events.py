@@ -13,7 +13,7 @@ from typing import Any
 
 from shared.core import incidents as inc
 from shared.core import roles
-from shared.core.allowlist import normalize_object_id, normalize_scope
+from shared.core.allowlist import normalize_object_id
 from shared.core.events import (
     AlertScan,
     Envelope,
@@ -26,6 +26,7 @@ from shared.core.events import (
 from shared.core.incidents import Action
 from shared.core.lifecycle import start_waiting
 from shared.core.ports import evidence_key
+from shared.core.resource_ids import applies_at
 from shared.engine import ticketing
 from shared.engine.alerts import handle_alert
 from shared.engine.inputs import envelope_of
@@ -123,7 +124,7 @@ def _role_assignment_changed(rt: Runtime, change: RoleAssignmentChange, correlat
             continue
         if normalize_object_id(incident.principal_id) != normalize_object_id(assignment.principal_id):
             continue
-        if not _within(incident.resource_id, assignment.scope):
+        if not applies_at(assignment.scope, incident.resource_id):
             continue
         if incident.status not in (inc.RECOMMENDED, inc.TICKETED, inc.DIAGNOSED, inc.ESCALATED):
             continue
@@ -154,10 +155,3 @@ def _covers(role_definition_id: str, incident: inc.Incident) -> bool:
         return True  # a custom role: its data actions are unknown here, so let verification judge it
     surface = incident.diagnosis.surface if incident.diagnosis else None
     return bool(role.data_surfaces) and (surface is None or surface in role.data_surfaces)
-
-
-def _within(resource_id: str, scope: str) -> bool:
-    """At or under the scope, on segment boundaries: a plain prefix test let an assignment on account "contoso"
-    match an incident on "contoso-openai"."""
-    resource, parent = normalize_scope(resource_id), normalize_scope(scope)
-    return resource == parent or resource.startswith(parent.rstrip("/") + "/")

@@ -13,8 +13,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.core.allowlist import normalize_object_id
-from shared.core.events import AlertScan, Envelope, Malformed, envelope_from_dict, is_account_or_project_id
+from shared.core.events import AlertScan, Envelope, Malformed, envelope_from_dict
 from shared.core.model import ENTRA, FailureSignal
+from shared.core.resource_ids import is_account_or_project_id
 from shared.core.signals import SignalError, parse_failure
 from shared.core.suppression import parse_duration
 

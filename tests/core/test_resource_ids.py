@@ -206,3 +206,28 @@ def test_parsing_is_cached_and_values_are_immutable():
     with pytest.raises(AttributeError):
         parse(ACCOUNT).account_name = "other"  # type: ignore[misc]
     assert resource_ids.parse(ACCOUNT) == resource_ids.parse_strict(ACCOUNT)
+
+
+@pytest.mark.parametrize(("scope", "target", "applies"), [
+    ("/", "/subscriptions/s/resourceGroups/rg", True),
+    ("/subscriptions/S", "/subscriptions/s/resourcegroups/rg/providers/microsoft.cognitiveservices/accounts/a", True),
+    ("/subscriptions/s/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/contoso",
+     "/subscriptions/s/resourcegroups/rg/providers/microsoft.cognitiveservices/accounts/contoso/projects/p", True),
+    ("/subscriptions/s/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/contoso",
+     "/subscriptions/s/resourcegroups/rg/providers/microsoft.cognitiveservices/accounts/contoso-openai", False),
+    ("/subscriptions/s/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/a/projects/p",
+     "/subscriptions/s/resourcegroups/rg/providers/microsoft.cognitiveservices/accounts/a", False),
+])
+def test_a_role_applies_at_its_scope_and_below_it_only(scope, target, applies):
+    assert resource_ids.applies_at(scope, target) is applies
+
+
+@pytest.mark.parametrize(("resource_id", "short"), [
+    ("/subscriptions/s/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/Contoso", "Contoso"),
+    ("/subscriptions/s/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/a/projects/agents",
+     "a/projects/agents"),
+    ("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/app", "app"),
+    (None, "-"),
+])
+def test_short_names_for_tables(resource_id, short):
+    assert resource_ids.short_name(resource_id) == short
