@@ -93,7 +93,7 @@ def _cause_section(cause: Cause) -> list[str]:
     fixable = "role-fixable" if cause.role_fixable else "not role-fixable"
     about = f"**{cause.title}** (family `{cause.family}`, {fixable}). {cause.doc}"
     lines = [f"### `{cause.id}`", "", *_wrap(about), "", "**Fix steps:**", ""]
-    steps = cause.steps if isinstance(cause.steps, tuple) else cause.steps(**_DOC_FACTS)
+    steps = cause.steps_for(**_DOC_FACTS)
     for number, step in enumerate(steps, 1):
         text = step.text.replace("<", "\\<")  # plain text: a placeholder such as <name> is not an HTML tag
         lines += _wrap(f"{number}. {text}" + (f" — <{step.doc_url}>" if step.doc_url else ""), indent="   ")

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from shared.core.fixes import (
     DOC_ABUSE,
@@ -54,6 +55,16 @@ class Cause:
     summary: str | Callable[..., str]
     steps: Steps | Callable[..., Steps]
     doc: str  # markdown for docs/causes.md: what the cause is and the signals that lead to it
+
+    def summary_for(self, **facts: Any) -> str:
+        """The summary, filled with what the diagnosis found when it depends on it."""
+        summary = self.summary
+        return summary if type(summary) is str else summary(**facts)  # type: ignore[operator]
+
+    def steps_for(self, **facts: Any) -> Steps:
+        """The fix steps, built from what the diagnosis found when they depend on it."""
+        steps = self.steps
+        return steps if type(steps) is tuple else steps(**facts)  # type: ignore[operator]
 
 
 # ---- role causes --------------------------------------------------------------------------------------------

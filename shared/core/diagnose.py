@@ -74,9 +74,9 @@ def diagnose(
             cause="unknown",
             role_fixable=False,
             confidence=LOW,
-            summary=_UNKNOWN.summary(engine_error=True),
+            summary=_UNKNOWN.summary_for(engine_error=True),
             evidence=(f"engine error: {type(exc).__name__}: {exc}"[:300],),
-            fix_steps=_UNKNOWN.steps,
+            fix_steps=_UNKNOWN.steps_for(),
         )
 
 
@@ -288,13 +288,14 @@ def _age_verdict(
         assignment, found, age = min(young, key=lambda item: item[2])
         pending = causes.CAUSES["propagation_pending"]
         return _finish(case, pending, confidence,
-                       pending.summary(held_role=found.name, age=max(age, timedelta(0)), window=window),
-                       steps=pending.steps)
+                       pending.summary_for(held_role=found.name, age=max(age, timedelta(0)), window=window),
+                       steps=pending.steps_for())
     if now is None and any(a.created_on is not None for a, _, _ in settled):
         case.lines.append("No current time given: assignment ages were not judged")
         confidence = MEDIUM
     present = causes.CAUSES["role_present_still_denied"]
-    return _finish(case, present, confidence, present.summary(held_role=settled[0][1].name), steps=present.steps)
+    return _finish(case, present, confidence, present.summary_for(held_role=settled[0][1].name),
+                   steps=present.steps_for())
 
 
 def _role_fix(
@@ -308,10 +309,10 @@ def _role_fix(
     held_names: list[str] | None = None,
 ) -> Diagnosis:
     record = causes.CAUSES[cause]
-    summary = record.summary(role=role, surface=case.surface, scope=scope, held_roles=held_names or [],
+    summary = record.summary_for(role=role, surface=case.surface, scope=scope, held_roles=held_names or [],
                              looked_up=looked_up)
     if role is None:  # no role to name: the steps are those of an unrecognised failure
-        return _finish(case, record, LOW, summary, steps=_UNKNOWN.steps)
+        return _finish(case, record, LOW, summary, steps=_UNKNOWN.steps_for())
     principal_type, assumed = _principal_type(case)
     if assumed:
         case.lines.append(f"Principal type not known: the command assumes {DEFAULT_PRINCIPAL_TYPE}")
@@ -323,7 +324,7 @@ def _role_fix(
     if scope is None:
         case.lines.append("Resource id unknown: fill in <account-resource-id>")
     command = fixes.role_command(object_id, principal_type, role.guid, scope)
-    steps = record.steps(command=command, surface=case.surface)
+    steps = record.steps_for(command=command, surface=case.surface)
     return _finish(case, record, confidence, summary, steps=steps, role=role, scope=scope, command=command)
 
 
@@ -336,12 +337,7 @@ def _plain(case: _Case, cause: str, confidence: str, **found: object) -> Diagnos
     facts_of = _PLAIN_FACTS.get(cause)
     if facts_of is not None:
         found.update(facts_of(case))
-    summary, steps = record.summary, record.steps
-    if type(summary) is not str:
-        summary = summary(**found)
-    if type(steps) is not tuple:
-        steps = steps(**found)
-    return _finish(case, record, confidence, summary, steps=steps)
+    return _finish(case, record, confidence, record.summary_for(**found), steps=record.steps_for(**found))
 
 
 # What each cause without a role reads from the case for its wording, and the evidence lines it adds.
@@ -435,7 +431,7 @@ def _int_or_zero(value: object) -> int:
 
 def _text(value: object) -> str | None:
     if value is None or type(value) is str:
-        return value  # type: ignore[return-value]
+        return value
     return str(value)
 
 

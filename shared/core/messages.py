@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 # Kinds of text, one per family of causes (the engine maps them to catalogue ids with the live evidence).
 EMPTY = "empty"  # no text, or nothing beyond "401 Unauthorized"
@@ -272,7 +273,7 @@ def analyze(status: int, code: str | None, message: str | None) -> TextFacts:
     clean_code, clean_message, html = unwrap(code, message)
     raw = _unescape((message or "")[:MAX_TEXT])
     low = f"{clean_code or ''} {raw}".lower()
-    details = {"code": clean_code, "message": clean_message, "html": html}
+    details: dict[str, Any] = {"code": clean_code, "message": clean_message, "html": html}
 
     if html:
         if status == 403 or "403" in low or "forbidden" in low:

@@ -284,7 +284,7 @@ def _check_scope(
         failing = parse_strict(ctx.resource_id)
         if failing is None or failing.account() != target_id.account():
             ev.refuse("scope_matches_resource", f"scope {scope!r} is not the failing resource {ctx.resource_id!r}")
-    target = normalize_scope(scope)
+    target = normalize_scope(target_id.text)
     for entry in entries:
         narrowed = tuple(normalize_scope(s) for s in entry.scopes if isinstance(s, str) and s.strip())
         if entry.scopes and not any(scope_within(target, s) for s in narrowed):

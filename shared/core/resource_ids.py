@@ -115,7 +115,9 @@ _STRICT = re.compile(
 
 def parse_strict(text: object) -> ResourceId | None:
     """An account or project id by the policy's `resource_scope` rule (see the module doc), or None."""
-    match = _STRICT.fullmatch(text) if isinstance(text, str) else None
+    if not isinstance(text, str):
+        return None
+    match = _STRICT.fullmatch(text)
     if match is None:
         return None
     return ResourceId(match["subscription"], match["group"], match["account"], match["project"], text=text)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from shared.core import incidents as inc
 from shared.core.incidents import Action, Incident
@@ -93,7 +94,7 @@ def apply_verification(
     interval: timedelta = DEFAULT_INTERVAL,
 ) -> Incident:
     """The incident after a check with `outcome` (from `evaluate`); counts, when given, go into the text."""
-    done = {"verify_due": None, "updated_at": now}
+    done: dict[str, Any] = {"verify_due": None, "updated_at": now}
     if outcome == RESOLVED:
         closed = replace(incident, status=inc.RESOLVED, closed_at=now, **done)
         return closed.with_action(Action(now, "resolved", resolution_text(incident, successes)))
