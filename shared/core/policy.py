@@ -20,15 +20,6 @@ from shared.core.resource_ids import normalize_scope, parse_strict, scope_within
 from shared.core.status import DecisionAction, Mode
 from shared.core.suppression import is_suppressed
 
-OBSERVE = Mode.OBSERVE
-RECOMMEND = Mode.RECOMMEND
-ENFORCE = Mode.ENFORCE
-
-ASSIGN = DecisionAction.ASSIGN
-TICKET = DecisionAction.TICKET
-WAIT = DecisionAction.WAIT
-SUPPRESSED = DecisionAction.SUPPRESSED
-
 PROPAGATION_PENDING = "propagation_pending"
 GROUP_MEMBERSHIP_CACHE = "group_membership_cache"
 
@@ -122,7 +113,7 @@ class Decision:
 
     @property
     def grants(self) -> bool:
-        return self.action == ASSIGN
+        return self.action == DecisionAction.ASSIGN
 
     @property
     def rules(self) -> tuple[str, ...]:
@@ -132,7 +123,7 @@ class Decision:
     def opens_ticket(self) -> bool:
         """Recommendations and refusals are ticketed; so is a managed identity's group case even when the role
         is assigned, because its verification can take a day."""
-        ticketed = self.action in (DecisionAction.RECOMMEND, TICKET)
+        ticketed = self.action in (DecisionAction.RECOMMEND, DecisionAction.TICKET)
         return ticketed or (self.grants and self.cause == GROUP_MEMBERSHIP_CACHE)
 
     def explain(self) -> str:
@@ -157,7 +148,7 @@ def decide(diagnosis: Diagnosis, principal_id: str | None, config: PolicyConfig,
     except Exception as exc:  # noqa: BLE001 - the contract is "never raises": an error must fail closed
         mode = getattr(config, "mode", None)
         return Decision(
-            action=DecisionAction.OBSERVE if mode == OBSERVE else TICKET,
+            action=DecisionAction.OBSERVE if mode == Mode.OBSERVE else DecisionAction.TICKET,
             role_id=None,
             role_name=None,
             scope=None,
@@ -172,7 +163,8 @@ def _decide(diagnosis: Diagnosis, principal_id: str | None, config: PolicyConfig
     _check_mode(ev, config, ctx)
     _check_diagnosis(ev, diagnosis)
     entries = _check_principal(ev, principal_id, config)
-    if config.mode == ENFORCE and ctx.approved is not True and any(e.require_approval is not False for e in entries):
+    needs_approval = any(e.require_approval is not False for e in entries)
+    if config.mode == Mode.ENFORCE and ctx.approved is not True and needs_approval:
         ev.refuse("mode", "this identity's allowlist entry requires an on-call engineer's approval")
     _check_role(ev, diagnosis, entries)
     _check_scope(ev, diagnosis, entries, ctx)
@@ -180,18 +172,18 @@ def _decide(diagnosis: Diagnosis, principal_id: str | None, config: PolicyConfig
     _check_limits(ev, principal_id, diagnosis, config, ctx)
 
     rules = {r.rule for r in ev.refusals}
-    if config.mode == OBSERVE and not ctx.approved:
+    if config.mode == Mode.OBSERVE and not ctx.approved:
         action = DecisionAction.OBSERVE
     elif "suppression" in rules:
-        action = SUPPRESSED
+        action = DecisionAction.SUPPRESSED
     elif diagnosis.cause == PROPAGATION_PENDING:
-        action = WAIT
+        action = DecisionAction.WAIT
     elif not rules:
-        action = ASSIGN
+        action = DecisionAction.ASSIGN
     elif rules == {"mode"}:
         action = DecisionAction.RECOMMEND  # only the mode stands in the way: an engineer's approval makes it a grant
     else:
-        action = TICKET
+        action = DecisionAction.TICKET
     role = roles.BY_GUID.get(ev.role_guid) if ev.role_guid else None
     return Decision(
         action=action,
@@ -205,11 +197,11 @@ def _decide(diagnosis: Diagnosis, principal_id: str | None, config: PolicyConfig
 
 
 def _check_mode(ev: _Evaluation, config: PolicyConfig, ctx: PolicyContext) -> None:
-    if config.mode == ENFORCE or ctx.approved is True:
+    if config.mode == Mode.ENFORCE or ctx.approved is True:
         return
-    if config.mode == OBSERVE:
+    if config.mode == Mode.OBSERVE:
         ev.refuse("mode", "mode is observe: failures are diagnosed only")
-    elif config.mode == RECOMMEND:
+    elif config.mode == Mode.RECOMMEND:
         ev.refuse("mode", "mode is recommend: the fix needs an on-call engineer's approval")
     else:
         ev.refuse("mode", f"unknown mode {config.mode!r}: treated as no automatic changes")
