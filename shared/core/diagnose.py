@@ -14,8 +14,10 @@ Only the three least-privilege data roles are ever named, and only for role-fixa
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import cast
 
 from shared.core import causes, endpoints, fixes, messages, resource_ids
 from shared.core.allowlist import normalize_object_id
@@ -288,14 +290,14 @@ def _age_verdict(
         assignment, found, age = min(young, key=lambda item: item[2])
         pending = causes.CAUSES["propagation_pending"]
         return _finish(case, pending, confidence,
-                       pending.summary_for(held_role=found.name, age=max(age, timedelta(0)), window=window),
-                       steps=pending.steps_for())
+                       _summarize(pending)(held_role=found.name, age=max(age, timedelta(0)), window=window),
+                       steps=_STEPS_OF[pending.id])
     if now is None and any(a.created_on is not None for a, _, _ in settled):
         case.lines.append("No current time given: assignment ages were not judged")
         confidence = MEDIUM
     present = causes.CAUSES["role_present_still_denied"]
-    return _finish(case, present, confidence, present.summary_for(held_role=settled[0][1].name),
-                   steps=present.steps_for())
+    return _finish(case, present, confidence, _summarize(present)(held_role=settled[0][1].name),
+                   steps=_STEPS_OF[present.id])
 
 
 def _role_fix(
@@ -309,10 +311,10 @@ def _role_fix(
     held_names: list[str] | None = None,
 ) -> Diagnosis:
     record = causes.CAUSES[cause]
-    summary = record.summary_for(role=role, surface=case.surface, scope=scope, held_roles=held_names or [],
+    summary = _summarize(record)(role=role, surface=case.surface, scope=scope, held_roles=held_names or [],
                              looked_up=looked_up)
     if role is None:  # no role to name: the steps are those of an unrecognised failure
-        return _finish(case, record, LOW, summary, steps=_UNKNOWN.steps_for())
+        return _finish(case, record, LOW, summary, steps=_STEPS_OF[_UNKNOWN.id])
     principal_type, assumed = _principal_type(case)
     if assumed:
         case.lines.append(f"Principal type not known: the command assumes {DEFAULT_PRINCIPAL_TYPE}")
@@ -324,8 +326,21 @@ def _role_fix(
     if scope is None:
         case.lines.append("Resource id unknown: fill in <account-resource-id>")
     command = fixes.role_command(object_id, principal_type, role.guid, scope)
-    steps = record.steps_for(command=command, surface=case.surface)
+    steps = _build_steps(record)(command=command, surface=case.surface)
     return _finish(case, record, confidence, summary, steps=steps, role=role, scope=scope, command=command)
+
+
+def _summarize(record: causes.Cause) -> Callable[..., str]:
+    """The summary builder of a cause whose summary depends on what was found (the role causes)."""
+    return cast(Callable[..., str], record.summary)
+
+
+def _build_steps(record: causes.Cause) -> Callable[..., causes.Steps]:
+    return cast(Callable[..., causes.Steps], record.steps)
+
+
+# Fixed steps by cause id, for the causes whose steps depend on nothing found.
+_STEPS_OF = {c.id: c.steps_for() for c in causes.CAUSES.values() if isinstance(c.steps, tuple)}
 
 
 # ---- building the Diagnosis ---------------------------------------------------------------------------------
@@ -337,7 +352,9 @@ def _plain(case: _Case, cause: str, confidence: str, **found: object) -> Diagnos
     facts_of = _PLAIN_FACTS.get(cause)
     if facts_of is not None:
         found.update(facts_of(case))
-    return _finish(case, record, confidence, record.summary_for(**found), steps=record.steps_for(**found))
+    summary, steps = record.summary, record.steps
+    return _finish(case, record, confidence, summary if isinstance(summary, str) else summary(**found),
+                   steps=steps if isinstance(steps, tuple) else steps(**found))
 
 
 # What each cause without a role reads from the case for its wording, and the evidence lines it adds.
