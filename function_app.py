@@ -5,16 +5,16 @@ Heavy Azure SDK modules are imported inside the handlers, never here: this modul
 
 import json
 import logging
-import os
 
 import azure.functions as func
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("triage")
 
-DEFAULT_SCHEDULE = "0 */5 * * * *"
-# Read as shared.settings reads it: a blank value means the default (a bare `or` let "  " through as the schedule).
-SCAN_SCHEDULE = (os.environ.get("TRIAGE_SCAN_SCHEDULE") or "").strip() or DEFAULT_SCHEDULE
+# An app-setting binding expression: the Functions host resolves and parses the schedule itself (NCRONTAB or, on
+# App Service and Premium plans, a TimeSpan), so TRIAGE_SCAN_SCHEDULE must be set. shared.settings judges the value
+# as the host will and reports a bad one through /api/health and the scan, never by failing the HTTP functions.
+SCAN_SCHEDULE = "%TRIAGE_SCAN_SCHEDULE%"
 
 
 def _json(body: dict, status: int = 200) -> func.HttpResponse:
@@ -45,7 +45,10 @@ def scan(timer: func.TimerRequest) -> None:
     from shared.bootstrap import get_runtime
     from shared.engine.scan import run_scan
 
-    report = run_scan(get_runtime())
+    rt = get_runtime()
+    for key, expected in rt.settings.host_problems:
+        log.warning("setting %s: %s", key, expected)
+    report = run_scan(rt)
     log.info("scan %s: %s", report.correlation_id, json.dumps(report.to_json()["actions"]))
 
 

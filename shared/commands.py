@@ -35,11 +35,18 @@ def cmd_scan(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
     rt = _runtime()
     try:
         report = run_scan(rt)
+        # Settings only the Functions host reads (the timer's schedule): the scan ran, but the timer will not.
+        setting_problems = [{"key": k, "expected": why} for k, why in rt.settings.host_problems]
         if args.json:
-            out.write(json.dumps(report.to_json(), indent=2) + "\n")
+            body = report.to_json()
+            if setting_problems:
+                body["settings_problems"] = setting_problems
+            out.write(json.dumps(body, indent=2) + "\n")
             return 0
         out.write(f"scan {report.correlation_id}: {report.signals} failure group(s), {report.rejected} rejected "
                   f"row(s), {report.grants} grant(s)\n")
+        for problem in setting_problems:
+            out.write(f"  SETTING {problem['key']}: {problem['expected']}\n")
         for name, (start, end) in report.windows.items():
             out.write(f"  {name}: {start} .. {end}\n")
         for line in report.partial:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from shared.settings import Settings, SettingsError, load_settings
+from shared.settings import Settings, SettingsError, load_settings, missing_host_settings
 
 
 def check_health(
@@ -21,6 +21,11 @@ def check_health(
             "problems": [{"key": k, "expected": why} for k, why in exc.problems],
         }
     report: dict[str, Any] = {"ok": True, "settings": "valid", "mode": settings.mode}
+    # A schedule the host refuses (or cannot resolve) stops only the timer: the service runs, health says so.
+    host_problems = [*settings.host_problems, *missing_host_settings(env)]
+    if host_problems:
+        report.update(ok=False, settings="invalid",
+                      problems=[{"key": k, "expected": why} for k, why in host_problems])
     if store_probe is not None:
         try:
             store_probe(settings)

@@ -1,7 +1,9 @@
 """One typed settings object, read from environment variables (= Function App application settings).
 
 Every setting is declared once in `SPECS`; the sample file, the docs table and the validation all come from
-it. `load_settings()` reports every bad key at once in a single `SettingsError`.
+it. `load_settings()` reports every bad key at once in a single `SettingsError`, except the settings only the
+Functions host reads (the timer's schedule): their problems are kept in `Settings.host_problems`, so a bad schedule
+never stops the HTTP functions.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.core.allowlist import Allowlist, AllowlistError, parse_allowlist
+from shared.core.schedule import schedule_problem
 
 MODES = ("observe", "recommend", "enforce")
 BACKENDS = ("sqlite", "table")
@@ -133,11 +136,12 @@ def _json_object(raw: str) -> dict[str, Any]:
     return value
 
 
-def _ncrontab(raw: str) -> str:
-    value = raw.strip()
-    if len(value.split()) != 6:
-        raise ValueError("expected a 6-field NCRONTAB expression, e.g. '0 */5 * * * *'")
-    return value
+def _schedule(raw: str) -> str:
+    """Judged on the raw value, as the Functions host will read it (a tab or a blank is its problem too)."""
+    problem = schedule_problem(raw)
+    if problem:
+        raise ValueError(problem)
+    return raw.strip()
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,9 @@ class Spec:
     sample: str
     doc: str
     secret: bool = False
+    # Read by the Functions host itself (a binding expression): a bad value is the host's problem, not our code's,
+    # so it is reported (Settings.host_problems) without stopping the service, and a blank is not the default.
+    host_read: bool = False
 
 
 SPECS: tuple[Spec, ...] = (
@@ -191,8 +198,12 @@ SPECS: tuple[Spec, ...] = (
          "Each scan re-reads this much before the watermark to catch late-ingested rows."),
     Spec("TRIAGE_INITIAL_LOOKBACK_MINUTES", "initial_lookback_minutes", _int_range(1, 10080), "60", "60",
          "How far back the first scan of a source reads."),
-    Spec("TRIAGE_SCAN_SCHEDULE", "scan_schedule", _ncrontab, "0 */5 * * * *", "0 */5 * * * *",
-         "NCRONTAB schedule of the scan timer (6 fields, UTC)."),
+    Spec("TRIAGE_SCAN_SCHEDULE", "scan_schedule", _schedule, "0 */5 * * * *", "0 */5 * * * *",
+         "Schedule of the scan timer, which the Functions host reads itself through the binding "
+         "%TRIAGE_SCAN_SCHEDULE%: it must be set in the app settings (the host has no default). A 6-field NCRONTAB "
+         "expression {second} {minute} {hour} {day} {month} {day-of-week} in UTC, or on App Service and Premium "
+         "plans a TimeSpan hh:mm:ss. A bad value is reported by /api/health and the scan, a missing one by "
+         "/api/health; the HTTP functions keep working.", host_read=True),
     # --- Azure endpoints and identity ---
     Spec("TRIAGE_ARM_ENDPOINT", "arm_endpoint", _https_url, "https://management.azure.com",
          "https://management.azure.com", "Azure Resource Manager base URL (sovereign clouds differ)."),
@@ -309,6 +320,8 @@ class Settings:
     jira_token: str = ""
     eventgrid_topic_endpoint: str = ""
     eventgrid_topic_key: str = ""
+    # (key, expected) of settings only the Functions host reads (Spec.host_read) whose value it would refuse.
+    host_problems: tuple[tuple[str, str], ...] = ()
 
     def redacted(self) -> dict[str, Any]:
         """Settings safe to show (health endpoint, logs): secrets replaced by whether they are set."""
@@ -338,9 +351,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     source = os.environ if env is None else env
     values: dict[str, Any] = {}
     problems: list[tuple[str, str]] = []
+    host_problems: list[tuple[str, str]] = []
     for spec in SPECS:
         raw = source.get(spec.env)
-        if raw is None or (raw.strip() == "" and spec.default is not None):
+        if raw is None or (raw.strip() == "" and spec.default is not None and not spec.host_read):
             raw = spec.default
         if raw is None:
             problems.append((spec.env, "required"))
@@ -348,7 +362,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         try:
             values[spec.attr] = spec.parse(raw)
         except ValueError as exc:
-            problems.append((spec.env, str(exc)))
+            if spec.host_read:
+                host_problems.append((spec.env, str(exc)))
+                values[spec.attr] = raw.strip()
+            else:
+                problems.append((spec.env, str(exc)))
     by_attr = {s.attr: s.env for s in SPECS}
     env_to_attr = {v: k for k, v in by_attr.items()}
     for sink in values.get("ticket_sinks", ()):
@@ -359,7 +377,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         problems.append(("AzureWebJobsStorage", "required when TRIAGE_STATE_BACKEND is table"))
     if problems:
         raise SettingsError(problems)
-    return Settings(**values)
+    return Settings(**values, host_problems=tuple(host_problems))
+
+
+def missing_host_settings(env: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """The settings the Functions host reads itself that are not set at all: our defaults never reach the host, so
+    the timer does not start without them. Health reports these (the CLI, which the host never runs, does not)."""
+    source = os.environ if env is None else env
+    return [(spec.env, f"required: the Functions host resolves %{spec.env}% itself and has no default; set it, "
+                       f"e.g. to {spec.sample!r}")
+            for spec in SPECS if spec.host_read and spec.env not in source]
 
 
 def sample_values() -> dict[str, str]:

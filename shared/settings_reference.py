@@ -28,7 +28,9 @@ def settings_markdown() -> str:
         "",
         "Every setting is an environment variable (a Function App application setting); all values are strings.",
         "`local.settings.sample.json` lists each with a safe sample value. Invalid settings stop the service with",
-        "one error that names every bad key and the expected form. Secrets (marked) are never logged, shown by",
+        "one error that names every bad key and the expected form, except `TRIAGE_SCAN_SCHEDULE`: the Functions",
+        "host reads that one itself, so it must be set, and a bad value stops only the timer (`/api/health` and",
+        "the scan report it). Secrets (marked) are never logged, shown by",
         "`/api/health`, written to tickets or to the audit log; in Azure, use Key Vault references for them.",
         "This file is generated: `python -m shared settings-files`.",
         "",
@@ -36,8 +38,10 @@ def settings_markdown() -> str:
         "|---|---|---|---|",
     ]
     for spec in SPECS:
-        default = spec.default if spec.default not in (None, "") else "(empty)"
-        lines.append(f"| `{spec.env}` | `{default}` | {'yes' if spec.secret else ''} | "
+        default = f"`{spec.default}`" if spec.default not in (None, "") else "`(empty)`"
+        if spec.host_read:  # the host never sees our default
+            default = f"none: set it (sample `{spec.sample}`)"
+        lines.append(f"| `{spec.env}` | {default} | {'yes' if spec.secret else ''} | "
                      f"{spec.doc.replace('|', '/')} |")
     return "\n".join(lines) + "\n"
 

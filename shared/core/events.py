@@ -9,11 +9,12 @@ never redelivered forever).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
+from shared.core.alerts import FIRED, AlertScan, alert_scope, alert_window, as_dict, read_time
 from shared.core.model import FailureSignal
-from shared.core.resource_ids import is_account_or_project_id, mentions_account
+from shared.core.resource_ids import is_account_or_project_id
 from shared.core.signals import SignalError, parse_failure, parse_time
 
 FAILURE_EVENT_TYPE = "AOAI.Triage.Failure"
@@ -23,9 +24,6 @@ RESOURCE_DELETE_SUCCESS = "Microsoft.Resources.ResourceDeleteSuccess"
 ROLE_ASSIGNMENT_WRITE = "microsoft.authorization/roleassignments/write"
 ROLE_ASSIGNMENT_DELETE = "microsoft.authorization/roleassignments/delete"
 VALIDATION_EVENT = "Microsoft.EventGrid.SubscriptionValidationEvent"
-
-# Alerts rarely carry their evaluation window; scan this far back from the fired time when they don't.
-DEFAULT_ALERT_LOOKBACK = timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -38,16 +36,6 @@ class Envelope:
     source: str
     time: datetime | None
     data: Any
-
-
-@dataclass(frozen=True)
-class AlertScan:
-    alert_id: str
-    rule: str
-    start: datetime
-    end: datetime
-    resource_ids: tuple[str, ...]
-    fired: bool  # False for "Resolved" notifications: nothing to scan
 
 
 @dataclass(frozen=True)
@@ -90,7 +78,8 @@ def _parse_time(value: Any) -> datetime | None:
 
 
 def parse_alert(payload: Any, *, now: datetime) -> AlertScan | Malformed:
-    """A common-alert-schema payload (action group webhook body, or Event Grid `data`)."""
+    """A common-alert-schema payload (action group webhook body, or Event Grid `data`): its window and the accounts
+    it is about (shared/core/alerts.py), or why it cannot be read."""
     if not isinstance(payload, dict):
         return Malformed("alert payload must be a JSON object")
     if payload.get("schemaId") != COMMON_ALERT_SCHEMA:
@@ -99,28 +88,27 @@ def parse_alert(payload: Any, *, now: datetime) -> AlertScan | Malformed:
     essentials = data.get("essentials") if isinstance(data, dict) else None
     if not isinstance(essentials, dict):
         return Malformed("data.essentials is missing")
-    targets = essentials.get("alertTargetIDs") or []
-    items = essentials.get("configurationItems") or []
+    targets = essentials.get("alertTargetIDs") or []  # null in budget alerts
     if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
         return Malformed("data.essentials.alertTargetIDs must be a list of resource ids")
-    accounts = tuple(
-        dict.fromkeys(t for t in (*targets, *[i for i in items if isinstance(i, str)]) if mentions_account(t))
-    )
-    condition = essentials.get("monitorCondition") or "Fired"
-    fired_at = _parse_time(essentials.get("firedDateTime")) or now
-    context = data.get("alertContext") if isinstance(data.get("alertContext"), dict) else {}
-    cond = context.get("condition") if isinstance(context.get("condition"), dict) else {}
-    start = _parse_time(cond.get("windowStartTime")) or fired_at - DEFAULT_ALERT_LOOKBACK
-    end = _parse_time(cond.get("windowEndTime")) or fired_at
+    raw_items = essentials.get("configurationItems") or []
+    items = [i for i in raw_items if isinstance(i, str)] if isinstance(raw_items, list) else []
+    context = as_dict(as_dict(data).get("alertContext"))
+    fired_at = read_time(essentials.get("firedDateTime"))
+    anchor = fired_at or now
+    start, end = alert_window(context, anchor)
     if end < start:
         return Malformed("alert window ends before it starts")
+    accounts, not_relevant = alert_scope(essentials, context, targets, items)
     return AlertScan(
         alert_id=str(essentials.get("alertId") or ""),
         rule=str(essentials.get("alertRule") or ""),
         start=start,
-        end=max(end, fired_at),
+        end=max(end, anchor),  # fired after its window closed: scan up to the firing
         resource_ids=accounts,
-        fired=str(condition).lower() == "fired",
+        condition=str(essentials.get("monitorCondition") or FIRED),
+        fired_at=fired_at,
+        not_relevant=not_relevant,
     )
 
 
@@ -164,7 +152,8 @@ def classify_event(envelope: Envelope, *, now: datetime) -> Parsed:
         assignment_id = data.get("resourceUri") or envelope.subject
         if not isinstance(assignment_id, str) or "/roleassignments/" not in assignment_id.lower():
             return Malformed("role-assignment event without a roleAssignments resource id")
-        claims = data.get("claims") if isinstance(data.get("claims"), dict) else {}
+        raw_claims = data.get("claims")
+        claims: dict[str, Any] = raw_claims if isinstance(raw_claims, dict) else {}
         actor = str(
             claims.get("name")
             or claims.get("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn")

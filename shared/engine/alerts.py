@@ -1,5 +1,6 @@
 """Alerts (Azure Monitor common alert schema, by Event Grid or the action-group webhook): a targeted scan of the
-alert's window and resources, once per firing."""
+alert's window and accounts, once per notification. Alerts about anything but our accounts are recorded and
+acknowledged, never scanned."""
 
 from __future__ import annotations
 
@@ -15,12 +16,17 @@ from shared.engine.scan import run_scan
 
 @dataclass(frozen=True)
 class AlertOutcome:
-    result: str  # processed | duplicate | rejected
+    result: str  # processed | not_relevant | duplicate | rejected
     alert_id: str | None = None
     detail: str = ""
 
 
 def handle_alert(rt: Runtime, alert: AlertScan, correlation_id: str) -> str:
+    if alert.not_relevant:
+        detail = f"alert {alert.alert_id or alert.rule or '(no id)'} not relevant: {alert.not_relevant}"
+        rt.audit("alert-not-relevant", detail, correlation_id=correlation_id,
+                 inputs={"alert_id": alert.alert_id, "rule": alert.rule, "condition": alert.condition})
+        return detail
     if not alert.fired:
         return f"alert {alert.alert_id} resolved: nothing to scan"
     report = run_scan(rt, resource_ids=alert.resource_ids or None, window=(alert.start, alert.end),
@@ -29,8 +35,8 @@ def handle_alert(rt: Runtime, alert: AlertScan, correlation_id: str) -> str:
 
 
 def receive_alert(rt: Runtime, data: Any) -> AlertOutcome:
-    """An alert webhook's payload: rejected with a reason, a duplicate delivery, or processed. A failure while
-    processing forgets the delivery, so the action group's retry is processed."""
+    """An alert webhook's payload: rejected with a reason, a duplicate delivery, not relevant, or processed. A failure
+    while processing forgets the delivery, so the action group's retry is processed."""
     parsed = parse_alert(data, now=rt.clock())
     if isinstance(parsed, Malformed):
         reject(rt, "", parsed.reason, data)
@@ -44,4 +50,4 @@ def receive_alert(rt: Runtime, data: Any) -> AlertOutcome:
         if key:
             rt.store.forget_event(key)
         raise
-    return AlertOutcome("processed", parsed.alert_id, detail)
+    return AlertOutcome("not_relevant" if parsed.not_relevant else "processed", parsed.alert_id, detail)

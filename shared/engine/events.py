@@ -29,7 +29,7 @@ from shared.core.ports import evidence_key
 from shared.core.resource_ids import applies_at
 from shared.engine import ticketing
 from shared.engine.alerts import handle_alert
-from shared.engine.inputs import envelope_of
+from shared.engine.inputs import alert_key, envelope_of
 from shared.engine.rejections import EventOutcome, reject
 from shared.engine.runtime import Runtime, new_correlation_id
 from shared.engine.signals import handle_signal
@@ -50,15 +50,23 @@ def handle_event(rt: Runtime, envelope: Envelope | Malformed, raw: Any = None) -
     if isinstance(parsed, Unknown):
         log.info("event %s of unhandled type %s acknowledged", envelope.id, parsed.type)
         return EventOutcome(envelope.id, "unknown", parsed.type)
-    if not rt.store.mark_event_processed(envelope.id, now):
+    key = _dedupe_key(envelope, parsed)
+    if not rt.store.mark_event_processed(key, now):
         return EventOutcome(envelope.id, "duplicate")
     try:
         detail = _dispatch(rt, envelope, parsed)
     except Exception:
         # Let Event Grid redeliver: forget the id so the redelivery is processed (processing is idempotent).
-        rt.store.forget_event(envelope.id)
+        rt.store.forget_event(key)
         raise
-    return EventOutcome(envelope.id, "processed", detail)
+    not_relevant = isinstance(parsed, AlertScan) and bool(parsed.not_relevant)
+    return EventOutcome(envelope.id, "not_relevant" if not_relevant else "processed", detail)
+
+
+def _dedupe_key(envelope: Envelope, parsed: Any) -> str:
+    """The event id, except for an alert: a forwarder may send the Fired and the Resolved notification of one alert
+    under one event id, so its key adds the monitor condition and the fired time (inputs.alert_key)."""
+    return alert_key(parsed, envelope.id) if isinstance(parsed, AlertScan) else envelope.id
 
 
 # Events in a burst share evidence this long (role writes invalidate it at once).

@@ -47,7 +47,7 @@ def alerts_request(rt: Runtime, body: bytes) -> Reply:
         return error(400, outcome.detail)
     if outcome.result == "duplicate":
         return 200, {"result": "duplicate", "alert_id": outcome.alert_id}
-    return 200, {"result": "processed", "alert_id": outcome.alert_id, "detail": outcome.detail}
+    return 200, {"result": outcome.result, "alert_id": outcome.alert_id, "detail": outcome.detail}
 
 
 def list_incidents(rt: Runtime, query: Mapping[str, str]) -> Reply:

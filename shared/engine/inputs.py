@@ -101,11 +101,18 @@ def _utc(value: Any) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def alert_key(alert: AlertScan) -> str:
-    """The dedupe key of an alert webhook delivery: the same firing of the same rule over the same window."""
+def alert_key(alert: AlertScan, delivery_id: str = "") -> str:
+    """The dedupe key of one alert notification. Azure sends a Fired and later a Resolved notification under the same
+    alert id (a Resolved one can even arrive first), so the monitor condition and the fired time are part of it.
+    By Event Grid, `delivery_id` is the event id (a redelivery repeats it); the webhook has none, so the alert id
+    and the window stand for the notification."""
+    condition = alert.condition.lower()
+    fired = alert.fired_at.isoformat() if alert.fired_at else ""
+    if delivery_id:
+        return f"alert:{delivery_id}:{condition}:{fired}"
     if not alert.alert_id:
         return ""
-    return f"alert:{alert.alert_id}:{alert.start.isoformat()}:{alert.end.isoformat()}"
+    return f"alert:{alert.alert_id}:{condition}:{fired}:{alert.start.isoformat()}:{alert.end.isoformat()}"
 
 
 def suppression_duration(text: str) -> timedelta:

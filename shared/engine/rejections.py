@@ -14,7 +14,7 @@ log = logging.getLogger("triage")
 @dataclass(frozen=True)
 class EventOutcome:
     event_id: str
-    result: str  # processed | duplicate | unknown | rejected
+    result: str  # processed | not_relevant (an alert about other resources) | duplicate | unknown | rejected
     detail: str = ""
 
     def to_json(self) -> dict[str, Any]:

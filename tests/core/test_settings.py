@@ -3,7 +3,7 @@ import json
 import pytest
 
 from shared.core import roles
-from shared.settings import SPECS, Settings, SettingsError, load_settings, sample_values
+from shared.settings import SPECS, Settings, SettingsError, load_settings, missing_host_settings, sample_values
 from tests.support.paths import REPO_ROOT
 
 SP = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
@@ -87,3 +87,27 @@ def test_reference_files_are_generated_from_the_specs():
     text = (REPO_ROOT / "docs" / "settings.md").read_text()
     assert text == settings_markdown(), "run: python -m shared settings-files"
     assert [s.env for s in SPECS if f"`{s.env}`" not in text] == []
+
+
+def test_a_schedule_the_host_would_refuse_is_a_host_problem_not_a_settings_error():
+    settings = load_settings({"TRIAGE_SCAN_SCHEDULE": "0 60 * * * *", "TRIAGE_MODE": "observe"})
+    assert settings.mode == "observe"  # the service's own settings load: only the timer is affected
+    ((key, expected),) = settings.host_problems
+    assert key == "TRIAGE_SCAN_SCHEDULE" and "the minute field '60'" in expected
+
+
+@pytest.mark.parametrize("value", ["00:05:00", "0 30 9 * Jan Mon", " 0 */5 * * * * "])
+def test_schedules_the_host_accepts_load_without_problems(value):
+    settings = load_settings({"TRIAGE_SCAN_SCHEDULE": value})
+    assert settings.host_problems == () and settings.scan_schedule == value.strip()
+
+
+def test_a_blank_schedule_is_not_replaced_by_the_default_the_host_never_sees():
+    ((key, expected),) = load_settings({"TRIAGE_SCAN_SCHEDULE": "  "}).host_problems
+    assert key == "TRIAGE_SCAN_SCHEDULE" and "empty" in expected
+
+
+def test_an_unset_schedule_is_missing_for_the_host_only():
+    assert load_settings({}).host_problems == ()  # the CLI and tests never go through the host
+    assert [k for k, _ in missing_host_settings({})] == ["TRIAGE_SCAN_SCHEDULE"]
+    assert missing_host_settings({"TRIAGE_SCAN_SCHEDULE": "0 */5 * * * *"}) == []

@@ -63,7 +63,8 @@ def test_every_entry_point_is_declared_once(indexed):
 def test_timer_defaults(indexed):
     binding = trigger(indexed["scan"])
     assert binding["type"] == "timerTrigger"
-    assert binding["schedule"] == function_app.DEFAULT_SCHEDULE == "0 */5 * * * *"
+    # The app-setting binding expression: the host resolves TRIAGE_SCAN_SCHEDULE and parses it itself.
+    assert binding["schedule"] == function_app.SCAN_SCHEDULE == "%TRIAGE_SCAN_SCHEDULE%"
     assert binding["useMonitor"] is True
     assert binding["runOnStartup"] is False
 
@@ -88,21 +89,17 @@ def test_the_indexed_functions_are_the_plain_handlers(indexed):
     assert indexed["health"].get_user_function() is function_app.health.build().get_user_function()
 
 
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [("0 */1 * * * *", "0 */1 * * * *"), (" 30 */2 * * * * ", "30 */2 * * * *"), ("", "0 */5 * * * *"),
-     ("   ", "0 */5 * * * *")],
-    ids=["custom", "padded", "empty", "blank"],
-)
-def test_the_schedule_comes_from_triage_scan_schedule(value, expected):
-    # Read at import (the host indexes once), so each value needs a fresh interpreter.
+@pytest.mark.parametrize("value", [None, "0 */1 * * * *", "0 60 * * * *"], ids=["unset", "custom", "invalid"])
+def test_the_schedule_is_bound_to_the_app_setting_whatever_the_process_holds(value):
+    # The binding is fixed at import (the host indexes once), so each value needs a fresh interpreter: the worker
+    # must hand the host the expression, never a value (or a default) it read itself.
     out = run_python(
         "import json, function_app\n"
         "fn = next(f for f in function_app.app.get_functions() if f.get_function_name() == 'scan')\n"
         "print(json.dumps(fn.get_bindings_dict()['bindings'][0]['schedule']))",
-        TRIAGE_SCAN_SCHEDULE=value,
+        **({} if value is None else {"TRIAGE_SCAN_SCHEDULE": value}),
     )
-    assert json.loads(out) == expected
+    assert json.loads(out) == "%TRIAGE_SCAN_SCHEDULE%"
 
 
 def test_importing_function_app_loads_no_azure_sdk_client():
@@ -123,10 +120,12 @@ def test_importing_function_app_loads_no_azure_sdk_client():
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    """Health reads the process's own settings: start each test from none of ours."""
+    """Health reads the process's own settings: start each test from none of ours but the schedule, which every
+    deployment must set (the host resolves the timer binding from it)."""
     for key in list(os.environ):
         if key.startswith("TRIAGE_"):
             monkeypatch.delenv(key)
+    monkeypatch.setenv("TRIAGE_SCAN_SCHEDULE", "0 */5 * * * *")
     return monkeypatch
 
 
@@ -220,3 +219,63 @@ def test_an_http_call_whose_runtime_cannot_be_built_gets_json_not_a_trace(clean_
     assert json.loads(text)["error"].startswith("internal error (StoreError)")
     assert str(blocker) not in text and "local-only-token" not in text
     assert status == 503 and health_body["store"] == "unreachable: StoreError"
+
+
+# ---- the schedule: judged as the host reads it, reported without failing the HTTP functions --------------------
+
+
+def runtime_from_the_environment(clean_env, tmp_path, schedule: str | None) -> None:
+    """A runtime the functions build from the process's settings (no stand-in needed to list incidents)."""
+    clean_env.setenv("TRIAGE_LOCAL_TOKEN", "local-only-token")
+    clean_env.setenv("TRIAGE_SQLITE_PATH", str(tmp_path / "state.sqlite3"))
+    if schedule is None:
+        clean_env.delenv("TRIAGE_SCAN_SCHEDULE")
+    else:
+        clean_env.setenv("TRIAGE_SCAN_SCHEDULE", schedule)
+    set_runtime(None)
+
+
+@pytest.mark.parametrize("schedule", ["0 60 * * * *", "   ", None], ids=["minute-60", "blank", "unset"])
+def test_a_schedule_the_host_would_refuse_is_reported_by_health_while_the_other_routes_work(clean_env, tmp_path,
+                                                                                          schedule):
+    runtime_from_the_environment(clean_env, tmp_path, schedule)
+    try:
+        listed = call_http("incidents", http_request("GET", "incidents"))
+        status, body = health()
+    finally:
+        set_runtime(None)
+    assert listed == (200, {"incidents": []})
+    assert status == 503 and body["ok"] is False and body["store"] == "reachable"
+    assert [p["key"] for p in body["problems"]] == ["TRIAGE_SCAN_SCHEDULE"]
+    says = {"0 60 * * * *": "the minute field '60'", "   ": "empty", None: "required"}[schedule]
+    assert says in body["problems"][0]["expected"]
+
+
+@pytest.mark.parametrize("schedule", ["00:05:00", "0 30 9 * Jan Mon", "*/30 * * * *"])
+def test_schedules_the_host_accepts_keep_health_ok(clean_env, tmp_path, schedule):
+    runtime_from_the_environment(clean_env, tmp_path, schedule)
+    try:
+        status, body = health()
+    finally:
+        set_runtime(None)
+    assert (status, body["ok"], body["settings"]) == (200, True, "valid")
+
+
+def test_the_scan_reports_a_bad_schedule(tmp_path, monkeypatch):
+    import argparse
+    import io
+
+    from shared import commands
+    from tests.support.engine import build_runtime
+
+    with installed_world(tmp_path) as world:
+        env = {**world.env, "TRIAGE_SCAN_SCHEDULE": "0 60 * * * *"}
+        monkeypatch.setattr(commands, "_runtime", lambda: build_runtime(env, world.clock))
+        out = io.StringIO()
+        assert commands.scan(argparse.Namespace(json=True), None, out) == 0
+        (problem,) = json.loads(out.getvalue())["settings_problems"]
+        assert problem["key"] == "TRIAGE_SCAN_SCHEDULE" and "the minute field '60'" in problem["expected"]
+
+        out = io.StringIO()
+        commands.scan(argparse.Namespace(json=False), None, out)
+        assert "SETTING TRIAGE_SCAN_SCHEDULE: the minute field '60'" in out.getvalue()

@@ -100,6 +100,26 @@ def test_a_log_alert_on_the_workspace_scans_the_accounts_named_in_its_configurat
         assert list(incidents_of(world)) == [ACCOUNT_ID.lower()]
 
 
+def test_microsofts_log_alert_v2_on_a_workspace_scans_every_account_over_its_window(tmp_path):
+    # The published test-action payload, as our own rule on the workspace would send it: no split (so no
+    # configuration items) and a ten-minute window.
+    alert = sample("azure-monitor/test_action_log_alert_v2.json")
+    alert["data"]["essentials"]["configurationItems"] = []
+    alert["data"]["essentials"]["firedDateTime"] = "2026-11-22T10:06:00Z"
+    condition = alert["data"]["alertContext"]["condition"]
+    condition["windowStartTime"], condition["windowEndTime"] = "2026-11-22T09:55:00Z", "2026-11-22T10:05:00Z"
+    with installed_world(tmp_path, mode="recommend") as world:
+        at(world, "2026-11-22T09:50:00Z")
+        fail_calls(world, ACCOUNT)  # before the window
+        at(world, "2026-11-22T10:01:00Z")
+        fail_calls(world, OTHER_ACCOUNT)
+        at(world, "2026-11-22T10:06:00Z")
+        deliver(alert_event(alert, "workspace-alert"))
+        (incident,) = world.rt.store.list_incidents()
+        assert incident.resource_id.lower().endswith(f"/accounts/{OTHER_ACCOUNT}")
+        assert world.rt.store.get_watermark(f"logs:{world.az.workspace_id}") is None
+
+
 def test_a_redelivered_alert_event_is_processed_once(tmp_path):
     with installed_world(tmp_path, mode="recommend") as world:
         at(world, "2026-11-22T10:01:00Z")

@@ -182,6 +182,25 @@ def test_alert_webhook_scans_the_alert_window_and_acknowledges_a_duplicate(tmp_p
         assert world.az.calls.count(service="logs") == queries
 
 
+PUBLISHED_OTHER_ALERTS = ("sample_metric_alert_resolved_vm", "test_action_activity_log_alert",
+                          "test_action_metric_alert_static_threshold", "test_action_budget_alert",
+                          "test_action_service_health_alert", "test_action_smart_alert", "test_action_log_alert_v2",
+                          "test_action_log_alert_v1_metric_measurement")
+
+
+def test_alert_webhook_acknowledges_microsofts_published_alerts_about_other_resources_without_a_scan(tmp_path):
+    with installed_world(tmp_path, mode="recommend") as world:
+        world.az.call(ACCOUNT, CHAT_ROUTE, caller=CALLER)  # a failure a full scan would find
+        for name in PUBLISHED_OTHER_ALERTS:
+            published = sample(f"azure-monitor/{name}.json")
+            status, body = call_http("alerts", http_request("POST", "alerts", body=published))
+            assert status == 200 and body["result"] == "not_relevant", (name, body)
+        assert world.az.calls.count(service="logs") == 0
+        assert world.rt.store.list_incidents() == [] and rejections(world) == []
+        recorded = [a for a in world.rt.store.list_audit() if a.kind == "alert-not-relevant"]
+        assert len(recorded) == len(PUBLISHED_OTHER_ALERTS)
+
+
 def test_alert_webhook_during_a_log_analytics_outage_is_500_and_the_retry_is_processed(tmp_path):
     with installed_world(tmp_path, mode="recommend") as world:
         world.clock.set_now("2026-11-22T10:01:00Z")
