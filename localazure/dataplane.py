@@ -65,6 +65,7 @@ class CallSpec:
     api_version: str = "2024-10-21"
     app_role_name: str | None = None  # emit App Insights rows as this app (AppDependencies/AppExceptions)
     sdk: str = "openai"  # openai | azure: shapes the AppExceptions type and message
+    gateway: str | None = None  # an API Management gateway (by name) the request goes through (localazure/apim.py)
     name: str = ""
     per_tick: int = 1
     from_seconds: float | None = None  # active window, relative to when the traffic was added
@@ -82,6 +83,8 @@ class Outcome:
     account: Account
     at: datetime
     data_action_granted_by: str | None = None  # role name, when RBAC allowed the call
+    # The client's request when the call went through a gateway (`spec` is then the gateway's backend request).
+    gateway_request: CallSpec | None = None
 
     @property
     def ok(self) -> bool:

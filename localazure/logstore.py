@@ -19,6 +19,8 @@ from typing import Any
 
 import duckdb_kql
 
+from localazure.apim import GATEWAY_LOG_COLUMNS
+from localazure.apim import TABLE as GATEWAY_LOGS
 from localazure.bulkload import write_rows
 from localazure.clock import as_utc
 
@@ -48,6 +50,7 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("OperationId", "VARCHAR"), ("ParentId", "VARCHAR"), ("AppRoleName", "VARCHAR"),
         ("AppRoleInstance", "VARCHAR"), ("ItemCount", "INTEGER"), ("Type", "VARCHAR"), ("_ResourceId", "VARCHAR"),
     ),
+    GATEWAY_LOGS: GATEWAY_LOG_COLUMNS,
 }
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from localazure import roles, scopes
+from localazure.apim import Gateway
 from localazure.clock import as_utc
 from localazure.dataplane import CallSpec
 from localazure.state import (
@@ -31,7 +32,7 @@ from localazure.traffic import spec_from
 BUNDLED = Path(__file__).parent / "scenarios"
 TOP_LEVEL = frozenset({
     "description", "subscription_id", "tenant_id", "workspace_id", "clock", "settings", "resource_groups",
-    "principals", "resources", "app_resources", "assignments", "traffic", "logs", "faults",
+    "principals", "resources", "app_resources", "gateways", "assignments", "traffic", "logs", "faults",
 })
 FAULT_KEYS = frozenset({"service", "route", "status", "retry_after", "times", "delay", "drop", "partial", "method"})
 
@@ -191,6 +192,24 @@ def account_from(raw: dict[str, Any], subscription_id: str) -> Account:
     )
 
 
+_GATEWAY_KEYS = {"name", "principal_id", "resource_group", "location", "user_assigned", "public_ip", "api_id",
+                 "log_backend_body"}
+
+
+def gateway_from(raw: dict[str, Any], state: State) -> Gateway:
+    """An API Management gateway. Its identity is declared as a managed-identity service principal when the
+    scenario does not declare it (a new object id when `principal_id` is left out)."""
+    _check_keys(f"gateway {raw.get('name')}", raw, _GATEWAY_KEYS)
+    if not raw.get("name"):
+        raise ScenarioError(f"gateway without name: {raw}")
+    principal_id = raw.get("principal_id") or str(uuid.uuid5(uuid.NAMESPACE_URL, f"apim|{raw['name']}"))
+    if state.principal(principal_id) is None:
+        state.put_principal(Principal(object_id=principal_id, managed_identity=True,
+                                      display_name=f"{raw['name']} (API Management, managed identity)"))
+    fields = {k: v for k, v in raw.items() if k != "principal_id" and v is not None}
+    return Gateway(subscription_id=state.subscription_id, principal_id=principal_id, **fields)
+
+
 def assignment_from(state: State, raw: dict[str, Any], now: datetime) -> Assignment:
     _check_keys("assignment", raw, {"principal", "role", "scope", "created_ago_seconds", "created_on", "name",
                                     "description", "condition", "condition_version", "principal_type"})
@@ -237,12 +256,16 @@ def apply(state: State, scenario: dict[str, Any]) -> Loaded:
     for raw in scenario.get("app_resources", []):
         _check_keys("app_resource", raw, {"id", "principal_id", "user_assigned"})
         state.put_app_resource(raw["id"], raw["principal_id"], user_assigned=bool(raw.get("user_assigned", False)))
+    for raw in scenario.get("gateways", []):
+        state.put_gateway(gateway_from(raw, state))
     for raw in scenario.get("assignments", []):
         state.put_assignment(assignment_from(state, raw, now))
     traffic = [traffic_from(raw) for raw in scenario.get("traffic", [])]
     for spec in traffic:
         if state.account(spec.resource) is None and state.account_by_id(spec.resource) is None:
             raise ScenarioError(f"traffic {spec.name or spec.route}: unknown resource {spec.resource!r}")
+        if spec.gateway is not None and state.gateway(spec.gateway) is None:
+            raise ScenarioError(f"traffic {spec.name or spec.route}: unknown gateway {spec.gateway!r}")
     logs: dict[str, list[dict[str, Any]]] = {}
     for table, rows in scenario.get("logs", {}).items():
         logs[table] = []

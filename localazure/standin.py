@@ -208,6 +208,18 @@ class LocalAzure:
         """Serve an app's ARM resource (GET) whose managed identity is `principal_id`."""
         return self.state.put_app_resource(resource_id, principal_id, user_assigned=user_assigned)
 
+    def add_gateway(self, name: str, principal_id: str | None = None, *, resource_group: str = "rg",
+                    **more: Any) -> str:
+        """Add an API Management gateway whose managed identity (`principal_id`, a new managed-identity service
+        principal unless it exists) calls the backends; returns its resource id. Send traffic through it with
+        `add_traffic(..., gateway=name)`. `more`: user_assigned, location, public_ip, api_id, log_backend_body."""
+        gateway = scenario_file.gateway_from({"name": name, "principal_id": principal_id,
+                                              "resource_group": resource_group, **more}, self.state)
+        return self.state.put_gateway(gateway).id
+
+    def gateway_id(self, name: str) -> str:
+        return self.state.require_gateway(name).id
+
     def account_id(self, name: str) -> str:
         return self.state.require_account(name).id
 

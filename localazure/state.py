@@ -9,9 +9,13 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from localazure import scopes
 from localazure.clock import Clock
+
+if TYPE_CHECKING:
+    from localazure.apim import Gateway
 
 PRINCIPAL_TYPES = ("User", "Group", "ServicePrincipal", "ForeignGroup", "Device")
 LONG_AGO = timedelta(days=3650)
@@ -153,6 +157,7 @@ class State:
     extra_resource_groups: set[str] = field(default_factory=set)  # lower-cased names of groups without accounts
     # Other ARM resources served as plain JSON (e.g. the web apps whose managed identities call the accounts).
     app_resources: dict[str, dict] = field(default_factory=dict)  # lower-cased id -> ARM body
+    gateways: dict[str, Gateway] = field(default_factory=dict)  # lower-cased name -> API Management service
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     # ---- principals ----
@@ -224,6 +229,23 @@ class State:
         with self.lock:
             self.app_resources[resource_id.lower()] = body
         return body
+
+    # ---- API Management gateways ----
+    def gateway(self, name: str) -> Gateway | None:
+        return self.gateways.get(name.lower())
+
+    def require_gateway(self, name: str) -> Gateway:
+        gateway = self.gateway(name)
+        if gateway is None:
+            raise KeyError(f"no gateway {name!r} in the stand-in")
+        return gateway
+
+    def put_gateway(self, gateway: Gateway) -> Gateway:
+        """Add a gateway; ARM serves its resource (with its managed identity) like the other app resources."""
+        with self.lock:
+            self.gateways[gateway.name.lower()] = gateway
+            self.app_resources[gateway.id.lower()] = gateway.arm_body(self.tenant_id)
+            return gateway
 
     def long_ago(self) -> datetime:
         return self.clock.now() - LONG_AGO

@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from localazure import dataplane, telemetry
+from localazure import apim, dataplane, telemetry
 from localazure.dataplane import CallSpec, Outcome
 from localazure.logstore import LogStore
 from localazure.state import State
@@ -37,6 +37,8 @@ class Simulator:
     def add(self, spec: CallSpec, added_at: datetime | None = None) -> Traffic:
         state = self.state
         state.require_account(spec.resource)  # fail early on a typo
+        if spec.gateway is not None:
+            state.require_gateway(spec.gateway)
         entry = Traffic(spec, added_at or state.clock.now())
         with self._lock:
             self.traffic.append(entry)
@@ -48,7 +50,7 @@ class Simulator:
 
     def call(self, spec: CallSpec, *, at: datetime | None = None, log: bool = True) -> Outcome:
         """One request, decided now (or at `at`), logged unless `log=False`."""
-        outcome = dataplane.decide(self.state, spec, at)
+        outcome = self._decide(spec, at)
         if log:
             self._write([outcome])
         return outcome
@@ -60,7 +62,7 @@ class Simulator:
             entries = [t for t in self.traffic if t.active(now)]
         for entry in entries:
             # All requests of a tick happen at the same instant, so a tick never straddles a propagation edge.
-            outcomes.extend(dataplane.decide(self.state, entry.spec, now) for _ in range(max(0, entry.spec.per_tick)))
+            outcomes.extend(self._decide(entry.spec, now) for _ in range(max(0, entry.spec.per_tick)))
         self._write(outcomes)
         return outcomes
 
@@ -75,11 +77,22 @@ class Simulator:
             outcomes.extend(self.tick())
         return outcomes
 
+    def _decide(self, spec: CallSpec, at: datetime | None) -> Outcome:
+        """A request through a gateway is decided as the gateway's backend request (its identity, its address)."""
+        if spec.gateway is None:
+            return dataplane.decide(self.state, spec, at)
+        gateway = self.state.require_gateway(spec.gateway)
+        outcome = dataplane.decide(self.state, apim.backend_request(gateway, spec), at)
+        return replace(outcome, gateway_request=spec)
+
     def _write(self, outcomes: list[Outcome]) -> None:
-        diagnostics, dependencies, exceptions = [], [], []
+        diagnostics, dependencies, exceptions, gateway_logs = [], [], [], []
         with self._lock:
             for outcome in outcomes:
                 diagnostics.append(telemetry.diagnostics_row(outcome, self._rng))
+                if outcome.gateway_request is not None:
+                    gateway = self.state.require_gateway(outcome.gateway_request.gateway or "")
+                    gateway_logs.append(apim.gateway_row(gateway, outcome.gateway_request, outcome, self._rng))
                 if outcome.spec.app_role_name:
                     dependency, exception = telemetry.app_rows(outcome, self._rng)
                     dependencies.append(dependency)
@@ -88,6 +101,7 @@ class Simulator:
         self.logs.add_rows("AzureDiagnostics", diagnostics)
         self.logs.add_rows("AppDependencies", dependencies)
         self.logs.add_rows("AppExceptions", exceptions)
+        self.logs.add_rows(apim.TABLE, gateway_logs)
 
 
 TRAFFIC_FIELDS = frozenset(CallSpec.__dataclass_fields__) - {"extra"}

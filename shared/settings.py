@@ -194,6 +194,9 @@ SPECS: tuple[Spec, ...] = (
          "Comma-separated workspace ids of workspace-based Application Insights (AppDependencies)."),
     Spec("TRIAGE_APP_IDENTITIES", "app_identities", _json_object, "", "{}",
          "JSON object mapping Application Insights AppRoleName (or app resource id) to the caller's object id."),
+    Spec("TRIAGE_APIM_WORKSPACE_IDS", "apim_workspace_ids", _csv, "", "",
+         "Comma-separated workspace ids receiving API Management gateway logs in resource-specific mode "
+         "(ApiManagementGatewayLogs): backend 401/403s are failures of the gateway's managed identity."),
     Spec("TRIAGE_LOOKBACK_OVERLAP_MINUTES", "lookback_overlap_minutes", _int_range(0, 1440), "10", "10",
          "Each scan re-reads this much before the watermark to catch late-ingested rows."),
     Spec("TRIAGE_INITIAL_LOOKBACK_MINUTES", "initial_lookback_minutes", _int_range(1, 10080), "60", "60",
@@ -285,6 +288,7 @@ class Settings:
     workspace_ids: tuple[str, ...] = ()
     appinsights_workspace_ids: tuple[str, ...] = ()
     app_identities: dict[str, Any] = field(default_factory=dict)
+    apim_workspace_ids: tuple[str, ...] = ()
     lookback_overlap_minutes: int = 10
     initial_lookback_minutes: int = 60
     scan_schedule: str = "0 */5 * * * *"

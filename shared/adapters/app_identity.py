@@ -1,5 +1,7 @@
 """Who calls from an Application Insights app: settings.app_identities maps an AppRoleName to either the caller's
-object id, or the ARM id of the app resource, whose managed identity is then read from ARM (once per run)."""
+object id, or the ARM id of the app resource, whose managed identity is then read from ARM (once per run).
+
+The same read gives the identity an API Management gateway calls its backends with (`resource_identity`)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ _API_VERSIONS = {
     "microsoft.containerinstance/containergroups": "2023-05-01",
     "microsoft.compute/virtualmachines": "2024-03-01",
     "microsoft.managedidentity/userassignedidentities": "2023-01-31",
+    "microsoft.apimanagement/service": "2024-05-01",
 }
 
 
@@ -71,12 +74,18 @@ class AppIdentities:
         direct = normalize_object_id(value)
         if direct or not value.lower().startswith("/subscriptions/"):
             return direct
+        return self.resource_identity(value)
+
+    def resource_identity(self, resource_id: str) -> str | None:
+        """The object id of an ARM resource's managed identity (read once per run); None when it has none, or
+        several user-assigned ones and no system-assigned one, or the read failed (noted in `errors`)."""
+        key = resource_id.lower()
         with self._lock:
-            if value in self._resolved:
-                return self._resolved[value]
-        resolved = self._from_arm(value)
+            if key in self._resolved:
+                return self._resolved[key]
+        resolved = self._from_arm(resource_id)
         with self._lock:
-            self._resolved[value] = resolved
+            self._resolved[key] = resolved
         return resolved
 
     def _from_arm(self, resource_id: str) -> str | None:

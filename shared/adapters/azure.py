@@ -1,7 +1,8 @@
 """One factory for every Azure-facing adapter, built from settings.
 
     clients = AzureClients.from_settings(settings, credential=None)
-    clients.sources   # one LogAnalyticsSource per workspace id, one AppInsightsSource per App Insights workspace
+    clients.sources   # one LogAnalyticsSource per workspace id, one AppInsightsSource per App Insights workspace,
+                      # one GatewayLogsSource per API Management gateway-logs workspace
     clients.evidence  # AzureEvidenceProvider (per-run caches; .new_run() clears them; .gather_evidence(pairs))
     clients.roles     # RoleAssignments (RoleWriter: create / delete_own)
     clients.events    # EventGridOutcomePublisher, or NullPublisher when no topic is configured
@@ -20,6 +21,7 @@ from shared.adapters.app_identity import AppIdentities, arm_get_json
 from shared.adapters.clients import ClientConfig, build_credential
 from shared.adapters.events_out import build_publisher
 from shared.adapters.evidence import AzureEvidenceProvider
+from shared.adapters.gateway_logs import GatewayLogsSource
 from shared.adapters.logs import AppInsightsSource, LogAnalyticsSource
 from shared.adapters.resources import Accounts
 from shared.adapters.role_assignments import RoleAssignments
@@ -72,6 +74,16 @@ class AzureClients:
                 hosts_of=self.evidence.hosts_for,
             )
             for ws in settings.appinsights_workspace_ids
+        ]
+        sources += [
+            GatewayLogsSource(
+                self._logs,
+                ws,
+                identity_of=self.app_identities.resource_identity,
+                resource_of=self.evidence.resource_for_host,
+                hosts_of=self.evidence.hosts_for,
+            )
+            for ws in settings.apim_workspace_ids
         ]
         self.sources = tuple(sources)
         self.events = build_publisher(settings, config.credential)

@@ -216,3 +216,38 @@ def map_rows(
         except _Reject as exc:
             rejected.append(RejectedRow(source=source, reason=str(exc), row=jsonable_row(row)))
     return merge_groups(signals), tuple(rejected)
+
+
+# ---- the row readers, for the parsers of sources in other modules (gateway_logs.py) --------------------------
+
+
+class RowRejected(_Reject):
+    """Raised by a source's own row parser: map_rows records the row as rejected with this reason."""
+
+
+def row_text(row: Mapping[str, Any], key: str) -> str | None:
+    """A text cell, stripped; None when absent or empty. Rejects a cell that is not text."""
+    return _text(row, key)
+
+
+def row_group(row: Mapping[str, Any]) -> tuple[int, int, int, datetime, datetime]:
+    """(status, count, overlap count, first seen, last seen) of one summarized group, each checked."""
+    status = _status(row)
+    count, overlap = _counts(row)
+    first, last = _times(row)
+    return status, count, overlap, first, last
+
+
+def checked_host(host: str) -> str:
+    """The host name lower-cased; rejects what is not one."""
+    lowered = host.lower()
+    if not _HOST.match(lowered):
+        raise RowRejected(f"host {host[:200]!r} is not a host name")
+    return lowered
+
+
+def checked_resource_id(resource_id: str, what: str = "resource id") -> str:
+    """An ARM resource id lower-cased; rejects what is not one."""
+    if not _ARM_ID.match(resource_id):
+        raise RowRejected(f"{what} {resource_id[:200]!r} is not an ARM resource id")
+    return resource_id.lower()

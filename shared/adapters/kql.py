@@ -205,3 +205,62 @@ def client_activity_query(
         " Successes = countif(Status >= 200 and Status < 300)",
     ]
     return "\n".join(lines)
+
+
+# ---- API Management gateways in front of the accounts (resource-specific ApiManagementGatewayLogs) ----------
+
+GATEWAY_FAILURE_CODES = (401, 403)
+
+
+def _backend_columns() -> list[str]:
+    """BackendHost and BackendPath from the URL the gateway called, and only calls to the inference hosts."""
+    return [
+        "| extend Backend = parse_url(BackendUrl)",
+        "| extend BackendHost = tolower(tostring(Backend.Host)), BackendPath = tostring(Backend.Path)",
+        "| where " + " or ".join(f"BackendHost endswith {literal(s)}" for s in INFERENCE_HOST_SUFFIXES),
+    ]
+
+
+def gateway_failures_query(*, start: datetime, watermark: datetime, end: datetime) -> str:
+    """Backend 401/403 groups of API Management gateways calling the inference endpoints over [start, end).
+
+    The gateway's own error (`LastErrorReason`, `LastErrorMessage`) is empty when the backend simply answered
+    401/403; the backend's error body is there only when the diagnostic setting logs backend response bodies.
+    Either gives the code and message; neither is required. `OverlapFailures` as in failures_query()."""
+    lines = _window(start, watermark, end)
+    lines += [
+        "ApiManagementGatewayLogs",
+        "| where TimeGenerated >= WindowStart and TimeGenerated < WindowEnd",
+        f"| where BackendResponseCode in ({', '.join(str(c) for c in GATEWAY_FAILURE_CODES)})",
+        *_backend_columns(),
+        "| extend Body = parse_json(BackendResponseBody)",
+        "| extend BodyCode = tostring(Body.error.code),"
+        " BodyMessage = iff(isnotempty(tostring(Body.error.message)), tostring(Body.error.message),"
+        " tostring(Body.message))",
+        "| extend ErrorCode = iff(isnotempty(LastErrorReason), LastErrorReason, BodyCode),"
+        " ErrorMessage = iff(isnotempty(LastErrorMessage), LastErrorMessage, BodyMessage)",
+        "| summarize Failures = count(), OverlapFailures = countif(TimeGenerated < Watermark),"
+        " FirstSeen = min(TimeGenerated), LastSeen = max(TimeGenerated), SampleMessage = take_any(ErrorMessage)"
+        " by GatewayId = tolower(_ResourceId), BackendHost, BackendPath, BackendMethod,"
+        " Status = BackendResponseCode, ErrorCode",
+        "| order by GatewayId asc, BackendHost asc, BackendPath asc, BackendMethod asc, Status asc, ErrorCode asc",
+    ]
+    return "\n".join(lines)
+
+
+def gateway_activity_query(*, hosts: tuple[str, ...], since: datetime, until: datetime) -> str:
+    """Backend failures (401/403) and successes (2xx) to the given hosts over [since, until), per gateway: the
+    caller is the gateway's identity, which the reader matches to the gateway ids."""
+    lines = [
+        f"let Since = {datetime_literal(since)};",
+        f"let Until = {datetime_literal(until)};",
+        "ApiManagementGatewayLogs",
+        "| where TimeGenerated >= Since and TimeGenerated < Until",
+        "| extend BackendHost = tolower(tostring(parse_url(BackendUrl).Host))",
+        f"| where BackendHost in {_literal_list(sorted(h.lower() for h in hosts))}",
+        "| summarize Failures = countif(BackendResponseCode == 401 or BackendResponseCode == 403),"
+        " Successes = countif(BackendResponseCode >= 200 and BackendResponseCode < 300)"
+        " by GatewayId = tolower(_ResourceId)",
+        "| order by GatewayId asc",
+    ]
+    return "\n".join(lines)

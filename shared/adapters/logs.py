@@ -222,3 +222,8 @@ class AppInsightsSource:
         text = kql.client_activity_query(app_role_names=apps, hosts=hosts, since=since, until=until)
         rows, partial = self._query.run(text, since, until)
         return _activity(rows, partial, self.name)
+
+
+def workspace_query(client: Any, workspace_id: str, label: str, server_timeout: int = 180) -> _WorkspaceQuery:
+    """The query runner these sources share (errors, partial results), for sources in other modules."""
+    return _WorkspaceQuery(client, workspace_id, label, server_timeout)
