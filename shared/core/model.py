@@ -34,7 +34,7 @@ class FailureSignal:
     count: int = 1
     first_seen: datetime | None = None
     last_seen: datetime | None = None
-    source: str | None = None  # where it came from: "logs:<workspace>", "appinsights:<ws>", "event", "http"
+    source: str | None = None  # where it came from: "logs:<ws>", "appinsights:<ws>", "apim:<ws>", "event", "http"
     # How many of `count` rows fall in the re-read overlap before the source's watermark (scans re-read that
     # span to catch late-ingested rows). Lets the incident lifecycle avoid counting those rows twice.
     overlap_count: int = 0
