@@ -41,7 +41,9 @@ class ScanReport:
     incidents: list[str] = field(default_factory=list)
     verifications: dict[str, int] = field(default_factory=dict)
     grants: int = 0
-    sources: dict[str, dict[str, Any]] = field(default_factory=dict)  # per source: state, detail, transient, partial
+    # Per source: this read's state, detail, transient, partial; and from its health: since, last_success,
+    # last_error, last_error_at.
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
     evidence_errors: list[str] = field(default_factory=list)  # evidence look-ups that failed, whole messages
 
     @property
@@ -133,7 +135,9 @@ def run_scan(
         for read in reads:
             if read.batch is not None and advances_watermark(read.check):
                 rt.store.set_watermark(read.name, read.batch.end)
-    record_health(rt, reads, correlation_id)
+    for name, health in record_health(rt, reads, correlation_id).items():
+        report.sources[name].update({key: value for key, value in health.to_dict().items()
+                                     if key in ("since", "last_success", "last_error", "last_error_at")})
 
     for outcome in run.outcomes:
         report.actions[outcome["action"]] = report.actions.get(outcome["action"], 0) + 1

@@ -68,19 +68,23 @@ def read_source(rt: Runtime, source: FailureSource, start: datetime, end: dateti
                       batch)
 
 
-def record_health(rt: Runtime, reads: list[SourceRead], correlation_id: str) -> None:
-    """Persist each read source's health; audit a change of state or of what the source says."""
+def record_health(rt: Runtime, reads: list[SourceRead], correlation_id: str) -> dict[str, SourceHealth]:
+    """Persist each read source's health; audit a change of state or of what the source says. Returns the health
+    recorded, by source name."""
     now = rt.clock()
+    recorded: dict[str, SourceHealth] = {}
     for read in reads:
         before, after = _change_health(rt, read, now)
         if after is None:
             log.warning("health of source %s not recorded: other writers kept winning", read.name)
             continue
+        recorded[read.name] = after
         if before is None or (before.state, before.detail) != (after.state, after.detail):
             rt.audit("source-health", f"{read.name}: {after.state}" + (f": {after.detail}" if after.detail else ""),
                      correlation_id=correlation_id,
                      inputs={"source": read.name, "state": str(after.state), "transient": after.transient,
                              "previous": str(before.state) if before else None})
+    return recorded
 
 
 def _change_health(rt: Runtime, read: SourceRead, now: datetime) -> tuple[SourceHealth | None, SourceHealth | None]:

@@ -96,7 +96,9 @@ def test_a_forbidden_source_is_reported_with_its_whole_message_and_the_others_ha
     report = run_scan(rt)
     assert report.failed and report.failed_sources == [second.name]
     failed = report.sources[second.name]
-    assert failed == {"state": "failed", "detail": FORBIDDEN, "transient": False, "partial": False}
+    assert {k: failed[k] for k in ("state", "detail", "transient", "partial")} == {
+        "state": "failed", "detail": FORBIDDEN, "transient": False, "partial": False}
+    assert failed["last_success"] == first_success.isoformat() and failed["last_error"] == FORBIDDEN
     assert report.to_json()["failed_sources"] == [second.name]
     assert incident_of(store, ORDERS).count == 8  # the healthy source was read and counted
     assert store.get_watermark(second.name) == watermark  # a failed read does not move its watermark
