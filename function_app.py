@@ -119,7 +119,7 @@ def revoke(req: func.HttpRequest) -> func.HttpResponse:
 def health(req: func.HttpRequest) -> func.HttpResponse:
     from shared.health import check_health
 
-    report = check_health(store_probe=_probe_store)
+    report = check_health(store_probe=_probe_store, sources_probe=_source_health)
     return _json(report, 200 if report["ok"] else 503)
 
 
@@ -127,3 +127,10 @@ def _probe_store(settings) -> None:
     from shared.bootstrap import get_runtime
 
     get_runtime().store.ping()
+
+
+def _source_health(settings) -> list:
+    from shared.bootstrap import get_runtime
+    from shared.engine.sources import source_health
+
+    return source_health(get_runtime(), public=True)

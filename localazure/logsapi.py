@@ -1,10 +1,12 @@
 """The Log Analytics query API stand-in: `POST /v1/workspaces/{id}/query`, `POST /v1/{resourceId}/query` and
-`POST /v1/$batch`, executing the KQL on the workspace's DuckDB tables."""
+`POST /v1/$batch`, executing the KQL on the workspace's DuckDB tables. Each workspace is its own `LogStore`; a
+resource-centric query reads the main one."""
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,17 +51,34 @@ def parse_timespan(text: str | None, now: datetime) -> tuple[datetime, datetime]
     return (start, start + parse_duration(second)) if second_is_duration else (start, as_utc(second))
 
 
-def _error_body(code: str, message: str, inner_code: str, inner_message: str) -> dict[str, Any]:
+def _error_body(code: str, message: str, inner_code: str, inner_message: str,
+                deepest: tuple[str, str] | None = None) -> dict[str, Any]:
+    inner: dict[str, Any] = {"code": inner_code, "message": inner_message}
+    if deepest is not None:
+        inner["innererror"] = {"code": deepest[0], "message": deepest[1]}
     return {"error": {"message": message, "code": code, "correlationId": "00000000-0000-0000-0000-000000000000",
-                      "innererror": {"code": inner_code, "message": inner_message}}}
+                      "innererror": inner}}
+
+
+# The error code (and, for the statuses that are not an injected outage, the message) Log Analytics answers with.
+_FAULT_CODES = {429: "ThrottledError", 500: "InternalServerError", 503: "ServiceUnavailableError"}
+_FAULT_ERRORS = {
+    403: ("InsufficientAccessError",
+          "The provided credentials have insufficient access to perform the requested operation"),
+    404: ("WorkspaceNotFoundError", "The workspace could not be found"),
+}
 
 
 class LogsService:
     name = "logs"
 
-    def __init__(self, state: State, store: LogStore):
+    def __init__(self, state: State, stores: Mapping[str, LogStore]):
         self.state = state
-        self.store = store
+        self.stores = stores  # by lower-cased workspace id; the main workspace's is `state.workspace_id`'s
+
+    @property
+    def store(self) -> LogStore:
+        return self.stores[self.state.workspace_id.lower()]
 
     def authenticate(self, request: Request) -> Response | None:
         if bearer_token(request) is None:
@@ -70,9 +89,9 @@ class LogsService:
 
     def fault_response(self, fault: Fault) -> Response:
         status = fault.status or 500
-        code = {429: "ThrottledError", 500: "InternalServerError", 503: "ServiceUnavailableError"}.get(
-            status, "InjectedFault")
-        body = _error_body(code, f"Injected fault with status {status}.", code, f"Injected fault ({status}).")
+        code, message = _FAULT_ERRORS.get(status, (_FAULT_CODES.get(status, "InjectedFault"),
+                                                   f"Injected fault with status {status}."))
+        body = _error_body(code, message, code, f"Injected fault ({status}).")
         return Response.json(body, status, fault_headers(fault))
 
     def route(self, request: Request) -> tuple[str, str, RouteFn]:
@@ -119,7 +138,8 @@ class LogsService:
 
     def run(self, body: dict[str, Any], *, workspace: str | None = None, resource_id: str | None = None,
             partial: bool = False, prefer: str = "") -> tuple[int, dict[str, Any]]:
-        if workspace is not None and workspace.lower() != self.state.workspace_id.lower():
+        store = self.store if workspace is None else self.stores.get(workspace.lower())
+        if store is None:
             return 404, _error_body("WorkspaceNotFoundError", "The workspace could not be found",
                                     "WorkspaceNotFoundError", f"Workspace {workspace} was not found")
         query = body.get("query")
@@ -134,12 +154,12 @@ class LogsService:
                                     "InvalidTimespan", str(exc))
         started = time.perf_counter()
         try:
-            result = self.store.query(query, now=now, start=window[0] if window else None,
-                                      end=window[1] if window else None, resource_id=resource_id,
-                                      max_rows=self.state.settings.max_query_rows)
+            result = store.query(query, now=now, start=window[0] if window else None,
+                                 end=window[1] if window else None, resource_id=resource_id,
+                                 max_rows=self.state.settings.max_query_rows)
         except QueryError as exc:
             return 400, _error_body("BadArgumentError", "The request had some invalid properties", exc.code,
-                                    exc.message)
+                                    exc.message, exc.inner)
         rows = result.rows
         payload: dict[str, Any] = {"tables": [{"name": "PrimaryResult",
                                                "columns": [{"name": n, "type": t} for n, t in result.columns],

@@ -23,6 +23,7 @@ from localazure.apim import GATEWAY_LOG_COLUMNS
 from localazure.apim import TABLE as GATEWAY_LOGS
 from localazure.bulkload import write_rows
 from localazure.clock import as_utc
+from localazure.unreceived import MISSING_CODE, Missing, Unreceived
 
 # Column order follows the Azure Monitor table references; types are DuckDB types.
 TABLES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -55,12 +56,14 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
 
 
 class QueryError(Exception):
-    """A query the stand-in cannot run: `code` is the Log Analytics inner error code."""
+    """A query the stand-in cannot run: `code` is the Log Analytics inner error code; `inner` the (code, message) of
+    the error inside that one, when Log Analytics nests one (e.g. SEM0100 under SemanticError)."""
 
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: str, message: str, inner: tuple[str, str] | None = None):
         super().__init__(message)
         self.code = code
         self.message = message
+        self.inner = inner
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,15 @@ def _quote(name: str) -> str:
 
 
 class LogStore:
-    def __init__(self, tenant_id: str = ""):
+    """One workspace. `missing_tables` / `missing_columns` ({table: [column]}) are what it has not received yet:
+    a query naming one answers as Log Analytics does (localazure/unreceived.py) until rows carrying it are added."""
+
+    def __init__(self, tenant_id: str = "", *, missing_tables: Iterable[str] = (),
+                 missing_columns: Mapping[str, Iterable[str]] | None = None):
         self.tenant_id = tenant_id
+        for table in [*missing_tables, *(missing_columns or {})]:
+            self.columns(table)
+        self.unreceived = Unreceived(missing_tables, missing_columns)
         self._con = duckdb_kql.connect()
         # DuckDB connections are not thread-safe: the shared one is touched only under this lock; each query
         # then runs on its own cursor.
@@ -110,11 +120,14 @@ class LogStore:
     def add_rows(self, table: str, rows: Iterable[Mapping[str, Any]]) -> int:
         """Insert dict rows (missing string columns become "", others null; datetimes may be ISO strings)."""
         columns = self.columns(table)
+        rows = list(rows)
         tuples = [tuple(self._cell(row.get(name), kind, name, table) for name, kind in columns) for row in rows]
         if not tuples:
             return 0
+        self.unreceived.received(table, {name for row in rows for name, value in row.items()
+                                         if value not in (None, "")})
         if len(tuples) > 500:
-            return self.load_bulk(table, [c for c, _ in columns], tuples)
+            return self._insert_bulk(table, [c for c, _ in columns], tuples)
         marks = ", ".join("?" for _ in columns)
         with self._lock:
             self._con.executemany(f"INSERT INTO {_quote(table)} VALUES ({marks})", tuples)
@@ -138,6 +151,10 @@ class LogStore:
 
         Datetime cells may be datetimes (naive = UTC) or ISO strings; empty string cells stay empty strings.
         """
+        self.unreceived.received(table, columns)
+        return self._insert_bulk(table, columns, rows)
+
+    def _insert_bulk(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]] | str | Path) -> int:
         known = dict(self.columns(table))
         unknown = [c for c in columns if c not in known]
         if unknown:
@@ -179,6 +196,7 @@ class LogStore:
     def load_sql(self, table: str, select_sql: str) -> int:
         """Insert the rows of a DuckDB SELECT whose columns are named like the table's (benchmarks)."""
         self.columns(table)
+        self.unreceived.received(table)
         with self._lock:
             before = self.count(table)
             self._con.execute(f"INSERT INTO {_quote(table)} BY NAME ({select_sql})")
@@ -210,11 +228,17 @@ class LogStore:
     ) -> QueryResult:
         from localazure.kqltypes import la_type, la_value
 
+        try:
+            self.unreceived.check(kql)
+        except Missing as missing:
+            raise QueryError("SemanticError", "A semantic error occurred.", (MISSING_CODE, missing.message)) from None
         with self._lock:
             cursor = self._con.cursor()
         try:
             cursor.execute("SET TimeZone='UTC'")
             for table in TABLES:
+                if self.unreceived.is_missing(table):
+                    continue
                 where = []
                 if start is not None:
                     where.append(f"TimeGenerated >= {_sql_timestamp(start)}")
@@ -224,8 +248,10 @@ class LogStore:
                     prefix = resource_id.lower().rstrip("/").replace("'", "''")
                     where.append(f"(lower(_ResourceId) = '{prefix}' OR starts_with(lower(_ResourceId), '{prefix}/'))")
                 clause = (" WHERE " + " AND ".join(where)) if where else ""
+                hidden = self.unreceived.hidden_columns(table)
+                exclude = f" EXCLUDE ({', '.join(_quote(c) for c in sorted(hidden))})" if hidden else ""
                 cursor.execute(
-                    f"CREATE TEMP VIEW {_quote(table)} AS SELECT * FROM "
+                    f"CREATE TEMP VIEW {_quote(table)} AS SELECT *{exclude} FROM "
                     f"{_quote(self._catalog)}.main.{_quote(table)}{clause}"
                 )
             relation = self._run(cursor, kql, now)

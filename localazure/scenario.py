@@ -17,6 +17,7 @@ from localazure import roles, scopes
 from localazure.apim import Gateway
 from localazure.clock import as_utc
 from localazure.dataplane import CallSpec
+from localazure.logstore import TABLES
 from localazure.state import (
     PRINCIPAL_TYPES,
     Account,
@@ -32,8 +33,9 @@ from localazure.traffic import spec_from
 BUNDLED = Path(__file__).parent / "scenarios"
 TOP_LEVEL = frozenset({
     "description", "subscription_id", "tenant_id", "workspace_id", "clock", "settings", "resource_groups",
-    "principals", "resources", "app_resources", "gateways", "assignments", "traffic", "logs", "faults",
+    "principals", "resources", "app_resources", "gateways", "assignments", "traffic", "logs", "faults", "workspaces",
 })
+WORKSPACE_KEYS = frozenset({"id", "missing_tables", "missing_columns"})
 FAULT_KEYS = frozenset({"service", "route", "status", "retry_after", "times", "delay", "drop", "partial", "method"})
 
 
@@ -44,6 +46,7 @@ class Loaded:
     traffic: list[CallSpec] = field(default_factory=list)
     logs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     faults: list[dict[str, Any]] = field(default_factory=list)
+    workspaces: list[dict[str, Any]] = field(default_factory=list)  # keyword arguments of LocalAzure.add_workspace
 
 
 class ScenarioError(ValueError):
@@ -279,4 +282,20 @@ def apply(state: State, scenario: dict[str, Any]) -> Loaded:
     for raw in scenario.get("faults", []):
         _check_keys("fault", raw, FAULT_KEYS)
         faults.append(dict(raw))
-    return Loaded(traffic, logs, faults)
+    return Loaded(traffic, logs, faults, [workspace_from(raw) for raw in scenario.get("workspaces", [])])
+
+
+def workspace_from(raw: dict[str, Any]) -> dict[str, Any]:
+    """{"id", "missing_tables": [table], "missing_columns": {table: [column]}}: a workspace (the main one when
+    `id` is its id) that has not received those tables or columns yet."""
+    _check_keys(f"workspace {raw.get('id')}", raw, WORKSPACE_KEYS)
+    tables = list(raw.get("missing_tables", []))
+    columns = {t: list(c) for t, c in (raw.get("missing_columns") or {}).items()}
+    for table in [*tables, *columns]:
+        if table not in TABLES:
+            raise ScenarioError(f"workspace {raw.get('id')}: unknown table {table!r}; known: {', '.join(TABLES)}")
+    for table, names in columns.items():
+        unknown = sorted(set(names) - {c for c, _ in TABLES[table]})
+        if unknown:
+            raise ScenarioError(f"workspace {raw.get('id')}: {table} has no columns {unknown}")
+    return {"workspace_id": raw.get("id"), "missing_tables": tables, "missing_columns": columns}

@@ -33,12 +33,13 @@ class LocalAzure:
         self.clock = state.clock
         self.calls = CallLog()
         self.faults = Faults()
-        self.logs = LogStore(tenant_id=state.workspace_id)
+        self.logs = LogStore(tenant_id=state.workspace_id)  # the main workspace: traffic is logged here
+        self._workspaces: dict[str, LogStore] = {state.workspace_id.lower(): self.logs}
         self.simulator = Simulator(state, self.logs, seed=seed)
         self._eventgrid = EventGridService(state, state.clock)
         self._ca = CertificateAuthority(ca_dir)
         self._servers: dict[str, HttpsServer] = {}
-        for service in (ArmService(state), LogsService(state, self.logs), self._eventgrid):
+        for service in (ArmService(state), LogsService(state, self._workspaces), self._eventgrid):
             self._servers[service.name] = HttpsServer(front(service, self.calls, self.faults, self.clock), self._ca)
 
     # ------------------------------------------------------------ lifecycle
@@ -63,6 +64,8 @@ class LocalAzure:
             state.settings.page_size = int(page_size)
         az = cls(state, seed=seed)
         try:
+            for workspace in loaded.workspaces:
+                az.add_workspace(**workspace)
             for spec in loaded.traffic:
                 az.simulator.add(spec)
             for table, table_rows in loaded.logs.items():
@@ -79,7 +82,8 @@ class LocalAzure:
     def stop(self) -> None:
         for server in self._servers.values():
             server.stop()
-        self.logs.close()
+        for store in self._workspaces.values():
+            store.close()
 
     def __enter__(self) -> LocalAzure:
         return self
@@ -279,9 +283,28 @@ class LocalAzure:
         return self.simulator.call(spec_from({"resource": resource, "route": route, **fields}), log=log)
 
     # ------------------------------------------------------------ logs
-    def add_log_rows(self, table: str, rows: Iterable[Mapping[str, Any]]) -> int:
-        return self.logs.add_rows(table, [{**r, "TimeGenerated": r.get("TimeGenerated") or self.clock.now()}
-                                          for r in rows])
+    def add_workspace(self, workspace_id: str | None = None, *, missing_tables: Iterable[str] = (),
+                      missing_columns: Mapping[str, Iterable[str]] | None = None) -> str:
+        """Serve another workspace (or change the main one, given its id) that has not received `missing_tables`
+        nor `missing_columns` ({table: [column]}) yet: a query naming one answers 400 SEM0100 as Log Analytics
+        does, until rows carrying it are added (`add_log_rows(..., workspace=id)`). Returns the workspace id."""
+        workspace_id = workspace_id or str(uuid.uuid4())
+        store = self._workspaces.get(workspace_id.lower())
+        if store is None:
+            store = self._workspaces[workspace_id.lower()] = LogStore(tenant_id=workspace_id)
+        for table in [*missing_tables, *(missing_columns or {})]:
+            store.columns(table)
+        store.unreceived.mark(missing_tables, missing_columns)
+        return workspace_id
+
+    def workspace(self, workspace_id: str | None = None) -> LogStore:
+        """A workspace's tables (the main one by default)."""
+        return self._workspaces[(workspace_id or self.workspace_id).lower()]
+
+    def add_log_rows(self, table: str, rows: Iterable[Mapping[str, Any]], *, workspace: str | None = None) -> int:
+        """Rows into the main workspace, or into `workspace`; a table or column not received yet exists from now."""
+        return self.workspace(workspace).add_rows(
+            table, [{**r, "TimeGenerated": r.get("TimeGenerated") or self.clock.now()} for r in rows])
 
     def load_rows_bulk(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]] | str | Path) -> int:
         return self.logs.load_bulk(table, columns, rows)

@@ -83,8 +83,10 @@ COMMANDS: dict[str, Command] = {
                        _samples_arguments),
     "demo": Command("run the whole arc on the local stand-in (needs the dev checkout: localazure/)",
                     "localazure.demo:run", _demo_arguments),
-    "scan": Command("run one full cycle: read, diagnose, decide, act, persist, verify",
-                    "shared.commands:scan", _json_flag),
+    "scan": Command("run one full cycle: read, diagnose, decide, act, persist, verify (exit 1 when a source or "
+                    "an evidence look-up could not be read)", "shared.commands:scan", _json_flag),
+    "sources": Command("each failure source's health: ok, no data yet or failed, last success, last error",
+                       "shared.commands:sources", _json_flag),
     "incidents": Command("list incidents, or show one with its audit trail", "shared.commands:incidents",
                          _lazy_arguments("incidents_arguments")),
     "verify": Command("run the verifications that are due", "shared.commands:verify", _json_flag),

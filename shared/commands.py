@@ -1,5 +1,5 @@
-"""`python -m shared` operational commands (scan, incidents, verify, approve, revoke, suppress, breaker): an entry
-point like function_app.py, so it takes its runtime from the composition root (shared.bootstrap).
+"""`python -m shared` operational commands (scan, sources, incidents, verify, approve, revoke, suppress, breaker):
+an entry point like function_app.py, so it takes its runtime from the composition root (shared.bootstrap).
 
 Each returns an exit status; output goes to the given stream. Settings come from the environment.
 """
@@ -37,26 +37,61 @@ def cmd_scan(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
         report = run_scan(rt)
         # Settings only the Functions host reads (the timer's schedule): the scan ran, but the timer will not.
         setting_problems = [{"key": k, "expected": why} for k, why in rt.settings.host_problems]
+        status = 1 if report.failed else 0  # a source or an evidence look-up could not be read
         if args.json:
             body = report.to_json()
             if setting_problems:
                 body["settings_problems"] = setting_problems
             out.write(json.dumps(body, indent=2) + "\n")
-            return 0
+            return status
         out.write(f"scan {report.correlation_id}: {report.signals} failure group(s), {report.rejected} rejected "
                   f"row(s), {report.grants} grant(s)\n")
         for problem in setting_problems:
             out.write(f"  SETTING {problem['key']}: {problem['expected']}\n")
         for name, (start, end) in report.windows.items():
-            out.write(f"  {name}: {start} .. {end}\n")
+            read = report.sources.get(name, {})
+            out.write(f"  {name}: {start} .. {end}{_read_state(read)}\n")
         for line in report.partial:
             out.write(f"  PARTIAL RESULT {line}\n")
+        for line in report.evidence_errors:
+            out.write(f"  EVIDENCE ERROR {line}\n")
         _print_incidents(rt, [rt.store.get_incident(i) for i in report.incidents], out)
         if report.verifications:
             out.write("verifications: " + ", ".join(f"{k}={v}" for k, v in report.verifications.items()) + "\n")
-        return 0
+        return status
     finally:
         rt.close()
+
+
+def _read_state(read: dict[str, Any]) -> str:
+    state = read.get("state")
+    if state == "failed":
+        return f"  FAILED: {read.get('detail')}"
+    if state == "no_data":
+        return f"  NO DATA YET: {read.get('detail')}"
+    return ""
+
+
+def cmd_sources(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
+    """Each configured source's health as the last runs left it; exit 1 when a source's last read failed."""
+    from shared.engine.sources import source_health
+
+    rt = _runtime()
+    try:
+        health = source_health(rt)
+    finally:
+        rt.close()
+    if args.json:
+        out.write(json.dumps({"sources": health}, indent=2) + "\n")
+    else:
+        rows = [[h["name"], h["state"], h["since"] or "-", h["last_success"] or "-", h["last_error_at"] or "-",
+                 _clipped(h["detail"] or h["last_error"] or "")] for h in health]
+        _table(rows, ["source", "state", "since", "last success", "last error at", "detail"], out)
+    return 1 if any(h["state"] == "failed" for h in health) else 0
+
+
+def _clipped(text: str, limit: int = 100) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _print_incidents(rt: Any, incidents: list, out: TextIO) -> None:
@@ -204,6 +239,7 @@ def guarded(handler: Any) -> Any:
 
 
 scan = guarded(cmd_scan)
+sources = guarded(cmd_sources)
 incidents = guarded(cmd_incidents)
 verify = guarded(cmd_verify)
 approve = guarded(cmd_approve)

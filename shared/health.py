@@ -1,4 +1,5 @@
-"""Health report: settings valid and the state store reachable. Never includes secret values."""
+"""Health report: settings valid, the state store reachable, and each failure source's last read. Never includes
+secret values (source messages are shown redacted)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ from shared.settings import Settings, SettingsError, load_settings, missing_host
 def check_health(
     env: Mapping[str, str] | None = None,
     store_probe: Callable[[Settings], None] | None = None,
+    sources_probe: Callable[[Settings], list[dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
+    """`ok` is the service's own health (settings, store): a Log Analytics workspace that failed or has no data
+    yet does not make it unhealthy (a platform health check would recycle instances that cannot cure it); it shows
+    in `sources` (each source's state, since, last success, last error and when) and `sources_ok`."""
     try:
         settings = load_settings(env)
     except SettingsError as exc:
@@ -33,4 +38,11 @@ def check_health(
         except Exception as exc:  # noqa: BLE001 - health must report, not raise
             report["ok"] = False
             report["store"] = f"unreachable: {type(exc).__name__}"
+    if sources_probe is not None and report["ok"]:  # the health is kept in the store
+        try:
+            report["sources"] = sources_probe(settings)
+            report["sources_ok"] = not any(s.get("state") == "failed" for s in report["sources"])
+        except Exception as exc:  # noqa: BLE001 - health must report, not raise
+            report["sources"] = f"unreadable: {type(exc).__name__}"
+            report["sources_ok"] = False
     return report

@@ -5,8 +5,9 @@ principal and subscription (at subscription scope the filter returns the princip
 below it, i.e. for every account at once), concurrently in a pool of `evidence_concurrency` threads. So a scan
 costs at most principals + accounts ARM reads. If the service's identity may not read role assignments at
 subscription scope (403: Reader only on the accounts), it lists per (principal, account) instead for the rest
-of the run. A look-up that fails is logged and left out (`Evidence.assignments is None` = not looked up); it
-never fails the run. `new_run()` clears the caches.
+of the run. A look-up that fails is logged, left out (`Evidence.assignments is None` = not read) and named, with
+its whole message, in the pair's `Evidence.failed` and in `failures()`; it never fails the run. `new_run()`
+clears the caches.
 """
 
 from __future__ import annotations
@@ -73,6 +74,10 @@ class AzureEvidenceProvider:
         self._host_index = _OnceCache()
         self.errors: list[str] = []  # look-ups that failed in this run, for the run report
         self._errors_lock = threading.Lock()
+        # What failed, by what it was about: (principal, account), the account, the subscription's definitions.
+        self._assignment_errors: dict[tuple[str, str], str] = {}
+        self._account_errors: dict[str, str] = {}
+        self._definition_errors: dict[str, str] = {}
         self._run_hooks: list[Callable[[], None]] = []
         self._account_level: set[str] = set()  # subscriptions where we may only list per account (403)
         self._pool: ThreadPoolExecutor | None = None
@@ -100,6 +105,13 @@ class AzureEvidenceProvider:
         self._assignments.new_run()
         with self._errors_lock:
             self.errors = []
+            self._assignment_errors.clear()
+            self._account_errors.clear()
+            self._definition_errors.clear()
+
+    def failures(self) -> tuple[str, ...]:
+        with self._errors_lock:
+            return tuple(self.errors)
 
     # ---- single look-ups (cached) ------------------------------------------------------------------------
 
@@ -172,8 +184,19 @@ class AzureEvidenceProvider:
                 assignments=applicable,
                 resource=to_evidence(model, account) if model is not None else None,
                 principal_type=_principal_type(found, oid),
+                failed=self._failed_for(oid, account, found),
             )
         return out
+
+    def _failed_for(self, oid: str | None, account: str,
+                    found: tuple[RoleAssignmentEvidence, ...] | None) -> tuple[str, ...]:
+        """The failed look-ups one pair's evidence depends on: its assignments, its account, and the role
+        definitions when it holds a role that is not built in."""
+        with self._errors_lock:
+            failed = [self._assignment_errors.get((oid, account)) if oid else None, self._account_errors.get(account)]
+            if any(roles.guid_of(a.role_definition_id) not in roles.BY_GUID for a in found or ()):
+                failed.append(self._definition_errors.get(subscription_of(account)))
+        return tuple(problem for problem in failed if problem)
 
     def _listed_in(
         self, oid: str, subscription: str, accounts: tuple[str, ...], strict: bool = False
@@ -210,14 +233,20 @@ class AzureEvidenceProvider:
     def _failed(self, oid: str, scope: str, accounts: tuple[str, ...], exc: Exception, strict: bool) -> dict:
         if strict:
             raise exc
-        self._record(f"role assignments of {oid} at {scope}: {type(exc).__name__}: {_short(exc)}")
+        problem = f"role assignments of {oid} at {scope}: {type(exc).__name__}: {_whole(exc)}"
+        self._record(problem)
+        with self._errors_lock:
+            self._assignment_errors.update({(oid, account): problem for account in accounts})
         return dict.fromkeys(accounts)
 
     def _safe_account(self, account: str) -> Any | None:
         try:
             return self._account_cache.get(account, lambda: self._accounts.get(account))
         except Exception as exc:  # noqa: BLE001
-            self._record(f"account {account}: {type(exc).__name__}: {_short(exc)}")
+            problem = f"account {account}: {type(exc).__name__}: {_whole(exc)}"
+            self._record(problem)
+            with self._errors_lock:
+                self._account_errors[account] = problem
             return None
 
     def _prefetch_definitions(self, accounts: set[str]) -> None:
@@ -225,7 +254,10 @@ class AzureEvidenceProvider:
             try:
                 self._assignments.definitions(subscription)
             except Exception as exc:  # noqa: BLE001
-                self._record(f"role definitions of {subscription}: {type(exc).__name__}: {_short(exc)}")
+                problem = f"role definitions of {subscription}: {type(exc).__name__}: {_whole(exc)}"
+                self._record(problem)
+                with self._errors_lock:
+                    self._definition_errors[subscription] = problem
 
     def _record(self, problem: str) -> None:
         log.warning("evidence look-up failed: %s", problem)
@@ -240,6 +272,6 @@ def _principal_type(found: tuple[RoleAssignmentEvidence, ...] | None, oid: str |
     return None
 
 
-def _short(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else ""
+def _whole(exc: Exception) -> str:
+    """Every line of the message, joined: the first line of an SDK error is often only "(Code) Summary"."""
+    return " ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip())

@@ -4,14 +4,20 @@
 - `AppInsightsSource`: client-side AppDependencies of one workspace-based Application Insights workspace.
 
 Only summarized groups come back (kql.py). 429/5xx are retried by the azure-core retry policy; when retries run
-out, or the query fails outright, `SourceError` says which workspace and why. Partial results are used and
-reported in `SourceBatch.partial_errors`.
+out, or the query fails outright, `SourceError` says which workspace and why, with the whole error (every code and
+message of the answer's error chain). Partial results are used and reported in `SourceBatch.partial_errors`.
+
+A workspace that has not received the table (or a column) a query reads answers 400 with the semantic error
+SEM0100 "Failed to resolve table or column expression named 'AzureDiagnostics'" (or "... scalar expression named
+'properties_s'") until its first diagnostics arrive. That is no data yet, not a failure: `read` returns an empty
+batch whose `no_data` is the whole answer, and `activity` counts nothing.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -26,7 +32,17 @@ log = logging.getLogger("triage.adapters")
 
 
 class SourceError(RuntimeError):
-    """A failure source could not be read (after the SDK's retries). The run fails; the watermark stays."""
+    """A failure source could not be read (after the SDK's retries). The scan records it, reports it and reads the
+    other sources; this source's watermark stays."""
+
+
+class NoDataYet(SourceError):
+    """The workspace has no such table or column (yet): no diagnostics of that kind were ever received."""
+
+
+# How Log Analytics names what a query reads and the workspace does not have (semantic error SEM0100).
+_UNRESOLVED = re.compile(r"Failed to resolve (?:table or column|scalar|column or scalar) expression named", re.I)
+MISSING_NAME_CODE = "SEM0100"
 
 
 def _rows(tables: list[Any]) -> list[dict[str, Any]]:
@@ -51,15 +67,16 @@ class _WorkspaceQuery:
                 self.workspace_id, query, timespan=(start, end), server_timeout=self.server_timeout
             )
         except HttpResponseError as exc:
-            code = getattr(getattr(exc, "error", None), "code", None) or ""
-            raise SourceError(
-                f"{self.label} query on workspace {self.workspace_id} failed: HTTP {exc.status_code} {code}: "
-                f"{_first_line(exc.message)}"
-            ) from exc
+            chain = _error_chain(exc)
+            text = "; ".join(f"{code}: {message}" if code else message for code, message in chain)
+            where = f"{self.label} query on workspace {self.workspace_id}"
+            if exc.status_code == 400 and _names_something_missing(chain):
+                raise NoDataYet(f"{where}: no data yet: HTTP 400 {text}") from exc
+            raise SourceError(f"{where} failed: HTTP {exc.status_code} {text}") from exc
         except AzureError as exc:  # connection failures, timeouts after the retry policy gave up
             raise SourceError(
                 f"{self.label} query on workspace {self.workspace_id} failed: {type(exc).__name__}: "
-                f"{_first_line(str(exc))}"
+                f"{_whole(str(exc))}"
             ) from exc
         if result.status == LogsQueryStatus.PARTIAL:
             err = result.partial_error
@@ -69,8 +86,26 @@ class _WorkspaceQuery:
         return _rows(result.tables), ()
 
 
-def _first_line(text: str | None) -> str:
-    return (text or "").strip().splitlines()[0][:500] if (text or "").strip() else ""
+def _error_chain(exc: Any) -> list[tuple[str, str]]:
+    """(code, message) of the answer's error and each inner error, outermost first, as azure-core parsed the body
+    (`exc.error`, OData v4); without a parsed body, the exception's whole message."""
+    error = getattr(exc, "error", None)
+    chain = [(str(getattr(error, "code", "") or ""), _whole(getattr(error, "message", "") or ""))] if error else []
+    inner = getattr(error, "innererror", None)
+    while isinstance(inner, dict) and len(chain) < 10:
+        chain.append((str(inner.get("code") or ""), _whole(str(inner.get("message") or ""))))
+        inner = inner.get("innererror")
+    chain = [(code, message) for code, message in chain if code or message]
+    return chain or [("", _whole(getattr(exc, "message", None) or str(exc)))]
+
+
+def _names_something_missing(chain: list[tuple[str, str]]) -> bool:
+    return any(code == MISSING_NAME_CODE or _UNRESOLVED.search(message) for code, message in chain)
+
+
+def _whole(text: str | None) -> str:
+    """Every line of a message, joined with spaces."""
+    return " ".join(line.strip() for line in (text or "").strip().splitlines() if line.strip())
 
 
 def _overlap_start(start: datetime, watermark: datetime | None) -> datetime:
@@ -126,6 +161,14 @@ class LogAnalyticsSource:
         A response that comes back over the limit is not used: its bucket is split and read again."""
         overlap_start = _overlap_start(start, watermark)
         window: dict[str, Any] = {"start": start, "watermark": overlap_start, "end": end, "resource_ids": resource_ids}
+        try:
+            return self._read(window)
+        except NoDataYet as missing:
+            return SourceBatch(self.name, start, end, (), no_data=str(missing))
+
+    def _read(self, window: dict[str, Any]) -> SourceBatch:
+        start, end, resource_ids = window["start"], window["end"], window["resource_ids"]
+        overlap_start = window["watermark"]
         pending: list[tuple[str, ...] | None] = [None] if self._buckets == 1 else list(buckets(self._buckets))
         signals: list[FailureSignal] = []
         rejected: list[RejectedRow] = []
@@ -153,7 +196,10 @@ class LogAnalyticsSource:
 
     def activity(self, principal_id: str | None, resource_id: str, since: datetime, until: datetime) -> Activity:
         text = kql.activity_query(principal_id=principal_id, resource_id=resource_id, since=since, until=until)
-        rows, partial = self._query.run(text, since, until)
+        try:
+            rows, partial = self._query.run(text, since, until)
+        except NoDataYet:
+            return Activity(0, 0)
         return _activity(rows, partial, self.name)
 
 
@@ -200,7 +246,10 @@ class AppInsightsSource:
         watermark: datetime | None = None,
     ) -> SourceBatch:
         text = kql.client_failures_query(start=start, watermark=_overlap_start(start, watermark), end=end)
-        rows, partial = self._query.run(text, start, end)
+        try:
+            rows, partial = self._query.run(text, start, end)
+        except NoDataYet as missing:
+            return SourceBatch(self.name, start, end, (), no_data=str(missing))
 
         def to_signal(row: Mapping[str, Any]):
             return dependency_signal(row, self.name, identity_of=self._identity_of, resource_of=self._resource_of)
@@ -220,7 +269,10 @@ class AppInsightsSource:
         if not apps or not hosts:
             return Activity(0, 0)
         text = kql.client_activity_query(app_role_names=apps, hosts=hosts, since=since, until=until)
-        rows, partial = self._query.run(text, since, until)
+        try:
+            rows, partial = self._query.run(text, since, until)
+        except NoDataYet:
+            return Activity(0, 0)
         return _activity(rows, partial, self.name)
 
 

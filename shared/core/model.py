@@ -74,12 +74,20 @@ class ResourceEvidence:
 
 @dataclass(frozen=True)
 class Evidence:
-    """Live evidence gathered at the edge. `assignments is None` means "not looked up"."""
+    """Live evidence gathered at the edge. `assignments is None` means "not looked up".
+
+    `failed` names the look-ups for this pair that failed (ARM unreachable, throttled past its retries, ...): such
+    evidence is degraded, and nothing may be concluded from what is absent in it (an outage never downgrades)."""
 
     assignments: tuple[RoleAssignmentEvidence, ...] | None = None
     resource: ResourceEvidence | None = None
     principal_type: str | None = None
     principal_name: str | None = None
+    failed: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        return not self.failed
 
 
 @dataclass(frozen=True)

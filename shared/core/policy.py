@@ -46,6 +46,8 @@ RULES: dict[str, str] = {
     "cooldown": "The incident's last grant is older than the per-incident cool-down.",
     "suppression": "Neither the principal nor the resource (or a parent of it) is under an active suppression.",
     "circuit_breaker": "The circuit breaker is closed.",
+    "evidence_complete": "Every live-evidence look-up for this failure succeeded (role assignments, account "
+    "settings): a diagnosis made while ARM could not be read is never acted on.",
     "policy_error": "The policy could not evaluate its inputs; nothing is granted.",
 }
 
@@ -93,6 +95,8 @@ class PolicyContext:
     # The failing resource (the incident's resource id). When given, the scope must be its account or a project
     # under it, and a suppression of it counts.
     resource_id: str | None = None
+    # The evidence look-ups for this failure that failed (`Evidence.failed`): any one refuses the grant.
+    evidence_failures: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -333,3 +337,6 @@ def _check_limits(
     if ctx.breaker_open is not False:
         ev.refuse("circuit_breaker", "the circuit breaker is open: grants failed verification; an operator "
                   "must reset it")
+    if ctx.evidence_failures:
+        ev.refuse("evidence_complete", "live evidence could not be read (" + "; ".join(ctx.evidence_failures)
+                  + "): nothing is granted on a diagnosis made without it")

@@ -46,6 +46,9 @@ class SourceBatch:
     signals: tuple[FailureSignal, ...]
     partial_errors: tuple[str, ...] = ()  # the query returned partial data: used, and reported
     rejected: tuple[RejectedRow, ...] = ()  # malformed rows: recorded, never crash the run
+    # Not "" when the workspace has no such table or column yet (no diagnostics received): the whole answer. Then
+    # `signals` is empty and the batch says nothing about the window; it is no error.
+    no_data: str = ""
 
 
 @dataclass(frozen=True)
@@ -79,10 +82,14 @@ class FailureSource(Protocol):
 
         `watermark` (where the previous scan ended; start = watermark - overlap) makes each signal's
         `overlap_count` the rows before it, i.e. rows an earlier scan may already have counted. None: 0.
+
+        A table or column the workspace does not have yet is `SourceBatch.no_data`, not an error. Any other
+        failure to read (403, 404, 5xx after the SDK's retries) raises, with the whole message.
         """
         ...
 
     def activity(self, principal_id: str | None, resource_id: str, since: datetime, until: datetime) -> Activity:
+        """No data yet (a missing table) is no activity; a failure to read raises."""
         ...
 
 
@@ -92,8 +99,14 @@ class EvidenceProvider(Protocol):
         ...
 
     def gather_evidence(self, pairs: set[EvidenceKey]) -> dict[EvidenceKey, Evidence]:
-        """Role assignments and account settings for each (principal, resource), read concurrently; a pair whose
-        look-up failed is absent or carries `assignments=None` (not looked up)."""
+        """Role assignments and account settings for each (principal, resource), read concurrently. A pair any of
+        whose look-ups failed says so in `Evidence.failed` (what failed, whole messages); its other fields hold
+        only what was read (`assignments=None`: not read). Never raises for a failed look-up."""
+        ...
+
+    def failures(self) -> tuple[str, ...]:
+        """Every look-up that failed since `new_run()` (whole messages), pair-specific or not: the run reports
+        them as `evidence_errors`."""
         ...
 
 

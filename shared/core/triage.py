@@ -4,12 +4,14 @@ merge is. No I/O: the engine (`shared/engine/signals.py`) reads, calls these, an
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from shared.core import incidents as inc
 from shared.core import roles
 from shared.core.allowlist import Allowlist
+from shared.core.causes import CAUSE_IDS, family_of
 from shared.core.incidents import Incident
 from shared.core.model import Diagnosis, Evidence, FailureSignal, RoleAssignmentEvidence
 from shared.core.policy import GROUP_MEMBERSHIP_CACHE, PROPAGATION_PENDING, Decision
@@ -23,6 +25,8 @@ STALE_CLAIM = timedelta(minutes=2)
 # leads to the grant.
 ROLE_PRESENT_STILL_DENIED = "role_present_still_denied"
 TRANSIENT_RULES = frozenset({"run_cap", "daily_cap", "cooldown", "circuit_breaker"})
+# The refusal of a decision made while live evidence could not be read: made again on the next failures.
+EVIDENCE_RULE = "evidence_complete"
 # Statuses whose cause is not re-diagnosed: under verification the check's outcome decides, and a closed incident
 # that did not reopen keeps the cause it was closed with.
 _CAUSE_KEPT = frozenset({inc.VERIFYING, *inc.CLOSED_STATUSES})
@@ -52,14 +56,23 @@ def refused_only_for_transient(incident: Incident) -> bool:
     return bool(last.rules) and set(last.rules) <= TRANSIENT_RULES
 
 
+def decided_without_evidence(incident: Incident) -> bool:
+    """The incident's latest action is a ticket decision refused (among other rules, maybe) because live evidence
+    could not be read: it says nothing about the incident, so it is made again."""
+    last = incident.actions[-1] if incident.actions else None
+    return last is not None and last.kind == "ticketed" and EVIDENCE_RULE in last.rules
+
+
 def awaits_decision(incident: Incident, now: datetime) -> bool:
     """The incident's status asks for a (new) policy decision whatever failure comes in: never decided, an
-    expired recommendation, or a ticket refused only for reasons that lift by themselves."""
+    expired recommendation, or a ticket refused only for reasons that lift by themselves or made without
+    evidence."""
     if incident.status in _UNDECIDED:
         return True
     if incident.status == inc.RECOMMENDED and incident.approval_expires_at and incident.approval_expires_at <= now:
         return True
-    return incident.status == inc.TICKETED and refused_only_for_transient(incident)
+    return incident.status == inc.TICKETED and (refused_only_for_transient(incident)
+                                                 or decided_without_evidence(incident))
 
 
 def grant_in_flight(incident: Incident) -> bool:
@@ -71,9 +84,15 @@ def grant_claimed_at(incident: Incident) -> datetime | None:
     return next((a.at for a in reversed(incident.actions) if a.kind == "grant-claimed"), None)
 
 
-def needs_decision(existing: Incident | None, merged: Incident, now: datetime) -> bool:
-    """Merging a failure into `existing` (giving `merged`) must go to the policy, not just update counts."""
-    if existing is None or awaits_decision(merged, now):
+def needs_decision(existing: Incident | None, merged: Incident, now: datetime, *,
+                   evidence_complete: bool = True) -> bool:
+    """Merging a failure into `existing` (giving `merged`) must go to the policy, not just update counts. Never for
+    a known incident while its evidence could not be read: the last decision, made on good evidence, stands."""
+    if existing is None:
+        return True
+    if not evidence_complete:
+        return False
+    if awaits_decision(merged, now):
         return True
     if merged.status in (inc.RECOMMENDED, inc.TICKETED) and existing.cause != merged.cause:
         return True
@@ -106,6 +125,20 @@ def keep_verified_cause(existing: Incident | None, merged: Incident) -> Incident
     return merged
 
 
+def incident_ids_of(object_id: str | None, resource_id: str | None) -> tuple[str, ...]:
+    """The ids an incident of this principal on this resource can have: one per cause family."""
+    causes = {family_of(cause): cause for cause in reversed(CAUSE_IDS)}
+    return tuple(inc.incident_id(inc.fingerprint(object_id, resource_id, cause)) for cause in causes.values())
+
+
+def last_good(candidates: Iterable[Incident]) -> Incident | None:
+    """Of a principal's incidents on one resource, the one a failure belongs to when evidence could not be read
+    (the diagnosis of that moment cannot be trusted to pick its cause family): an open one before a closed one,
+    then the latest seen. Only incidents with a diagnosis count."""
+    found = [i for i in candidates if i.diagnosis is not None]
+    return max(found, key=lambda i: (i.is_open, i.last_seen), default=None)
+
+
 def with_evidence_identity(merged: Incident, evidence: Evidence | None, signal: FailureSignal) -> Incident:
     if evidence is None:
         return merged
@@ -119,7 +152,7 @@ def with_evidence_identity(merged: Incident, evidence: Evidence | None, signal: 
 def still_refused(existing: Incident | None, merged: Incident, decision: Decision) -> bool:
     """A ticketed incident refused again for the same cause: no ticket rewrite on every scan."""
     return (existing is not None and existing.status == inc.TICKETED and decision.action == DecisionAction.TICKET
-            and existing.cause == merged.cause)
+            and existing.cause == merged.cause and not decided_without_evidence(existing))
 
 
 def changed_course(existing: Incident | None, merged: Incident, decision: Decision) -> bool:
@@ -163,7 +196,9 @@ class Recurrence:
     comment_due: bool
 
 
-def recurrence(existing: Incident, merged: Incident, now: datetime, comment_interval: timedelta) -> Recurrence:
+def recurrence(existing: Incident, merged: Incident, now: datetime, comment_interval: timedelta, *,
+               evidence_complete: bool = True) -> Recurrence:
+    """While evidence could not be read the ticket is left alone (no comment): the counts are still written."""
     new_failures = merged.count - existing.count
     # Staleness is judged on the stored record: `merged.updated_at` is always `now`, which made a pending ticket look
     # freshly claimed forever, so it was never retried.
@@ -171,8 +206,8 @@ def recurrence(existing: Incident, merged: Incident, now: datetime, comment_inte
     # No "still failing" comment while a role propagates (verifying): those failures are expected, and the check's
     # outcome (resolved or escalated) is what the ticket is told.
     comment_due = (
-        bool(merged.ticket_refs) and new_failures > 0 and merged.is_open and merged.status != inc.VERIFYING
-        and should_comment(merged.last_comment_at, now, comment_interval)
+        evidence_complete and bool(merged.ticket_refs) and new_failures > 0 and merged.is_open
+        and merged.status != inc.VERIFYING and should_comment(merged.last_comment_at, now, comment_interval)
     )
     write = new_failures > 0 or merged.last_seen != existing.last_seen or retry_pending
     return Recurrence(new_failures, write, retry_pending, comment_due)

@@ -51,8 +51,22 @@ def handle_signal(rt: Runtime, run: RunState, signal: FailureSignal, evidence: E
     typed = triage.with_declared_type(signal, evidence, rt.policy.allowlist)
     if triaged is None or evidence is not None or typed is not signal or triaged.signal is not signal:
         triaged = triage_signal(rt, typed, evidence, now)
+    if evidence is not None and not evidence.complete:
+        triaged = _last_good_triage(rt, triaged)
     return retry_on_conflict(rt, triaged.incident_id,
                              lambda existing: _apply(rt, run, existing, triaged, evidence, now))
+
+
+def _last_good_triage(rt: Runtime, triaged: Triaged) -> Triaged:
+    """An evidence outage never downgrades: the failure goes to the incident it belongs to with the diagnosis that
+    incident was last decided on, whatever the degraded diagnosis says (its cause family may differ). None known:
+    the degraded diagnosis stands, and the policy refuses any grant on it."""
+    signal = triaged.signal
+    known = rt.store.get_incidents(triage.incident_ids_of(signal.object_id, signal.resource_id))
+    kept = triage.last_good(known.values())
+    if kept is None or kept.diagnosis is None:
+        return triaged
+    return Triaged(signal, kept.diagnosis, kept.fingerprint, kept.id)
 
 
 def settled_signals(rt: Runtime, signals: Sequence[FailureSignal],
@@ -92,7 +106,8 @@ def _apply(rt: Runtime, run: RunState, existing: Incident | None, triaged: Triag
     merged = open_or_update(existing, signal, diagnosis, now, fingerprint=triaged.fingerprint)
     merged = triage.with_evidence_identity(triage.keep_verified_cause(existing, merged), evidence, signal)
     etag = existing.etag if existing else None
-    if existing is None or triage.needs_decision(existing, merged, now):
+    complete = evidence is None or evidence.complete
+    if triage.needs_decision(existing, merged, now, evidence_complete=complete):
         decision = decide(diagnosis, signal.object_id, rt.policy, policy_context(run, merged, evidence, now))
         if not triage.still_refused(existing, merged, decision):
             if triage.changed_course(existing, merged, decision):
@@ -101,7 +116,7 @@ def _apply(rt: Runtime, run: RunState, existing: Incident | None, triaged: Triag
             run.outcomes.append({"incident": result.id, "action": decision.action, "cause": diagnosis.cause})
             return result
     assert existing is not None
-    return _recurrence(rt, run, existing, merged, etag, now)
+    return _recurrence(rt, run, existing, merged, etag, now, complete)
 
 
 def _audit_decision(rt: Runtime, run: RunState, merged: Incident, signal: FailureSignal, diagnosis: Diagnosis,
@@ -136,6 +151,7 @@ def policy_context(run: RunState, incident: Incident, evidence: Evidence | None,
         approved=approved,
         evidence_principal_type=(evidence.principal_type if evidence else None) or incident.principal_type,
         resource_id=incident.resource_id,
+        evidence_failures=evidence.failed if evidence is not None else (),
     )
 
 
@@ -159,10 +175,11 @@ def act(rt: Runtime, run: RunState, incident: Incident, decision: Decision, *, e
 
 
 def _recurrence(rt: Runtime, run: RunState, existing: Incident, merged: Incident, etag: str | None,
-                now: datetime) -> Incident:
-    """No new decision: persist counts if they changed; update the ticket at most once per interval."""
+                now: datetime, evidence_complete: bool) -> Incident:
+    """No new decision: persist counts if they changed; update the ticket at most once per interval (never while
+    evidence could not be read)."""
     interval = timedelta(minutes=rt.settings.ticket_comment_interval_minutes)
-    plan = triage.recurrence(existing, merged, now, interval)
+    plan = triage.recurrence(existing, merged, now, interval, evidence_complete=evidence_complete)
     if not plan.write:
         return existing  # steady state: no write, no ticket call
     saved = put_incident(rt, merged, etag)

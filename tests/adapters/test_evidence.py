@@ -140,8 +140,24 @@ def test_a_failed_look_up_leaves_that_evidence_empty_and_is_reported(az):
     assert evidence[(P1, a)].assignments is None
     assert evidence[(P1, a)].resource is not None and evidence[(None, a)].resource is not None
     assert len(clients.evidence.errors) == 1 and P1 in clients.evidence.errors[0]
+    # The pair says what failed (its whole message), and the key caller's, which needed no assignments, is whole.
+    assert evidence[(P1, a)].failed == tuple(clients.evidence.errors) == clients.evidence.failures()
+    assert not evidence[(P1, a)].complete and evidence[(None, a)].complete
+    assert "\n" not in clients.evidence.errors[0] and "InternalServerError" in clients.evidence.errors[0]
     with pytest.raises(HttpResponseError):  # a single look-up outside the batch says why
         clients.evidence.assignments_for(P2, a)
+
+
+def test_an_unreadable_account_degrades_every_pair_on_it_and_a_new_run_forgets_it(az):
+    a = az.add_account("acct-a")
+    az.faults.add(service="arm", route="accounts.get", status=503, retry_after=0.01, times=None)
+    clients = make_clients(az, {"retry_total": 1})
+    evidence = clients.evidence.gather_evidence({(P1, a), (None, a)})
+    assert all(e.resource is None and len(e.failed) == 1 and "acct-a" in e.failed[0] for e in evidence.values())
+    az.faults.clear()
+    clients.new_run()
+    assert clients.evidence.failures() == ()
+    assert all(e.complete for e in clients.evidence.gather_evidence({(P1, a), (None, a)}).values())
 
 
 def test_throttled_look_ups_are_retried(az, monkeypatch):

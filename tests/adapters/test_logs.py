@@ -18,9 +18,10 @@ from hypothesis import strategies as st
 
 from localazure import FakeCredential
 from shared.adapters.azure import AzureClients
-from shared.adapters.logs import SourceError
+from shared.adapters.logs import NoDataYet, SourceError
 from shared.core import lifecycle
 from shared.core.model import ENTRA, KEY, Diagnosis
+from shared.core.ports import Activity
 from shared.settings import Settings
 
 OID = "5a000000-0000-4000-8000-000000000001"
@@ -189,6 +190,43 @@ def test_an_unknown_workspace_fails_loudly(az):
     now = az.clock.now()
     with pytest.raises(SourceError, match="WorkspaceNotFound|404"):
         source.read(now - timedelta(hours=1), now)
+
+
+@pytest.mark.parametrize(("missing", "named"), [
+    ({"missing_tables": ["AzureDiagnostics"]}, "table or column expression named 'AzureDiagnostics'"),
+    ({"missing_columns": {"AzureDiagnostics": ["properties_s"]}}, "scalar expression named 'properties_s'"),
+])
+def test_a_workspace_that_has_not_received_the_table_or_column_is_no_data_yet(az, missing, named):
+    account = az.add_account("acct-a")
+    empty = az.add_workspace("22222222-0000-4000-8000-0000000000e2", **missing)
+    source = make_clients(az, workspace_ids=(empty,)).sources[0]
+    now = az.clock.now()
+    batch = source.read(now - timedelta(hours=1), now)
+    assert batch.signals == () and batch.partial_errors == ()
+    # The whole answer: the workspace, every code of the error chain and the innermost message.
+    assert empty in batch.no_data and "HTTP 400 BadArgumentError" in batch.no_data
+    assert "SemanticError" in batch.no_data and "SEM0100" in batch.no_data and named in batch.no_data
+    assert source.activity(OID, account, now - timedelta(hours=1), now) == Activity(0, 0)
+
+
+def test_app_insights_without_its_tables_is_no_data_yet(az):
+    empty = az.add_workspace(missing_tables=["AppDependencies", "AppExceptions"])
+    source = make_clients(az, workspace_ids=(), appinsights_workspace_ids=(empty,)).sources[0]
+    now = az.clock.now()
+    batch = source.read(now - timedelta(hours=1), now)
+    assert batch.signals == () and "named 'AppDependencies'" in batch.no_data
+
+
+def test_a_forbidden_workspace_raises_with_the_whole_message(az):
+    az.faults.add(service="logs", status=403, times=None)
+    source = make_clients(az).sources[0]
+    now = az.clock.now()
+    with pytest.raises(SourceError) as caught:
+        source.read(now - timedelta(hours=1), now)
+    text = str(caught.value)
+    assert not isinstance(caught.value, NoDataYet)
+    assert az.workspace_id in text and "HTTP 403 InsufficientAccessError" in text
+    assert "insufficient access to perform the requested operation" in text and "Injected fault (403)" in text
 
 
 def test_several_workspaces_make_one_source_each():

@@ -153,6 +153,8 @@ SINGLE_RULE_CASES = [
     ("resource group suppressed", {}, SP, {}, {"suppressed_targets": frozenset({normalize_scope(RG)})},
      "suppression", "suppressed"),
     ("breaker open", {}, SP, {}, {"breaker_open": True}, "circuit_breaker", "ticket"),
+    ("evidence look-up failed", {}, SP, {}, {"evidence_failures": ("account x: HTTP 503",)}, "evidence_complete",
+     "ticket"),
 ]
 
 

@@ -135,10 +135,28 @@ def health():
 
 def test_health_ok_with_valid_settings_and_a_reachable_store(tmp_path, clean_env):
     clean_env.setenv("TRIAGE_MODE", "enforce")
-    with installed_world(tmp_path):
+    with installed_world(tmp_path) as world:
         status, body = health()
     assert status == 200
-    assert body == {"ok": True, "settings": "valid", "mode": "enforce", "store": "reachable"}
+    # issue 11 added each source's health (`sources`, `sources_ok`) beside the keys this test pinned before.
+    assert {k: v for k, v in body.items() if k not in ("sources", "sources_ok")} == {
+        "ok": True, "settings": "valid", "mode": "enforce", "store": "reachable"}
+    assert body["sources_ok"] is True
+    assert [(s["name"], s["state"]) for s in body["sources"]] == [(f"logs:{world.az.workspace_id}", "unknown")]
+
+
+def test_health_shows_a_failed_source_with_its_last_success_and_stays_200(tmp_path, clean_env):
+    with installed_world(tmp_path) as world:
+        world.run_traffic(1)
+        world.scan()
+        world.az.faults.add("logs", status=403, times=None)
+        world.scan()
+        status, body = health()
+    assert status == 200 and body["ok"] is True  # the service itself is healthy; a platform recycle cures nothing
+    assert body["sources_ok"] is False
+    [source] = body["sources"]
+    assert source["state"] == "failed" and source["last_success"] and source["last_error_at"]
+    assert "HTTP 403 InsufficientAccessError" in source["last_error"]
 
 
 def test_health_is_503_naming_the_invalid_settings_without_secret_values(tmp_path, clean_env):

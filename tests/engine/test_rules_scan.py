@@ -8,7 +8,6 @@ from datetime import timedelta
 
 import pytest
 
-from shared.adapters.logs import SourceError
 from shared.core import incidents as inc
 from shared.core.incidents import Action
 from shared.engine.scan import run_scan
@@ -33,8 +32,8 @@ def test_the_first_scan_reads_the_initial_lookback_and_later_ones_re_read_the_ov
     assert incident_of(store, ORDERS).count == 14
 
 
-def test_a_failing_source_fails_the_run_keeps_the_watermark_and_the_next_run_loses_nothing(make_runtime, traffic,
-                                                                                           source, store):
+def test_a_failing_source_is_reported_keeps_the_watermark_and_the_next_run_loses_nothing(make_runtime, traffic,
+                                                                                          source, store):
     rt = make_runtime(mode="observe")
     failed = traffic(3, failing=[ORDERS])
     run_scan(rt)
@@ -43,8 +42,9 @@ def test_a_failing_source_fails_the_run_keeps_the_watermark_and_the_next_run_los
 
     failed += traffic(4, failing=[ORDERS])
     source.fail_reads()
-    with pytest.raises(SourceError, match="503"):
-        run_scan(rt)
+    report = run_scan(rt)  # issue 11: a failing source no longer raises out of the scan; it is reported
+    assert report.failed and report.failed_sources == [source.name]
+    assert "503" in report.sources[source.name]["detail"]
     assert store.get_watermark(source.name) == before
     assert incident_of(store, ORDERS).count == 6
 

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from localazure import Clock, LocalAzure
+from localazure.scenario import ScenarioError
 from tests.support.azure import START, logs_client
 
 pytestmark = pytest.mark.slow  # every test talks to a running stand-in
@@ -118,6 +119,65 @@ def test_unknown_workspace_is_404(az, client):
     with pytest.raises(HttpResponseError) as info:
         client.query_workspace("00000000-0000-0000-0000-00000000dead", "AzureDiagnostics | count", timespan=None)
     assert info.value.status_code == 404
+
+
+# The body a workspace without the table answers with (as quoted from a real answer in
+# CDCgov/prime-reportstream#11773; the column case from dolevshor/Azure-OpenAI-Insights#5).
+MISSING_TABLE = "'where' operator: Failed to resolve table or column expression named 'AzureDiagnostics'"
+MISSING_COLUMN = "'extend' operator: Failed to resolve scalar expression named 'properties_s'"
+
+
+def test_a_workspace_without_a_table_answers_as_log_analytics_does_until_its_first_rows(local_azure_factory):
+    az = local_azure_factory()
+    empty = az.add_workspace("11111111-0000-4000-8000-00000000e001", missing_tables=["AzureDiagnostics"])
+    client = logs_client(az)
+    query = "AzureDiagnostics | where TimeGenerated > ago(1h) | count"
+    with pytest.raises(HttpResponseError) as info:
+        client.query_workspace(empty, query, timespan=timedelta(hours=1))
+    error = info.value
+    assert error.status_code == 400
+    assert (error.error.code, error.error.message) == ("BadArgumentError", "The request had some invalid properties")
+    assert error.error.innererror == {"code": "SemanticError", "message": "A semantic error occurred.",
+                                      "innererror": {"code": "SEM0100", "message": MISSING_TABLE}}
+    # azure-monitor-query's own model: the top code and the innermost message.
+    assert (error.model.code, error.model.message) == ("BadArgumentError", MISSING_TABLE)
+    # The main workspace has every table.
+    assert client.query_workspace(az.workspace_id, query, timespan=timedelta(hours=1)).tables[0].rows[0][0] == 0
+
+    az.add_log_rows("AzureDiagnostics", [diag(1, ALICE, "401")], workspace=empty)  # the first diagnostics arrive
+    assert client.query_workspace(empty, query, timespan=timedelta(hours=1)).tables[0].rows[0][0] == 1
+    assert az.workspace().count("AzureDiagnostics") == 0  # the rows went to that workspace only
+
+
+def test_a_column_not_received_yet_is_the_same_semantic_error(local_azure_factory):
+    az = local_azure_factory({"workspaces": [{"id": "ws-columns",
+                                              "missing_columns": {"AzureDiagnostics": ["properties_s"]}}]})
+    client = logs_client(az)
+    text = "AzureDiagnostics | extend P = parse_json(properties_s) | project P"
+    with pytest.raises(HttpResponseError) as info:
+        client.query_workspace("ws-columns", text, timespan=timedelta(hours=1))
+    assert info.value.status_code == 400 and info.value.model.message == MISSING_COLUMN
+    rows = client.query_workspace("ws-columns", 'AzureDiagnostics | where Category == "properties_s" | take 1',
+                                  timespan=timedelta(hours=1))
+    assert rows.tables[0].rows == []  # named only inside a string: no reference, and no column in the answer
+    az.add_log_rows("AzureDiagnostics", [diag(1, ALICE, "401")], workspace="ws-columns")
+    assert len(client.query_workspace("ws-columns", text, timespan=timedelta(hours=1)).tables[0].rows) == 1
+
+
+def test_a_scenario_rejects_a_workspace_switch_it_cannot_honour(local_azure_factory):
+    with pytest.raises(ScenarioError, match="unknown table"):
+        local_azure_factory({"workspaces": [{"id": "w", "missing_tables": ["AzureDiagnostic"]}]})
+    with pytest.raises(ScenarioError, match="no columns"):
+        local_azure_factory({"workspaces": [{"id": "w", "missing_columns": {"AzureDiagnostics": ["props"]}}]})
+
+
+def test_an_injected_403_has_log_analytics_error_code(local_azure_factory):
+    az = local_azure_factory()
+    az.faults.add("logs", status=403)
+    with pytest.raises(HttpResponseError) as info:
+        logs_client(az).query_workspace(az.workspace_id, "AzureDiagnostics | count", timespan=None)
+    assert info.value.status_code == 403 and info.value.error.code == "InsufficientAccessError"
+    assert "insufficient access" in info.value.error.message
 
 
 def test_batch_returns_results_in_request_order(az, client):

@@ -5,10 +5,12 @@ Each fake keeps the contract of the adapter it stands in for, as the adapter and
 - `FakeSource` (shared/adapters/logs.py): request rows in memory; `read` groups the 401/403 rows of [start, end)
   like the failures query (one group per resource, caller, status, operation, route and error code), keeps only
   the accounts of `resource_ids`, and counts each group's rows before max(start, watermark) as `overlap_count`;
-  `activity` counts one caller's failures and successes on one account over [since, until).
+  `activity` counts one caller's failures and successes on one account over [since, until). Without its table
+  (`without_table`) it answers `no_data` and no activity, as a workspace that never received diagnostics.
 - `FakeEvidence` (shared/adapters/evidence.py): ARM's role assignments and account settings. An assignment made to
   a group applies to its members (`via_group`); `gather_evidence` keeps what applies at, above or below each
-  resource, like the real provider.
+  resource, like the real provider. `arm_down()` makes every look-up fail until `arm_up()`: each pair then carries
+  what failed (`Evidence.failed`, with nothing read) and `failures()` lists it.
 - `FakeRoleWriter` (shared/adapters/role_assignments.py): writes into the same `FakeEvidence`, so a grant shows in
   the next evidence read; an existing identical assignment answers "exists"; `delete_own` deletes only what
   carries the service's marker.
@@ -108,7 +110,9 @@ class FakeSource:
         self.reads: list[ReadCall] = []
         self.activity_calls: list[tuple[str | None, str, datetime, datetime]] = []
         self._read_errors: list[Exception] = []
+        self._activity_errors: list[Exception] = []
         self._partial_reads = 0
+        self.missing_table = ""  # not "": the table this workspace has not received yet
 
     # ---- scripting ----
 
@@ -135,6 +139,17 @@ class FakeSource:
         """The next `times` reads raise (as the adapter does when Log Analytics keeps failing)."""
         self._read_errors += [error or SourceError(f"{self.name}: HTTP 503 ServiceUnavailable")] * times
 
+    def fail_activity(self, error: Exception | None = None, *, times: int = 1) -> None:
+        """The next `times` activity reads (verification) raise, as the adapter does when Log Analytics fails."""
+        self._activity_errors += [error or SourceError(f"{self.name}: HTTP 503 ServiceUnavailable")] * times
+
+    def without_table(self, table: str = "AzureDiagnostics") -> None:
+        """The workspace has not received this table yet (until `with_table()`): reads say `no_data`."""
+        self.missing_table = table
+
+    def with_table(self) -> None:
+        self.missing_table = ""
+
     def partial_reads(self, *, times: int = 1) -> None:
         """The next `times` reads return half of the groups and a PartialError, as Log Analytics may."""
         self._partial_reads += times
@@ -146,6 +161,11 @@ class FakeSource:
         self.reads.append(ReadCall(start, end, resource_ids, watermark))
         if self._read_errors:
             raise self._read_errors.pop(0)
+        if self.missing_table:
+            return SourceBatch(self.name, start, end, (), no_data=(
+                f"{self.name}: no data yet: HTTP 400 BadArgumentError: The request had some invalid properties; "
+                f"SemanticError: A semantic error occurred.; SEM0100: 'where' operator: Failed to resolve table or "
+                f"column expression named '{self.missing_table}'"))
         overlap_end = start if watermark is None else max(start, watermark)
         accounts = {account_of(r) for r in resource_ids} if resource_ids is not None else None
         groups: dict[tuple, list[Request]] = {}
@@ -169,6 +189,10 @@ class FakeSource:
 
     def activity(self, principal_id: str | None, resource_id: str, since: datetime, until: datetime) -> Activity:
         self.activity_calls.append((principal_id, resource_id, since, until))
+        if self._activity_errors:
+            raise self._activity_errors.pop(0)
+        if self.missing_table:
+            return Activity(0, 0)
         oid = normalize_object_id(principal_id) if principal_id else None
         account = account_of(resource_id)
         seen = [r for r in self.requests if since <= r.at < until and r.principal_id == oid
@@ -220,6 +244,8 @@ class FakeEvidence:
         self.accounts: dict[str, ResourceEvidence] = {}
         self.gather_calls: list[set[tuple[str | None, str]]] = []
         self.new_runs = 0
+        self.outage = ""  # not "": every look-up fails with this message
+        self._failures: list[str] = []
         self._names = itertools.count(1)
 
     # ---- scripting ----
@@ -239,6 +265,14 @@ class FakeEvidence:
         self.assignments.append(FakeAssignment(assignment_id, guid, scope, normalize_object_id(principal_id) or
                                                principal_id, principal_type, self._clock.now() - age, description))
         return assignment_id
+
+    def arm_down(self, message: str = "HttpResponseError: (ServiceUnavailable) The service is temporarily "
+                 "unavailable. Please try again later.") -> None:
+        """ARM answers every look-up with `message` (after the SDK's retries) until `arm_up()`."""
+        self.outage = message
+
+    def arm_up(self) -> None:
+        self.outage = ""
 
     def add_group_member(self, member_id: str, group_id: str) -> None:
         self.groups.setdefault(normalize_object_id(group_id) or group_id, set()).add(normalize_object_id(member_id))
@@ -266,6 +300,10 @@ class FakeEvidence:
 
     def new_run(self) -> None:
         self.new_runs += 1
+        self._failures = []
+
+    def failures(self) -> tuple[str, ...]:
+        return tuple(self._failures)
 
     def assignments_for(self, principal_id: str, resource_id: str) -> tuple[RoleAssignmentEvidence, ...]:
         oid = normalize_object_id(principal_id)
@@ -277,6 +315,8 @@ class FakeEvidence:
     def gather_evidence(self, pairs: set[tuple[str | None, str]]) -> dict[tuple[str | None, str], Evidence]:
         self.gather_calls.append(set(pairs))
         out: dict[tuple[str | None, str], Evidence] = {}
+        if self.outage:
+            return {pair: self._unreadable(*pair) for pair in pairs}
         for principal, resource_id in pairs:
             oid = normalize_object_id(principal)
             listed = self._listed(oid) if oid else None  # key callers: nothing to look up
@@ -286,6 +326,14 @@ class FakeEvidence:
                 principal_type=next((a.principal_type for a in listed or () if not a.via_group), None),
             )
         return out
+
+    def _unreadable(self, principal: str | None, resource_id: str) -> Evidence:
+        """Nothing read: the account and, for an Entra caller, its role assignments failed."""
+        failed = [f"account {account_of(resource_id)}: {self.outage}"]
+        if normalize_object_id(principal):
+            failed.insert(0, f"role assignments of {normalize_object_id(principal)}: {self.outage}")
+        self._failures.extend(failed)
+        return Evidence(failed=tuple(failed))
 
     def _listed(self, oid: str) -> list[RoleAssignmentEvidence]:
         """`assignedTo(oid)`: the caller's own assignments and those of the groups it is a member of."""
