@@ -16,6 +16,7 @@ from typing import Any
 from localazure import roles, scopes
 from localazure.clock import as_utc
 from localazure.dataplane import CallSpec
+from localazure.logshape import log_shape_from
 from localazure.state import (
     PRINCIPAL_TYPES,
     Account,
@@ -80,6 +81,11 @@ def settings_from(raw: dict[str, Any], base: Settings | None = None) -> Settings
     for key, value in raw.items():
         if key == "own_identity":
             settings.own_identity = own_identity_from(value)
+        elif key == "log_shape":
+            try:
+                settings.log_shape = log_shape_from(value)
+            except (TypeError, ValueError) as exc:
+                raise ScenarioError(str(exc)) from exc
         else:
             setattr(settings, key, type(getattr(settings, key))(value))
     return settings

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from localazure import scopes
 from localazure.clock import Clock
+from localazure.logshape import LogShape
 
 PRINCIPAL_TYPES = ("User", "Group", "ServicePrincipal", "ForeignGroup", "Device")
 LONG_AGO = timedelta(days=3650)
@@ -138,6 +139,8 @@ class Settings:
     max_query_rows: int = 500_000
     eventgrid_key: str = "local-eventgrid-key"
     own_identity: OwnIdentity = field(default_factory=OwnIdentity)
+    # Where Azure's documentation is silent, what the written log rows look like (localazure/logshape.py).
+    log_shape: LogShape = field(default_factory=LogShape)
 
 
 @dataclass

@@ -77,9 +77,11 @@ class Simulator:
 
     def _write(self, outcomes: list[Outcome]) -> None:
         diagnostics, dependencies, exceptions = [], [], []
+        shape = self.state.settings.log_shape
         with self._lock:
             for outcome in outcomes:
-                diagnostics.append(telemetry.diagnostics_row(outcome, self._rng))
+                if telemetry.is_logged(outcome, shape):
+                    diagnostics.append(telemetry.diagnostics_row(outcome, self._rng, shape))
                 if outcome.spec.app_role_name:
                     dependency, exception = telemetry.app_rows(outcome, self._rng)
                     dependencies.append(dependency)

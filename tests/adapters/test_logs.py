@@ -229,7 +229,9 @@ def test_assign_then_wait_out_propagation(local_azure_factory):
 
     az.simulate(ticks=2)
     before = source.read(t0 - timedelta(minutes=1), az.clock.now() + timedelta(seconds=1))
-    assert [(s.status, s.code, s.count) for s in before.signals] == [(401, "PermissionDenied", 4)]
+    # Real-shaped rows: the status, the logged caller and the apiName, no error code or text.
+    assert [(s.status, s.code, s.message, s.object_id, s.count) for s in before.signals] == [(401, None, None, OID, 4)]
+    assert before.signals[0].route == "Azure OpenAI API version 2024-10-21"
 
     outcome = clients.roles.create(scope=account, principal_id=OID, principal_type="ServicePrincipal",
                                    role_guid="5e0bd9bd-7b93-4f28-af87-19fc36ad61bd", incident_id="inc-1")
