@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.core.correlation import join_client_records
 from shared.core.model import FailureSignal
 from shared.core.ports import evidence_key
 from shared.engine.runtime import Runtime, new_correlation_id
@@ -94,7 +95,8 @@ def run_scan(
         report.rejected += len(batch.rejected)
         batches.append((source, batch))
 
-    signals = [s for _, b in batches for s in b.signals if s.resource_id]
+    # A client-side group that a server-side row confirms is one failure seen from both sides (core/correlation).
+    signals = join_client_records(s for _, b in batches for s in b.signals if s.resource_id)
     report.signals = len(signals)
     # Groups an earlier scan already handled, unchanged since: no evidence, no store write, no ticket call.
     text_triage: dict[int, Triaged] = {}  # diagnosed once from the text: reused where no evidence adds to it

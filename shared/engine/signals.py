@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from shared.core import incidents as inc
 from shared.core import triage
+from shared.core.correlation import identity_from_client_records
 from shared.core.diagnose import diagnose
 from shared.core.incidents import Incident
 from shared.core.lifecycle import apply_decision, open_or_update, start_waiting
@@ -93,7 +94,8 @@ def _apply(rt: Runtime, run: RunState, existing: Incident | None, triaged: Triag
     merged = triage.with_evidence_identity(triage.keep_verified_cause(existing, merged), evidence, signal)
     etag = existing.etag if existing else None
     if existing is None or triage.needs_decision(existing, merged, now):
-        decision = decide(diagnosis, signal.object_id, rt.policy, policy_context(run, merged, evidence, now))
+        context = policy_context(run, merged, evidence, now, signal=signal)
+        decision = decide(diagnosis, signal.object_id, rt.policy, context)
         if not triage.still_refused(existing, merged, decision):
             if triage.changed_course(existing, merged, decision):
                 _audit_decision(rt, run, merged, signal, diagnosis, decision)
@@ -125,7 +127,8 @@ def _audit_decision(rt: Runtime, run: RunState, merged: Incident, signal: Failur
 
 
 def policy_context(run: RunState, incident: Incident, evidence: Evidence | None, now: datetime,
-                   approved: bool = False) -> PolicyContext:
+                   approved: bool = False, signal: FailureSignal | None = None) -> PolicyContext:
+    """`signal` is the failure being decided on, when there is one (an approval decides on the incident)."""
     return PolicyContext(
         now=now,
         grants_this_run=run.grants_this_run,
@@ -136,6 +139,7 @@ def policy_context(run: RunState, incident: Incident, evidence: Evidence | None,
         approved=approved,
         evidence_principal_type=(evidence.principal_type if evidence else None) or incident.principal_type,
         resource_id=incident.resource_id,
+        identity_from_client_records=identity_from_client_records(signal),
     )
 
 
