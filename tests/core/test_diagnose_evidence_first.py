@@ -137,8 +137,8 @@ def test_the_texts_data_action_refines_an_openai_looking_row():
 
 
 def test_a_text_that_contradicts_a_row_naming_its_surface_lowers_the_confidence():
-    openai_text = ("The principal `{oid}` lacks the required data action `Microsoft.CognitiveServices/accounts/"
-                   "OpenAI/deployments/chat/completions/action`").format(oid=OID)
+    openai_text = (f"The principal `{OID}` lacks the required data action `Microsoft.CognitiveServices/accounts/"
+                   "OpenAI/deployments/chat/completions/action`")
     signal = replace(ROW, route="Azure AI Model Inference API", code="PermissionDenied", message=openai_text)
     diagnosis = run(signal, resource=account(kind="AIServices"))
     assert diagnosis.confidence == "medium"
