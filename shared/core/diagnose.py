@@ -279,6 +279,7 @@ def _role_path(case: _Case, now: datetime | None, window: timedelta) -> Diagnosi
 
     if assignments is None:
         case.lines.append("Role assignments were not looked up: diagnosed from the failure alone")
+        case.lines.extend(case.doubts)
         return _role_fix(case, "missing_data_role", MEDIUM if strong_text else LOW, role, scope, looked_up=False)
 
     held = _sort_assignments(case, assignments, scope)
