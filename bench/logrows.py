@@ -1,10 +1,16 @@
 """A synthetic failure flood in the stand-in's Log Analytics workspace, generated inside DuckDB (1 M rows in about
 half a second), with the accounts and role assignments the service's evidence look-ups will find.
 
-Every failure group is one (caller, account, route) with one cause. Callers get a realistic mix of the texts the
-stand-in's data plane really writes (localazure/dataplane.py): missing data roles (with the caller's own object id
-in the message), expired tokens, wrong audiences, foreign tenants, firewalls, bad/missing keys, keys sent to a
-key-disabled account. One row in ten is a success, which the service's query filters out.
+The rows are real-shaped: only the columns and `properties_s` keys Azure documents (docs/localazure.md, "Rows
+written"), so no error code, no error text and no request path, as the service meets them in production. A
+failure shows only its status and whether the service logged the caller: Entra callers whose token it accepted
+(most of them: missing or insufficient roles, which the evidence decides) carry their object id; tokens it
+rejected (expired, wrong audience) and the firewall's answers carry none, like key callers. One row in ten is a
+success, which the service's query filters out.
+
+Every failure group is one (caller, account, route). A route is told apart by its operation and its `apiName`
+(the api-version called). Callers without a logged object id cannot be told apart in real rows; here each of their
+groups calls its own preview api-version, so the flood still holds exactly the groups its shape states.
 """
 
 from __future__ import annotations
@@ -13,40 +19,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from localazure import LocalAzure
-from localazure.dataplane import FIREWALL, KEY_DISABLED, KEY_INVALID, KEY_MISSING, TENANT_CODE, TOKEN_INVALID
 
 RESOURCE_GROUP = "rg-bench"
-OTHER_TENANT = "99999999-0000-4000-8000-000000000001"
-WRONG_AUDIENCE = "https://management.azure.com"
+# Routes are told apart by the api-version they call (and chat vs embeddings): real versions, one per route.
+API_VERSIONS = ("2024-10-21", "2024-06-01", "2025-01-01-preview", "2024-08-01-preview", "2024-02-01",
+                "2024-12-01-preview", "2025-03-01-preview", "2024-04-01-preview")
+_DOTNET_EPOCH_SECONDS = 62_135_596_800  # 0001-01-01 to 1970-01-01: requestTime is in .NET ticks
 
-# (status, code, message SQL, auth) per caller kind; `oid` is the caller's object id column in the SQL.
-_PERMISSION_SQL = (
-    "'The principal `' || oid || '` lacks the required data action "
-    "`Microsoft.CognitiveServices/accounts/OpenAI/' || action || '` to perform `POST /openai/deployments/"
-    "{deployment-id}/' || op_path || '` operation.'"
-)
-_AUDIENCE_TEXT = (
-    f"The access token has been obtained for wrong audience or resource '{WRONG_AUDIENCE}'. It should exactly "
-    "match with one of the allowed audiences 'https://cognitiveservices.azure.com'."
-)
-
-
-def _sql_text(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-# Twenty buckets: eleven missing/insufficient roles, three expired tokens, one each of the rest.
+# (status, whether the row logs the caller's object id) per caller kind.
+# Twenty buckets: eleven role failures (token accepted), four rejected tokens, one firewall; then three key kinds.
 ENTRA_KINDS = (
-    *[("401", "'PermissionDenied'", _PERMISSION_SQL)] * 11,
-    *[("401", "'401'", _sql_text(TOKEN_INVALID))] * 3,
-    ("401", "'InvalidAuthenticationTokenAudience'", _sql_text(_AUDIENCE_TEXT)),
-    ("400", _sql_text(TENANT_CODE), f"'Token tenant {OTHER_TENANT} does not match resource tenant.'"),
-    ("403", "'403'", _sql_text(FIREWALL)),
+    *[("401", True)] * 11,
+    *[("401", False)] * 4,
+    ("403", False),
 )
 KEY_KINDS = (
-    ("401", "'401'", _sql_text(KEY_INVALID)),
-    ("403", "'AuthenticationTypeDisabled'", _sql_text(KEY_DISABLED)),
-    ("401", "'401'", _sql_text(KEY_MISSING)),
+    ("401", False),
+    ("403", False),
+    ("401", False),
 )
 
 
@@ -57,11 +47,13 @@ class FloodShape:
     resources: int  # Cognitive Services accounts
     rows: int  # raw AzureDiagnostics rows (10% of them successes)
     key_callers: bool = True  # also key callers (no object id; one incident per account and family)
-    routes: int = 1  # groups per (caller, account): deployments called; they share one incident
+    routes: int = 1  # groups per (caller, account): api-versions and operations called; they share one incident
     assigned_every: int = 3  # every n-th caller already holds some role (diagnoses vary; ARM lists grow)
 
     def __post_init__(self) -> None:
         # Otherwise groups would coincide (and merge) and the world would not hold `groups` groups.
+        if not 1 <= self.routes <= len(API_VERSIONS):
+            raise ValueError(f"{self}: at most {len(API_VERSIONS)} routes per caller and account")
         if self.groups % self.principals or self.groups_per_principal % self.routes:
             raise ValueError(f"{self}: groups must split evenly over principals, then routes")
         if self.accounts_per_principal > self.resources:
@@ -117,16 +109,18 @@ def rows_sql(az: LocalAzure, shape: FloodShape, end: datetime, spread: timedelta
     """A DuckDB SELECT of `shape.rows` AzureDiagnostics rows in [end - spread, end), columns named as the table."""
     per, pairs, routes = shape.groups_per_principal, shape.accounts_per_principal, shape.routes
     kinds = ENTRA_KINDS + (KEY_KINDS if shape.key_callers else ())
-    cases = lambda column: "CASE kind " + " ".join(  # noqa: E731
-        f"WHEN {n} THEN {k[column]}" for n, k in enumerate(kinds)) + " END"
+    statuses = "CASE kind " + " ".join(f"WHEN {n} THEN '{k[0]}'" for n, k in enumerate(kinds)) + " END"
+    logged = ", ".join(str(n) for n, k in enumerate(kinds) if k[1]) or "-1"
+    versions = "[" + ", ".join(f"'{v}'" for v in API_VERSIONS) + "]"
     sub, rg = az.subscription_id, RESOURCE_GROUP
     account_id = (f"'/subscriptions/{sub}/resourcegroups/{rg.lower()}/providers/microsoft.cognitiveservices/"
                   f"accounts/bench-' || lpad(CAST(res AS VARCHAR), 3, '0')")
     seconds = max(1, int(spread.total_seconds()) - 2)
     end_sql = end.strftime("%Y-%m-%d %H:%M:%S")
+    at = f"TIMESTAMP '{end_sql}' - to_seconds(1 + (i * 7919) % {seconds})"
+    ticks = f"(CAST(epoch({at}) AS BIGINT) + {_DOTNET_EPOCH_SECONDS}) * 10000000"
     # Built from numbers and this module's own texts only: no outside input to inject.
     return f"""WITH base AS (
-
     SELECT i, i % {shape.groups} AS g, (i // {shape.groups}) % 10 = 9 AS ok
     FROM range({shape.rows}) t(i)
 ), grouped AS (
@@ -137,22 +131,18 @@ def rows_sql(az: LocalAzure, shape: FloodShape, end: datetime, spread: timedelta
     SELECT i, ok, p, slot, variant, (p * {pairs} + pair) % {shape.resources} AS res,
            (p * 7919) % {len(kinds)} AS kind,
            printf('00000b0c-0000-4000-8000-%012x', p) AS oid,
-           CASE WHEN variant % 2 = 0 THEN 'chat/completions' ELSE 'embeddings' END AS op_path,
-           CASE WHEN variant % 2 = 0 THEN 'deployments/chat/completions/action'
-                ELSE 'deployments/embeddings/action' END AS action,
-           CASE WHEN variant % 2 = 0 THEN 'ChatCompletions_Create' ELSE 'Embeddings_Create' END AS operation
+           CASE WHEN variant % 2 = 0 THEN 'ChatCompletions_Create' ELSE 'Embeddings_Create' END AS operation,
+           CASE WHEN variant % 2 = 0 THEN 'gpt-4o' ELSE 'text-embedding-3-small' END AS deployment
     FROM grouped
 ), shaped AS (
-    SELECT *, kind >= {len(ENTRA_KINDS)} AS keyed,
-           CASE WHEN kind >= {len(ENTRA_KINDS)} THEN 'app-' || CAST(p AS VARCHAR) || '-' || CAST(slot AS VARCHAR)
-                ELSE (CASE WHEN variant % 2 = 0 THEN 'gpt-4o' ELSE 'text-embedding-3-small' END)
-                     || (CASE WHEN variant >= 2 THEN '-' || CAST(variant AS VARCHAR) ELSE '' END)
-           END AS deployment,
+    SELECT *, kind IN ({logged}) AS caller_logged,
+           CASE WHEN kind IN ({logged}) THEN {versions}[variant + 1]
+                ELSE printf('2024-10-21-preview-%d', p * {per} + slot) END AS api_version,
            {account_id} AS account
     FROM callers
 )
 SELECT
-    TIMESTAMP '{end_sql}' - to_seconds(1 + (i * 7919) % {seconds}) AS TimeGenerated,
+    {at} AS TimeGenerated,
     upper(account) AS ResourceId,
     account AS _ResourceId,
     'RequestResponse' AS Category,
@@ -164,23 +154,23 @@ SELECT
     operation AS OperationName,
     CASE WHEN ok THEN 'Succeeded' ELSE 'Failed' END AS ResultType,
     printf('%08x-0000-4000-8000-%012x', i % 4294967295, i) AS CorrelationId,
-    CASE WHEN ok THEN '200' ELSE {cases(0)} END AS ResultSignature,
+    CASE WHEN ok THEN '200' ELSE {statuses} END AS ResultSignature,
     CAST(3 + i % 25 AS BIGINT) AS DurationMs,
     '10.0.' || CAST(p % 250 AS VARCHAR) || '.***' AS CallerIPAddress,
     json_object(
-        'apiName', 'Azure OpenAI API version 2024-10-21',
-        'requestTime', strftime(TIMESTAMP '{end_sql}' - to_seconds(1 + (i * 7919) % {seconds}),
-                                '%Y-%m-%dT%H:%M:%S.%fZ'),
+        'apiName', 'Azure OpenAI API version ' || api_version,
+        'requestTime', {ticks},
+        'responseTime', {ticks} + (3 + i % 25) * 10000,
         'requestLength', 210 + i % 400,
         'responseLength', 180,
-        'objectId', CASE WHEN keyed THEN '' ELSE oid END,
+        'objectId', CASE WHEN kind >= {len(ENTRA_KINDS)} THEN '' WHEN caller_logged OR ok THEN oid ELSE '' END,
         'streamType', 'Non-Streaming',
         'modelDeploymentName', deployment,
-        'requestPath', '/openai/deployments/' || deployment || '/' || op_path,
-        'errorCode', CASE WHEN ok THEN '' ELSE {cases(1)} END,
-        'errorMessage', CASE WHEN ok THEN '' ELSE {cases(2)} END
+        'modelName', '',
+        'modelVersion', ''
     )::VARCHAR AS properties_s,
-    'Azure' AS SourceSystem
+    'Azure' AS SourceSystem,
+    'AzureDiagnostics' AS Type
 FROM shaped
 """  # noqa: S608
 

@@ -8,6 +8,7 @@
 from localazure.clock import Clock
 from localazure.credentials import FakeCredential
 from localazure.dataplane import CallSpec, Outcome
+from localazure.logshape import LogShape
 from localazure.standin import LocalAzure
 
-__all__ = ["CallSpec", "Clock", "FakeCredential", "LocalAzure", "Outcome"]
+__all__ = ["CallSpec", "Clock", "FakeCredential", "LocalAzure", "LogShape", "Outcome"]

@@ -43,6 +43,13 @@ DEPLOYMENT_MISSING = (
 )
 TENANT_CODE = "Tenant provided in token does not match resource token"
 
+# The check that rejected a request (Outcome.rejected_by), in the order the service applies them.
+ENDPOINT = "endpoint"
+NETWORK = "network"
+AUTHENTICATION = "authentication"
+AUTHORIZATION = "authorization"
+TARGET = "target"
+
 
 @dataclass(frozen=True)
 class CallSpec:
@@ -85,10 +92,16 @@ class Outcome:
     data_action_granted_by: str | None = None  # role name, when RBAC allowed the call
     # The client's request when the call went through a gateway (`spec` is then the gateway's backend request).
     gateway_request: CallSpec | None = None
+    rejected_by: str | None = None  # the check that answered a failure (ENDPOINT ... TARGET); None on success
 
     @property
     def ok(self) -> bool:
         return 200 <= self.status < 300
+
+    @property
+    def token_accepted(self) -> bool:
+        """A token caller got past authentication: only then does the service know (and log) who called."""
+        return self.spec.auth == TOKEN and self.rejected_by in (None, AUTHORIZATION, TARGET)
 
     @property
     def body(self) -> dict[str, Any]:
@@ -99,8 +112,8 @@ class Outcome:
         return {"error": {"code": self.code, "message": self.message}}
 
 
-def _outcome(spec, account, info, at, status, code=None, message=None, granted_by=None) -> Outcome:
-    return Outcome(status, code, message, info, spec, account, at, granted_by)
+def _outcome(spec, account, info, at, status, code=None, message=None, granted_by=None, check=None) -> Outcome:
+    return Outcome(status, code, message, info, spec, account, at, granted_by, rejected_by=check)
 
 
 def _network_allows(account: Account, spec: CallSpec) -> bool:
@@ -134,12 +147,17 @@ def decide(state: State, spec: CallSpec, at: datetime | None = None) -> Outcome:
     at = at or state.clock.now()
     account = state.require_account(spec.resource)
     info = routes.classify(spec.method, spec.route, deployment=spec.deployment, api_version=spec.api_version)
-    fail = lambda status, code, message: _outcome(spec, account, info, at, status, code, message)  # noqa: E731
+    check = ENDPOINT
+
+    def fail(status: int, code: str, message: str) -> Outcome:
+        return _outcome(spec, account, info, at, status, code, message, check=check)
 
     if spec.endpoint != "right" or not _surface_exists(account, info):
         return fail(404, "404", "Resource not found")
+    check = NETWORK
     if not _network_allows(account, spec):
         return fail(403, "403", FIREWALL)
+    check = AUTHENTICATION
 
     granted_by = None
     if spec.auth == NONE:
@@ -165,6 +183,7 @@ def decide(state: State, spec: CallSpec, at: datetime | None = None) -> Outcome:
         resource_tenant = account.tenant_id or state.tenant_id
         if spec.tenant and spec.tenant.lower() != resource_tenant.lower():
             return fail(400, TENANT_CODE, f"Token tenant {spec.tenant} does not match resource tenant.")
+        check = AUTHORIZATION
         granted_by = _rbac_grant(state, spec, account, info, at)
         if granted_by is None:
             message = (
@@ -173,6 +192,7 @@ def decide(state: State, spec: CallSpec, at: datetime | None = None) -> Outcome:
             )
             return fail(401, "PermissionDenied", message)
 
+    check = TARGET
     if info.deployment and not account.has_deployment(info.deployment):
         return fail(404, "DeploymentNotFound", DEPLOYMENT_MISSING)
     if info.project and info.project.lower() not in account.projects:

@@ -1,7 +1,9 @@
 """`make demo` / `python -m shared demo`: the whole arc on the local stand-in, through the real entry points.
 
-It starts `localazure` with the bundled demo scenario (real clock, RBAC propagation compressed to 10 s), points
-the service at it with SQLite state and a tracker stand-in, then drives function_app exactly as Azure would:
+It starts `localazure` with the bundled demo scenario (real clock, RBAC propagation compressed to 10 s, the
+default log shape: server-side rows carry only what Azure documents), points the service at it with SQLite state,
+a tracker stand-in and the apps' client-side records (Application Insights in the same workspace, each app named
+by the ARM resource whose managed identity calls), then drives function_app exactly as Azure would:
 timer cycles (`scan`), events delivered to the Event Grid function (`events`), and an on-call approval over HTTP
 (`POST /api/incidents/{id}/approve`). Lives in localazure/ because it needs the stand-in; shared/ never imports it.
 """
@@ -47,7 +49,8 @@ CASES = (
     Case("owner-only", "0de70000-0003-4000-8000-000000000003", "aoai-demo",
          allowlist=_entry("0de70000-0003-4000-8000-000000000003", name="billing-api")),
     Case("key-auth-disabled", None, "aoai-keyless"),
-    Case("firewall", "0de70000-0005-4000-8000-000000000005", "aoai-locked"),
+    # The firewall answers before the token is read, so the log row names no caller.
+    Case("firewall", None, "aoai-locked"),
     Case("wrong-audience", "0de70000-0006-4000-8000-000000000006", "aoai-demo",
          allowlist=_entry("0de70000-0006-4000-8000-000000000006", name="search-indexer")),
     Case("recently-assigned", "0de70000-0007-4000-8000-000000000007", "aoai-demo",
@@ -64,11 +67,19 @@ CASES = (
 )
 
 
+def _app_identities() -> dict[str, str]:
+    """AppRoleName -> the ARM id of the app resource whose managed identity it runs as (the scenario's apps)."""
+    apps = json.loads(SCENARIO.read_text(encoding="utf-8")).get("app_resources", [])
+    return {app["id"].rsplit("/", 1)[-1]: app["id"] for app in apps}
+
+
 def _settings_env(az: Any, trackers: Any, provider: str, state_dir: str) -> dict[str, str]:
     env = {
         "TRIAGE_MODE": "enforce",
         "TRIAGE_ALLOWLIST": json.dumps([c.allowlist for c in CASES if c.allowlist]),
         "TRIAGE_WORKSPACE_IDS": az.workspace_id,
+        "TRIAGE_APPINSIGHTS_WORKSPACE_IDS": az.workspace_id,
+        "TRIAGE_APP_IDENTITIES": json.dumps(_app_identities()),
         "TRIAGE_ARM_ENDPOINT": az.arm_url,
         "TRIAGE_LOGS_ENDPOINT": az.logs_url,
         "TRIAGE_SUBSCRIPTION_ID": az.subscription_id,

@@ -17,6 +17,7 @@ from localazure import roles, scopes
 from localazure.apim import Gateway
 from localazure.clock import as_utc
 from localazure.dataplane import CallSpec
+from localazure.logshape import log_shape_from
 from localazure.logstore import TABLES
 from localazure.state import (
     PRINCIPAL_TYPES,
@@ -84,6 +85,11 @@ def settings_from(raw: dict[str, Any], base: Settings | None = None) -> Settings
     for key, value in raw.items():
         if key == "own_identity":
             settings.own_identity = own_identity_from(value)
+        elif key == "log_shape":
+            try:
+                settings.log_shape = log_shape_from(value)
+            except (TypeError, ValueError) as exc:
+                raise ScenarioError(str(exc)) from exc
         else:
             setattr(settings, key, type(getattr(settings, key))(value))
     return settings

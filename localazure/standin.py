@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from localazure.faults import Faults
 from localazure.frontdoor import front
 from localazure.https import CertificateAuthority, HttpsServer
 from localazure.logsapi import LogsService
+from localazure.logshape import LogShape
 from localazure.logstore import LogStore, QueryResult
 from localazure.state import Account, Assignment, Principal, Project, State
 from localazure.traffic import Simulator, spec_from
@@ -52,9 +54,11 @@ class LocalAzure:
         clock: Clock | datetime | str | None = None,
         page_size: int | None = None,
         seed: int = 0,
+        log_shape: LogShape | None = None,
     ) -> LocalAzure:
         """Start the servers. `scenario` is a dict, a JSON path or a bundled name ("basic"); `clock` a Clock
-        or an instant to freeze at (default: the scenario's clock.start, else real time)."""
+        or an instant to freeze at (default: the scenario's clock.start, else real time); `log_shape` replaces
+        the scenario's answers where Azure's log documentation is silent."""
         raw = scenario_file.read(scenario)
         state = State(clock=_make_clock(clock, raw))
         loaded = scenario_file.apply(state, raw)
@@ -62,6 +66,8 @@ class LocalAzure:
             state.settings.propagation_seconds = float(propagation_seconds)
         if page_size is not None:
             state.settings.page_size = int(page_size)
+        if log_shape is not None:
+            state.settings.log_shape = log_shape
         az = cls(state, seed=seed)
         try:
             for workspace in loaded.workspaces:
@@ -283,6 +289,16 @@ class LocalAzure:
         return self.simulator.call(spec_from({"resource": resource, "route": route, **fields}), log=log)
 
     # ------------------------------------------------------------ logs
+    @property
+    def log_shape(self) -> LogShape:
+        """The answers to what Azure's log documentation leaves open (localazure/logshape.py)."""
+        return self.state.settings.log_shape
+
+    def set_log_shape(self, **changes: Any) -> LogShape:
+        """Change the log shape for rows written from now on, e.g. set_log_shape(rejections_logged=False)."""
+        self.state.settings.log_shape = replace(self.state.settings.log_shape, **changes)
+        return self.state.settings.log_shape
+
     def add_workspace(self, workspace_id: str | None = None, *, missing_tables: Iterable[str] = (),
                       missing_columns: Mapping[str, Iterable[str]] | None = None) -> str:
         """Serve another workspace (or change the main one, given its id) that has not received `missing_tables`

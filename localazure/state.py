@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from localazure import scopes
 from localazure.clock import Clock
+from localazure.logshape import LogShape
 
 if TYPE_CHECKING:
     from localazure.apim import Gateway
@@ -142,6 +143,8 @@ class Settings:
     max_query_rows: int = 500_000
     eventgrid_key: str = "local-eventgrid-key"
     own_identity: OwnIdentity = field(default_factory=OwnIdentity)
+    # Where Azure's documentation is silent, what the written log rows look like (localazure/logshape.py).
+    log_shape: LogShape = field(default_factory=LogShape)
 
 
 @dataclass

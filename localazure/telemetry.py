@@ -1,8 +1,10 @@
 """Log rows for data-plane outcomes: AzureDiagnostics (Cognitive Services RequestResponse) and, for apps that
 declare a role name, Application Insights AppDependencies / AppExceptions.
 
-Stand-in assumptions (documented in docs/localazure.md): every request is logged, including ones rejected at
-authentication; properties_s carries `errorCode`, `errorMessage` and `requestPath` besides the documented keys.
+A RequestResponse row carries only the columns and `properties_s` keys Azure documents (docs/localazure.md, "Rows
+written", with the sources): no error code, no error text, no request path. Where the documentation is silent,
+the scenario's log shape decides (localazure/logshape.py): whether rejected requests are logged at all, the
+`apiName` of the Foundry routes, and undocumented keys added only to test tolerance.
 """
 
 from __future__ import annotations
@@ -10,11 +12,16 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from localazure.dataplane import Outcome
+from localazure import routes
+from localazure.dataplane import AUTHENTICATION, AUTHORIZATION, NETWORK, Outcome
+from localazure.logshape import OPENAI_NAMES, LogShape
 
 PROVIDER = "MICROSOFT.COGNITIVESERVICES"
+_REJECTING_CHECKS = frozenset({NETWORK, AUTHENTICATION, AUTHORIZATION})
+_DOTNET_EPOCH = datetime(1, 1, 1, tzinfo=UTC)
 
 
 def _masked_ip(ip: str) -> str:
@@ -35,21 +42,42 @@ def _host(outcome: Outcome) -> str:
     return account.openai_host if account.kind.lower() in ("openai", "aiservices") else account.cognitive_host
 
 
-def diagnostics_row(outcome: Outcome, rng: random.Random) -> dict[str, Any]:
+def _ticks(at: datetime) -> int:
+    """A .NET DateTime tick count (100 ns since 0001-01-01), as `requestTime`/`responseTime` are written."""
+    return (at.astimezone(UTC) - _DOTNET_EPOCH) // timedelta(microseconds=1) * 10
+
+
+def is_logged(outcome: Outcome, shape: LogShape) -> bool:
+    """Whether the outcome writes a RequestResponse row under this log shape."""
+    return shape.rejections_logged or outcome.rejected_by not in _REJECTING_CHECKS
+
+
+def api_name(outcome: Outcome, shape: LogShape) -> str:
+    info = outcome.route
+    if shape.foundry_api_names == OPENAI_NAMES and info.surface in (routes.MODELS, routes.PROJECT):
+        return f"Azure OpenAI API version {outcome.spec.api_version}"
+    return info.api_name
+
+
+def diagnostics_row(outcome: Outcome, rng: random.Random, shape: LogShape | None = None) -> dict[str, Any]:
+    shape = shape or LogShape()
     account, spec = outcome.account, outcome.spec
+    duration = (120 + rng.randint(0, 900)) if outcome.ok else (3 + rng.randint(0, 25))
     props: dict[str, Any] = {
-        "apiName": outcome.route.api_name,
-        "requestTime": outcome.at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "apiName": api_name(outcome, shape),
+        "requestTime": _ticks(outcome.at),
+        "responseTime": _ticks(outcome.at + timedelta(milliseconds=duration)),
         "requestLength": 0 if spec.method.upper() == "GET" else 210 + rng.randint(0, 400),
         "responseLength": 180 + rng.randint(0, 900) if outcome.ok else len(json.dumps(outcome.body)),
-        "objectId": spec.caller if spec.auth == "token" and spec.caller else "",
+        # The caller is known once its token is accepted; key callers (and rejected tokens) log "".
+        "objectId": spec.caller if outcome.token_accepted and spec.caller else "",
         "streamType": "Non-Streaming",
         "modelDeploymentName": outcome.route.deployment or "",
-        # Stand-in additions (see module docstring):
-        "requestPath": spec.route,
-        "errorCode": outcome.code or "",
-        "errorMessage": outcome.message or "",
+        "modelName": "",
+        "modelVersion": "",
     }
+    extra = {"errorCode": outcome.code or "", "errorMessage": outcome.message or "", "requestPath": spec.route}
+    props.update((key, extra[key]) for key in shape.extra_properties)
     return {
         "TimeGenerated": outcome.at,
         "ResourceId": account.id.upper(),
@@ -64,7 +92,7 @@ def diagnostics_row(outcome: Outcome, rng: random.Random) -> dict[str, Any]:
         "ResultType": "Succeeded" if outcome.ok else "Failed",
         "CorrelationId": _uuid(rng),
         "ResultSignature": str(outcome.status),
-        "DurationMs": (120 + rng.randint(0, 900)) if outcome.ok else (3 + rng.randint(0, 25)),
+        "DurationMs": duration,
         "CallerIPAddress": _masked_ip(spec.client_ip),
         "properties_s": json.dumps(props),
         "SourceSystem": "Azure",

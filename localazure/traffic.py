@@ -87,9 +87,11 @@ class Simulator:
 
     def _write(self, outcomes: list[Outcome]) -> None:
         diagnostics, dependencies, exceptions, gateway_logs = [], [], [], []
+        shape = self.state.settings.log_shape
         with self._lock:
             for outcome in outcomes:
-                diagnostics.append(telemetry.diagnostics_row(outcome, self._rng))
+                if telemetry.is_logged(outcome, shape):
+                    diagnostics.append(telemetry.diagnostics_row(outcome, self._rng, shape))
                 if outcome.gateway_request is not None:
                     gateway = self.state.require_gateway(outcome.gateway_request.gateway or "")
                     gateway_logs.append(apim.gateway_row(gateway, outcome.gateway_request, outcome, self._rng))

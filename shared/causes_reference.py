@@ -52,12 +52,77 @@ _SURFACES = (
 )
 
 _SURFACE_NOTES = """\
-The surface is read from the endpoint path, then the route (a path or a log `apiName` such as "Azure OpenAI API
-version 2024-02-15-preview"), the log `OperationName` (`ChatCompletions_Create`, ...), the data action or
-`METHOD /path` in the error text, and last the host (`*.openai.azure.com` serves only `/openai`). When no surface
-can be told, no role is named (the diagnosis is not role-fixable). Owner, Contributor, User Access
-Administrator, Role Based Access Control Administrator, Cognitive Services Contributor and every other
-Owner/Contributor role are never recommended.
+The surface is read from the endpoint path (a client-side record's request URL included), then a route that is a
+path, then the data action or `METHOD /path` in the error text, then what the log row says: its `apiName` (such as
+"Azure OpenAI API version 2024-02-15-preview") and its `OperationName` (`ChatCompletions_Create`, ...); then the
+host (`*.openai.azure.com` serves only `/openai`) and the account kind (a classic `OpenAI` account serves only
+`/openai`). When no surface can be told, no role is named (the diagnosis is not role-fixable). Owner,
+Contributor, User Access Administrator, Role Based Access Control Administrator, Cognitive Services Contributor
+and every other Owner/Contributor role are never recommended.
+"""
+
+_EVIDENCE_INTRO = """\
+## Without error text: the decision table
+
+Real Cognitive Services `RequestResponse` rows carry no error code, no error text and no request path (see
+[localazure.md](localazure.md#rows-written) for the sources). From a row alone the diagnosis knows the status,
+whether the service logged the caller's object id (it does once the caller's token is accepted; key callers and
+rejected tokens log an empty one), and the surface its `OperationName`/`apiName` suggest. The rest comes from live
+evidence: the caller's role assignments over the scope chain (direct and through groups, with their age) and the
+account's `kind`, `disableLocalAuth`, `publicNetworkAccess`, network rules and private endpoints. Rows are read top
+to bottom; the first that fits decides.
+"""
+
+# (status, caller's object id logged, surface, evidence, cause, confidence)
+_EVIDENCE_TABLE = (
+    ("401/403", "no", "any", "`disableLocalAuth=true`", "`local_auth_disabled`", "high"),
+    ("403", "any", "any", "`publicNetworkAccess=Disabled` or network `defaultAction=Deny` (rules and private "
+     "endpoints listed in the evidence)", "`network_denied`", "high"),
+    ("401", "no", "any", "none decisive", "`invalid_api_key` (a key, or a token the service rejected: only text "
+     "tells them apart)", "low"),
+    ("403", "no", "any", "none decisive", "`unknown`", "low"),
+    ("401/403", "yes", "known", "no assignment applies at the target scope", "`missing_data_role`", "high"),
+    ("401/403", "yes", "known", "only control-plane roles (Owner, Contributor, ...)", "`control_plane_role_only`",
+     "high"),
+    ("401/403", "yes", "known", "data roles for other surfaces only", "`wrong_role_for_surface`", "high"),
+    ("401/403", "yes", "known", "a role granting the surface, direct, younger than the propagation window",
+     "`propagation_pending`", "high"),
+    ("401/403", "yes", "known", "a role granting the surface, direct, older than the window",
+     "`role_present_still_denied`", "high"),
+    ("401/403", "yes", "known", "a granting role only through a group, the caller a service principal",
+     "`group_membership_cache`", "high (medium when the principal type is assumed)"),
+    ("401/403", "yes", "known", "custom roles whose data actions are unknown", "`missing_data_role`", "medium"),
+    ("401/403", "yes", "ambiguous: an AIServices (or other non-`OpenAI`) account whose row names only OpenAI "
+     "operations", "as above", "as above, for the `/openai` surface (the narrowest role)", "medium"),
+    ("401/403", "yes", "`project`, project name unknown", "as above", "as above, at the account", "medium"),
+    ("401/403", "yes", "known", "the account could not be read", "as above", "medium"),
+    ("401/403", "yes", "any", "assignments not looked up", "`missing_data_role`", "low"),
+    ("401/403", "yes", "unknown", "any", "as above, but no role is named (not role-fixable)", "low or medium"),
+    ("400", "—", "—", "—", "not read from logs: only a text naming the tenant makes a 400 an auth failure", "—"),
+)
+
+_EVIDENCE_NOTES = """\
+A role cause therefore reaches **high** confidence from the evidence alone when the caller's object id is logged,
+every evidence read succeeded (assignments and account) and the surface is known. When the surface is ambiguous,
+the diagnosis names nothing broader than needed (Cognitive Services OpenAI User for the `/openai` surface, at
+medium confidence, so the policy tickets it) and its evidence says what would decide: the request URL, from the
+calling app's Application Insights `AppDependencies` record, or the error text (a `/models` call needs Cognitive
+Services User instead). A project call whose project the row does not name is medium too: the account scope
+would be broader than the project.
+
+**Client-side records** (workspace-based Application Insights `AppDependencies` with the `AppExceptions` text)
+give what the row lacks. A client group joins the server group of the same caller (the app's managed identity,
+through `TRIAGE_APP_IDENTITIES`), account and status whose times overlap: the server group keeps its logged
+caller and takes the client's request URL and error text (`shared/core/correlation.py`). A server row without a
+logged caller joins nothing. A caller that only client records name (no server row confirms it, e.g. when
+rejected requests are not logged) is named by telemetry the app writes itself: its diagnosis stands, but the
+policy's `mode` rule waits for an on-call engineer's approval before any grant ([policy.md](policy.md)).
+
+**Text, when present, still refines the cause** (its data action beats the row's names), and where text and
+evidence disagree the confidence drops to medium and an evidence line, which the ticket shows, says why: a
+PermissionDenied naming another principal than the logged caller; an error's surface that contradicts a row naming
+its own surface; "key based authentication is disabled" on an account with `disableLocalAuth=false`; a firewall
+denial on an account with `publicNetworkAccess=Enabled` and `defaultAction=Allow`.
 """
 
 _COMMAND_NOTES = """\
@@ -80,6 +145,7 @@ def causes_markdown() -> str:
         lines.append(f"| {calls} | `{surface}` | {role.name} (`{role.guid}`) | {scope} | {fixes.role_doc(surface)} |")
     command = fixes.role_command("<oid>", "<ServicePrincipal|User|Group>", "<GUID>", "<narrowest scope>")
     lines += ["", _SURFACE_NOTES, "The fix command for a role cause is", f"`{command}`.", _COMMAND_NOTES,
+              *_evidence_section(),
               "## The catalogue", "", "| Cause | Family | Role-fixable | Title |", "|---|---|---|---|"]
     lines += [f"| `{c.id}` | {c.family} | {'yes' if c.role_fixable else 'no'} | {c.title} |" for c in CAUSES.values()]
     lines += ["", *_wrap("Fix steps are listed as a diagnosis gives them; a diagnosis fills in the command's ids and "
@@ -87,6 +153,13 @@ def causes_markdown() -> str:
     for cause in CAUSES.values():
         lines += ["", *_cause_section(cause)]
     return "\n".join(lines) + "\n"
+
+
+def _evidence_section() -> list[str]:
+    lines = [_EVIDENCE_INTRO, "| Status | Caller logged | Surface | Evidence | Cause | Confidence |",
+             "|---|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(row) + " |" for row in _EVIDENCE_TABLE]
+    return [*lines, "", _EVIDENCE_NOTES]
 
 
 def _cause_section(cause: Cause) -> list[str]:

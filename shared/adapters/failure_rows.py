@@ -1,7 +1,9 @@
 """Turn summarized query rows into FailureSignals, or RejectedRows with a reason. Pure: no SDK, no I/O.
 
 A malformed row (missing resource id, unparsable status, impossible counts, ...) is rejected, never raised: one
-bad row must not hide the others or crash the run.
+bad row must not hide the others or crash the run. Server-side rows usually have no `ErrorCode`, `SampleMessage`
+or path `Route` (real rows carry none, kql.py): those fields are then None, and the row's `OperationName` and
+`apiName` (as `Route`) are what tells the surface.
 """
 
 from __future__ import annotations

@@ -4,8 +4,11 @@ Golden files (tests/golden/*.kql) pin the exact text for fixed parameters, so an
 Values are embedded as escaped literals (Log Analytics has no query parameters over its REST API); object ids
 must be GUIDs and resource ids are escaped, so no value can break out of its literal.
 
-Assumption (documented in docs/adapters.md): Cognitive Services RequestResponse rows may carry `errorCode`,
-`errorMessage` and `requestPath` in `properties_s`. Real logs may lack them; every use tolerates "".
+Real Cognitive Services RequestResponse rows carry no error text and no request path (docs/adapters.md, "What
+real rows carry"): the failures query relies only on documented columns and `properties_s` keys (`objectId`,
+`apiName`). `errorCode`, `errorMessage` and `requestPath` are read when a row has them and are "" otherwise, so
+nothing depends on them: without them a 400 is dropped (only a tenant text makes a 400 an auth failure) and the
+route is the row's `apiName`.
 """
 
 from __future__ import annotations

@@ -9,6 +9,13 @@ Order of reasoning:
    an Entra caller whose object id the service logged, i.e. whose token it accepted) go through the evidence:
    which roles the caller holds at the target scope, directly or through a group, and how old they are.
 Only the three least-privilege data roles are ever named, and only for role-fixable causes.
+
+Evidence first: real log rows carry no error text, so a role cause reaches high confidence from the evidence alone
+when the caller's object id is logged, every evidence read succeeded (assignments and the account) and the surface
+is known. A surface the row only suggests on a Foundry (AIServices) account, which serves every surface under the
+same operation names, is ambiguous: the narrowest role is named at medium confidence. So is a project call whose
+project is unknown (the account would be broader than needed). Text still refines the cause; where text and
+evidence disagree, the confidence drops and an evidence line says why.
 """
 
 from __future__ import annotations
@@ -92,7 +99,7 @@ class _Case:
     """Everything the rules read, computed once per call."""
 
     __slots__ = ("signal", "evidence", "resource", "status", "facts", "auth", "object_id", "surface", "project",
-                 "surface_from", "lines")
+                 "surface_from", "lines", "kind", "ambiguous", "doubts", "scope_broader")
 
     def __init__(self, signal: FailureSignal, evidence: Evidence | None):
         self.signal = signal
@@ -107,25 +114,56 @@ class _Case:
                 and type(route) in _STR_OR_NONE and type(operation) in _STR_OR_NONE):
             code, message, endpoint, route, operation = (
                 _text(code), _text(message), _text(endpoint), _text(route), _text(operation))
-        self.facts, self.surface, self.project, self.surface_from, first_line = _read_text(
+        self.facts, self.surface, self.project, self.surface_from, first_line, row_surface = _read_text(
             self.status, code, message, endpoint, route, operation)
         self.object_id = _object_id(_text(signal.object_id))
         self.auth = _auth(signal.auth, self.object_id)
-        if self.surface is None and self.resource is not None and (self.resource.kind or "").lower() == "openai":
-            self.surface, self.surface_from = OPENAI, "resource kind OpenAI"
         self.lines: list[str] = [first_line]
+        self.ambiguous = ""  # why the surface is only what the row suggests, when the row cannot tell
+        self.doubts: list[str] = []  # text and evidence that disagree: each lowers the confidence
+        self.scope_broader = False  # the narrowest known scope is wider than the call needs
+        kind = self.resource.kind if self.resource is not None else None
+        self.kind = kind.lower() if type(kind) is str else ""
+        if self.kind:
+            self._read_kind(cast(str, kind), route, operation)
+        if row_surface is not None and row_surface != self.surface and self.surface is not None:
+            self._compare_row(row_surface)
+
+    def _read_kind(self, kind: str, route: str | None, operation: str | None) -> None:
+        """What the account kind adds: a classic OpenAI account serves only /openai; any other kind serves every
+        surface, so there the row's OpenAI-looking names decide nothing."""
+        if self.kind == "openai":
+            if self.surface is None:
+                self.surface, self.surface_from = OPENAI, "resource kind OpenAI"
+        elif self.surface == OPENAI and self.surface_from in endpoints.ROW_HINTS:
+            from_api_name = self.surface_from == endpoints.ROW_API_NAME
+            named = f"apiName {route!r}" if from_api_name else f"OperationName {operation!r}"
+            self.ambiguous = (f"The log row does not say which surface was called: the account is of kind {kind}, "
+                              f"which serves /openai, /models and /api/projects, and its {named} fits more than "
+                              "one. The narrowest role is named; the request URL (e.g. Application Insights "
+                              "AppDependencies) or the error text decides, and /models calls need Cognitive "
+                              "Services User instead")
+
+    def _compare_row(self, row_surface: str) -> None:
+        """The surface was read from the call or the text, and the row's own names say another one: a
+        disagreement, unless the row's names are the OpenAI ones on an account that serves every surface."""
+        if row_surface != OPENAI or self.kind == "openai":
+            self.doubts.append(f"Text and evidence disagree: the call points at {fixes.surface_text(self.surface)} "
+                               f"({self.surface_from}) but the log row names {fixes.surface_text(row_surface)}")
 
 
 @lru_cache(maxsize=8192)
 def _read_text(
     status: int, code: str | None, message: str | None, endpoint: str | None, route: str | None,
     operation: str | None,
-) -> tuple[messages.TextFacts, str | None, str | None, str, str]:
-    """The per-text part of a case (the same for every caller hitting the same error on the same route)."""
+) -> tuple[messages.TextFacts, str | None, str | None, str, str, str | None]:
+    """The per-text part of a case (the same for every caller hitting the same error on the same route), with the
+    surface the log row's own names suggest (to compare with the surface chosen)."""
     facts = messages.analyze(status, code, message)
     hint_route = facts.route.split(" ", 1)[1] if facts.route else None
     surface, project, surface_from = endpoints.detect(endpoint, route, operation, facts.data_action, hint_route)
-    return facts, surface, project, surface_from, _describe_failure(status, facts)
+    row_surface = endpoints.row_hint(route, operation)[0] if surface_from not in endpoints.ROW_HINTS else surface
+    return facts, surface, project, surface_from, _describe_failure(status, facts), row_surface
 
 
 def _diagnose(
@@ -142,6 +180,9 @@ def _diagnose(
             confidence = HIGH
         if cause == "token_invalid_or_expired" and facts.phrase == messages.GENERIC_401_PHRASE:
             confidence = MEDIUM  # the generic message also covers a wrong audience
+        if case.resource is not None and (doubt := _settings_disagree(cause, case.resource)):
+            case.lines.append(doubt)
+            confidence = MEDIUM
         return _plain(case, cause, confidence)
     if facts.kind == messages.PERMISSION or (
         facts.kind == messages.EMPTY and case.status in _ROLE_STATUSES and case.auth == ENTRA and case.object_id
@@ -161,6 +202,19 @@ def _settings_override(case: _Case) -> str | None:
                                                                       messages.NETWORK):
         case.lines.append("The resource refuses public traffic: " + _network_settings(resource))
         return "network_denied"
+    return None
+
+
+def _settings_disagree(cause: str, resource: ResourceEvidence) -> str | None:
+    """Why the account's settings contradict what the text says, when they do (settings unknown: no claim)."""
+    if cause == "local_auth_disabled" and resource.disable_local_auth is False:
+        return ("Text and evidence disagree: the error says key authentication is disabled, but the account has "
+                "disableLocalAuth=false (changed since, or the call reached another resource)")
+    if cause == "network_denied" and (resource.public_network_access or "").lower() == "enabled" and (
+            (resource.network_default_action or "").lower() == "allow"):
+        return ("Text and evidence disagree: the error says network rules denied the call, but the account allows "
+                "public traffic (publicNetworkAccess=Enabled, defaultAction=Allow; changed since, or the call "
+                "reached another resource)")
     return None
 
 
@@ -214,13 +268,22 @@ def _role_path(case: _Case, now: datetime | None, window: timedelta) -> Diagnosi
         case.lines.append(f"Surface: {fixes.surface_text(surface)}, from the {case.surface_from}")
     else:
         case.lines.append("Surface unknown: no endpoint route, operation or data action to tell it")
+    if case.ambiguous:
+        case.lines.append(case.ambiguous)
+    named = case.facts.principal
+    # A GUID the text names (not a UPN or a redaction) that is not the logged caller; ids are compared lower-cased.
+    if (strong_text and named and case.object_id and len(named) == 36 and named.count("-") == 4
+            and named.lower() != case.object_id):
+        case.doubts.append(f"Text and evidence disagree: the error names principal {named}, the log row's caller is "
+                           f"{case.object_id}")
 
     if assignments is None:
         case.lines.append("Role assignments were not looked up: diagnosed from the failure alone")
+        case.lines.extend(case.doubts)
         return _role_fix(case, "missing_data_role", MEDIUM if strong_text else LOW, role, scope, looked_up=False)
 
     held = _sort_assignments(case, assignments, scope)
-    confidence = HIGH if strong_text else MEDIUM
+    confidence = _role_confidence(case, strong_text)
     if held.granting:
         return _granting(case, held, role, scope, now, window, confidence)
     if held.other_data and surface is None:
@@ -242,6 +305,27 @@ def _role_path(case: _Case, now: datetime | None, window: timedelta) -> Diagnosi
         return _role_fix(case, "missing_data_role", MEDIUM, role, scope, looked_up=True)
     case.lines.append("No role assignment applies to the caller at this scope")
     return _role_fix(case, "missing_data_role", confidence, role, scope, looked_up=True)
+
+
+def _role_confidence(case: _Case, strong_text: bool) -> str:
+    """High on a PermissionDenied text, or from the evidence alone (object id logged, every evidence read done,
+    surface known); medium when the surface is ambiguous or text and evidence disagree."""
+    if strong_text:
+        confidence = HIGH
+    elif case.resource is None:
+        case.lines.append("The account's settings were not read: without every evidence read, a failure without "
+                          "text is not diagnosed with high confidence")
+        confidence = MEDIUM
+    else:
+        confidence = HIGH if case.object_id and case.surface else MEDIUM
+    if case.doubts:
+        case.lines.extend(case.doubts)
+        confidence = MEDIUM
+    if case.ambiguous or case.scope_broader:
+        confidence = MEDIUM  # nothing broader than needed is granted without an engineer
+    if confidence == HIGH and not strong_text:
+        case.lines.append("Every evidence read succeeded and the surface is known: the evidence decides")
+    return confidence
 
 
 def _granting(
@@ -330,13 +414,18 @@ def _role_fix(
     return _finish(case, record, confidence, summary, steps=steps, role=role, scope=scope, command=command)
 
 
+# Built once: subscripting Callable makes a new alias object on every call, on the hot path.
+_SummaryBuilder = Callable[..., str]
+_StepsBuilder = Callable[..., causes.Steps]
+
+
 def _summarize(record: causes.Cause) -> Callable[..., str]:
     """The summary builder of a cause whose summary depends on what was found (the role causes)."""
-    return cast(Callable[..., str], record.summary)
+    return cast(_SummaryBuilder, record.summary)
 
 
 def _build_steps(record: causes.Cause) -> Callable[..., causes.Steps]:
-    return cast(Callable[..., causes.Steps], record.steps)
+    return cast(_StepsBuilder, record.steps)
 
 
 # Fixed steps by cause id, for the causes whose steps depend on nothing found.
@@ -501,6 +590,7 @@ def _target_scope(case: _Case) -> str | None:
     scope, note = _scope_for(resource_id, case.surface, case.project)
     if note:
         case.lines.append(note)
+        case.scope_broader = scope is not None
     return scope
 
 
@@ -518,7 +608,8 @@ def _scope_for(resource_id: str, surface: str | None, project: str | None) -> tu
         return target.account().text, None
     if project:
         return target.project(project).text, None
-    return target.account().text, "Project name unknown: the narrowest known scope is the account"
+    return target.account().text, ("Project name unknown: the narrowest known scope is the account, broader than "
+                                    "the call needs; the request URL names the project")
 
 
 def _sort_assignments(case: _Case, assignments: tuple, scope: str | None) -> _Held:

@@ -2,9 +2,11 @@
 
 Surfaces (see roles.py): `openai` for `/openai/...`, `models` for Foundry Models inference (`/models...`),
 `project` for `/api/projects/{p}/...` (including the project's OpenAI-compatible `/api/projects/{p}/openai/...`).
-A surface is read from, in order: the endpoint URL path, the route (a path or a log `apiName`), the log
-`OperationName`, then hints found in the error text (its data action or `METHOD /path`). A bare host is the
-weakest hint: `*.openai.azure.com` serves only `/openai/...`.
+A surface is read from, in order: the endpoint URL path, a route that is a path, then hints found in the error
+text (its data action or `METHOD /path`), then what a log row says (a route that is an `apiName`, the log
+`OperationName`). A bare host is the weakest hint: `*.openai.azure.com` serves only `/openai/...`. The error text
+comes before the row because it names the exact data action; the row's names are the same for several surfaces
+on a Foundry (AIServices) account, so `row_hint` tells the diagnosis which answers came from the row alone.
 """
 
 from __future__ import annotations
@@ -144,6 +146,17 @@ def project_from_path(path: str) -> str | None:
     return name
 
 
+# Where a surface came from (the third value of `detect`); the last two are the row's own names.
+ENDPOINT_PATH = "endpoint path"
+ROUTE = "route"
+TEXT_DATA_ACTION = "data action in the error"
+TEXT_OPERATION = "operation in the error"
+ROW_API_NAME = "api name"
+ROW_OPERATION = "operation name"
+ENDPOINT_HOST = "endpoint host"
+ROW_HINTS = frozenset({ROW_API_NAME, ROW_OPERATION})
+
+
 @lru_cache(maxsize=4096)
 def detect(
     endpoint: str | None,
@@ -156,22 +169,34 @@ def detect(
     the message analysis found; any may be None."""
     host, path = host_and_path(endpoint) if endpoint else ("", "")
     project = project_from_path(path) if path else None
-    if route and project is None and "/" in route:
-        project = project_from_path(route)
+    route_path = route if route and "/" in route else None
+    if route_path and project is None:
+        project = project_from_path(route_path)
     surface = surface_of_path(path) if path not in ("", "/") else None
     if surface:
-        return surface, project, "endpoint path"
-    if route and (surface := surface_of_route(route)):
-        return surface, project, "route"
-    if operation and (surface := surface_of_operation(operation)):
-        return surface, project, "operation name"
+        return surface, project, ENDPOINT_PATH
+    if route_path and (surface := surface_of_route(route_path)):
+        return surface, project, ROUTE
     if hint_data_action and (surface := surface_of_data_action(hint_data_action)):
-        return surface, project, "data action in the error"
+        return surface, project, TEXT_DATA_ACTION
     if hint_route and (surface := surface_of_path(hint_route)):
-        return surface, project, "operation in the error"
+        return surface, project, TEXT_OPERATION
+    surface, where = row_hint(route, operation)
+    if surface:
+        return surface, project, where
     if host and (surface := surface_of_host(host)):
-        return surface, project, "endpoint host"
+        return surface, project, ENDPOINT_HOST
     return None, project, ""
+
+
+@lru_cache(maxsize=4096)
+def row_hint(route: str | None, operation: str | None) -> tuple[str | None, str]:
+    """The surface a log row's own names suggest (its `apiName`, then its `OperationName`), and which one said it."""
+    if route and "/" not in route and (surface := surface_of_route(route)):
+        return surface, ROW_API_NAME
+    if operation and (surface := surface_of_operation(operation)):
+        return surface, ROW_OPERATION
+    return None, ""
 
 
 # ---- scopes (the ids themselves are read by shared.core.resource_ids) ----------------------------------------

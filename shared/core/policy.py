@@ -97,6 +97,9 @@ class PolicyContext:
     resource_id: str | None = None
     # The evidence look-ups for this failure that failed (`Evidence.failed`): any one refuses the grant.
     evidence_failures: tuple[str, ...] = ()
+    # The caller was named only by the app's own client-side telemetry (core/correlation.py): even in enforce mode
+    # a grant then waits for an engineer's approval.
+    identity_from_client_records: bool = False
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,9 @@ def _decide(diagnosis: Diagnosis, principal_id: str | None, config: PolicyConfig
     needs_approval = any(e.require_approval is not False for e in entries)
     if config.mode == Mode.ENFORCE and ctx.approved is not True and needs_approval:
         ev.refuse("mode", "this identity's allowlist entry requires an on-call engineer's approval")
+    if config.mode == Mode.ENFORCE and ctx.approved is not True and ctx.identity_from_client_records is True:
+        ev.refuse("mode", "the caller was named only by the app's own telemetry (Application Insights), which the "
+                  "app writes itself, and no service-side log row confirmed it: an on-call engineer approves the grant")
     _check_role(ev, diagnosis, entries)
     _check_scope(ev, diagnosis, entries, ctx)
     _check_principal_type(ev, entries, config, ctx)

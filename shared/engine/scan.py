@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.core.correlation import join_client_records
 from shared.core.model import FailureSignal
 from shared.core.ports import evidence_key
 from shared.core.sources import SourceState, advances_watermark
@@ -111,6 +112,8 @@ def run_scan(
         if read.batch is not None:
             signals.extend(s for s in _take(rt, report, read, targeted=window is not None) if s.resource_id)
 
+    # A client-side group that a server-side row confirms is one failure seen from both sides (core/correlation).
+    signals = join_client_records(signals)
     report.signals = len(signals)
     # Groups an earlier scan already handled, unchanged since: no evidence, no store write, no ticket call.
     text_triage: dict[int, Triaged] = {}  # diagnosed once from the text: reused where no evidence adds to it

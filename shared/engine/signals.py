@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from shared.core import incidents as inc
 from shared.core import triage
+from shared.core.correlation import identity_from_client_records
 from shared.core.diagnose import diagnose
 from shared.core.incidents import Incident
 from shared.core.lifecycle import apply_decision, open_or_update, start_waiting
@@ -108,7 +109,8 @@ def _apply(rt: Runtime, run: RunState, existing: Incident | None, triaged: Triag
     etag = existing.etag if existing else None
     complete = evidence is None or evidence.complete
     if triage.needs_decision(existing, merged, now, evidence_complete=complete):
-        decision = decide(diagnosis, signal.object_id, rt.policy, policy_context(run, merged, evidence, now))
+        context = policy_context(run, merged, evidence, now, signal=signal)
+        decision = decide(diagnosis, signal.object_id, rt.policy, context)
         if not triage.still_refused(existing, merged, decision):
             if triage.changed_course(existing, merged, decision):
                 _audit_decision(rt, run, merged, signal, diagnosis, decision)
@@ -140,7 +142,8 @@ def _audit_decision(rt: Runtime, run: RunState, merged: Incident, signal: Failur
 
 
 def policy_context(run: RunState, incident: Incident, evidence: Evidence | None, now: datetime,
-                   approved: bool = False) -> PolicyContext:
+                   approved: bool = False, signal: FailureSignal | None = None) -> PolicyContext:
+    """`signal` is the failure being decided on, when there is one (an approval decides on the incident)."""
     return PolicyContext(
         now=now,
         grants_this_run=run.grants_this_run,
@@ -152,6 +155,7 @@ def policy_context(run: RunState, incident: Incident, evidence: Evidence | None,
         evidence_principal_type=(evidence.principal_type if evidence else None) or incident.principal_type,
         resource_id=incident.resource_id,
         evidence_failures=evidence.failed if evidence is not None else (),
+        identity_from_client_records=identity_from_client_records(signal),
     )
 
 

@@ -9,7 +9,7 @@ from shared.core.causes import CAUSES
 from shared.core.incidents import Incident
 from shared.core.model import Diagnosis
 from shared.core.policy import Decision
-from shared.core.status import DecisionAction
+from shared.core.status import DecisionAction, Mode
 from shared.tickets.base import TicketContent
 
 
@@ -81,7 +81,10 @@ def resolution_comment(*, what_fixed: str, verified_at: datetime, detail: str | 
 def decision_text(decision: Decision, *, mode: str, role_fixable: bool) -> str:
     """The action text for a recommendation or a refusal."""
     if decision.action == DecisionAction.RECOMMEND:
-        return (f"Recommended, not applied (mode {mode}): assign {decision.role_name} at {decision.scope}. An on-call "
+        why = f"mode {mode}"
+        if mode == Mode.ENFORCE:  # the mode allows grants: the refusal says what asks for an engineer instead
+            why += "; " + "; ".join(r.reason for r in decision.refusals)
+        return (f"Recommended, not applied ({why}): assign {decision.role_name} at {decision.scope}. An on-call "
                 "engineer can approve it.")
     if decision.refusals and role_fixable:
         reasons = "; ".join(f"{r.rule}: {r.reason}" for r in decision.refusals)

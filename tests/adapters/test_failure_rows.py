@@ -43,6 +43,13 @@ def test_a_well_formed_row_becomes_a_signal():
     assert s.route == "/openai/deployments/gpt/chat/completions" and s.operation == "ChatCompletions_Create"
 
 
+def test_a_documented_row_carries_its_caller_operation_and_api_name_and_no_text():
+    """What a real RequestResponse row gives (the query returns "" for the keys real rows lack)."""
+    s = diag(diag_row(ErrorCode="", SampleMessage="", Route="Azure OpenAI API version 2024-10-21"))
+    assert (s.code, s.message, s.object_id, s.auth) == (None, None, OID, ENTRA)
+    assert (s.operation, s.route) == ("ChatCompletions_Create", "Azure OpenAI API version 2024-10-21")
+
+
 def test_key_callers_and_absent_optional_columns():
     s = diag(diag_row(ObjectId="", AuthKind="key", ErrorCode="", SampleMessage="", Route=None,
                       OverlapFailures=None, FirstSeen="2024-05-01T10:00:00Z", LastSeen="2024-05-01T10:00:00Z"))

@@ -16,7 +16,8 @@ from azure.core.pipeline.transport import RequestsTransport
 from hypothesis import given
 from hypothesis import strategies as st
 
-from localazure import FakeCredential
+from localazure import FakeCredential, LogShape
+from localazure.logshape import EXTRA_PROPERTIES
 from shared.adapters.azure import AzureClients
 from shared.adapters.logs import NoDataYet, SourceError
 from shared.core import lifecycle
@@ -267,7 +268,9 @@ def test_assign_then_wait_out_propagation(local_azure_factory):
 
     az.simulate(ticks=2)
     before = source.read(t0 - timedelta(minutes=1), az.clock.now() + timedelta(seconds=1))
-    assert [(s.status, s.code, s.count) for s in before.signals] == [(401, "PermissionDenied", 4)]
+    # Real-shaped rows: the status, the logged caller and the apiName, no error code or text.
+    assert [(s.status, s.code, s.message, s.object_id, s.count) for s in before.signals] == [(401, None, None, OID, 4)]
+    assert before.signals[0].route == "Azure OpenAI API version 2024-10-21"
 
     outcome = clients.roles.create(scope=account, principal_id=OID, principal_type="ServicePrincipal",
                                    role_guid="5e0bd9bd-7b93-4f28-af87-19fc36ad61bd", incident_id="inc-1")
@@ -285,6 +288,33 @@ def test_assign_then_wait_out_propagation(local_azure_factory):
     assert (after.failures, after.successes) == (0, 6)
     late = source.read(effective - timedelta(seconds=1), az.clock.now() + timedelta(seconds=1))
     assert late.signals == ()
+
+
+@pytest.mark.parametrize("extra", [(), EXTRA_PROPERTIES], ids=["documented rows", "undocumented keys too"])
+def test_the_failures_query_relies_on_documented_keys_and_tolerates_undocumented_ones(local_azure_factory, extra):
+    az = local_azure_factory(None, log_shape=LogShape(extra_properties=extra))
+    az.add_principal(OID, type="ServicePrincipal")
+    account = az.add_account("acct-a", deployments=["gpt"])
+    chat = "/openai/deployments/gpt/chat/completions"
+    az.add_traffic(resource="acct-a", route=chat, caller=OID)  # 401 PermissionDenied
+    az.add_traffic(resource="acct-a", route=chat, caller=OTHER, tenant="99999999-0000-4000-8000-000000000001")
+    az.add_traffic(resource="acct-a", route=chat, auth="key", key="wrong")
+    t0 = az.clock.now()
+    az.simulate(ticks=2)
+    batch = make_clients(az).sources[0].read(t0 - timedelta(minutes=1), az.clock.now() + timedelta(seconds=1))
+
+    assert batch.rejected == ()
+    [role] = [s for s in batch.signals if s.object_id == OID]
+    [key] = [s for s in batch.signals if s.object_id is None and s.status == 401]
+    assert [(s.count, s.auth, s.operation, s.resource_id) for s in (role, key)] == [
+        (2, ENTRA, "ChatCompletions_Create", account.lower()), (2, KEY, "ChatCompletions_Create", account.lower())]
+    tenant = [s for s in batch.signals if s.status == 400]
+    if extra:  # the text, the path, and the 400 that only its text makes an auth failure
+        assert (role.code, role.route) == ("PermissionDenied", chat) and "lacks" in role.message
+        assert [s.object_id for s in tenant] == [None]
+    else:
+        assert (role.code, role.message, role.route) == (None, None, "Azure OpenAI API version 2024-10-21")
+        assert tenant == []
 
 
 # ---- Application Insights (client-side) ---------------------------------------------------------------------

@@ -35,7 +35,7 @@ def test_host_and_path(endpoint, host, path):
         ("https://x.services.ai.azure.com/api/projects/p/openai/v1/responses", None, None, PROJECT, "endpoint path"),
         # a gateway in front of Azure OpenAI keeps the /openai/deployments path
         ("https://apim.azure-api.net/gw/openai/deployments/d/chat/completions", None, None, OPENAI, "endpoint path"),
-        (None, "Azure OpenAI API version 2024-02-15-preview", None, OPENAI, "route"),
+        (None, "Azure OpenAI API version 2024-02-15-preview", None, OPENAI, "api name"),
         (None, "/models/chat/completions", None, MODELS, "route"),
         (None, None, "ChatCompletions_Create", OPENAI, "operation name"),
         (None, None, "Create_Thread", OPENAI, "operation name"),

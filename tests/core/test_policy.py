@@ -681,3 +681,16 @@ def test_require_approval_entry_turns_an_enforced_grant_into_an_approvable_recom
     assert pending.action == "recommend"
     assert [r.rule for r in pending.refusals] == ["mode"]
     assert decide(diagnosis, oid, config, _replace(ctx, approved=True)).action == "assign"
+
+
+def test_a_caller_named_only_by_client_side_telemetry_is_granted_only_on_approval():
+    named_by_the_app = context(identity_from_client_records=True)
+    pending = decide(diagnosis(), SP, config(), named_by_the_app)
+    assert pending.action == "recommend" and rules_of(pending) == {"mode"}
+    assert "telemetry" in pending.refusals[0].reason
+    assert decide(diagnosis(), SP, config(), replace(named_by_the_app, approved=True)).action == "assign"
+    # the other rules still hold, and the other modes say what they always say
+    assert decide(diagnosis(confidence=MEDIUM), SP, config(), named_by_the_app).action == "ticket"
+    recommend = decide(diagnosis(), SP, config(mode="recommend"), named_by_the_app)
+    assert recommend.action == "recommend" and len(recommend.refusals) == 1
+    assert decide(diagnosis(), SP, config(), context()).action == "assign"

@@ -206,8 +206,9 @@ def test_simulated_traffic_writes_diagnostics_and_app_insights_rows(local_azure_
     denied = [r for r in records if r["ResultSignature"] == "401"]
     assert len(denied) == 6
     props = json.loads(denied[0]["properties_s"])
-    assert props["objectId"] == failing and props["errorCode"] == "PermissionDenied"
-    assert props["modelDeploymentName"] == "gpt-4o" and props["requestPath"] == CHAT
+    # The documented keys only (tests/localazure/test_log_shape.py): no error code, text or request path.
+    assert props["objectId"] == failing and not {"errorCode", "errorMessage", "requestPath"} & set(props)
+    assert props["modelDeploymentName"] == "gpt-4o" and props["apiName"] == "Azure OpenAI API version 2024-10-21"
     assert denied[0]["OperationName"] == "ChatCompletions_Create"
     assert denied[0]["ResourceProvider"] == "MICROSOFT.COGNITIVESERVICES" and denied[0]["Category"] == "RequestResponse"
     assert denied[0]["_ResourceId"] == az.account_id("aoai").lower()

@@ -83,6 +83,7 @@ class Request:
     message: str | None = None
     route: str | None = OPENAI_ROUTE
     operation: str | None = CHAT_OPERATION
+    endpoint: str | None = None  # client-side records (Application Insights) give the host called
 
 
 @dataclass(frozen=True)
@@ -118,13 +119,14 @@ class FakeSource:
 
     def fail(self, principal_id: str | None, resource_id: str, *, count: int = 1, status: int = 401,
              code: str | None = "PermissionDenied", message: str | None = None, route: str | None = OPENAI_ROUTE,
-             operation: str | None = CHAT_OPERATION, at: datetime | None = None) -> None:
-        """`count` failed requests now (or `at`); the message defaults to the missing-data-role text."""
+             operation: str | None = CHAT_OPERATION, at: datetime | None = None, endpoint: str | None = None) -> None:
+        """`count` failed requests now (or `at`); the message defaults to the missing-data-role text. A row as real
+        Azure writes it has no code and no message (`code=None`), and its route is the `apiName`."""
         if message is None and code == "PermissionDenied" and principal_id:
             message = permission_denied(principal_id)
         when = at or self._clock.now()
         oid = normalize_object_id(principal_id) if principal_id else None
-        self.requests += [Request(when, oid, resource_id, status, code, message, route, operation)] * count
+        self.requests += [Request(when, oid, resource_id, status, code, message, route, operation, endpoint)] * count
 
     def succeed(self, principal_id: str | None, resource_id: str, *, count: int = 1,
                 at: datetime | None = None) -> None:
@@ -175,7 +177,7 @@ class FakeSource:
             if accounts is not None and account_of(request.resource_id) not in accounts:
                 continue
             key = (request.resource_id.lower(), request.principal_id or "", request.status, request.operation or "",
-                   request.route or "", request.code or "")
+                   request.route or "", request.code or "", request.endpoint or "")
             groups.setdefault(key, []).append(request)
         signals = [_signal(rows, overlap_end, self.name) for _, rows in sorted(groups.items())]
         partial: tuple[str, ...] = ()
@@ -214,7 +216,7 @@ def _signal(rows: list[Request], overlap_end: datetime, source: str) -> FailureS
     return FailureSignal(
         status=first.status, code=first.code, message=first.message, object_id=first.principal_id,
         auth=ENTRA if first.principal_id else KEY, route=first.route, operation=first.operation,
-        resource_id=first.resource_id.lower(), count=len(rows),
+        endpoint=first.endpoint, resource_id=first.resource_id.lower(), count=len(rows),
         overlap_count=sum(1 for r in rows if r.at < overlap_end),
         first_seen=min(r.at for r in rows), last_seen=max(r.at for r in rows), source=source,
     )
