@@ -100,6 +100,9 @@ COMMANDS: dict[str, Command] = {
                               "shared.settings_reference:write_files"),
     "breaker-reset": Command("close the circuit breaker after a review", "shared.commands:breaker_reset",
                              _lazy_arguments("by_arguments")),
+    "abac-condition": Command("print the ABAC condition for the service's Role Based Access Control Administrator "
+                              "assignments: exactly the grantable roles and principal types of the policy",
+                              "shared.cli:run_abac_condition", _json_flag),
 }
 
 
@@ -276,3 +279,34 @@ def table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
         cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
         out.append("  ".join([*cells, row[-1]]))
     return "\n".join(out) + "\n"
+
+
+# ---- abac-condition -----------------------------------------------------------------------------------------
+
+# The only settings the condition depends on: the principal types the policy may grant to.
+CONDITION_SETTINGS = ("TRIAGE_ALLOW_USER_GRANTS", "TRIAGE_ALLOW_GROUP_GRANTS")
+
+
+def run_abac_condition(args: argparse.Namespace, stdin: IO[bytes], stdout: IO[str]) -> int:
+    """The condition for the policy as the environment configures it. Only the settings it depends on are read, so
+    an unrelated setting (a ticket sink without its token on a laptop) does not stand in the way."""
+    import os
+
+    from shared.core.abac import CONDITION_VERSION, allowed_principal_types, policy_condition
+    from shared.core.roles import GRANTABLE
+    from shared.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings({key: os.environ[key] for key in CONDITION_SETTINGS if key in os.environ})
+    except SettingsError as exc:
+        sys.stderr.write("error: " + "; ".join(f"{key}: {why}" for key, why in exc.problems) + "\n")
+        return EXIT_USAGE
+    grants = {"allow_user_grants": settings.allow_user_grants, "allow_group_grants": settings.allow_group_grants}
+    condition = policy_condition(**grants)
+    if args.json:
+        stdout.write(json.dumps({"condition": condition, "conditionVersion": CONDITION_VERSION,
+                                 "roleDefinitionIds": sorted(GRANTABLE),
+                                 "principalTypes": list(allowed_principal_types(**grants))}, indent=2) + "\n")
+    else:
+        stdout.write(condition + "\n")
+    return EXIT_OK
