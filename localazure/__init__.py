@@ -6,8 +6,8 @@
 """
 
 from localazure.clock import Clock
-from localazure.credentials import FakeCredential
+from localazure.credentials import FakeCredential, JwtCredential
 from localazure.dataplane import CallSpec, Outcome
 from localazure.standin import LocalAzure
 
-__all__ = ["CallSpec", "Clock", "FakeCredential", "LocalAzure", "Outcome"]
+__all__ = ["CallSpec", "Clock", "FakeCredential", "JwtCredential", "LocalAzure", "Outcome"]
