@@ -11,13 +11,16 @@ stays cheap on the Function App's cold-start path.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from shared.adapters.errors import is_transient
 from shared.core.ports import Clock, EventPublisher, EvidenceProvider, FailureSource, RoleWriter, Store, TicketSink
 from shared.engine.runtime import Runtime, utcnow
-from shared.settings import Settings, load_settings
+from shared.settings import Settings, load_settings, unknown_settings_warning
+
+log = logging.getLogger("triage.settings")
 
 
 def build_runtime(
@@ -35,6 +38,8 @@ def build_runtime(
 ) -> Runtime:
     """A runtime for `settings`. `credential` reaches every Azure client (None: the settings choose one:
     TRIAGE_LOCAL_TOKEN, a user-assigned managed identity, or DefaultAzureCredential); `clock` is what "now" is."""
+    for key, closest in settings.unknown_settings:
+        log.warning(unknown_settings_warning(key, closest))
     azure_ports = (sources, evidence, roles, events)
     clients = None
     if any(port is None for port in azure_ports[:3]):

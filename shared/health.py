@@ -26,6 +26,8 @@ def check_health(
             "problems": [{"key": k, "expected": why} for k, why in exc.problems],
         }
     report: dict[str, Any] = {"ok": True, "settings": "valid", "mode": settings.mode}
+    if settings.unknown_settings:  # most likely misspelled; they change nothing, so health stays ok
+        report["unknown_settings"] = [{"key": k, "closest": c or None} for k, c in settings.unknown_settings]
     # A schedule the host refuses (or cannot resolve) stops only the timer: the service runs, health says so.
     host_problems = [*settings.host_problems, *missing_host_settings(env)]
     if host_problems:
