@@ -100,6 +100,9 @@ COMMANDS: dict[str, Command] = {
                               "shared.settings_reference:write_files"),
     "breaker-reset": Command("close the circuit breaker after a review", "shared.commands:breaker_reset",
                              _lazy_arguments("by_arguments")),
+    "doctor": Command("self-check: settings, store, tokens, identity, own role assignments and conditions, "
+                      "workspaces, diagnostic settings, ticket sinks (exit 1 when a check fails)",
+                      "shared.doctor:run", _json_flag),
 }
 
 

@@ -8,6 +8,13 @@ from typing import Any
 
 from shared.settings import Settings, SettingsError, load_settings, missing_host_settings
 
+# The answer to GET /api/health?deep=1: the route is anonymous, so the deep checks have their own, keyed one.
+DEEP_NEEDS_KEY = "deep checks need the function key: GET /api/health/deep?code=<function key>"
+
+
+def wants_deep(value: str | None) -> bool:
+    return (value or "").strip().lower() not in ("", "0", "false", "no")
+
 
 def check_health(
     env: Mapping[str, str] | None = None,
