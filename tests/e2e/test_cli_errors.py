@@ -63,3 +63,9 @@ def test_any_other_failure_is_its_first_line(monkeypatch, capsys):
     monkeypatch.setitem(cli.COMMANDS, "incidents", cli.Command("x", f"{__name__}:failing_handler"))
     assert cli.main(["incidents"], stdin=io.BytesIO(), stdout=io.StringIO()) == 1
     assert capsys.readouterr().err == "error: StoreError: read incidents: the table is gone\n"
+
+
+def test_an_unknown_triage_key_is_warned_about_with_the_closest_name(tmp_path):
+    result = run("incidents", TRIAGE_MOD="enforce", TRIAGE_SQLITE_PATH=str(tmp_path / "state.sqlite3"))
+    assert result.returncode == 0
+    assert result.stderr == "unknown setting TRIAGE_MOD is ignored; did you mean TRIAGE_MODE?\n"

@@ -160,6 +160,14 @@ def test_the_anonymous_health_route_refuses_deep_checks(clean_env):
     assert status == 401 and "/api/health/deep" in body["error"]
 
 
+def test_health_lists_unknown_settings_and_stays_ok(tmp_path, clean_env):
+    clean_env.setenv("TRIAGE_ALLOW_USER_GRANT", "true")
+    with installed_world(tmp_path):
+        status, body = call_http("health", http_request("GET", "health"))
+    assert status == 200 and body["ok"] is True
+    assert body["unknown_settings"] == [{"key": "TRIAGE_ALLOW_USER_GRANT", "closest": "TRIAGE_ALLOW_USER_GRANTS"}]
+
+
 def test_the_keyed_deep_health_route_answers_the_doctor_report(tmp_path, clean_env):
     token = JwtCredential("0d0d0d0d-0000-4000-8000-00000000a11c", "t").get_token("https://management.azure.com").token
     with installed_world(tmp_path, mode="recommend", TRIAGE_LOCAL_TOKEN=token):
