@@ -117,10 +117,21 @@ def revoke(req: func.HttpRequest) -> func.HttpResponse:
 @app.function_name(name="health")
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.health import check_health
+    from shared.health import DEEP_NEEDS_KEY, check_health, wants_deep
 
+    if wants_deep(req.params.get("deep")):  # anonymous: the deep checks live behind the function key
+        return _json({"error": DEEP_NEEDS_KEY}, 401)
     report = check_health(store_probe=_probe_store, sources_probe=_source_health)
     return _json(report, 200 if report["ok"] else 503)
+
+
+@app.function_name(name="health_deep")
+@app.route(route="health/deep", methods=["GET"])
+def health_deep(req: func.HttpRequest) -> func.HttpResponse:
+    """The self-check of `python -m shared doctor` on this instance: 200 when no check failed, else 503."""
+    from shared.doctor import deep_health
+
+    return _serve(deep_health)
 
 
 def _probe_store(settings) -> None:

@@ -6,9 +6,9 @@
 """
 
 from localazure.clock import Clock
-from localazure.credentials import FakeCredential
+from localazure.credentials import FakeCredential, JwtCredential
 from localazure.dataplane import CallSpec, Outcome
 from localazure.logshape import LogShape
 from localazure.standin import LocalAzure
 
-__all__ = ["CallSpec", "Clock", "FakeCredential", "LocalAzure", "LogShape", "Outcome"]
+__all__ = ["CallSpec", "Clock", "FakeCredential", "JwtCredential", "LocalAzure", "LogShape", "Outcome"]

@@ -23,6 +23,7 @@ _CS = re.compile(
     re.IGNORECASE,
 )
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+_DIAGNOSTIC_SETTINGS = "/providers/microsoft.insights/diagnosticsettings"
 
 
 def _not_found_resource(kind: str, rg: str) -> Response:
@@ -82,6 +83,9 @@ class ArmService:
             if not name:
                 return "roleDefinitions.list", kind, lambda r, c: self.list_definitions(r, scope)
             return "roleDefinitions.get", kind, lambda r, c: self.get_definition(scope, name)
+        if lower.endswith(_DIAGNOSTIC_SETTINGS) and method == "GET":
+            target = path[: -len(_DIAGNOSTIC_SETTINGS)]
+            return "diagnosticSettings.list", kind, lambda r, c: self.list_diagnostic_settings(target)
         m = _CS.match(path)
         if m and method == "GET":
             if m.group("project"):
@@ -331,6 +335,17 @@ class ArmService:
             return _not_found_resource(
                 f"Microsoft.CognitiveServices/accounts/{account.name}/projects/{m.group('project')}", m.group("rg"))
         return Response.json(armjson.project(account, project))
+
+    def list_diagnostic_settings(self, target: str) -> Response:
+        m = _CS.match(target)
+        if m is None or not m.group("account") or m.group("project"):
+            return error(404, "ResourceNotFound", f"The local stand-in serves diagnostic settings of accounts only, "
+                         f"not of {target}.")
+        account, failure = self._account_or_404(m)
+        if failure:
+            return failure
+        workspace = armjson.workspace_resource_id(self.state.subscription_id, self.state.workspace_id)
+        return Response.json(armjson.diagnostic_settings(account, workspace))
 
     def list_projects(self, m: re.Match[str]) -> Response:
         account, failure = self._account_or_404(m)

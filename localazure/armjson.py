@@ -161,3 +161,30 @@ def project(a: Account, p: Project) -> dict[str, Any]:
 def _uuid_from(text: str) -> str:
     h = _stable_hex(text)
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+DIAGNOSTIC_SETTING_NAME = "send-to-workspace"
+
+
+def workspace_resource_id(subscription_id: str, workspace_id: str) -> str:
+    """The ARM id the stand-in gives a workspace (diagnostic settings name their destination by it)."""
+    return (f"/subscriptions/{subscription_id}/resourceGroups/rg-monitor/providers/"
+            f"Microsoft.OperationalInsights/workspaces/law-{workspace_id[:8]}")
+
+
+def diagnostic_settings(a: Account, workspace_arm_id: str) -> dict[str, Any]:
+    """`GET {account}/providers/Microsoft.Insights/diagnosticSettings` (api 2021-05-01-preview): one setting
+    sending the account's categories to the workspace, or none."""
+    if not a.diagnostic_categories:
+        return {"value": []}
+    logs = [{"category": c, "categoryGroup": None, "enabled": True, "retentionPolicy": {"enabled": False, "days": 0}}
+            for c in a.diagnostic_categories]
+    return {"value": [{
+        "id": f"{a.id}/providers/microsoft.insights/diagnosticSettings/{DIAGNOSTIC_SETTING_NAME}",
+        "name": DIAGNOSTIC_SETTING_NAME,
+        "type": "Microsoft.Insights/diagnosticSettings",
+        "location": None,
+        "properties": {"workspaceId": workspace_arm_id, "logAnalyticsDestinationType": None, "logs": logs,
+                       "metrics": [{"category": "AllMetrics", "enabled": False, "timeGrain": None,
+                                    "retentionPolicy": {"enabled": False, "days": 0}}]},
+    }]}

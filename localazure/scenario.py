@@ -164,7 +164,7 @@ def principal_from(raw: dict[str, Any], now: datetime) -> Principal:
 
 _ACCOUNT_KEYS = {"name", "kind", "resource_group", "location", "custom_subdomain", "disable_local_auth",
                  "public_network_access", "network", "private_endpoints", "deployments", "projects", "tenant_id",
-                 "tags", "keys"}
+                 "tags", "keys", "diagnostic_categories"}
 
 
 def account_from(raw: dict[str, Any], subscription_id: str) -> Account:
@@ -198,6 +198,7 @@ def account_from(raw: dict[str, Any], subscription_id: str) -> Account:
         keys=tuple(raw.get("keys", ("", ""))),
         tenant_id=raw.get("tenant_id", ""),
         tags=dict(raw.get("tags", {})),
+        **({"diagnostic_categories": list(raw["diagnostic_categories"])} if "diagnostic_categories" in raw else {}),
     )
 
 

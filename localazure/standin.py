@@ -15,6 +15,7 @@ from localazure import scenario as scenario_file
 from localazure.arm import ArmService
 from localazure.calls import CallLog
 from localazure.clock import Clock, as_utc
+from localazure.credentials import jwt_token
 from localazure.dataplane import CallSpec, Outcome
 from localazure.eventgrid import EventGridService, ReceivedEvent
 from localazure.faults import Faults
@@ -140,6 +141,11 @@ class LocalAzure:
     def own_principal_id(self) -> str:
         return self.state.settings.own_identity.principal_id
 
+    def own_token(self, lifetime_seconds: int = 7 * 86400) -> str:
+        """A JWT-shaped bearer token (unsigned) for the scenario's own identity: its `oid` tells a caller who it is
+        (`python -m shared doctor`); the stand-in takes it as the own identity, as it does any unknown token."""
+        return jwt_token(self.own_principal_id, self.tenant_id, "https://management.azure.com", lifetime_seconds)
+
     def info(self) -> dict[str, str]:
         """What `python -m localazure` prints: every address and id a client needs."""
         return {
@@ -152,6 +158,7 @@ class LocalAzure:
             "subscription_id": self.subscription_id,
             "tenant_id": self.tenant_id,
             "own_principal_id": self.own_principal_id,
+            "own_token": self.own_token(),
         }
 
     # ------------------------------------------------------------ world helpers

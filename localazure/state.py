@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from localazure.apim import Gateway
 
 PRINCIPAL_TYPES = ("User", "Group", "ServicePrincipal", "ForeignGroup", "Device")
+# The log categories of Cognitive Services accounts (Azure Monitor's supported-logs reference).
+DEFAULT_DIAGNOSTIC_CATEGORIES = ("Audit", "RequestResponse", "Trace")
 LONG_AGO = timedelta(days=3650)
 
 
@@ -62,6 +64,8 @@ class Account:
     keys: tuple[str, str] = ("", "")
     tenant_id: str = ""
     tags: dict[str, str] = field(default_factory=dict)
+    # Log categories its one diagnostic setting sends to the main workspace; empty: the account has no setting.
+    diagnostic_categories: list[str] = field(default_factory=lambda: list(DEFAULT_DIAGNOSTIC_CATEGORIES))
 
     def __post_init__(self) -> None:
         self.custom_subdomain = self.custom_subdomain or self.name.lower()

@@ -11,13 +11,19 @@ stays cheap on the Function App's cold-start path.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.adapters.errors import is_transient
 from shared.core.ports import Clock, EventPublisher, EvidenceProvider, FailureSource, RoleWriter, Store, TicketSink
 from shared.engine.runtime import Runtime, utcnow
-from shared.settings import Settings, load_settings
+from shared.settings import Settings, load_settings, unknown_settings_warning
+
+if TYPE_CHECKING:
+    from shared.core.doctor import DoctorPorts
+
+log = logging.getLogger("triage.settings")
 
 
 def build_runtime(
@@ -35,6 +41,8 @@ def build_runtime(
 ) -> Runtime:
     """A runtime for `settings`. `credential` reaches every Azure client (None: the settings choose one:
     TRIAGE_LOCAL_TOKEN, a user-assigned managed identity, or DefaultAzureCredential); `clock` is what "now" is."""
+    for key, closest in settings.unknown_settings:
+        log.warning(unknown_settings_warning(key, closest))
     azure_ports = (sources, evidence, roles, events)
     clients = None
     if any(port is None for port in azure_ports[:3]):
@@ -60,6 +68,43 @@ def build_runtime(
         clock=clock or utcnow,
         transient=is_transient,
     )
+
+
+def build_doctor_ports(
+    settings: Settings,
+    *,
+    credential: Any = None,
+    client_options: dict[str, Any] | None = None,
+    store: Store | None = None,
+    sinks: Sequence[TicketSink] | None = None,
+) -> DoctorPorts:
+    """What the self-check (`python -m shared doctor`, `/api/health/deep`) calls: the Azure clients the settings
+    build (or with `credential`), the store (a running instance's `store`, else one opened and closed for the
+    check) and the ticket sinks' read-only probes."""
+    from shared.adapters.azure import AzureClients
+    from shared.adapters.self_check import AzureSelfCheck
+    from shared.core.doctor import DoctorPorts, SinkProbe
+
+    clients = AzureClients.from_settings(settings, credential=credential, client_options=client_options)
+
+    def ping_store() -> None:
+        if store is not None:
+            store.ping()
+            return
+        from shared.state.factory import open_store
+
+        opened = open_store(settings)
+        try:
+            opened.ping()
+        finally:
+            opened.close()
+
+    if sinks is None:
+        from shared.tickets.factory import build_sinks
+
+        sinks = build_sinks(settings)
+    return DoctorPorts(AzureSelfCheck(clients), ping_store,
+                       [SinkProbe(sink.name, getattr(sink, "probe", None)) for sink in sinks])
 
 
 _instance_runtime: Runtime | None = None

@@ -103,6 +103,9 @@ COMMANDS: dict[str, Command] = {
     "abac-condition": Command("print the ABAC condition for the service's Role Based Access Control Administrator "
                               "assignments: exactly the grantable roles and principal types of the policy",
                               "shared.cli:run_abac_condition", _json_flag),
+    "doctor": Command("self-check: settings, store, tokens, identity, own role assignments and conditions, "
+                      "workspaces, diagnostic settings, ticket sinks (exit 1 when a check fails)",
+                      "shared.doctor:run", _json_flag),
 }
 
 
@@ -117,10 +120,60 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None, stdin: IO[bytes] | None = None, stdout: IO[str] | None = None) -> int:
+    """Run one command. Whatever goes wrong ends in one line on stderr and a non-zero exit, never a traceback:
+    invalid settings exit 2, anything else 1 (the traceback is logged at DEBUG on the `triage.cli` logger)."""
     args = build_parser().parse_args(argv)
     module_name, function_name = COMMANDS[args.command].handler.split(":")
-    handler = getattr(importlib.import_module(module_name), function_name)
-    return handler(args, stdin if stdin is not None else sys.stdin.buffer, stdout or sys.stdout)
+    _quiet_credential_chain()
+    try:
+        handler = getattr(importlib.import_module(module_name), function_name)
+        return handler(args, stdin if stdin is not None else sys.stdin.buffer, stdout or sys.stdout)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the one place a command's failure becomes its one-line message
+        import logging
+
+        from shared.settings import SettingsError
+
+        logging.getLogger("triage.cli").debug("command %s failed", args.command, exc_info=True)
+        sys.stderr.write(error_line(exc) + "\n")
+        return EXIT_USAGE if isinstance(exc, SettingsError) else EXIT_SOME_ERRORS
+
+
+def _quiet_credential_chain() -> None:
+    """azure-identity warns once per credential it tried; the error (and its one line here) already says it all."""
+    import logging
+
+    if not logging.getLogger().handlers:  # a caller that configured logging sees everything
+        logging.getLogger("azure.identity").setLevel(logging.ERROR)
+
+
+def error_line(exc: BaseException) -> str:
+    """One line for a failed command: the settings problems, or the error's first line and, when no Azure
+    credential worked, what to do about it."""
+    from shared.core.doctor import credential_hint
+    from shared.settings import SettingsError
+
+    if isinstance(exc, SettingsError):
+        return exc.one_line()
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    message = f"error: {type(exc).__name__}: {lines[0] if lines else 'no message'}"
+    if _is_credential_error(exc):
+        message += f" (hint: {credential_hint(str(exc))})"
+    return message
+
+
+def _is_credential_error(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:  # StoreError and friends wrap the SDK's error
+        seen.add(id(current))
+        if any(cls.__name__ in ("ClientAuthenticationError", "CredentialUnavailableError")
+               for cls in type(current).__mro__):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 # ---- classify -----------------------------------------------------------------------------------------------

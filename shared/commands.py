@@ -226,13 +226,13 @@ def by_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def guarded(handler: Any) -> Any:
-    """Invalid settings end the command with the one clear settings error and exit status 2."""
+    """Invalid settings end the command with the one clear settings error, on one line, and exit status 2."""
 
     def run(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
         try:
             return handler(args, stdin, out)
         except SettingsError as exc:
-            sys.stderr.write(str(exc) + "\n")
+            sys.stderr.write(exc.one_line() + "\n")
             return 2
 
     return run

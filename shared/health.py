@@ -8,6 +8,13 @@ from typing import Any
 
 from shared.settings import Settings, SettingsError, load_settings, missing_host_settings
 
+# The answer to GET /api/health?deep=1: the route is anonymous, so the deep checks have their own, keyed one.
+DEEP_NEEDS_KEY = "deep checks need the function key: GET /api/health/deep?code=<function key>"
+
+
+def wants_deep(value: str | None) -> bool:
+    return (value or "").strip().lower() not in ("", "0", "false", "no")
+
 
 def check_health(
     env: Mapping[str, str] | None = None,
@@ -26,6 +33,8 @@ def check_health(
             "problems": [{"key": k, "expected": why} for k, why in exc.problems],
         }
     report: dict[str, Any] = {"ok": True, "settings": "valid", "mode": settings.mode}
+    if settings.unknown_settings:  # most likely misspelled; they change nothing, so health stays ok
+        report["unknown_settings"] = [{"key": k, "closest": c or None} for k, c in settings.unknown_settings]
     # A schedule the host refuses (or cannot resolve) stops only the timer: the service runs, health says so.
     host_problems = [*settings.host_problems, *missing_host_settings(env)]
     if host_problems:

@@ -8,6 +8,7 @@ never stops the HTTP functions.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -21,6 +22,11 @@ from shared.core.schedule import schedule_problem
 MODES = ("observe", "recommend", "enforce")
 BACKENDS = ("sqlite", "table")
 TICKET_SINKS = ("log", "webhook", "github", "azuredevops", "servicenow", "jira")
+MANAGED_IDENTITY = "managedidentity"  # the AzureWebJobsStorage__credential value the Functions host knows
+# Set by the platform on every Azure Functions / App Service instance: the service is running in Azure.
+AZURE_INSTANCE_KEY = "WEBSITE_INSTANCE_ID"
+# TRIAGE_* keys read outside the service's settings (the demo's tracker choice): known, so never "unknown".
+OTHER_TRIAGE_KEYS = frozenset({"TRIAGE_DEMO_TICKETS"})
 
 
 class SettingsError(ValueError):
@@ -30,6 +36,10 @@ class SettingsError(ValueError):
         self.problems = problems
         lines = [f"  {key}: {why}" for key, why in problems]
         super().__init__("invalid settings:\n" + "\n".join(lines))
+
+    def one_line(self) -> str:
+        """Every problem on one line (the command line's error message)."""
+        return "invalid settings: " + "; ".join(f"{key}: {why}" for key, why in self.problems)
 
 
 # ---- parsers: each returns the value or raises ValueError with the expected form ----
@@ -112,9 +122,36 @@ def _optional_https_url(raw: str) -> str:
 
 def _guid_or_empty(raw: str) -> str:
     value = raw.strip()
-    if value and not re.match(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$", value):
+    if value and not _GUID.match(value):
         raise ValueError("expected a GUID or empty")
     return value.lower()
+
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+
+
+def _csv_guids(raw: str) -> tuple[str, ...]:
+    """Comma-separated GUIDs (workspace ids), kept as written: they name the sources' watermarks."""
+    values = _csv(raw)
+    bad = [v for v in values if not _GUID.match(v)]
+    if bad:
+        raise ValueError(f"{', '.join(repr(b) for b in bad)} is not a GUID; expected comma-separated workspace ids "
+                         "(the workspace's Workspace ID, a GUID, not its name or resource id)")
+    return values
+
+
+def _storage_account_name(raw: str) -> str:
+    value = raw.strip()
+    if value and not re.fullmatch(r"[a-z0-9]{3,24}", value):
+        raise ValueError("expected a storage account name (3 to 24 lower-case letters and digits) or empty")
+    return value
+
+
+def _storage_credential(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("", MANAGED_IDENTITY):
+        raise ValueError(f"expected {MANAGED_IDENTITY} or empty")
+    return value
 
 
 def _allowlist(raw: str) -> Allowlist:
@@ -156,6 +193,8 @@ class Spec:
     # Read by the Functions host itself (a binding expression): a bad value is the host's problem, not our code's,
     # so it is reported (Settings.host_problems) without stopping the service, and a blank is not the default.
     host_read: bool = False
+    # The Functions host reads this key in any letter case (its configuration is case-insensitive), so we do too.
+    any_case: bool = False
 
 
 SPECS: tuple[Spec, ...] = (
@@ -188,13 +227,13 @@ SPECS: tuple[Spec, ...] = (
     Spec("TRIAGE_VERIFY_MAX_HOURS", "verify_max_hours", _float_range(0.001, 168), "24", "24",
          "Give up verifying (closed-unverified) when no traffic is seen for this long."),
     # --- sources ---
-    Spec("TRIAGE_WORKSPACE_IDS", "workspace_ids", _csv, "", "00000000-0000-0000-0000-000000000000",
+    Spec("TRIAGE_WORKSPACE_IDS", "workspace_ids", _csv_guids, "", "00000000-0000-0000-0000-000000000000",
          "Comma-separated Log Analytics workspace ids holding AzureDiagnostics (Cognitive Services)."),
-    Spec("TRIAGE_APPINSIGHTS_WORKSPACE_IDS", "appinsights_workspace_ids", _csv, "", "",
+    Spec("TRIAGE_APPINSIGHTS_WORKSPACE_IDS", "appinsights_workspace_ids", _csv_guids, "", "",
          "Comma-separated workspace ids of workspace-based Application Insights (AppDependencies)."),
     Spec("TRIAGE_APP_IDENTITIES", "app_identities", _json_object, "", "{}",
          "JSON object mapping Application Insights AppRoleName (or app resource id) to the caller's object id."),
-    Spec("TRIAGE_APIM_WORKSPACE_IDS", "apim_workspace_ids", _csv, "", "",
+    Spec("TRIAGE_APIM_WORKSPACE_IDS", "apim_workspace_ids", _csv_guids, "", "",
          "Comma-separated workspace ids receiving API Management gateway logs in resource-specific mode "
          "(ApiManagementGatewayLogs): backend 401/403s are failures of the gateway's managed identity."),
     Spec("TRIAGE_LOOKBACK_OVERLAP_MINUTES", "lookback_overlap_minutes", _int_range(0, 1440), "10", "10",
@@ -229,11 +268,30 @@ SPECS: tuple[Spec, ...] = (
          "Concurrent ARM evidence look-ups per scan."),
     # --- state ---
     Spec("TRIAGE_STATE_BACKEND", "state_backend", _choice(BACKENDS), "sqlite", "table",
-         "sqlite (embedded, single machine) or table (Azure Table Storage in AzureWebJobsStorage)."),
+         "sqlite (embedded, single machine) or table (Azure Table Storage in AzureWebJobsStorage). In Azure "
+         "(WEBSITE_INSTANCE_ID set) the default is table and sqlite is refused: an instance's disk is neither kept "
+         "nor shared."),
     Spec("TRIAGE_SQLITE_PATH", "sqlite_path", _str, ".state/triage.sqlite3", ".state/triage.sqlite3",
          "SQLite file for the sqlite backend."),
     Spec("AzureWebJobsStorage", "storage_connection", _str, "", "UseDevelopmentStorage=true",
-         "Storage connection string; the table backend keeps state there.", secret=True),
+         "Storage connection string; the table backend keeps state there. Leave it empty for identity-based "
+         "access (the AzureWebJobsStorage__* settings below); set one or the other.", secret=True),
+    Spec("AzureWebJobsStorage__tableServiceUri", "storage_table_service_uri", _optional_https_url, "", "",
+         "Identity-based storage: the Table service URL, e.g. https://<account>.table.core.windows.net (needed in "
+         "sovereign clouds); the table backend then connects with a token instead of a key.", any_case=True),
+    Spec("AzureWebJobsStorage__accountName", "storage_account_name", _storage_account_name, "", "",
+         "Identity-based storage: the storage account name, for https://<name>.table.core.windows.net "
+         "(AzureWebJobsStorage__tableServiceUri wins when both are set).", any_case=True),
+    Spec("AzureWebJobsStorage__credential", "storage_credential", _storage_credential, "", "",
+         "managedidentity: the table backend gets its token from the app's managed identity "
+         "(ManagedIdentityCredential); empty: DefaultAzureCredential (a developer's az login, locally).",
+         any_case=True),
+    Spec("AzureWebJobsStorage__clientId", "storage_client_id", _guid_or_empty, "", "",
+         "Client id of the user-assigned managed identity for storage (with AzureWebJobsStorage__credential="
+         "managedidentity); empty = AZURE_CLIENT_ID, else the system-assigned identity.", any_case=True),
+    Spec("AZURE_CLIENT_ID", "azure_client_id", _guid_or_empty, "", "",
+         "Client id of a user-assigned managed identity, read by azure-identity too; the storage identity "
+         "when AzureWebJobsStorage__clientId is empty."),
     Spec("TRIAGE_TABLE_PREFIX", "table_prefix", _str, "triage", "triage",
          "Prefix of the Azure Tables the table backend creates."),
     # --- tickets ---
@@ -304,6 +362,11 @@ class Settings:
     state_backend: str = "sqlite"
     sqlite_path: str = ".state/triage.sqlite3"
     storage_connection: str = ""
+    storage_table_service_uri: str = ""
+    storage_account_name: str = ""
+    storage_credential: str = ""
+    storage_client_id: str = ""
+    azure_client_id: str = ""
     table_prefix: str = "triage"
     ticket_sinks: tuple[str, ...] = ("log",)
     ticket_comment_interval_minutes: int = 60
@@ -326,6 +389,24 @@ class Settings:
     eventgrid_topic_key: str = ""
     # (key, expected) of settings only the Functions host reads (Spec.host_read) whose value it would refuse.
     host_problems: tuple[tuple[str, str], ...] = ()
+    # WEBSITE_INSTANCE_ID was set: the service runs on an Azure Functions instance.
+    running_in_azure: bool = False
+    # (key, closest known key or "") of each TRIAGE_* key no setting reads: most likely a misspelling.
+    unknown_settings: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def table_endpoint(self) -> str:
+        """The Table service URL for identity-based state, or "" when none is configured."""
+        if self.storage_table_service_uri:
+            return self.storage_table_service_uri
+        if self.storage_account_name:
+            return f"https://{self.storage_account_name}.table.core.windows.net"
+        return ""
+
+    @property
+    def storage_identity_client_id(self) -> str:
+        """The user-assigned identity the table backend asks tokens for ("" = the system-assigned one)."""
+        return self.storage_client_id or self.azure_client_id
 
     def redacted(self) -> dict[str, Any]:
         """Settings safe to show (health endpoint, logs): secrets replaced by whether they are set."""
@@ -350,14 +431,22 @@ _SINK_REQUIREMENTS = {
 }
 
 
+def _lookup(source: Mapping[str, str], spec: Spec, folded: Mapping[str, str]) -> str | None:
+    raw = source.get(spec.env)
+    if raw is None and spec.any_case:
+        raw = folded.get(spec.env.lower())
+    return raw
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting. Raises one SettingsError naming every bad key."""
     source = os.environ if env is None else env
+    folded = {key.lower(): value for key, value in source.items()}
     values: dict[str, Any] = {}
     problems: list[tuple[str, str]] = []
     host_problems: list[tuple[str, str]] = []
     for spec in SPECS:
-        raw = source.get(spec.env)
+        raw = _lookup(source, spec, folded)
         if raw is None or (raw.strip() == "" and spec.default is not None and not spec.host_read):
             raw = spec.default
         if raw is None:
@@ -377,11 +466,66 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         for key in _SINK_REQUIREMENTS.get(sink, ()):
             if not values.get(env_to_attr[key]):
                 problems.append((key, f"required when TRIAGE_TICKET_SINKS includes {sink}"))
-    if values.get("state_backend") == "table" and not values.get("storage_connection"):
-        problems.append(("AzureWebJobsStorage", "required when TRIAGE_STATE_BACKEND is table"))
+    in_azure = bool((source.get(AZURE_INSTANCE_KEY) or "").strip())
+    if in_azure:
+        problems += _azure_backend(values, (source.get("TRIAGE_STATE_BACKEND") or "").strip())
+    storage_named = any(key.startswith("AzureWebJobsStorage") for key, _ in problems)
+    if values.get("state_backend") == "table" and not storage_named:  # a bad storage key is problem enough
+        problems += _table_storage_problems(values)
     if problems:
         raise SettingsError(problems)
-    return Settings(**values, host_problems=tuple(host_problems))
+    return Settings(**values, host_problems=tuple(host_problems), running_in_azure=in_azure,
+                    unknown_settings=unknown_settings(source))
+
+
+def _azure_backend(values: dict[str, Any], given: str) -> list[tuple[str, str]]:
+    """In Azure the state must outlive and be shared by instances: table by default, sqlite refused."""
+    if not given:
+        values["state_backend"] = "table"
+        return []
+    if values.get("state_backend") == "sqlite":
+        return [("TRIAGE_STATE_BACKEND", f"sqlite is refused in Azure ({AZURE_INSTANCE_KEY} is set): an instance's "
+                 "disk is neither kept nor shared by the other instances; use table (the default in Azure)")]
+    return []
+
+
+def _table_storage_problems(values: dict[str, Any]) -> list[tuple[str, str]]:
+    connection = values.get("storage_connection")
+    identity = values.get("storage_table_service_uri") or values.get("storage_account_name")
+    if not connection and not identity:
+        return [("AzureWebJobsStorage", "required when TRIAGE_STATE_BACKEND is table: a connection string, or "
+                 "AzureWebJobsStorage__tableServiceUri (or __accountName) for identity-based access")]
+    problems = []
+    if connection and identity:
+        problems.append(("AzureWebJobsStorage", "set either the connection string or the identity-based "
+                         "AzureWebJobsStorage__tableServiceUri / __accountName, not both"))
+    if values.get("storage_credential") and not identity:
+        problems.append(("AzureWebJobsStorage__credential", "only used with AzureWebJobsStorage__tableServiceUri "
+                         "or AzureWebJobsStorage__accountName"))
+    if values.get("storage_client_id") and values.get("storage_credential") != MANAGED_IDENTITY:
+        problems.append(("AzureWebJobsStorage__clientId", f"only used with AzureWebJobsStorage__credential="
+                         f"{MANAGED_IDENTITY}"))
+    return problems
+
+
+def unknown_settings(env: Mapping[str, str] | None = None) -> tuple[tuple[str, str], ...]:
+    """Each TRIAGE_* key (any case) that no setting reads, with the closest known key ("" when none is close)."""
+    source = os.environ if env is None else env
+    known = {spec.env for spec in SPECS if spec.env.startswith("TRIAGE_")} | OTHER_TRIAGE_KEYS
+    by_upper = {k.upper(): k for k in known}
+    found = []
+    for key in sorted(source):
+        if not key.upper().startswith("TRIAGE_") or key in known:
+            continue
+        close = difflib.get_close_matches(key.upper(), list(by_upper), n=1, cutoff=0.6)
+        found.append((key, by_upper[close[0]] if close else ""))
+    return tuple(found)
+
+
+def unknown_settings_warning(key: str, closest: str) -> str:
+    """One line about a TRIAGE_* key no setting reads."""
+    hint = f"; did you mean {closest}?" if closest else ""
+    return f"unknown setting {key} is ignored{hint}"
 
 
 def missing_host_settings(env: Mapping[str, str] | None = None) -> list[tuple[str, str]]:

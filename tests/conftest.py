@@ -21,10 +21,10 @@ import pytest
 
 from localazure import Clock, LocalAzure
 from tests.support.azure import START
-from tests.support.azurite import running_azurite
+from tests.support.azurite import Azurite, running_azurite
 from tests.support.slow import SlowWorkGuard
 
-SLOW_FIXTURES = frozenset({"azurite", "local_azure", "local_azure_factory", "standins"})
+SLOW_FIXTURES = frozenset({"azurite", "azurite_oauth", "local_azure", "local_azure_factory", "standins"})
 SLOW_DIRECTORIES = (Path(__file__).parent / "e2e",)  # every test there drives the whole service
 
 
@@ -57,6 +57,13 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A connection string to a session-wide Azurite (blob, queue and table endpoints)."""
     with running_azurite(tmp_path_factory.mktemp("azurite")) as emulator:
         yield emulator.connection_string
+
+
+@pytest.fixture(scope="session")
+def azurite_oauth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """A session-wide Azurite over HTTPS that accepts bearer tokens (`--oauth basic`): `table_endpoint`, `ca_path`."""
+    with running_azurite(tmp_path_factory.mktemp("azurite-oauth"), oauth=True) as emulator:
+        yield emulator
 
 
 @pytest.fixture(scope="module")

@@ -100,6 +100,12 @@ class AzureClients:
         """Start a run: clears every per-run cache (the engine calls evidence.new_run(), which does the same)."""
         self.evidence.new_run()
 
+    def workspace_query(self, workspace_id: str, label: str = "Log Analytics") -> Any:
+        """A query runner on one workspace with the sources' client and error handling (the self-check's reads)."""
+        from shared.adapters.logs import workspace_query
+
+        return workspace_query(self._logs, workspace_id, label)
+
     def _logs_client(self) -> Any:
         from azure.monitor.query import LogsQueryClient
 

@@ -267,3 +267,20 @@ def gateway_activity_query(*, hosts: tuple[str, ...], since: datetime, until: da
         "| order by GatewayId asc",
     ]
     return "\n".join(lines)
+
+
+def request_traffic_query(*, since: datetime, until: datetime) -> str:
+    """The self-check's read (`python -m shared doctor`): RequestResponse rows per account and status over
+    [since, until), with the latest row's time. That rows arrive proves both the account's diagnostic setting and
+    the service's Log Analytics Reader; the 401/403 counts show whether failures were ever logged."""
+    lines = [
+        f"let Since = {datetime_literal(since)};",
+        f"let Until = {datetime_literal(until)};",
+        "AzureDiagnostics",
+        "| where TimeGenerated >= Since and TimeGenerated < Until",
+        '| where ResourceProvider == "MICROSOFT.COGNITIVESERVICES" and Category == "RequestResponse"',
+        "| summarize Rows = count(), LastSeen = max(TimeGenerated) by ResourceId = tolower(_ResourceId),"
+        " Status = ResultSignature",
+        "| order by ResourceId asc, Status asc",
+    ]
+    return "\n".join(lines)

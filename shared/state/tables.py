@@ -1,6 +1,8 @@
 """Azure Table Storage backend: the production store, in the Function App's own storage account.
 
-Imported only when TRIAGE_STATE_BACKEND=table, so the SDK import stays off the default path. Layout (see
+Imported only when TRIAGE_STATE_BACKEND=table, so the SDK import stays off the default path. It connects with a
+connection string (Azurite, local use) or, identity-based, with the Table service URL and a token credential (the
+Function App's managed identity; shared keys may be off on the account). Layout (see
 docs/state.md): five tables named `<prefix>Incidents|Events|Grants|State|Audit`, created lazily and
 idempotently on first use. Every conditional write uses the entity ETag, so several Function instances never
 act twice on one incident: a lost race surfaces as `ConflictError` (HTTP 409 on create, 412 on replace).
@@ -84,15 +86,28 @@ def _azure_errors(what: str) -> Iterator[None]:
 
 
 class TableStore:
-    def __init__(self, connection_string: str, prefix: str = "triage", **client_options: Any):
-        """`client_options` go to the SDK client (retry_total, connection_timeout, ...)."""
+    def __init__(self, connection_string: str | None = None, prefix: str = "triage", *, endpoint: str | None = None,
+                 credential: Any = None, **client_options: Any):
+        """Either a connection string (Azurite, local use) or the Table service `endpoint` with a token
+        `credential` (identity-based access: a managed identity in Azure). `client_options` go to the SDK client
+        (retry_total, connection_timeout, connection_verify, ...)."""
         if not _PREFIX.fullmatch(prefix):
             raise ValueError(f"table prefix {prefix!r}: expected a letter then up to 49 letters or digits")
-        try:
-            self._service = TableServiceClient.from_connection_string(connection_string, **client_options)
-        except (ValueError, AzureError) as exc:
-            # The SDK's message may quote the connection string; never echo the account key.
-            raise StoreError("the storage connection string (AzureWebJobsStorage) is not valid") from exc
+        if (connection_string is None) == (endpoint is None):
+            raise ValueError("give either a connection string or an endpoint with a credential")
+        if endpoint is not None:
+            if credential is None:
+                raise ValueError("an endpoint needs a token credential")
+            try:
+                self._service = TableServiceClient(endpoint=endpoint, credential=credential, **client_options)
+            except (ValueError, AzureError) as exc:
+                raise StoreError(f"the Table service URL {endpoint!r} is not valid: {exc}") from exc
+        else:
+            try:
+                self._service = TableServiceClient.from_connection_string(str(connection_string), **client_options)
+            except (ValueError, AzureError) as exc:
+                # The SDK's message may quote the connection string; never echo the account key.
+                raise StoreError("the storage connection string (AzureWebJobsStorage) is not valid") from exc
         self.prefix = prefix
         self._clients: dict[str, TableClient] = {}
         self._lock = threading.Lock()

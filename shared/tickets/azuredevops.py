@@ -16,7 +16,7 @@ from typing import Any
 from shared.tickets.base import TicketContent, TicketRef
 from shared.tickets.document import comment_document, ticket_document, ticket_title
 from shared.tickets.http import HttpOptions, TrackerClient, basic_auth, secret_forms, segment
-from shared.tickets.marker import MANAGED_LABEL, marker_for
+from shared.tickets.marker import MANAGED_LABEL, PROBE_MARKER, marker_for
 from shared.tickets.markup.html import render_html
 
 log = logging.getLogger("triage.tickets")
@@ -96,6 +96,11 @@ class AzureDevOpsSink:
     def _is_done(self, item: dict[str, Any]) -> bool:
         state = str(item.get("fields", {}).get("System.State", "")).lower()
         return state == self._closed.lower() or state in DONE_STATES
+
+    def probe(self) -> str:
+        """A read-only look-up (the self-check): raises TicketError/TicketAuthError as a ticket operation would."""
+        self._find(PROBE_MARKER)
+        return f"project {self._project} readable"
 
     def open_or_update(self, content: TicketContent, *, comment: str | None = None) -> TicketRef:
         marker = marker_for(content.fingerprint)

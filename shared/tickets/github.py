@@ -14,7 +14,7 @@ from typing import Any
 from shared.tickets.base import TicketAuthError, TicketContent, TicketRef
 from shared.tickets.document import comment_document, ticket_document, ticket_title
 from shared.tickets.http import HttpOptions, TrackerClient, secret_forms, segment
-from shared.tickets.marker import MANAGED_LABEL, marker_for
+from shared.tickets.marker import MANAGED_LABEL, PROBE_MARKER, marker_for
 from shared.tickets.markup.markdown import render_markdown
 
 log = logging.getLogger("triage.tickets")
@@ -73,6 +73,11 @@ class GitHubIssuesSink:
         items = (result.json() or {}).get("items", [])
         # Only our own first line counts: ticket text from logs could quote another incident's marker.
         return [i for i in items if (i.get("body") or "").startswith(body_marker(marker))]
+
+    def probe(self) -> str:
+        """A read-only look-up (the self-check): raises TicketError/TicketAuthError as a ticket operation would."""
+        self._find(PROBE_MARKER)
+        return f"repository {self._repo} readable"
 
     # ---- TicketSink ----
 

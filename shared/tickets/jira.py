@@ -15,7 +15,7 @@ from typing import Any
 from shared.tickets.base import TicketContent, TicketError, TicketRef
 from shared.tickets.document import Block, Paragraph, Text, comment_document, ticket_document, ticket_title
 from shared.tickets.http import HttpOptions, TrackerClient, basic_auth, secret_forms, segment
-from shared.tickets.marker import MANAGED_LABEL, marker_for
+from shared.tickets.marker import MANAGED_LABEL, PROBE_MARKER, marker_for
 from shared.tickets.markup.adf import render_adf
 
 log = logging.getLogger("triage.tickets")
@@ -70,6 +70,11 @@ class JiraSink:
             if _category(issue) != DONE:
                 return issue
         return issues[0] if issues else None
+
+    def probe(self) -> str:
+        """A read-only look-up (the self-check): raises TicketError/TicketAuthError as a ticket operation would."""
+        self._find(PROBE_MARKER)
+        return f"project {self._project} readable"
 
     def open_or_update(self, content: TicketContent, *, comment: str | None = None) -> TicketRef:
         marker = marker_for(content.fingerprint)

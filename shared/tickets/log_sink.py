@@ -30,6 +30,9 @@ class LogSink:
     def _emit(self, event: str, content: TicketContent, comment: str | None) -> None:
         self._log.warning(log_line(event, content, comment))
 
+    def probe(self) -> str:
+        return f"writes to the {self._log.name} log"
+
     def open_or_update(self, content: TicketContent, *, comment: str | None = None) -> TicketRef:
         self._emit("ticket.open_or_update", content, comment)
         return TicketRef(self.name, content.incident_id)

@@ -13,7 +13,7 @@ from typing import Any
 from shared.tickets.base import TicketContent, TicketRef
 from shared.tickets.document import Paragraph, Text, comment_document, ticket_document, ticket_title
 from shared.tickets.http import HttpOptions, TrackerClient, basic_auth, secret_forms
-from shared.tickets.marker import MANAGED_LABEL, marker_for
+from shared.tickets.marker import MANAGED_LABEL, PROBE_MARKER, marker_for
 from shared.tickets.markup.plain import render_plain
 
 log = logging.getLogger("triage.tickets")
@@ -68,6 +68,11 @@ class ServiceNowSink:
                 return record
         return records[0] if records else None
 
+
+    def probe(self) -> str:
+        """A read-only look-up (the self-check): raises TicketError/TicketAuthError as a ticket operation would."""
+        self._find(PROBE_MARKER)
+        return f"incident table of {self._instance} readable"
 
     def open_or_update(self, content: TicketContent, *, comment: str | None = None) -> TicketRef:
         marker = marker_for(content.fingerprint)

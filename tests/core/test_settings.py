@@ -111,3 +111,79 @@ def test_an_unset_schedule_is_missing_for_the_host_only():
     assert load_settings({}).host_problems == ()  # the CLI and tests never go through the host
     assert [k for k, _ in missing_host_settings({})] == ["TRIAGE_SCAN_SCHEDULE"]
     assert missing_host_settings({"TRIAGE_SCAN_SCHEDULE": "0 */5 * * * *"}) == []
+
+
+# ---- settings hygiene and identity-based storage (issue 15) ----
+
+WORKSPACE = "9c8b7a6d-5e4f-4a3b-8c2d-000000000003"
+
+
+@pytest.mark.parametrize("key", ["TRIAGE_WORKSPACE_IDS", "TRIAGE_APPINSIGHTS_WORKSPACE_IDS",
+                                 "TRIAGE_APIM_WORKSPACE_IDS"])
+def test_workspace_ids_must_be_guids(key):
+    assert getattr(load_settings({key: f" {WORKSPACE} , {WORKSPACE.upper()}"}),
+                   key.removeprefix("TRIAGE_").lower()) == (WORKSPACE, WORKSPACE.upper())
+    with pytest.raises(SettingsError) as info:
+        load_settings({key: f"{WORKSPACE},law-prod"})
+    ((bad_key, why),) = info.value.problems
+    assert bad_key == key and "'law-prod' is not a GUID" in why
+
+
+def test_unknown_triage_keys_are_kept_with_the_closest_known_name():
+    settings = load_settings({"TRIAGE_MOD": "enforce", "TRIAGE_WORKSPACE_ID": WORKSPACE, "TRIAGE_QQQQQQQQQQQQQQ": "1",
+                              "TRIAGE_DEMO_TICKETS": "jira", "OTHER": "x"})
+    assert settings.mode == "recommend"  # the misspelled key changes nothing
+    assert settings.unknown_settings == (("TRIAGE_MOD", "TRIAGE_MODE"), ("TRIAGE_QQQQQQQQQQQQQQ", ""),
+                                         ("TRIAGE_WORKSPACE_ID", "TRIAGE_WORKSPACE_IDS"))
+
+
+def test_in_azure_the_state_backend_defaults_to_table_and_sqlite_is_refused():
+    azure = {"WEBSITE_INSTANCE_ID": "0123abcd", "AzureWebJobsStorage__accountName": "triagestate",
+             "AzureWebJobsStorage__credential": "managedidentity"}
+    settings = load_settings(azure)
+    assert settings.running_in_azure and settings.state_backend == "table"
+    assert settings.table_endpoint == "https://triagestate.table.core.windows.net"
+    with pytest.raises(SettingsError) as info:
+        load_settings({**azure, "TRIAGE_STATE_BACKEND": "sqlite"})
+    ((key, why),) = info.value.problems
+    assert key == "TRIAGE_STATE_BACKEND" and "sqlite is refused in Azure" in why
+    assert load_settings({}).state_backend == "sqlite" and not load_settings({}).running_in_azure
+
+
+def test_identity_based_table_storage_reads_the_functions_host_settings_in_any_case():
+    uri = "https://triagestate.table.core.windows.net/"
+    user_assigned = "0B0B0B0B-0000-4000-8000-000000000001"
+    settings = load_settings({"TRIAGE_STATE_BACKEND": "table", "azurewebjobsstorage__TableServiceUri": uri,
+                              "AzureWebJobsStorage__credential": "ManagedIdentity",
+                              "AzureWebJobsStorage__clientId": user_assigned})
+    assert settings.table_endpoint == uri.rstrip("/") and settings.storage_credential == "managedidentity"
+    assert settings.storage_identity_client_id == user_assigned.lower()
+    assert load_settings({"AZURE_CLIENT_ID": user_assigned}).storage_identity_client_id == user_assigned.lower()
+    assert "unknown_settings" not in json.dumps(settings.redacted())
+
+
+@pytest.mark.parametrize(("env", "key", "why"), [
+    ({}, "AzureWebJobsStorage", "AzureWebJobsStorage__tableServiceUri"),
+    ({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "AzureWebJobsStorage__accountName": "acct"},
+     "AzureWebJobsStorage", "not both"),
+    ({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "AzureWebJobsStorage__credential": "managedidentity"},
+     "AzureWebJobsStorage__credential", "only used with"),
+    ({"AzureWebJobsStorage__accountName": "acct", "AzureWebJobsStorage__clientId": SP}, "AzureWebJobsStorage__clientId",
+     "credential=managedidentity"),
+    ({"AzureWebJobsStorage__accountName": "Not_An_Account"}, "AzureWebJobsStorage__accountName", "storage account"),
+    ({"AzureWebJobsStorage__tableServiceUri": "http://plain"}, "AzureWebJobsStorage__tableServiceUri", "https://"),
+    ({"AzureWebJobsStorage__accountName": "acct", "AzureWebJobsStorage__credential": "key"},
+     "AzureWebJobsStorage__credential", "managedidentity"),
+])
+def test_table_storage_settings_that_do_not_fit_are_named(env, key, why):
+    with pytest.raises(SettingsError) as info:
+        load_settings({"TRIAGE_STATE_BACKEND": "table", **env})
+    assert [k for k, _ in info.value.problems] == [key] and why in info.value.problems[0][1]
+
+
+def test_a_settings_error_has_a_one_line_form():
+    with pytest.raises(SettingsError) as info:
+        load_settings({"TRIAGE_MODE": "yolo", "TRIAGE_WORKSPACE_IDS": "ws"})
+    line = info.value.one_line()
+    assert "\n" not in line and line.startswith("invalid settings: TRIAGE_MODE: ")
+    assert "; TRIAGE_WORKSPACE_IDS: 'ws' is not a GUID" in line

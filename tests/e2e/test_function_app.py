@@ -30,6 +30,7 @@ HTTP_ROUTES = {
     "approve": ("incidents/{incident_id}/approve", "POST"),
     "revoke": ("incidents/{incident_id}/revoke", "POST"),
     "health": ("health", "GET"),
+    "health_deep": ("health/deep", "GET"),  # the self-check, behind the function key (issue 15)
 }
 SDK_CLIENTS = ("azure.identity", "azure.mgmt.authorization", "azure.mgmt.cognitiveservices", "azure.monitor.query",
                "azure.eventgrid", "azure.data.tables")

@@ -1,5 +1,6 @@
 """The Store contract (shared/state/base.py), run against both backends: SQLite on a real file, and Azure Table
-Storage through the real azure-data-tables client against a real Azurite. Nothing is mocked."""
+Storage through the real azure-data-tables client against a real Azurite, once with its shared key and once
+identity-based (Azurite in OAuth mode over HTTPS, bearer tokens from a token credential). Nothing is mocked."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from localazure import JwtCredential
 from shared.core.incidents import (
     ASSIGNED,
     DETECTED,
@@ -32,10 +34,18 @@ from shared.state.codec import MAX_RECORD_UTF16_BYTES
 from shared.state.factory import open_store
 from shared.state.sqlite import SqliteStore
 from shared.state.tables import MAX_KEY_CHARS, TableStore, table_key
-from tests.support.azurite import free_ports, running_azurite, unique_table_prefix
+from tests.support.azurite import Azurite, free_ports, running_azurite, unique_table_prefix
 
 T0 = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 IST = timezone(timedelta(hours=5, minutes=30))
+STORAGE_IDENTITY = "6d1c0a3e-0000-4000-8000-00000000570e"  # the Function App's managed identity, say
+TENANT = "7f1e2d3c-4b5a-4968-8776-000000000002"
+
+
+def identity_store(emulator: Azurite, prefix: str, credential=None, **options) -> TableStore:
+    """A table store on the OAuth-mode Azurite, connected as identity-based storage is: URL plus token."""
+    return TableStore(endpoint=emulator.table_endpoint, credential=credential or JwtCredential(STORAGE_IDENTITY,
+                      TENANT), prefix=prefix, connection_verify=emulator.ca_path, **options)
 
 
 @dataclass
@@ -52,15 +62,19 @@ class Backend:
         return store
 
 
-@pytest.fixture(params=["sqlite", pytest.param("table", marks=pytest.mark.azurite)])
+@pytest.fixture(params=["sqlite", pytest.param("table", marks=pytest.mark.azurite),
+                        pytest.param("table-identity", marks=pytest.mark.azurite)])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    prefix = unique_table_prefix()
     if request.param == "sqlite":
         path = str(tmp_path / "state.sqlite3")
         chosen = Backend("sqlite", lambda: SqliteStore(path))
-    else:
+    elif request.param == "table":
         connection = request.getfixturevalue("azurite")
-        prefix = unique_table_prefix()
         chosen = Backend("table", lambda: TableStore(connection, prefix))
+    else:
+        emulator = request.getfixturevalue("azurite_oauth")
+        chosen = Backend("table", lambda: identity_store(emulator, prefix))
     yield chosen
     for store in chosen.opened:
         store.close()
@@ -547,6 +561,71 @@ def test_open_store_opens_the_table_backend_with_its_prefix(azurite):
     assert TableStore(azurite, unique_table_prefix()).get_incident(make_incident().id) is None
     twin.close()
     store.close()
+
+
+@pytest.mark.azurite
+def test_open_store_connects_identity_based_with_the_table_service_url_and_a_token(azurite_oauth):
+    prefix = unique_table_prefix()
+    credential = JwtCredential(STORAGE_IDENTITY, TENANT)
+    settings = Settings(state_backend="table", storage_table_service_uri=azurite_oauth.table_endpoint,
+                        storage_credential="managedidentity", ca_bundle=azurite_oauth.ca_path, table_prefix=prefix)
+    store = open_store(settings, credential=credential)
+    assert isinstance(store, TableStore) and store.prefix == prefix
+    store.put_incident(make_incident())
+    twin = identity_store(azurite_oauth, prefix)
+    assert twin.get_incident(make_incident().id) is not None
+    assert {scopes for scopes in credential.scopes_requested} == {("https://storage.azure.com/.default",)}
+    twin.close()
+    store.close()
+
+
+@pytest.mark.azurite
+@pytest.mark.parametrize("claims", [{"aud": "https://management.azure.com"}, {"iss": "https://evil.example/t/"},
+                                    {"exp": 1_000_000_000}], ids=["wrong-audience", "wrong-issuer", "expired"])
+def test_a_token_storage_refuses_is_a_store_error_naming_the_operation(azurite_oauth, claims):
+    store = identity_store(azurite_oauth, unique_table_prefix(), JwtCredential(STORAGE_IDENTITY, TENANT, **claims),
+                           retry_total=0)
+    with pytest.raises(StoreError, match="create table"):
+        store.get_incident("inc-1")
+    store.close()
+
+
+def test_a_credential_that_cannot_get_a_token_is_a_store_error():
+    from azure.identity import CredentialUnavailableError
+
+    class NoIdentity:
+        def get_token(self, *scopes, **kwargs):
+            raise CredentialUnavailableError("ManagedIdentityCredential authentication unavailable, no response")
+
+        get_token_info = get_token
+
+    (port,) = free_ports(1)
+    store = TableStore(endpoint=f"https://127.0.0.1:{port}/devstoreaccount1", credential=NoIdentity(),
+                       prefix=unique_table_prefix(), retry_total=0)
+    with pytest.raises(StoreError, match="ManagedIdentityCredential authentication unavailable"):
+        store.ping()
+    store.close()
+
+
+def test_a_table_store_takes_a_connection_string_or_an_endpoint_with_a_credential():
+    with pytest.raises(ValueError, match="either"):
+        TableStore()
+    with pytest.raises(ValueError, match="either"):
+        TableStore("UseDevelopmentStorage=true", endpoint="https://a.table.core.windows.net", credential=object())
+    with pytest.raises(ValueError, match="credential"):
+        TableStore(endpoint="https://a.table.core.windows.net")
+
+
+def test_storage_credential_follows_the_functions_host_settings():
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+    from shared.state.factory import storage_credential
+
+    user_assigned = "0b0b0b0b-0000-4000-8000-000000000001"
+    managed = storage_credential(Settings(storage_credential="managedidentity", storage_client_id=user_assigned))
+    assert isinstance(managed, ManagedIdentityCredential)
+    assert isinstance(storage_credential(Settings(storage_credential="managedidentity")), ManagedIdentityCredential)
+    assert isinstance(storage_credential(Settings()), DefaultAzureCredential)
 
 
 def test_open_store_refuses_the_table_backend_without_a_connection_string():
