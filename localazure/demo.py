@@ -28,6 +28,9 @@ from typing import Any, TextIO
 
 SCENARIO = Path(__file__).parent / "scenarios" / "demo.json"
 PROPAGATION_SECONDS = 10  # "10 minutes", compressed
+# A check counts the traffic from the role's effective time on, and finds none (then waits 15 minutes) unless a
+# cycle's traffic landed between that time and the check: the lag must outlast one scan on a loaded machine.
+INGESTION_LAG_SECONDS = 5
 ONCALL = "oncall@contoso.example"
 PROVIDERS = ("github", "azuredevops", "servicenow", "jira", "webhook", "log")
 TRACKERS = ("github", "azuredevops", "servicenow", "jira")
@@ -105,7 +108,7 @@ def _settings_env(az: Any, trackers: Any, provider: str, state_dir: str) -> dict
         "TRIAGE_CA_BUNDLE": az.ca_path,
         "TRIAGE_LOCAL_TOKEN": "demo-token",
         "TRIAGE_PROPAGATION_WINDOW_SECONDS": str(PROPAGATION_SECONDS),
-        "TRIAGE_INGESTION_LAG_SECONDS": "1",
+        "TRIAGE_INGESTION_LAG_SECONDS": str(INGESTION_LAG_SECONDS),
         "TRIAGE_LOOKBACK_OVERLAP_MINUTES": "1",
         "TRIAGE_INCIDENT_COOLDOWN_MINUTES": "60",
         "TRIAGE_TICKET_COMMENT_INTERVAL_MINUTES": "0",
