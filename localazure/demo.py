@@ -2,8 +2,9 @@
 
 It starts `localazure` with the bundled demo scenario (real clock, RBAC propagation compressed to 10 s, the
 default log shape: server-side rows carry only what Azure documents), points the service at it with SQLite state,
-a tracker stand-in and the apps' client-side records (Application Insights in the same workspace, each app named
-by the ARM resource whose managed identity calls), then drives function_app exactly as Azure would:
+a tracker stand-in, the apps' client-side records (Application Insights in the same workspace, each app named
+by the ARM resource whose managed identity calls), the API Management gateway logs, and a second workspace that has
+received no diagnostics yet, then drives function_app exactly as Azure would:
 timer cycles (`scan`), events delivered to the Event Grid function (`events`), and an on-call approval over HTTP
 (`POST /api/incidents/{id}/approve`). Lives in localazure/ because it needs the stand-in; shared/ never imports it.
 """
@@ -12,11 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +28,9 @@ from typing import Any, TextIO
 
 SCENARIO = Path(__file__).parent / "scenarios" / "demo.json"
 PROPAGATION_SECONDS = 10  # "10 minutes", compressed
+# A check counts the traffic from the role's effective time on, and finds none (then waits 15 minutes) unless a
+# cycle's traffic landed between that time and the check: the lag must outlast one scan on a loaded machine.
+INGESTION_LAG_SECONDS = 5
 ONCALL = "oncall@contoso.example"
 PROVIDERS = ("github", "azuredevops", "servicenow", "jira", "webhook", "log")
 TRACKERS = ("github", "azuredevops", "servicenow", "jira")
@@ -64,21 +71,36 @@ CASES = (
          allowlist=_entry("0de70000-0011-4000-8000-000000000011", name="dana", principal_type="User")),
     Case("approved-by-oncall", "0de70000-0012-4000-8000-000000000012", "aoai-demo",
          allowlist=_entry("0de70000-0012-4000-8000-000000000012", name="nightly-batch", require_approval=True)),
+    # API Management calls the account with its own managed identity: that identity is the failing principal (and
+    # the one the platform team allowlisted), never chat-frontend, the app calling the gateway.
+    Case("ai-gateway", "0de70000-0013-4000-8000-000000000013", "aoai-demo",
+         allowlist=_entry("0de70000-0013-4000-8000-000000000013", name="contoso-apim")),
 )
+GATEWAY_CALLER = "0de70000-0014-4000-8000-000000000014"  # chat-frontend, behind contoso-apim
+
+
+def _scenario() -> dict[str, Any]:
+    return json.loads(SCENARIO.read_text(encoding="utf-8"))
 
 
 def _app_identities() -> dict[str, str]:
     """AppRoleName -> the ARM id of the app resource whose managed identity it runs as (the scenario's apps)."""
-    apps = json.loads(SCENARIO.read_text(encoding="utf-8")).get("app_resources", [])
+    apps = _scenario().get("app_resources", [])
     return {app["id"].rsplit("/", 1)[-1]: app["id"] for app in apps}
+
+
+def _workspace_ids(az: Any) -> str:
+    """The main workspace, then the scenario's others (a workspace that has received no diagnostics yet)."""
+    return ",".join([az.workspace_id, *(w["id"] for w in _scenario().get("workspaces", []))])
 
 
 def _settings_env(az: Any, trackers: Any, provider: str, state_dir: str) -> dict[str, str]:
     env = {
         "TRIAGE_MODE": "enforce",
         "TRIAGE_ALLOWLIST": json.dumps([c.allowlist for c in CASES if c.allowlist]),
-        "TRIAGE_WORKSPACE_IDS": az.workspace_id,
+        "TRIAGE_WORKSPACE_IDS": _workspace_ids(az),
         "TRIAGE_APPINSIGHTS_WORKSPACE_IDS": az.workspace_id,
+        "TRIAGE_APIM_WORKSPACE_IDS": az.workspace_id,
         "TRIAGE_APP_IDENTITIES": json.dumps(_app_identities()),
         "TRIAGE_ARM_ENDPOINT": az.arm_url,
         "TRIAGE_LOGS_ENDPOINT": az.logs_url,
@@ -86,7 +108,7 @@ def _settings_env(az: Any, trackers: Any, provider: str, state_dir: str) -> dict
         "TRIAGE_CA_BUNDLE": az.ca_path,
         "TRIAGE_LOCAL_TOKEN": "demo-token",
         "TRIAGE_PROPAGATION_WINDOW_SECONDS": str(PROPAGATION_SECONDS),
-        "TRIAGE_INGESTION_LAG_SECONDS": "1",
+        "TRIAGE_INGESTION_LAG_SECONDS": str(INGESTION_LAG_SECONDS),
         "TRIAGE_LOOKBACK_OVERLAP_MINUTES": "1",
         "TRIAGE_INCIDENT_COOLDOWN_MINUTES": "60",
         "TRIAGE_TICKET_COMMENT_INTERVAL_MINUTES": "0",
@@ -112,6 +134,7 @@ class Demo:
         self.first_diagnosis: dict[str, dict[str, Any]] = {}
         self.counts_by_cycle: dict[str, list[int]] = {}
         self.failing_during_propagation: set[str] = set()
+        self.source_notes: set[str] = set()
 
     def say(self, text: str) -> None:
         if self.out is not None:
@@ -157,8 +180,13 @@ class Demo:
         az.simulate(ticks=1)
         time.sleep(0.2)  # rows land in the workspace before the query, like ingestion
         scan = function_app.scan.build().get_user_function()
-        scan(TimerRequest(past_due=False))
+        with _logged("source ") as seen:
+            scan(TimerRequest(past_due=False))
         self.say(f"  timer cycle {label}: scanned")
+        for line in seen:  # what a source said, the first time it says it (no data yet, a failure)
+            if line not in self.source_notes:
+                self.source_notes.add(line)
+                self.say(f"    {line}")
 
     def _incident_for(self, runtime: Any, case: Case) -> Any:
         from shared.core.allowlist import normalize_object_id, normalize_scope
@@ -188,26 +216,8 @@ class Demo:
 
     def _deliver(self, function_app: Any, event: Any, label: str) -> None:
         """Call the Event Grid function as the host would; its log line says what became of the event."""
-        import logging
-
-        seen: list[str] = []
-
-        class Capture(logging.Handler):
-            def emit(self, record: logging.LogRecord) -> None:
-                message = record.getMessage()
-                if message.startswith("event "):
-                    seen.append(message)
-
-        handler = Capture(level=logging.INFO)
-        logger = logging.getLogger("triage")
-        previous = logger.level
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        try:
+        with _logged("event ") as seen:
             function_app.events.build().get_user_function()(event)
-        finally:
-            logger.removeHandler(handler)
-            logger.setLevel(previous)
         outcome = seen[-1] if seen else "event: (no outcome logged)"
         self.events.append({"event": label, "outcome": outcome})
         self.say(f"  {label}: {outcome}")
@@ -313,14 +323,45 @@ class Demo:
                 "status": incident.status,
                 "refusals": _refusals(runtime, incident.id) if first.get("role_fixable") else [],
             })
+        from shared.engine.sources import source_health
+
         return {"mode": runtime.settings.mode, "incidents": incidents, "grants": grants, "tickets": total_tickets,
-                "events": self.events, "approval": self.approval, "provider": self.provider}
+                "events": self.events, "approval": self.approval, "provider": self.provider,
+                "sources": source_health(runtime), "gateway_caller_incidents": self._caller_incidents(runtime)}
+
+    @staticmethod
+    def _caller_incidents(runtime: Any) -> int:
+        """Incidents of the app behind the gateway: none, since the gateway's identity is the one that fails."""
+        return sum(1 for i in runtime.store.list_incidents() if (i.principal_id or "").lower() == GATEWAY_CALLER)
 
     def _ticket_refs(self, runtime: Any) -> list[str]:
         refs = []
         for incident in runtime.store.list_incidents():
             refs.extend(f"{incident.id}: {sink} {ref}" for sink, ref in incident.ticket_refs.items())
         return refs
+
+
+@contextmanager
+def _logged(prefix: str) -> Iterator[list[str]]:
+    """The service's INFO-and-above log lines that start with `prefix`, while the block runs."""
+    seen: list[str] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            message = record.getMessage()
+            if message.startswith(prefix):
+                seen.append(message)
+
+    handler = Capture(level=logging.INFO)
+    logger = logging.getLogger("triage")
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield seen
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
 
 
 def _refusals(runtime: Any, incident_id: str) -> list[str]:
@@ -334,6 +375,8 @@ def _refusals(runtime: Any, incident_id: str) -> list[str]:
 
 CONTRACT_KEYS = ("case", "principal_id", "resource_id", "cause", "action", "role", "scope", "verification",
                  "tickets")
+SOURCE_KEYS = ("name", "state", "detail")
+SOURCE_STATES = {"no_data": "no data yet"}  # how the report words a source state
 
 
 def contract_view(report: dict[str, Any]) -> dict[str, Any]:
@@ -343,6 +386,7 @@ def contract_view(report: dict[str, Any]) -> dict[str, Any]:
         "incidents": [{k: i[k] for k in CONTRACT_KEYS} for i in report["incidents"]],
         "grants": report["grants"],
         "tickets": report["tickets"],
+        "sources": [{k: s[k] for k in SOURCE_KEYS} for s in report["sources"]],
     }
 
 
@@ -356,11 +400,20 @@ def print_report(report: dict[str, Any], out: TextIO) -> None:
                      i["verification"] or "-", str(i["tickets"]), "->".join(map(str, i["counts_by_cycle"][:4]))])
     headers = ["case", "cause", "action", "role", "scope", "verification", "tickets", "count/cycle"]
     widths = [max(len(h), *(len(r[n]) for r in rows)) for n, h in enumerate(headers)]
-    out.write("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + "\n")
-    out.write("  ".join("-" * w for w in widths) + "\n")
-    for row in rows:
-        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + "\n")
+    for row in [headers, ["-" * w for w in widths], *rows]:
+        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
     out.write(f"\ngrants: {report['grants']}   tickets: {report['tickets']}\n")
+    gateway = next((i for i in report["incidents"] if i["case"] == "ai-gateway"), None)
+    if gateway is not None:
+        out.write(f"ai-gateway: the failing principal is the gateway's managed identity {gateway['principal_id']}; "
+                  f"incidents of its caller {GATEWAY_CALLER}: {report['gateway_caller_incidents']}\n")
+    if report.get("sources"):
+        out.write("sources after the last cycle:\n")
+        width = max(len(s["name"]) for s in report["sources"])
+        for source in report["sources"]:
+            reason = "" if source["state"] == "ok" else f"  {source['detail'].rsplit('; ', 1)[-1]}"
+            out.write(f"  {source['name'].ljust(width)}  {SOURCE_STATES.get(source['state'], source['state'])}"
+                      f"{reason}\n")
     if report.get("approval"):
         a = report["approval"]
         out.write(f"approval: {a['incident']} -> HTTP {a['status_code']} {json.dumps(a['body'])}\n")

@@ -117,6 +117,9 @@ caller and takes the client's request URL and error text (`shared/core/correlati
 logged caller joins nothing. A caller that only client records name (no server row confirms it, e.g. when
 rejected requests are not logged) is named by telemetry the app writes itself: its diagnosis stands, but the
 policy's `mode` rule waits for an on-call engineer's approval before any grant ([policy.md](policy.md)).
+API Management gateway logs join the same way: the caller is the gateway's managed identity, read from the API
+Management resource the row names (so a gateway group alone needs no approval for being named), and the gateway
+adds the backend URL and, when its diagnostic setting logs backend bodies, the error text.
 
 **Text, when present, still refines the cause** (its data action beats the row's names), and where text and
 evidence disagree the confidence drops to medium and an evidence line, which the ticket shows, says why: a

@@ -8,7 +8,8 @@ the backend host.
 
 Columns read (Azure Monitor table reference, ApiManagementGatewayLogs): `TimeGenerated`, `_ResourceId`,
 `BackendUrl`, `BackendMethod`, `BackendResponseCode`, `LastErrorReason`, `LastErrorMessage`, and
-`BackendResponseBody` (logged only when the diagnostic setting logs backend bodies).
+`BackendResponseBody` (logged only when the diagnostic setting logs backend bodies). A workspace that has not
+received `ApiManagementGatewayLogs` yet is no data yet, as for the other sources (shared/adapters/logs.py).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from shared.adapters.failure_rows import (
     row_group,
     row_text,
 )
-from shared.adapters.logs import SourceError, workspace_query
+from shared.adapters.logs import NoDataYet, SourceError, workspace_query
 from shared.core.allowlist import normalize_object_id
 from shared.core.model import ENTRA, FailureSignal
 from shared.core.ports import Activity, SourceBatch
@@ -109,7 +110,10 @@ class GatewayLogsSource:
     ) -> SourceBatch:
         overlap_start = start if watermark is None else max(start, watermark)
         text = kql.gateway_failures_query(start=start, watermark=overlap_start, end=end)
-        rows, partial = self._query.run(text, start, end)
+        try:
+            rows, partial = self._query.run(text, start, end)
+        except NoDataYet as missing:  # no gateway has sent its logs to this workspace yet
+            return SourceBatch(self.name, start, end, (), no_data=str(missing))
 
         def to_signal(row: Mapping[str, Any]) -> FailureSignal:
             return gateway_signal(row, self.name, identity_of=self._identity_of, resource_of=self._resource_of)
@@ -127,8 +131,11 @@ class GatewayLogsSource:
         hosts = self._hosts_of(resource_id) if wanted else ()
         if not wanted or not hosts:
             return Activity(0, 0)
-        rows, partial = self._query.run(kql.gateway_activity_query(hosts=hosts, since=since, until=until),
-                                        since, until)
+        try:
+            rows, partial = self._query.run(kql.gateway_activity_query(hosts=hosts, since=since, until=until),
+                                            since, until)
+        except NoDataYet:
+            return Activity(0, 0)
         if partial:
             # A partial answer may undercount failures; verification must not resolve on it.
             raise SourceError(f"{self.name}: partial result while verifying: {'; '.join(partial)}")

@@ -170,22 +170,45 @@ def _host_filter() -> str:
     return "| where " + " or ".join(f"Host endswith {literal(s)}" for s in INFERENCE_HOST_SUFFIXES)
 
 
-def client_failures_query(*, start: datetime, watermark: datetime, end: datetime) -> str:
-    """Client-side 401/403 groups from workspace-based Application Insights: dependency calls to the inference
-    endpoints, left-joined to the exception of the same operation for an error message."""
-    lines = _window(start, watermark, end)
-    lines += [
+_CLIENT_GROUP_BY = "AppRoleName, Host, Name, Status = ResultCode"
+
+
+def _client_failure_rows() -> list[str]:
+    return [
         "AppDependencies",
         "| where TimeGenerated >= WindowStart and TimeGenerated < WindowEnd",
         f"| where ResultCode in {_literal_list(CLIENT_FAILURE_STATUSES)}",
         '| extend Host = tolower(tostring(split(Target, ":")[0]))',
         _host_filter(),
-        "| join kind=leftouter (AppExceptions"
+    ]
+
+
+def client_failures_query(*, start: datetime, watermark: datetime, end: datetime) -> str:
+    """Client-side 401/403 groups from workspace-based Application Insights: dependency calls to the inference
+    endpoints. AppDependencies only: an app that never logged an exception has no AppExceptions table, and a query
+    naming it would fail as a whole; the messages come from client_messages_query()."""
+    lines = _window(start, watermark, end)
+    lines += [
+        *_client_failure_rows(),
+        "| summarize Failures = count(), OverlapFailures = countif(TimeGenerated < Watermark),"
+        f" FirstSeen = min(TimeGenerated), LastSeen = max(TimeGenerated) by {_CLIENT_GROUP_BY}",
+        "| order by AppRoleName asc, Host asc, Name asc, Status asc",
+    ]
+    return "\n".join(lines)
+
+
+def client_messages_query(*, start: datetime, end: datetime) -> str:
+    """One error message per client_failures_query() group over [start, end): the text of the AppExceptions
+    record of a failed call's operation. Groups without one are not returned; a workspace whose apps never logged
+    an exception has no AppExceptions table, and this query answers "no such table" (no messages)."""
+    lines = [
+        f"let WindowStart = {datetime_literal(start)};",
+        f"let WindowEnd = {datetime_literal(end)};",
+        *_client_failure_rows(),
+        "| join kind=inner (AppExceptions"
         " | where TimeGenerated >= WindowStart and TimeGenerated < WindowEnd and isnotempty(OperationId)"
         " | summarize ExceptionMessage = take_any(OuterMessage) by OperationId) on OperationId",
-        "| summarize Failures = count(), OverlapFailures = countif(TimeGenerated < Watermark),"
-        " FirstSeen = min(TimeGenerated), LastSeen = max(TimeGenerated), SampleMessage = take_any(ExceptionMessage)"
-        " by AppRoleName, Host, Name, Status = ResultCode",
+        f"| summarize SampleMessage = take_any(ExceptionMessage) by {_CLIENT_GROUP_BY}",
         "| order by AppRoleName asc, Host asc, Name asc, Status asc",
     ]
     return "\n".join(lines)

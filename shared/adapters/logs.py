@@ -1,7 +1,8 @@
 """Failure sources over Log Analytics (azure-monitor-query `LogsQueryClient`).
 
 - `LogAnalyticsSource`: server-side AzureDiagnostics (Cognitive Services RequestResponse) of one workspace.
-- `AppInsightsSource`: client-side AppDependencies of one workspace-based Application Insights workspace.
+- `AppInsightsSource`: client-side AppDependencies of one workspace-based Application Insights workspace, with the
+  AppExceptions message of each group when the workspace has that table.
 
 Only summarized groups come back (kql.py). 429/5xx are retried by the azure-core retry policy; when retries run
 out, or the query fails outright, `SourceError` says which workspace and why, with the whole error (every code and
@@ -250,6 +251,10 @@ class AppInsightsSource:
             rows, partial = self._query.run(text, start, end)
         except NoDataYet as missing:
             return SourceBatch(self.name, start, end, (), no_data=str(missing))
+        if rows:
+            messages, more = self._messages(start, end)
+            rows = [{**row, "SampleMessage": messages.get(_client_group(row))} for row in rows]
+            partial += more
 
         def to_signal(row: Mapping[str, Any]):
             return dependency_signal(row, self.name, identity_of=self._identity_of, resource_of=self._resource_of)
@@ -259,6 +264,16 @@ class AppInsightsSource:
             wanted = {account_key(r) for r in resource_ids}
             signals = tuple(s for s in signals if s.resource_id and account_key(s.resource_id) in wanted)
         return SourceBatch(self.name, start, end, signals, partial_errors=partial, rejected=rejected)
+
+    def _messages(self, start: datetime, end: datetime) -> tuple[dict[tuple[str, ...], Any], tuple[str, ...]]:
+        """The exception message of each failure group that has one. No AppExceptions table (the apps never logged
+        an exception) means no messages: the failures are still read."""
+        try:
+            rows, partial = self._query.run(kql.client_messages_query(start=start, end=end), start, end)
+        except NoDataYet as missing:
+            log.debug("%s: no exception messages: %s", self.name, missing)
+            return {}, ()
+        return {_client_group(row): row.get("SampleMessage") for row in rows}, partial
 
     def activity(self, principal_id: str | None, resource_id: str, since: datetime, until: datetime) -> Activity:
         if principal_id is None:
@@ -274,6 +289,11 @@ class AppInsightsSource:
         except NoDataYet:
             return Activity(0, 0)
         return _activity(rows, partial, self.name)
+
+
+def _client_group(row: Mapping[str, Any]) -> tuple[str, ...]:
+    """The group key both client-side queries summarize by."""
+    return tuple(str(row.get(column) or "") for column in ("AppRoleName", "Host", "Name", "Status"))
 
 
 def workspace_query(client: Any, workspace_id: str, label: str, server_timeout: int = 180) -> _WorkspaceQuery:

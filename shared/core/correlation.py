@@ -12,6 +12,11 @@ their times overlap (within JOIN_SLACK, for ingestion and clock differences). A 
 When several client groups with different URLs join one server group, the server group takes neither URL nor text
 (they would disagree), but still absorbs them.
 
+API Management gateway logs join the same way: the account logs the gateway's backend call with the gateway's
+identity as caller, and the gateway logs the same call with its backend URL (and the backend's error body when the
+diagnostic setting logs it), so without the join every failure would be counted twice. The gateway's identity is
+read from its ARM resource, which Azure names in the row, so a gateway group is never "named by telemetry".
+
 A signal whose caller comes only from client records (no server row joined it) is named by the app's own
 telemetry, which the app writes itself: `identity_from_client_records` says so, and the policy then asks for an
 engineer's approval before any grant.
@@ -28,11 +33,18 @@ from shared.core.resource_ids import account_key
 
 # Sources named `appinsights:<workspace>` (shared/adapters/logs.py AppInsightsSource) read client-side records.
 CLIENT_SOURCE_PREFIX = "appinsights:"
+# Sources named `apim:<workspace>` (shared/adapters/gateway_logs.py) read the gateways' view of backend calls.
+GATEWAY_SOURCE_PREFIX = "apim:"
 JOIN_SLACK = timedelta(minutes=5)
 
 
 def is_client_record(signal: FailureSignal) -> bool:
     return (signal.source or "").startswith(CLIENT_SOURCE_PREFIX)
+
+
+def is_other_side(signal: FailureSignal) -> bool:
+    """A group that records failures a server row also records (client-side records, gateway logs)."""
+    return is_client_record(signal) or (signal.source or "").startswith(GATEWAY_SOURCE_PREFIX)
 
 
 def identity_from_client_records(signal: FailureSignal | None) -> bool:
@@ -71,11 +83,11 @@ def _enrich(server: FailureSignal, clients: Sequence[FailureSignal]) -> FailureS
 
 
 def join_client_records(signals: Iterable[FailureSignal]) -> list[FailureSignal]:
-    """The signals with every client group that joins a server group absorbed into it (order kept)."""
+    """The signals with every client or gateway group that joins a server group absorbed into it (order kept)."""
     signals = list(signals)
     servers: dict[tuple[str, str, int], list[int]] = {}
     for index, signal in enumerate(signals):
-        key = _key(signal) if not is_client_record(signal) else None
+        key = _key(signal) if not is_other_side(signal) else None
         if key is not None:
             servers.setdefault(key, []).append(index)
     if not servers:
@@ -83,7 +95,7 @@ def join_client_records(signals: Iterable[FailureSignal]) -> list[FailureSignal]
     joined: dict[int, list[FailureSignal]] = {}
     absorbed: set[int] = set()
     for index, signal in enumerate(signals):
-        key = _key(signal) if is_client_record(signal) else None
+        key = _key(signal) if is_other_side(signal) else None
         if key is None:
             continue
         match = next((i for i in servers.get(key, ()) if _overlap(signals[i], signal)), None)

@@ -138,3 +138,17 @@ def test_activity_counts_the_gateways_backend_calls_once_it_holds_the_role(az):
     az.faults.add(service="logs", partial=True)
     with pytest.raises(SourceError, match="partial result while verifying"):
         source.activity(GATEWAY_OID, account, *window(az, t0))
+
+
+def test_a_workspace_without_gateway_logs_is_no_data_yet(az):
+    account = az.add_account("acct-a")
+    empty = az.add_workspace(missing_tables=["ApiManagementGatewayLogs"])
+    az.add_gateway("apim-a", GATEWAY_OID)
+    (source,) = gateway_clients(az, apim_workspace_ids=(empty,)).sources
+    now = az.clock.now()
+    batch = source.read(now - timedelta(hours=1), now)
+    assert batch.signals == () and batch.partial_errors == ()
+    assert empty in batch.no_data and "SEM0100" in batch.no_data
+    assert "table or column expression named 'ApiManagementGatewayLogs'" in batch.no_data
+    assert source.activity(GATEWAY_OID, account, now - timedelta(hours=1), now) == Activity(0, 0)
+    assert az.calls.count(service="logs", route="logs.query", status=400) == 2  # both answered "no such table"

@@ -33,6 +33,7 @@ CASES = {
                                                      until=END),
     "activity_key_callers": lambda: kql.activity_query(principal_id=None, resource_id=ACCOUNT, since=T0, until=END),
     "client_failures_window": lambda: kql.client_failures_query(start=T0, watermark=WATERMARK, end=END),
+    "client_messages_window": lambda: kql.client_messages_query(start=T0, end=END),
     "client_activity": lambda: kql.client_activity_query(
         app_role_names=("web-b", "web-a"), hosts=("Acct-A.openai.azure.com",), since=T0, until=END
     ),
@@ -175,7 +176,7 @@ def _app_tables(con, deps, exceptions):
         con.execute("INSERT INTO AppExceptions VALUES (?, ?, ?)", (e[0].replace(tzinfo=None), *e[1:]))
 
 
-def test_client_failures_query_joins_exception_messages_and_filters_hosts():
+def test_client_failures_query_groups_failures_to_the_inference_hosts_and_messages_come_from_exceptions():
     at = T0 + timedelta(minutes=12)
     con = duckdb_kql.connect()
     _app_tables(con, [
@@ -186,14 +187,18 @@ def test_client_failures_query_joins_exception_messages_and_filters_hosts():
         (at, "acct-a.cognitiveservices.azure.com", "POST /openai/x", "200", "op-4", "web"),
         (at, "example.com", "GET /", "401", "op-5", "web"),
         (at, "openai.azure.com.evil.example", "GET /", "401", "op-6", "web"),
-    ], [(at, "op-2", "Error code: 401 - PermissionDenied"), (at, "", "unrelated")])
+    ], [(at, "op-2", "Error code: 401 - PermissionDenied"), (at, "", "unrelated"), (at, "op-4", "not a failure")])
     groups = _records(con, kql.client_failures_query(start=T0, watermark=WATERMARK, end=END))
     by_host = {(g["Host"], g["Status"]): g for g in groups}
     assert set(by_host) == {("acct-a.openai.azure.com", "401"), ("acct-a.services.ai.azure.com", "403")}
     openai = by_host[("acct-a.openai.azure.com", "401")]
     assert (openai["Failures"], openai["OverlapFailures"]) == (2, 1)
-    assert openai["SampleMessage"] == "Error code: 401 - PermissionDenied"
-    assert by_host[("acct-a.services.ai.azure.com", "403")]["SampleMessage"] is None
+    assert "SampleMessage" not in openai  # the failures query never names AppExceptions
+
+    messages = _records(con, kql.client_messages_query(start=T0, end=END))
+    by_group = {(m["AppRoleName"], m["Host"], m["Name"], m["Status"]): m["SampleMessage"] for m in messages}
+    assert by_group == {("web", "acct-a.openai.azure.com", "POST /openai/deployments/gpt/chat/completions", "401"):
+                        "Error code: 401 - PermissionDenied"}  # the /models group has no exception
 
 
 def test_client_activity_query_counts_only_the_given_apps_and_hosts():

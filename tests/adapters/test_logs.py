@@ -218,6 +218,53 @@ def test_app_insights_without_its_tables_is_no_data_yet(az):
     assert batch.signals == () and "named 'AppDependencies'" in batch.no_data
 
 
+def test_app_insights_without_app_exceptions_still_reads_the_failures(az):
+    # An app that never logged an exception: its workspace has AppDependencies but no AppExceptions table.
+    account = az.add_account("acct-a")
+    workspace = az.add_workspace(missing_tables=["AppExceptions"])
+    now = az.clock.now()
+    az.add_log_rows("AppDependencies", [
+        {"TimeGenerated": now - timedelta(minutes=m), "Target": "acct-a.openai.azure.com",
+         "Name": "POST /openai/deployments/gpt/chat/completions", "ResultCode": "403", "OperationId": f"op-{m}",
+         "AppRoleName": "web", "Success": False} for m in (5, 3)], workspace=workspace)
+    clients = make_clients(az, workspace_ids=(), appinsights_workspace_ids=(workspace,), app_identities={"web": OID})
+    (source,) = clients.sources
+    batch = source.read(now - timedelta(hours=1), now)
+
+    assert batch.no_data == "" and batch.partial_errors == () and batch.rejected == ()
+    (signal,) = batch.signals
+    assert (signal.object_id, signal.status, signal.count, signal.message) == (OID, 403, 2, None)
+    assert signal.resource_id == account.lower()
+    # The messages query named the missing table and got Log Analytics' answer: 400, no messages.
+    assert az.calls.count(service="logs", route="logs.query", status=200) == 1
+    assert az.calls.count(service="logs", route="logs.query", status=400) == 1
+
+
+def test_app_insights_messages_are_read_once_exceptions_arrive(az):
+    az.add_account("acct-a")
+    workspace = az.add_workspace(missing_tables=["AppExceptions"])
+    now = az.clock.now()
+    az.add_log_rows("AppDependencies", [
+        {"TimeGenerated": now - timedelta(minutes=5), "Target": "acct-a.openai.azure.com",
+         "Name": "POST /openai/deployments/gpt/chat/completions", "ResultCode": "401", "OperationId": "op-5",
+         "AppRoleName": "web"}], workspace=workspace)
+    az.add_log_rows("AppExceptions", [{"TimeGenerated": now - timedelta(minutes=5), "OperationId": "op-5",
+                                       "OuterMessage": "Error code: 401 - PermissionDenied"}], workspace=workspace)
+    source = make_clients(az, workspace_ids=(), appinsights_workspace_ids=(workspace,),
+                          app_identities={"web": OID}).sources[0]
+    (signal,) = source.read(now - timedelta(hours=1), now).signals
+    assert signal.message == "Error code: 401 - PermissionDenied"
+
+
+def test_app_insights_without_failures_sends_one_query(az):
+    az.add_account("acct-a")
+    source = make_clients(az, workspace_ids=(), appinsights_workspace_ids=(az.workspace_id,),
+                          app_identities={"web": OID}).sources[0]
+    now = az.clock.now()
+    assert source.read(now - timedelta(hours=1), now).signals == ()
+    assert az.calls.count(service="logs", route="logs.query") == 1  # no failures: no messages to look up
+
+
 def test_a_forbidden_workspace_raises_with_the_whole_message(az):
     az.faults.add(service="logs", status=403, times=None)
     source = make_clients(az).sources[0]

@@ -68,3 +68,21 @@ def test_a_text_the_server_row_has_is_kept():
 def test_a_client_signal_without_a_caller_is_not_named_by_telemetry():
     assert not identity_from_client_records(replace(CLIENT, object_id=None))
     assert not identity_from_client_records(None)
+
+
+GATEWAY = replace(CLIENT, message="Principal does not have access to API/Operation.", code="PermissionDenied",
+                  endpoint="https://hub.openai.azure.com", route="/openai/deployments/gpt/chat/completions",
+                  operation="POST /openai/deployments/gpt/chat/completions", source="apim:ws")
+
+
+def test_a_gateway_group_that_the_accounts_row_confirms_is_the_same_failures_counted_once():
+    [joined] = join_client_records([SERVER, GATEWAY])
+    assert joined.source == "logs:ws" and joined.count == SERVER.count
+    assert joined.endpoint == "https://hub.openai.azure.com/openai/deployments/gpt/chat/completions"
+    assert joined.message == GATEWAY.message and not identity_from_client_records(joined)
+
+
+def test_a_gateway_group_alone_is_not_named_by_telemetry():
+    # Its caller is the gateway's identity, read from the ARM resource Azure names in the row.
+    assert join_client_records([GATEWAY]) == [GATEWAY]
+    assert not is_client_record(GATEWAY) and not identity_from_client_records(GATEWAY)

@@ -82,3 +82,16 @@ def test_a_failing_source_makes_the_scan_exit_one_with_its_whole_message(stand_i
     [failed] = [s for s in json.loads(listed.stdout)["sources"] if s["state"] == "failed"]
     assert failed["name"] == f"logs:{MAIN}" and "HTTP 403 InsufficientAccessError" in failed["last_error"]
     assert failed["last_error_at"]
+
+
+def test_a_403_on_one_workspace_exits_one_and_the_healthy_one_is_processed(stand_in, tmp_path):
+    stand_in.faults.add("logs", route=f"/v1/workspaces/{EMPTY}/query", status=403, times=None)
+    scan = shared_cli(stand_in, tmp_path, "scan", "--json")
+    assert scan.returncode == 1, scan.stderr
+    report = json.loads(scan.stdout)
+    denied, healthy = f"logs:{EMPTY}", f"logs:{MAIN}"
+    assert report["failed_sources"] == [denied]
+    assert report["sources"][denied]["state"] == "failed"
+    assert "HTTP 403 InsufficientAccessError" in report["sources"][denied]["detail"]
+    assert report["sources"][healthy]["state"] == "ok"
+    assert report["signals"] == 1 and len(report["incidents"]) == 1  # the healthy workspace was handled

@@ -6,14 +6,16 @@ with a real clock and a 10 s propagation window, so this module takes a little u
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from localazure.demo import CASES, CONTRACT_KEYS, Demo, contract_view
+from localazure.demo import CASES, CONTRACT_KEYS, GATEWAY_CALLER, SOURCE_KEYS, Demo, contract_view, print_report
 from tests.support.paths import REPO_ROOT
 
 OPENAI_USER = "Cognitive Services OpenAI User"
@@ -32,12 +34,29 @@ EXPECTED = {
     "repeated-failures": ("invalid_api_key", "ticketed", None, None, 1),
     "allowlisted-user": ("missing_data_role", "ticketed", OPENAI_USER, None, 1),
     "approved-by-oncall": ("missing_data_role", "assigned", OPENAI_USER, "resolved", 1),
+    # API Management in front of aoai-demo: its allowlisted managed identity gets the role, not the app behind it.
+    "ai-gateway": ("missing_data_role", "assigned", OPENAI_USER, "resolved", 0),
 }
+MAIN_WORKSPACE = "de70de70-0000-4000-8000-000000000003"
+NO_DATA_WORKSPACE = "de70de70-0000-4000-8000-000000000004"  # no diagnostics received yet
+SOURCES = {f"logs:{MAIN_WORKSPACE}": "ok", f"logs:{NO_DATA_WORKSPACE}": "no_data",
+           f"appinsights:{MAIN_WORKSPACE}": "ok", f"apim:{MAIN_WORKSPACE}": "ok"}
+NO_DATA_LINE = (f"    source logs:{NO_DATA_WORKSPACE} has no data yet: Log Analytics query on workspace "
+                f"{NO_DATA_WORKSPACE}: no data yet: HTTP 400 BadArgumentError: The request had some invalid "
+                "properties; SemanticError: A semantic error occurred.; SEM0100: 'where' operator: Failed to resolve "
+                "table or column expression named 'AzureDiagnostics'")
 
 
 @pytest.fixture(scope="module")
-def report():
-    return Demo("github").run()
+def demo_run():
+    out = io.StringIO()
+    report = Demo("github", out=out).run()
+    return report, out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def report(demo_run):
+    return demo_run[0]
 
 
 def by_case(report):
@@ -57,7 +76,7 @@ def test_grants_are_least_privilege_at_the_narrowest_scope(report):
     assert cases["mi-missing-openai-user"]["scope"].lower() == account.lower()
     assert cases["foundry-project"]["scope"].lower().endswith("/accounts/foundry-demo/projects/agents")
     assert cases["models-with-openai-user"]["scope"].lower().endswith("/accounts/foundry-demo")
-    assert report["grants"] == sum(1 for i in report["incidents"] if i["action"] == "assigned") == 5
+    assert report["grants"] == sum(1 for i in report["incidents"] if i["action"] == "assigned") == 6
     assert report["tickets"] == sum(i["tickets"] for i in report["incidents"])
 
 
@@ -107,6 +126,50 @@ def test_resolved_incidents_close_their_tickets(report):
     assert len(closed) == 1 and "0de70000-0012" in closed[0]["body"]
 
 
+def test_the_gateway_identity_is_the_failing_principal_and_its_caller_has_no_incident(report):
+    gateway = by_case(report)["ai-gateway"]
+    assert gateway["principal_id"] == "0de70000-0013-4000-8000-000000000013"
+    assert gateway["scope"].lower().endswith("/accounts/aoai-demo") and gateway["verification"] == "resolved"
+    assert report["gateway_caller_incidents"] == 0
+    # The account's row and the gateway's row of each failure are one failure: counted once (one call per cycle).
+    assert gateway["counts_by_cycle"][:3] == [1, 2, 3]
+    assert all(GATEWAY_CALLER not in (i["principal_id"] or "") for i in report["incidents"])
+
+
+def test_a_workspace_with_no_data_yet_is_reported_and_the_scan_goes_on(demo_run):
+    report, output = demo_run
+    assert {s["name"]: s["state"] for s in report["sources"]} == SOURCES
+    assert output.splitlines().count(NO_DATA_LINE) == 1  # said once, on the first cycle
+    printed = io.StringIO()
+    print_report(report, printed)
+    lines = printed.getvalue().splitlines()
+    assert (f"  logs:{NO_DATA_WORKSPACE}         no data yet  SEM0100: 'where' operator: Failed to resolve table "
+            "or column expression named 'AzureDiagnostics'") in lines
+    assert f"  logs:{MAIN_WORKSPACE}         ok" in lines
+    assert all(line == line.rstrip() for line in lines if not line.startswith("event grid:"))
+
+
+def _readme_block(first_line_start: str) -> list[str]:
+    """The lines of the README's code block that starts with a line beginning `first_line_start`."""
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    for block in re.findall(r"```[a-z]*\n(.*?)```", text, re.S):
+        if block.startswith(first_line_start):
+            return block.splitlines()
+    raise AssertionError(f"README has no code block starting {first_line_start!r}")
+
+
+def test_the_readme_shows_the_output_as_printed(demo_run):
+    report, output = demo_run
+    printed = io.StringIO()
+    print_report(report, printed)
+    lines = printed.getvalue().splitlines()
+    table = _readme_block("case ")
+    start = lines.index(table[0])
+    assert lines[start:start + len(table)] == table
+    cycle = _readme_block("  timer cycle 1")
+    assert cycle[1] == NO_DATA_LINE and "\n".join(cycle) in output
+
+
 def run_demo_json(provider: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "shared", "demo", "--json", "--provider", provider], cwd=REPO_ROOT,
                           capture_output=True, timeout=240, check=False)
@@ -121,15 +184,17 @@ def test_demo_json_contract_and_every_ticket_provider():
         lines = result.stdout.decode().strip().splitlines()
         assert len(lines) == 1, provider
         payload = json.loads(lines[0])
-        assert set(payload) == {"mode", "incidents", "grants", "tickets"}
+        assert set(payload) == {"mode", "incidents", "grants", "tickets", "sources"}
         assert payload["mode"] == "enforce"
         for incident in payload["incidents"]:
             assert tuple(incident) == CONTRACT_KEYS
             expected = EXPECTED[incident["case"]]
             assert (incident["cause"], incident["action"], incident["role"], incident["verification"]) == \
                 expected[:4], (provider, incident["case"])
-        assert payload["grants"] == 5
+        assert payload["grants"] == 6
         assert payload["tickets"] == 7, provider
+        assert [tuple(s) for s in payload["sources"]] == [SOURCE_KEYS] * len(SOURCES)
+        assert {s["name"]: s["state"] for s in payload["sources"]} == SOURCES, provider
 
 
 def test_contract_view_keeps_only_documented_keys(report):

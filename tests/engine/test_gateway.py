@@ -66,10 +66,13 @@ def test_gateway_and_account_logs_of_the_same_failure_make_one_incident_and_one_
     with service_world(tmp_path, mode="enforce", allowlist=[{"object_id": GATEWAY_OID}], propagation_seconds=WINDOW,
                        scenario={"workspace_id": WORKSPACE}, **BOTH_SOURCES) as world:
         account = world.failing_gateway("contoso-apim", GATEWAY_OID, caller=CLIENT)
-        world.run_traffic(3)
+        failed = world.run_traffic(3)
 
         first = world.scan()
-        assert first.signals == 2 and set(first.windows) == {f"logs:{WORKSPACE}", f"apim:{WORKSPACE}"}
+        # Both sources saw the same failures: the gateway's group joins the account's row, counted once.
+        assert set(first.windows) == {f"logs:{WORKSPACE}", f"apim:{WORKSPACE}"}
+        assert {read["state"] for read in first.sources.values()} == {"ok"}
+        assert first.signals == 1 and world.incident_of(GATEWAY_OID).count == failed == 6
         assert first.actions.get("assign") == 1
         [assignment] = world.role_assignments_of(GATEWAY_OID)
         assert assignment.scope.lower() == account.lower()
