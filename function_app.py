@@ -1,6 +1,8 @@
 """Azure Functions entry points (Python v2 programming model). Thin: parse input, call `shared`, return.
 
-Heavy Azure SDK modules are imported inside the handlers, never here: this module is on the cold-start path.
+Heavy Azure SDK modules are imported inside the handlers, never here: this module is on the cold-start path. So is
+OpenTelemetry: the runtime sets it up on an instance's first invocation, and only when
+APPLICATIONINSIGHTS_CONNECTION_STRING is set (shared.bootstrap.instance_telemetry).
 """
 
 import json
@@ -21,19 +23,22 @@ def _json(body: dict, status: int = 200) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(body, default=str), status_code=status, mimetype="application/json")
 
 
-def _serve(handler) -> func.HttpResponse:
-    """Run an HTTP handler with the shared runtime; configuration and internal errors become JSON, never traces."""
+def _serve(name: str, handler) -> func.HttpResponse:
+    """Run an HTTP handler with the shared runtime in a span called `name`; configuration and internal errors become
+    JSON, never traces."""
     from shared.bootstrap import get_runtime
     from shared.settings import SettingsError
 
     try:
         # Inside the try: building the runtime can fail too (store unreachable), and must not escape as a trace.
-        status, body = handler(get_runtime())
+        rt = get_runtime()
+        with rt.telemetry.span(name):
+            status, body = handler(rt)
     except SettingsError as exc:
         return _json({"error": "invalid settings", "problems": [{"key": k, "expected": w} for k, w in exc.problems]},
                      500)
     except Exception as exc:  # noqa: BLE001 - the caller gets a JSON error; details go to the log
-        log.exception("request failed")
+        log.exception("request failed", extra={"route": name, "error": type(exc).__name__})
         return _json({"error": f"internal error ({type(exc).__name__}); see the function log"}, 500)
     return _json(body, status)
 
@@ -47,9 +52,12 @@ def scan(timer: func.TimerRequest) -> None:
 
     rt = get_runtime()
     for key, expected in rt.settings.host_problems:
-        log.warning("setting %s: %s", key, expected)
+        log.warning("setting %s: %s", key, expected, extra={"setting": key})
     report = run_scan(rt)
-    log.info("scan %s: %s", report.correlation_id, json.dumps(report.to_json()["actions"]))
+    log.info("scan %s: %s", report.correlation_id, json.dumps(report.to_json()["actions"]), extra={
+        "correlation_id": report.correlation_id, "signals": report.signals, "rejected": report.rejected,
+        "grants": report.grants, "partial": len(report.partial), "failed_sources": len(report.failed_sources),
+        "evidence_errors": len(report.evidence_errors)})
 
 
 @app.function_name(name="events")
@@ -58,8 +66,12 @@ def events(event: func.EventGridEvent) -> None:
     from shared.bootstrap import get_runtime
     from shared.engine.events import handle_event_safely
 
-    outcome = handle_event_safely(get_runtime(), event)
-    log.info("event %s: %s %s", outcome.event_id, outcome.result, outcome.detail)
+    rt = get_runtime()
+    with rt.telemetry.span("event"):
+        outcome = handle_event_safely(rt, event)
+        rt.telemetry.annotate(event_id=outcome.event_id or "", result=outcome.result)
+    log.info("event %s: %s %s", outcome.event_id, outcome.result, outcome.detail,
+             extra={"event_id": outcome.event_id, "result": outcome.result})
 
 
 @app.function_name(name="diagnose")
@@ -67,7 +79,7 @@ def events(event: func.EventGridEvent) -> None:
 def diagnose(req: func.HttpRequest) -> func.HttpResponse:
     from shared.engine.http_api import diagnose_request
 
-    return _serve(lambda rt: diagnose_request(rt, req.get_body()))
+    return _serve("diagnose", lambda rt: diagnose_request(rt, req.get_body()))
 
 
 @app.function_name(name="alerts")
@@ -75,7 +87,7 @@ def diagnose(req: func.HttpRequest) -> func.HttpResponse:
 def alerts(req: func.HttpRequest) -> func.HttpResponse:
     from shared.engine.http_api import alerts_request
 
-    return _serve(lambda rt: alerts_request(rt, req.get_body()))
+    return _serve("alerts", lambda rt: alerts_request(rt, req.get_body()))
 
 
 @app.function_name(name="incidents")
@@ -83,7 +95,7 @@ def alerts(req: func.HttpRequest) -> func.HttpResponse:
 def incidents(req: func.HttpRequest) -> func.HttpResponse:
     from shared.engine.http_api import list_incidents
 
-    return _serve(lambda rt: list_incidents(rt, req.params))
+    return _serve("incidents", lambda rt: list_incidents(rt, req.params))
 
 
 @app.function_name(name="incident")
@@ -91,15 +103,15 @@ def incidents(req: func.HttpRequest) -> func.HttpResponse:
 def incident(req: func.HttpRequest) -> func.HttpResponse:
     from shared.engine.http_api import get_incident
 
-    return _serve(lambda rt: get_incident(rt, req.route_params.get("incident_id", "")))
+    return _serve("incident", lambda rt: get_incident(rt, req.route_params.get("incident_id", "")))
 
 
 def _incident_action(req: func.HttpRequest, action: str) -> func.HttpResponse:
     from shared.engine.http_api import incident_action
 
     headers = {k.lower(): v for k, v in req.headers.items()}
-    return _serve(lambda rt: incident_action(rt, req.route_params.get("incident_id", ""), action, headers,
-                                             req.get_body()))
+    return _serve(action, lambda rt: incident_action(rt, req.route_params.get("incident_id", ""), action, headers,
+                                                     req.get_body()))
 
 
 @app.function_name(name="approve")
@@ -131,7 +143,7 @@ def health_deep(req: func.HttpRequest) -> func.HttpResponse:
     """The self-check of `python -m shared doctor` on this instance: 200 when no check failed, else 503."""
     from shared.doctor import deep_health
 
-    return _serve(deep_health)
+    return _serve("health_deep", deep_health)
 
 
 def _probe_store(settings) -> None:

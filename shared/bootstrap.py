@@ -7,6 +7,10 @@ Every entry point (function_app.py, the CLI, the demo, bench/, tests/) gets its 
 injected instead of the adapter the settings would build (in-memory fakes in the fast test tier); what is not
 injected is built from settings. Adapter modules are imported inside `build_runtime`, so importing this module
 stays cheap on the Function App's cold-start path.
+
+Telemetry is off (the engine's no-op) unless a `telemetry` port is injected; the Function App instance's runtime
+(`get_runtime`) gets OpenTelemetry when APPLICATIONINSIGHTS_CONNECTION_STRING is set, and only then is any of
+OpenTelemetry or the Azure Monitor distro imported (docs/deploy.md, "Telemetry").
 """
 
 from __future__ import annotations
@@ -16,14 +20,27 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from shared.adapters.errors import is_transient
-from shared.core.ports import Clock, EventPublisher, EvidenceProvider, FailureSource, RoleWriter, Store, TicketSink
+from shared.core.ports import (
+    Clock,
+    EventPublisher,
+    EvidenceProvider,
+    FailureSource,
+    RoleWriter,
+    Store,
+    Telemetry,
+    TicketSink,
+)
 from shared.engine.runtime import Runtime, utcnow
+from shared.engine.telemetry import NoTelemetry
 from shared.settings import Settings, load_settings, unknown_settings_warning
 
 if TYPE_CHECKING:
     from shared.core.doctor import DoctorPorts
 
 log = logging.getLogger("triage.settings")
+
+# azure-core logs every request and response at INFO through this logger: ten records for one small scan.
+AZURE_HTTP_LOGGER = "azure.core.pipeline.policies.http_logging_policy"
 
 
 def build_runtime(
@@ -38,9 +55,11 @@ def build_runtime(
     roles: RoleWriter | None = None,
     sinks: Sequence[TicketSink] | None = None,
     events: EventPublisher | None = None,
+    telemetry: Telemetry | None = None,
 ) -> Runtime:
     """A runtime for `settings`. `credential` reaches every Azure client (None: the settings choose one:
-    TRIAGE_LOCAL_TOKEN, a user-assigned managed identity, or DefaultAzureCredential); `clock` is what "now" is."""
+    TRIAGE_LOCAL_TOKEN, a user-assigned managed identity, or DefaultAzureCredential); `clock` is what "now" is;
+    `telemetry` receives the spans and metrics (None: off)."""
     for key, closest in settings.unknown_settings:
         log.warning(unknown_settings_warning(key, closest))
     azure_ports = (sources, evidence, roles, events)
@@ -67,6 +86,7 @@ def build_runtime(
         events=events if events is not None else (clients.events if clients else None),
         clock=clock or utcnow,
         transient=is_transient,
+        telemetry=telemetry if telemetry is not None else NoTelemetry(),
     )
 
 
@@ -115,8 +135,29 @@ def get_runtime() -> Runtime:
     invocations."""
     global _instance_runtime
     if _instance_runtime is None:
-        _instance_runtime = build_runtime(load_settings())
+        quiet_azure_http_logging()
+        settings = load_settings()
+        _instance_runtime = build_runtime(settings, telemetry=instance_telemetry(settings))
     return _instance_runtime
+
+
+def instance_telemetry(settings: Settings) -> Telemetry | None:
+    """OpenTelemetry exporting to Application Insights when its connection string is set, else None (off).
+
+    Lazy by design: importing the Azure Monitor distro costs about a quarter of a second, so it happens on the first
+    invocation of an instance that exports telemetry, never on a cold start without it."""
+    if not settings.appinsights_connection_string:
+        return None
+    from shared.adapters.telemetry import azure_monitor_telemetry
+
+    return azure_monitor_telemetry(settings.appinsights_connection_string)
+
+
+def quiet_azure_http_logging() -> None:
+    """azure-core's per-request INFO records only from WARNING up, unless a level was chosen for that logger."""
+    http_log = logging.getLogger(AZURE_HTTP_LOGGER)
+    if http_log.level == logging.NOTSET:
+        http_log.setLevel(logging.WARNING)
 
 
 def set_runtime(runtime: Runtime | None) -> None:

@@ -326,6 +326,12 @@ SPECS: tuple[Spec, ...] = (
          "Event Grid topic for outcome CloudEvents; empty = do not publish."),
     Spec("TRIAGE_EVENTGRID_TOPIC_KEY", "eventgrid_topic_key", _str, "", "",
          "Topic access key; empty = use the managed identity.", secret=True),
+    # --- telemetry ---
+    Spec("APPLICATIONINSIGHTS_CONNECTION_STRING", "appinsights_connection_string", _str, "", "",
+         "Application Insights connection string (the platform's setting): when set, the Function App exports "
+         "OpenTelemetry spans, metrics and logs there, set up on an instance's first invocation; empty = no "
+         "telemetry, and nothing of OpenTelemetry is loaded. Not a secret: ingestion authenticates as the identity "
+         "(APPLICATIONINSIGHTS_AUTHENTICATION_STRING)."),
 )
 
 
@@ -387,6 +393,7 @@ class Settings:
     jira_token: str = ""
     eventgrid_topic_endpoint: str = ""
     eventgrid_topic_key: str = ""
+    appinsights_connection_string: str = ""
     # (key, expected) of settings only the Functions host reads (Spec.host_read) whose value it would refuse.
     host_problems: tuple[tuple[str, str], ...] = ()
     # WEBSITE_INSTANCE_ID was set: the service runs on an Azure Functions instance.

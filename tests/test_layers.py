@@ -25,8 +25,9 @@ FORBIDDEN = {
                      "tests"),
     "shared.tickets": ("shared.engine", "shared.bootstrap", "shared.adapters", "shared.state", "localazure", "bench",
                        "tests"),
+    # The engine reaches Azure and telemetry only through its ports: no SDK, not even OpenTelemetry's API.
     "shared.engine": ("shared.bootstrap", "shared.adapters", "shared.state", "shared.tickets", "localazure", "bench",
-                      "tests"),
+                      "tests", "azure", "opentelemetry"),
 }
 # Narrow exceptions to FORBIDDEN: the engine words its tickets with the ticket content.
 ALLOWED = {"shared.engine": ("shared.tickets.content",)}
@@ -92,6 +93,8 @@ def test_each_module_imports_only_what_its_layer_may(path: Path) -> None:
     ("shared.engine.probe", "from shared.adapters.azure import AzureClients\n"),
     ("shared.engine.probe", "from shared.state.sqlite import SqliteStore\n"),
     ("shared.engine.probe", "from shared.tickets.github import GitHubIssuesSink\n"),
+    ("shared.engine.probe", "def f():\n    from opentelemetry import trace\n"),
+    ("shared.engine.probe", "import azure.core.exceptions\n"),
 ])
 def test_the_rules_catch_a_wrong_import(me: str, source: str) -> None:
     assert violations(me, source)

@@ -105,6 +105,10 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     // Application Insights with local auth off: ingestion authenticates as the identity.
     APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+    // OpenTelemetry (host.json telemetryMode): the Python worker sets up the Azure Monitor distro, attaches each
+    // invocation's trace and exports the service's own logger; the host then does not export those logs again.
+    PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'true'
+    PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME: 'triage'
     TRIAGE_MANAGED_IDENTITY_CLIENT_ID: identityClientId
     TRIAGE_WORKSPACE_IDS: join(workspaceIds, ',')
     TRIAGE_APPINSIGHTS_WORKSPACE_IDS: join(appInsightsWorkspaceIds, ',')

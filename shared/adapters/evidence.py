@@ -7,11 +7,13 @@ costs at most principals + accounts ARM reads. If the service's identity may not
 subscription scope (403: Reader only on the accounts), it lists per (principal, account) instead for the rest
 of the run. A look-up that fails is logged, left out (`Evidence.assignments is None` = not read) and named, with
 its whole message, in the pair's `Evidence.failed` and in `failures()`; it never fails the run. `new_run()`
-clears the caches.
+clears the caches. Each look-up runs in a copy of the caller's context, so the invocation's trace (OpenTelemetry
+keeps it in contextvars) and the Functions worker's invocation id reach the pool's threads and their logs.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -166,8 +168,9 @@ class AzureEvidenceProvider:
                 accounts_of.setdefault((oid, subscription_of(account)), set()).add(account)
         accounts = {account_key(r) for _, r in pairs}
         pool = self._executor()
-        listing = {key: pool.submit(self._listed_in, *key, tuple(sorted(found))) for key, found in accounts_of.items()}
-        getting = {acct: pool.submit(self._safe_account, acct) for acct in accounts}
+        listing = {key: _submit(pool, self._listed_in, *key, tuple(sorted(found)))
+                   for key, found in accounts_of.items()}
+        getting = {acct: _submit(pool, self._safe_account, acct) for acct in accounts}
         listed = {(oid, acct): found for (oid, _), f in listing.items() for acct, found in f.result().items()}
         got = {acct: f.result() for acct, f in getting.items()}
         held = {a.role_definition_id for found in listed.values() for a in found or ()}
@@ -263,6 +266,12 @@ class AzureEvidenceProvider:
         log.warning("evidence look-up failed: %s", problem)
         with self._errors_lock:
             self.errors.append(problem)
+
+
+def _submit(pool: ThreadPoolExecutor, call: Callable[..., Any], *args: Any) -> Future:
+    """`call(*args)` in the pool, inside a copy of this thread's context (one copy per task: a context runs in one
+    thread at a time)."""
+    return pool.submit(contextvars.copy_context().run, call, *args)
 
 
 def _principal_type(found: tuple[RoleAssignmentEvidence, ...] | None, oid: str | None) -> str | None:

@@ -8,6 +8,7 @@ Table Storage and the trackers; tests implement them with in-memory fakes (`test
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -182,4 +183,30 @@ class TicketSink(Protocol):
 
     def resolve(self, content: TicketContent, *, comment: str) -> TicketRef | None:
         """Close or resolve the ticket for content.fingerprint with `comment`. None if there is none."""
+        ...
+
+
+# What a span or a measurement may carry: OpenTelemetry's attribute values.
+Attribute = str | bool | int | float
+
+
+class Telemetry(Protocol):
+    """Spans, counters and gauges of the engine's steps. The engine calls only this: the composition root gives it
+    OpenTelemetry (`shared/adapters/telemetry.py`) when Application Insights is configured, else a no-op."""
+
+    def span(self, name: str, **attributes: Attribute) -> AbstractContextManager[object]:
+        """A span around the block, current inside it (and in threads given a copy of the context); an exception
+        leaving the block is recorded on it."""
+        ...
+
+    def annotate(self, **attributes: Attribute) -> None:
+        """Add attributes to the current span."""
+        ...
+
+    def count(self, name: str, amount: int = 1, **attributes: Attribute) -> None: ...
+
+    def gauge(self, name: str, value: float, **attributes: Attribute) -> None: ...
+
+    def trace_id(self) -> str | None:
+        """The current trace's id (32 hex digits), None outside any trace: audit records carry it."""
         ...

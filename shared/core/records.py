@@ -28,6 +28,7 @@ class AuditRecord:
     correlation_id: str
     detail: str
     inputs: dict[str, Any]
+    trace_id: str | None = None  # the OpenTelemetry trace the record was written in (None: telemetry off)
 
 
 @dataclass(frozen=True)

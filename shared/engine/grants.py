@@ -13,11 +13,13 @@ from shared.core.status import GRANTED, GrantStatus
 from shared.core.triage import verify_horizon
 from shared.engine import ticketing
 from shared.engine.runtime import Runtime
+from shared.engine.telemetry import GRANTS, traced
 from shared.engine.ticketing import TicketUpdate
 from shared.engine.unit_of_work import RunState, put_incident, update_incident
 from shared.tickets.content import grant_refused_text, group_grant_text
 
 
+@traced("grant")
 def grant(rt: Runtime, run: RunState, incident: Incident, decision: Decision, *, etag: str | None,
           actor: str) -> Incident:
     now = rt.clock()
@@ -38,6 +40,8 @@ def grant(rt: Runtime, run: RunState, incident: Incident, decision: Decision, *,
         role_guid=decision.role_id,
         incident_id=incident.id,
     )
+    rt.telemetry.annotate(incident_id=incident.id, role=decision.role_name or "", status=outcome.status)
+    rt.telemetry.count(GRANTS, status=outcome.status)
     audit_inputs = {
         "role_id": decision.role_id,
         "role": decision.role_name,

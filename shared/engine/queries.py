@@ -35,7 +35,7 @@ def incident_detail(rt: Runtime, incident_id: str) -> dict[str, Any] | None:
     body = incident.to_record()
     body["audit"] = [
         {"at": a.at.isoformat(), "kind": a.kind, "actor": a.actor, "correlation_id": a.correlation_id,
-         "detail": a.detail, "inputs": a.inputs}
+         "detail": a.detail, "inputs": a.inputs, **({"trace_id": a.trace_id} if a.trace_id else {})}
         for a in rt.store.list_audit(incident_id)
     ]
     return body

@@ -22,7 +22,7 @@ class EventOutcome:
 
 
 def reject(rt: Runtime, event_id: str, reason: str, raw: Any) -> EventOutcome:
-    log.warning("event %s rejected: %s", event_id or "(no id)", reason)
+    log.warning("event %s rejected: %s", event_id or "(no id)", reason, extra={"event_id": event_id, "reason": reason})
     rt.audit("event-rejected", reason, correlation_id=new_correlation_id(),
              inputs={"event_id": event_id, "raw": repr(raw)[:2000]})
     return EventOutcome(event_id, "rejected", reason)

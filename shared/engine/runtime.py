@@ -1,4 +1,5 @@
-"""Everything one run needs, typed with the ports: settings, store, sources, evidence, role writer, sinks, clock.
+"""Everything one run needs, typed with the ports: settings, store, sources, evidence, role writer, sinks, clock,
+telemetry.
 
 Built by the composition root (`shared.bootstrap.build_runtime`); the engine never builds its own collaborators.
 """
@@ -13,8 +14,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.core.policy import PolicyConfig
-from shared.core.ports import Clock, EventPublisher, EvidenceProvider, FailureSource, RoleWriter, Store, TicketSink
+from shared.core.ports import (
+    Clock,
+    EventPublisher,
+    EvidenceProvider,
+    FailureSource,
+    RoleWriter,
+    Store,
+    Telemetry,
+    TicketSink,
+)
 from shared.core.records import AuditRecord, is_transient
+from shared.engine.telemetry import NoTelemetry
 from shared.settings import Settings
 
 log = logging.getLogger("triage")
@@ -40,6 +51,8 @@ class Runtime:
     clock: Clock = utcnow
     # Whether a failure is worth a retry (Event Grid redelivers what raises); bootstrap gives the SDK-aware rule.
     transient: Callable[[BaseException], bool] = is_transient
+    # Spans and metrics of each step; off (NoTelemetry) unless Application Insights is configured.
+    telemetry: Telemetry = field(default_factory=NoTelemetry)
     policy: PolicyConfig = field(init=False)
     _evidence_at: datetime | None = field(init=False, default=None)
 
@@ -92,6 +105,7 @@ class Runtime:
                 correlation_id=correlation_id,
                 detail=detail,
                 inputs=inputs or {},
+                trace_id=self.telemetry.trace_id(),
             )
         )
 
@@ -102,7 +116,8 @@ class Runtime:
         try:
             self.events.publish(event_type, data)
         except Exception as exc:  # noqa: BLE001 - publishing must not break remediation
-            log.warning("outcome event %s not published: %s", event_type, type(exc).__name__)
+            log.warning("outcome event %s not published: %s", event_type, type(exc).__name__,
+                        extra={"event_type": event_type, "error": type(exc).__name__})
 
     def close(self) -> None:
         self.store.close()

@@ -23,6 +23,7 @@ from shared.core.sources import SourceState, advances_watermark
 from shared.engine.runtime import Runtime, new_correlation_id
 from shared.engine.signals import Triaged, handle_signal, settled_signals
 from shared.engine.sources import SourceRead, read_source, record_health
+from shared.engine.telemetry import measure_scan, traced
 from shared.engine.ticketing import retry_pending_tickets
 from shared.engine.unit_of_work import RunState
 from shared.engine.verify import run_verifications
@@ -74,6 +75,7 @@ class ScanReport:
         }
 
 
+@traced("scan")
 def run_scan(
     rt: Runtime,
     *,
@@ -119,7 +121,8 @@ def run_scan(
     text_triage: dict[int, Triaged] = {}  # diagnosed once from the text: reused where no evidence adds to it
     settled = settled_signals(rt, signals, text_triage) if window is None else {}
     pairs = {evidence_key(s.object_id, s.resource_id) for i, s in enumerate(signals) if i not in settled}
-    evidence = rt.evidence.gather_evidence(pairs) if pairs else {}
+    with rt.telemetry.span("evidence", pairs=len(pairs)):
+        evidence = rt.evidence.gather_evidence(pairs) if pairs else {}
 
     for index, signal in enumerate(signals):
         if index in settled:
@@ -149,6 +152,7 @@ def run_scan(
     if verify:
         report.verifications = run_verifications(rt, run)
         report.grants = run.grants_this_run
+    measure_scan(rt, run, report, reads, targeted=window is not None)
     if window is None:
         # Failed ticket operations of incidents no signal brought back this cycle (e.g. a resolved one's close).
         retry_pending_tickets(rt, run, set(report.incidents))

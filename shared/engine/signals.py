@@ -110,7 +110,8 @@ def _apply(rt: Runtime, run: RunState, existing: Incident | None, triaged: Triag
     complete = evidence is None or evidence.complete
     if triage.needs_decision(existing, merged, now, evidence_complete=complete):
         context = policy_context(run, merged, evidence, now, signal=signal)
-        decision = decide(diagnosis, signal.object_id, rt.policy, context)
+        with rt.telemetry.span("decide", cause=diagnosis.cause):
+            decision = decide(diagnosis, signal.object_id, rt.policy, context)
         if not triage.still_refused(existing, merged, decision):
             if triage.changed_course(existing, merged, decision):
                 _audit_decision(rt, run, merged, signal, diagnosis, decision)

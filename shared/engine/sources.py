@@ -54,14 +54,16 @@ class SourceRead:
 def read_source(rt: Runtime, source: FailureSource, start: datetime, end: datetime,
                 resource_ids: tuple[str, ...] | None, watermark: datetime | None) -> SourceRead:
     try:
-        batch = source.read(start, end, resource_ids, watermark=watermark)
+        with rt.telemetry.span("source.read", source=source.name):
+            batch = source.read(start, end, resource_ids, watermark=watermark)
     except Exception as exc:  # noqa: BLE001 - one bad source never stops the others; it is recorded and reported
         text = error_text(exc)
-        log.error("source %s could not be read: %s", source.name, text)
+        log.error("source %s could not be read: %s", source.name, text,
+                  extra={"source": source.name})
         check = SourceCheck(SourceState.FAILED, text, transient=rt.transient(exc))
         return SourceRead(source, start, end, watermark, check, error=exc)
     if batch.no_data:
-        log.info("source %s has no data yet: %s", source.name, batch.no_data)
+        log.info("source %s has no data yet: %s", source.name, batch.no_data, extra={"source": source.name})
         return SourceRead(source, start, end, watermark, SourceCheck(SourceState.NO_DATA, batch.no_data), batch)
     partial = "; ".join(batch.partial_errors)
     return SourceRead(source, start, end, watermark, SourceCheck(SourceState.OK, partial, partial=bool(partial)),
@@ -76,7 +78,8 @@ def record_health(rt: Runtime, reads: list[SourceRead], correlation_id: str) -> 
     for read in reads:
         before, after = _change_health(rt, read, now)
         if after is None:
-            log.warning("health of source %s not recorded: other writers kept winning", read.name)
+            log.warning("health of source %s not recorded: other writers kept winning", read.name,
+                        extra={"source": read.name})
             continue
         recorded[read.name] = after
         if before is None or (before.state, before.detail) != (after.state, after.detail):

@@ -19,6 +19,7 @@ from shared.core.status import IncidentStatus
 from shared.core.ticket_model import TicketAuthError, TicketError, TicketRef
 from shared.core.triage import STALE_CLAIM
 from shared.engine.runtime import Runtime
+from shared.engine.telemetry import TICKET_ERRORS, traced
 from shared.engine.unit_of_work import RunState, put_incident, update_incident
 from shared.tickets.content import approve_hint, last_action_text, ticket_content
 
@@ -40,6 +41,7 @@ def claim(rt: Runtime, incident: Incident, *, needed: bool = True) -> Incident:
     return replace(incident, ticket_pending=bool(rt.sinks) and needed)
 
 
+@traced("ticket")
 def send(rt: Runtime, run: RunState, incident: Incident, update: TicketUpdate) -> Incident:
     """Call every sink for `incident` (already claimed by the caller's write) and record the outcome."""
     if not rt.sinks or (update.resolve and not incident.ticket_refs):
@@ -79,12 +81,15 @@ def _call_sinks(rt: Runtime, run: RunState, incident: Incident,
             ref = call(sink)
         except TicketAuthError as exc:
             pending = True
+            rt.telemetry.count(TICKET_ERRORS, sink=sink.name, kind="auth")
             if sink.name not in run.ticket_auth_errors:  # one operator error per sink per run, not per incident
                 run.ticket_auth_errors.add(sink.name)
-                log.error("ticket sink %s rejected its credentials: %s", sink.name, exc)
+                log.error("ticket sink %s rejected its credentials: %s", sink.name, exc, extra={"sink": sink.name})
         except TicketError as exc:
             pending = True
-            log.warning("ticket sink %s failed for %s, will retry next run: %s", sink.name, incident.id, exc)
+            rt.telemetry.count(TICKET_ERRORS, sink=sink.name, kind="error")
+            log.warning("ticket sink %s failed for %s, will retry next run: %s", sink.name, incident.id, exc,
+                        extra={"sink": sink.name, "incident_id": incident.id})
         else:
             if ref is not None:
                 refs[sink.name] = ref.url or ref.ref

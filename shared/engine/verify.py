@@ -23,12 +23,14 @@ from shared.core.verification import (
 )
 from shared.engine import ticketing
 from shared.engine.runtime import Runtime
+from shared.engine.telemetry import VERIFICATIONS, traced
 from shared.engine.ticketing import TicketUpdate
 from shared.engine.unit_of_work import RunState, change_breaker, put_incident
 
 log = logging.getLogger("triage")
 
 
+@traced("verify")
 def run_verifications(rt: Runtime, run: RunState) -> dict[str, int]:
     now = rt.clock()
     counts: dict[str, int] = {}
@@ -37,7 +39,8 @@ def run_verifications(rt: Runtime, run: RunState) -> dict[str, int]:
         try:
             failures, successes = _traffic(rt, incident, since, now)
         except Exception as exc:  # noqa: BLE001 - one unreadable source defers this check, it stops nothing else
-            log.warning("verification of %s deferred: %s", incident.id, error_text(exc))
+            log.warning("verification of %s deferred: %s", incident.id, error_text(exc),
+                        extra={"incident_id": incident.id})
             counts["deferred"] = counts.get("deferred", 0) + 1
             continue
         deadline = incident.verify_deadline or now
@@ -69,6 +72,8 @@ def run_verifications(rt: Runtime, run: RunState) -> dict[str, int]:
                                                         escalated=True))
             rt.publish("aoai.triage.incident.escalated", {"incident_id": incident.id, "failures": failures,
                                                            "cause": incident.cause})
+    for outcome, n in counts.items():
+        rt.telemetry.count(VERIFICATIONS, n, outcome=outcome)
     return counts
 
 

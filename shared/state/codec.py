@@ -132,6 +132,8 @@ def audit_to_json(record: AuditRecord) -> str:
         "detail": record.detail,
         "inputs": record.inputs,
     }
+    if record.trace_id is not None:  # records written with telemetry off stay as they were
+        body["trace_id"] = record.trace_id
     return dumps(body, default=_audit_default)
 
 
@@ -145,6 +147,7 @@ def audit_from_json(text: str) -> AuditRecord:
         correlation_id=body["correlation_id"],
         detail=body["detail"],
         inputs=body["inputs"],
+        trace_id=body.get("trace_id"),
     )
 
 

@@ -87,16 +87,18 @@ def publisher() -> RecordingPublisher:
 
 @pytest.fixture
 def make_runtime(clock, store, source, evidence, roles, sink, publisher) -> Callable[..., Any]:
-    """`make_runtime(mode=..., allowlist=[oid or entry, ...], sinks=[...], sources=[...], TRIAGE_X="...")`: a runtime
-    over the shared fakes and store (several runtimes built in one test are instances of one service)."""
+    """`make_runtime(mode=..., allowlist=[oid or entry, ...], sinks=[...], sources=[...], telemetry=...,
+    TRIAGE_X="...")`: a runtime over the shared fakes and store (several runtimes built in one test are instances of
+    one service)."""
 
     def build(*, mode: str = "enforce", allowlist: Iterable[str | dict[str, Any]] = (),
-              sinks: list[Any] | None = None, sources: list[Any] | None = None, **env: str) -> Any:
+              sinks: list[Any] | None = None, sources: list[Any] | None = None, telemetry: Any = None,
+              **env: str) -> Any:
         entries = [e if isinstance(e, dict) else {"object_id": e} for e in allowlist]
         settings = {**BASE_ENV, "TRIAGE_MODE": mode, "TRIAGE_ALLOWLIST": json.dumps(entries), **env}
         return fake_runtime(settings, clock=clock, store=store, sources=[source] if sources is None else sources,
                             evidence=evidence, roles=roles, sinks=[sink] if sinks is None else sinks,
-                            publisher=publisher)
+                            publisher=publisher, telemetry=telemetry)
 
     return build
 

@@ -22,6 +22,7 @@ from tests.support.bicep import (
     text_of,
     variable,
 )
+from tests.support.paths import REPO_ROOT
 
 ROLE_IDS = json.loads((INFRA / "rbac" / "roles.json").read_text(encoding="utf-8"))
 
@@ -36,6 +37,9 @@ HOST_SETTINGS = {
     # "Microsoft Entra authentication for Application Insights" (Functions app settings reference)
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+    # "Use OpenTelemetry with Azure Functions" (Python): the worker exports OpenTelemetry itself
+    "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY",
+    "PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME",
 }
 KNOWN_SETTINGS = {spec.env for spec in SPECS} | HOST_SETTINGS
 SECRET_SETTINGS = {spec.env for spec in SPECS if spec.secret}
@@ -223,6 +227,21 @@ def test_every_app_setting_is_a_known_setting():
     unknown = sorted(set(settings) - KNOWN_SETTINGS)
     assert not unknown, f"app settings that are neither in shared/settings.py SPECS nor host settings: {unknown}"
     assert "AzureWebJobsStorage" not in settings  # a connection string needs shared keys, which are off
+
+
+def test_the_app_exports_opentelemetry_as_the_functions_docs_say():
+    """"Use OpenTelemetry with Azure Functions": the host's telemetryMode, and for Python the worker's own export of
+    the service's logger (the one the adapter exports when it sets the distro up itself)."""
+    from shared.adapters.telemetry import SERVICE_LOGGER
+
+    host = json.loads((REPO_ROOT / "host.json").read_text(encoding="utf-8"))
+    assert host["telemetryMode"] == "OpenTelemetry"
+    settings = app_settings()
+    assert settings["APPLICATIONINSIGHTS_CONNECTION_STRING"] == "appInsightsConnectionString"
+    assert settings["PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"] == "true"
+    assert settings["PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME"] == SERVICE_LOGGER
+    pins = (REPO_ROOT / "requirements.txt").read_text(encoding="utf-8").split()
+    assert any(pin.startswith("azure-monitor-opentelemetry==") for pin in pins)
 
 
 def test_host_storage_is_identity_based():

@@ -393,6 +393,14 @@ def test_audit_is_append_only_identical_records_are_all_kept(store):
     assert store.list_audit("inc-x") == [record, record, record]
 
 
+def test_audit_keeps_the_trace_id_it_was_written_in_and_none_without_one(store):
+    traced = replace(audit(T0, "inc-t", "action"), trace_id="4bf92f3577b34da6a3ce929d0e0e4736")
+    store.append_audit(traced)
+    store.append_audit(audit(T0 + timedelta(seconds=1), "inc-t", "verification"))
+    assert [r.trace_id for r in store.list_audit("inc-t")] == [traced.trace_id, None]
+    assert store.list_audit("inc-t")[0] == traced
+
+
 def test_audit_inputs_that_are_not_json_are_recorded_by_their_text(store):
     store.append_audit(audit(T0, None, "event-rejected", when=T0, tags={"b", "a"}, raw=b"\x00"))
     (record,) = store.list_audit()

@@ -558,8 +558,10 @@ def fake_runtime(
     roles: FakeRoleWriter | None = None,
     sinks: Iterable[Any] | None = None,
     publisher: RecordingPublisher | None = None,
+    telemetry: Any = None,
 ) -> Runtime:
-    """The engine's runtime from `TRIAGE_*` settings and fakes; whatever is not given is a fresh fake."""
+    """The engine's runtime from `TRIAGE_*` settings and fakes; whatever is not given is a fresh fake (telemetry:
+    off)."""
     clock = clock or ManualClock()
     evidence = evidence or FakeEvidence(clock)
     return build_runtime(
@@ -571,6 +573,7 @@ def fake_runtime(
         sinks=list(sinks) if sinks is not None else [RecordingSink()],
         events=publisher if publisher is not None else RecordingPublisher(),
         clock=clock.now,
+        telemetry=telemetry,
     )
 
 
