@@ -26,6 +26,7 @@ GROUPS = {
     "diagnose": "bench.diagnose_speed",
     "cold_start": "bench.cold_start",
     "store_ops": "bench.store_ops",
+    "grant_budget": "bench.grant_budget",
     "first_scan": "bench.first_scan",
     "eventgrid_burst": "bench.eventgrid_burst",
     "scan_steady": "bench.scan_steady",

@@ -3,8 +3,8 @@
 1,000 `AOAI.Triage.Failure` events (docs/events.md) go to the `events` function of function_app, called directly
 as the Functions host would, one after another, on the SQLite store: 700 distinct failures from 20 apps on 5
 accounts (missing roles, expired tokens, bad keys...), and 300 redeliveries of ids already delivered, in random
-places after their first delivery. The service runs in enforce mode: five apps are allowlisted (their missing
-roles are granted), the others' incidents are ticketed through the default log sink.
+places after their first delivery. The service runs in enforce mode with the apps' topic trusted: five apps are
+allowlisted (their missing roles are granted), the others' incidents are ticketed through the default log sink.
 
 Duplicate effects are measured against a second world that receives the same 700 distinct events in the same
 order and no redelivery: incident count increments, role assignment writes (ARM PUT) and ticket operations (log
@@ -35,7 +35,9 @@ APPS = 20
 ACCOUNTS = 5
 ALLOWLISTED = 5  # the first five apps may be granted their role
 EVENT_TYPE = "AOAI.Triage.Failure"
-TOPIC = "/subscriptions/{sub}/resourceGroups/rg-apps/providers/Microsoft.EventGrid/topics/triage-failures"
+# The apps' Event Grid topic, listed as trusted: its events confirm a failure (docs/policy.md, `corroborated`).
+TOPIC = ("/subscriptions/0e7e0e7e-0000-4000-8000-000000000001/resourceGroups/rg-apps/providers/"
+         "Microsoft.EventGrid/topics/triage-failures")
 
 
 def _failure(app: int, account_id: str, n: int) -> dict[str, Any]:
@@ -141,8 +143,7 @@ def _deliver(world: BenchWorld, burst: list[Delivery]) -> tuple[float, Effects]:
     from shared.bootstrap import set_runtime
 
     handler = function_app.events.build().get_user_function()
-    topic = TOPIC.format(sub=world.az.subscription_id)
-    events = [_event(d, topic) for d in burst]
+    events = [_event(d, TOPIC) for d in burst]
     set_runtime(world.rt)
     try:
         with TicketLog().attached() as tickets:
@@ -159,7 +160,7 @@ def _deliver(world: BenchWorld, burst: list[Delivery]) -> tuple[float, Effects]:
 
 def _world(workdir: Path):
     allowlist = json.dumps([{"object_id": object_id(app)} for app in range(ALLOWLISTED)])
-    return bench_world(workdir, mode="enforce", TRIAGE_ALLOWLIST=allowlist)
+    return bench_world(workdir, mode="enforce", TRIAGE_ALLOWLIST=allowlist, TRIAGE_TRUSTED_EVENT_TOPICS=TOPIC)
 
 
 def one_burst(sizes: Sizes, workdir: Path) -> tuple[float, int, int, int]:

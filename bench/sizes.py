@@ -20,6 +20,8 @@ class Sizes:
     burst_redelivered: float  # share of the burst that repeats an earlier event id
     store_upserts_sqlite: int
     store_upserts_table: int
+    budget_reservations_sqlite: int
+    budget_reservations_table: int
 
 
 FULL = Sizes(
@@ -35,6 +37,8 @@ FULL = Sizes(
     burst_redelivered=0.3,
     store_upserts_sqlite=2_000,
     store_upserts_table=300,
+    budget_reservations_sqlite=1_000,
+    budget_reservations_table=200,
 )
 
 TINY = Sizes(
@@ -49,4 +53,6 @@ TINY = Sizes(
     burst_redelivered=0.3,
     store_upserts_sqlite=20,
     store_upserts_table=10,
+    budget_reservations_sqlite=10,
+    budget_reservations_table=5,
 )

@@ -196,6 +196,8 @@ class Demo:
         found = [i for i in runtime.store.list_incidents()
                  if normalize_scope(i.resource_id).startswith(resource)
                  and (normalize_object_id(i.principal_id) if i.principal_id else None) == oid]
+        if case.project:  # decisions are per project: the case is about its project's incident
+            found = [i for i in found if f"/projects/{case.project}|".lower() in i.fingerprint.lower()] or found
         return max(found, key=lambda i: i.first_seen) if found else None
 
     def _account_id(self, runtime: Any, account: str) -> str:

@@ -1,4 +1,5 @@
-"""`python -m shared` operational commands (scan, sources, incidents, verify, approve, revoke, suppress, breaker):
+"""`python -m shared` operational commands (scan, sources, incidents, verify, approve, revoke, revocations,
+unrevoke, suppress, breaker):
 an entry point like function_app.py, so it takes its runtime from the composition root (shared.bootstrap).
 
 Each returns an exit status; output goes to the given stream. Settings come from the environment.
@@ -117,10 +118,15 @@ def cmd_incidents(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
         if args.status is not None and args.status not in STATUSES:
             out.write(f"status must be one of: {', '.join(STATUSES)}\n")
             return 2
+        revoked = queries.revocation_list(rt)
         if args.json:
-            out.write(json.dumps({"incidents": queries.incident_summaries(rt, args.status)}, indent=2) + "\n")
+            out.write(json.dumps({"incidents": queries.incident_summaries(rt, args.status),
+                                  "revocations": revoked}, indent=2) + "\n")
         else:
             _print_incidents(rt, rt.store.list_incidents(args.status), out)
+            if revoked:
+                out.write(f"\n{len(revoked)} revocation(s) in force (python -m shared revocations; lift one with "
+                          "python -m shared unrevoke <revocation> --by <you> --reason <why>)\n")
         return 0
     finally:
         rt.close()
@@ -142,11 +148,21 @@ def cmd_verify(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
 
 
 def _incident_action(args: argparse.Namespace, out: TextIO, action: str) -> int:
-    from shared.engine.approvals import ActionRefused, NotFound, approve, revoke
+    from shared.engine.approvals import ActionRefused, NotFound, approval_terms, approve, revoke
 
     rt = _runtime()
     try:
-        result = (approve if action == "approve" else revoke)(rt, args.incident, args.by)
+        if action == "approve":
+            terms = approval_terms(rt, args.incident)  # shown first: the approval grants exactly this
+            if not args.json:
+                out.write(f"approving {args.incident} grants exactly {terms.describe()}\n")
+            if args.show:
+                if args.json:
+                    out.write(json.dumps({"incident_id": args.incident, "grant": terms.to_json()}) + "\n")
+                return 0
+            result = approve(rt, args.incident, args.by, fingerprint=args.fingerprint)
+        else:
+            result = revoke(rt, args.incident, args.by)
     except (ActionRefused, NotFound) as exc:
         out.write(f"{action} refused: {exc}\n")
         return 1
@@ -159,6 +175,46 @@ def _incident_action(args: argparse.Namespace, out: TextIO, action: str) -> int:
 
 def cmd_approve(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
     return _incident_action(args, out, "approve")
+
+
+def cmd_revocations(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
+    from shared.engine.approvals import ActionRefused, revocations
+
+    rt = _runtime()
+    try:
+        found = revocations(rt)
+    except ActionRefused as exc:
+        out.write(f"revocations unreadable: {exc}\n")
+        return 1
+    finally:
+        rt.close()
+    if args.json:
+        out.write(json.dumps({"revocations": [r.to_json() for r in found]}, indent=2) + "\n")
+    else:
+        _print_revocations(found, out)
+    return 0
+
+
+def _print_revocations(found: list, out: TextIO) -> None:
+    rows = [[r.id, r.principal_id, r.role_name, short_name(r.scope), r.by, r.at.isoformat(), r.incident_id or "-"]
+            for r in found]
+    _table(rows, ["revocation", "principal", "role", "scope", "by", "at", "incident"], out)
+
+
+def cmd_unrevoke(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
+    from shared.engine.approvals import ActionRefused, NotFound, unrevoke
+
+    rt = _runtime()
+    try:
+        lifted = unrevoke(rt, args.revocation, args.by, args.reason)
+    except (ActionRefused, NotFound) as exc:
+        out.write(f"unrevoke refused: {exc}\n")
+        return 1
+    finally:
+        rt.close()
+    out.write(f"lifted {lifted.id}: the service may grant {lifted.role_name} at {lifted.scope} to "
+              f"{lifted.principal_id} again\n")
+    return 0
 
 
 def cmd_revoke(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
@@ -214,6 +270,19 @@ def incident_action_arguments(p: argparse.ArgumentParser) -> None:
     _json_flag(p)
 
 
+def approve_arguments(p: argparse.ArgumentParser) -> None:
+    incident_action_arguments(p)
+    p.add_argument("--fingerprint", help="the diagnosis fingerprint the ticket shows: refuse unless the "
+                   "recommendation still offers exactly that")
+    p.add_argument("--show", action="store_true", help="only show what approving would grant")
+
+
+def unrevoke_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("revocation", help="the revocation id (python -m shared revocations)")
+    p.add_argument("--by", required=True, help="your identity, recorded in the audit log")
+    p.add_argument("--reason", required=True)
+
+
 def suppress_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", help="object id or resource id")
     p.add_argument("--for", dest="duration", required=True, help="e.g. 7d, 12h, 30m")
@@ -245,4 +314,6 @@ verify = guarded(cmd_verify)
 approve = guarded(cmd_approve)
 revoke = guarded(cmd_revoke)
 suppress = guarded(cmd_suppress)
+revocations = guarded(cmd_revocations)
+unrevoke = guarded(cmd_unrevoke)
 breaker_reset = guarded(cmd_breaker_reset)

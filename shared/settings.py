@@ -213,7 +213,11 @@ SPECS: tuple[Spec, ...] = (
     Spec("TRIAGE_MAX_GRANTS_PER_RUN", "max_grants_per_run", _int_range(0, 100), "5", "5",
          "Blast-radius cap: grants per run."),
     Spec("TRIAGE_MAX_GRANTS_PER_DAY", "max_grants_per_day", _int_range(0, 1000), "20", "20",
-         "Blast-radius cap: grants per rolling 24 h."),
+         "Blast-radius cap: grants per rolling 24 h, over every run, event, approval and instance (a slot is "
+         "reserved in the store before each role-assignment write)."),
+    Spec("TRIAGE_MAX_GRANTS_PER_HOUR", "max_grants_per_hour", _int_range(0, 1000), "10", "10",
+         "Blast-radius cap: grants per rolling hour, over every run, event, approval and instance; bounds a burst "
+         "of events."),
     Spec("TRIAGE_INCIDENT_COOLDOWN_MINUTES", "incident_cooldown_minutes", _int_range(0, 10080), "60", "60",
          "Minimum time between two grants for the same incident."),
     Spec("TRIAGE_BREAKER_THRESHOLD", "breaker_threshold", _int_range(1, 100), "3", "3",
@@ -226,6 +230,10 @@ SPECS: tuple[Spec, ...] = (
          "Log ingestion lag added before verification reads the logs."),
     Spec("TRIAGE_VERIFY_MAX_HOURS", "verify_max_hours", _float_range(0.001, 168), "24", "24",
          "Give up verifying (closed-unverified) when no traffic is seen for this long."),
+    Spec("TRIAGE_TRUSTED_EVENT_TOPICS", "trusted_event_topics", _csv, "", "",
+         "Comma-separated Event Grid topic resource ids whose AOAI.Triage.Failure events (Event Grid schema, matched "
+         "on the `topic` field Event Grid sets) count as a witness for enforce-mode grants. Events from any other "
+         "topic, and CloudEvents, open tickets and recommendations only."),
     # --- sources ---
     Spec("TRIAGE_WORKSPACE_IDS", "workspace_ids", _csv_guids, "", "00000000-0000-0000-0000-000000000000",
          "Comma-separated Log Analytics workspace ids holding AzureDiagnostics (Cognitive Services)."),
@@ -343,6 +351,8 @@ class Settings:
     allow_group_grants: bool = False
     max_grants_per_run: int = 5
     max_grants_per_day: int = 20
+    max_grants_per_hour: int = 10
+    trusted_event_topics: tuple[str, ...] = ()
     incident_cooldown_minutes: int = 60
     breaker_threshold: int = 3
     approval_ttl_hours: int = 24

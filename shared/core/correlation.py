@@ -18,8 +18,9 @@ diagnostic setting logs it), so without the join every failure would be counted 
 read from its ARM resource, which Azure names in the row, so a gateway group is never "named by telemetry".
 
 A signal whose caller comes only from client records (no server row joined it) is named by the app's own
-telemetry, which the app writes itself: `identity_from_client_records` says so, and the policy then asks for an
-engineer's approval before any grant.
+telemetry, which the app writes itself: `identity_from_client_records` says so. Only a server-side row (the
+service's own diagnostic logs, the AI gateway's logs) is a witness the failing app cannot write (`server_witness`):
+without one, the policy's `corroborated` rule asks for an engineer's approval before any enforce-mode grant.
 """
 
 from __future__ import annotations
@@ -33,9 +34,13 @@ from shared.core.resource_ids import account_key
 
 # Sources named `appinsights:<workspace>` (shared/adapters/logs.py AppInsightsSource) read client-side records.
 CLIENT_SOURCE_PREFIX = "appinsights:"
-# Sources named `apim:<workspace>` (shared/adapters/gateway_logs.py) read the gateways' view of backend calls.
+# Sources whose rows Azure writes, never the calling app: AzureDiagnostics (`logs:<workspace>`) and the API
+# Management gateway's ApiManagementGatewayLogs (`apim:<workspace>`, shared/adapters/gateway_logs.py).
 GATEWAY_SOURCE_PREFIX = "apim:"
+SERVER_SOURCE_PREFIXES = ("logs:", GATEWAY_SOURCE_PREFIX)
 JOIN_SLACK = timedelta(minutes=5)
+# How far before a claimed failure a server-side row of the same caller on the same account still confirms it.
+WITNESS_WINDOW = timedelta(minutes=15)
 
 
 def is_client_record(signal: FailureSignal) -> bool:
@@ -50,6 +55,18 @@ def is_other_side(signal: FailureSignal) -> bool:
 def identity_from_client_records(signal: FailureSignal | None) -> bool:
     """The caller of this signal was named only by client-side telemetry (no server row confirmed it)."""
     return signal is not None and bool(signal.object_id) and is_client_record(signal)
+
+
+def is_server_source(name: str | None) -> bool:
+    return (name or "").startswith(SERVER_SOURCE_PREFIXES)
+
+
+def server_witness(signal: FailureSignal | None) -> str | None:
+    """The server-side source whose row names this failure's caller, when it came from one; None otherwise (a
+    client-side record, an event, a pasted error)."""
+    if signal is None or not signal.object_id or not signal.resource_id or not is_server_source(signal.source):
+        return None
+    return f"{signal.source} row"
 
 
 def _key(signal: FailureSignal) -> tuple[str, str, int] | None:

@@ -36,6 +36,9 @@ class Envelope:
     source: str
     time: datetime | None
     data: Any
+    # The Event Grid schema's `topic`, which Event Grid sets (a publisher cannot choose it); "" for CloudEvents,
+    # whose `source` the publisher writes.
+    topic: str = ""
 
 
 @dataclass(frozen=True)
@@ -184,4 +187,5 @@ def envelope_from_dict(raw: Any) -> Envelope | Malformed:
         source=str(raw.get(source_key) or ""),
         time=_parse_time(raw.get(time_key)),
         data=raw.get("data"),
+        topic="" if "specversion" in raw else str(raw.get("topic") or ""),
     )

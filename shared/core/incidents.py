@@ -11,10 +11,13 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from shared.core import endpoints
 from shared.core.allowlist import normalize_object_id
+from shared.core.approval import ApprovalTerms
 from shared.core.causes import family_of
-from shared.core.model import Diagnosis
-from shared.core.resource_ids import normalize_scope
+from shared.core.model import Diagnosis, FailureSignal
+from shared.core.resource_ids import normalize_scope, parse_strict
+from shared.core.resource_ids import parse as parse_resource_id
 from shared.core.status import IncidentStatus
 
 KEY_CALLERS = "key-callers"
@@ -41,9 +44,35 @@ def principal_key(object_id: str | None) -> str:
     return normalize_object_id(object_id) or KEY_CALLERS
 
 
-def fingerprint(object_id: str | None, resource_id: str | None, cause: str) -> str:
+def fingerprint(object_id: str | None, resource_id: str | None, cause: str, scope: str | None = None) -> str:
+    """`scope` is the diagnosis's: a project under the failing account keys the incident by that project, so a
+    decision on one project never stands for another project or the account."""
     resource = normalize_scope(resource_id) if resource_id else "/unknown-resource"
-    return f"{principal_key(object_id)}|{resource}|{family_of(cause)}"
+    return f"{principal_key(object_id)}|{decision_target(resource, scope)}|{family_of(cause)}"
+
+
+def keyed_scope(signal: FailureSignal, diagnosis: Diagnosis) -> str | None:
+    """The scope an incident is keyed by: the diagnosis's when it names a project, else the project the failing
+    request itself named (its URL or route). A diagnosis that names no role (propagation, role present) has no
+    scope; keyed by the account, the failures of a project granted a role moments ago became a second incident."""
+    named = parse_strict(diagnosis.scope) if diagnosis.scope else None
+    if named is not None and named.is_project:
+        return diagnosis.scope
+    _, project, _ = endpoints.detect(signal.endpoint, signal.route, signal.operation)
+    account = parse_resource_id(signal.resource_id) if signal.resource_id else None
+    if project and account is not None:
+        return account.project(project).text
+    return diagnosis.scope
+
+
+def decision_target(resource: str, scope: str | None) -> str:
+    """The normalized resource a decision is about: the diagnosis's project when it names one under the failing
+    account, else the failing resource."""
+    target = parse_strict(scope) if scope else None
+    failing = parse_strict(resource)
+    if target is None or failing is None or not target.is_project or target.account() != failing.account():
+        return normalize_scope(resource)
+    return target.key
 
 
 def incident_id(fp: str) -> str:
@@ -87,6 +116,8 @@ class Incident:
     approval_handle: str | None = None
     approval_expires_at: datetime | None = None
     approved_by: str | None = None
+    # What the open recommendation offers for approval (core/approval.py); None when there is none.
+    approval_terms: ApprovalTerms | None = None
     last_grant_at: datetime | None = None
     last_comment_at: datetime | None = None  # last recurrence comment on the ticket (throttled)
     closed_at: datetime | None = None  # when it was resolved / closed unverified (recurrence after this reopens)
@@ -135,6 +166,7 @@ class Incident:
         )
         data["ticket_refs"] = dict(data.get("ticket_refs") or {})
         data["diagnosis"] = Diagnosis.from_json(data["diagnosis"]) if data.get("diagnosis") else None
+        data["approval_terms"] = ApprovalTerms.from_json(data["approval_terms"]) if data.get("approval_terms") else None
         return cls(**data, etag=etag)
 
 

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from shared.core import incidents as inc
 from shared.core.allowlist import normalize_object_id
+from shared.core.approval import ApprovalTerms, binding_mismatch, terms_for
 from shared.core.incidents import Action, Incident
 from shared.core.model import Diagnosis, FailureSignal
 from shared.core.policy import Decision
@@ -55,7 +56,8 @@ def open_or_update(
 ) -> Incident:
     """Create the incident for this failure, or merge the failure into it (reopening it if it was closed).
     `fingerprint` is the signal's, when the caller computed it already."""
-    fp = fingerprint or inc.fingerprint(signal.object_id, signal.resource_id, diagnosis.cause)
+    fp = fingerprint or inc.fingerprint(signal.object_id, signal.resource_id, diagnosis.cause,
+                                        inc.keyed_scope(signal, diagnosis))
     first, last = _seen(signal, now)
     if existing is None:
         created = Incident(
@@ -100,6 +102,7 @@ def open_or_update(
             approval_handle=None,
             approval_expires_at=None,
             approved_by=None,
+            approval_terms=None,
         ).with_action(Action(now, "reopened", f"failing again after {existing.status}: {diagnosis.cause}"))
     return merged
 
@@ -114,17 +117,53 @@ def approval_valid(incident: Incident, now: datetime) -> bool:
     )
 
 
+def offered_terms(incident: Incident, decision: Decision) -> ApprovalTerms | None:
+    """What a recommendation of `decision` on the incident's diagnosis offers for approval."""
+    terms = terms_for(incident.diagnosis, incident.principal_id)
+    if terms is None or terms.role_id != decision.role_id or terms.scope != decision.scope:
+        return None  # the policy names the diagnosis's role and scope; anything else is not approvable
+    return terms
+
+
+def approval_lapse(incident: Incident) -> str | None:
+    """Why the incident's open recommendation no longer offers what it showed (a later failure changed the
+    diagnosis): None when it still does, or there is none."""
+    if incident.approval_terms is None or incident.status != inc.RECOMMENDED or incident.diagnosis is None:
+        return None
+    return binding_mismatch(incident.approval_terms, incident.diagnosis, incident.principal_id)
+
+
+def _lapsed(incident: Incident, now: datetime, why: str) -> Incident:
+    shown = incident.approval_terms
+    detail = f"the approval of {shown.describe() if shown else 'the recommendation'} lapsed: {why}"
+    return replace(incident, approval_handle=None, approval_expires_at=None, approval_terms=None).with_action(
+        Action(now, "approval-lapsed", detail))
+
+
 def apply_decision(incident: Incident, decision: Decision, now: datetime, approval_ttl: timedelta) -> Incident:
     """Record a policy decision: its status and an action. A recommendation gets an approval handle (the
-    incident id) that expires after `approval_ttl`; a still-valid one is kept, not extended."""
+    incident id) bound to the terms it offers (`approval_terms`) that expires after `approval_ttl`; a still-valid
+    one offering the same terms is kept, not extended. One offering other terms lapses ("approval-lapsed": a new
+    approval is needed), and so does an open one that any other decision replaces."""
     what = f"{decision.role_name} at {decision.scope}" if decision.role_id and decision.scope else ""
+    had_valid = approval_valid(incident, now)
     if decision.action == DecisionAction.RECOMMEND:
-        if approval_valid(incident, now):
+        terms = offered_terms(incident, decision)
+        if had_valid and terms is not None and incident.approval_terms == terms:
             return incident
+        if had_valid:
+            why = (binding_mismatch(incident.approval_terms, incident.diagnosis, incident.principal_id)
+                   if incident.approval_terms and incident.diagnosis else None)
+            incident = _lapsed(incident, now, why or "the recommendation changed")
         expires = now + approval_ttl
-        updated = replace(incident, status=inc.RECOMMENDED, approval_handle=incident.id,
-                          approval_expires_at=expires, approved_by=None, updated_at=now)
-        return _append(updated, Action(now, "recommended", f"assign {what}; approval expires {expires.isoformat()}"))
+        updated = replace(incident, status=inc.RECOMMENDED, approval_handle=incident.id if terms else None,
+                          approval_expires_at=expires if terms else None, approved_by=None, approval_terms=terms,
+                          updated_at=now)
+        shown = f"; diagnosis {terms.fingerprint}" if terms else "; nothing approvable (no role or scope)"
+        return _append(updated, Action(now, "recommended", f"assign {what}{shown}; approval expires "
+                                       f"{expires.isoformat()}", rules=decision.rules))
+    if had_valid and decision.action not in (DecisionAction.ASSIGN, DecisionAction.RECOMMEND):
+        incident = _lapsed(incident, now, f"the decision is now {decision.action}")
     # A wait is recorded here and takes effect in start_waiting, with the verification schedule.
     status = incident.status if decision.action == DecisionAction.WAIT else (
         STATUS_FOR_ACTION.get(decision.action, incident.status))
@@ -135,6 +174,7 @@ def apply_decision(incident: Incident, decision: Decision, now: datetime, approv
         status=status,
         approval_handle=incident.approval_handle if keep_handle else None,
         approval_expires_at=incident.approval_expires_at if keep_handle else None,
+        approval_terms=incident.approval_terms if keep_handle else None,
         updated_at=now,
     )
     detail = {
@@ -173,6 +213,7 @@ def record_grant(
         last_grant_at=now,
         approval_handle=None,  # an approval authorizes one grant
         approval_expires_at=None,
+        approval_terms=None,
         updated_at=now,
     )
     diagnosis = incident.diagnosis

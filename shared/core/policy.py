@@ -14,9 +14,12 @@ from typing import Any
 
 from shared.core import roles
 from shared.core.allowlist import Allowlist, AllowlistEntry, normalize_object_id
+from shared.core.approval import ApprovalTerms, binding_mismatch
 from shared.core.causes import ROLE_FIXABLE
 from shared.core.model import HIGH, Diagnosis
 from shared.core.resource_ids import normalize_scope, parse_strict, scope_within
+from shared.core.revocations import Revocations, blocking
+from shared.core.roles import PROJECT
 from shared.core.status import DecisionAction, Mode
 from shared.core.suppression import is_suppressed
 
@@ -42,14 +45,29 @@ RULES: dict[str, str] = {
     "principal_type": "The principal is a ServicePrincipal (managed identities included); a User or Group only "
     "when allow_user_grants / allow_group_grants is set.",
     "run_cap": "Fewer grants than max_grants_per_run were made in this run.",
-    "daily_cap": "Fewer grants than max_grants_per_day were made in the last 24 hours.",
+    "daily_cap": "A slot of the grant budget is free: fewer than max_grants_per_day grants were made or reserved "
+    "in the last 24 hours, by any run, event, approval or instance.",
+    "hourly_cap": "A slot of the grant budget is free: fewer than max_grants_per_hour grants were made or reserved "
+    "in the last hour, by any run, event, approval or instance.",
     "cooldown": "The incident's last grant is older than the per-incident cool-down.",
     "suppression": "Neither the principal nor the resource (or a parent of it) is under an active suppression.",
     "circuit_breaker": "The circuit breaker is closed.",
     "evidence_complete": "Every live-evidence look-up for this failure succeeded (role assignments, account "
     "settings): a diagnosis made while ARM could not be read is never acted on.",
+    "corroborated": "In enforce mode, a witness the failing app cannot write confirms the failure: a server-side "
+    "log row of this principal failing on this account, or an event from a trusted Event Grid topic. Without one an "
+    "engineer approves the grant.",
+    "revoked": "No engineer revoked this role (or one granting some of the same data access) from this principal "
+    "at an overlapping scope; `python -m shared unrevoke` lifts a revocation.",
+    "approval_binding": "An approval grants exactly what it approved: the principal, role, scope and diagnosis "
+    "fingerprint the recommendation showed.",
+    "project_scope": "A Foundry project call is granted at the project the failure named, never at the account or "
+    "another project.",
     "policy_error": "The policy could not evaluate its inputs; nothing is granted.",
 }
+
+# Refusals an engineer's approval lifts: a recommendation is made when these are all that stand in the way.
+APPROVABLE_RULES = frozenset({"mode", "corroborated"})
 
 _PRINCIPAL_TYPES = {"serviceprincipal": "ServicePrincipal", "user": "User", "group": "Group"}
 
@@ -68,6 +86,7 @@ class PolicyConfig:
     max_grants_per_run: int = 5
     max_grants_per_day: int = 20
     incident_cooldown: timedelta = timedelta(minutes=60)
+    max_grants_per_hour: int = 10
 
     @classmethod
     def from_settings(cls, settings: Any) -> PolicyConfig:
@@ -79,6 +98,7 @@ class PolicyConfig:
             max_grants_per_run=settings.max_grants_per_run,
             max_grants_per_day=settings.max_grants_per_day,
             incident_cooldown=timedelta(minutes=settings.incident_cooldown_minutes),
+            max_grants_per_hour=settings.max_grants_per_hour,
         )
 
 
@@ -90,16 +110,26 @@ class PolicyContext:
     last_grant_at: datetime | None  # this incident's last grant (cool-down)
     suppressed_targets: frozenset[str]  # normalized object ids / resource ids under an active suppression
     breaker_open: bool
-    approved: bool  # a valid, unexpired approval exists: lifts the mode gate only
+    approved: bool  # a valid, unexpired approval exists: lifts the mode gate (never observe's) for its terms only
+    # The principal type ARM evidence shows (role assignments the service read); never what a signal claims.
     evidence_principal_type: str | None = None
     # The failing resource (the incident's resource id). When given, the scope must be its account or a project
     # under it, and a suppression of it counts.
     resource_id: str | None = None
     # The evidence look-ups for this failure that failed (`Evidence.failed`): any one refuses the grant.
     evidence_failures: tuple[str, ...] = ()
-    # The caller was named only by the app's own client-side telemetry (core/correlation.py): even in enforce mode
-    # a grant then waits for an engineer's approval.
-    identity_from_client_records: bool = False
+    # Grants made or reserved in the last hour, by every instance (the budget's snapshot; the reservation decides).
+    grants_last_hour: int = 0
+    # What confirms the failure and the failing app cannot write (core/correlation.py): a server-side log row's
+    # source, or a trusted event topic. None: the failure is only claimed (a custom event, client-side telemetry,
+    # a pasted error), and in enforce mode a grant waits for an engineer's approval.
+    witness: str | None = None
+    # The principal type the failure itself claims (an event, a log row): a grant is refused when it disagrees.
+    claimed_principal_type: str | None = None
+    # Engineers' revocations (core/revocations.py): a grant that would undo one is refused.
+    revocations: Revocations = field(default_factory=Revocations)
+    # What the approval approved (core/approval.py): with `approved`, the grant must be exactly this.
+    approved_terms: ApprovalTerms | None = None
 
 
 @dataclass(frozen=True)
@@ -173,16 +203,20 @@ def _decide(diagnosis: Diagnosis, principal_id: str | None, config: PolicyConfig
     needs_approval = any(e.require_approval is not False for e in entries)
     if config.mode == Mode.ENFORCE and ctx.approved is not True and needs_approval:
         ev.refuse("mode", "this identity's allowlist entry requires an on-call engineer's approval")
-    if config.mode == Mode.ENFORCE and ctx.approved is not True and ctx.identity_from_client_records is True:
-        ev.refuse("mode", "the caller was named only by the app's own telemetry (Application Insights), which the "
-                  "app writes itself, and no service-side log row confirmed it: an on-call engineer approves the grant")
+    if config.mode == Mode.ENFORCE and ctx.approved is not True and not _witnessed(ctx.witness):
+        ev.refuse("corroborated", "nothing the failing app cannot write confirms this failure (no service-side log "
+                  "row of this principal failing on this account, no event from a trusted topic; client-side "
+                  "telemetry, custom events and pasted errors are the app's own word): an on-call engineer approves "
+                  "the grant")
+    _check_approval(ev, diagnosis, principal_id, ctx)
     _check_role(ev, diagnosis, entries)
     _check_scope(ev, diagnosis, entries, ctx)
     _check_principal_type(ev, entries, config, ctx)
     _check_limits(ev, principal_id, diagnosis, config, ctx)
+    _check_revocations(ev, principal_id, ctx)
 
     rules = {r.rule for r in ev.refusals}
-    if config.mode == Mode.OBSERVE and not ctx.approved:
+    if config.mode == Mode.OBSERVE:
         action = DecisionAction.OBSERVE
     elif "suppression" in rules:
         action = DecisionAction.SUPPRESSED
@@ -190,8 +224,8 @@ def _decide(diagnosis: Diagnosis, principal_id: str | None, config: PolicyConfig
         action = DecisionAction.WAIT
     elif not rules:
         action = DecisionAction.ASSIGN
-    elif rules == {"mode"}:
-        action = DecisionAction.RECOMMEND  # only the mode stands in the way: an engineer's approval makes it a grant
+    elif rules <= APPROVABLE_RULES:
+        action = DecisionAction.RECOMMEND  # only what an engineer's approval lifts stands in the way
     else:
         action = DecisionAction.TICKET
     role = roles.BY_GUID.get(ev.role_guid) if ev.role_guid else None
@@ -207,14 +241,45 @@ def _decide(diagnosis: Diagnosis, principal_id: str | None, config: PolicyConfig
 
 
 def _check_mode(ev: _Evaluation, config: PolicyConfig, ctx: PolicyContext) -> None:
+    if config.mode == Mode.OBSERVE:  # observe writes nothing to Azure: an approval does not lift it
+        ev.refuse("mode", "mode is observe: failures are diagnosed only, and nothing is written to Azure "
+                  "(approvals included)" if ctx.approved is True else "mode is observe: failures are diagnosed only")
+        return
     if config.mode == Mode.ENFORCE or ctx.approved is True:
         return
-    if config.mode == Mode.OBSERVE:
-        ev.refuse("mode", "mode is observe: failures are diagnosed only")
-    elif config.mode == Mode.RECOMMEND:
+    if config.mode == Mode.RECOMMEND:
         ev.refuse("mode", "mode is recommend: the fix needs an on-call engineer's approval")
     else:
         ev.refuse("mode", f"unknown mode {config.mode!r}: treated as no automatic changes")
+
+
+def _witnessed(witness: object) -> bool:
+    return isinstance(witness, str) and bool(witness.strip())
+
+
+def _check_approval(ev: _Evaluation, diagnosis: Diagnosis, principal_id: str | None, ctx: PolicyContext) -> None:
+    """An approval grants exactly the terms it approved; an approval that names none approves nothing."""
+    if ctx.approved is not True:
+        return
+    if not isinstance(ctx.approved_terms, ApprovalTerms):
+        ev.refuse("approval_binding", "the approval names no principal, role and scope: it approves nothing")
+        return
+    mismatch = binding_mismatch(ctx.approved_terms, diagnosis, principal_id)
+    if mismatch:
+        ev.refuse("approval_binding", f"the grant differs from what was approved ({mismatch}): a new approval is "
+                  "needed")
+
+
+def _check_revocations(ev: _Evaluation, principal_id: str | None, ctx: PolicyContext) -> None:
+    revocations = ctx.revocations
+    if not isinstance(revocations, Revocations) or revocations.unreadable:
+        reason = revocations.unreadable if isinstance(revocations, Revocations) else "no revocation list"
+        ev.refuse("revoked", f"the engineers' revocations could not be read ({reason})")
+        return
+    revoked = blocking(revocations, principal_id, ev.role_guid, ev.scope)
+    if revoked is not None:
+        ev.refuse("revoked", f"{revoked.by} revoked {revoked.role_name} at {revoked.scope} from this principal at "
+                  f"{revoked.at.isoformat()} ({revoked.id}); `python -m shared unrevoke {revoked.id}` lifts it")
 
 
 def _check_diagnosis(ev: _Evaluation, diagnosis: Diagnosis) -> None:
@@ -282,10 +347,14 @@ def _check_scope(
         ev.refuse("resource_scope", f"{shown} is not an account or project resource id")
         return
     ev.scope = scope
-    if ctx.resource_id is not None:
-        failing = parse_strict(ctx.resource_id)
-        if failing is None or failing.account() != target_id.account():
-            ev.refuse("scope_matches_resource", f"scope {scope!r} is not the failing resource {ctx.resource_id!r}")
+    failing = parse_strict(ctx.resource_id) if ctx.resource_id is not None else None
+    if ctx.resource_id is not None and (failing is None or failing.account() != target_id.account()):
+        ev.refuse("scope_matches_resource", f"scope {scope!r} is not the failing resource {ctx.resource_id!r}")
+    if diagnosis.surface == PROJECT and not target_id.is_project:
+        ev.refuse("project_scope", "a Foundry project call whose project is not known: the account is broader than "
+                  "the call needs, and a project name is never guessed")
+    elif diagnosis.surface == PROJECT and failing is not None and failing.is_project and failing != target_id:
+        ev.refuse("project_scope", f"the failure named project {failing.project_name!r}, the scope is {scope!r}")
     target = normalize_scope(target_id.text)
     for entry in entries:
         narrowed = tuple(normalize_scope(s) for s in entry.scopes if isinstance(s, str) and s.strip())
@@ -308,9 +377,16 @@ def _check_principal_type(
     if len(declared) > 1:
         ev.refuse("principal_type_match", "allowlist entries for this principal declare different types")
         return
-    principal_type = next(iter(declared)) if declared else observed
+    claimed = _canonical_type(ctx.claimed_principal_type)
+    # What is sent to ARM is the allowlist's type (every grantable principal has an entry); without an entry
+    # (refused anyway) the refusals are worded on what the evidence, or else the failure, says.
+    principal_type = next(iter(declared)) if declared else (observed or claimed)
     if declared and observed is not None and observed != principal_type:
         ev.refuse("principal_type_match", f"allowlist declares {principal_type}, evidence says {observed}")
+        return
+    if claimed is not None and principal_type is not None and claimed != principal_type:
+        ev.refuse("principal_type_match", f"the failure says the principal is a {claimed}, the "
+                  f"{'allowlist' if declared else 'evidence'} says {principal_type}")
         return
     ev.principal_type = principal_type
     if principal_type == "ServicePrincipal":
@@ -335,6 +411,9 @@ def _check_limits(
         ev.refuse("run_cap", f"{ctx.grants_this_run} grants this run; the cap is {config.max_grants_per_run}")
     if not ctx.grants_last_24h < config.max_grants_per_day:
         ev.refuse("daily_cap", f"{ctx.grants_last_24h} grants in 24 h; the cap is {config.max_grants_per_day}")
+    if not ctx.grants_last_hour < config.max_grants_per_hour:
+        ev.refuse("hourly_cap", f"{ctx.grants_last_hour} grants in the last hour; the cap is "
+                  f"{config.max_grants_per_hour}")
     if ctx.last_grant_at is not None and not ctx.now - ctx.last_grant_at >= config.incident_cooldown:
         ev.refuse("cooldown", f"last grant for this incident at {ctx.last_grant_at.isoformat()} is within the "
                   f"{config.incident_cooldown} cool-down")

@@ -13,6 +13,7 @@ from shared.core import roles
 from shared.core.allowlist import Allowlist
 from shared.core.causes import CAUSE_IDS, family_of
 from shared.core.incidents import Incident
+from shared.core.lifecycle import approval_lapse
 from shared.core.model import Diagnosis, Evidence, FailureSignal, RoleAssignmentEvidence
 from shared.core.policy import GROUP_MEMBERSHIP_CACHE, PROPAGATION_PENDING, Decision
 from shared.core.resource_ids import applies_at
@@ -24,9 +25,14 @@ STALE_CLAIM = timedelta(minutes=2)
 # incident ticketed only for these is decided again on its next failures, so a per-run cap or a breaker reset
 # leads to the grant.
 ROLE_PRESENT_STILL_DENIED = "role_present_still_denied"
-TRANSIENT_RULES = frozenset({"run_cap", "daily_cap", "cooldown", "circuit_breaker"})
+TRANSIENT_RULES = frozenset({"run_cap", "daily_cap", "hourly_cap", "cooldown", "circuit_breaker"})
 # The refusal of a decision made while live evidence could not be read: made again on the next failures.
 EVIDENCE_RULE = "evidence_complete"
+# The refusal of a grant no witness confirmed: made again when a failure a witness confirms comes in.
+WITNESS_RULE = "corroborated"
+# The action an engineer's lifting of a revocation leaves on the incidents it refused: decided again.
+UNREVOKED = "unrevoked"
+REVOKED_RULE = "revoked"
 # Statuses whose cause is not re-diagnosed: under verification the check's outcome decides, and a closed incident
 # that did not reopen keeps the cause it was closed with.
 _CAUSE_KEPT = frozenset({inc.VERIFYING, *inc.CLOSED_STATUSES})
@@ -72,7 +78,27 @@ def awaits_decision(incident: Incident, now: datetime) -> bool:
     if incident.status == inc.RECOMMENDED and incident.approval_expires_at and incident.approval_expires_at <= now:
         return True
     return incident.status == inc.TICKETED and (refused_only_for_transient(incident)
-                                                 or decided_without_evidence(incident))
+                                                 or decided_without_evidence(incident) or unrevoked(incident))
+
+
+def refused_by_revocation(incident: Incident) -> bool:
+    """The incident's latest action is an engineer's revocation, or a ticket decision the `revoked` rule refused."""
+    last = incident.actions[-1] if incident.actions else None
+    return last is not None and (last.kind == "revoked" or (last.kind == "ticketed" and REVOKED_RULE in last.rules))
+
+
+def unrevoked(incident: Incident) -> bool:
+    """An engineer lifted the revocation that stood in the incident's way since its last decision."""
+    last = incident.actions[-1] if incident.actions else None
+    return last is not None and last.kind == UNREVOKED
+
+
+def awaits_witness(incident: Incident) -> bool:
+    """The incident's latest decision was held back only until a witness confirms the failure (with other
+    refusals, maybe): a confirmed failure decides it again."""
+    last = next((a for a in reversed(incident.actions) if a.kind in ("recommended", "ticketed")), None)
+    return (incident.status in (inc.RECOMMENDED, inc.TICKETED) and last is not None
+            and WITNESS_RULE in last.rules)
 
 
 def grant_in_flight(incident: Incident) -> bool:
@@ -85,9 +111,10 @@ def grant_claimed_at(incident: Incident) -> datetime | None:
 
 
 def needs_decision(existing: Incident | None, merged: Incident, now: datetime, *,
-                   evidence_complete: bool = True) -> bool:
+                   evidence_complete: bool = True, witnessed: bool = False) -> bool:
     """Merging a failure into `existing` (giving `merged`) must go to the policy, not just update counts. Never for
-    a known incident while its evidence could not be read: the last decision, made on good evidence, stands."""
+    a known incident while its evidence could not be read: the last decision, made on good evidence, stands.
+    `witnessed`: something the failing app cannot write confirms this failure."""
     if existing is None:
         return True
     if not evidence_complete:
@@ -95,6 +122,10 @@ def needs_decision(existing: Incident | None, merged: Incident, now: datetime, *
     if awaits_decision(merged, now):
         return True
     if merged.status in (inc.RECOMMENDED, inc.TICKETED) and existing.cause != merged.cause:
+        return True
+    if approval_lapse(merged) is not None:
+        return True  # the recommendation no longer offers what it showed: its approval lapses
+    if witnessed and awaits_witness(merged):
         return True
     if not grant_in_flight(merged):
         return False
@@ -125,10 +156,11 @@ def keep_verified_cause(existing: Incident | None, merged: Incident) -> Incident
     return merged
 
 
-def incident_ids_of(object_id: str | None, resource_id: str | None) -> tuple[str, ...]:
-    """The ids an incident of this principal on this resource can have: one per cause family."""
+def incident_ids_of(object_id: str | None, resource_id: str | None, scope: str | None = None) -> tuple[str, ...]:
+    """The ids an incident of this principal on this resource can have: one per cause family (keyed by the project
+    `scope` names, when it names one under the resource's account)."""
     causes = {family_of(cause): cause for cause in reversed(CAUSE_IDS)}
-    return tuple(inc.incident_id(inc.fingerprint(object_id, resource_id, cause)) for cause in causes.values())
+    return tuple(inc.incident_id(inc.fingerprint(object_id, resource_id, cause, scope)) for cause in causes.values())
 
 
 def last_good(candidates: Iterable[Incident]) -> Incident | None:

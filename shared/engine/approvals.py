@@ -1,6 +1,8 @@
-"""On-call actions: approve a recommendation, revoke a grant this service made, suppress, reset the breaker.
+"""On-call actions: approve a recommendation, revoke a grant this service made (and lift a revocation), suppress,
+reset the breaker.
 
-Every action re-checks policy (all rules but the mode for approvals) and is audited with the engineer's identity.
+Every action re-checks policy (all rules but the mode and the witness for approvals, and only for exactly the
+terms the recommendation showed) and is audited with the engineer's identity.
 """
 
 from __future__ import annotations
@@ -10,20 +12,24 @@ from datetime import timedelta
 from typing import Any
 
 from shared.core import incidents as inc
+from shared.core import roles
 from shared.core.allowlist import normalize_object_id
+from shared.core.approval import ApprovalTerms
 from shared.core.breaker import BreakerState, reset
 from shared.core.incidents import Action
 from shared.core.lifecycle import approval_valid
 from shared.core.model import Diagnosis
-from shared.core.policy import decide
+from shared.core.policy import Decision, PolicyContext, decide
 from shared.core.ports import evidence_key
 from shared.core.records import ConflictError, Suppression
 from shared.core.resource_ids import normalize_scope
+from shared.core.revocations import Revocation, scopes_overlap
 from shared.core.status import DecisionAction
-from shared.core.triage import approval_obsolete
+from shared.core.triage import UNREVOKED, approval_obsolete, refused_by_revocation
+from shared.engine.grants import secure_grant
 from shared.engine.runtime import Runtime, new_correlation_id
 from shared.engine.signals import act, policy_context
-from shared.engine.unit_of_work import RunState, change_breaker, update_incident
+from shared.engine.unit_of_work import RunState, change_breaker, change_revocations, load_revocations, update_incident
 
 
 class ActionRefused(Exception):
@@ -40,10 +46,14 @@ class ActionResult:
     status: str
     detail: str
     refusals: tuple[dict[str, str], ...] = ()
+    grant: ApprovalTerms | None = None  # what an approval granted: exactly the terms the recommendation showed
 
     def to_json(self) -> dict[str, Any]:
-        return {"incident_id": self.incident_id, "status": self.status, "detail": self.detail,
+        body: dict[str, Any] = {"incident_id": self.incident_id, "status": self.status, "detail": self.detail,
                 "refusals": list(self.refusals)}
+        if self.grant is not None:
+            body["grant"] = self.grant.to_json()
+        return body
 
 
 def _incident_for_action(rt: Runtime, incident_id: str, actor: str, verb: str) -> inc.Incident:
@@ -55,8 +65,21 @@ def _incident_for_action(rt: Runtime, incident_id: str, actor: str, verb: str) -
     return incident
 
 
-def approve(rt: Runtime, incident_id: str, actor: str) -> ActionResult:
-    """Grant a recommended assignment on an engineer's word, if every rule but the mode still allows it."""
+def approval_terms(rt: Runtime, incident_id: str) -> ApprovalTerms:
+    """What approving the incident would grant, exactly: the terms its open recommendation showed."""
+    incident = rt.store.get_incident(incident_id)
+    if incident is None:
+        raise NotFound(f"no incident {incident_id}")
+    if incident.status != inc.RECOMMENDED or incident.approval_terms is None:
+        raise ActionRefused(f"incident {incident_id} is {incident.status} with no open recommendation: nothing to "
+                            "approve")
+    return incident.approval_terms
+
+
+def approve(rt: Runtime, incident_id: str, actor: str, *, fingerprint: str | None = None) -> ActionResult:
+    """Grant a recommended assignment on an engineer's word: exactly the terms the recommendation showed (and,
+    with `fingerprint`, only if that is the diagnosis the engineer saw), if every rule but the mode and the
+    witness still allows it."""
     incident = _incident_for_action(rt, incident_id, actor, "approving")
     correlation_id = new_correlation_id()
     now = rt.clock()
@@ -64,6 +87,16 @@ def approve(rt: Runtime, incident_id: str, actor: str) -> ActionResult:
         raise ActionRefused(f"incident {incident_id} is {incident.status}, not recommended: nothing to approve")
     if not approval_valid(incident, now):
         raise ActionRefused(f"the approval window of {incident_id} expired; wait for the next recommendation")
+    terms = incident.approval_terms
+    if terms is None:
+        raise ActionRefused(f"the recommendation of {incident_id} shows no terms to approve (made by an earlier "
+                            "version); wait for the next recommendation")
+    if fingerprint is not None and fingerprint.strip().lower() != terms.fingerprint:
+        rt.audit("approval", f"approval by {actor} not applied: it names diagnosis {fingerprint.strip()}, the "
+                 f"recommendation offers {terms.describe()}", incident_id=incident_id,
+                 correlation_id=correlation_id, actor=actor, inputs={"fingerprint": fingerprint.strip()})
+        raise ActionRefused(f"the recommendation now offers {terms.describe()}, not diagnosis "
+                            f"{fingerprint.strip()}: review it and approve again")
 
     # Re-decide from the recommended diagnosis and fresh evidence: the role may have been assigned by hand.
     rt.refresh_evidence()
@@ -78,44 +111,116 @@ def approve(rt: Runtime, incident_id: str, actor: str) -> ActionResult:
         raise ActionRefused(f"the live evidence now says {cause}: {why}")
 
     run = RunState.begin(rt, correlation_id)
-    decision = decide(diagnosis, incident.principal_id, rt.policy,
-                      policy_context(run, incident, evidence, now, approved=True))
+    context = policy_context(run, incident, evidence, now, approved_terms=terms)
+
+    def decide_with(ctx: PolicyContext) -> Decision:
+        return decide(diagnosis, incident.principal_id, rt.policy, ctx)
+
+    decision, reservation = secure_grant(rt, run, incident.id, decide_with(context), context, decide_with)
     refusals = tuple({"rule": r.rule, "reason": r.reason} for r in decision.refusals)
     rt.audit("approval", f"approval by {actor}: {decision.action}", incident_id=incident_id,
              correlation_id=correlation_id, actor=actor,
              inputs={"refusals": [r["rule"] for r in refusals], "role_id": decision.role_id,
-                     "scope": decision.scope})
+                     "scope": decision.scope, "fingerprint": terms.fingerprint})
     if decision.action != DecisionAction.ASSIGN:
         raise ActionRefused("policy refused the approved assignment: "
                             + "; ".join(f"[{r['rule']}] {r['reason']}" for r in refusals))
-    approved = replace(incident, approved_by=actor).with_action(Action(now, "approved", "", actor))
+    approved = replace(incident, approved_by=actor).with_action(Action(now, "approved", terms.describe(), actor))
     try:
-        result = act(rt, run, approved, decision, etag=incident.etag, evidence=evidence, actor=actor)
+        result = act(rt, run, approved, decision, etag=incident.etag, evidence=evidence, actor=actor,
+                     reservation=reservation)
     except ConflictError:
         raise ActionRefused(f"incident {incident_id} changed while approving; retry") from None
-    return ActionResult(result.id, result.status, f"{decision.role_name} at {decision.scope}", refusals)
+    return ActionResult(result.id, result.status, f"{decision.role_name} at {decision.scope}", refusals, terms)
 
 
 def revoke(rt: Runtime, incident_id: str, actor: str) -> ActionResult:
-    """Remove an assignment this service created. Never touches anything it did not create."""
+    """Remove an assignment this service created. Never touches anything it did not create. What was revoked
+    (principal, role, scope) is recorded first, so no later incident re-grants it until `unrevoke` lifts it."""
     incident = _incident_for_action(rt, incident_id, actor, "revoking")
     correlation_id = new_correlation_id()
     if not incident.assignment_id:
         raise ActionRefused(f"incident {incident_id} has no assignment created by this service")
-    deleted = rt.roles.delete_own(incident.assignment_id)
     now = rt.clock()
+    revocation = _revocation_of(rt, incident, actor, now)
+    if revocation is not None:
+        change_revocations(rt, lambda current: current.with_entry(revocation))
+    deleted = rt.roles.delete_own(incident.assignment_id)
     rt.audit("revoke", f"revoke by {actor}: {'deleted' if deleted else 'refused or already gone'} "
              f"{incident.assignment_id}", incident_id=incident_id, correlation_id=correlation_id, actor=actor,
-             inputs={"assignment_id": incident.assignment_id})
+             inputs={"assignment_id": incident.assignment_id,
+                     **({"revocation": revocation.to_json()} if revocation is not None else {})})
     if not deleted:
         raise ActionRefused(f"assignment {incident.assignment_id} was not deleted: it is gone or it does not "
-                            "carry this service's marker")
+                            "carry this service's marker"
+                            + (f" (the revocation {revocation.id} is recorded: the service will not grant it "
+                               "again until it is lifted)" if revocation is not None else ""))
     # TICKETED with the same cause is not re-decided, so a revoked grant is not silently re-made.
     updated = update_incident(rt, incident_id, lambda cur: replace(
         cur, status=inc.TICKETED, assignment_id=None, verify_due=None,
     ).with_action(Action(now, "revoked", incident.assignment_id or "", actor)))
     return ActionResult(incident_id, updated.status if updated else inc.TICKETED,
-                        f"deleted {incident.assignment_id}")
+                        f"deleted {incident.assignment_id}"
+                        + (f"; revocation {revocation.id} recorded" if revocation is not None else ""))
+
+
+def _revocation_of(rt: Runtime, incident: inc.Incident, actor: str, now: Any) -> Revocation | None:
+    """What is revoked, as ARM has it (the assignment's role and scope), or as the incident's grant recorded it."""
+    assignment = rt.roles.get(incident.assignment_id) if incident.assignment_id else None
+    principal = normalize_object_id(incident.principal_id)
+    if assignment is not None:
+        role_id, scope = roles.guid_of(assignment.role_definition_id), assignment.scope
+    elif incident.diagnosis is not None and incident.diagnosis.role_id and incident.diagnosis.scope:
+        role_id, scope = roles.guid_of(incident.diagnosis.role_id), incident.diagnosis.scope
+    else:
+        return None
+    if principal is None or not scope:
+        return None
+    return Revocation(principal, role_id, scope, actor, now, incident_id=incident.id,
+                      assignment_id=incident.assignment_id or "")
+
+
+def revocations(rt: Runtime) -> list[Revocation]:
+    """Every revocation in force (newest last)."""
+    found = load_revocations(rt)
+    if found.unreadable:
+        raise ActionRefused(found.unreadable)
+    return sorted(found.entries, key=lambda r: r.at)
+
+
+def unrevoke(rt: Runtime, revocation_id: str, actor: str, reason: str) -> Revocation:
+    """Lift a revocation: the service may grant that role at that scope again. The incidents it refused are
+    decided again on their next failures."""
+    if not actor.strip():
+        raise ActionRefused("the identity lifting the revocation is required")
+    if not reason.strip():
+        raise ActionRefused("a reason is required")
+    lifted: list[Revocation] = []
+
+    def lift(current: Any) -> Any:
+        found = current.find(revocation_id.strip())
+        if found is None:
+            raise NotFound(f"no revocation {revocation_id.strip()}")
+        lifted[:] = [found]
+        return current.without(found.id)
+
+    change_revocations(rt, lift)
+    revocation = lifted[0]
+    now = rt.clock()
+    correlation_id = new_correlation_id()
+    rt.audit("unrevoke", f"revocation {revocation.id} lifted by {actor}: {reason}", incident_id=None,
+             correlation_id=correlation_id, actor=actor, inputs={"revocation": revocation.to_json(), "reason": reason})
+    for incident in rt.store.list_incidents(inc.TICKETED):
+        scope = (incident.diagnosis.scope if incident.diagnosis else None) or incident.resource_id
+        if (incident.principal_id != revocation.principal_id or not scopes_overlap(scope, revocation.scope)
+                or not refused_by_revocation(incident)):
+            continue
+        update_incident(rt, incident.id, lambda cur: cur.with_action(
+            Action(now, UNREVOKED, f"revocation {revocation.id} lifted: {reason}", actor)))
+        rt.audit("unrevoke", f"revocation {revocation.id} lifted by {actor}: decided again on the next failures",
+                 incident_id=incident.id, correlation_id=correlation_id, actor=actor,
+                 inputs={"revocation": revocation.id})
+    return revocation
 
 
 def suppress(rt: Runtime, target: str, duration: timedelta, reason: str, actor: str) -> Suppression:

@@ -26,7 +26,7 @@ from shared.core.events import (
 from shared.core.incidents import Action
 from shared.core.lifecycle import start_waiting
 from shared.core.ports import evidence_key
-from shared.core.resource_ids import applies_at
+from shared.core.resource_ids import applies_at, normalize_scope
 from shared.engine import ticketing
 from shared.engine.alerts import handle_alert
 from shared.engine.inputs import alert_key, envelope_of
@@ -99,20 +99,36 @@ def _dispatch(rt: Runtime, envelope: Envelope, parsed: Any) -> str:
         rt.refresh_evidence(EVENT_EVIDENCE_MAX_AGE)
         evidence = rt.evidence.gather_evidence({pair}).get(pair) if signal.object_id else None
         run = RunState.begin(rt, correlation_id)
-        incident = handle_signal(rt, run, signal, evidence)
+        incident = handle_signal(rt, run, signal, evidence, witness=trusted_topic(rt, envelope))
         return f"{incident.id} {incident.status}"
     if isinstance(parsed, RoleAssignmentChange):
         return _role_assignment_changed(rt, parsed, correlation_id)
     return "ignored"
 
 
+def trusted_topic(rt: Runtime, envelope: Envelope) -> str | None:
+    """The witness a failure event carries: its Event Grid topic, when the operator listed it as trusted. Only the
+    Event Grid schema's `topic` counts (Event Grid sets it); a CloudEvent's `source` is the publisher's word."""
+    topic = normalize_scope(envelope.topic) if envelope.topic.strip() else ""
+    trusted = {normalize_scope(t) for t in rt.settings.trusted_event_topics if t.strip()}
+    return f"event from trusted topic {envelope.topic}" if topic and topic in trusted else None
+
+
 def _role_assignment_changed(rt: Runtime, change: RoleAssignmentChange, correlation_id: str) -> str:
+    """The event is a hint: what the service records comes from ARM, read again now. A delete event for an
+    assignment ARM still has (forged, or out of order) changes nothing, so the service never forgets a live grant."""
     rt.invalidate_evidence()  # someone changed a role: cached assignments are stale
     assignment_id = change.assignment_id.lower()
     now = rt.clock()
     if change.deleted:
         for incident in rt.store.list_incidents():
             if incident.assignment_id and incident.assignment_id.lower() == assignment_id:
+                if rt.roles.get(change.assignment_id) is not None:
+                    rt.audit("event-ignored", f"role-assignment delete event by {change.actor} for "
+                             f"{change.assignment_id}, which ARM still has: nothing changed",
+                             incident_id=incident.id, correlation_id=correlation_id, actor=change.actor,
+                             inputs={"assignment_id": change.assignment_id})
+                    return f"{incident.id}: deleted assignment still exists in ARM, event ignored"
                 rt.audit("action", f"assignment created by this service was deleted by {change.actor}",
                          incident_id=incident.id, correlation_id=correlation_id, actor=change.actor,
                          inputs={"assignment_id": change.assignment_id})
@@ -132,7 +148,9 @@ def _role_assignment_changed(rt: Runtime, change: RoleAssignmentChange, correlat
             continue
         if normalize_object_id(incident.principal_id) != normalize_object_id(assignment.principal_id):
             continue
-        if not applies_at(assignment.scope, incident.resource_id):
+        # The incident's target: the project its decision is about, or the failing account.
+        target = (incident.diagnosis.scope if incident.diagnosis else None) or incident.resource_id
+        if not applies_at(assignment.scope, target):
             continue
         if incident.status not in (inc.RECOMMENDED, inc.TICKETED, inc.DIAGNOSED, inc.ESCALATED):
             continue

@@ -1,38 +1,74 @@
-"""Making a role assignment the policy allowed: claim it, call ARM once, record what came of it."""
+"""Making a role assignment the policy allowed: reserve a slot of the grant budget, claim the grant, call ARM once,
+record what came of it (and give the slot back when no assignment was written)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from shared.core import incidents as inc
 from shared.core import roles
 from shared.core.incidents import Action, Incident
 from shared.core.lifecycle import record_grant
-from shared.core.policy import Decision
+from shared.core.policy import Decision, PolicyContext
+from shared.core.records import ConflictError, StoreError
 from shared.core.status import GRANTED, GrantStatus
 from shared.core.triage import verify_horizon
-from shared.engine import ticketing
+from shared.engine import budget, ticketing
+from shared.engine.budget import Reservation
 from shared.engine.runtime import Runtime
 from shared.engine.telemetry import GRANTS, traced
 from shared.engine.ticketing import TicketUpdate
-from shared.engine.unit_of_work import RunState, put_incident, update_incident
+from shared.engine.unit_of_work import RunState, load_revocations, put_incident, update_incident
 from shared.tickets.content import grant_refused_text, group_grant_text
 
 
+def secure_grant(rt: Runtime, run: RunState, incident_id: str, decision: Decision, context: PolicyContext,
+                 decide_with: Callable[[PolicyContext], Decision]) -> tuple[Decision, Reservation | None]:
+    """The decision to act on, and the budget slot its grant holds. `decision` is `decide_with(context)`. One that
+    would grant is made again on the revocations as they are now (an engineer may have revoked since the run
+    began), then a slot is reserved; when a cap is reached the policy decides once more on the counts the
+    reservation saw, so the refusal names its rule. Only a decision that grants comes with a slot."""
+    if not decision.grants:
+        return decision, None
+    revocations = load_revocations(rt)
+    if revocations != run.revocations:
+        run.revocations = revocations
+        context = replace(context, revocations=revocations)
+        decision = decide_with(context)
+        if not decision.grants:
+            return decision, None
+    answer = budget.reserve(rt, incident_id)
+    run.saw_budget(answer.counts)
+    if answer.reservation is not None:
+        return decision, answer.reservation
+    decision = decide_with(replace(context, grants_last_24h=answer.counts.last_24h,
+                                   grants_last_hour=answer.counts.last_hour))
+    if decision.grants:  # the reservation and the policy read the same caps: this cannot be
+        raise StoreError("the grant budget refused a slot the policy would grant")
+    return decision, None
+
+
 @traced("grant")
-def grant(rt: Runtime, run: RunState, incident: Incident, decision: Decision, *, etag: str | None,
-          actor: str) -> Incident:
+def grant(rt: Runtime, run: RunState, incident: Incident, decision: Decision, *, reservation: Reservation,
+          etag: str | None, actor: str) -> Incident:
     now = rt.clock()
     assert decision.role_id in roles.GRANTABLE  # the policy guarantees it; never weaken
     assert decision.scope is not None and decision.role_id is not None
+    assert reservation.incident_id == incident.id  # a slot of the grant budget is held for exactly this grant
     claim = replace(
         incident,
         status=inc.ASSIGNED,
         assignment_id=None,
         approved_by=actor if actor != "service" else incident.approved_by,
     ).with_action(Action(now, "grant-claimed", f"{decision.role_name} at {decision.scope}", actor))
-    claimed = put_incident(rt, claim, etag)  # the loser of a race gets ConflictError here and never calls ARM
+    try:
+        claimed = put_incident(rt, claim, etag)  # the loser of a race gets ConflictError here and never calls ARM
+    except ConflictError:
+        budget.release(rt, reservation)
+        raise
     rt.invalidate_evidence()  # this write changes the assignments any cached evidence shows
+    # A failure raised from here on keeps the slot: the assignment may have been written.
     outcome = rt.roles.create(
         scope=decision.scope,
         principal_id=inc.principal_key(incident.principal_id),
@@ -50,6 +86,7 @@ def grant(rt: Runtime, run: RunState, incident: Incident, decision: Decision, *,
         "principal_type": decision.principal_type,
         "outcome": outcome.status,
         "assignment_id": outcome.assignment_id,
+        "budget_slot": reservation.token,
     }
     if outcome.status in GRANTED:
         run.count_grant()
@@ -73,6 +110,7 @@ def grant(rt: Runtime, run: RunState, incident: Incident, decision: Decision, *,
             # The group case can take a day to verify: people should know a direct assignment was made and why.
             saved = ticketing.send(rt, run, saved, TicketUpdate(group_grant_text(decision, mode=rt.settings.mode)))
         return saved
+    budget.release(rt, reservation)  # no assignment was written: its slot goes back to the budget
     if outcome.status == GrantStatus.RETRY_LATER:
         rt.audit("action", f"role assignment deferred (directory replication): {outcome.message}",
                  incident_id=incident.id, correlation_id=run.correlation_id, actor=actor, inputs=audit_inputs)

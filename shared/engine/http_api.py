@@ -71,7 +71,11 @@ def incident_action(rt: Runtime, incident_id: str, action: str, headers: Mapping
     actor = engineer_identity(headers, data)
     if not actor:
         return error(400, "the acting engineer is required: sign in (App Service auth) or send {\"by\": \"<you>\"}")
-    handler: Callable[[Runtime, str, str], ActionResult] = approve if action == "approve" else revoke
+    fingerprint = data.get("fingerprint") if isinstance(data, dict) else None
+    if fingerprint is not None and not isinstance(fingerprint, str):
+        return error(400, "fingerprint must be a string: the diagnosis fingerprint the ticket shows")
+    handler: Callable[[Runtime, str, str], ActionResult] = (
+        (lambda rt_, iid, who: approve(rt_, iid, who, fingerprint=fingerprint)) if action == "approve" else revoke)
     try:
         result = handler(rt, incident_id, actor)
     except NotFound as exc:

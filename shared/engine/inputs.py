@@ -87,7 +87,8 @@ def envelope_of(event: Any) -> Envelope | Malformed:
         return Malformed(f"event data is not JSON ({type(exc).__name__})")
     if hasattr(event, "event_type"):  # func.EventGridEvent
         return Envelope(id=str(event.id or ""), type=str(event.event_type or ""), subject=str(event.subject or ""),
-                        source=str(event.topic or ""), time=_utc(event.event_time), data=data)
+                        source=str(event.topic or ""), time=_utc(event.event_time), data=data,
+                        topic=str(event.topic or ""))
     return Envelope(id=str(getattr(event, "id", "") or ""), type=str(getattr(event, "type", "") or ""),
                     subject=str(getattr(event, "subject", "") or ""), source=str(getattr(event, "source", "") or ""),
                     time=_utc(getattr(event, "time", None)), data=data)

@@ -9,6 +9,7 @@ from shared.core.diagnose import diagnose
 from shared.core.model import Diagnosis, FailureSignal
 from shared.core.ports import evidence_key
 from shared.engine.runtime import Runtime
+from shared.engine.unit_of_work import load_revocations
 
 
 def explain(rt: Runtime, signal: FailureSignal) -> tuple[Diagnosis, bool]:
@@ -27,12 +28,23 @@ def incident_summaries(rt: Runtime, status: str | None = None) -> list[dict[str,
     return [summary(i) for i in rt.store.list_incidents(status)]
 
 
+def revocation_list(rt: Runtime, principal_id: str | None = None) -> list[dict[str, Any]]:
+    """The revocations in force (of one principal, when given); an unreadable record says so."""
+    found = load_revocations(rt)
+    if found.unreadable:
+        return [{"error": found.unreadable}]
+    entries = found.of_principal(principal_id) if principal_id is not None else found.entries
+    return [r.to_json() for r in sorted(entries, key=lambda r: r.at)]
+
+
 def incident_detail(rt: Runtime, incident_id: str) -> dict[str, Any] | None:
-    """The incident's record with its audit trail; None when there is no such incident."""
+    """The incident's record with its audit trail and the revocations of its principal; None when there is no such
+    incident."""
     incident = rt.store.get_incident(incident_id)
     if incident is None:
         return None
     body = incident.to_record()
+    body["revocations"] = revocation_list(rt, incident.principal_id) if incident.principal_id else []
     body["audit"] = [
         {"at": a.at.isoformat(), "kind": a.kind, "actor": a.actor, "correlation_id": a.correlation_id,
          "detail": a.detail, "inputs": a.inputs, **({"trace_id": a.trace_id} if a.trace_id else {})}

@@ -5,25 +5,31 @@ Each signal is diagnosed and fingerprinted once per pass: `triage_signal` does b
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from shared.core import incidents as inc
 from shared.core import triage
-from shared.core.correlation import identity_from_client_records
+from shared.core.approval import ApprovalTerms
+from shared.core.correlation import WITNESS_WINDOW, is_server_source, server_witness
 from shared.core.diagnose import diagnose
 from shared.core.incidents import Incident
 from shared.core.lifecycle import apply_decision, open_or_update, start_waiting
 from shared.core.model import Diagnosis, Evidence, FailureSignal
-from shared.core.policy import Decision, PolicyContext, decide
+from shared.core.policy import APPROVABLE_RULES, Decision, PolicyContext, decide
+from shared.core.sources import error_text
 from shared.core.status import DecisionAction
 from shared.engine import ticketing
-from shared.engine.grants import grant
+from shared.engine.budget import Reservation
+from shared.engine.grants import grant, secure_grant
 from shared.engine.runtime import Runtime
 from shared.engine.ticketing import TicketUpdate
 from shared.engine.unit_of_work import RunState, put_incident, retry_on_conflict
 from shared.tickets.content import decision_text, last_action_text, still_failing_comment
+
+log = logging.getLogger("triage")
 
 SETTLED_READ_BATCH = 2000  # incidents read per batch when looking for the steady state
 
@@ -40,22 +46,24 @@ class Triaged:
 
 def triage_signal(rt: Runtime, signal: FailureSignal, evidence: Evidence | None, now: datetime) -> Triaged:
     diagnosis = diagnose(signal, evidence, now=triage.failed_at(signal, now), propagation_window=rt.window)
-    fp = inc.fingerprint(signal.object_id, signal.resource_id, diagnosis.cause)
+    fp = inc.fingerprint(signal.object_id, signal.resource_id, diagnosis.cause, inc.keyed_scope(signal, diagnosis))
     return Triaged(signal, diagnosis, fp, inc.incident_id(fp))
 
 
 def handle_signal(rt: Runtime, run: RunState, signal: FailureSignal, evidence: Evidence | None,
-                  triaged: Triaged | None = None) -> Incident:
+                  triaged: Triaged | None = None, *, witness: str | None = None) -> Incident:
     """Diagnose one failure group and act on it. Retries on lost races; raises StoreError if it can't persist.
-    `triaged` is this pass's diagnosis of the signal when it was made already without evidence (and there is none)."""
+    `triaged` is this pass's diagnosis of the signal when it was made already without evidence (and there is none).
+    `witness` names what confirms a failure that did not come from a server-side row (a trusted event topic)."""
     now = rt.clock()
     typed = triage.with_declared_type(signal, evidence, rt.policy.allowlist)
     if triaged is None or evidence is not None or typed is not signal or triaged.signal is not signal:
         triaged = triage_signal(rt, typed, evidence, now)
     if evidence is not None and not evidence.complete:
         triaged = _last_good_triage(rt, triaged)
+    witnessed = witness or server_witness(signal)
     return retry_on_conflict(rt, triaged.incident_id,
-                             lambda existing: _apply(rt, run, existing, triaged, evidence, now))
+                             lambda existing: _apply(rt, run, existing, triaged, evidence, now, witnessed))
 
 
 def _last_good_triage(rt: Runtime, triaged: Triaged) -> Triaged:
@@ -63,8 +71,11 @@ def _last_good_triage(rt: Runtime, triaged: Triaged) -> Triaged:
     incident was last decided on, whatever the degraded diagnosis says (its cause family may differ). None known:
     the degraded diagnosis stands, and the policy refuses any grant on it."""
     signal = triaged.signal
-    known = rt.store.get_incidents(triage.incident_ids_of(signal.object_id, signal.resource_id))
-    kept = triage.last_good(known.values())
+    scoped = triage.incident_ids_of(signal.object_id, signal.resource_id,
+                                    inc.keyed_scope(signal, triaged.diagnosis))
+    known = rt.store.get_incidents({*scoped, *triage.incident_ids_of(signal.object_id, signal.resource_id)})
+    # An incident of the project the failure names comes first: another project's decision never stands for it.
+    kept = triage.last_good(known[i] for i in scoped if i in known) or triage.last_good(known.values())
     if kept is None or kept.diagnosis is None:
         return triaged
     return Triaged(signal, kept.diagnosis, kept.fingerprint, kept.id)
@@ -102,24 +113,61 @@ def settled_signals(rt: Runtime, signals: Sequence[FailureSignal],
 
 
 def _apply(rt: Runtime, run: RunState, existing: Incident | None, triaged: Triaged, evidence: Evidence | None,
-           now: datetime) -> Incident:
+           now: datetime, witness: str | None) -> Incident:
     signal, diagnosis = triaged.signal, triaged.diagnosis
     merged = open_or_update(existing, signal, diagnosis, now, fingerprint=triaged.fingerprint)
     merged = triage.with_evidence_identity(triage.keep_verified_cause(existing, merged), evidence, signal)
     etag = existing.etag if existing else None
     complete = evidence is None or evidence.complete
-    if triage.needs_decision(existing, merged, now, evidence_complete=complete):
-        context = policy_context(run, merged, evidence, now, signal=signal)
-        with rt.telemetry.span("decide", cause=diagnosis.cause):
-            decision = decide(diagnosis, signal.object_id, rt.policy, context)
+    if triage.needs_decision(existing, merged, now, evidence_complete=complete, witnessed=witness is not None):
+        context = policy_context(run, merged, evidence, now, signal=signal, witness=witness)
+
+        def decide_with(ctx: PolicyContext) -> Decision:
+            with rt.telemetry.span("decide", cause=diagnosis.cause):
+                return decide(diagnosis, signal.object_id, rt.policy, ctx)
+
+        decision = decide_with(context)
+        if _witness_would_help(decision):
+            found = find_server_witness(rt, signal, now)
+            if found is not None:
+                context = replace(context, witness=found)
+                decision = decide_with(context)
         if not triage.still_refused(existing, merged, decision):
+            decision, reservation = secure_grant(rt, run, merged.id, decision, context, decide_with)
             if triage.changed_course(existing, merged, decision):
                 _audit_decision(rt, run, merged, signal, diagnosis, decision)
-            result = act(rt, run, merged, decision, etag=etag, evidence=evidence, actor="service")
+            result = act(rt, run, merged, decision, etag=etag, evidence=evidence, actor="service",
+                         reservation=reservation)
             run.outcomes.append({"incident": result.id, "action": decision.action, "cause": diagnosis.cause})
             return result
     assert existing is not None
     return _recurrence(rt, run, existing, merged, etag, now, complete)
+
+
+def _witness_would_help(decision: Decision) -> bool:
+    """The decision is held back for want of a witness, and apart from that only by what an approval or time
+    lifts: worth looking for a server-side row."""
+    rules = set(decision.rules)
+    return triage.WITNESS_RULE in rules and rules <= APPROVABLE_RULES | triage.TRANSIENT_RULES
+
+
+def find_server_witness(rt: Runtime, signal: FailureSignal, now: datetime) -> str | None:
+    """A server-side source that logged this caller failing on this account from shortly before the claimed
+    failure until now (a row the failing app cannot write); None when none did, or none could be read."""
+    if not signal.object_id or not signal.resource_id:
+        return None
+    since = (signal.first_seen or now) - WITNESS_WINDOW
+    for source in rt.sources:
+        if not is_server_source(source.name):
+            continue
+        try:
+            activity = source.activity(signal.object_id, signal.resource_id, since, now)
+        except Exception as exc:  # noqa: BLE001 - an unreadable source witnesses nothing; the others may
+            log.warning("witness look-up in %s failed: %s", source.name, error_text(exc))
+            continue
+        if activity.failures > 0:
+            return f"{source.name} row"
+    return None
 
 
 def _audit_decision(rt: Runtime, run: RunState, merged: Incident, signal: FailureSignal, diagnosis: Diagnosis,
@@ -143,29 +191,39 @@ def _audit_decision(rt: Runtime, run: RunState, merged: Incident, signal: Failur
 
 
 def policy_context(run: RunState, incident: Incident, evidence: Evidence | None, now: datetime,
-                   approved: bool = False, signal: FailureSignal | None = None) -> PolicyContext:
-    """`signal` is the failure being decided on, when there is one (an approval decides on the incident)."""
+                   signal: FailureSignal | None = None, *, witness: str | None = None,
+                   approved_terms: ApprovalTerms | None = None) -> PolicyContext:
+    """`signal` is the failure being decided on, when there is one (an approval decides on the incident, with
+    `approved_terms`: what the engineer approved). The principal type the policy weighs as observed is only what
+    ARM evidence shows; what a signal or the incident says is a claim, refused when it disagrees."""
     return PolicyContext(
         now=now,
         grants_this_run=run.grants_this_run,
         grants_last_24h=run.grants_last_24h,
+        grants_last_hour=run.grants_last_hour,
         last_grant_at=incident.last_grant_at,
         suppressed_targets=run.suppressed,
         breaker_open=run.breaker_open,
-        approved=approved,
-        evidence_principal_type=(evidence.principal_type if evidence else None) or incident.principal_type,
+        approved=approved_terms is not None,
+        approved_terms=approved_terms,
+        evidence_principal_type=evidence.principal_type if evidence else None,
+        claimed_principal_type=(signal.principal_type if signal else None) or incident.principal_type,
         resource_id=incident.resource_id,
         evidence_failures=evidence.failed if evidence is not None else (),
-        identity_from_client_records=identity_from_client_records(signal),
+        witness=witness,
+        revocations=run.revocations,
     )
 
 
 def act(rt: Runtime, run: RunState, incident: Incident, decision: Decision, *, etag: str | None,
-        evidence: Evidence | None, actor: str) -> Incident:
-    """Persist the decision (conditional write), then perform its side effect if this instance won."""
+        evidence: Evidence | None, actor: str, reservation: Reservation | None = None) -> Incident:
+    """Persist the decision (conditional write), then perform its side effect if this instance won. A grant comes
+    with the budget slot `secure_grant` reserved for it."""
     now = rt.clock()
     if decision.action == DecisionAction.ASSIGN:
-        return grant(rt, run, incident, decision, etag=etag, actor=actor)
+        if reservation is None:
+            raise ValueError("a grant needs a reserved slot of the grant budget (grants.secure_grant)")
+        return grant(rt, run, incident, decision, reservation=reservation, etag=etag, actor=actor)
     if decision.action == DecisionAction.WAIT:
         created = triage.newest_recent_assignment(evidence, min(now, incident.last_seen), rt.window) or now
         return put_incident(rt, start_waiting(incident, created, now, rt.window, rt.lag, rt.max_verify), etag)
@@ -176,7 +234,9 @@ def act(rt: Runtime, run: RunState, incident: Incident, decision: Decision, *, e
     claimed = put_incident(rt, ticketing.claim(rt, updated), etag)
     role_fixable = bool(claimed.diagnosis and claimed.diagnosis.role_fixable)
     text = decision_text(decision, mode=rt.settings.mode, role_fixable=role_fixable)
-    return ticketing.send(rt, run, claimed, TicketUpdate(text))
+    lapsed = [a.detail for a in claimed.actions[len(incident.actions):] if a.kind == "approval-lapsed"]
+    return ticketing.send(rt, run, claimed, TicketUpdate(text, comment=lapsed[-1] + "; a new approval is needed."
+                                                         if lapsed else None))
 
 
 def _recurrence(rt: Runtime, run: RunState, existing: Incident, merged: Incident, etag: str | None,

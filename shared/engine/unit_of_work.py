@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 
 from shared.core.breaker import BreakerState
+from shared.core.budget import BudgetCounts
 from shared.core.incidents import Incident
 from shared.core.records import ConflictError, StoreError
+from shared.core.revocations import REVOCATIONS_KEY, Revocations
 from shared.core.suppression import suppressed_targets
+from shared.engine.budget import budget_counts
 from shared.engine.runtime import Runtime
 
 # How often a read-modify-write is retried when another writer wins the race, before the run fails loudly.
@@ -29,7 +32,9 @@ T = TypeVar("T")
 
 @dataclass
 class RunState:
-    """Per-run facts read once (caps, suppressions, breaker) and what this run did."""
+    """Per-run facts read once (suppressions, breaker, revocations, a snapshot of the grant budget) and what this
+    run did. The budget snapshot only lets tickets name a cap early: a grant reserves its slot (engine/budget.py),
+    and the revocations are read again before it."""
 
     correlation_id: str
     now: datetime
@@ -39,21 +44,32 @@ class RunState:
     grants_this_run: int = 0
     ticket_auth_errors: set[str] = field(default_factory=set)
     outcomes: list[dict[str, Any]] = field(default_factory=list)
+    grants_last_hour: int = 0
+    revocations: Revocations = field(default_factory=Revocations)
 
     @classmethod
     def begin(cls, rt: Runtime, correlation_id: str) -> RunState:
         now = rt.clock()
+        counts = budget_counts(rt, now)
         return cls(
             correlation_id=correlation_id,
             now=now,
-            grants_last_24h=rt.store.count_grants_since(now - timedelta(hours=24)),
+            grants_last_24h=counts.last_24h,
+            grants_last_hour=counts.last_hour,
             suppressed=suppressed_targets(rt.store.active_suppressions(now), now),
             breaker_open=load_breaker(rt).open,
+            revocations=load_revocations(rt),
         )
 
     def count_grant(self) -> None:
         self.grants_this_run += 1
         self.grants_last_24h += 1
+        self.grants_last_hour += 1
+
+    def saw_budget(self, counts: BudgetCounts) -> None:
+        """A reservation read the budget: the snapshot is at least that."""
+        self.grants_last_24h = max(self.grants_last_24h, counts.last_24h)
+        self.grants_last_hour = max(self.grants_last_hour, counts.last_hour)
 
 
 def put_incident(rt: Runtime, incident: Incident, etag: str | None) -> Incident:
@@ -79,6 +95,28 @@ def update_incident(rt: Runtime, incident_id: str, change: Callable[[Incident], 
         return None if current is None else put_incident(rt, change(current), current.etag)
 
     return retry_on_conflict(rt, incident_id, attempt)
+
+
+def load_revocations(rt: Runtime) -> Revocations:
+    value, _ = rt.store.get_value(REVOCATIONS_KEY)
+    return Revocations.from_dict(value)
+
+
+def change_revocations(rt: Runtime, change: Callable[[Revocations], Revocations]) -> Revocations:
+    """Read-modify-write of the revocations; StoreError if other writers kept winning or the record is unreadable
+    (an engineer's revocation must never be written over a record nobody could read)."""
+    for _ in range(MAX_ATTEMPTS):
+        value, etag = rt.store.get_value(REVOCATIONS_KEY)
+        current = Revocations.from_dict(value)
+        if current.unreadable:
+            raise StoreError(current.unreadable)
+        after = change(current)
+        try:
+            rt.store.put_value(REVOCATIONS_KEY, after.to_dict(), expected_etag=etag)
+        except ConflictError:
+            continue
+        return after
+    raise StoreError("the revocations kept changing under concurrent writers")
 
 
 def load_breaker(rt: Runtime) -> BreakerState:

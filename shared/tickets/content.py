@@ -93,8 +93,16 @@ def decision_text(decision: Decision, *, mode: str, role_fixable: bool) -> str:
 
 
 def approve_hint(incident: Incident) -> str:
-    return (f"python -m shared approve {incident.id} --by <you>   or   "
-            f"POST /api/incidents/{incident.id}/approve")
+    """How to approve, and exactly what approving grants (the terms bound to the recommendation)."""
+    terms = incident.approval_terms
+    if terms is None:
+        return (f"python -m shared approve {incident.id} --by <you>   or   "
+                f"POST /api/incidents/{incident.id}/approve")
+    return (f"Approving grants exactly {terms.role_name} at {terms.scope} to {terms.principal_id} (diagnosis "
+            f"{terms.fingerprint}), nothing else: python -m shared approve {incident.id} --fingerprint "
+            f"{terms.fingerprint} --by <you>   or   POST /api/incidents/{incident.id}/approve with "
+            f'{{"by": "<you>", "fingerprint": "{terms.fingerprint}"}}. If a later failure changes the diagnosis, '
+            "this approval lapses and the ticket says why.")
 
 
 def group_grant_text(decision: Decision, *, mode: str) -> str:

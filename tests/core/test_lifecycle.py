@@ -284,8 +284,10 @@ def test_lifecycle_with_a_real_policy_decision():
                         suppressed_targets=frozenset(), breaker_open=False, approved=False)
     recommended = apply_decision(opened(), decide(diagnosis(), SP, cfg, ctx), T0, TTL)
     assert recommended.status == inc.RECOMMENDED and approval_valid(recommended, T0)
-    # At approval time the policy is asked again with the mode gate lifted.
-    approved = decide(diagnosis(), SP, cfg, replace(ctx, approved=approval_valid(recommended, T0)))
+    # At approval time the policy is asked again with the mode gate lifted, for exactly the terms it showed.
+    assert recommended.approval_terms is not None and recommended.approval_terms.role_id == diagnosis().role_id
+    approved = decide(diagnosis(), SP, cfg, replace(ctx, approved=approval_valid(recommended, T0),
+                                                    approved_terms=recommended.approval_terms))
     assert approved.grants
 
 

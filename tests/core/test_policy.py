@@ -13,9 +13,11 @@ from hypothesis import strategies as st
 
 from shared.core import roles
 from shared.core.allowlist import Allowlist, AllowlistEntry, normalize_object_id, normalize_scope
+from shared.core.approval import ApprovalTerms, terms_for
 from shared.core.causes import CAUSE_IDS, ROLE_FIXABLE
 from shared.core.model import HIGH, LOW, MEDIUM, Diagnosis
 from shared.core.policy import RULES, Decision, PolicyConfig, PolicyContext, Refusal, decide, is_resource_scope
+from shared.core.revocations import Revocation, Revocations
 from shared.core.suppression import parse_duration, suppressed_targets
 from shared.settings import load_settings
 from shared.state.base import Suppression
@@ -61,6 +63,9 @@ def config(*entries: AllowlistEntry, **changes) -> PolicyConfig:
     return replace(base, **changes)
 
 
+WITNESS = "logs:workspace row"  # a server-side log row named the failing caller (what a scan reads)
+
+
 def context(**changes) -> PolicyContext:
     base = PolicyContext(
         now=NOW,
@@ -72,8 +77,24 @@ def context(**changes) -> PolicyContext:
         approved=False,
         evidence_principal_type=None,
         resource_id=ACCOUNT,
+        witness=WITNESS,
     )
     return replace(base, **changes)
+
+
+def approval_of(diag: Diagnosis | None = None, principal: str = SP) -> ApprovalTerms:
+    """What an engineer approved: the terms a recommendation on `diag` (the baseline diagnosis) showed."""
+    terms = terms_for(diag or diagnosis(), principal)
+    assert terms is not None
+    return terms
+
+
+def approved(diag: Diagnosis | None = None, principal: str = SP, **changes) -> PolicyContext:
+    """A context whose approval approved exactly the grant on `diag` to `principal`."""
+    return context(approved=True, approved_terms=approval_of(diag, principal), **changes)
+
+
+REVOKED = Revocations((Revocation(SP, OPENAI_USER.guid, ACCOUNT, "alice@contoso.example", NOW - timedelta(days=1)),))
 
 
 def rules_of(decision: Decision) -> set[str]:
@@ -155,6 +176,37 @@ SINGLE_RULE_CASES = [
     ("breaker open", {}, SP, {}, {"breaker_open": True}, "circuit_breaker", "ticket"),
     ("evidence look-up failed", {}, SP, {}, {"evidence_failures": ("account x: HTTP 503",)}, "evidence_complete",
      "ticket"),
+    ("hourly cap reached", {}, SP, {}, {"grants_last_hour": 10}, "hourly_cap", "ticket"),
+    ("hourly cap zero", {}, SP, {"max_grants_per_hour": 0}, {}, "hourly_cap", "ticket"),
+    ("enforce mode without a witness", {}, SP, {}, {"witness": None}, "corroborated", "recommend"),
+    ("enforce mode, blank witness", {}, SP, {}, {"witness": " "}, "corroborated", "recommend"),
+    ("the role was revoked at the account", {}, SP, {}, {"revocations": REVOKED}, "revoked", "ticket"),
+    ("a project of a revoked account", {"scope": PROJECT}, SP, {}, {"revocations": REVOKED}, "revoked", "ticket"),
+    ("another grantable role of a revoked principal and scope",
+     {"role_id": roles.COGNITIVE_SERVICES_USER.guid, "role_name": None}, SP, {}, {"revocations": REVOKED},
+     "revoked", "ticket"),
+    ("unreadable revocations", {}, SP, {}, {"revocations": Revocations(unreadable="stored revocations unreadable")},
+     "revoked", "ticket"),
+    ("approved another scope", {}, SP, {"mode": "recommend"},
+     {"approved": True, "approved_terms": approval_of(diagnosis(scope=PROJECT))}, "approval_binding", "ticket"),
+    ("approved another role", {}, SP, {"mode": "recommend"},
+     {"approved": True, "approved_terms": approval_of(diagnosis(role_id=FOUNDRY_USER.guid, role_name=None))},
+     "approval_binding", "ticket"),
+    ("approved another cause", {}, SP, {"mode": "recommend"},
+     {"approved": True, "approved_terms": approval_of(diagnosis(cause="wrong_role_for_surface"))},
+     "approval_binding", "ticket"),
+    ("approved another principal", {}, SP, {"mode": "recommend"},
+     {"approved": True, "approved_terms": approval_of(principal=STRANGER)}, "approval_binding", "ticket"),
+    ("an approval that names no terms", {}, SP, {"mode": "recommend"}, {"approved": True}, "approval_binding",
+     "ticket"),
+    ("project call whose project is unknown",
+     {"role_id": FOUNDRY_USER.guid, "role_name": None, "surface": "project"}, SP, {}, {}, "project_scope",
+     "ticket"),
+    ("project call on another project than the failing one",
+     {"role_id": FOUNDRY_USER.guid, "role_name": None, "surface": "project", "scope": ACCOUNT + "/projects/other"},
+     SP, {}, {"resource_id": PROJECT}, "project_scope", "ticket"),
+    ("the failure claims another principal type", {}, SP, {}, {"claimed_principal_type": "User"},
+     "principal_type_match", "ticket"),
 ]
 
 
@@ -209,6 +261,22 @@ ALLOWED_CASES = [
      {"suppressed_targets": frozenset({normalize_scope(RG[:-1])})}),
     ("wrong role for surface", {"cause": "wrong_role_for_surface"}, SP, {}, {}),
     ("group membership cache", {"cause": "group_membership_cache"}, SP, {}, {}),
+    ("below the hourly cap", {}, SP, {}, {"grants_last_hour": 9}),
+    ("a trusted event topic witnesses it", {}, SP, {}, {"witness": "event from trusted topic /x"}),
+    ("revoked from another principal", {}, STRANGER,
+     {"allowlist": Allowlist((AllowlistEntry(STRANGER),))}, {"revocations": REVOKED}),
+    ("revoked at another account", {}, SP, {}, {"revocations": Revocations((replace(
+        REVOKED.entries[0], scope=OTHER_ACCOUNT),))}),
+    ("revoked at a sibling project", {"scope": PROJECT}, SP, {}, {"revocations": Revocations((replace(
+        REVOKED.entries[0], scope=ACCOUNT + "/projects/other"),))}),
+    ("a project call at the project it named", {"role_id": FOUNDRY_USER.guid, "role_name": None,
+                                                "surface": "project", "scope": PROJECT}, SP, {},
+     {"resource_id": PROJECT}),
+    ("the failure claims the declared type", {}, SP, {}, {"claimed_principal_type": "servicePrincipal"}),
+    ("approved exactly this, in recommend mode", {}, SP, {"mode": "recommend"}, {"approved": True,
+                                                                              "approved_terms": approval_of()}),
+    ("approved exactly this, without a witness", {}, SP, {}, {"approved": True, "approved_terms": approval_of(),
+                                                              "witness": None}),
 ]
 
 
@@ -231,7 +299,7 @@ def test_no_configuration_grants_a_role_outside_the_three(role_guid):
         diagnosis(role_id=role_guid, role_name=None),
         SP,
         config(entry, allow_user_grants=True, allow_group_grants=True, max_grants_per_run=100),
-        context(approved=True),
+        approved(diagnosis(role_id=role_guid, role_name=None)),
     )
     assert rules_of(decision) == {"grantable_role"}
     assert decision.action == "ticket"
@@ -301,14 +369,33 @@ def test_recommendation_carries_the_exact_fix():
     assert decision.opens_ticket
 
 
-@pytest.mark.parametrize("mode", ["observe", "recommend", "enforce"])
+@pytest.mark.parametrize("mode", ["recommend", "enforce"])
 def test_approval_lifts_only_the_mode_gate(mode):
-    approved = decide(diagnosis(), SP, config(mode=mode), context(approved=True))
-    assert approved.action == "assign"
-    still_capped = decide(diagnosis(), SP, config(mode=mode), context(approved=True, grants_this_run=5))
+    granted = decide(diagnosis(), SP, config(mode=mode), approved())
+    assert granted.action == "assign"
+    still_capped = decide(diagnosis(), SP, config(mode=mode), approved(grants_this_run=5))
     assert still_capped.action == "ticket" and rules_of(still_capped) == {"run_cap"}
-    breaker = decide(diagnosis(), SP, config(mode=mode), context(approved=True, breaker_open=True))
+    breaker = decide(diagnosis(), SP, config(mode=mode), approved(breaker_open=True))
     assert breaker.action == "ticket" and rules_of(breaker) == {"circuit_breaker"}
+    revoked = decide(diagnosis(), SP, config(mode=mode), approved(revocations=REVOKED))
+    assert revoked.action == "ticket" and rules_of(revoked) == {"revoked"}
+
+
+def test_observe_mode_refuses_an_approval_with_the_mode_rule():
+    decision = decide(diagnosis(), SP, config(mode="observe"), approved())
+    assert decision.action == "observe" and not decision.grants
+    assert rules_of(decision) == {"mode"} and "approvals included" in decision.refusals[0].reason
+
+
+def test_an_approval_grants_exactly_what_it_approved_and_nothing_else():
+    terms = approval_of()
+    assert decide(diagnosis(), SP, config(mode="recommend"), approved()).grants
+    for changed in (diagnosis(scope=PROJECT), diagnosis(role_id=FOUNDRY_USER.guid, role_name=None),
+                    diagnosis(cause="wrong_role_for_surface"), diagnosis(surface="models")):
+        decision = decide(changed, SP, config(mode="recommend"), context(approved=True, approved_terms=terms))
+        assert not decision.grants and "approval_binding" in rules_of(decision)
+    # scope case and principal spelling are not differences
+    assert decide(diagnosis(scope=ACCOUNT.upper()), SP.upper(), config(mode="recommend"), approved()).grants
 
 
 def test_observe_mode_never_tickets_or_grants_whatever_else_fails():
@@ -330,7 +417,7 @@ def test_suppression_wins_over_waiting_and_over_other_refusals():
 @pytest.mark.parametrize("mode", ["recommend", "enforce"])
 def test_propagation_pending_waits_and_never_assigns(mode):
     decision = decide(diagnosis(cause="propagation_pending", role_fixable=False), SP, config(mode=mode),
-                      context(approved=True))
+                      approved(diagnosis(cause="propagation_pending", role_fixable=False)))
     assert decision.action == "wait"
     assert not decision.grants and not decision.opens_ticket
 
@@ -496,6 +583,11 @@ contexts = st.builds(
     approved=st.booleans(),
     evidence_principal_type=st.one_of(st.none(), principal_types),
     resource_id=st.one_of(st.none(), scopes),
+    grants_last_hour=st.integers(-1, 15),
+    witness=st.sampled_from([None, "", WITNESS]),
+    claimed_principal_type=st.one_of(st.none(), principal_types),
+    revocations=st.sampled_from([Revocations(), REVOKED, Revocations(unreadable="unreadable")]),
+    approved_terms=st.sampled_from([None, approval_of(), approval_of(diagnosis(scope=PROJECT))]),
 )
 
 
@@ -549,6 +641,12 @@ PERTURBATIONS: dict[str, tuple[str, st.SearchStrategy]] = {
     "evidence_principal_type": ("ctx", st.one_of(st.none(), principal_types)),
     "resource_id": ("ctx", st.one_of(st.none(), scopes)),
     "declared_type": ("entries", principal_types),  # every allowlist entry declares this type
+    "max_grants_per_hour": ("cfg", st.integers(-2, 12)),
+    "grants_last_hour": ("ctx", st.integers(-1, 15)),
+    "witness": ("ctx", st.sampled_from([None, "", WITNESS])),
+    "claimed_principal_type": ("ctx", st.one_of(st.none(), principal_types)),
+    "revocations": ("ctx", contexts.map(lambda c: c.revocations)),
+    "approved_terms": ("ctx", contexts.map(lambda c: c.approved_terms)),
 }
 
 
@@ -608,12 +706,23 @@ def test_no_generated_input_yields_a_forbidden_grant(args):
         target = normalize_scope(decision.scope)
         assert not entry.scopes or any(
             target == normalize_scope(s) or target.startswith(normalize_scope(s) + "/") for s in entry.scopes)
-    assert cfg.mode == "enforce" or ctx.approved
+    assert cfg.mode == "enforce" or (ctx.approved and cfg.mode != "observe")
+    if ctx.approved:  # an approval grants exactly what it approved
+        assert ctx.approved_terms is not None and ctx.approved_terms == terms_for(diag, principal)
+    else:  # an enforced grant has a witness the failing app cannot write
+        assert ctx.witness and ctx.witness.strip()
+    target = normalize_scope(decision.scope)
+    for revoked in ctx.revocations.entries:  # (every grantable role grants some of what a revoked one did)
+        held = normalize_scope(revoked.scope)
+        overlap = target == held or target.startswith(held + "/") or held.startswith(target + "/")
+        assert revoked.principal_id != oid or not overlap
+    assert not ctx.revocations.unreadable
     assert diag.cause in ROLE_FIXABLE and diag.role_fixable is True and diag.confidence == HIGH
     assert decision.principal_type == "ServicePrincipal" or (
         decision.principal_type == "User" and cfg.allow_user_grants) or (
         decision.principal_type == "Group" and cfg.allow_group_grants)
     assert ctx.grants_this_run < cfg.max_grants_per_run and ctx.grants_last_24h < cfg.max_grants_per_day
+    assert ctx.grants_last_hour < cfg.max_grants_per_hour
     assert not ctx.breaker_open
     assert ctx.last_grant_at is None or ctx.now - ctx.last_grant_at >= cfg.incident_cooldown
     assert oid not in ctx.suppressed_targets
@@ -627,10 +736,12 @@ def test_no_generated_input_yields_a_forbidden_grant(args):
 def test_principal_types_grant_only_as_configured(declared, evidence, users, groups, mode, approved):
     decision = decide(diagnosis(), SP, config(AllowlistEntry(SP, principal_type=declared), mode=mode,
                                               allow_user_grants=users, allow_group_grants=groups),
-                      context(evidence_principal_type=evidence, approved=approved))
+                      context(evidence_principal_type=evidence, approved=approved,
+                              approved_terms=approval_of() if approved else None))
     allowed = {"serviceprincipal"} | ({"user"} if users else set()) | ({"group"} if groups else set())
     agrees = evidence is None or evidence == "" or evidence.lower() == declared.lower()
-    expected = declared.lower() in allowed and agrees and (mode == "enforce" or approved)
+    # Observe mode writes nothing, approved or not.
+    expected = declared.lower() in allowed and agrees and (mode == "enforce" or (approved and mode != "observe"))
     assert decision.grants == expected
 
 
@@ -676,19 +787,21 @@ def test_require_approval_entry_turns_an_enforced_grant_into_an_approvable_recom
         allow_group_grants=False, max_grants_per_run=5, max_grants_per_day=20, incident_cooldown=timedelta(0))
     ctx = PolicyContext(now=datetime(2026, 1, 1, tzinfo=UTC), grants_this_run=0, grants_last_24h=0,
                         last_grant_at=None, suppressed_targets=frozenset(), breaker_open=False, approved=False,
-                        resource_id=scope)
+                        resource_id=scope, witness=WITNESS)
     pending = decide(diagnosis, oid, config, ctx)
     assert pending.action == "recommend"
     assert [r.rule for r in pending.refusals] == ["mode"]
-    assert decide(diagnosis, oid, config, _replace(ctx, approved=True)).action == "assign"
+    assert decide(diagnosis, oid, config, _replace(ctx, approved=True,
+                                                   approved_terms=terms_for(diagnosis, oid))).action == "assign"
 
 
 def test_a_caller_named_only_by_client_side_telemetry_is_granted_only_on_approval():
-    named_by_the_app = context(identity_from_client_records=True)
+    named_by_the_app = context(witness=None)  # client-side telemetry alone is no witness
     pending = decide(diagnosis(), SP, config(), named_by_the_app)
-    assert pending.action == "recommend" and rules_of(pending) == {"mode"}
-    assert "telemetry" in pending.refusals[0].reason
-    assert decide(diagnosis(), SP, config(), replace(named_by_the_app, approved=True)).action == "assign"
+    assert pending.action == "recommend" and rules_of(pending) == {"corroborated"}
+    assert "log row" in pending.refusals[0].reason
+    assert decide(diagnosis(), SP, config(), replace(named_by_the_app, approved=True,
+                                                     approved_terms=approval_of())).action == "assign"
     # the other rules still hold, and the other modes say what they always say
     assert decide(diagnosis(confidence=MEDIUM), SP, config(), named_by_the_app).action == "ticket"
     recommend = decide(diagnosis(), SP, config(mode="recommend"), named_by_the_app)

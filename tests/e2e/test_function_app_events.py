@@ -169,9 +169,29 @@ def test_the_failure_event_in_event_grid_schema_is_accepted(tmp_path):
         assert incident.principal_id == CALLER and incident.cause == "control_plane_role_only"
 
 
+TRUSTED_TOPIC = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-apps/providers/Microsoft.EventGrid/topics/failures"
+
+
+def trusted_failure_event(event_id: str) -> dict:
+    """The documented failure event in the Event Grid schema, from a topic listed in TRIAGE_TRUSTED_EVENT_TOPICS."""
+    return eventgrid_event("AOAI.Triage.Failure", failure_cloudevent(event_id)["data"], event_id=event_id,
+                           subject="orders-api", topic=TRUSTED_TOPIC)
+
+
+def test_in_enforce_mode_a_failure_event_nothing_confirms_writes_nothing(tmp_path):
+    with installed_world(tmp_path, mode="enforce", TRIAGE_TRUSTED_EVENT_TOPICS=TRUSTED_TOPIC) as world:
+        deliver(failure_cloudevent("1a2b3c4d-0000-4000-8000-00000000e0a1"))  # a CloudEvent: the publisher's word
+        deliver(eventgrid_event("AOAI.Triage.Failure", failure_cloudevent("x")["data"], event_id="eg-untrusted",
+                                topic=TRUSTED_TOPIC.replace("failures", "open-to-all")))
+        assert world.az.calls.count(service="arm", method="PUT") == 0
+        (incident,) = world.rt.store.list_incidents()
+        assert incident.status == inc.RECOMMENDED and incident.actions[-1].rules == ("corroborated",)
+
+
 def test_a_redelivered_failure_event_grants_once_in_enforce_mode(tmp_path):
-    with installed_world(tmp_path, mode="enforce") as world:
-        event = failure_cloudevent("1a2b3c4d-0000-4000-8000-00000000e001")
+    # From a trusted topic (an event the app could write itself grants nothing: the test above).
+    with installed_world(tmp_path, mode="enforce", TRIAGE_TRUSTED_EVENT_TOPICS=TRUSTED_TOPIC) as world:
+        event = trusted_failure_event("1a2b3c4d-0000-4000-8000-00000000e001")
         deliver(event)
         deliver(event)
         granted = [a for a in world.az.assignments() if a.principal_id == CALLER and a.role_guid
@@ -277,8 +297,8 @@ def test_an_event_time_without_a_zone_is_read_as_utc(tmp_path):
 
 
 def test_deleting_the_services_own_assignment_opens_a_ticket(tmp_path):
-    with installed_world(tmp_path, mode="enforce", sinks="github") as world:
-        deliver(failure_cloudevent("4a2b3c4d-0000-4000-8000-00000000e004"))
+    with installed_world(tmp_path, mode="enforce", sinks="github", TRIAGE_TRUSTED_EVENT_TOPICS=TRUSTED_TOPIC) as world:
+        deliver(trusted_failure_event("4a2b3c4d-0000-4000-8000-00000000e004"))
         (incident,) = world.rt.store.list_incidents()
         assert incident.assignment_id
         tickets_before = {t.ref: t for t in world.trackers.tickets("github")}

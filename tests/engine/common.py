@@ -3,6 +3,8 @@ events Event Grid would deliver."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from shared.core.incidents import Incident
@@ -62,6 +64,19 @@ def failure_event(event_id: str, object_id: str = ORDERS, **data: Any) -> dict[s
             "time": "2026-11-22T10:00:31Z", "data": body}
 
 
+# An Event Grid custom topic the operator lists in TRIAGE_TRUSTED_EVENT_TOPICS.
+TRUSTED_TOPIC = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-apps/providers/Microsoft.EventGrid/topics/"
+                 "triage-failures")
+
+
+def topic_failure_event(event_id: str, object_id: str = ORDERS, *, topic: str = TRUSTED_TOPIC,
+                        **data: Any) -> dict[str, Any]:
+    """The same failure event in the Event Grid schema, whose `topic` Event Grid sets (a publisher cannot)."""
+    cloud = failure_event(event_id, object_id, **data)
+    return {"id": event_id, "topic": topic, "subject": cloud["source"], "eventType": cloud["type"],
+            "eventTime": cloud["time"], "dataVersion": "1", "metadataVersion": "1", "data": cloud["data"]}
+
+
 def role_assignment_event(assignment_id: str, *, event_id: str, deleted: bool = False,
                           actor: str = "Alex Oncall") -> dict[str, Any]:
     """ARM's ResourceWriteSuccess / ResourceDeleteSuccess for a role assignment (Event Grid schema)."""
@@ -73,3 +88,24 @@ def role_assignment_event(assignment_id: str, *, event_id: str, deleted: bool = 
         "data": {"resourceUri": assignment_id, "operationName": f"Microsoft.Authorization/roleAssignments/{verb}",
                  "claims": {"name": actor}, "correlationId": f"corr-{event_id}", "status": "Succeeded"},
     }
+
+
+def run_together(*calls: Callable[[], Any]) -> list[Any]:
+    """Start every call at the same instant (a barrier), each in its own thread, and return each one's result or the
+    exception it raised."""
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def run(index: int, call: Callable[[], Any]) -> None:
+        barrier.wait()
+        try:
+            results[index] = call()
+        except Exception as exc:  # noqa: BLE001 - the test inspects what each caller got
+            results[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results

@@ -14,9 +14,11 @@ from tests.engine.common import (
     OPENAI_USER,
     ORDERS,
     STRANGER,
+    TRUSTED_TOPIC,
     failure_event,
     incident_of,
     role_assignment_event,
+    topic_failure_event,
 )
 
 
@@ -39,8 +41,9 @@ def test_a_failure_event_is_diagnosed_and_a_redelivery_counted_once(make_runtime
 
 
 def test_a_redelivered_failure_event_grants_once_in_enforce_mode(make_runtime, store, evidence, roles):
-    rt = make_runtime(mode="enforce", allowlist=[ORDERS])
-    event = failure_event("evt-grant")
+    # From a trusted topic: an event the failing app could have written itself grants nothing (test_rules_witness).
+    rt = make_runtime(mode="enforce", allowlist=[ORDERS], TRIAGE_TRUSTED_EVENT_TOPICS=TRUSTED_TOPIC)
+    event = topic_failure_event("evt-grant")
     handle_event_safely(rt, event)
     handle_event_safely(rt, event)
     assert len(roles.grants) == 1
@@ -98,8 +101,8 @@ def test_an_assignment_at_the_resource_group_covers_the_incident(make_runtime, s
 
 def test_deleting_the_services_own_assignment_reopens_the_incident_as_ticketed(make_runtime, store, evidence, roles,
                                                                               sink):
-    rt = make_runtime(mode="enforce", allowlist=[ORDERS])
-    handle_event_safely(rt, failure_event("evt-6"))
+    rt = make_runtime(mode="enforce", allowlist=[ORDERS], TRIAGE_TRUSTED_EVENT_TOPICS=TRUSTED_TOPIC)
+    handle_event_safely(rt, topic_failure_event("evt-6"))
     incident = incident_of(store, ORDERS)
     assert incident.assignment_id and sink.tickets == {}
 
