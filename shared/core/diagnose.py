@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import cast
 
-from shared.core import causes, endpoints, fixes, messages, resource_ids
+from shared.core import causes, endpoints, fixes, messages, resource_ids, surfaces
 from shared.core.allowlist import normalize_object_id
 from shared.core.model import (
     ENTRA,
@@ -40,7 +40,16 @@ from shared.core.model import (
     ResourceEvidence,
     RoleAssignmentEvidence,
 )
-from shared.core.roles import BY_GUID, GRANTABLE, LEAST_PRIVILEGE_FOR_SURFACE, OPENAI, PROJECT, Role, guid_of
+from shared.core.roles import (
+    ALL_SURFACES,
+    GRANTABLE,
+    OPENAI,
+    PROJECT,
+    Role,
+    guid_of,
+    least_privilege_for,
+    role_of,
+)
 
 DEFAULT_WINDOW = timedelta(minutes=10)
 _object_id = lru_cache(maxsize=16384)(normalize_object_id)  # the same callers fail again and again
@@ -252,9 +261,22 @@ class _Held:
         self.custom: list[RoleAssignmentEvidence] = []
 
 
+def _needed_action(case: _Case) -> str | None:
+    """The data action the call needed: the one the error names when it belongs to the call's surface, else the
+    surface's typical one; None when the surface is unknown."""
+    surface = case.surface
+    if surface is None:
+        return None
+    named = case.facts.data_action
+    if named and surfaces.of_data_action(named) == surface:
+        return named
+    return surfaces.SURFACES[surface].data_action
+
+
 def _role_path(case: _Case, now: datetime | None, window: timedelta) -> Diagnosis:
     surface = case.surface
-    role = LEAST_PRIVILEGE_FOR_SURFACE.get(surface) if surface else None
+    needed = _needed_action(case)
+    role = least_privilege_for(surface, needed) if surface else None
     scope = _target_scope(case)
     assignments = case.evidence.assignments if case.evidence is not None else None
     strong_text = case.facts.kind == messages.PERMISSION
@@ -282,7 +304,7 @@ def _role_path(case: _Case, now: datetime | None, window: timedelta) -> Diagnosi
         case.lines.extend(case.doubts)
         return _role_fix(case, "missing_data_role", MEDIUM if strong_text else LOW, role, scope, looked_up=False)
 
-    held = _sort_assignments(case, assignments, scope)
+    held = _sort_assignments(case, assignments, scope, needed)
     confidence = _role_confidence(case, strong_text)
     if held.granting:
         return _granting(case, held, role, scope, now, window, confidence)
@@ -293,15 +315,16 @@ def _role_path(case: _Case, now: datetime | None, window: timedelta) -> Diagnosi
     if held.other_data:
         names = _names(held.other_data)
         for assignment, found in held.other_data:
-            where = found.data_elsewhere or ", ".join(sorted(fixes.surface_text(s) for s in found.data_surfaces))
-            case.lines.append(f"{found.name} at {assignment.scope} grants data access to {where} only")
+            case.lines.append(f"{found.name} at {assignment.scope} grants data access to {_data_text(found)} only, "
+                              f"not {needed}")
         return _role_fix(case, "wrong_role_for_surface", confidence, role, scope, held_names=names)
     if held.control and not held.custom:
         case.lines.append("Held roles grant no data actions: " + ", ".join(_names(held.control)))
         return _role_fix(case, "control_plane_role_only", confidence, role, scope, held_names=_names(held.control))
     if held.custom:
-        case.lines.append("Holds custom or unrecognized roles whose data actions are unknown here: "
-                          + ", ".join(guid_of(a.role_definition_id) for a in held.custom))
+        case.lines.append("Holds roles whose definitions could not be read (custom, or unknown to the catalogue): "
+                          + ", ".join(guid_of(a.role_definition_id) for a in held.custom)
+                          + "; their data actions are unknown, so nothing is concluded from them")
         return _role_fix(case, "missing_data_role", MEDIUM, role, scope, looked_up=True)
     case.lines.append("No role assignment applies to the caller at this scope")
     return _role_fix(case, "missing_data_role", confidence, role, scope, looked_up=True)
@@ -612,30 +635,37 @@ def _scope_for(resource_id: str, surface: str | None, project: str | None) -> tu
                                     "the call needs; the request URL names the project")
 
 
-def _sort_assignments(case: _Case, assignments: tuple, scope: str | None) -> _Held:
+def _sort_assignments(case: _Case, assignments: tuple, scope: str | None, needed: str | None) -> _Held:
+    """Each applicable assignment by what its role's data actions grant: the needed data action (or, with the
+    surface unknown, every surface), other data only, none. A role neither the catalogue nor the evidence's
+    definitions know is unknown."""
     held = _Held()
-    surface = case.surface
+    definitions = case.evidence.role_definitions if case.evidence is not None else ()
     for assignment in assignments:
         if not isinstance(assignment, RoleAssignmentEvidence):
             continue
+        found = role_of(assignment.role_definition_id or "", definitions)
         if scope and not endpoints.covers(assignment.scope or "", scope):
-            case.lines.append(f"Ignored {_role_label(assignment)} at {assignment.scope}: it does not cover {scope}")
+            label = found.name if found else guid_of(assignment.role_definition_id or "")
+            case.lines.append(f"Ignored {label} at {assignment.scope}: it does not cover {scope}")
             continue
-        found = BY_GUID.get(guid_of(assignment.role_definition_id or ""))
         if found is None:
             held.custom.append(assignment)
-        elif found.data_surfaces and (surface in found.data_surfaces if surface else len(found.data_surfaces) > 1):
+        elif found.covers(needed) if needed is not None else found.data_surfaces == ALL_SURFACES:
             held.granting.append((assignment, found))
-        elif found.data_surfaces or found.data_elsewhere:
+        elif found.data_actions:
             held.other_data.append((assignment, found))
         else:
             held.control.append((assignment, found))
     return held
 
 
-def _role_label(assignment: RoleAssignmentEvidence) -> str:
-    found = BY_GUID.get(guid_of(assignment.role_definition_id or ""))
-    return found.name if found else guid_of(assignment.role_definition_id or "")
+def _data_text(role: Role) -> str:
+    """What a role's data actions reach, for an evidence line."""
+    if role.data_surfaces:
+        return ", ".join(sorted(fixes.surface_text(s) for s in role.data_surfaces))
+    shown = role.data_actions[:2]
+    return ", ".join(shown) + (", ..." if len(role.data_actions) > len(shown) else "")
 
 
 def _names(pairs: list[tuple[RoleAssignmentEvidence, Role]]) -> list[str]:

@@ -10,7 +10,7 @@ from datetime import timedelta
 from functools import lru_cache
 
 from shared.core import resource_ids
-from shared.core.roles import MODELS, OPENAI, PROJECT
+from shared.core.surfaces import MODELS, OPENAI, PROJECT, SURFACES
 
 STANDARD_SCOPE = "https://cognitiveservices.azure.com/.default"
 FOUNDRY_PROJECT_SCOPE = "https://ai.azure.com/.default"
@@ -33,11 +33,7 @@ DOC_ABUSE = f"{_LEARN}/azure/ai-foundry/openai/concepts/abuse-monitoring"
 DOC_CREATE_DEPLOYMENT = f"{_LEARN}/azure/ai-foundry/openai/how-to/create-resource"
 DOC_AZ_ROLE_CREATE = f"{_LEARN}/cli/azure/role/assignment#az-role-assignment-create"
 
-SURFACE_TEXT = {
-    OPENAI: "Azure OpenAI (/openai/...)",
-    MODELS: "Foundry Models inference (/models)",
-    PROJECT: "the Foundry project API (/api/projects/...)",
-}
+SURFACE_TEXT = {s.id: s.label for s in SURFACES.values()}
 _SURFACE_DOC = {OPENAI: DOC_OPENAI_RBAC, MODELS: DOC_MODELS_ENTRA, PROJECT: DOC_FOUNDRY_RBAC}
 
 

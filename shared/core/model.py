@@ -73,6 +73,20 @@ class ResourceEvidence:
 
 
 @dataclass(frozen=True)
+class RoleDefinitionEvidence:
+    """A role definition read through ARM, for a held role the built-in catalogue does not carry (a custom role,
+    or a built-in newer than the catalogue): the diagnosis judges it by these permissions."""
+
+    id: str  # GUID or full role definition id
+    name: str = ""
+    actions: tuple[str, ...] = ()
+    not_actions: tuple[str, ...] = ()
+    data_actions: tuple[str, ...] = ()
+    not_data_actions: tuple[str, ...] = ()
+    custom: bool = True
+
+
+@dataclass(frozen=True)
 class Evidence:
     """Live evidence gathered at the edge. `assignments is None` means "not looked up".
 
@@ -84,6 +98,9 @@ class Evidence:
     principal_type: str | None = None
     principal_name: str | None = None
     failed: tuple[str, ...] = ()
+    # Definitions of the held roles the built-in catalogue does not know, read through ARM. A held role with neither
+    # is unknown: nothing is concluded from it (the look-up that failed is in `failed`).
+    role_definitions: tuple[RoleDefinitionEvidence, ...] = ()
 
     @property
     def complete(self) -> bool:
