@@ -9,7 +9,7 @@ from __future__ import annotations
 import textwrap
 
 from shared.core import fixes
-from shared.core.causes import CAUSES, Cause
+from shared.core.causes import CAUSES, SIGN_IN_PROBLEMS, SUBCAUSES, WRONG_ENDPOINTS, Cause, sign_in_problem
 from shared.core.roles import LEAST_PRIVILEGE_FOR_SURFACE, MODELS, OPENAI, PROJECT
 
 _WIDTH = 118
@@ -152,7 +152,25 @@ def causes_markdown() -> str:
                          "links the role page of the surface called (Azure OpenAI here).")]
     for cause in CAUSES.values():
         lines += ["", *_cause_section(cause)]
+    lines += ["", *_tables()]
     return "\n".join(lines) + "\n"
+
+
+def _tables() -> list[str]:
+    """The lookup tables some causes' wording is built from."""
+    lines = ["## Sign-in failures (`token_acquisition_failed`)", "",
+             *_wrap("An AADSTS code (Entra ID's error code, as SDKs surface it) or an azure-identity credential-chain "
+                    "message, what it means and its fix. An unlisted code links Entra's error page."),
+             "", "| Code or message | What is wrong | Fix |", "|---|---|---|"]
+    for key in SIGN_IN_PROBLEMS:
+        what, fix = sign_in_problem(key, fixes.STANDARD_SCOPE)
+        lines.append(f"| `{key}` | {what} | {fix.replace('<', chr(92) + '<')} |")
+    lines += ["", "## Wrong endpoints (`wrong_endpoint`)", "", "| Kind | What happened |", "|---|---|"]
+    lines += [f"| `{key}` | {what.replace('<', chr(92) + '<')} |" for key, what in WRONG_ENDPOINTS.items()]
+    lines += ["", "## Sub-causes of `blocked_or_other`", "", "| Sub-cause | What the service said | First fix |",
+              "|---|---|---|"]
+    lines += [f"| `{key}` | {what} | {steps[0].text} |" for key, (what, steps) in SUBCAUSES.items()]
+    return lines
 
 
 def _evidence_section() -> list[str]:

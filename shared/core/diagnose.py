@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import cast
 
-from shared.core import causes, endpoints, fixes, messages, resource_ids, surfaces
+from shared.core import causes, endpoints, fixes, messages, resource_ids, roles, surfaces
 from shared.core.allowlist import normalize_object_id
 from shared.core.model import (
     ENTRA,
@@ -42,6 +42,7 @@ from shared.core.model import (
 )
 from shared.core.roles import (
     ALL_SURFACES,
+    BUILT_IN,
     GRANTABLE,
     OPENAI,
     PROJECT,
@@ -52,6 +53,7 @@ from shared.core.roles import (
 )
 
 DEFAULT_WINDOW = timedelta(minutes=10)
+_ROLE_BY_NAME = {r.name: r for r in BUILT_IN}
 _object_id = lru_cache(maxsize=16384)(normalize_object_id)  # the same callers fail again and again
 DEFAULT_PRINCIPAL_TYPE = "ServicePrincipal"
 _PRINCIPAL_TYPES = {
@@ -73,7 +75,18 @@ _TEXT_CAUSES = {
     messages.INVALID_KEY: "invalid_api_key",
     messages.NOT_FOUND: "endpoint_or_deployment_not_found",
     messages.BLOCKED: "blocked_or_other",
+    messages.SIGN_IN: "token_acquisition_failed",
+    messages.WRONG_ENDPOINT: "wrong_endpoint",
+    messages.DEPENDENCY_ROLE: "other_principal_denied",
+    messages.DEPENDENCY_NETWORK: "downstream_network_denied",
+    messages.IDENTITY_OFF: "identity_not_enabled",
 }
+# Text kinds the endpoint's host may refine into `wrong_endpoint` (the text does not say where the call went).
+_HOST_REFINED = frozenset({messages.EMPTY, messages.OTHER, messages.BAD_CREDENTIAL, messages.NOT_FOUND,
+                           messages.INVALID_KEY})
+# Text kinds about something else than the key, which a resource's disableLocalAuth does not override.
+_NOT_ABOUT_THE_KEY = frozenset({messages.NETWORK, messages.NOT_FOUND, messages.WRONG_ENDPOINT, messages.SIGN_IN,
+                                messages.DEPENDENCY_ROLE, messages.DEPENDENCY_NETWORK, messages.IDENTITY_OFF})
 _UNKNOWN = causes.CAUSES["unknown"]
 
 
@@ -182,6 +195,17 @@ def _diagnose(
     facts = case.facts
     if cause := _settings_override(case):
         return _plain(case, cause, HIGH)
+    if facts.kind in _HOST_REFINED and (where := endpoints.wrong_service(case.signal.endpoint, case.auth)):
+        case.lines.append(f"The endpoint {endpoints.host_and_path(case.signal.endpoint or '')[0]} is not the "
+                          "resource's own: " + causes.WRONG_ENDPOINTS[where])
+        return _plain(case, "wrong_endpoint", MEDIUM if facts.kind == messages.EMPTY else HIGH, where=where)
+    if facts.kind == messages.DEPENDENCY_ROLE and not facts.strong and case.resource is not None and (
+            _refuses_public(case.resource)):
+        case.lines.append("The account itself refuses public traffic: " + _network_settings(case.resource)
+                          + "; its dependencies are most likely locked down too, and their firewalls refuse it")
+        return _plain(case, "downstream_network_denied", MEDIUM)
+    if facts.kind == messages.PERMISSION and facts.detail == "hosted_agent":
+        return _plain(case, "other_principal_denied", HIGH, **_hosted_agent_facts(case))
     if facts.kind in _TEXT_CAUSES:
         cause = _TEXT_CAUSES[facts.kind]
         confidence = HIGH if facts.strong else MEDIUM
@@ -204,7 +228,7 @@ def _settings_override(case: _Case) -> str | None:
     resource, kind = case.resource, case.facts.kind
     if resource is None or case.status not in _ROLE_STATUSES:
         return None
-    if case.auth == KEY and resource.disable_local_auth and kind not in (messages.NETWORK, messages.NOT_FOUND):
+    if case.auth == KEY and resource.disable_local_auth and kind not in _NOT_ABOUT_THE_KEY:
         case.lines.append("The resource has disableLocalAuth=true and the caller sent a key")
         return "local_auth_disabled"
     if case.status == 403 and _refuses_public(resource) and kind in (messages.EMPTY, messages.OTHER,
@@ -236,7 +260,9 @@ def _fallback(case: _Case) -> Diagnosis:
     if status == 404:
         return _plain(case, "endpoint_or_deployment_not_found", MEDIUM)
     if status == 429 or status >= 500:
-        return _plain(case, "blocked_or_other", MEDIUM, service_status=status)
+        subcause = "throttled" if status == 429 else "service_error"
+        case.lines.append(f"Sub-cause: {subcause}")
+        return _plain(case, "blocked_or_other", MEDIUM, service_status=status, subcause=subcause)
     if kind == messages.EMPTY and status == 401 and case.auth == KEY:
         case.lines.append("No Entra object id: a key (or anonymous) caller; without the body the key cannot be "
                           "told apart from a missing one")
@@ -463,7 +489,7 @@ def _plain(case: _Case, cause: str, confidence: str, **found: object) -> Diagnos
     record = causes.CAUSES[cause]
     facts_of = _PLAIN_FACTS.get(cause)
     if facts_of is not None:
-        found.update(facts_of(case))
+        found = {**facts_of(case), **found}  # what the rule passed wins over what the text says
     summary, steps = record.summary, record.steps
     return _finish(case, record, confidence, summary if isinstance(summary, str) else summary(**found),
                    steps=steps if isinstance(steps, tuple) else steps(**found))
@@ -505,7 +531,82 @@ def _network_facts(case: _Case) -> dict:
 
 
 def _blocked_facts(case: _Case) -> dict:
+    subcause = case.facts.detail
+    if subcause:
+        case.lines.append(f"Sub-cause: {subcause}")
+        return {"phrase": case.facts.phrase, "subcause": subcause}
     return {"phrase": case.facts.phrase}
+
+
+def _sign_in_facts(case: _Case) -> dict:
+    problem = case.facts.detail
+    case.lines.append(f"No token was issued ({problem}): the failure happened before the request reached the service")
+    return {"problem": problem, "token_scope": _token_scope(case)}
+
+
+def _wrong_endpoint_facts(case: _Case) -> dict:
+    return {"where": case.facts.detail}
+
+
+def _account_facts(case: _Case) -> dict:
+    written = _text(case.signal.resource_id) or (case.resource.resource_id if case.resource else None)
+    target = resource_ids.parse(written)
+    return {"account": target.account_name if target else None,
+            "resource_group": target.resource_group if target else None}
+
+
+def _dependency_facts(case: _Case) -> dict:
+    """On your data and the like: the account's own identity was refused by a dependency; the roles it needs there."""
+    facts = case.facts
+    found = _account_facts(case)
+    service, host = facts.detail, facts.dependency_host
+    label = causes.DEPENDENCY_LABELS.get(service or "", "a dependency")
+    case.lines.append(f"{label} refused the account's own managed identity"
+                      + (f" ({host})" if host else "") + ": the call to it is made by the account, not the caller")
+    if not facts.strong:
+        case.lines.append("The same message is returned when the dependency's network rules block the account; "
+                          "check its firewall if the roles are in place")
+    assignee = (case.resource.identity_principal_id if case.resource is not None and
+                case.resource.identity_principal_id else fixes.account_identity(found["account"],
+                                                                                found["resource_group"]))
+    needs, scope = _dependency_roles(service, host)
+    commands = tuple(fixes.other_role_command(assignee, role.guid, scope) for role in needs)
+    return {"who": f"the managed identity of account {found['account'] or '<account>'}",
+            "needs": " and ".join(role.name for role in needs), "on": f"the {label} resource",
+            "commands": commands, "doc": fixes.DOC_ON_YOUR_DATA, "service": service, **found}
+
+
+def _dependency_roles(service: str | None, host: str | None) -> tuple[tuple[Role, ...], str]:
+    name = host.split(".", 1)[0] if host else None
+    if service == "storage":
+        scope = f'"$(az storage account show --name {name or "<storage-account>"} --query id -o tsv)"'
+        return (_ROLE_BY_NAME["Storage Blob Data Contributor"],), scope
+    scope = (f'"$(az search service show --name {name or "<search-service>"} --resource-group '
+             '<search-resource-group> --query id -o tsv)"')
+    return (_ROLE_BY_NAME["Search Index Data Reader"], _ROLE_BY_NAME["Search Service Contributor"]), scope
+
+
+def _hosted_agent_facts(case: _Case) -> dict:
+    """A hosted agent's runtime calls the account as the project's managed identity, whoever deployed or called it."""
+    found = _account_facts(case)
+    project = case.project or resource_ids.project_name(_text(case.signal.resource_id) or "")
+    case.lines.append("The error comes from a hosted agent's runtime, which calls the account with the project's "
+                      "managed identity: that identity was refused, not the caller")
+    written = _text(case.signal.resource_id)
+    parsed = resource_ids.parse(written) if written else None
+    scope = parsed.account().text if parsed is not None else "<account-resource-id>"
+    assignee = fixes.project_identity(found["account"], found["resource_group"], project)
+    return {"who": "the project's managed identity", "needs": roles.FOUNDRY_USER.name,
+            "on": f"account {parsed.account_name}" if parsed is not None else "the account",
+            "commands": (fixes.other_role_command(assignee, roles.FOUNDRY_USER.guid, scope),),
+            "doc": fixes.DOC_FOUNDRY_RBAC}
+
+
+def _downstream_facts(case: _Case) -> dict:
+    found = _account_facts(case)
+    case.lines.append(f"{causes.DEPENDENCY_LABELS.get(case.facts.detail or '', 'A dependency')} refused the "
+                      "account's own call on network grounds")
+    return {"service": case.facts.detail, **found}
 
 
 _NO_FACTS: dict = {}
@@ -516,6 +617,11 @@ _PLAIN_FACTS = {
     "invalid_api_key": _invalid_key_facts,
     "network_denied": _network_facts,
     "blocked_or_other": _blocked_facts,
+    "token_acquisition_failed": _sign_in_facts,
+    "wrong_endpoint": _wrong_endpoint_facts,
+    "other_principal_denied": _dependency_facts,
+    "identity_not_enabled": _account_facts,
+    "downstream_network_denied": _downstream_facts,
 }
 
 

@@ -92,6 +92,26 @@ def surface_of_host(host: str) -> str | None:
     return OPENAI if host.endswith(OPENAI_HOST_SUFFIX) else None
 
 
+_REGIONAL_SUFFIX = ".api.cognitive.microsoft.com"
+_ML_SUFFIXES = (".inference.ml.azure.com", ".inference.ai.azure.com")
+
+
+@lru_cache(maxsize=4096)
+def wrong_service(endpoint: str | None, auth: str | None) -> str | None:
+    """Why an endpoint is not the resource's own, when its host says so (a key of causes.WRONG_ENDPOINTS): the
+    public OpenAI API, a regional endpoint given a token (it takes keys only), an Azure ML host for /openai calls."""
+    if not endpoint:
+        return None
+    host, path = host_and_path(endpoint)
+    if host == "api.openai.com":
+        return "public_openai"
+    if host.endswith(_REGIONAL_SUFFIX) and auth == "entra":
+        return "regional"
+    if host.endswith(_ML_SUFFIXES) and surface_of_path(path) == OPENAI:
+        return "azure_ml"
+    return None
+
+
 def is_inference_host(host: str) -> bool:
     return host.endswith((OPENAI_HOST_SUFFIX, FOUNDRY_HOST_SUFFIX, COGNITIVE_HOST_SUFFIX))
 

@@ -32,6 +32,20 @@ DOC_API_VERSIONS = f"{_LEARN}/azure/ai-foundry/openai/api-version-lifecycle"
 DOC_ABUSE = f"{_LEARN}/azure/ai-foundry/openai/concepts/abuse-monitoring"
 DOC_CREATE_DEPLOYMENT = f"{_LEARN}/azure/ai-foundry/openai/how-to/create-resource"
 DOC_AZ_ROLE_CREATE = f"{_LEARN}/cli/azure/role/assignment#az-role-assignment-create"
+DOC_ENTRA_ERRORS = f"{_LEARN}/entra/identity-platform/reference-error-codes"
+DOC_CREDENTIAL_TROUBLESHOOT = "https://aka.ms/azsdk/python/identity/defaultazurecredential/troubleshoot"
+DOC_APP_MANAGED_IDENTITY = f"{_LEARN}/entra/identity/managed-identities-azure-resources/overview"
+DOC_ON_YOUR_DATA = f"{_LEARN}/azure/ai-foundry/openai/how-to/on-your-data-configuration"
+DOC_SEARCH_RBAC = f"{_LEARN}/azure/search/search-security-rbac"
+DOC_STORAGE_RBAC = f"{_LEARN}/azure/storage/blobs/assign-azure-role-data-access"
+DOC_ACCOUNT_IDENTITY = f"{_LEARN}/cli/azure/cognitiveservices/account/identity"
+DOC_SEARCH_NETWORK = f"{_LEARN}/azure/search/service-configure-firewall"
+DOC_STORAGE_NETWORK = f"{_LEARN}/azure/storage/common/storage-network-security"
+DOC_KEYVAULT_NETWORK = f"{_LEARN}/azure/key-vault/general/network-security"
+DOC_CUSTOM_SUBDOMAIN = f"{_LEARN}/azure/ai-services/cognitive-services-custom-subdomains"
+DOC_MODEL_OPERATIONS = f"{_LEARN}/azure/ai-foundry/openai/concepts/models"
+DOC_CONTENT_FILTER = f"{_LEARN}/azure/ai-foundry/openai/concepts/content-filter"
+DOC_QUOTA = f"{_LEARN}/azure/ai-foundry/openai/quotas-limits"
 
 SURFACE_TEXT = {s.id: s.label for s in SURFACES.values()}
 _SURFACE_DOC = {OPENAI: DOC_OPENAI_RBAC, MODELS: DOC_MODELS_ENTRA, PROJECT: DOC_FOUNDRY_RBAC}
@@ -54,6 +68,26 @@ def role_command(object_id: str | None, principal_type: str, role_guid: str, sco
         f" --role {role_guid}"
         f" --scope {scope or '<account-resource-id>'}"
     )
+
+
+def other_role_command(assignee: str, role_guid: str, scope: str, principal_type: str = "ServicePrincipal") -> str:
+    """The az command for a role the service never grants itself (another identity, another resource): the
+    assignee and the scope may be shell expressions that look the ids up."""
+    return (f"az role assignment create --assignee-object-id {assignee} --assignee-principal-type {principal_type} "
+            f"--role {role_guid} --scope {scope}")
+
+
+def account_identity(account: str | None, resource_group: str | None) -> str:
+    """A shell expression for the account's system-assigned identity's principal id."""
+    return (f'"$(az cognitiveservices account show --name {account or "<account>"} --resource-group '
+            f'{resource_group or "<resource-group>"} --query identity.principalId -o tsv)"')
+
+
+def project_identity(account: str | None, resource_group: str | None, project: str | None) -> str:
+    """A shell expression for a Foundry project's managed identity's principal id."""
+    return (f'"$(az cognitiveservices account project show --name {account or "<account>"} --resource-group '
+            f'{resource_group or "<resource-group>"} --project-name {project or "<project>"} --query '
+            'identity.principalId -o tsv)"')
 
 
 def minutes(delta: timedelta) -> str:

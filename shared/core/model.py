@@ -70,6 +70,8 @@ class ResourceEvidence:
     private_endpoints: int = 0
     projects: tuple[str, ...] = ()  # project resource ids under the account
     tenant_id: str | None = None
+    identity_type: str | None = None  # SystemAssigned | UserAssigned | "SystemAssigned, UserAssigned" | None
+    identity_principal_id: str | None = None  # the system-assigned identity's principal (object) id
 
 
 @dataclass(frozen=True)

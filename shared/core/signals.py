@@ -223,6 +223,8 @@ def _resource(item: Any) -> ResourceEvidence:
         virtual_network_rules=_str_list(item, "virtual_network_rules"),
         private_endpoints=private_endpoints,
         tenant_id=_optional_str(item, "tenant_id", "evidence.resource"),
+        identity_type=_optional_str(item, "identity_type", "evidence.resource"),
+        identity_principal_id=_optional_str(item, "identity_principal_id", "evidence.resource"),
     )
 
 
