@@ -119,10 +119,18 @@ rejected requests are not logged) is named by telemetry the app writes itself: i
 policy's `mode` rule waits for an on-call engineer's approval before any grant ([policy.md](policy.md)).
 
 **Text, when present, still refines the cause** (its data action beats the row's names), and where text and
-evidence disagree the confidence drops to medium and an evidence line, which the ticket shows, says why: a
-PermissionDenied naming another principal than the logged caller; an error's surface that contradicts a row naming
-its own surface; "key based authentication is disabled" on an account with `disableLocalAuth=false`; a firewall
-denial on an account with `publicNetworkAccess=Enabled` and `defaultAction=Allow`.
+evidence disagree the confidence drops to medium and an evidence line, which the ticket shows, says why: an error's
+surface that contradicts a row naming its own surface; "key based authentication is disabled" on an account with
+`disableLocalAuth=false`; a firewall denial on an account with `publicNetworkAccess=Enabled` and
+`defaultAction=Allow`.
+
+**The refused principal.** A role is recommended for (and can be granted to) the principal that was refused, and
+only when that is the caller. A PermissionDenied that names another principal than the logged caller (a GUID other
+than the caller's object id, or a user name the evidence does not give as the caller's) is
+`other_principal_denied`: the diagnosis names the refused principal, the role it needs and the command for it, and
+names no role (`classify` gives `"role": null`), so nothing is granted to the caller. A redacted principal
+(`XXXXXXXX`, `***`) names nobody: the caller stays the refused one. `tests/core/test_safety_invariant.py` checks it
+over generated texts.
 """
 
 _COMMAND_NOTES = """\

@@ -318,12 +318,8 @@ def _role_path(case: _Case, now: datetime | None, window: timedelta) -> Diagnosi
         case.lines.append("Surface unknown: no endpoint route, operation or data action to tell it")
     if case.ambiguous:
         case.lines.append(case.ambiguous)
-    named = case.facts.principal
-    # A GUID the text names (not a UPN or a redaction) that is not the logged caller; ids are compared lower-cased.
-    if (strong_text and named and case.object_id and len(named) == 36 and named.count("-") == 4
-            and named.lower() != case.object_id):
-        case.doubts.append(f"Text and evidence disagree: the error names principal {named}, the log row's caller is "
-                           f"{case.object_id}")
+    if strong_text and (refused := _refused_other(case)) is not None:
+        return _other_principal(case, refused, role, scope)
 
     if assignments is None:
         case.lines.append("Role assignments were not looked up: diagnosed from the failure alone")
@@ -354,6 +350,46 @@ def _role_path(case: _Case, now: datetime | None, window: timedelta) -> Diagnosi
         return _role_fix(case, "missing_data_role", MEDIUM, role, scope, looked_up=True)
     case.lines.append("No role assignment applies to the caller at this scope")
     return _role_fix(case, "missing_data_role", confidence, role, scope, looked_up=True)
+
+
+def _refused_other(case: _Case) -> str | None:
+    """The principal the error names when it is not the logged caller (the safety invariant: a role is recommended
+    only to the principal that was refused, and only when that is the caller). A GUID is compared with the caller's
+    object id; a user name with the caller's name from the evidence (an app's identity has none, so an app logged
+    as the caller of a call refused for a user is another principal). A redaction names nobody."""
+    named, caller = case.facts.principal, case.object_id
+    if not named or not caller:
+        return None
+    if messages.is_guid(named):
+        return named.lower() if named.lower() != caller else None
+    if messages.is_user_name(named):
+        name = case.evidence.principal_name if case.evidence is not None else None
+        return None if isinstance(name, str) and name.strip().casefold() == named.casefold() else named
+    return None
+
+
+def _other_principal(case: _Case, refused: str, role: Role | None, scope: str | None) -> Diagnosis:
+    """The error names another principal than the caller: say so, name what that principal needs, never a role
+    for the caller."""
+    user = messages.is_user_name(refused)
+    case.lines.append(f"The error names {'user' if user else 'principal'} {refused}, but the logged caller is "
+                      f"{case.object_id}: the refused identity is not the caller, so nothing is recommended for the "
+                      "caller")
+    record = causes.CAUSES["other_principal_denied"]
+    needs = role.name if role is not None else f"a role with the data action {case.facts.data_action or 'it lacks'}"
+    commands: tuple[str, ...] = ()
+    if role is not None:
+        if user:
+            assignee, principal_type = f'"$(az ad user show --id {refused} --query id -o tsv)"', "User"
+        else:
+            assignee, principal_type = refused, DEFAULT_PRINCIPAL_TYPE
+            case.lines.append(f"Principal type of {refused} not known: the command assumes {DEFAULT_PRINCIPAL_TYPE}")
+        commands = (fixes.other_role_command(assignee, role.guid, scope or "<account-resource-id>", principal_type),)
+    on = fixes.where(scope, case.surface).removeprefix("on ").removeprefix("at scope ")
+    facts = {"who": f"{'user' if user else 'principal'} {refused}", "needs": needs, "on": on,
+             "commands": commands, "doc": fixes.role_doc(case.surface)}
+    confidence = HIGH if not user or _principal_type(case) == ("ServicePrincipal", False) else MEDIUM
+    return _finish(case, record, confidence, _summarize(record)(**facts), steps=_build_steps(record)(**facts))
 
 
 def _role_confidence(case: _Case, strong_text: bool) -> str:

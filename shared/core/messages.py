@@ -309,6 +309,9 @@ _WORDS = re.compile(r"[a-z]+")
 _DATA_ACTION = re.compile(r"(Microsoft\.CognitiveServices/[\w/.*{}-]+)", re.IGNORECASE)
 _ROUTE = re.compile(r"\b(GET|POST|PUT|PATCH|DELETE)\s+(/[^\s`'\"]+)")
 _PRINCIPAL = re.compile(r"principal\s+[`'\"]?([^\s`'\"]+)[`'\"]?\s+lacks", re.IGNORECASE)
+# Other ways a PermissionDenied names who was refused: "Identity(object id: <guid>)", "object id '<guid>'".
+_PRINCIPAL_OBJECT_ID = re.compile(r"object\s*id\s*[:=]?\s*[`'\"]?"
+                                  r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})", re.IGNORECASE)
 _AUDIENCE_LIST = re.compile(r"audience is incorrect\s*\(([^)]*)\)", re.IGNORECASE)
 _AUDIENCE_NAMED = re.compile(r"(?:audience|resource)\s+'([^']+)'", re.IGNORECASE)
 _TOKEN_TENANT = re.compile(r"token tenant\s+([0-9a-fA-F-]{36}|\S+)", re.IGNORECASE)
@@ -444,7 +447,7 @@ _RUNS_AS_PROJECT = ("azure.ai.agentserver",)
 def _permission(phrase: str, raw: str, details: dict) -> TextFacts:
     action = _DATA_ACTION.search(raw)
     route = _ROUTE.search(raw)
-    principal = _PRINCIPAL.search(raw)
+    principal = _PRINCIPAL.search(raw) or _PRINCIPAL_OBJECT_ID.search(raw)
     low = raw.lower()
     return TextFacts(
         PERMISSION,
@@ -456,6 +459,15 @@ def _permission(phrase: str, raw: str, details: dict) -> TextFacts:
         detail="hosted_agent" if any(marker in low for marker in _RUNS_AS_PROJECT) else None,
         **details,
     )
+
+
+def is_guid(text: str | None) -> bool:
+    return text is not None and len(text) == 36 and _GUID.fullmatch(text.lower()) is not None
+
+
+def is_user_name(text: str | None) -> bool:
+    """A UPN the service names (user@domain), not a redaction such as "redacted:email"."""
+    return text is not None and "@" in text and not text.lower().startswith("redacted")
 
 
 def guid_in(text: str | None) -> str | None:
