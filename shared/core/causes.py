@@ -58,7 +58,8 @@ from shared.core.fixes import (
     where,
 )
 from shared.core.model import FixStep
-from shared.core.roles import Role
+from shared.core.roles import COGNITIVE_SERVICES_USER, GRANTABLE, Role
+from shared.core.surfaces import SURFACES
 
 Steps = tuple[FixStep, ...]
 
@@ -117,9 +118,26 @@ def _group_summary(*, held_roles: list[str], role: Role | None, scope: str | Non
             f"to reach managed-identity tokens; assign {name} to the identity directly {where(scope, surface)}.")
 
 
-def _role_steps(*, command: str, surface: str | None, **_) -> Steps:
+def _role_note(role: Role | None, surface: str | None) -> tuple[FixStep, ...]:
+    """What to know about the role named: Cognitive Services User is broad; narrower built-ins are not granted here."""
+    spec = SURFACES.get(surface or "")
+    if role is None or spec is None:
+        return ()
+    if role.guid == COGNITIVE_SERVICES_USER.guid:
+        return (FixStep(f"Cognitive Services User is the narrowest built-in role for {spec.label}, and it grants every "
+                        "Cognitive Services data action (Microsoft.CognitiveServices/*); a custom role with "
+                        f"{spec.namespaces[0].rstrip('/')}/* only is narrower", role_doc(surface)),)
+    if role.guid not in GRANTABLE:
+        return (FixStep(f"{role.name} is the least-privilege built-in role here, but the service grants only Cognitive "
+                        "Services OpenAI User, Cognitive Services User and Foundry User itself: this is ticketed with "
+                        "the command", role_doc(surface)),)
+    return ()
+
+
+def _role_steps(*, command: str, surface: str | None, role: Role | None = None, **_) -> Steps:
     return (
         FixStep(f"Assign the least-privilege data role: {command}", DOC_AZ_ROLE_CREATE),
+        *_role_note(role, surface),
         FixStep("Which role each endpoint surface needs, and why Owner/Contributor are not enough", role_doc(surface)),
         FixStep("Allow up to 10 minutes for RBAC to propagate, then retry with a fresh token",
                 DOC_RBAC_TROUBLESHOOT),

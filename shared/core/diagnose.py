@@ -152,11 +152,13 @@ class _Case:
             self._compare_row(row_surface)
 
     def _read_kind(self, kind: str, route: str | None, operation: str | None) -> None:
-        """What the account kind adds: a classic OpenAI account serves only /openai; any other kind serves every
-        surface, so there the row's OpenAI-looking names decide nothing."""
-        if self.kind == "openai":
+        """What the account kind adds: a classic OpenAI account serves only /openai, a single-service account (Speech,
+        FormRecognizer, ...) only its own surface; a multi-service kind serves every surface, so there the row's
+        OpenAI-looking names decide nothing."""
+        single = endpoints.KIND_SURFACES.get(self.kind)
+        if single is not None:
             if self.surface is None:
-                self.surface, self.surface_from = OPENAI, "resource kind OpenAI"
+                self.surface, self.surface_from = single, f"resource kind {kind}"
         elif self.surface == OPENAI and self.surface_from in endpoints.ROW_HINTS:
             from_api_name = self.surface_from == endpoints.ROW_API_NAME
             named = f"apiName {route!r}" if from_api_name else f"OperationName {operation!r}"
@@ -495,7 +497,7 @@ def _role_fix(
     if scope is None:
         case.lines.append("Resource id unknown: fill in <account-resource-id>")
     command = fixes.role_command(object_id, principal_type, role.guid, scope)
-    steps = _build_steps(record)(command=command, surface=case.surface)
+    steps = _build_steps(record)(command=command, surface=case.surface, role=role)
     return _finish(case, record, confidence, summary, steps=steps, role=role, scope=scope, command=command)
 
 

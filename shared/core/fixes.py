@@ -10,7 +10,7 @@ from datetime import timedelta
 from functools import lru_cache
 
 from shared.core import resource_ids
-from shared.core.surfaces import MODELS, OPENAI, PROJECT, SURFACES
+from shared.core.surfaces import LANGUAGE, MODELS, OPENAI, PROJECT, SPEECH, SURFACES
 
 STANDARD_SCOPE = "https://cognitiveservices.azure.com/.default"
 FOUNDRY_PROJECT_SCOPE = "https://ai.azure.com/.default"
@@ -48,7 +48,10 @@ DOC_CONTENT_FILTER = f"{_LEARN}/azure/ai-foundry/openai/concepts/content-filter"
 DOC_QUOTA = f"{_LEARN}/azure/ai-foundry/openai/quotas-limits"
 
 SURFACE_TEXT = {s.id: s.label for s in SURFACES.values()}
-_SURFACE_DOC = {OPENAI: DOC_OPENAI_RBAC, MODELS: DOC_MODELS_ENTRA, PROJECT: DOC_FOUNDRY_RBAC}
+DOC_SPEECH_RBAC = f"{_LEARN}/azure/ai-services/speech-service/role-based-access-control"
+DOC_LANGUAGE_RBAC = f"{_LEARN}/azure/ai-services/language-service/concepts/role-based-access-control"
+_SURFACE_DOC = {OPENAI: DOC_OPENAI_RBAC, MODELS: DOC_MODELS_ENTRA, PROJECT: DOC_FOUNDRY_RBAC,
+                SPEECH: DOC_SPEECH_RBAC, LANGUAGE: DOC_LANGUAGE_RBAC}
 
 
 def surface_text(surface: str | None) -> str:
@@ -56,7 +59,10 @@ def surface_text(surface: str | None) -> str:
 
 
 def role_doc(surface: str | None) -> str:
-    return _SURFACE_DOC.get(surface or "", DOC_OPENAI_RBAC)
+    """The role guidance page of a surface; the AI Services authentication page for the others (known surfaces)."""
+    if surface in _SURFACE_DOC:
+        return _SURFACE_DOC[surface]
+    return DOC_AI_SERVICES_AUTH if surface in SURFACES else DOC_OPENAI_RBAC
 
 
 def role_command(object_id: str | None, principal_type: str, role_guid: str, scope: str | None) -> str:

@@ -93,7 +93,8 @@ def test_without_a_project_name_the_narrowest_known_scope_is_the_account_and_it_
 
 
 def test_no_surface_means_no_role_is_named():
-    signal = replace(DENIED_SIGNAL, endpoint="https://acc.cognitiveservices.azure.com/vision/v3.2/analyze")
+    # Vision was an unknown surface before issue 12; Anomaly Detector is still none of ours.
+    signal = replace(DENIED_SIGNAL, endpoint="https://acc.cognitiveservices.azure.com/anomalydetector/v1.0/detect")
     diagnosis = run(signal)
     assert diagnosis.cause == "missing_data_role"
     assert (diagnosis.role_id, diagnosis.role_fixable, diagnosis.fix_command) == (None, False, None)
