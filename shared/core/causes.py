@@ -562,7 +562,8 @@ _CAUSES = (
                     "'Ocp-Apim-Subscription-Key'", DOC_AI_SERVICES_AUTH),
             _ENTRA_INSTEAD,
         ),
-        "\"Access denied due to missing subscription key.\" (also API Management's `Ocp-Apim-Subscription-Key`).",
+        "\"Access denied due to missing subscription key.\" (also API Management's `Ocp-Apim-Subscription-Key`, and "
+        "its \"missing application credentials or subscription key\" when the API also accepts a token).",
     ),
     Cause(
         "local_auth_disabled", "key", False, "Key sent to a resource with key auth disabled",

@@ -576,10 +576,18 @@ def _blocked_facts(case: _Case) -> dict:
     return {"phrase": case.facts.phrase}
 
 
+_NAMED_RESOURCE = re.compile(r"resource principal named\s+(\S+?)\s+was not found", re.IGNORECASE)
+
+
 def _sign_in_facts(case: _Case) -> dict:
     problem = case.facts.detail
+    scope = _token_scope(case)
     case.lines.append(f"No token was issued ({problem}): the failure happened before the request reached the service")
-    return {"problem": problem, "token_scope": _token_scope(case)}
+    named = _NAMED_RESOURCE.search(case.signal.message or "") if problem == "AADSTS500011" else None
+    if named and "cognitiveservices" not in named.group(1).lower() and "ai.azure.com" not in named.group(1).lower():
+        case.lines.append(f"The token was asked for {named.group(1)}, not an Azure AI audience: calls to the service "
+                          f"need {scope}; an app's own API (api://...) must be registered in the tenant it signs in to")
+    return {"problem": problem, "token_scope": scope}
 
 
 def _wrong_endpoint_facts(case: _Case) -> dict:

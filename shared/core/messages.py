@@ -206,6 +206,7 @@ _TOKEN_PHRASES = (
 )
 _MISSING_KEY_PHRASES = (
     "missing subscription key",
+    "missing application credentials or subscription key",  # API Management with validate-jwt or a key
     "subscriptionkeynotfound",
     "missing api key",
     "no api key provided",

@@ -159,3 +159,22 @@ def test_non_access_look_alikes_name_their_sub_cause_and_fix(message, status, su
     assert diagnosis.cause == "blocked_or_other" and f"Sub-cause: {subcause}" in diagnosis.evidence
     assert causes.SUBCAUSES[subcause][0] in diagnosis.summary
     assert diagnosis.fix_steps == causes.SUBCAUSES[subcause][1]
+
+
+def test_a_sign_in_to_an_apps_own_api_is_told_apart_from_the_services_audience():
+    text = ("AADSTS500011: The resource principal named api://1234 was not found in the tenant named contoso. You "
+            "might have sent your authentication request to the wrong tenant.")
+    found = diagnose(signal(text, status=400), None, now=NOW)
+    assert found.cause == "token_acquisition_failed" and found.role_id is None
+    assert any("api://1234, not an Azure AI audience" in line for line in found.evidence), found.evidence
+    service = diagnose(signal(text.replace("api://1234", "https://cognitiveservices.azure.com"), status=400), None,
+                       now=NOW)
+    assert not any("not an Azure AI audience" in line for line in service.evidence)
+
+
+def test_api_managements_missing_credentials_text_is_a_missing_key():
+    text = ("{ \"statusCode\": 401, \"message\": \"Access denied due to a missing application credentials or "
+            "subscription key. Make sure to include an application token or a subscription key when making requests "
+            "to the API.\" }")
+    found = diagnose(signal(text, auth=None), None, now=NOW)
+    assert found.cause == "missing_api_key" and found.role_id is None
