@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 from shared.core.fixes import (
@@ -120,15 +121,20 @@ def _group_summary(*, held_roles: list[str], role: Role | None, scope: str | Non
 
 def _role_note(role: Role | None, surface: str | None) -> tuple[FixStep, ...]:
     """What to know about the role named: Cognitive Services User is broad; narrower built-ins are not granted here."""
+    return () if role is None else _role_note_of(role.guid, role.name, surface)
+
+
+@lru_cache(maxsize=256)
+def _role_note_of(guid: str, name: str, surface: str | None) -> tuple[FixStep, ...]:
     spec = SURFACES.get(surface or "")
-    if role is None or spec is None:
+    if spec is None:
         return ()
-    if role.guid == COGNITIVE_SERVICES_USER.guid:
+    if guid == COGNITIVE_SERVICES_USER.guid:
         return (FixStep(f"Cognitive Services User is the narrowest built-in role for {spec.label}, and it grants every "
                         "Cognitive Services data action (Microsoft.CognitiveServices/*); a custom role with "
                         f"{spec.namespaces[0].rstrip('/')}/* only is narrower", role_doc(surface)),)
-    if role.guid not in GRANTABLE:
-        return (FixStep(f"{role.name} is the least-privilege built-in role here, but the service grants only Cognitive "
+    if guid not in GRANTABLE:
+        return (FixStep(f"{name} is the least-privilege built-in role here, but the service grants only Cognitive "
                         "Services OpenAI User, Cognitive Services User and Foundry User itself: this is ticketed with "
                         "the command", role_doc(surface)),)
     return ()

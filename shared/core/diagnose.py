@@ -289,22 +289,26 @@ class _Held:
         self.custom: list[RoleAssignmentEvidence] = []
 
 
-def _needed_action(case: _Case) -> str | None:
+def _needed_action(surface: str | None, named: str | None) -> str | None:
     """The data action the call needed: the one the error names when it belongs to the call's surface, else the
     surface's typical one; None when the surface is unknown."""
-    surface = case.surface
     if surface is None:
         return None
-    named = case.facts.data_action
     if named and surfaces.of_data_action(named) == surface:
         return named
     return surfaces.SURFACES[surface].data_action
 
 
+@lru_cache(maxsize=1024)
+def _role_for(surface: str | None, named: str | None) -> tuple[str | None, Role | None]:
+    """The data action the call needed and the least-privilege role that grants it (per surface and named action)."""
+    needed = _needed_action(surface, named)
+    return needed, least_privilege_for(surface, needed) if surface else None
+
+
 def _role_path(case: _Case, now: datetime | None, window: timedelta) -> Diagnosis:
     surface = case.surface
-    needed = _needed_action(case)
-    role = least_privilege_for(surface, needed) if surface else None
+    needed, role = _role_for(surface, case.facts.data_action)
     scope = _target_scope(case)
     assignments = case.evidence.assignments if case.evidence is not None else None
     strong_text = case.facts.kind == messages.PERMISSION

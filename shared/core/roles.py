@@ -146,7 +146,7 @@ def from_definition(guid: str, name: str, actions: tuple[str, ...], not_actions:
 def role_of(role_ref: str, definitions: tuple[RoleDefinitionEvidence, ...] = ()) -> Role | None:
     """The role an assignment (or evidence given by hand) names, by GUID, id or name: a built-in from the
     catalogue, else a definition read through ARM; None when neither knows it."""
-    found = lookup(role_ref) if role_ref else None
+    found = BY_GUID.get(guid_of(role_ref)) or lookup(role_ref) if role_ref else None
     if found is not None or not definitions:
         return found
     guid = guid_of(role_ref)

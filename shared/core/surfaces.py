@@ -13,6 +13,7 @@ narrower built-ins, which the service does not grant itself (they are ticketed w
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 _CS = "Microsoft.CognitiveServices/accounts"
 
@@ -88,6 +89,7 @@ SURFACES: dict[str, Surface] = {
 ALL_SURFACES: frozenset[str] = frozenset(SURFACES)
 
 
+@lru_cache(maxsize=1024)
 def of_data_action(data_action: str) -> str | None:
     """The surface a data action belongs to (`Microsoft.CognitiveServices/accounts/<namespace>/...`)."""
     lowered = data_action.lower()
