@@ -12,7 +12,7 @@ from localazure.calls import READ, WRITE
 from localazure.faults import Fault
 from localazure.frontdoor import CallContext, RouteFn, bearer_token, error, fault_headers
 from localazure.https import Request, Response
-from localazure.roles import BUILT_IN, BY_GUID, ROLE_ASSIGNMENT_DELETE, ROLE_ASSIGNMENT_WRITE, guid_of
+from localazure.roles import ROLE_ASSIGNMENT_DELETE, ROLE_ASSIGNMENT_WRITE, guid_of
 from localazure.state import Assignment, State
 
 _RA = "/providers/microsoft.authorization/roleassignments"
@@ -169,7 +169,7 @@ class ArmService:
         missing = self._missing_scope(scope)
         if missing is not None:
             return missing
-        role = BY_GUID.get(guid_of(role_definition_id))
+        role = state.role(role_definition_id)
         if role is None:
             return error(400, "RoleDefinitionDoesNotExist",
                          f"The specified role definition with ID '{guid_of(role_definition_id)}' does not exist.")
@@ -279,7 +279,7 @@ class ArmService:
 
     # ------------------------------------------------------------ role definitions
     def get_definition(self, scope: str, name: str) -> Response:
-        role = BY_GUID.get(guid_of(name))
+        role = self.state.role(name)
         if role is None:
             return error(404, "RoleDefinitionDoesNotExist", f"The specified role definition with ID '{name}' does "
                          "not exist.")
@@ -287,7 +287,7 @@ class ArmService:
 
     def list_definitions(self, request: Request, scope: str) -> Response:
         expression = (request.param("$filter") or "").strip()
-        roles = list(BUILT_IN)
+        roles = self.state.all_roles()
         if expression:
             m = re.fullmatch(r"(roleName|type)\s+eq\s+'([^']*)'", expression, re.IGNORECASE)
             if m is None:
@@ -295,8 +295,8 @@ class ArmService:
             field, value = m.group(1).lower(), m.group(2)
             if field == "rolename":
                 roles = [r for r in roles if r.name.casefold() == value.casefold()]
-            elif value.lower() != "builtinrole":
-                roles = []
+            else:
+                roles = [r for r in roles if ("customrole" if r.custom else "builtinrole") == value.lower()]
         subscription = scopes.subscription_of(scope)
         return Response.json({"value": [armjson.role_definition(r, subscription) for r in roles]})
 

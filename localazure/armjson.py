@@ -46,7 +46,7 @@ def role_definition(role: RoleDefinition, subscription: str | None) -> dict[str,
         "type": "Microsoft.Authorization/roleDefinitions",
         "properties": {
             "roleName": role.name,
-            "type": "BuiltInRole",
+            "type": "CustomRole" if role.custom else "BuiltInRole",
             "description": role.description,
             "assignableScopes": ["/"],
             "permissions": [

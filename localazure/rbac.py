@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from localazure import abac, scopes
-from localazure.roles import BY_GUID, ROLE_ASSIGNMENT_DELETE, ROLE_ASSIGNMENT_WRITE, RoleDefinition
+from localazure.roles import ROLE_ASSIGNMENT_DELETE, ROLE_ASSIGNMENT_WRITE, RoleDefinition
 from localazure.state import Assignment, Principal, State
 
 
@@ -90,7 +90,7 @@ def grants(state: State, principal: Principal, scope: str) -> list[Grant]:
     memberships = {g.lower(): since for g, since in principal.groups.items()}
     out = []
     for a in state.all_assignments():
-        role = BY_GUID.get(a.role_guid)
+        role = state.role(a.role_guid)
         if role is None or not scopes.is_at_or_above(a.scope, scope):
             continue
         holder = a.principal_id.lower()

@@ -257,7 +257,7 @@ class LocalAzure:
         """Add a role assignment directly (no ARM call, no authorization); returns its id. `role_guid` may be a
         GUID, a role definition id or a role name; `scope` an ARM scope or a scenario shorthand."""
         principal = self.state.principal(principal_id)
-        role = roles.require(role_guid)
+        role = self.state.role(role_guid) or roles.require(role_guid)
         resolved = scenario_file.resolve_scope(self.state, scope)
         created = self.clock.now() - timedelta(seconds=created_ago_seconds)
         assignment = Assignment(
@@ -267,6 +267,25 @@ class LocalAzure:
             condition_version="2.0" if condition else None,
         )
         return self.state.put_assignment(assignment).id
+
+    def add_custom_role(
+        self,
+        name: str,
+        *,
+        data_actions: Iterable[str] = (),
+        actions: Iterable[str] = ("Microsoft.CognitiveServices/*/read",),
+        not_data_actions: Iterable[str] = (),
+        not_actions: Iterable[str] = (),
+        guid: str | None = None,
+    ) -> str:
+        """Define a custom role in this subscription (served by the role definitions list and get like the
+        built-ins, with type CustomRole, and honoured by the data plane); returns its GUID."""
+        role = roles.RoleDefinition(
+            (guid or str(uuid.uuid4())).lower(), name, f"Custom role {name}", tuple(actions), tuple(not_actions),
+            tuple(data_actions), tuple(not_data_actions), custom=True)
+        with self.state.lock:
+            self.state.custom_roles[role.guid] = role
+        return role.guid
 
     def assignments(self) -> list[Assignment]:
         return self.state.all_assignments()

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from localazure import scopes
+from localazure import roles, scopes
 from localazure.clock import Clock
 from localazure.logshape import LogShape
 
@@ -165,7 +165,17 @@ class State:
     # Other ARM resources served as plain JSON (e.g. the web apps whose managed identities call the accounts).
     app_resources: dict[str, dict] = field(default_factory=dict)  # lower-cased id -> ARM body
     gateways: dict[str, Gateway] = field(default_factory=dict)  # lower-cased name -> API Management service
+    custom_roles: dict[str, roles.RoleDefinition] = field(default_factory=dict)  # GUID -> custom role definition
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    # ---- role definitions ----
+    def role(self, role_definition_id: str) -> roles.RoleDefinition | None:
+        """A built-in role or one of this world's custom roles, by GUID or role definition id."""
+        guid = roles.guid_of(role_definition_id)
+        return roles.BY_GUID.get(guid) or self.custom_roles.get(guid)
+
+    def all_roles(self) -> list[roles.RoleDefinition]:
+        return [*roles.BUILT_IN, *self.custom_roles.values()]
 
     # ---- principals ----
     def principal(self, object_id: str | None) -> Principal | None:

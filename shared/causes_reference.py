@@ -9,8 +9,9 @@ from __future__ import annotations
 import textwrap
 
 from shared.core import fixes
-from shared.core.causes import CAUSES, Cause
-from shared.core.roles import LEAST_PRIVILEGE_FOR_SURFACE, MODELS, OPENAI, PROJECT
+from shared.core.causes import CAUSES, SIGN_IN_PROBLEMS, SUBCAUSES, WRONG_ENDPOINTS, Cause, sign_in_problem
+from shared.core.roles import CATALOGUE_RESOURCE, GRANTABLE, LEAST_PRIVILEGE_FOR_SURFACE, PROJECT
+from shared.core.surfaces import SURFACES
 
 _WIDTH = 118
 
@@ -44,19 +45,15 @@ A missing role on Azure OpenAI and Foundry comes back as **401** `PermissionDeni
 ## Surface → least-privilege role
 """
 
-# (surface, the calls that reach it, the narrowest scope for its role)
-_SURFACES = (
-    (OPENAI, "`/openai/...` on an OpenAI or AIServices account", "the account"),
-    (MODELS, "`/models...` (Foundry Models inference)", "the account"),
-    (PROJECT, "`/api/projects/{p}/...` (including `/api/projects/{p}/openai/...`)", "`<account id>/projects/<p>`"),
-)
 
 _SURFACE_NOTES = """\
 The surface is read from the endpoint path (a client-side record's request URL included), then a route that is a
 path, then the data action or `METHOD /path` in the error text, then what the log row says: its `apiName` (such as
 "Azure OpenAI API version 2024-02-15-preview") and its `OperationName` (`ChatCompletions_Create`, ...); then the
-host (`*.openai.azure.com` serves only `/openai`) and the account kind (a classic `OpenAI` account serves only
-`/openai`). When no surface can be told, no role is named (the diagnosis is not role-fixable). Owner,
+host (`*.openai.azure.com` serves only `/openai`; Speech and Translator have hosts of their own) and the account
+kind (a classic `OpenAI` account serves only `/openai`, a single-service account such as `SpeechServices` or
+`FormRecognizer` only its own surface). The apiName words of the other services are a best effort (their log values
+are not documented). When no surface can be told, no role is named (the diagnosis is not role-fixable). Owner,
 Contributor, User Access Administrator, Role Based Access Control Administrator, Cognitive Services Contributor
 and every other Owner/Contributor role are never recommended.
 """
@@ -122,10 +119,18 @@ Management resource the row names (so a gateway group alone needs no approval fo
 adds the backend URL and, when its diagnostic setting logs backend bodies, the error text.
 
 **Text, when present, still refines the cause** (its data action beats the row's names), and where text and
-evidence disagree the confidence drops to medium and an evidence line, which the ticket shows, says why: a
-PermissionDenied naming another principal than the logged caller; an error's surface that contradicts a row naming
-its own surface; "key based authentication is disabled" on an account with `disableLocalAuth=false`; a firewall
-denial on an account with `publicNetworkAccess=Enabled` and `defaultAction=Allow`.
+evidence disagree the confidence drops to medium and an evidence line, which the ticket shows, says why: an error's
+surface that contradicts a row naming its own surface; "key based authentication is disabled" on an account with
+`disableLocalAuth=false`; a firewall denial on an account with `publicNetworkAccess=Enabled` and
+`defaultAction=Allow`.
+
+**The refused principal.** A role is recommended for (and can be granted to) the principal that was refused, and
+only when that is the caller. A PermissionDenied that names another principal than the logged caller (a GUID other
+than the caller's object id, or a user name the evidence does not give as the caller's) is
+`other_principal_denied`: the diagnosis names the refused principal, the role it needs and the command for it, and
+names no role (`classify` gives `"role": null`), so nothing is granted to the caller. A redacted principal
+(`XXXXXXXX`, `***`) names nobody: the caller stays the refused one. `tests/core/test_safety_invariant.py` checks it
+over generated texts.
 """
 
 _COMMAND_NOTES = """\
@@ -141,13 +146,30 @@ _DOC_FACTS = {
 }
 
 
+_ROLES_NOTES = f"""\
+A role covers a surface when its data actions (wildcards included, minus its notDataActions) cover the surface's
+data action, or the exact one the error names. The roles are Microsoft's published built-in definitions,
+shipped as data (`shared/{CATALOGUE_RESOURCE}`, which cites its sources and their dates) and served by the
+stand-in; a role the catalogue does not know (a custom role) is read through ARM and judged the same way, and when
+it cannot be read the confidence drops and nothing is granted. Only the three grantable roles (marked ✓) are ever
+granted by the service; Cognitive Services User is named where no narrower built-in exists, and the fix says how
+broad it is. The data actions of Content Understanding and Translator are not published: their namespace stands
+for them.
+"""
+
+
 def causes_markdown() -> str:
-    lines = [_INTRO, "| Call | Surface | Role (GUID) | Narrowest scope | Role guidance |", "|---|---|---|---|---|"]
-    for surface, calls, scope in _SURFACES:
-        role = LEAST_PRIVILEGE_FOR_SURFACE[surface]
-        lines.append(f"| {calls} | `{surface}` | {role.name} (`{role.guid}`) | {scope} | {fixes.role_doc(surface)} |")
+    lines = [_INTRO, "| Call | Surface | Data action | Role (GUID) | Narrowest scope | Role guidance |",
+             "|---|---|---|---|---|---|"]
+    for surface in SURFACES.values():
+        role = LEAST_PRIVILEGE_FOR_SURFACE[surface.id]
+        scope = "`<account id>/projects/<p>`" if surface.id == PROJECT else "the account"
+        granted = " ✓" if role.guid in GRANTABLE else ""
+        lines.append(f"| {surface.routes} | `{surface.id}` | `{surface.data_action}` | {role.name}{granted} "
+                     f"(`{role.guid}`) | {scope} | {fixes.role_doc(surface.id)} |")
+    lines += ["", _ROLES_NOTES]
     command = fixes.role_command("<oid>", "<ServicePrincipal|User|Group>", "<GUID>", "<narrowest scope>")
-    lines += ["", _SURFACE_NOTES, "The fix command for a role cause is", f"`{command}`.", _COMMAND_NOTES,
+    lines += [_SURFACE_NOTES, "The fix command for a role cause is", f"`{command}`.", _COMMAND_NOTES,
               *_evidence_section(),
               "## The catalogue", "", "| Cause | Family | Role-fixable | Title |", "|---|---|---|---|"]
     lines += [f"| `{c.id}` | {c.family} | {'yes' if c.role_fixable else 'no'} | {c.title} |" for c in CAUSES.values()]
@@ -155,7 +177,25 @@ def causes_markdown() -> str:
                          "links the role page of the surface called (Azure OpenAI here).")]
     for cause in CAUSES.values():
         lines += ["", *_cause_section(cause)]
+    lines += ["", *_tables()]
     return "\n".join(lines) + "\n"
+
+
+def _tables() -> list[str]:
+    """The lookup tables some causes' wording is built from."""
+    lines = ["## Sign-in failures (`token_acquisition_failed`)", "",
+             *_wrap("An AADSTS code (Entra ID's error code, as SDKs surface it) or an azure-identity credential-chain "
+                    "message, what it means and its fix. An unlisted code links Entra's error page."),
+             "", "| Code or message | What is wrong | Fix |", "|---|---|---|"]
+    for key in SIGN_IN_PROBLEMS:
+        what, fix = sign_in_problem(key, fixes.STANDARD_SCOPE)
+        lines.append(f"| `{key}` | {what} | {fix.replace('<', chr(92) + '<')} |")
+    lines += ["", "## Wrong endpoints (`wrong_endpoint`)", "", "| Kind | What happened |", "|---|---|"]
+    lines += [f"| `{key}` | {what.replace('<', chr(92) + '<')} |" for key, what in WRONG_ENDPOINTS.items()]
+    lines += ["", "## Sub-causes of `blocked_or_other`", "", "| Sub-cause | What the service said | First fix |",
+              "|---|---|---|"]
+    lines += [f"| `{key}` | {what} | {steps[0].text} |" for key, (what, steps) in SUBCAUSES.items()]
+    return lines
 
 
 def _evidence_section() -> list[str]:

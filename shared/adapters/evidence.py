@@ -9,6 +9,11 @@ of the run. A look-up that fails is logged, left out (`Evidence.assignments is N
 its whole message, in the pair's `Evidence.failed` and in `failures()`; it never fails the run. `new_run()`
 clears the caches. Each look-up runs in a copy of the caller's context, so the invocation's trace (OpenTelemetry
 keeps it in contextvars) and the Functions worker's invocation id reach the pool's threads and their logs.
+
+A held role the built-in catalogue does not know (a custom role, or a built-in newer than the catalogue) is read
+through ARM: the subscription's role definitions once per run, else the definition by its id; the pair's evidence
+carries its permissions (`Evidence.role_definitions`) so the diagnosis judges it by its real data actions. A
+definition that cannot be read is named in `Evidence.failed`: nothing is granted on that evidence.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from shared.adapters.resources import Accounts, hosts_of, to_evidence
 from shared.adapters.role_assignments import RoleAssignments, RoleDefinitionInfo
 from shared.core import roles
 from shared.core.allowlist import normalize_object_id
-from shared.core.model import Evidence, ResourceEvidence, RoleAssignmentEvidence
+from shared.core.model import Evidence, ResourceEvidence, RoleAssignmentEvidence, RoleDefinitionEvidence
 from shared.core.resource_ids import account_key, normalize_scope, scope_within
 
 log = logging.getLogger("triage.adapters")
@@ -74,12 +79,14 @@ class AzureEvidenceProvider:
         self._assignment_cache = _OnceCache()
         self._account_cache = _OnceCache()
         self._host_index = _OnceCache()
+        self._definition_cache = _OnceCache()
         self.errors: list[str] = []  # look-ups that failed in this run, for the run report
         self._errors_lock = threading.Lock()
         # What failed, by what it was about: (principal, account), the account, the subscription's definitions.
         self._assignment_errors: dict[tuple[str, str], str] = {}
         self._account_errors: dict[str, str] = {}
         self._definition_errors: dict[str, str] = {}
+        self._definition_problems: dict[tuple[str, str], str] = {}  # (subscription, role GUID) -> why unreadable
         self._run_hooks: list[Callable[[], None]] = []
         self._account_level: set[str] = set()  # subscriptions where we may only list per account (403)
         self._pool: ThreadPoolExecutor | None = None
@@ -103,6 +110,7 @@ class AzureEvidenceProvider:
         self._assignment_cache.clear()
         self._account_cache.clear()
         self._host_index.clear()
+        self._definition_cache.clear()
         self._account_level.clear()
         self._assignments.new_run()
         with self._errors_lock:
@@ -110,6 +118,7 @@ class AzureEvidenceProvider:
             self._assignment_errors.clear()
             self._account_errors.clear()
             self._definition_errors.clear()
+            self._definition_problems.clear()
 
     def failures(self) -> tuple[str, ...]:
         with self._errors_lock:
@@ -183,13 +192,51 @@ class AzureEvidenceProvider:
             model = got.get(account)
             found = listed.get((oid, account)) if oid else None
             applicable = tuple(a for a in found if applies_to(a, resource_id)) if found is not None else None
+            definitions, unreadable = self._definitions_for(applicable, account)
             out[(principal, resource_id)] = Evidence(
                 assignments=applicable,
                 resource=to_evidence(model, account) if model is not None else None,
                 principal_type=_principal_type(found, oid),
-                failed=self._failed_for(oid, account, found),
+                failed=self._failed_for(oid, account, found) + unreadable,
+                role_definitions=definitions,
             )
         return out
+
+    def _definitions_for(self, held: tuple[RoleAssignmentEvidence, ...] | None,
+                         account: str) -> tuple[tuple[RoleDefinitionEvidence, ...], tuple[str, ...]]:
+        """The definitions of the held roles the catalogue does not know, and why any of them could not be read
+        (a failed list of the subscription's definitions is already in the pair's failures)."""
+        unknown = sorted({roles.guid_of(a.role_definition_id) for a in held or ()} - roles.BY_GUID.keys())
+        if not unknown:
+            return (), ()
+        subscription = subscription_of(account)
+        with self._errors_lock:
+            if subscription in self._definition_errors:
+                return (), ()
+        found: list[RoleDefinitionEvidence] = []
+        problems: list[str] = []
+        for guid in unknown:
+            try:
+                info = self._definition_cache.get((subscription, guid),
+                                                  partial(self._assignments.definition, subscription, guid))
+            except Exception as exc:  # noqa: BLE001 - an unreadable definition only makes the evidence incomplete
+                problems.append(self._definition_problem(subscription, guid, f"{type(exc).__name__}: {_whole(exc)}"))
+                continue
+            if info is None:
+                problems.append(self._definition_problem(subscription, guid, "not found (deleted, or defined where "
+                                                                             "this subscription cannot see it)"))
+            else:
+                found.append(info.to_evidence())
+        return tuple(found), tuple(problems)
+
+    def _definition_problem(self, subscription: str, guid: str, why: str) -> str:
+        problem = f"role definition {guid} in subscription {subscription}: {why}"
+        with self._errors_lock:
+            first = (subscription, guid) not in self._definition_problems
+            self._definition_problems[(subscription, guid)] = problem
+        if first:
+            self._record(problem)
+        return problem
 
     def _failed_for(self, oid: str | None, account: str,
                     found: tuple[RoleAssignmentEvidence, ...] | None) -> tuple[str, ...]:

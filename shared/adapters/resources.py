@@ -44,7 +44,14 @@ def to_evidence(account: Any, account_id: str) -> ResourceEvidence:
         private_endpoints=len(getattr(props, "private_endpoint_connections", None) or ()),
         projects=projects,
         tenant_id=getattr(identity, "tenant_id", None) if identity else None,
+        identity_type=_identity_type(identity),
+        identity_principal_id=getattr(identity, "principal_id", None) if identity else None,
     )
+
+
+def _identity_type(identity: Any) -> str | None:
+    kind = getattr(identity, "type", None) if identity else None
+    return getattr(kind, "value", kind)  # the SDK gives an enum member, or a plain string
 
 
 def hosts_of(account: Any) -> tuple[str, ...]:

@@ -21,7 +21,7 @@ from typing import Any
 from shared.adapters.clients import subscription_of
 from shared.core import roles
 from shared.core.allowlist import normalize_object_id
-from shared.core.model import RoleAssignmentEvidence
+from shared.core.model import RoleAssignmentEvidence, RoleDefinitionEvidence
 from shared.core.ports import GrantOutcome
 from shared.core.resource_ids import normalize_scope
 
@@ -91,6 +91,25 @@ class RoleDefinitionInfo:
     not_data_actions: tuple[str, ...]
     actions: tuple[str, ...]
     custom: bool
+    not_actions: tuple[str, ...] = ()
+
+    def to_evidence(self) -> RoleDefinitionEvidence:
+        return RoleDefinitionEvidence(id=self.id, name=self.name, actions=self.actions, not_actions=self.not_actions,
+                                      data_actions=self.data_actions, not_data_actions=self.not_data_actions,
+                                      custom=self.custom)
+
+
+def _definition_info(definition: Any) -> RoleDefinitionInfo:
+    permissions = definition.permissions or []
+    return RoleDefinitionInfo(
+        id=definition.id or "",
+        name=definition.role_name or "",
+        data_actions=tuple(a for p in permissions for a in (p.data_actions or ())),
+        not_data_actions=tuple(a for p in permissions for a in (p.not_data_actions or ())),
+        actions=tuple(a for p in permissions for a in (p.actions or ())),
+        custom=(definition.role_type or "").lower() == "customrole",
+        not_actions=tuple(a for p in permissions for a in (p.not_actions or ())),
+    )
 
 
 class RoleAssignmentError(RuntimeError):
@@ -104,11 +123,13 @@ class RoleAssignments:
         self.client = client
         self._assigned_to_supported = True
         self._definitions: dict[str, dict[str, RoleDefinitionInfo]] = {}
+        self._read_by_id: dict[tuple[str, str], RoleDefinitionInfo | None] = {}
         self._lock = threading.Lock()
 
     def new_run(self) -> None:
         with self._lock:
             self._definitions.clear()
+            self._read_by_id.clear()
             self._assigned_to_supported = True
 
     # ---- reads ------------------------------------------------------------------------------------------
@@ -152,17 +173,31 @@ class RoleAssignments:
                 return cached
             result: dict[str, RoleDefinitionInfo] = {}
             for definition in self.client.role_definitions.list(f"/subscriptions/{subscription_id}"):
-                permissions = definition.permissions or []
-                result[roles.guid_of(definition.id or definition.name or "")] = RoleDefinitionInfo(
-                    id=definition.id or "",
-                    name=definition.role_name or "",
-                    data_actions=tuple(a for p in permissions for a in (p.data_actions or ())),
-                    not_data_actions=tuple(a for p in permissions for a in (p.not_data_actions or ())),
-                    actions=tuple(a for p in permissions for a in (p.actions or ())),
-                    custom=(definition.role_type or "").lower() == "customrole",
-                )
+                result[roles.guid_of(definition.id or definition.name or "")] = _definition_info(definition)
             self._definitions[subscription_id] = result
             return result
+
+    def definition(self, subscription_id: str, role_guid: str) -> RoleDefinitionInfo | None:
+        """One role definition: from the subscription's list (read once per run), else read by its id
+        (`role_definitions.get_by_id`: a definition the list does not show); None when ARM has none."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        guid = roles.guid_of(role_guid)
+        listed = self.definitions(subscription_id).get(guid)
+        if listed is not None:
+            return listed
+        key = (subscription_id, guid)
+        with self._lock:
+            if key in self._read_by_id:
+                return self._read_by_id[key]
+        try:
+            found: RoleDefinitionInfo | None = _definition_info(
+                self.client.role_definitions.get_by_id(role_definition_id(f"/subscriptions/{subscription_id}", guid)))
+        except ResourceNotFoundError:
+            found = None
+        with self._lock:
+            self._read_by_id[key] = found
+        return found
 
     # ---- writes -----------------------------------------------------------------------------------------
 

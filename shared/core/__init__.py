@@ -1,1 +1,2 @@
-"""Pure core: diagnosis, policy and incident lifecycle over plain data. No I/O, no Azure SDK imports."""
+"""Pure core: diagnosis, policy and incident lifecycle over plain data. No I/O (beyond reading its packaged data,
+the role catalogue, once at import), no Azure SDK imports."""

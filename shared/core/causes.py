@@ -11,7 +11,11 @@ a builder takes the facts it names and ignores the rest. The facts a diagnosis p
   (whether assignments were read), and for the steps `command` (the az command) and `surface`;
 - role ages: `held_role`, `age`, `window`;
 - other causes: `audience`, `token_scope`, `key_as_bearer`, `token_tenant`, `phrase` (the matched text),
-  `service_status` (a throttling or service-error status), `control_plane`, `engine_error`.
+  `service_status` (a throttling or service-error status), `subcause` (of `blocked_or_other`), `control_plane`,
+  `engine_error`;
+- another identity refused: `who`, `needs` (role names), `on` (the resource), `commands`, `doc`;
+- sign-in: `problem` (an AADSTS code or a credential problem, keys of SIGN_IN_PROBLEMS), `token_scope`;
+- endpoints: `where` (a key of WRONG_ENDPOINTS); dependencies: `service`, `account`, `resource_group`.
 """
 
 from __future__ import annotations
@@ -19,21 +23,35 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 from shared.core.fixes import (
     DOC_ABUSE,
+    DOC_ACCOUNT_IDENTITY,
     DOC_AI_SERVICES_AUTH,
     DOC_API_VERSIONS,
+    DOC_APP_MANAGED_IDENTITY,
     DOC_AZ_ROLE_CREATE,
+    DOC_CONTENT_FILTER,
     DOC_CREATE_DEPLOYMENT,
+    DOC_CREDENTIAL_TROUBLESHOOT,
+    DOC_CUSTOM_SUBDOMAIN,
     DOC_DISABLE_LOCAL_AUTH,
+    DOC_ENTRA_ERRORS,
     DOC_FOUNDRY_AUTH,
+    DOC_KEYVAULT_NETWORK,
     DOC_MANAGED_IDENTITY,
     DOC_MI_GROUPS,
+    DOC_MODEL_OPERATIONS,
     DOC_MODELS_ENTRA,
     DOC_NETWORK,
+    DOC_ON_YOUR_DATA,
+    DOC_QUOTA,
     DOC_RBAC_TROUBLESHOOT,
+    DOC_SEARCH_NETWORK,
+    DOC_STORAGE_NETWORK,
+    FOUNDRY_PROJECT_SCOPE,
     STANDARD_SCOPE,
     minutes,
     role_doc,
@@ -41,7 +59,8 @@ from shared.core.fixes import (
     where,
 )
 from shared.core.model import FixStep
-from shared.core.roles import Role
+from shared.core.roles import COGNITIVE_SERVICES_USER, GRANTABLE, Role
+from shared.core.surfaces import SURFACES
 
 Steps = tuple[FixStep, ...]
 
@@ -100,9 +119,31 @@ def _group_summary(*, held_roles: list[str], role: Role | None, scope: str | Non
             f"to reach managed-identity tokens; assign {name} to the identity directly {where(scope, surface)}.")
 
 
-def _role_steps(*, command: str, surface: str | None, **_) -> Steps:
+def _role_note(role: Role | None, surface: str | None) -> tuple[FixStep, ...]:
+    """What to know about the role named: Cognitive Services User is broad; narrower built-ins are not granted here."""
+    return () if role is None else _role_note_of(role.guid, role.name, surface)
+
+
+@lru_cache(maxsize=256)
+def _role_note_of(guid: str, name: str, surface: str | None) -> tuple[FixStep, ...]:
+    spec = SURFACES.get(surface or "")
+    if spec is None:
+        return ()
+    if guid == COGNITIVE_SERVICES_USER.guid:
+        return (FixStep(f"Cognitive Services User is the narrowest built-in role for {spec.label}, and it grants every "
+                        "Cognitive Services data action (Microsoft.CognitiveServices/*); a custom role with "
+                        f"{spec.namespaces[0].rstrip('/')}/* only is narrower", role_doc(surface)),)
+    if guid not in GRANTABLE:
+        return (FixStep(f"{name} is the least-privilege built-in role here, but the service grants only Cognitive "
+                        "Services OpenAI User, Cognitive Services User and Foundry User itself: this is ticketed with "
+                        "the command", role_doc(surface)),)
+    return ()
+
+
+def _role_steps(*, command: str, surface: str | None, role: Role | None = None, **_) -> Steps:
     return (
         FixStep(f"Assign the least-privilege data role: {command}", DOC_AZ_ROLE_CREATE),
+        *_role_note(role, surface),
         FixStep("Which role each endpoint surface needs, and why Owner/Contributor are not enough", role_doc(surface)),
         FixStep("Allow up to 10 minutes for RBAC to propagate, then retry with a fresh token",
                 DOC_RBAC_TROUBLESHOOT),
@@ -155,23 +196,247 @@ def _tenant_summary(*, token_tenant: str | None, **_) -> str:
     return f"The token was issued by another tenant{tenant} than the resource's; request it from the resource's tenant."
 
 
-_BLOCKED_WHAT = (
-    ("temporarily blocked", "abuse monitoring has temporarily blocked the resource"),
-    ("content", "the content filter rejected the request"),
-    ("api version", "the api-version is not supported for this call"),
-    ("api-version", "the api-version is not supported for this call"),
-    ("rate", "the request was throttled"),
-    ("too many", "the request was throttled"),
-    ("quota", "the quota is exhausted"),
+# Sub-causes of `blocked_or_other` (messages.py finds them): what the service said, and its fix.
+SUBCAUSES: dict[str, tuple[str, tuple[FixStep, ...]]] = {
+    "abuse_blocked": ("abuse monitoring has temporarily blocked the resource",
+                      (FixStep("Review the abuse-monitoring notice; the block lifts after review, no access change "
+                               "helps", DOC_ABUSE),)),
+    "content_filtered": ("the content filter rejected the request",
+                         (FixStep("Change the prompt, or review the deployment's content filter configuration",
+                                  DOC_CONTENT_FILTER),)),
+    "operation_not_supported": ("the deployment's model does not support this operation (OperationNotSupported: "
+                                "e.g. embeddings on a chat model, chat completions on an embeddings model)",
+                                (FixStep("Call a deployment whose model supports the operation (an embeddings model "
+                                         "for /embeddings, a chat model for /chat/completions)", DOC_MODEL_OPERATIONS),
+                                 FixStep("Check the deployment name the client sends: it picks the model",
+                                         DOC_CREATE_DEPLOYMENT))),
+    "request_headers_too_large": ("HTTP 431, the request headers are too large for the service or a proxy in "
+                                  "front of it (usually a token: one with many group claims, or a token sent in "
+                                  "the api-key header)",
+                                  (FixStep("Send keys in the 'api-key' header and tokens only as 'Authorization: "
+                                           "Bearer <token>'", DOC_AI_SERVICES_AUTH),
+                                   FixStep("Use a managed identity or an app registration without group claims, so "
+                                           "the token stays small; drop large custom headers and cookies",
+                                           DOC_MANAGED_IDENTITY))),
+    "api_version": ("the api-version is not supported for this call",
+                    (FixStep("Use a supported api-version for the deployment's model", DOC_API_VERSIONS),)),
+    "throttled": ("the request was throttled",
+                  (FixStep("Retry after the Retry-After delay; raise the deployment's rate limit if it persists",
+                           DOC_QUOTA),)),
+    "quota": ("the quota is exhausted",
+              (FixStep("Raise the quota or the deployment's capacity", DOC_QUOTA),)),
+    "service_error": ("the service returned an error of its own",
+                      (FixStep("Retry with backoff; check Azure status if it persists", None),)),
+}
+_BLOCKED_DEFAULT_STEPS = (
+    FixStep("Read the service's message: abuse blocks, content filtering, quota and API versions are not "
+            "access problems", DOC_ABUSE),
+    FixStep("Use a supported api-version for the deployment's model", DOC_API_VERSIONS),
 )
 
 
-def _blocked_summary(*, phrase: str = "", service_status: int | None = None, **_) -> str:
-    if service_status is not None:
+def _blocked_summary(*, phrase: str = "", service_status: int | None = None, subcause: str | None = None,
+                     **_) -> str:
+    if subcause in SUBCAUSES:
+        what = SUBCAUSES[subcause][0]
+        if service_status is not None:
+            what = f"HTTP {service_status}: {what}"
+    elif service_status is not None:
         what = f"HTTP {service_status} is a throttling or service error"
     else:
-        what = next((text for marker, text in _BLOCKED_WHAT if marker in phrase), f"the service says {phrase!r}")
+        what = f"the service says {phrase!r}"
     return f"Not an access problem: {what}; no role or key change helps."
+
+
+def _blocked_steps(*, subcause: str | None = None, **_) -> Steps:
+    return SUBCAUSES[subcause][1] if subcause in SUBCAUSES else _BLOCKED_DEFAULT_STEPS
+
+
+# ---- no token was issued ---------------------------------------------------------------------------------
+
+# What each sign-in failure means and its fix: AADSTS codes (Entra ID's error codes) and azure-identity's
+# credential-chain messages. `{scope}` is the token scope for the call.
+SIGN_IN_PROBLEMS: dict[str, tuple[str, str]] = {
+    "AADSTS70011": ("the requested scope is not valid (a bare resource URL, or a scope list Entra cannot read)",
+                    "request the token for {scope} (the resource followed by /.default)"),
+    "AADSTS1002012": ("the scope names a delegated permission (user_impersonation) in a client-credentials flow",
+                      "request the token for {scope}"),
+    "AADSTS500011": ("the resource in the scope does not exist in the tenant (a typo in the scope, or the wrong "
+                     "tenant)", "request the token for {scope} from the resource's tenant"),
+    "AADSTS7000215": ("the client secret is wrong (its ID was sent instead of its value, or it was mistyped)",
+                      "send the secret's Value, or create a new secret; better, use a managed identity"),
+    "AADSTS7000222": ("the client secret has expired",
+                      "create a new secret (az ad app credential reset --id <app-id>) and update the app's settings; "
+                      "better, use a managed identity or a certificate"),
+    "AADSTS700016": ("the application (client) id is not found in the tenant (an object id was used, or the wrong "
+                     "tenant)", "use the app registration's Application (client) ID and the tenant that holds it "
+                                "(AZURE_CLIENT_ID, AZURE_TENANT_ID)"),
+    "AADSTS90002": ("the tenant was not found (a wrong tenant id or domain, or another cloud's authority)",
+                    "set the resource's Directory (tenant) ID (AZURE_TENANT_ID, or az login --tenant <tenant-id>)"),
+    "AADSTS900023": ("the tenant identifier is malformed",
+                     "set the resource's Directory (tenant) ID (AZURE_TENANT_ID, or az login --tenant <tenant-id>)"),
+    "AADSTS50020": ("the user account is from another tenant and is not a guest of the resource's tenant",
+                    "sign in to the resource's tenant (az login --tenant <tenant-id>) with an account it holds, or "
+                    "invite the user as a guest"),
+    "AADSTS50034": ("the user account does not exist in the tenant",
+                    "sign in with an account of the resource's tenant (az login --tenant <tenant-id>)"),
+    "AADSTS50126": ("the user name or password is wrong", "sign in again; services should use a managed identity"),
+    "AADSTS50076": ("multi-factor authentication is required",
+                    "sign in interactively (az login); services should use a managed identity"),
+    "AADSTS50079": ("multi-factor authentication registration is required",
+                    "sign in interactively (az login) and register; services should use a managed identity"),
+    "AADSTS53003": ("Conditional Access blocked the sign-in",
+                    "ask the tenant's identity administrators which policy applies; use a managed identity"),
+    "AADSTS65001": ("the application has not been consented to in the tenant", "grant admin consent for it"),
+    "AADSTS700024": ("the client assertion is outside its valid time range (an expired federated token, or clock "
+                     "skew)", "get a fresh federated token for each request and check the clock"),
+    "AADSTS70021": ("no federated identity credential matches the token's issuer and subject",
+                    "add a federated credential with the exact issuer and subject (service account, branch, ...)"),
+    "AADSTS700213": ("no federated identity credential matches the token's issuer and subject",
+                     "add a federated credential with the exact issuer and subject (service account, branch, ...)"),
+    "AADSTS70043": ("the refresh token expired or was revoked (or sign-in frequency was enforced)",
+                    "sign in again (az login)"),
+    "AADSTS700082": ("the refresh token expired because it was not used", "sign in again (az login)"),
+    "AADSTS50058": ("no user is signed in for a silent token request", "sign in interactively first"),
+    "mi_not_assigned": ("the managed identity the code asked for (by client id) is not assigned to the compute it "
+                        "runs on", "assign that user-assigned identity to the app (e.g. az webapp identity assign "
+                                   "--identities <identity-id>), or set AZURE_CLIENT_ID to an identity it has"),
+    "no_managed_identity": ("no managed identity is available where the code runs (the managed identity endpoint "
+                            "did not answer: it runs outside Azure, or the compute has no identity)",
+                            "enable a managed identity on the compute (e.g. az webapp identity assign); locally, "
+                            "sign in with az login"),
+    "credential_chain": ("DefaultAzureCredential tried every credential and none issued a token",
+                         "on Azure, enable the compute's managed identity (and set AZURE_CLIENT_ID for a "
+                         "user-assigned one); locally, run az login --tenant <tenant-id>"),
+    "not_signed_in": ("the Azure CLI credential is not signed in", "run az login --tenant <tenant-id>"),
+    "client_secret": ("the service principal's credentials were refused",
+                      "check the client id, the tenant id and the secret's value; better, use a managed identity"),
+    "workload_identity": ("the workload identity federation exchange failed",
+                          "check the federated credential's issuer and subject and the workload's client id"),
+}
+
+
+def sign_in_problem(problem: str | None, scope: str = STANDARD_SCOPE) -> tuple[str, str]:
+    """(what is wrong, the fix) for a sign-in problem key; an unlisted AADSTS code gets Entra's error page."""
+    if problem in SIGN_IN_PROBLEMS:
+        what, fix = SIGN_IN_PROBLEMS[problem]
+        return what, fix.format(scope=scope)
+    code = problem[6:] if problem and problem.startswith("AADSTS") else ""
+    page = f"https://login.microsoftonline.com/error?code={code}" if code else DOC_ENTRA_ERRORS
+    return "Entra ID refused to issue the token", f"look the error up ({page}) and fix the sign-in it names"
+
+
+def _sign_in_summary(*, problem: str | None = None, token_scope: str = STANDARD_SCOPE, **_) -> str:
+    what, fix = sign_in_problem(problem, token_scope)
+    code = f" ({problem})" if problem and problem.startswith("AADSTS") else ""
+    return f"No token was issued{code}: {what}; {fix}."
+
+
+def _sign_in_steps(*, problem: str | None = None, token_scope: str = STANDARD_SCOPE, **_) -> Steps:
+    fix = sign_in_problem(problem, token_scope)[1]
+    doc = DOC_ENTRA_ERRORS if problem and problem.startswith("AADSTS") else DOC_CREDENTIAL_TROUBLESHOOT
+    return (
+        FixStep(fix[:1].upper() + fix[1:], doc),
+        FixStep(f"Request the token for {token_scope} (project endpoints: {FOUNDRY_PROJECT_SCOPE})",
+                DOC_MANAGED_IDENTITY),
+        FixStep("No role assignment helps until a token is issued; prefer a managed identity for services",
+                DOC_APP_MANAGED_IDENTITY),
+    )
+
+
+# ---- the request reached another service -------------------------------------------------------------------
+
+WRONG_ENDPOINTS: dict[str, str] = {
+    "public_openai": "the request went to the public OpenAI API (api.openai.com), where Azure keys and tokens are "
+                     "not valid",
+    "regional": "token authentication went to a regional endpoint (<region>.api.cognitive.microsoft.com), which "
+                "accepts keys only; tokens need the resource's custom-subdomain endpoint",
+    "azure_ml": "the request went to an Azure Machine Learning or serverless endpoint, not to the AI Services "
+                "resource",
+}
+_ENDPOINT_FORMS = (
+    FixStep("AzureOpenAI client (OpenAI models): azure_endpoint=https://<resource>.openai.azure.com; the OpenAI client "
+            "with base_url=https://<resource>.openai.azure.com/openai/v1/", DOC_MODELS_ENTRA),
+    FixStep("Azure AI Inference SDK (any Foundry model): https://<resource>.services.ai.azure.com/models with "
+            f"model=<deployment>, token scope {STANDARD_SCOPE}", DOC_MODELS_ENTRA),
+    FixStep("Foundry project SDK: https://<resource>.services.ai.azure.com/api/projects/<project>, token scope "
+            f"{FOUNDRY_PROJECT_SCOPE}", DOC_FOUNDRY_AUTH),
+)
+
+
+def _wrong_endpoint_summary(*, where: str | None = None, **_) -> str:
+    what = WRONG_ENDPOINTS.get(where or "", "the request did not reach the resource")
+    return f"Wrong endpoint: {what}; use the resource's own endpoint for the SDK in use."
+
+
+def _wrong_endpoint_steps(*, where: str | None = None, **_) -> Steps:
+    if where == "regional":
+        return (FixStep("Use the resource's custom-subdomain endpoint (https://<resource>.cognitiveservices.azure.com "
+                        "or https://<resource>.openai.azure.com); a resource without one needs it generated first "
+                        "(it cannot be changed later)", DOC_CUSTOM_SUBDOMAIN), *_ENDPOINT_FORMS)
+    return _ENDPOINT_FORMS
+
+
+# ---- another identity than the caller, the account's own identity and its dependencies ------------------------
+
+DEPENDENCY_LABELS = {"search": "Azure AI Search", "storage": "Azure Storage", "keyvault": "Azure Key Vault"}
+
+
+def _other_summary(*, who: str = "another identity", needs: str = "the role the error names",
+                   on: str = "the resource", **_) -> str:
+    return (f"The identity that was refused is not the caller: {who} needs {needs} on {on}; the service never "
+            "grants a role to another identity, so this is ticketed with the command.")
+
+
+def _other_steps(*, commands: tuple[str, ...] = (), doc: str | None = None, **_) -> Steps:
+    assign = [FixStep(f"Assign it: {command}", DOC_AZ_ROLE_CREATE) for command in commands]
+    return (
+        *(assign or [FixStep("Assign the role the error names to the identity it names", DOC_AZ_ROLE_CREATE)]),
+        FixStep("A role for the caller does not help: the refused identity is another one", doc or DOC_ON_YOUR_DATA),
+        FixStep("Allow up to 10 minutes for RBAC to propagate, then retry", DOC_RBAC_TROUBLESHOOT),
+    )
+
+
+def _identity_summary(*, account: str | None = None, **_) -> str:
+    return (f"The managed identity the feature uses is not enabled on {account or 'the account'}: enable the "
+            "account's system-assigned identity, then give it the roles the feature needs on its dependencies.")
+
+
+def _identity_steps(*, account: str | None = None, resource_group: str | None = None, **_) -> Steps:
+    command = (f"az cognitiveservices account identity assign --name {account or '<account>'} --resource-group "
+               f"{resource_group or '<resource-group>'}")
+    return (
+        FixStep(f"Enable it: {command}", DOC_ACCOUNT_IDENTITY),
+        FixStep("Then give that identity what the feature needs: on your data, Search Index Data Reader and Search "
+                "Service Contributor on the Search service and Storage Blob Data Contributor on the storage account; "
+                "customer-managed keys, get/wrap/unwrap on the key vault", DOC_ON_YOUR_DATA),
+    )
+
+
+def _downstream_summary(*, service: str | None = None, account: str | None = None, **_) -> str:
+    label = DEPENDENCY_LABELS.get(service or "", "a dependency")
+    return (f"{account or 'The account'}'s own call to {label} was refused by {label}'s network rules: not the "
+            "caller's network and not a role; let the account through them.")
+
+
+_DOWNSTREAM_STEPS = {
+    "search": (FixStep("On the Search service's Networking page, allow Azure services on the trusted services list "
+                       "(or add a shared private link to the account)", DOC_SEARCH_NETWORK),),
+    "storage": (FixStep("Allow the account through the storage firewall: az storage account network-rule add "
+                        "--account-name <storage> --resource-id <account-resource-id> --tenant-id <tenant-id> (or "
+                        "--bypass AzureServices on az storage account update)", DOC_STORAGE_NETWORK),),
+    "keyvault": (FixStep("Let trusted services through the key vault firewall: az keyvault update --name <vault> "
+                         "--bypass AzureServices", DOC_KEYVAULT_NETWORK),),
+}
+
+
+def _downstream_steps(*, service: str | None = None, **_) -> Steps:
+    return (
+        *_DOWNSTREAM_STEPS.get(service or "", (FixStep("Allow the account through the dependency's network rules",
+                                                      DOC_NETWORK),)),
+        FixStep("The account calls its dependencies with its own managed identity: it also needs their data roles",
+                DOC_ON_YOUR_DATA),
+    )
 
 
 def _unknown_summary(*, control_plane: bool = False, engine_error: bool = False, **_) -> str:
@@ -303,7 +568,8 @@ _CAUSES = (
                     "'Ocp-Apim-Subscription-Key'", DOC_AI_SERVICES_AUTH),
             _ENTRA_INSTEAD,
         ),
-        "\"Access denied due to missing subscription key.\" (also API Management's `Ocp-Apim-Subscription-Key`).",
+        "\"Access denied due to missing subscription key.\" (also API Management's `Ocp-Apim-Subscription-Key`, and "
+        "its \"missing application credentials or subscription key\" when the API also accepts a token).",
     ),
     Cause(
         "local_auth_disabled", "key", False, "Key sent to a resource with key auth disabled",
@@ -350,14 +616,64 @@ _CAUSES = (
     ),
     Cause(
         "blocked_or_other", "other", False, "Not an access problem (abuse block, API version, ...)", _blocked_summary,
-        (
-            FixStep("Read the service's message: abuse blocks, content filtering, quota and API versions are not "
-                    "access problems", DOC_ABUSE),
-            FixStep("Use a supported api-version for the deployment's model", DOC_API_VERSIONS),
-        ),
-        "Not an access problem: abuse blocks (\"temporarily blocked ... content policy\"), content filtering, \"API "
-        "version not supported\", models enabled only for newer api-versions, throttling (429) and service errors "
+        _blocked_steps,
+        "Not an access problem, though it can look like one (a 4xx from the same endpoint). The sub-cause is named in "
+        "the summary and an evidence line: `abuse_blocked` (\"temporarily blocked ... content policy\"), "
+        "`content_filtered`, `operation_not_supported` (400 `OperationNotSupported` \"The embeddings operation does "
+        "not work with the specified model\"), `request_headers_too_large` (HTTP 431), `api_version` (\"API version "
+        "not supported\", models enabled only for newer api-versions), `throttled` (429), `quota`, `service_error` "
         "(5xx). No role or key change helps.",
+    ),
+    Cause(
+        "wrong_endpoint", "endpoint", False, "The request reached another service", _wrong_endpoint_summary,
+        _wrong_endpoint_steps,
+        "A refinement of `endpoint_or_deployment_not_found` (same family, so one incident): the request reached "
+        "another service than the resource. **Signals:** the OpenAI platform's own body (\"Incorrect API key "
+        "provided ... You can find your API key at https://platform.openai.com/account/api-keys\": the key is fine, "
+        "the endpoint is api.openai.com); \"Please provide a custom subdomain for token authentication, otherwise "
+        "API key is required\" or \"Please provide an authentication key\" (a token sent to a regional endpoint); "
+        "or, without a decisive text, the endpoint's host: `api.openai.com`, `<region>.api.cognitive.microsoft.com` "
+        "with a token, an Azure ML `*.inference.ml.azure.com` host for `/openai` calls. The steps give the endpoint "
+        "form for each SDK (seed 001).",
+    ),
+    Cause(
+        "token_acquisition_failed", "token", False, "No token was issued", _sign_in_summary, _sign_in_steps,
+        "No token was ever issued, so the service never saw a request: an AADSTS error from Entra ID surfaced by the "
+        "SDK, or a credential chain that found no credential (`DefaultAzureCredential failed to retrieve a token`, "
+        "`ManagedIdentityCredential authentication unavailable`, \"Identity not found\"). These dominate client-side "
+        "401s in Application Insights. The table below says what each code or message means and its fix; an "
+        "unlisted AADSTS code links Entra's error page.",
+    ),
+    Cause(
+        "other_principal_denied", "delegated", False, "The refused identity is not the caller", _other_summary,
+        _other_steps,
+        "The identity that was refused is not the logged caller: an error that names another principal than the "
+        "caller, or a feature whose call is made with another identity: Azure OpenAI \"on your data\" (the account's "
+        "own managed identity refused by Azure AI Search: \"Invalid AzureCognitiveSearch configuration detected: Call "
+        "to get Azure Search index failed ... Azure Search Error: 403\", or by Storage: "
+        "`AuthorizationPermissionMismatch`), a project's or agent's identity, a gateway's. The diagnosis names the "
+        "identity, the role (often on another service: Search Index Data Reader, Search Service Contributor, "
+        "Storage Blob Data Reader/Contributor), the scope and the `az role assignment create` command. Never a role "
+        "for the caller and never granted by the service: it is ticketed. The on-your-data message also covers a "
+        "Search firewall; without \"Authorization failed\" it is medium confidence.",
+    ),
+    Cause(
+        "identity_not_enabled", "delegated", False, "The feature's managed identity is not enabled",
+        _identity_summary, _identity_steps,
+        "The managed identity a feature needs is not turned on: `ManagedIdentityIsNotEnabled` \"Managed Identity "
+        "(MI) is not set for this account while the encryption key source is 'Microsoft.KeyVault', customer managed "
+        "storage or Network Security Perimeter is used\" (on your data, customer-managed keys). The steps enable the "
+        "account's system-assigned identity (`az cognitiveservices account identity assign`).",
+    ),
+    Cause(
+        "downstream_network_denied", "delegated", False, "The account's call to a dependency was blocked by its "
+        "network rules", _downstream_summary, _downstream_steps,
+        "The service's own call to a dependency is blocked by that dependency's network rules (not the caller's "
+        "network, not a role): Key Vault `ForbiddenByFirewall` \"Client address is not authorized and caller is not "
+        "a trusted service\", Storage `AuthorizationFailure` \"This request is not authorized to perform this "
+        "operation\" (without \"using this permission\", which is a role). Family `delegated`, with "
+        "`other_principal_denied` and `identity_not_enabled`: the same dependency chain, fixed step by step, stays "
+        "one incident.",
     ),
     Cause(
         "unknown", "unknown", False, "Unrecognised failure", _unknown_summary,

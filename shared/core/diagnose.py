@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import cast
 
-from shared.core import causes, endpoints, fixes, messages, resource_ids
+from shared.core import causes, endpoints, fixes, messages, resource_ids, roles, surfaces
 from shared.core.allowlist import normalize_object_id
 from shared.core.model import (
     ENTRA,
@@ -40,9 +40,20 @@ from shared.core.model import (
     ResourceEvidence,
     RoleAssignmentEvidence,
 )
-from shared.core.roles import BY_GUID, GRANTABLE, LEAST_PRIVILEGE_FOR_SURFACE, OPENAI, PROJECT, Role, guid_of
+from shared.core.roles import (
+    ALL_SURFACES,
+    BUILT_IN,
+    GRANTABLE,
+    OPENAI,
+    PROJECT,
+    Role,
+    guid_of,
+    least_privilege_for,
+    role_of,
+)
 
 DEFAULT_WINDOW = timedelta(minutes=10)
+_ROLE_BY_NAME = {r.name: r for r in BUILT_IN}
 _object_id = lru_cache(maxsize=16384)(normalize_object_id)  # the same callers fail again and again
 DEFAULT_PRINCIPAL_TYPE = "ServicePrincipal"
 _PRINCIPAL_TYPES = {
@@ -64,7 +75,18 @@ _TEXT_CAUSES = {
     messages.INVALID_KEY: "invalid_api_key",
     messages.NOT_FOUND: "endpoint_or_deployment_not_found",
     messages.BLOCKED: "blocked_or_other",
+    messages.SIGN_IN: "token_acquisition_failed",
+    messages.WRONG_ENDPOINT: "wrong_endpoint",
+    messages.DEPENDENCY_ROLE: "other_principal_denied",
+    messages.DEPENDENCY_NETWORK: "downstream_network_denied",
+    messages.IDENTITY_OFF: "identity_not_enabled",
 }
+# Text kinds the endpoint's host may refine into `wrong_endpoint` (the text does not say where the call went).
+_HOST_REFINED = frozenset({messages.EMPTY, messages.OTHER, messages.BAD_CREDENTIAL, messages.NOT_FOUND,
+                           messages.INVALID_KEY})
+# Text kinds about something else than the key, which a resource's disableLocalAuth does not override.
+_NOT_ABOUT_THE_KEY = frozenset({messages.NETWORK, messages.NOT_FOUND, messages.WRONG_ENDPOINT, messages.SIGN_IN,
+                                messages.DEPENDENCY_ROLE, messages.DEPENDENCY_NETWORK, messages.IDENTITY_OFF})
 _UNKNOWN = causes.CAUSES["unknown"]
 
 
@@ -130,11 +152,13 @@ class _Case:
             self._compare_row(row_surface)
 
     def _read_kind(self, kind: str, route: str | None, operation: str | None) -> None:
-        """What the account kind adds: a classic OpenAI account serves only /openai; any other kind serves every
-        surface, so there the row's OpenAI-looking names decide nothing."""
-        if self.kind == "openai":
+        """What the account kind adds: a classic OpenAI account serves only /openai, a single-service account (Speech,
+        FormRecognizer, ...) only its own surface; a multi-service kind serves every surface, so there the row's
+        OpenAI-looking names decide nothing."""
+        single = endpoints.KIND_SURFACES.get(self.kind)
+        if single is not None:
             if self.surface is None:
-                self.surface, self.surface_from = OPENAI, "resource kind OpenAI"
+                self.surface, self.surface_from = single, f"resource kind {kind}"
         elif self.surface == OPENAI and self.surface_from in endpoints.ROW_HINTS:
             from_api_name = self.surface_from == endpoints.ROW_API_NAME
             named = f"apiName {route!r}" if from_api_name else f"OperationName {operation!r}"
@@ -173,6 +197,17 @@ def _diagnose(
     facts = case.facts
     if cause := _settings_override(case):
         return _plain(case, cause, HIGH)
+    if facts.kind in _HOST_REFINED and (where := endpoints.wrong_service(case.signal.endpoint, case.auth)):
+        case.lines.append(f"The endpoint {endpoints.host_and_path(case.signal.endpoint or '')[0]} is not the "
+                          "resource's own: " + causes.WRONG_ENDPOINTS[where])
+        return _plain(case, "wrong_endpoint", MEDIUM if facts.kind == messages.EMPTY else HIGH, where=where)
+    if facts.kind == messages.DEPENDENCY_ROLE and not facts.strong and case.resource is not None and (
+            _refuses_public(case.resource)):
+        case.lines.append("The account itself refuses public traffic: " + _network_settings(case.resource)
+                          + "; its dependencies are most likely locked down too, and their firewalls refuse it")
+        return _plain(case, "downstream_network_denied", MEDIUM)
+    if facts.kind == messages.PERMISSION and facts.detail == "hosted_agent":
+        return _plain(case, "other_principal_denied", HIGH, **_hosted_agent_facts(case))
     if facts.kind in _TEXT_CAUSES:
         cause = _TEXT_CAUSES[facts.kind]
         confidence = HIGH if facts.strong else MEDIUM
@@ -195,7 +230,7 @@ def _settings_override(case: _Case) -> str | None:
     resource, kind = case.resource, case.facts.kind
     if resource is None or case.status not in _ROLE_STATUSES:
         return None
-    if case.auth == KEY and resource.disable_local_auth and kind not in (messages.NETWORK, messages.NOT_FOUND):
+    if case.auth == KEY and resource.disable_local_auth and kind not in _NOT_ABOUT_THE_KEY:
         case.lines.append("The resource has disableLocalAuth=true and the caller sent a key")
         return "local_auth_disabled"
     if case.status == 403 and _refuses_public(resource) and kind in (messages.EMPTY, messages.OTHER,
@@ -227,7 +262,9 @@ def _fallback(case: _Case) -> Diagnosis:
     if status == 404:
         return _plain(case, "endpoint_or_deployment_not_found", MEDIUM)
     if status == 429 or status >= 500:
-        return _plain(case, "blocked_or_other", MEDIUM, service_status=status)
+        subcause = "throttled" if status == 429 else "service_error"
+        case.lines.append(f"Sub-cause: {subcause}")
+        return _plain(case, "blocked_or_other", MEDIUM, service_status=status, subcause=subcause)
     if kind == messages.EMPTY and status == 401 and case.auth == KEY:
         case.lines.append("No Entra object id: a key (or anonymous) caller; without the body the key cannot be "
                           "told apart from a missing one")
@@ -252,9 +289,26 @@ class _Held:
         self.custom: list[RoleAssignmentEvidence] = []
 
 
+def _needed_action(surface: str | None, named: str | None) -> str | None:
+    """The data action the call needed: the one the error names when it belongs to the call's surface, else the
+    surface's typical one; None when the surface is unknown."""
+    if surface is None:
+        return None
+    if named and surfaces.of_data_action(named) == surface:
+        return named
+    return surfaces.SURFACES[surface].data_action
+
+
+@lru_cache(maxsize=1024)
+def _role_for(surface: str | None, named: str | None) -> tuple[str | None, Role | None]:
+    """The data action the call needed and the least-privilege role that grants it (per surface and named action)."""
+    needed = _needed_action(surface, named)
+    return needed, least_privilege_for(surface, needed) if surface else None
+
+
 def _role_path(case: _Case, now: datetime | None, window: timedelta) -> Diagnosis:
     surface = case.surface
-    role = LEAST_PRIVILEGE_FOR_SURFACE.get(surface) if surface else None
+    needed, role = _role_for(surface, case.facts.data_action)
     scope = _target_scope(case)
     assignments = case.evidence.assignments if case.evidence is not None else None
     strong_text = case.facts.kind == messages.PERMISSION
@@ -270,19 +324,15 @@ def _role_path(case: _Case, now: datetime | None, window: timedelta) -> Diagnosi
         case.lines.append("Surface unknown: no endpoint route, operation or data action to tell it")
     if case.ambiguous:
         case.lines.append(case.ambiguous)
-    named = case.facts.principal
-    # A GUID the text names (not a UPN or a redaction) that is not the logged caller; ids are compared lower-cased.
-    if (strong_text and named and case.object_id and len(named) == 36 and named.count("-") == 4
-            and named.lower() != case.object_id):
-        case.doubts.append(f"Text and evidence disagree: the error names principal {named}, the log row's caller is "
-                           f"{case.object_id}")
+    if strong_text and (refused := _refused_other(case)) is not None:
+        return _other_principal(case, refused, role, scope)
 
     if assignments is None:
         case.lines.append("Role assignments were not looked up: diagnosed from the failure alone")
         case.lines.extend(case.doubts)
         return _role_fix(case, "missing_data_role", MEDIUM if strong_text else LOW, role, scope, looked_up=False)
 
-    held = _sort_assignments(case, assignments, scope)
+    held = _sort_assignments(case, assignments, scope, needed)
     confidence = _role_confidence(case, strong_text)
     if held.granting:
         return _granting(case, held, role, scope, now, window, confidence)
@@ -293,18 +343,59 @@ def _role_path(case: _Case, now: datetime | None, window: timedelta) -> Diagnosi
     if held.other_data:
         names = _names(held.other_data)
         for assignment, found in held.other_data:
-            where = found.data_elsewhere or ", ".join(sorted(fixes.surface_text(s) for s in found.data_surfaces))
-            case.lines.append(f"{found.name} at {assignment.scope} grants data access to {where} only")
+            case.lines.append(f"{found.name} at {assignment.scope} grants data access to {_data_text(found)} only, "
+                              f"not {needed}")
         return _role_fix(case, "wrong_role_for_surface", confidence, role, scope, held_names=names)
     if held.control and not held.custom:
         case.lines.append("Held roles grant no data actions: " + ", ".join(_names(held.control)))
         return _role_fix(case, "control_plane_role_only", confidence, role, scope, held_names=_names(held.control))
     if held.custom:
-        case.lines.append("Holds custom or unrecognized roles whose data actions are unknown here: "
-                          + ", ".join(guid_of(a.role_definition_id) for a in held.custom))
+        case.lines.append("Holds roles whose definitions could not be read (custom, or unknown to the catalogue): "
+                          + ", ".join(guid_of(a.role_definition_id) for a in held.custom)
+                          + "; their data actions are unknown, so nothing is concluded from them")
         return _role_fix(case, "missing_data_role", MEDIUM, role, scope, looked_up=True)
     case.lines.append("No role assignment applies to the caller at this scope")
     return _role_fix(case, "missing_data_role", confidence, role, scope, looked_up=True)
+
+
+def _refused_other(case: _Case) -> str | None:
+    """The principal the error names when it is not the logged caller (the safety invariant: a role is recommended
+    only to the principal that was refused, and only when that is the caller). A GUID is compared with the caller's
+    object id; a user name with the caller's name from the evidence (an app's identity has none, so an app logged
+    as the caller of a call refused for a user is another principal). A redaction names nobody."""
+    named, caller = case.facts.principal, case.object_id
+    if not named or not caller:
+        return None
+    if messages.is_guid(named):
+        return named.lower() if named.lower() != caller else None
+    if messages.is_user_name(named):
+        name = case.evidence.principal_name if case.evidence is not None else None
+        return None if isinstance(name, str) and name.strip().casefold() == named.casefold() else named
+    return None
+
+
+def _other_principal(case: _Case, refused: str, role: Role | None, scope: str | None) -> Diagnosis:
+    """The error names another principal than the caller: say so, name what that principal needs, never a role
+    for the caller."""
+    user = messages.is_user_name(refused)
+    case.lines.append(f"The error names {'user' if user else 'principal'} {refused}, but the logged caller is "
+                      f"{case.object_id}: the refused identity is not the caller, so nothing is recommended for the "
+                      "caller")
+    record = causes.CAUSES["other_principal_denied"]
+    needs = role.name if role is not None else f"a role with the data action {case.facts.data_action or 'it lacks'}"
+    commands: tuple[str, ...] = ()
+    if role is not None:
+        if user:
+            assignee, principal_type = f'"$(az ad user show --id {refused} --query id -o tsv)"', "User"
+        else:
+            assignee, principal_type = refused, DEFAULT_PRINCIPAL_TYPE
+            case.lines.append(f"Principal type of {refused} not known: the command assumes {DEFAULT_PRINCIPAL_TYPE}")
+        commands = (fixes.other_role_command(assignee, role.guid, scope or "<account-resource-id>", principal_type),)
+    on = fixes.where(scope, case.surface).removeprefix("on ").removeprefix("at scope ")
+    facts = {"who": f"{'user' if user else 'principal'} {refused}", "needs": needs, "on": on,
+             "commands": commands, "doc": fixes.role_doc(case.surface)}
+    confidence = HIGH if not user or _principal_type(case) == ("ServicePrincipal", False) else MEDIUM
+    return _finish(case, record, confidence, _summarize(record)(**facts), steps=_build_steps(record)(**facts))
 
 
 def _role_confidence(case: _Case, strong_text: bool) -> str:
@@ -410,7 +501,7 @@ def _role_fix(
     if scope is None:
         case.lines.append("Resource id unknown: fill in <account-resource-id>")
     command = fixes.role_command(object_id, principal_type, role.guid, scope)
-    steps = _build_steps(record)(command=command, surface=case.surface)
+    steps = _build_steps(record)(command=command, surface=case.surface, role=role)
     return _finish(case, record, confidence, summary, steps=steps, role=role, scope=scope, command=command)
 
 
@@ -440,7 +531,7 @@ def _plain(case: _Case, cause: str, confidence: str, **found: object) -> Diagnos
     record = causes.CAUSES[cause]
     facts_of = _PLAIN_FACTS.get(cause)
     if facts_of is not None:
-        found.update(facts_of(case))
+        found = {**facts_of(case), **found}  # what the rule passed wins over what the text says
     summary, steps = record.summary, record.steps
     return _finish(case, record, confidence, summary if isinstance(summary, str) else summary(**found),
                    steps=steps if isinstance(steps, tuple) else steps(**found))
@@ -482,7 +573,90 @@ def _network_facts(case: _Case) -> dict:
 
 
 def _blocked_facts(case: _Case) -> dict:
+    subcause = case.facts.detail
+    if subcause:
+        case.lines.append(f"Sub-cause: {subcause}")
+        return {"phrase": case.facts.phrase, "subcause": subcause}
     return {"phrase": case.facts.phrase}
+
+
+_NAMED_RESOURCE = re.compile(r"resource principal named\s+(\S+?)\s+was not found", re.IGNORECASE)
+
+
+def _sign_in_facts(case: _Case) -> dict:
+    problem = case.facts.detail
+    scope = _token_scope(case)
+    case.lines.append(f"No token was issued ({problem}): the failure happened before the request reached the service")
+    named = _NAMED_RESOURCE.search(case.signal.message or "") if problem == "AADSTS500011" else None
+    if named and "cognitiveservices" not in named.group(1).lower() and "ai.azure.com" not in named.group(1).lower():
+        case.lines.append(f"The token was asked for {named.group(1)}, not an Azure AI audience: calls to the service "
+                          f"need {scope}; an app's own API (api://...) must be registered in the tenant it signs in to")
+    return {"problem": problem, "token_scope": scope}
+
+
+def _wrong_endpoint_facts(case: _Case) -> dict:
+    return {"where": case.facts.detail}
+
+
+def _account_facts(case: _Case) -> dict:
+    written = _text(case.signal.resource_id) or (case.resource.resource_id if case.resource else None)
+    target = resource_ids.parse(written)
+    return {"account": target.account_name if target else None,
+            "resource_group": target.resource_group if target else None}
+
+
+def _dependency_facts(case: _Case) -> dict:
+    """On your data and the like: the account's own identity was refused by a dependency; the roles it needs there."""
+    facts = case.facts
+    found = _account_facts(case)
+    service, host = facts.detail, facts.dependency_host
+    label = causes.DEPENDENCY_LABELS.get(service or "", "a dependency")
+    case.lines.append(f"{label} refused the account's own managed identity"
+                      + (f" ({host})" if host else "") + ": the call to it is made by the account, not the caller")
+    if not facts.strong:
+        case.lines.append("The same message is returned when the dependency's network rules block the account; "
+                          "check its firewall if the roles are in place")
+    assignee = (case.resource.identity_principal_id if case.resource is not None and
+                case.resource.identity_principal_id else fixes.account_identity(found["account"],
+                                                                                found["resource_group"]))
+    needs, scope = _dependency_roles(service, host)
+    commands = tuple(fixes.other_role_command(assignee, role.guid, scope) for role in needs)
+    return {"who": f"the managed identity of account {found['account'] or '<account>'}",
+            "needs": " and ".join(role.name for role in needs), "on": f"the {label} resource",
+            "commands": commands, "doc": fixes.DOC_ON_YOUR_DATA, "service": service, **found}
+
+
+def _dependency_roles(service: str | None, host: str | None) -> tuple[tuple[Role, ...], str]:
+    name = host.split(".", 1)[0] if host else None
+    if service == "storage":
+        scope = f'"$(az storage account show --name {name or "<storage-account>"} --query id -o tsv)"'
+        return (_ROLE_BY_NAME["Storage Blob Data Contributor"],), scope
+    scope = (f'"$(az search service show --name {name or "<search-service>"} --resource-group '
+             '<search-resource-group> --query id -o tsv)"')
+    return (_ROLE_BY_NAME["Search Index Data Reader"], _ROLE_BY_NAME["Search Service Contributor"]), scope
+
+
+def _hosted_agent_facts(case: _Case) -> dict:
+    """A hosted agent's runtime calls the account as the project's managed identity, whoever deployed or called it."""
+    found = _account_facts(case)
+    project = case.project or resource_ids.project_name(_text(case.signal.resource_id) or "")
+    case.lines.append("The error comes from a hosted agent's runtime, which calls the account with the project's "
+                      "managed identity: that identity was refused, not the caller")
+    written = _text(case.signal.resource_id)
+    parsed = resource_ids.parse(written) if written else None
+    scope = parsed.account().text if parsed is not None else "<account-resource-id>"
+    assignee = fixes.project_identity(found["account"], found["resource_group"], project)
+    return {"who": "the project's managed identity", "needs": roles.FOUNDRY_USER.name,
+            "on": f"account {parsed.account_name}" if parsed is not None else "the account",
+            "commands": (fixes.other_role_command(assignee, roles.FOUNDRY_USER.guid, scope),),
+            "doc": fixes.DOC_FOUNDRY_RBAC}
+
+
+def _downstream_facts(case: _Case) -> dict:
+    found = _account_facts(case)
+    case.lines.append(f"{causes.DEPENDENCY_LABELS.get(case.facts.detail or '', 'A dependency')} refused the "
+                      "account's own call on network grounds")
+    return {"service": case.facts.detail, **found}
 
 
 _NO_FACTS: dict = {}
@@ -493,6 +667,11 @@ _PLAIN_FACTS = {
     "invalid_api_key": _invalid_key_facts,
     "network_denied": _network_facts,
     "blocked_or_other": _blocked_facts,
+    "token_acquisition_failed": _sign_in_facts,
+    "wrong_endpoint": _wrong_endpoint_facts,
+    "other_principal_denied": _dependency_facts,
+    "identity_not_enabled": _account_facts,
+    "downstream_network_denied": _downstream_facts,
 }
 
 
@@ -612,30 +791,37 @@ def _scope_for(resource_id: str, surface: str | None, project: str | None) -> tu
                                     "the call needs; the request URL names the project")
 
 
-def _sort_assignments(case: _Case, assignments: tuple, scope: str | None) -> _Held:
+def _sort_assignments(case: _Case, assignments: tuple, scope: str | None, needed: str | None) -> _Held:
+    """Each applicable assignment by what its role's data actions grant: the needed data action (or, with the
+    surface unknown, every surface), other data only, none. A role neither the catalogue nor the evidence's
+    definitions know is unknown."""
     held = _Held()
-    surface = case.surface
+    definitions = case.evidence.role_definitions if case.evidence is not None else ()
     for assignment in assignments:
         if not isinstance(assignment, RoleAssignmentEvidence):
             continue
+        found = role_of(assignment.role_definition_id or "", definitions)
         if scope and not endpoints.covers(assignment.scope or "", scope):
-            case.lines.append(f"Ignored {_role_label(assignment)} at {assignment.scope}: it does not cover {scope}")
+            label = found.name if found else guid_of(assignment.role_definition_id or "")
+            case.lines.append(f"Ignored {label} at {assignment.scope}: it does not cover {scope}")
             continue
-        found = BY_GUID.get(guid_of(assignment.role_definition_id or ""))
         if found is None:
             held.custom.append(assignment)
-        elif found.data_surfaces and (surface in found.data_surfaces if surface else len(found.data_surfaces) > 1):
+        elif found.covers(needed) if needed is not None else found.data_surfaces == ALL_SURFACES:
             held.granting.append((assignment, found))
-        elif found.data_surfaces or found.data_elsewhere:
+        elif found.data_actions:
             held.other_data.append((assignment, found))
         else:
             held.control.append((assignment, found))
     return held
 
 
-def _role_label(assignment: RoleAssignmentEvidence) -> str:
-    found = BY_GUID.get(guid_of(assignment.role_definition_id or ""))
-    return found.name if found else guid_of(assignment.role_definition_id or "")
+def _data_text(role: Role) -> str:
+    """What a role's data actions reach, for an evidence line."""
+    if role.data_surfaces:
+        return ", ".join(sorted(fixes.surface_text(s) for s in role.data_surfaces))
+    shown = role.data_actions[:2]
+    return ", ".join(shown) + (", ..." if len(role.data_actions) > len(shown) else "")
 
 
 def _names(pairs: list[tuple[RoleAssignmentEvidence, Role]]) -> list[str]:

@@ -1,7 +1,9 @@
-"""Which inference surface a failed call hit, and the narrowest scope for it. Pure string work, cached.
+"""Which data-plane surface a failed call hit, and the narrowest scope for it. Pure string work, cached.
 
-Surfaces (see roles.py): `openai` for `/openai/...`, `models` for Foundry Models inference (`/models...`),
-`project` for `/api/projects/{p}/...` (including the project's OpenAI-compatible `/api/projects/{p}/openai/...`).
+Surfaces (see surfaces.py): `openai` for `/openai/...`, `models` for Foundry Models inference (`/models...`),
+`project` for `/api/projects/{p}/...` (including the project's OpenAI-compatible `/api/projects/{p}/openai/...`),
+and the other AI Services: Document Intelligence, Content Understanding, Speech, Vision, Face, Language, Translator,
+Content Safety, by their route prefixes (and Speech's and Translator's own hosts).
 A surface is read from, in order: the endpoint URL path, a route that is a path, then hints found in the error
 text (its data action or `METHOD /path`), then what a log row says (a route that is an `apiName`, the log
 `OperationName`). A bare host is the weakest hint: `*.openai.azure.com` serves only `/openai/...`. The error text
@@ -14,7 +16,20 @@ from __future__ import annotations
 from functools import lru_cache
 
 from shared.core import resource_ids
-from shared.core.roles import MODELS, OPENAI, PROJECT
+from shared.core.surfaces import (
+    CONTENT_SAFETY,
+    CONTENT_UNDERSTANDING,
+    DOCUMENT_INTELLIGENCE,
+    FACE,
+    LANGUAGE,
+    MODELS,
+    OPENAI,
+    PROJECT,
+    SPEECH,
+    TRANSLATOR,
+    VISION,
+    of_data_action,
+)
 
 OPENAI_HOST_SUFFIX = ".openai.azure.com"
 FOUNDRY_HOST_SUFFIX = ".services.ai.azure.com"
@@ -23,8 +38,40 @@ COGNITIVE_HOST_SUFFIX = ".cognitiveservices.azure.com"
 _PROJECTS_SEGMENT = "/api/projects/"
 _PROJECT_PLACEHOLDERS = frozenset({"{projectname}", "{project}", "{project_name}", "<project>", "*"})
 
-# Data-action namespaces of the three surfaces (Microsoft.CognitiveServices/accounts/<ns>/...).
-_DATA_ACTION_SURFACES = (("/openai/", OPENAI), ("/maas/", MODELS), ("/aiservices/", PROJECT))
+# Route prefixes of the other AI Services (first path segment, lower-case).
+_SERVICE_PREFIXES = {
+    "documentintelligence": DOCUMENT_INTELLIGENCE,
+    "formrecognizer": DOCUMENT_INTELLIGENCE,
+    "contentunderstanding": CONTENT_UNDERSTANDING,
+    "speechtotext": SPEECH,
+    "speech": SPEECH,
+    "stt": SPEECH,
+    "tts": SPEECH,
+    "cognitiveservices": SPEECH,  # text-to-speech REST: /cognitiveservices/v1, /cognitiveservices/voices/list
+    "computervision": VISION,
+    "vision": VISION,
+    "customvision": VISION,
+    "face": FACE,
+    "language": LANGUAGE,
+    "text": LANGUAGE,  # /text/analytics/v3.x (Text Analytics, now Language)
+    "translator": TRANSLATOR,
+    "translate": TRANSLATOR,
+    "contentsafety": CONTENT_SAFETY,
+}
+# A log row's apiName words of the other services (their apiName values are not documented: a best effort).
+_API_NAME_WORDS = (
+    ("form recognizer", DOCUMENT_INTELLIGENCE), ("document intelligence", DOCUMENT_INTELLIGENCE),
+    ("content understanding", CONTENT_UNDERSTANDING), ("speech", SPEECH), ("computer vision", VISION),
+    ("image analysis", VISION), ("face", FACE), ("text analytics", LANGUAGE), ("language", LANGUAGE),
+    ("translator", TRANSLATOR), ("translation", TRANSLATOR), ("content safety", CONTENT_SAFETY),
+)
+_SERVICE_HOSTS = ((".stt.speech.microsoft.com", SPEECH), (".tts.speech.microsoft.com", SPEECH),
+                  (".speech.microsoft.com", SPEECH), ("api.cognitive.microsofttranslator.com", TRANSLATOR))
+# Account kinds that serve one surface (a multi-service CognitiveServices or AIServices account serves them all).
+KIND_SURFACES = {"openai": OPENAI, "formrecognizer": DOCUMENT_INTELLIGENCE, "speechservices": SPEECH,
+                 "computervision": VISION, "customvision.prediction": VISION, "face": FACE,
+                 "textanalytics": LANGUAGE, "language": LANGUAGE, "texttranslation": TRANSLATOR,
+                 "contentsafety": CONTENT_SAFETY}
 
 # AzureDiagnostics OperationName prefixes of the Azure OpenAI data plane (classic and Assistants APIs).
 _OPENAI_OPERATION_WORDS = (
@@ -84,12 +131,36 @@ def surface_of_path(path: str) -> str | None:
         return MODELS
     if "/openai/deployments/" in lowered:  # a gateway prefix in front of the Azure OpenAI path
         return OPENAI
-    return None
+    first = lowered.lstrip("/").split("/", 1)[0]
+    return _SERVICE_PREFIXES.get(first)
 
 
 def surface_of_host(host: str) -> str | None:
-    # Only *.openai.azure.com is decisive: AIServices hosts serve all three surfaces.
-    return OPENAI if host.endswith(OPENAI_HOST_SUFFIX) else None
+    # *.openai.azure.com serves only /openai; Speech and Translator have hosts of their own. AIServices and
+    # cognitiveservices hosts serve every surface, so the path decides there.
+    if host.endswith(OPENAI_HOST_SUFFIX):
+        return OPENAI
+    return next((surface for suffix, surface in _SERVICE_HOSTS if host.endswith(suffix)), None)
+
+
+_REGIONAL_SUFFIX = ".api.cognitive.microsoft.com"
+_ML_SUFFIXES = (".inference.ml.azure.com", ".inference.ai.azure.com")
+
+
+@lru_cache(maxsize=4096)
+def wrong_service(endpoint: str | None, auth: str | None) -> str | None:
+    """Why an endpoint is not the resource's own, when its host says so (a key of causes.WRONG_ENDPOINTS): the
+    public OpenAI API, a regional endpoint given a token (it takes keys only), an Azure ML host for /openai calls."""
+    if not endpoint:
+        return None
+    host, path = host_and_path(endpoint)
+    if host == "api.openai.com":
+        return "public_openai"
+    if host.endswith(_REGIONAL_SUFFIX) and auth == "entra":
+        return "regional"
+    if host.endswith(_ML_SUFFIXES) and surface_of_path(path) == OPENAI:
+        return "azure_ml"
+    return None
 
 
 def is_inference_host(host: str) -> bool:
@@ -110,7 +181,7 @@ def surface_of_route(route: str) -> str | None:
         return MODELS
     if "agent" in lowered or "project" in lowered:
         return PROJECT
-    return None
+    return next((surface for word, surface in _API_NAME_WORDS if word in lowered), None)
 
 
 def surface_of_operation(operation: str) -> str | None:
@@ -126,11 +197,7 @@ def surface_of_operation(operation: str) -> str | None:
 
 
 def surface_of_data_action(data_action: str) -> str | None:
-    lowered = data_action.lower()
-    for marker, surface in _DATA_ACTION_SURFACES:
-        if marker in lowered:
-            return surface
-    return None
+    return of_data_action(data_action)
 
 
 def project_from_path(path: str) -> str | None:

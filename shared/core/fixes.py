@@ -10,7 +10,7 @@ from datetime import timedelta
 from functools import lru_cache
 
 from shared.core import resource_ids
-from shared.core.roles import MODELS, OPENAI, PROJECT
+from shared.core.surfaces import LANGUAGE, MODELS, OPENAI, PROJECT, SPEECH, SURFACES
 
 STANDARD_SCOPE = "https://cognitiveservices.azure.com/.default"
 FOUNDRY_PROJECT_SCOPE = "https://ai.azure.com/.default"
@@ -32,13 +32,26 @@ DOC_API_VERSIONS = f"{_LEARN}/azure/ai-foundry/openai/api-version-lifecycle"
 DOC_ABUSE = f"{_LEARN}/azure/ai-foundry/openai/concepts/abuse-monitoring"
 DOC_CREATE_DEPLOYMENT = f"{_LEARN}/azure/ai-foundry/openai/how-to/create-resource"
 DOC_AZ_ROLE_CREATE = f"{_LEARN}/cli/azure/role/assignment#az-role-assignment-create"
+DOC_ENTRA_ERRORS = f"{_LEARN}/entra/identity-platform/reference-error-codes"
+DOC_CREDENTIAL_TROUBLESHOOT = "https://aka.ms/azsdk/python/identity/defaultazurecredential/troubleshoot"
+DOC_APP_MANAGED_IDENTITY = f"{_LEARN}/entra/identity/managed-identities-azure-resources/overview"
+DOC_ON_YOUR_DATA = f"{_LEARN}/azure/ai-foundry/openai/how-to/on-your-data-configuration"
+DOC_SEARCH_RBAC = f"{_LEARN}/azure/search/search-security-rbac"
+DOC_STORAGE_RBAC = f"{_LEARN}/azure/storage/blobs/assign-azure-role-data-access"
+DOC_ACCOUNT_IDENTITY = f"{_LEARN}/cli/azure/cognitiveservices/account/identity"
+DOC_SEARCH_NETWORK = f"{_LEARN}/azure/search/service-configure-firewall"
+DOC_STORAGE_NETWORK = f"{_LEARN}/azure/storage/common/storage-network-security"
+DOC_KEYVAULT_NETWORK = f"{_LEARN}/azure/key-vault/general/network-security"
+DOC_CUSTOM_SUBDOMAIN = f"{_LEARN}/azure/ai-services/cognitive-services-custom-subdomains"
+DOC_MODEL_OPERATIONS = f"{_LEARN}/azure/ai-foundry/openai/concepts/models"
+DOC_CONTENT_FILTER = f"{_LEARN}/azure/ai-foundry/openai/concepts/content-filter"
+DOC_QUOTA = f"{_LEARN}/azure/ai-foundry/openai/quotas-limits"
 
-SURFACE_TEXT = {
-    OPENAI: "Azure OpenAI (/openai/...)",
-    MODELS: "Foundry Models inference (/models)",
-    PROJECT: "the Foundry project API (/api/projects/...)",
-}
-_SURFACE_DOC = {OPENAI: DOC_OPENAI_RBAC, MODELS: DOC_MODELS_ENTRA, PROJECT: DOC_FOUNDRY_RBAC}
+SURFACE_TEXT = {s.id: s.label for s in SURFACES.values()}
+DOC_SPEECH_RBAC = f"{_LEARN}/azure/ai-services/speech-service/role-based-access-control"
+DOC_LANGUAGE_RBAC = f"{_LEARN}/azure/ai-services/language-service/concepts/role-based-access-control"
+_SURFACE_DOC = {OPENAI: DOC_OPENAI_RBAC, MODELS: DOC_MODELS_ENTRA, PROJECT: DOC_FOUNDRY_RBAC,
+                SPEECH: DOC_SPEECH_RBAC, LANGUAGE: DOC_LANGUAGE_RBAC}
 
 
 def surface_text(surface: str | None) -> str:
@@ -46,7 +59,10 @@ def surface_text(surface: str | None) -> str:
 
 
 def role_doc(surface: str | None) -> str:
-    return _SURFACE_DOC.get(surface or "", DOC_OPENAI_RBAC)
+    """The role guidance page of a surface; the AI Services authentication page for the others (known surfaces)."""
+    if surface in _SURFACE_DOC:
+        return _SURFACE_DOC[surface]
+    return DOC_AI_SERVICES_AUTH if surface in SURFACES else DOC_OPENAI_RBAC
 
 
 def role_command(object_id: str | None, principal_type: str, role_guid: str, scope: str | None) -> str:
@@ -58,6 +74,26 @@ def role_command(object_id: str | None, principal_type: str, role_guid: str, sco
         f" --role {role_guid}"
         f" --scope {scope or '<account-resource-id>'}"
     )
+
+
+def other_role_command(assignee: str, role_guid: str, scope: str, principal_type: str = "ServicePrincipal") -> str:
+    """The az command for a role the service never grants itself (another identity, another resource): the
+    assignee and the scope may be shell expressions that look the ids up."""
+    return (f"az role assignment create --assignee-object-id {assignee} --assignee-principal-type {principal_type} "
+            f"--role {role_guid} --scope {scope}")
+
+
+def account_identity(account: str | None, resource_group: str | None) -> str:
+    """A shell expression for the account's system-assigned identity's principal id."""
+    return (f'"$(az cognitiveservices account show --name {account or "<account>"} --resource-group '
+            f'{resource_group or "<resource-group>"} --query identity.principalId -o tsv)"')
+
+
+def project_identity(account: str | None, resource_group: str | None, project: str | None) -> str:
+    """A shell expression for a Foundry project's managed identity's principal id."""
+    return (f'"$(az cognitiveservices account project show --name {account or "<account>"} --resource-group '
+            f'{resource_group or "<resource-group>"} --project-name {project or "<project>"} --query '
+            'identity.principalId -o tsv)"')
 
 
 def minutes(delta: timedelta) -> str:

@@ -28,6 +28,11 @@ NETWORK = "network"
 NOT_FOUND = "not_found"
 BLOCKED = "blocked"
 CONTROL_PLANE = "control_plane"  # an ARM (management) authorization failure: not an inference data role
+SIGN_IN = "sign_in"  # no token was issued: an AADSTS error or a credential chain that failed
+WRONG_ENDPOINT = "wrong_endpoint"  # the request reached another service than the account
+DEPENDENCY_ROLE = "dependency_role"  # the account's (or project's) own identity refused by a dependency
+DEPENDENCY_NETWORK = "dependency_network"  # the account's own call to a dependency blocked by its network rules
+IDENTITY_OFF = "identity_off"  # the managed identity a feature needs is not enabled
 OTHER = "other"
 
 MAX_TEXT = 20_000  # longer texts are cut before analysis (stack traces); the signal keeps the original
@@ -52,6 +57,10 @@ class TextFacts:
     token_tenant: str | None = None
     wrong_endpoint_possible: bool = False
     html: bool = False
+    # What the kind's wording is keyed on: the AADSTS code or credential problem, the wrong endpoint's kind, the
+    # dependency refused (search, storage, key vault), the sub-cause of a non-access error.
+    detail: str | None = None
+    dependency_host: str | None = None  # the dependency's host the text names (e.g. x.search.windows.net)
 
 
 # ---- unwrapping ---------------------------------------------------------------------------------------------
@@ -197,11 +206,57 @@ _TOKEN_PHRASES = (
 )
 _MISSING_KEY_PHRASES = (
     "missing subscription key",
+    "missing application credentials or subscription key",  # API Management with validate-jwt or a key
     "subscriptionkeynotfound",
     "missing api key",
     "no api key provided",
     "api key not provided",
 )
+# The OpenAI platform's own key error: an Azure key went to api.openai.com. Checked before the invalid-key phrases.
+_WRONG_ENDPOINT_PHRASES = (
+    ("platform.openai.com/account/api-keys", "public_openai"),
+    ("custom subdomain for token authentication", "regional"),
+    ("please provide an authentication key", "regional"),
+)
+_AADSTS = re.compile(r"aadsts(\d{5,7})")
+# Credential-chain failures (azure-identity) that name no AADSTS code, most specific first.
+_CREDENTIAL_PHRASES = (
+    ("no user assigned or delegated managed identity found", "mi_not_assigned"),
+    ("requested identity has not been assigned to this resource", "mi_not_assigned"),
+    ("defaultazurecredential failed to retrieve a token", "credential_chain"),
+    ("chainedtokencredential failed to retrieve a token", "credential_chain"),
+    ("no response from the imds endpoint", "no_managed_identity"),
+    ("managedidentitycredential authentication unavailable", "no_managed_identity"),
+    ("please run 'az login'", "not_signed_in"),
+    ('please run "az login"', "not_signed_in"),
+    ("clientsecretcredential authentication failed", "client_secret"),
+    ("workloadidentitycredential authentication failed", "workload_identity"),
+)
+_IDENTITY_OFF_PHRASES = (
+    "managedidentityisnotenabled",
+    "managed identity (mi) is not set for this account",
+    "system assigned managed identity is not enabled",
+    "system-assigned managed identity is not enabled",
+    "managed identity is not enabled",
+)
+# A dependency refusing the account's own identity (Azure OpenAI "on your data", Foundry agents' tools).
+_DEPENDENCY_ROLE_PHRASES = (
+    ("authorizationpermissionmismatch", "storage"),
+    ("call to get azure search index failed", "search"),
+    ("call to get acs index failed", "search"),
+    ("azure search error: 403", "search"),
+    ("azure search error: 401", "search"),
+)
+# A dependency's network rules refusing the account's own call.
+_DEPENDENCY_NETWORK_PHRASES = (
+    ("forbiddenbyfirewall", "keyvault"),
+    ("client address is not authorized and caller is not a trusted service", "keyvault"),
+    ("authorizationfailure", "storage"),
+)
+# The on-your-data message names both causes; only words outside its fixed advice decide between them.
+_ON_YOUR_DATA_ADVICE = "if the azure search resource has no public network access, make sure enable trusted service"
+_DEPENDENCY_HOST = re.compile(r"([a-z0-9][a-z0-9-]*\.(?:search\.windows\.net|blob\.core\.windows\.net|"
+                              r"vault\.azure\.net|dfs\.core\.windows\.net))")
 _INVALID_KEY_PHRASES = (
     "invalid subscription key",
     "subscriptionkeyinvalid",
@@ -225,22 +280,27 @@ _NOT_FOUND_PHRASES = (
     "could not be found",
     "model_not_found",
 )
+# Not access problems, each with its sub-cause (the wording is in shared/core/causes.py).
 _BLOCKED_PHRASES = (
-    "temporarily blocked",
-    "content policy",
-    "content management policy",
-    "content_filter",
-    "api version not supported",
-    "unsupported api version",
-    "enabled only for api versions",
-    "api-version query parameter",
-    "rate limit",
-    "ratelimit",
-    "too many requests",
-    "exceeded token rate",
-    "insufficient_quota",
-    "quota exceeded",
+    ("temporarily blocked", "abuse_blocked"),
+    ("content policy", "abuse_blocked"),
+    ("content management policy", "content_filtered"),
+    ("content_filter", "content_filtered"),
+    ("operationnotsupported", "operation_not_supported"),
+    ("does not work with the specified model", "operation_not_supported"),
+    ("request header fields too large", "request_headers_too_large"),
+    ("api version not supported", "api_version"),
+    ("unsupported api version", "api_version"),
+    ("enabled only for api versions", "api_version"),
+    ("api-version query parameter", "api_version"),
+    ("rate limit", "throttled"),
+    ("ratelimit", "throttled"),
+    ("too many requests", "throttled"),
+    ("exceeded token rate", "throttled"),
+    ("insufficient_quota", "quota"),
+    ("quota exceeded", "quota"),
 )
+_PHRASES_431 = ("header fields too large", "request header fields too large")
 # What is left of an uninformative text once wrappers and these words are removed: nothing.
 _FILLER = frozenset(
     "error code status http unauthorized forbidden access denied no body request failed the response "
@@ -250,6 +310,9 @@ _WORDS = re.compile(r"[a-z]+")
 _DATA_ACTION = re.compile(r"(Microsoft\.CognitiveServices/[\w/.*{}-]+)", re.IGNORECASE)
 _ROUTE = re.compile(r"\b(GET|POST|PUT|PATCH|DELETE)\s+(/[^\s`'\"]+)")
 _PRINCIPAL = re.compile(r"principal\s+[`'\"]?([^\s`'\"]+)[`'\"]?\s+lacks", re.IGNORECASE)
+# Other ways a PermissionDenied names who was refused: "Identity(object id: <guid>)", "object id '<guid>'".
+_PRINCIPAL_OBJECT_ID = re.compile(r"object\s*id\s*[:=]?\s*[`'\"]?"
+                                  r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})", re.IGNORECASE)
 _AUDIENCE_LIST = re.compile(r"audience is incorrect\s*\(([^)]*)\)", re.IGNORECASE)
 _AUDIENCE_NAMED = re.compile(r"(?:audience|resource)\s+'([^']+)'", re.IGNORECASE)
 _TOKEN_TENANT = re.compile(r"token tenant\s+([0-9a-fA-F-]{36}|\S+)", re.IGNORECASE)
@@ -261,6 +324,14 @@ def _first(text: str, phrases: tuple[str, ...]) -> str:
         if phrase in text:
             return phrase
     return ""
+
+
+def _first_keyed(text: str, phrases: tuple[tuple[str, str], ...]) -> tuple[str, str]:
+    """(phrase, key) of the first phrase in `text`, or ("", "")."""
+    for phrase, key in phrases:
+        if phrase in text:
+            return phrase, key
+    return "", ""
 
 
 def _uninformative(low: str) -> bool:
@@ -275,12 +346,23 @@ def analyze(status: int, code: str | None, message: str | None) -> TextFacts:
     low = f"{clean_code or ''} {raw}".lower()
     details: dict[str, Any] = {"code": clean_code, "message": clean_message, "html": html}
 
+    # Before the HTML pages: a token endpoint's error is often followed by the app's own error page, and a 431 is
+    # a proxy's page.
+    if facts := _token_acquisition(low, details):
+        return facts
+    if status == 431 or _first(low, _PHRASES_431):
+        return TextFacts(BLOCKED, True, phrase="request header fields too large", detail="request_headers_too_large",
+                         **details)
     if html:
         if status == 403 or "403" in low or "forbidden" in low:
             return TextFacts(NETWORK, False, phrase="an HTML 403 page from a gateway or firewall", **details)
         return TextFacts(OTHER, False, phrase="an HTML error page", **details)
     if phrase := _first(low, _LOCAL_AUTH_PHRASES):
         return TextFacts(LOCAL_AUTH, True, phrase=phrase, **details)
+    if phrase := _first(low, _IDENTITY_OFF_PHRASES):
+        return TextFacts(IDENTITY_OFF, True, phrase=phrase, **details)
+    if facts := _dependency(low, details):
+        return facts
     if phrase := _first(low, _TENANT_PHRASES):
         m = _TOKEN_TENANT.search(raw)
         return TextFacts(TENANT, True, phrase=phrase, token_tenant=m.group(1) if m else None, **details)
@@ -290,11 +372,15 @@ def analyze(status: int, code: str | None, message: str | None) -> TextFacts:
         return facts
     if phrase := _first(low, _MISSING_KEY_PHRASES):
         return TextFacts(MISSING_KEY, True, phrase=phrase, **details)
+    phrase, where = _first_keyed(low, _WRONG_ENDPOINT_PHRASES)
+    if phrase:
+        return TextFacts(WRONG_ENDPOINT, True, phrase=phrase, detail=where, **details)
     if phrase := _first(low, _INVALID_KEY_PHRASES):
         wrong_endpoint = "wrong api endpoint" in low or "regional api endpoint" in low
         return TextFacts(INVALID_KEY, True, phrase=phrase, wrong_endpoint_possible=wrong_endpoint, **details)
-    if phrase := _first(low, _BLOCKED_PHRASES):
-        return TextFacts(BLOCKED, True, phrase=phrase, **details)
+    phrase, subcause = _first_keyed(low, _BLOCKED_PHRASES)
+    if phrase:
+        return TextFacts(BLOCKED, True, phrase=phrase, detail=subcause, **details)
     # openai-python names its 403 exception PermissionDeniedError whatever the body says: not a signal.
     if phrase := _first(low.replace("permissiondeniederror", ""), _PERMISSION_PHRASES):
         return _permission(phrase, raw, details)
@@ -305,6 +391,36 @@ def analyze(status: int, code: str | None, message: str | None) -> TextFacts:
     if not raw.strip() or _uninformative(low):
         return TextFacts(EMPTY, False, **details)
     return TextFacts(OTHER, False, **details)
+
+
+def _token_acquisition(low: str, details: dict) -> TextFacts | None:
+    """No token was issued: Entra ID answered with an AADSTS error, or the credential chain found nothing."""
+    if "aadsts" in low and (m := _AADSTS.search(low)):
+        code = f"AADSTS{m.group(1)}"
+        return TextFacts(SIGN_IN, True, phrase=code.lower(), detail=code, **details)
+    if "credential" in low or "imds" in low or "az login" in low or "managed identity" in low:
+        phrase, problem = _first_keyed(low, _CREDENTIAL_PHRASES)
+        if phrase:
+            return TextFacts(SIGN_IN, True, phrase=phrase, detail=problem, **details)
+    return None
+
+
+def _dependency(low: str, details: dict) -> TextFacts | None:
+    """The account's own call to a dependency (Search, Storage, Key Vault) refused: by its roles or its network."""
+    phrase, service = _first_keyed(low, _DEPENDENCY_NETWORK_PHRASES)
+    kind = DEPENDENCY_NETWORK
+    if phrase and service == "storage" and "using this permission" in low:
+        phrase = ""  # Storage's AuthorizationPermissionMismatch: a role, not the network
+    if not phrase:
+        phrase, service = _first_keyed(low, _DEPENDENCY_ROLE_PHRASES)
+        kind = DEPENDENCY_ROLE
+    if not phrase:
+        return None
+    host = _DEPENDENCY_HOST.search(low)
+    # The on-your-data message lists a role and a network cause: only "Authorization failed" from Search is firm.
+    strong = service != "search" or "authorization failed" in low.replace(_ON_YOUR_DATA_ADVICE, "")
+    return TextFacts(kind, strong, phrase=phrase, detail=service, dependency_host=host.group(1) if host else None,
+                     **details)
 
 
 def _audience_or_token(low: str, raw: str, details: dict) -> TextFacts | None:
@@ -324,10 +440,16 @@ def _audience_or_token(low: str, raw: str, details: dict) -> TextFacts | None:
     return None
 
 
+# Runtimes whose calls are made with the project's identity, whoever started them: a PermissionDenied they log
+# refuses that identity.
+_RUNS_AS_PROJECT = ("azure.ai.agentserver",)
+
+
 def _permission(phrase: str, raw: str, details: dict) -> TextFacts:
     action = _DATA_ACTION.search(raw)
     route = _ROUTE.search(raw)
-    principal = _PRINCIPAL.search(raw)
+    principal = _PRINCIPAL.search(raw) or _PRINCIPAL_OBJECT_ID.search(raw)
+    low = raw.lower()
     return TextFacts(
         PERMISSION,
         True,
@@ -335,8 +457,18 @@ def _permission(phrase: str, raw: str, details: dict) -> TextFacts:
         data_action=action.group(1).rstrip(".`'\"") if action else None,
         route=f"{route.group(1)} {route.group(2)}" if route else None,
         principal=principal.group(1) if principal else None,
+        detail="hosted_agent" if any(marker in low for marker in _RUNS_AS_PROJECT) else None,
         **details,
     )
+
+
+def is_guid(text: str | None) -> bool:
+    return text is not None and len(text) == 36 and _GUID.fullmatch(text.lower()) is not None
+
+
+def is_user_name(text: str | None) -> bool:
+    """A UPN the service names (user@domain), not a redaction such as "redacted:email"."""
+    return text is not None and "@" in text and not text.lower().startswith("redacted")
 
 
 def guid_in(text: str | None) -> str | None:

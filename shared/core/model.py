@@ -70,6 +70,22 @@ class ResourceEvidence:
     private_endpoints: int = 0
     projects: tuple[str, ...] = ()  # project resource ids under the account
     tenant_id: str | None = None
+    identity_type: str | None = None  # SystemAssigned | UserAssigned | "SystemAssigned, UserAssigned" | None
+    identity_principal_id: str | None = None  # the system-assigned identity's principal (object) id
+
+
+@dataclass(frozen=True)
+class RoleDefinitionEvidence:
+    """A role definition read through ARM, for a held role the built-in catalogue does not carry (a custom role,
+    or a built-in newer than the catalogue): the diagnosis judges it by these permissions."""
+
+    id: str  # GUID or full role definition id
+    name: str = ""
+    actions: tuple[str, ...] = ()
+    not_actions: tuple[str, ...] = ()
+    data_actions: tuple[str, ...] = ()
+    not_data_actions: tuple[str, ...] = ()
+    custom: bool = True
 
 
 @dataclass(frozen=True)
@@ -84,6 +100,9 @@ class Evidence:
     principal_type: str | None = None
     principal_name: str | None = None
     failed: tuple[str, ...] = ()
+    # Definitions of the held roles the built-in catalogue does not know, read through ARM. A held role with neither
+    # is unknown: nothing is concluded from it (the look-up that failed is in `failed`).
+    role_definitions: tuple[RoleDefinitionEvidence, ...] = ()
 
     @property
     def complete(self) -> bool:

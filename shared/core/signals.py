@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.core import roles
 from shared.core.model import (
     ENTRA,
     KEY,
@@ -18,6 +19,7 @@ from shared.core.model import (
     FailureSignal,
     ResourceEvidence,
     RoleAssignmentEvidence,
+    RoleDefinitionEvidence,
 )
 
 MAX_FIELD = 20_000  # an error text longer than this is cut (stack traces); ids and URLs are far shorter
@@ -119,9 +121,13 @@ def parse_time(value: Any, name: str = "time") -> datetime:
 
 
 def parse_evidence(obj: Any) -> Evidence:
-    """{"assignments": [...] | null, "resource": {...} | null, "principal_type", "principal_name"}.
+    """{"assignments": [...] | null, "resource": {...} | null, "principal_type", "principal_name",
+    "role_definitions": [...]}.
 
-    `assignments` absent or null means "not looked up"; `[]` means "looked up, none".
+    `assignments` absent or null means "not looked up"; `[]` means "looked up, none". An assignment's role may be a
+    GUID, a full role definition id or a built-in role's name (current or former): names resolve through the role
+    catalogue. `role_definitions` gives the permissions of roles the catalogue does not know (custom roles):
+    {"id", "name", "actions", "not_actions", "data_actions", "not_data_actions"} (ARM's camelCase keys work too).
     """
     if not isinstance(obj, dict):
         raise SignalError("evidence must be a JSON object")
@@ -132,12 +138,41 @@ def parse_evidence(obj: Any) -> Evidence:
             raise SignalError("evidence.assignments must be a list or null")
         assignments = tuple(_assignment(item, i) for i, item in enumerate(raw_assignments))
     resource = _resource(obj["resource"]) if obj.get("resource") is not None else None
+    raw_definitions = obj.get("role_definitions") or []
+    if not isinstance(raw_definitions, list):
+        raise SignalError("evidence.role_definitions must be a list")
     return Evidence(
         assignments=assignments,
         resource=resource,
         principal_type=_optional_str(obj, "principal_type", "evidence"),
         principal_name=_optional_str(obj, "principal_name", "evidence"),
+        role_definitions=tuple(_definition(item, i) for i, item in enumerate(raw_definitions)),
     )
+
+
+def _definition(item: Any, index: int) -> RoleDefinitionEvidence:
+    where = f"evidence.role_definitions[{index}]"
+    if not isinstance(item, dict):
+        raise SignalError(f"{where} must be an object")
+    role_id = item.get("id")
+    if not isinstance(role_id, str) or not role_id.strip():
+        raise SignalError(f"{where}.id must be a role GUID or id")
+    lists: dict[str, tuple[str, ...]] = {}
+    for name, camel in (("actions", "actions"), ("not_actions", "notActions"), ("data_actions", "dataActions"),
+                        ("not_data_actions", "notDataActions")):
+        value = item.get(name, item.get(camel)) or []
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise SignalError(f"{where}.{name} must be a list of strings")
+        lists[name] = tuple(value)
+    return RoleDefinitionEvidence(id=role_id.strip(), name=_optional_str(item, "name", where) or "",
+                                  actions=lists["actions"], not_actions=lists["not_actions"],
+                                  data_actions=lists["data_actions"], not_data_actions=lists["not_data_actions"])
+
+
+def _role_ref(role: str) -> str:
+    """A built-in role given by name becomes its GUID; anything else (a GUID, an id, an unknown name) stays."""
+    known = roles.lookup(role)
+    return known.guid if known is not None and known.guid != roles.guid_of(role) else role
 
 
 def _assignment(item: Any, index: int) -> RoleAssignmentEvidence:
@@ -155,7 +190,7 @@ def _assignment(item: Any, index: int) -> RoleAssignmentEvidence:
     if not isinstance(via_group, bool):
         raise SignalError(f"{where}.via_group must be true or false")
     return RoleAssignmentEvidence(
-        role_definition_id=role.strip(),
+        role_definition_id=_role_ref(role.strip()),
         scope=scope.strip(),
         principal_id=_optional_str(item, "principal_id", where),
         principal_type=_optional_str(item, "principal_type", where),
@@ -188,6 +223,8 @@ def _resource(item: Any) -> ResourceEvidence:
         virtual_network_rules=_str_list(item, "virtual_network_rules"),
         private_endpoints=private_endpoints,
         tenant_id=_optional_str(item, "tenant_id", "evidence.resource"),
+        identity_type=_optional_str(item, "identity_type", "evidence.resource"),
+        identity_principal_id=_optional_str(item, "identity_principal_id", "evidence.resource"),
     )
 
 

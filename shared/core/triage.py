@@ -249,12 +249,12 @@ def covering_assignment(diagnosis: Diagnosis, evidence: Evidence | None,
                         resource_id: str) -> RoleAssignmentEvidence | None:
     """A role the principal now holds directly, at or above the resource, whose data actions cover the surface the
     diagnosis is about: the recommended grant would add nothing. Group-held roles don't count (a direct grant is
-    what the group cases recommend), nor do custom roles, whose data actions are not known here."""
+    what the group cases recommend), nor do roles whose definitions could not be read."""
     if evidence is None or not evidence.assignments:
         return None
     target = diagnosis.scope or resource_id
     for assignment in evidence.assignments:
-        role = roles.BY_GUID.get(roles.guid_of(assignment.role_definition_id))
+        role = roles.role_of(assignment.role_definition_id, evidence.role_definitions)
         if assignment.via_group or role is None or not role.data_surfaces:
             continue
         if diagnosis.surface is not None and diagnosis.surface not in role.data_surfaces:
@@ -270,7 +270,8 @@ def approval_obsolete(diagnosis: Diagnosis, evidence: Evidence | None, resource_
     held = covering_assignment(diagnosis, evidence, resource_id)
     if held is None:
         return None
-    role = roles.BY_GUID[roles.guid_of(held.role_definition_id)].name
+    found = roles.role_of(held.role_definition_id, evidence.role_definitions if evidence else ())
+    role = found.name if found else roles.guid_of(held.role_definition_id)
     if held.created_on is not None and now - held.created_on < window:
         return PROPAGATION_PENDING, (f"the caller was assigned {role} at {held.scope} at "
                                      f"{held.created_on.isoformat()}; it is still propagating")

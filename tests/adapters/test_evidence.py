@@ -213,6 +213,52 @@ def test_unknown_roles_trigger_one_role_definition_list_per_run(az, monkeypatch)
     assert az.calls.count(service="arm", route="roleDefinitions.list") == 1
 
 
+def test_custom_roles_are_read_through_arm_and_judged_by_their_data_actions(az):
+    from shared.core.diagnose import diagnose
+    from shared.core.model import FailureSignal
+
+    a = az.add_account("acct-a")
+    chat_only = az.add_custom_role("Chat only", data_actions=[
+        "Microsoft.CognitiveServices/accounts/OpenAI/deployments/chat/completions/action"])
+    agents_only = az.add_custom_role("Agents only", data_actions=[
+        "Microsoft.CognitiveServices/accounts/AIServices/agents/*"])
+    az.add_assignment(P1, chat_only, a, created_ago_seconds=86400)
+    az.add_assignment(P2, agents_only, a, created_ago_seconds=86400)
+    clients = make_clients(az)
+    evidence = clients.evidence.gather_evidence({(P1, a), (P2, a)})
+
+    assert az.calls.count(service="arm", route="roleDefinitions.list") == 1
+    got = evidence[(P1, a)]
+    assert got.complete and [d.name for d in got.role_definitions] == ["Chat only"]
+    assert got.role_definitions[0].custom is True
+    chat = FailureSignal(status=401, object_id=P1, auth="entra", resource_id=a,
+                         endpoint="https://acct-a.openai.azure.com/openai/deployments/d/chat/completions")
+    # The custom role grants the chat call: the role is there, so this is not a missing role.
+    assert diagnose(chat, got).cause == "role_present_still_denied"
+    other = diagnose(replace(chat, object_id=P2), evidence[(P2, a)])
+    assert other.cause == "wrong_role_for_surface" and other.role_id == OPENAI_USER
+
+
+def test_an_unreadable_role_definition_leaves_the_evidence_incomplete(az, monkeypatch):
+    from shared.core.diagnose import diagnose
+    from shared.core.model import FailureSignal
+
+    a = az.add_account("acct-a")
+    gone = az.add_custom_role("Soon deleted", data_actions=["Microsoft.CognitiveServices/*"])
+    az.add_assignment(P1, gone, a, created_ago_seconds=86400)
+    with az.state.lock:
+        del az.state.custom_roles[gone]  # the assignment outlives its definition
+    clients = make_clients(az)
+    got = clients.evidence.gather_evidence({(P1, a)})[(P1, a)]
+
+    assert az.calls.count(service="arm", route="roleDefinitions.get") == 1  # read by id once the list lacked it
+    assert not got.complete and gone in got.failed[0] and got.role_definitions == ()
+    diagnosis = diagnose(FailureSignal(status=401, object_id=P1, auth="entra", resource_id=a,
+                                       endpoint="https://acct-a.openai.azure.com/openai/deployments/d/chat"), got)
+    assert diagnosis.confidence != "high" and any("could not be read" in line for line in diagnosis.evidence)
+    assert gone in " ".join(clients.evidence.failures())
+
+
 def test_hosts_map_back_to_their_account(az):
     a = az.add_account("acct-a", kind="AIServices", custom_subdomain="contoso-ai")
     evidence = make_clients(az).evidence

@@ -145,12 +145,14 @@ def test_a_text_that_contradicts_a_row_naming_its_surface_lowers_the_confidence(
     assert any(line.startswith("Text and evidence disagree") for line in diagnosis.evidence)
 
 
-def test_a_text_naming_another_principal_than_the_row_lowers_the_confidence():
+def test_a_text_naming_another_principal_than_the_row_recommends_nothing_for_the_caller():
+    # Issue 12: this was missing_data_role with a grant to the row's caller, a grant that cannot help.
     other = "5d4c3b2a-1908-4776-a655-443322110f04"
     signal = replace(ROW, code="PermissionDenied", message=MAAS_DENIED.format(oid=other).replace("MaaS", "OpenAI"))
     diagnosis = run(signal)
-    assert (diagnosis.cause, diagnosis.confidence) == ("missing_data_role", "medium")
-    assert any(other in line and "disagree" in line for line in diagnosis.evidence)
+    assert diagnosis.cause == "other_principal_denied" and diagnosis.role_id is None
+    assert any(other in line and "not the caller" in line for line in diagnosis.evidence)
+    assert other in diagnosis.summary and f"--assignee-object-id {other} " in diagnosis.fix_steps[0].text
 
 
 @pytest.mark.parametrize(("status", "message", "settings", "cause"), [

@@ -20,7 +20,8 @@ from tests.support.paths import TEST_DATA
 NEVER_ROLE_FIXABLE = {
     "token_audience_invalid", "token_invalid_or_expired", "tenant_mismatch", "invalid_api_key", "missing_api_key",
     "local_auth_disabled", "network_denied", "endpoint_or_deployment_not_found", "blocked_or_other", "unknown",
-    "propagation_pending", "role_present_still_denied",
+    "propagation_pending", "role_present_still_denied", "wrong_endpoint", "token_acquisition_failed",
+    "other_principal_denied", "identity_not_enabled", "downstream_network_denied",
 }
 CLASSIFY_KEYS = {"cause", "role_fixable", "role", "role_id", "confidence", "summary"}
 

@@ -93,7 +93,8 @@ def test_without_a_project_name_the_narrowest_known_scope_is_the_account_and_it_
 
 
 def test_no_surface_means_no_role_is_named():
-    signal = replace(DENIED_SIGNAL, endpoint="https://acc.cognitiveservices.azure.com/vision/v3.2/analyze")
+    # Vision was an unknown surface before issue 12; Anomaly Detector is still none of ours.
+    signal = replace(DENIED_SIGNAL, endpoint="https://acc.cognitiveservices.azure.com/anomalydetector/v1.0/detect")
     diagnosis = run(signal)
     assert diagnosis.cause == "missing_data_role"
     assert (diagnosis.role_id, diagnosis.role_fixable, diagnosis.fix_command) == (None, False, None)
@@ -131,6 +132,33 @@ def test_azure_ai_developer_on_a_project_is_the_wrong_role():
     signal = replace(DENIED_SIGNAL, endpoint="https://acc.services.ai.azure.com/api/projects/p/assistants")
     diagnosis = run(signal, held("64702f94-c441-49e6-a78b-ef80e0188fee"))
     assert diagnosis.cause == "wrong_role_for_surface" and diagnosis.role_id == F_USER
+
+
+def test_azure_ai_developer_covers_openai_so_no_grant_is_recommended():
+    # Its data actions include Microsoft.CognitiveServices/accounts/OpenAI/*: granting OpenAI User would be a no-op.
+    diagnosis = run(DENIED_SIGNAL, held("64702f94-c441-49e6-a78b-ef80e0188fee"))
+    assert diagnosis.cause == "role_present_still_denied" and diagnosis.role_id is None
+
+
+def test_roles_given_by_name_resolve_through_the_catalogue():
+    diagnosis = run(DENIED_SIGNAL, held("Azure AI Inference Deployment Operator"))
+    assert diagnosis.cause == "control_plane_role_only" and diagnosis.role_id == OPENAI_USER
+    assert run(DENIED_SIGNAL, held("Azure AI User")).cause == "role_present_still_denied"  # a former name
+
+
+def test_a_custom_role_is_judged_by_the_definition_the_evidence_carries():
+    from shared.core.model import RoleDefinitionEvidence
+
+    custom = "11111111-2222-4333-8444-555555555555"
+    chat_only = RoleDefinitionEvidence(id=custom, name="Chat only", data_actions=(
+        "Microsoft.CognitiveServices/accounts/OpenAI/deployments/chat/completions/action",))
+    with_definition = Evidence(assignments=(held(custom),), principal_type="ServicePrincipal",
+                               role_definitions=(chat_only,))
+    assert diagnose(DENIED_SIGNAL, with_definition, now=NOW).cause == "role_present_still_denied"
+    models = diagnose(replace(DENIED_SIGNAL, endpoint=MODELS), with_definition, now=NOW)
+    assert models.cause == "wrong_role_for_surface" and models.role_id == CS_USER
+    unread = diagnose(DENIED_SIGNAL, Evidence(assignments=(held(custom),)), now=NOW)
+    assert unread.cause == "missing_data_role" and unread.confidence == "medium"
 
 
 def test_full_role_definition_ids_and_odd_casing_are_understood():

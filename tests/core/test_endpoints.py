@@ -6,6 +6,16 @@ from hypothesis import strategies as st
 
 from shared.core import endpoints
 from shared.core.roles import MODELS, OPENAI, PROJECT
+from shared.core.surfaces import (
+    CONTENT_SAFETY,
+    CONTENT_UNDERSTANDING,
+    DOCUMENT_INTELLIGENCE,
+    FACE,
+    LANGUAGE,
+    SPEECH,
+    TRANSLATOR,
+    VISION,
+)
 
 ACCOUNT = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/acc"
 
@@ -41,7 +51,30 @@ def test_host_and_path(endpoint, host, path):
         (None, None, "Create_Thread", OPENAI, "operation name"),
         ("https://x.openai.azure.com", None, None, OPENAI, "endpoint host"),
         ("https://x.services.ai.azure.com", None, None, None, ""),
-        ("https://x.cognitiveservices.azure.com/formrecognizer/v2.0/layout", None, None, None, ""),
+        # every AI Services surface (issue 12; Form Recognizer had none before)
+        ("https://x.cognitiveservices.azure.com/formrecognizer/v2.0/layout", None, None, DOCUMENT_INTELLIGENCE,
+         "endpoint path"),
+        ("https://x.cognitiveservices.azure.com/documentintelligence/documentModels/prebuilt-read:analyze", None,
+         None, DOCUMENT_INTELLIGENCE, "endpoint path"),
+        ("https://x.services.ai.azure.com/contentunderstanding/analyzers/a:analyze", None, None,
+         CONTENT_UNDERSTANDING, "endpoint path"),
+        ("https://x.cognitiveservices.azure.com/speechtotext/v3.2/transcriptions", None, None, SPEECH,
+         "endpoint path"),
+        ("https://westeurope.stt.speech.microsoft.com", None, None, SPEECH, "endpoint host"),
+        ("https://westeurope.tts.speech.microsoft.com/cognitiveservices/v1", None, None, SPEECH, "endpoint path"),
+        ("https://x.cognitiveservices.azure.com/computervision/imageanalysis:analyze", None, None, VISION,
+         "endpoint path"),
+        ("https://x.cognitiveservices.azure.com/face/v1.0/detect", None, None, FACE, "endpoint path"),
+        ("https://x.cognitiveservices.azure.com/language/:analyze-text", None, None, LANGUAGE, "endpoint path"),
+        ("https://x.cognitiveservices.azure.com/text/analytics/v3.1/sentiment", None, None, LANGUAGE,
+         "endpoint path"),
+        ("https://x.cognitiveservices.azure.com/translator/text/v3.0/translate", None, None, TRANSLATOR,
+         "endpoint path"),
+        ("https://api.cognitive.microsofttranslator.com", None, None, TRANSLATOR, "endpoint host"),
+        ("https://x.cognitiveservices.azure.com/contentsafety/text:analyze", None, None, CONTENT_SAFETY,
+         "endpoint path"),
+        (None, "Speech to text API", None, SPEECH, "api name"),
+        ("https://x.cognitiveservices.azure.com/anomalydetector/v1.0/timeseries", None, None, None, ""),
         (None, None, "ListKey", None, ""),
     ],
 )

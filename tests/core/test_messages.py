@@ -160,5 +160,6 @@ def test_analysis_never_raises_and_stays_short(status, code, wrapper, text):
     assert facts.kind in {messages.EMPTY, messages.PERMISSION, messages.AUDIENCE, messages.BAD_CREDENTIAL,
                           messages.TENANT, messages.LOCAL_AUTH, messages.INVALID_KEY, messages.MISSING_KEY,
                           messages.NETWORK, messages.NOT_FOUND, messages.BLOCKED, messages.CONTROL_PLANE,
-                          messages.OTHER}
+                          messages.SIGN_IN, messages.WRONG_ENDPOINT, messages.DEPENDENCY_ROLE,
+                          messages.DEPENDENCY_NETWORK, messages.IDENTITY_OFF, messages.OTHER}
     assert facts.message is None or len(facts.message) <= 300

@@ -56,12 +56,30 @@ def test_missing_data_role_is_401_permission_denied_with_the_real_text(az):
 
 
 @pytest.mark.parametrize("role", ["Owner", "Contributor", "Reader", "Cognitive Services Contributor",
-                                  "Foundry Account Owner", "Azure AI Developer"])
+                                  "Foundry Account Owner"])
 def test_control_plane_roles_grant_no_data_access(az, role):
     caller = sp(az)
     az.add_assignment(caller, role, "subscription")
     assert status(az, "hub", CHAT, caller=caller) == 401
     assert status(az, "hub", MODELS, caller=caller, deployment="Phi-4") == 401
+
+
+def test_azure_ai_developer_reaches_openai_only(az):
+    # Its published data actions are accounts/OpenAI/*, SpeechServices/* and ContentSafety/*: no MaaS, no projects.
+    caller = sp(az)
+    az.add_assignment(caller, "Azure AI Developer", "subscription")
+    assert status(az, "hub", CHAT, caller=caller) == 200
+    assert status(az, "hub", MODELS, caller=caller, deployment="Phi-4") == 401
+    assert status(az, "hub", AGENTS, caller=caller) == 401
+
+
+def test_a_custom_role_is_honoured_by_its_data_actions(az):
+    caller = sp(az)
+    agents_only = az.add_custom_role("Agents only", data_actions=[
+        "Microsoft.CognitiveServices/accounts/AIServices/agents/*"])
+    az.add_assignment(caller, agents_only, "account:hub")
+    assert status(az, "hub", AGENTS, caller=caller) == 200
+    assert status(az, "hub", CHAT, caller=caller) == 401
 
 
 @pytest.mark.parametrize(

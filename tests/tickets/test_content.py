@@ -135,3 +135,20 @@ def test_tls_is_verified_against_the_configured_ca_bundle_only(standins):
     (untrusting,) = build_sinks(load_settings(env), http_options=FAST)  # system CAs do not know the stand-in
     with pytest.raises(TicketError, match="github sink: tracker unreachable"):
         untrusting.open_or_update(make_content())
+
+
+def test_a_ticket_for_another_identity_carries_the_exact_command_and_no_grant():
+    from shared.core.diagnose import diagnose
+    from shared.core.model import FailureSignal
+
+    text = ("Invalid AzureCognitiveSearch configuration detected: Call to get Azure Search index failed. Azure Search "
+            "Error: 403, message='Server responded with status 403. Error message: {\"error\":{\"code\":\"\","
+            "\"message\":\"Authorization failed.\"}}', url=URL('https://srch-acme.search.windows.net/indexes/docs')")
+    diagnosis = diagnose(FailureSignal(status=400, message=text, auth="entra", object_id=OID, resource_id=ACCOUNT))
+    fp = fingerprint(OID, ACCOUNT, diagnosis.cause)
+    content = ticket_content(_incident(cause=diagnosis.cause, diagnosis=diagnosis, fingerprint=fp,
+                                       id=incident_id(fp)), mode="enforce", action="Ticketed.")
+    assert content.cause == "other_principal_denied" and content.fix_command is None
+    assert content.cause_title == "The refused identity is not the caller"
+    commands = [text for text, _ in content.fix_steps if "az role assignment create" in text]
+    assert len(commands) == 2 and all("srch-acme" in c for c in commands)
