@@ -6,43 +6,21 @@ and Log Analytics stand-ins and the GitHub tracker stand-in.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
 
 import pytest
 
 from shared.core import incidents as inc
 from shared.core.incidents import Action
 from shared.engine import approvals
+from tests.engine.common import run_together
 from tests.support.engine import service_world
 
 pytestmark = pytest.mark.slow  # every test runs a service world on the local Azure stand-in
 
 ORDERS = "6c9a1f52-3d1e-4b7a-9a51-0b2f8e4d7c13"
 BATCH = "0d3c5e7a-1b2c-4d5e-8f90-a1b2c3d4e5f6"  # not allowlisted: ticketed
-
-
-def run_together(*calls: Callable[[], Any]) -> list[Any]:
-    """Start every call at the same instant (a barrier) and return each result or the exception it raised."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def run(index: int, call: Callable[[], Any]) -> None:
-        barrier.wait()
-        try:
-            results[index] = call()
-        except Exception as exc:  # noqa: BLE001 - the test inspects what each instance got
-            results[index] = exc
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
 
 
 @pytest.mark.parametrize("round_no", range(2))
