@@ -42,7 +42,8 @@ log = logging.getLogger("triage")
 
 def handle_event(rt: Runtime, envelope: Envelope | Malformed, raw: Any = None) -> EventOutcome:
     if isinstance(envelope, Malformed):
-        return reject(rt, "", envelope.reason, raw)
+        raw_id = raw.get("id") if isinstance(raw, dict) else None
+        return reject(rt, raw_id if isinstance(raw_id, str) else "", envelope.reason, raw)
     now = rt.clock()
     parsed = classify_event(envelope, now=now)
     if isinstance(parsed, Malformed):
