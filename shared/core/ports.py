@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from shared.core.allowlist import normalize_object_id
 from shared.core.incidents import Incident
 from shared.core.model import Evidence, FailureSignal, RoleAssignmentEvidence
-from shared.core.records import AuditRecord, Suppression
+from shared.core.records import AuditRecord, EventClaim, Suppression
 from shared.core.ticket_model import TicketContent, TicketRef
 
 # What "now" is: the service reads the time through this, so tests and the stand-in share a frozen clock.
@@ -148,8 +148,13 @@ class Store(Protocol):
 
     # at-least-once event delivery: True the first time an id is seen, False after
     def mark_event_processed(self, event_id: str, at: datetime) -> bool: ...
-    # undo a mark when processing failed transiently, so Event Grid's redelivery is processed
+    # undo a mark or a claim when processing failed transiently, so Event Grid's redelivery is processed
     def forget_event(self, event_id: str) -> None: ...
+    # claim a delivery for `lease` (atomic): CLAIMED for one caller; DONE once completed; HELD while another
+    # caller's lease runs. An expired lease (its handler was killed or timed out) is claimed again.
+    def claim_event(self, event_id: str, at: datetime, lease: timedelta) -> EventClaim: ...
+    # the claimed delivery's effects are durable: from now on it is DONE (and mark_event_processed says False)
+    def complete_event(self, event_id: str, at: datetime) -> None: ...
 
     # blast-radius accounting
     def record_grant(self, incident_id: str, at: datetime) -> None: ...

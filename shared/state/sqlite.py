@@ -15,10 +15,11 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.core.incidents import OPEN_STATUSES, Incident
+from shared.core.records import EventClaim
 from shared.state import codec
 from shared.state.base import AuditRecord, ConflictError, StoreError, Suppression
 
@@ -34,6 +35,8 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS incidents_by_verify_due ON incidents (verify_due)",
     "CREATE TABLE IF NOT EXISTS watermarks (source TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS processed_events (event_id TEXT PRIMARY KEY, at TEXT NOT NULL)",
+    # deliveries being handled: a lease that expires, so a killed handler's event is handled again
+    "CREATE TABLE IF NOT EXISTS event_leases (event_id TEXT PRIMARY KEY, until TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS grants (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, incident_id TEXT NOT NULL, at TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS grants_by_time ON grants (at)",
@@ -188,6 +191,8 @@ class SqliteStore:
 
     def mark_event_processed(self, event_id: str, at: datetime) -> bool:
         with self._write() as db:
+            if db.execute("SELECT 1 FROM event_leases WHERE event_id = ?", (event_id,)).fetchone():
+                return False  # a claimed delivery is seen, as on Tables (one entity per event)
             inserted = db.execute(
                 "INSERT OR IGNORE INTO processed_events (event_id, at) VALUES (?, ?)",
                 (event_id, codec.time_key(at)),
@@ -197,6 +202,27 @@ class SqliteStore:
     def forget_event(self, event_id: str) -> None:
         with self._write() as db:
             db.execute("DELETE FROM processed_events WHERE event_id = ?", (event_id,))
+            db.execute("DELETE FROM event_leases WHERE event_id = ?", (event_id,))
+
+    def claim_event(self, event_id: str, at: datetime, lease: timedelta) -> EventClaim:
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM processed_events WHERE event_id = ?", (event_id,)).fetchone():
+                return EventClaim.DONE
+            held = db.execute("SELECT until FROM event_leases WHERE event_id = ?", (event_id,)).fetchone()
+            if held is not None and held[0] > codec.time_key(at):
+                return EventClaim.HELD
+            db.execute(
+                "INSERT INTO event_leases (event_id, until) VALUES (?, ?) "
+                "ON CONFLICT (event_id) DO UPDATE SET until = excluded.until",
+                (event_id, codec.time_key(at + lease)),
+            )
+        return EventClaim.CLAIMED
+
+    def complete_event(self, event_id: str, at: datetime) -> None:
+        with self._write() as db:
+            db.execute("INSERT OR IGNORE INTO processed_events (event_id, at) VALUES (?, ?)",
+                       (event_id, codec.time_key(at)))
+            db.execute("DELETE FROM event_leases WHERE event_id = ?", (event_id,))
 
     # ---- grants ----
 

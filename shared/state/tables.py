@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from azure.core import MatchConditions
@@ -30,6 +30,7 @@ from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFo
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
 from shared.core.incidents import Incident
+from shared.core.records import EventClaim
 from shared.state import codec
 from shared.state.base import AuditRecord, ConflictError, StoreError, Suppression
 
@@ -236,6 +237,39 @@ class TableStore:
         table = self._table("Events")
         with _azure_errors(f"forget event {event_id}"):
             table.delete_entity("event", table_key(event_id))  # absent already: nothing to do
+
+    # A claimed delivery is the event's entity with `lease_until`; a completed one (or one marked the old way)
+    # has none. Taking over an expired lease replaces the entity at its ETag, so one caller wins.
+    def claim_event(self, event_id: str, at: datetime, lease: timedelta) -> EventClaim:
+        entity = {"PartitionKey": "event", "RowKey": table_key(event_id), "at": codec.time_key(at),
+                  "lease_until": codec.time_key(at + lease)}
+        table = self._table("Events")
+        with _azure_errors(f"claim event {event_id}"):
+            try:
+                table.create_entity(entity)
+                return EventClaim.CLAIMED
+            except ResourceExistsError:
+                pass
+            try:
+                found = table.get_entity("event", entity["RowKey"])
+            except ResourceNotFoundError:
+                return EventClaim.HELD  # forgotten between the two calls: the next delivery claims it
+            if "lease_until" not in found:
+                return EventClaim.DONE
+            if found["lease_until"] > entity["at"]:
+                return EventClaim.HELD
+            try:
+                table.update_entity(entity, mode=UpdateMode.REPLACE, etag=_etag(found.metadata),
+                                    match_condition=MatchConditions.IfNotModified)
+            except AzureError as exc:
+                if getattr(exc, "status_code", None) in (404, 412):
+                    return EventClaim.HELD  # another caller took the expired lease over (or completed it) first
+                raise
+        return EventClaim.CLAIMED
+
+    def complete_event(self, event_id: str, at: datetime) -> None:
+        entity = {"PartitionKey": "event", "RowKey": table_key(event_id), "at": codec.time_key(at)}
+        self._upsert("Events", entity, f"complete event {event_id}")
 
     # ---- grants: one partition per UTC day, so counting a window reads only its days ----
 

@@ -25,6 +25,7 @@ from shared.core.incidents import (
     Incident,
 )
 from shared.core.model import Diagnosis, FixStep
+from shared.core.records import EventClaim
 from shared.settings import Settings
 from shared.state import codec
 from shared.state.base import AuditRecord, ConflictError, Store, StoreError, Suppression
@@ -287,6 +288,53 @@ def test_of_many_instances_marking_one_event_exactly_one_sees_it_first(backend):
     for t in threads:
         t.join()
     assert sorted(results) == [False] * (len(contenders) - 1) + [True]
+
+
+def test_a_claimed_delivery_is_held_until_completed_then_done(store):
+    lease = timedelta(minutes=5)
+    assert store.claim_event("evt-1", T0, lease) == EventClaim.CLAIMED
+    assert store.claim_event("evt-1", T0 + timedelta(minutes=1), lease) == EventClaim.HELD
+    assert store.mark_event_processed("evt-1", T0) is False  # a claimed delivery is seen
+    store.complete_event("evt-1", T0 + timedelta(minutes=2))
+    assert store.claim_event("evt-1", T0 + timedelta(hours=1), lease) == EventClaim.DONE
+    assert store.mark_event_processed("evt-1", T0) is False
+    assert store.claim_event("evt-2", T0, lease) == EventClaim.CLAIMED  # ids stay apart
+
+
+def test_a_lease_whose_handler_died_expires_and_the_redelivery_claims_it(store):
+    lease = timedelta(minutes=5)
+    assert store.claim_event("evt-1", T0, lease) == EventClaim.CLAIMED
+    # The handler was killed: no completion, no release. The redelivery after the lease claims it again.
+    assert store.claim_event("evt-1", T0 + lease + timedelta(seconds=1), lease) == EventClaim.CLAIMED
+    assert store.claim_event("evt-1", T0 + lease + timedelta(seconds=2), lease) == EventClaim.HELD
+
+
+def test_a_released_claim_is_claimed_again_and_an_old_mark_counts_as_done(store):
+    lease = timedelta(minutes=5)
+    assert store.claim_event("evt-1", T0, lease) == EventClaim.CLAIMED
+    store.forget_event("evt-1")  # the handler failed transiently and released it
+    assert store.claim_event("evt-1", T0 + timedelta(seconds=1), lease) == EventClaim.CLAIMED
+    assert store.mark_event_processed("evt-old", T0) is True  # marked before claims existed
+    assert store.claim_event("evt-old", T0, lease) == EventClaim.DONE
+
+
+def test_of_many_instances_taking_over_one_expired_lease_exactly_one_wins(backend):
+    lease = timedelta(minutes=5)
+    backend.store().claim_event("evt-dup", T0, lease)
+    contenders = [backend.store() for _ in range(6)]
+    start = threading.Barrier(len(contenders))
+    results: list[EventClaim | None] = [None] * len(contenders)
+
+    def claim(n: int) -> None:
+        start.wait()
+        results[n] = contenders[n].claim_event("evt-dup", T0 + lease * 2, lease)
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in range(len(contenders))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == sorted([EventClaim.HELD] * (len(contenders) - 1) + [EventClaim.CLAIMED])
 
 
 # ---- grants ----
