@@ -7,7 +7,7 @@ Table Storage and the trackers; tests implement them with in-memory fakes (`test
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -137,6 +137,10 @@ class Store(Protocol):
     # many at once (the steady-state scan reads every known group's incident in one go); absent ids are left out
     def get_incidents(self, incident_ids: Iterable[str]) -> dict[str, Incident]: ...
     def put_incident(self, incident: Incident, expected_etag: str | None = None) -> Incident: ...
+    # the same conditional write, and the incident's audit records with it: both or neither (one transaction on
+    # SQLite, one entity-group transaction on Tables), so a crash leaves no state change without its record
+    def put_incident_audited(self, incident: Incident, expected_etag: str | None,
+                             audit: Sequence[AuditRecord]) -> Incident: ...
     def list_incidents(self, status: str | None = None) -> list[Incident]: ...
     def due_verifications(self, now: datetime) -> list[Incident]: ...
     # incidents whose ticket operation failed and waits for a retry (ticket_pending), by id

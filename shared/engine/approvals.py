@@ -23,7 +23,7 @@ from shared.core.status import DecisionAction
 from shared.core.triage import approval_obsolete
 from shared.engine.runtime import Runtime, new_correlation_id
 from shared.engine.signals import act, policy_context
-from shared.engine.unit_of_work import RunState, change_breaker, update_incident
+from shared.engine.unit_of_work import RunState, change_breaker, update_incident_audited
 
 
 class ActionRefused(Exception):
@@ -102,20 +102,24 @@ def revoke(rt: Runtime, incident_id: str, actor: str) -> ActionResult:
     correlation_id = new_correlation_id()
     if not incident.assignment_id:
         raise ActionRefused(f"incident {incident_id} has no assignment created by this service")
-    deleted = rt.roles.delete_own(incident.assignment_id)
+    assignment_id = incident.assignment_id
+    deleted = rt.roles.delete_own(assignment_id)
+    # Not deleted and gone: a revoke that died after ARM's delete (or someone deleted it): record it as revoked,
+    # so the incident does not keep an assignment that no longer exists.
+    gone = not deleted and rt.roles.get(assignment_id) is None
+    done = "deleted" if deleted else "already gone" if gone else "refused (not this service's)"
+    record = rt.audit_record("revoke", f"revoke by {actor}: {done} {assignment_id}", incident_id=incident_id,
+                             correlation_id=correlation_id, actor=actor, inputs={"assignment_id": assignment_id})
+    if not deleted and not gone:
+        rt.store.append_audit(record)
+        raise ActionRefused(f"assignment {assignment_id} was not deleted: it does not carry this service's marker")
     now = rt.clock()
-    rt.audit("revoke", f"revoke by {actor}: {'deleted' if deleted else 'refused or already gone'} "
-             f"{incident.assignment_id}", incident_id=incident_id, correlation_id=correlation_id, actor=actor,
-             inputs={"assignment_id": incident.assignment_id})
-    if not deleted:
-        raise ActionRefused(f"assignment {incident.assignment_id} was not deleted: it is gone or it does not "
-                            "carry this service's marker")
-    # TICKETED with the same cause is not re-decided, so a revoked grant is not silently re-made.
-    updated = update_incident(rt, incident_id, lambda cur: replace(
+    # TICKETED with the same cause is not re-decided, so a revoked grant is not silently re-made. The incident
+    # and its audit record are written together: a crash leaves both or neither.
+    updated = update_incident_audited(rt, incident_id, lambda cur: replace(
         cur, status=inc.TICKETED, assignment_id=None, verify_due=None,
-    ).with_action(Action(now, "revoked", incident.assignment_id or "", actor)))
-    return ActionResult(incident_id, updated.status if updated else inc.TICKETED,
-                        f"deleted {incident.assignment_id}")
+    ).with_action(Action(now, "revoked", assignment_id, actor)), [record])
+    return ActionResult(incident_id, updated.status if updated else inc.TICKETED, f"{done} {assignment_id}")
 
 
 def suppress(rt: Runtime, target: str, duration: timedelta, reason: str, actor: str) -> Suppression:

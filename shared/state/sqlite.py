@@ -12,7 +12,7 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -53,6 +53,12 @@ _SCHEMA = (
 
 def _new_etag() -> str:
     return uuid.uuid4().hex
+
+
+def _own_audit(incident: Incident, audit: Sequence[AuditRecord]) -> Sequence[AuditRecord]:
+    if any(record.incident_id != incident.id for record in audit):
+        raise ValueError(f"audit records written with incident {incident.id} must be about it")
+    return audit
 
 
 class SqliteStore:
@@ -129,11 +135,22 @@ class SqliteStore:
         return found
 
     def put_incident(self, incident: Incident, expected_etag: str | None = None) -> Incident:
+        return self._put_incident(incident, expected_etag, ())
+
+    def put_incident_audited(self, incident: Incident, expected_etag: str | None,
+                             audit: Sequence[AuditRecord]) -> Incident:
+        return self._put_incident(incident, expected_etag, audit)
+
+    def _put_incident(self, incident: Incident, expected_etag: str | None,
+                      audit: Sequence[AuditRecord]) -> Incident:
+        """The incident and its audit records in one transaction: a lost race writes neither."""
         incident = codec.normalized_incident(incident)
         record = codec.incident_to_json(incident)
         verify_due = codec.time_key(incident.verify_due) if incident.verify_due else None
+        records = [(codec.time_key(r.at), r.incident_id, codec.audit_to_json(r)) for r in _own_audit(incident, audit)]
         etag = _new_etag()
         with self._write() as db:
+            db.executemany("INSERT INTO audit (at, incident_id, record) VALUES (?, ?, ?)", records)
             if expected_etag is None:
                 try:
                     db.execute(

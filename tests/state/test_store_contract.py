@@ -433,6 +433,44 @@ def test_audit_inputs_that_are_not_json_are_recorded_by_their_text(store):
     assert record.inputs == {"when": T0.isoformat(), "tags": ["a", "b"], "raw": "b'\\x00'"}
 
 
+def test_an_incident_and_its_audit_records_are_written_together(store):
+    incident = make_incident(1, status=VERIFYING, verify_due=T0)
+    created = store.put_incident_audited(incident, None, [audit(T0, incident.id, "decision", step=1)])
+    store.append_audit(audit(T0 + timedelta(seconds=1), incident.id, "action", step=2))
+    store.append_audit(audit(T0 + timedelta(seconds=1), None, "breaker", step=3))
+    resolved = replace(created, status=RESOLVED, verify_due=None)
+    saved = store.put_incident_audited(resolved, created.etag, [audit(T0 + timedelta(seconds=2), incident.id,
+                                                                      "verification", step=4)])
+    assert saved.etag and saved.etag != created.etag
+    assert store.get_incident(incident.id).status == RESOLVED
+    assert [r.inputs["step"] for r in store.list_audit(incident.id)] == [1, 2, 4]
+    assert [r.inputs["step"] for r in store.list_audit()] == [1, 2, 3, 4]
+    # The records kept beside the incident are no incidents: every listing shows the one incident only.
+    assert [i.id for i in store.list_incidents()] == [incident.id]
+    assert [i.id for i in store.list_incidents(RESOLVED)] == [incident.id]
+    assert list(store.get_incidents([incident.id, "inc-none"])) == [incident.id]
+    assert store.due_verifications(T0 + timedelta(days=1)) == [] and store.list_ticket_pending() == []
+
+
+def test_a_lost_race_writes_neither_the_incident_nor_its_audit(store):
+    incident = make_incident(1)
+    first = store.put_incident(incident)
+    store.put_incident(replace(first, count=5), expected_etag=first.etag)  # another writer wins
+    with pytest.raises(ConflictError):
+        store.put_incident_audited(replace(first, status=TICKETED), first.etag,
+                                   [audit(T0, incident.id, "revoke")])
+    with pytest.raises(ConflictError):
+        store.put_incident_audited(incident, None, [audit(T0, incident.id, "decision")])  # it exists already
+    assert store.get_incident(incident.id).count == 5
+    assert store.list_audit(incident.id) == [] and store.list_audit() == []
+
+
+def test_audit_written_with_an_incident_must_be_about_it(store):
+    with pytest.raises(ValueError):
+        store.put_incident_audited(make_incident(1), None, [audit(T0, "inc-other", "decision")])
+    assert store.get_incident(make_incident(1).id) is None
+
+
 # ---- datetimes ----
 
 

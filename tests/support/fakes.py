@@ -544,7 +544,7 @@ def _counted(name: str) -> Any:
 
 
 for _write in ("put_incident", "append_audit", "put_value", "record_grant", "set_watermark", "add_suppression",
-               "mark_event_processed", "forget_event", "claim_event", "complete_event"):
+               "mark_event_processed", "forget_event", "claim_event", "complete_event", "put_incident_audited"):
     setattr(WriteCountingStore, _write, _counted(_write))
 
 
