@@ -124,6 +124,12 @@ class RoleWriter(Protocol):
         """One assignment by its full id; None when it does not exist (or no longer does)."""
         ...
 
+    def find_own(self, *, scope: str, principal_id: str, role_guid: str) -> RoleAssignmentEvidence | None:
+        """The assignment `create` makes for this grant (its deterministic name at `scope`), if it exists: how a
+        grant whose instance died between the ARM write and recording it is recognised as the service's own.
+        None when there is none; a failure to read raises."""
+        ...
+
 
 class EventPublisher(Protocol):
     def publish(self, event_type: str, data: dict[str, Any]) -> object:

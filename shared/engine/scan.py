@@ -20,6 +20,7 @@ from shared.core.correlation import join_client_records
 from shared.core.model import FailureSignal
 from shared.core.ports import evidence_key
 from shared.core.sources import SourceState, advances_watermark
+from shared.engine.reconcile import reconcile
 from shared.engine.runtime import Runtime, new_correlation_id
 from shared.engine.signals import Triaged, handle_signal, settled_signals
 from shared.engine.sources import SourceRead, read_source, record_health
@@ -46,6 +47,7 @@ class ScanReport:
     # last_error, last_error_at.
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)
     evidence_errors: list[str] = field(default_factory=list)  # evidence look-ups that failed, whole messages
+    reconciled: dict[str, int] = field(default_factory=dict)  # what the end-of-scan sweeps did (engine/reconcile)
 
     @property
     def failed_sources(self) -> list[str]:
@@ -71,6 +73,7 @@ class ScanReport:
             "sources": self.sources,
             "failed_sources": self.failed_sources,
             "evidence_errors": self.evidence_errors,
+            "reconciled": self.reconciled,
         }
 
 
@@ -152,6 +155,9 @@ def run_scan(
     if window is None:
         # Failed ticket operations of incidents no signal brought back this cycle (e.g. a resolved one's close).
         retry_pending_tickets(rt, run, set(report.incidents))
+        # Stale grant claims and decisions made without evidence that no signal brought back (engine/reconcile).
+        report.reconciled = reconcile(rt, run, set(report.incidents))
+        report.grants = run.grants_this_run
     else:
         retry = next((read.error for read in reads if read.check.transient and read.error is not None), None)
         if retry is not None:

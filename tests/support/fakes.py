@@ -11,9 +11,10 @@ Each fake keeps the contract of the adapter it stands in for, as the adapter and
   a group applies to its members (`via_group`); `gather_evidence` keeps what applies at, above or below each
   resource, like the real provider. `arm_down()` makes every look-up fail until `arm_up()`: each pair then carries
   what failed (`Evidence.failed`, with nothing read) and `failures()` lists it.
-- `FakeRoleWriter` (shared/adapters/role_assignments.py): writes into the same `FakeEvidence`, so a grant shows in
-  the next evidence read; an existing identical assignment answers "exists"; `delete_own` deletes only what
-  carries the service's marker.
+- `FakeRoleWriter` (shared/adapters/role_assignments.py): writes into the same `FakeEvidence` under the grant's
+  deterministic name, so a grant shows in the next evidence read and `find_own` finds it; an existing identical
+  assignment answers "exists", or "created" when it is the service's own (its name or marker); `delete_own`
+  deletes only what carries the service's marker.
 - `RecordingSink` (shared/tickets/base.py): one ticket per fingerprint, reopened by `open_or_update` when closed.
 
 Every import of engine internals and port types the fast tier needs is in this module, so a move of the runtime
@@ -32,7 +33,7 @@ from typing import Any
 from shared.adapters.evidence import applies_to
 from shared.adapters.kql import account_of
 from shared.adapters.logs import SourceError
-from shared.adapters.role_assignments import DESCRIPTION_MARKER, description_for
+from shared.adapters.role_assignments import DESCRIPTION_MARKER, assignment_name, description_for, is_own
 from shared.bootstrap import build_runtime
 from shared.core import roles as known_roles
 from shared.core.allowlist import normalize_object_id, normalize_scope
@@ -372,7 +373,9 @@ class FakeRoleWriter:
         self.grants: list[GrantCall] = []
         self.deletes: list[str] = []
         self.gets: list[str] = []
+        self.finds: list[tuple[str, str, str]] = []
         self._answers: list[tuple[str, str]] = []
+        self.lose_next_result = False  # True: the next create writes, then raises (a crash after ARM's write)
 
     def answer_next(self, status: str, *, times: int = 1, message: str = "") -> None:
         """The next `times` creates answer `status`: exists | retry_later | forbidden | failed."""
@@ -392,13 +395,32 @@ class FakeRoleWriter:
         existing = next((a for a in self._evidence.assignments if a.principal_id == normalize_object_id(principal_id)
                          and a.role_guid == guid and normalize_scope(a.scope) == normalize_scope(scope)), None)
         if existing is not None:
+            our_name = assignment_name(scope, principal_id, guid)
+            if is_own(existing.id.rsplit("/", 1)[-1], existing.description, our_name):
+                return GrantOutcome("created", assignment_id=existing.id, created_on=existing.created_on,
+                                    message="the role assignment this service made earlier already exists")
             return GrantOutcome("exists", assignment_id=existing.id, created_on=existing.created_on,
                                 message="the role assignment already exists")
+        # Named as the adapter names it: the grant's deterministic name at its scope.
+        own_id = (f"{scope.rstrip('/')}/providers/Microsoft.Authorization/roleAssignments/"
+                  f"{assignment_name(scope, principal_id, guid)}")
         assignment_id = self._evidence.assign(principal_id, guid, scope, age=timedelta(0),
                                               principal_type=principal_type,
-                                              description=description_for(incident_id))
+                                              description=description_for(incident_id), assignment_id=own_id)
+        if self.lose_next_result:  # the ARM write happened; the instance died before hearing of it
+            self.lose_next_result = False
+            raise ConnectionError("the instance stopped after ARM's write")
         return GrantOutcome("created", assignment_id=assignment_id, created_on=self._clock.now(),
                             message=f"assigned {guid} at {scope}")
+
+    def find_own(self, *, scope: str, principal_id: str, role_guid: str) -> RoleAssignmentEvidence | None:
+        self.finds.append((scope, principal_id, role_guid))
+        if self._evidence.outage:
+            raise ConnectionError(f"ARM: {self._evidence.outage}")
+        name = assignment_name(scope, principal_id, role_guid)
+        found = next((a for a in self._evidence.assignments if a.id.lower().endswith("/" + name)
+                      and normalize_scope(a.scope) == normalize_scope(scope)), None)
+        return FakeEvidence.evidence_of(found, found.principal_id) if found else None
 
     def delete_own(self, assignment_id: str) -> bool:
         self.deletes.append(assignment_id)

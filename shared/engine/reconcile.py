@@ -1,0 +1,135 @@
+"""Sweeps at the end of a scan for what a crash or an outage left undecided (as ticketing.retry_pending_tickets does
+for tickets), so nothing waits for its caller's next failure to be finished:
+
+- A grant claim older than STALE_CLAIM without its result: the claiming instance died before or after ARM's write.
+  The assignment is looked up by the grant's deterministic name. Found: it is recorded as the service's own
+  (audited, counted in the caps, verified, revocable). Not found: the claim lapses and the incident is decided
+  again (an engineer's still-valid approval still counts).
+- A ticket decision made while live evidence could not be read (`evidence_complete`): decided again once evidence
+  is readable, so a passing ARM outage never leaves a grantable incident as a manual ticket.
+
+Every change is a conditional write at the etag read, so two instances sweeping at once act once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import datetime
+
+from shared.core import incidents as inc
+from shared.core.incidents import Action, Incident
+from shared.core.lifecycle import record_grant
+from shared.core.model import Evidence
+from shared.core.policy import decide
+from shared.core.ports import evidence_key
+from shared.core.records import ConflictError
+from shared.core.sources import error_text
+from shared.core.status import GrantStatus
+from shared.core.triage import claim_was_approved, decided_without_evidence, stale_grant_claim, verify_horizon
+from shared.engine.runtime import Runtime
+from shared.engine.signals import act, policy_context
+from shared.engine.unit_of_work import RunState, put_incident_audited
+
+log = logging.getLogger("triage")
+
+
+def reconcile(rt: Runtime, run: RunState, handled: set[str]) -> dict[str, int]:
+    """Both sweeps (the second over incidents this run did not handle); counts of what was done, by outcome."""
+    counts: dict[str, int] = {}
+    now = rt.clock()
+    for incident in rt.store.list_incidents(inc.ASSIGNED):  # handled or not: only this sweep takes claims over
+        if stale_grant_claim(incident, now):
+            _count(counts, _stale_claim(rt, run, incident, now))
+    for incident in rt.store.list_incidents(inc.TICKETED):
+        if incident.id not in handled and decided_without_evidence(incident):
+            _count(counts, _decided_without_evidence(rt, run, incident, now))
+    return counts
+
+
+def _count(counts: dict[str, int], outcome: str | None) -> None:
+    if outcome:
+        counts[outcome] = counts.get(outcome, 0) + 1
+
+
+def _stale_claim(rt: Runtime, run: RunState, incident: Incident, now: datetime) -> str | None:
+    diagnosis = incident.diagnosis
+    target = (diagnosis.scope, diagnosis.role_id) if diagnosis else (None, None)
+    scope, role_id = target
+    try:
+        found = rt.roles.find_own(scope=scope, principal_id=inc.principal_key(incident.principal_id),
+                                  role_guid=role_id) if scope and role_id and incident.principal_id else None
+    except Exception as exc:  # noqa: BLE001 - unreadable now: the next sweep tries again
+        log.warning("stale grant claim of %s not reconciled: %s", incident.id, error_text(exc))
+        return "deferred"
+    if found is not None:
+        return _adopt(rt, run, incident, found.assignment_id, found.created_on or now, now)
+    return _lapse(rt, run, incident, now)
+
+
+def _adopt(rt: Runtime, run: RunState, incident: Incident, assignment_id: str | None, created_on: datetime,
+           now: datetime) -> str | None:
+    """The dead instance's ARM write happened: record it as this service's own grant."""
+    actor = claim_was_approved(incident, now) or "service"
+    horizon = verify_horizon(incident.cause, rt.max_verify)
+    adopted = record_grant(incident, GrantStatus.CREATED, assignment_id, created_on, now, rt.window, rt.lag, horizon)
+    audit = rt.audit_record(
+        "action", f"role assignment reconciled: {assignment_id} was made by this service for this incident, whose "
+        "instance stopped before recording it", incident_id=incident.id, correlation_id=run.correlation_id,
+        actor=actor, inputs={"assignment_id": assignment_id, "outcome": "reconciled"})
+    try:
+        put_incident_audited(rt, adopted, incident.etag, [audit])
+    except ConflictError:
+        return None  # another instance reconciled it, or the claim's owner came back
+    rt.store.record_grant(incident.id, now)  # counted in the caps like any grant
+    rt.publish("aoai.triage.assignment.created", {
+        "incident_id": incident.id, "principal_id": incident.principal_id, "resource_id": incident.resource_id,
+        "role": incident.diagnosis.role_name if incident.diagnosis else None,
+        "role_id": incident.diagnosis.role_id if incident.diagnosis else None,
+        "scope": incident.diagnosis.scope if incident.diagnosis else None, "assignment_id": assignment_id,
+        "actor": actor,
+    })
+    return "adopted"
+
+
+def _lapse(rt: Runtime, run: RunState, incident: Incident, now: datetime) -> str | None:
+    """No assignment was made: the claim lapses and the incident is decided again, on fresh evidence."""
+    approver = claim_was_approved(incident, now)
+    lapsed = replace(incident, status=inc.RECOMMENDED if approver else inc.DIAGNOSED).with_action(
+        Action(now, "grant-claim-lapsed", "no assignment was made for the stale grant claim; decided again"))
+    evidence = _evidence(rt, incident)
+    if evidence is not None and not evidence.complete:
+        return None  # decided once evidence is readable (the claim stays; the next sweep comes back)
+    return _decide_again(rt, run, lapsed, incident.etag, evidence, approver, "lapsed")
+
+
+def _decided_without_evidence(rt: Runtime, run: RunState, incident: Incident, now: datetime) -> str | None:
+    evidence = _evidence(rt, incident)
+    if evidence is not None and not evidence.complete:
+        return None  # still unreadable: left for the next sweep
+    return _decide_again(rt, run, incident, incident.etag, evidence, None, "redecided")
+
+
+def _evidence(rt: Runtime, incident: Incident) -> Evidence | None:
+    if not incident.principal_id:
+        return None
+    rt.refresh_evidence()
+    pair = evidence_key(incident.principal_id, incident.resource_id)
+    return rt.evidence.gather_evidence({pair}).get(pair)
+
+
+def _decide_again(rt: Runtime, run: RunState, incident: Incident, etag: str | None, evidence: Evidence | None,
+                  approver: str | None, outcome: str) -> str | None:
+    if incident.diagnosis is None:
+        return None
+    decision = decide(incident.diagnosis, incident.principal_id, rt.policy,
+                      policy_context(run, incident, evidence, rt.clock(), approved=approver is not None))
+    try:
+        act(rt, run, incident, decision, etag=etag, evidence=evidence, actor=approver or "service")
+    except ConflictError:
+        return None  # another instance got there first
+    rt.audit("refusal" if decision.refusals else "decision", f"{outcome}: {decision.action}: {incident.cause}",
+             incident_id=incident.id, correlation_id=run.correlation_id, actor=approver or "service",
+             inputs={"refusals": list(decision.rules), "role_id": decision.role_id, "scope": decision.scope,
+                     "mode": rt.settings.mode, "sweep": outcome})
+    return outcome
