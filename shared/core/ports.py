@@ -49,6 +49,9 @@ class SourceBatch:
     # Not "" when the workspace has no such table or column yet (no diagnostics received): the whole answer. Then
     # `signals` is empty and the batch says nothing about the window; it is no error.
     no_data: str = ""
+    # Where the read really ended, by the source's own clock: a source that windows on ingestion time reads what
+    # arrived in [start, read_through), and the watermark moves here (None: to `end`; a window on event time).
+    read_through: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,8 @@ class FailureSource(Protocol):
         watermark: datetime | None = None,
     ) -> SourceBatch:
         """Summarized 401/403 (and 400 tenant) failure groups in [start, end); optionally only these resources.
+        A source that windows on ingestion time (Log Analytics' AzureDiagnostics) reads the rows that arrived in
+        [start, end), capped by its own clock, and says where it stopped in `SourceBatch.read_through`.
 
         `watermark` (where the previous scan ended; start = watermark - overlap) makes each signal's
         `overlap_count` the rows before it, i.e. rows an earlier scan may already have counted. None: 0.
