@@ -83,12 +83,12 @@ READ_THROUGH = "ReadThrough"  # the column of the failures query's last row: how
 def _ingestion_window(start: datetime, watermark: datetime, end: datetime) -> list[str]:
     """The failures query's window is on ingestion time, as Azure Monitor log search alerts may use: a row is in
     it when it arrived in [WindowStart, ReadThrough), whenever it was generated. ReadThrough is the workspace's
-    own clock (`now()`, evaluated by Log Analytics; one microsecond on, so rows of the query's own instant are
-    read by it) capped at WindowEnd, so an instance whose clock runs ahead never moves its watermark past rows not
-    yet ingested."""
+    own clock (`now()`, evaluated by Log Analytics) capped at WindowEnd, so an instance whose clock runs ahead
+    never moves its watermark past rows not yet ingested. Rows of the query's own instant are left to the next
+    read (never read by this one and counted as read)."""
     return [
         *_window(start, watermark, end),
-        f"let {READ_THROUGH} = min_of(WindowEnd, now() + 1microsecond);",
+        f"let {READ_THROUGH} = min_of(WindowEnd, now());",
         f"let GeneratedSince = {datetime_literal(start - LATE_ROWS_READ)};",
     ]
 

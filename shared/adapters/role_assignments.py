@@ -149,15 +149,24 @@ class RoleAssignments:
         principal = normalize_object_id(found.principal_id) or found.principal_id or ""
         return to_evidence(found, principal)
 
-    def find_own(self, *, scope: str, principal_id: str, role_guid: str) -> RoleAssignmentEvidence | None:
-        """The assignment `create` names deterministically for this grant, if it exists (None when it does not)."""
+    def find_own(self, *, scope: str, principal_id: str, role_guid: str | None,
+                 incident_id: str) -> RoleAssignmentEvidence | None:
+        """The assignment `create` made for this incident: by its deterministic name when the role is known,
+        else by its description among the principal's assignments at or below `scope` (None when neither)."""
         from azure.core.exceptions import ResourceNotFoundError
 
-        try:
-            found = self.client.role_assignments.get(scope, assignment_name(scope, principal_id, role_guid))
-        except ResourceNotFoundError:
-            return None
-        return to_evidence(found, normalize_object_id(found.principal_id) or found.principal_id or "")
+        caller = normalize_object_id(principal_id) or principal_id
+        if role_guid:
+            try:
+                found = self.client.role_assignments.get(scope, assignment_name(scope, principal_id, role_guid))
+                return to_evidence(found, caller)
+            except ResourceNotFoundError:
+                pass
+        marked = description_for(incident_id)
+        for assignment in self.client.role_assignments.list_for_scope(scope, filter=f"principalId eq '{caller}'"):
+            if (assignment.description or "") == marked:
+                return to_evidence(assignment, caller)
+        return None
 
     def definitions(self, subscription_id: str) -> dict[str, RoleDefinitionInfo]:
         """All role definitions visible in the subscription by GUID; fetched once per run, then cached."""

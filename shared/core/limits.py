@@ -79,7 +79,8 @@ def clipped_text(value: Any, limit: int = 2_000) -> str:
             text = item.text
         elif isinstance(item, dict | list | tuple):
             is_dict = isinstance(item, dict)
-            entries = list(item.items())[:50] if is_dict else [(None, child) for child in list(item)[:50]]
+            entries = (list(item.items())[:50] if isinstance(item, dict)
+                       else [(None, child) for child in list(item)[:50]])
             text = "{" if is_dict else "["
             pending: list[Any] = []  # in output order, then pushed reversed
             for n, (key, child) in enumerate(entries):

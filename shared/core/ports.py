@@ -129,10 +129,12 @@ class RoleWriter(Protocol):
         """One assignment by its full id; None when it does not exist (or no longer does)."""
         ...
 
-    def find_own(self, *, scope: str, principal_id: str, role_guid: str) -> RoleAssignmentEvidence | None:
-        """The assignment `create` makes for this grant (its deterministic name at `scope`), if it exists: how a
-        grant whose instance died between the ARM write and recording it is recognised as the service's own.
-        None when there is none; a failure to read raises."""
+    def find_own(self, *, scope: str, principal_id: str, role_guid: str | None,
+                 incident_id: str) -> RoleAssignmentEvidence | None:
+        """The assignment `create` made for this incident, if it exists: the grant's deterministic name at `scope`
+        (when the role is known), else an assignment of the principal at or below `scope` whose description
+        carries the service's marker for `incident_id`. How a grant whose instance died between ARM's write and
+        recording it is recognised as the service's own. None when there is none; a failure to read raises."""
         ...
 
 

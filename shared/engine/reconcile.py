@@ -1,12 +1,11 @@
-"""Sweeps at the end of a scan for what a crash or an outage left undecided (as ticketing.retry_pending_tickets does
-for tickets), so nothing waits for its caller's next failure to be finished:
+"""The sweep at the end of a scan for grants a crash left undecided (as ticketing.retry_pending_tickets does for
+tickets), so a grant claim never waits for its caller's next failure to be finished:
 
-- A grant claim older than STALE_CLAIM without its result: the claiming instance died before or after ARM's write.
-  The assignment is looked up by the grant's deterministic name. Found: it is recorded as the service's own
-  (audited, counted in the caps, verified, revocable). Not found: the claim lapses and the incident is decided
-  again (an engineer's still-valid approval still counts).
-- A ticket decision made while live evidence could not be read (`evidence_complete`): decided again once evidence
-  is readable, so a passing ARM outage never leaves a grantable incident as a manual ticket.
+A grant claim older than STALE_CLAIM without its result means the claiming instance died before or after ARM's
+write. The assignment is looked up by the grant's deterministic name. Found: it is recorded as the service's own
+(audited with the record, counted in the caps, verified, revocable). Not found: the claim lapses and the incident
+is decided again on fresh evidence (an engineer's still-valid approval still counts). While ARM cannot be read
+the claim stays, and the next sweep comes back to it.
 
 Every change is a conditional write at the etag read, so two instances sweeping at once act once.
 """
@@ -26,7 +25,7 @@ from shared.core.ports import evidence_key
 from shared.core.records import ConflictError
 from shared.core.sources import error_text
 from shared.core.status import GrantStatus
-from shared.core.triage import claim_was_approved, decided_without_evidence, stale_grant_claim, verify_horizon
+from shared.core.triage import claim_was_approved, stale_grant_claim, verify_horizon
 from shared.engine.runtime import Runtime
 from shared.engine.signals import act, policy_context
 from shared.engine.unit_of_work import RunState, put_incident_audited
@@ -34,16 +33,14 @@ from shared.engine.unit_of_work import RunState, put_incident_audited
 log = logging.getLogger("triage")
 
 
-def reconcile(rt: Runtime, run: RunState, handled: set[str]) -> dict[str, int]:
-    """Both sweeps (the second over incidents this run did not handle); counts of what was done, by outcome."""
+def reconcile(rt: Runtime, run: RunState) -> dict[str, int]:
+    """Every stale grant claim, whether this run's signals touched it or not (only this sweep takes claims over);
+    counts of what was done, by outcome: adopted, lapsed, deferred."""
     counts: dict[str, int] = {}
     now = rt.clock()
-    for incident in rt.store.list_incidents(inc.ASSIGNED):  # handled or not: only this sweep takes claims over
+    for incident in rt.store.list_incidents(inc.ASSIGNED):
         if stale_grant_claim(incident, now):
             _count(counts, _stale_claim(rt, run, incident, now))
-    for incident in rt.store.list_incidents(inc.TICKETED):
-        if incident.id not in handled and decided_without_evidence(incident):
-            _count(counts, _decided_without_evidence(rt, run, incident, now))
     return counts
 
 
@@ -53,12 +50,14 @@ def _count(counts: dict[str, int], outcome: str | None) -> None:
 
 
 def _stale_claim(rt: Runtime, run: RunState, incident: Incident, now: datetime) -> str | None:
+    # The grant's target as its diagnosis names it; a failure merged since may have replaced the diagnosis, so
+    # the assignment is also recognised by its description, which names this incident.
     diagnosis = incident.diagnosis
-    target = (diagnosis.scope, diagnosis.role_id) if diagnosis else (None, None)
-    scope, role_id = target
+    scope = (diagnosis.scope if diagnosis else None) or incident.resource_id
     try:
         found = rt.roles.find_own(scope=scope, principal_id=inc.principal_key(incident.principal_id),
-                                  role_guid=role_id) if scope and role_id and incident.principal_id else None
+                                  role_guid=diagnosis.role_id if diagnosis else None,
+                                  incident_id=incident.id) if incident.principal_id else None
     except Exception as exc:  # noqa: BLE001 - unreadable now: the next sweep tries again
         log.warning("stale grant claim of %s not reconciled: %s", incident.id, error_text(exc))
         return "deferred"
@@ -99,15 +98,8 @@ def _lapse(rt: Runtime, run: RunState, incident: Incident, now: datetime) -> str
         Action(now, "grant-claim-lapsed", "no assignment was made for the stale grant claim; decided again"))
     evidence = _evidence(rt, incident)
     if evidence is not None and not evidence.complete:
-        return None  # decided once evidence is readable (the claim stays; the next sweep comes back)
+        return "deferred"  # decided once evidence is readable: the claim stays, the next sweep comes back
     return _decide_again(rt, run, lapsed, incident.etag, evidence, approver, "lapsed")
-
-
-def _decided_without_evidence(rt: Runtime, run: RunState, incident: Incident, now: datetime) -> str | None:
-    evidence = _evidence(rt, incident)
-    if evidence is not None and not evidence.complete:
-        return None  # still unreadable: left for the next sweep
-    return _decide_again(rt, run, incident, incident.etag, evidence, None, "redecided")
 
 
 def _evidence(rt: Runtime, incident: Incident) -> Evidence | None:

@@ -47,7 +47,7 @@ class ScanReport:
     # last_error, last_error_at.
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)
     evidence_errors: list[str] = field(default_factory=list)  # evidence look-ups that failed, whole messages
-    reconciled: dict[str, int] = field(default_factory=dict)  # what the end-of-scan sweeps did (engine/reconcile)
+    reconciled: dict[str, int] = field(default_factory=dict)  # stale grant claims the sweep settled (engine/reconcile)
 
     @property
     def failed_sources(self) -> list[str]:
@@ -157,8 +157,8 @@ def run_scan(
     if window is None:
         # Failed ticket operations of incidents no signal brought back this cycle (e.g. a resolved one's close).
         retry_pending_tickets(rt, run, set(report.incidents))
-        # Stale grant claims and decisions made without evidence that no signal brought back (engine/reconcile).
-        report.reconciled = reconcile(rt, run, set(report.incidents))
+        # Grant claims whose instance died, before or after ARM's write (engine/reconcile).
+        report.reconciled = reconcile(rt, run)
         report.grants = run.grants_this_run
     else:
         retry = next((read.error for read in reads if read.check.transient and read.error is not None), None)

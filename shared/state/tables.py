@@ -202,7 +202,7 @@ class TableStore:
         what = f"write incident {incident.id} with its audit"
         with _azure_errors(what):
             try:
-                results = table.submit_transaction(operations)  # type: ignore[arg-type]
+                results = table.submit_transaction(operations)
             except TableTransactionError as exc:
                 if exc.status_code in (404, 409, 412):  # exists, vanished, or changed since read
                     raise ConflictError(f"{what}: {exc.status_code}") from exc

@@ -386,7 +386,7 @@ class FakeRoleWriter:
         self.grants: list[GrantCall] = []
         self.deletes: list[str] = []
         self.gets: list[str] = []
-        self.finds: list[tuple[str, str, str]] = []
+        self.finds: list[tuple[str, str, str | None, str]] = []
         self._answers: list[tuple[str, str]] = []
         self.lose_next_result = False  # True: the next create writes, then raises (a crash after ARM's write)
 
@@ -426,13 +426,19 @@ class FakeRoleWriter:
         return GrantOutcome("created", assignment_id=assignment_id, created_on=self._clock.now(),
                             message=f"assigned {guid} at {scope}")
 
-    def find_own(self, *, scope: str, principal_id: str, role_guid: str) -> RoleAssignmentEvidence | None:
-        self.finds.append((scope, principal_id, role_guid))
+    def find_own(self, *, scope: str, principal_id: str, role_guid: str | None,
+                 incident_id: str) -> RoleAssignmentEvidence | None:
+        self.finds.append((scope, principal_id, role_guid, incident_id))
         if self._evidence.outage:
             raise ConnectionError(f"ARM: {self._evidence.outage}")
-        name = assignment_name(scope, principal_id, role_guid)
-        found = next((a for a in self._evidence.assignments if a.id.lower().endswith("/" + name)
-                      and normalize_scope(a.scope) == normalize_scope(scope)), None)
+        oid = normalize_object_id(principal_id)
+        name = assignment_name(scope, principal_id, role_guid) if role_guid else None
+        by_name = (a for a in self._evidence.assignments if name and a.id.lower().endswith("/" + name)
+                   and normalize_scope(a.scope) == normalize_scope(scope))
+        by_marker = (a for a in self._evidence.assignments if a.principal_id == oid
+                     and normalize_scope(a.scope).startswith(normalize_scope(scope))
+                     and a.description == description_for(incident_id))
+        found = next(by_name, None) or next(by_marker, None)
         return FakeEvidence.evidence_of(found, found.principal_id) if found else None
 
     def delete_own(self, assignment_id: str) -> bool:
