@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from typing import Any, TextIO
 
 from shared.core.resource_ids import short_name
 from shared.settings import SettingsError, load_settings
+
+log = logging.getLogger("triage")
 
 
 def _runtime():
@@ -225,8 +228,13 @@ def by_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--by", required=True, help="your identity, recorded in the audit log")
 
 
+EXIT_FAILED = 1  # the command could not complete: the store, Azure or a tracker failed (an outage)
+
+
 def guarded(handler: Any) -> Any:
-    """Invalid settings end the command with the one clear settings error and exit status 2."""
+    """Invalid settings end the command with the one clear settings error and exit status 2; anything else that
+    stops it (the store, ARM or Log Analytics unreachable) with one line naming what failed and exit status 1,
+    never a traceback (it goes to the debug log)."""
 
     def run(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
         try:
@@ -234,8 +242,19 @@ def guarded(handler: Any) -> Any:
         except SettingsError as exc:
             sys.stderr.write(str(exc) + "\n")
             return 2
+        except Exception as exc:  # noqa: BLE001 - an outage must read as one line, not a trace
+            log.debug("command failed", exc_info=True)
+            sys.stderr.write(f"{getattr(args, 'command', None) or 'command'} failed: {one_line(exc)}\n")
+            return EXIT_FAILED
 
     return run
+
+
+def one_line(exc: BaseException) -> str:
+    """The exception's type and the first line of its message, clipped: enough to name the outage."""
+    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    text = text if len(text) <= 300 else text[:299] + "…"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 scan = guarded(cmd_scan)
