@@ -12,6 +12,7 @@ from shared.core.policy import Decision
 from shared.core.status import GRANTED, GrantStatus
 from shared.core.triage import verify_horizon
 from shared.engine import ticketing
+from shared.engine.checkpoints import checkpoint
 from shared.engine.runtime import Runtime
 from shared.engine.ticketing import TicketUpdate
 from shared.engine.unit_of_work import RunState, put_incident, update_incident
@@ -30,6 +31,7 @@ def grant(rt: Runtime, run: RunState, incident: Incident, decision: Decision, *,
         approved_by=actor if actor != "service" else incident.approved_by,
     ).with_action(Action(now, "grant-claimed", f"{decision.role_name} at {decision.scope}", actor))
     claimed = put_incident(rt, claim, etag)  # the loser of a race gets ConflictError here and never calls ARM
+    checkpoint("grant-claimed")
     rt.invalidate_evidence()  # this write changes the assignments any cached evidence shows
     outcome = rt.roles.create(
         scope=decision.scope,
@@ -38,6 +40,7 @@ def grant(rt: Runtime, run: RunState, incident: Incident, decision: Decision, *,
         role_guid=decision.role_id,
         incident_id=incident.id,
     )
+    checkpoint("grant-written")
     audit_inputs = {
         "role_id": decision.role_id,
         "role": decision.role_name,
