@@ -140,8 +140,9 @@ def classify_line(raw: bytes | str) -> tuple[dict[str, Any], bool]:
         return {"error": "empty line"}, False
     try:
         obj = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        reason = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else "nested too deep"
+    except (ValueError, RecursionError) as exc:  # ValueError: also an integer longer than Python reads
+        reason = (f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError)
+                  else "nested too deep" if isinstance(exc, RecursionError) else "a number too long to read")
         return {"error": f"not valid JSON: {reason}"}, False
     try:
         signal = parse_failure(obj)

@@ -67,6 +67,8 @@ def incident_action(rt: Runtime, incident_id: str, action: str, headers: Mapping
     if body:
         data, problem = parse_json_body(body)
         if problem:
+            reject(rt, "", f"{action} request for {incident_id[:100]!r}: {problem}",
+                   body[:2000].decode("utf-8", "replace"))
             return error(400, problem)
     actor = engineer_identity(headers, data)
     if not actor:

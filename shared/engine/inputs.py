@@ -89,6 +89,8 @@ def envelope_of(event: Any) -> Envelope | Malformed:
     """Normalize what the Functions Event Grid trigger hands us (EventGridEvent, CloudEvent or a dict)."""
     if isinstance(event, dict):
         return envelope_from_dict(event)
+    if not callable(getattr(event, "get_json", None)):
+        return Malformed("event must be a JSON object")
     try:
         data = event.get_json()
     except (ValueError, TypeError) as exc:
