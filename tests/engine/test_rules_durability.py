@@ -4,17 +4,21 @@ evidence outage never leaves a permanent manual ticket, and incident and audit a
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
 from shared.core import incidents as inc
+from shared.core.events import parse_alert
 from shared.core.incidents import Action
 from shared.core.records import EventClaim
+from shared.engine import http_api
 from shared.engine.approvals import revoke
 from shared.engine.deliveries import EVENT_LEASE, DeliveryInFlight
 from shared.engine.events import handle_event_safely
+from shared.engine.inputs import alert_key
 from shared.engine.scan import run_scan
 from tests.engine.common import ACCOUNT, ALICE, ORDERS, failure_event, incident_of
 from tests.support.fakes import verify_due
@@ -227,3 +231,17 @@ def test_a_revoke_that_died_after_arms_delete_is_completed_by_the_next_request(m
     assert revoked.status == inc.TICKETED and revoked.assignment_id is None
     [record] = [a for a in store.list_audit(granted.id) if a.kind == "revoke"]
     assert record.actor == ALICE and "already gone" in record.detail
+
+
+def test_an_alert_notification_being_handled_elsewhere_is_answered_503_so_the_action_group_retries(
+        make_runtime, store, clock):
+    rt = make_runtime(mode="observe")
+    alert = {"schemaId": "azureMonitorCommonAlertSchema", "data": {"essentials": {
+        "alertId": "a-1", "alertTargetIDs": [ACCOUNT], "firedDateTime": clock.now().isoformat(),
+        "monitorCondition": "Fired"}, "alertContext": {}}}
+    parsed = parse_alert(alert, now=clock.now())
+    store.claim_event(alert_key(parsed), clock.now(), EVENT_LEASE)  # another instance is at it
+    status, reply = http_api.alerts_request(rt, json.dumps(alert).encode())
+    assert status == 503 and "retry later" in reply["error"]
+    clock.advance(minutes=10)  # its lease ran out: the retry is handled
+    assert http_api.alerts_request(rt, json.dumps(alert).encode())[1]["result"] == "processed"
