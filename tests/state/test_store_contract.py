@@ -266,7 +266,8 @@ def test_a_forgotten_event_is_new_again_so_a_redelivery_is_processed(store):
     assert store.mark_event_processed("evt-2", T0) is False
 
 
-@pytest.mark.parametrize("awkward", ["a/b", "a\\b", "a#b", "a?b", "a\tb\x7f", "ümlaut ✓", "x" * 2000, "", "_global"])
+@pytest.mark.parametrize("awkward", ["a/b", "a\\b", "a#b", "a?b", "a\tb\x7f", "ümlaut ✓", "x" * 2000, "", "_global",
+                                     "lone \ud800 surrogate"])
 def test_event_ids_with_characters_table_keys_refuse_are_kept_apart(store, awkward):
     assert store.mark_event_processed(awkward, T0) is True
     assert store.mark_event_processed(awkward + "!", T0) is True  # a near neighbour is a different id
@@ -288,6 +289,15 @@ def test_of_many_instances_marking_one_event_exactly_one_sees_it_first(backend):
     for t in threads:
         t.join()
     assert sorted(results) == [False] * (len(contenders) - 1) + [True]
+
+
+def test_ids_from_malformed_input_never_fail_a_read_or_a_claim(store):
+    lone = "evt-\ud800"  # JSON can carry a lone surrogate ("\ud800"); UTF-8 cannot encode one
+    assert store.claim_event(lone, T0, timedelta(minutes=5)) == EventClaim.CLAIMED
+    store.complete_event(lone, T0)
+    assert store.claim_event(lone, T0, timedelta(minutes=5)) == EventClaim.DONE
+    assert store.get_incident("inc-\udc00") is None and store.get_incidents(["inc-\udc00"]) == {}
+    assert store.list_audit("inc-\udc00") == []
 
 
 def test_a_claimed_delivery_is_held_until_completed_then_done(store):
