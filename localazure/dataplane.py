@@ -75,6 +75,7 @@ class CallSpec:
     gateway: str | None = None  # an API Management gateway (by name) the request goes through (localazure/apim.py)
     name: str = ""
     per_tick: int = 1
+    ingestion_delay_seconds: float = 0  # its log rows arrive this late in the workspace (logstore.py)
     from_seconds: float | None = None  # active window, relative to when the traffic was added
     until_seconds: float | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)

@@ -3,17 +3,24 @@
 Each query runs on its own cursor, where temporary views with the tables' names shadow the stored tables and
 apply the request's `timespan` (and, for resource-centric queries, the `_ResourceId`), the way Log Analytics
 limits what a query can see.
+
+Ingestion time: every table has a hidden column INGESTED_AT. A row added with an `ingestion_delay` (a timedelta
+or seconds) is ingested that long after its TimeGenerated and is invisible to every query until the stand-in's
+clock reaches it; a row without one is ingested at its TimeGenerated (the column stays null). duckdb-kql does not
+translate `ingestion_time()`, so a query's `ingestion_time()` calls (outside string literals) are rewritten to
+that column before it runs (`with_ingestion_column`); the column is never part of an answer.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +80,31 @@ class QueryResult:
     truncated: bool = False
 
 
+INGESTED_AT = "__IngestedAt"
+INGESTION_DELAY = "ingestion_delay"  # a row key (not a column): how late the row is ingested
+_INGESTION_TIME = re.compile(r"ingestion_time\s*\(\s*\)")
+# KQL comments and string literals: '...' and "..." with backslash escapes, verbatim @'...' / @"..." (doubled
+# quotes), so a call to ingestion_time() is found only where it is one.
+_KQL_STRING = re.compile("|".join((
+    r"//[^\n]*", r"@'(?:[^']|'')*'", r'@"(?:[^"]|"")*"', r"'(?:[^'\\\n]|\\.)*'", r'"(?:[^"\\\n]|\\.)*"')))
+
+
+def with_ingestion_column(kql: str, column: str = INGESTED_AT) -> str:
+    """`kql` with every `ingestion_time()` outside string literals read from `column` instead."""
+    out: list[str] = []
+    at = 0
+    for literal in _KQL_STRING.finditer(kql):
+        out.append(_INGESTION_TIME.sub(column, kql[at:literal.start()]))
+        out.append(literal.group(0))
+        at = literal.end()
+    out.append(_INGESTION_TIME.sub(column, kql[at:]))
+    return "".join(out)
+
+
+def _delay(value: Any) -> timedelta:
+    return value if isinstance(value, timedelta) else timedelta(seconds=float(value))
+
+
 def _naive_utc(value: datetime | str) -> datetime:
     return as_utc(value).replace(tzinfo=None)
 
@@ -102,7 +134,7 @@ class LogStore:
         self._catalog = self._con.execute("SELECT current_database()").fetchone()[0]
         for table, columns in TABLES.items():
             cols = ", ".join(f"{_quote(c)} {t}{self._default(table, c, t)}" for c, t in columns)
-            self._con.execute(f"CREATE TABLE {_quote(table)} ({cols})")
+            self._con.execute(f"CREATE TABLE {_quote(table)} ({cols}, {_quote(INGESTED_AT)} TIMESTAMP)")
 
     def _default(self, table: str, column: str, kind: str) -> str:
         # Log Analytics string columns are never null: a column a loader leaves out reads as "".
@@ -118,20 +150,31 @@ class LogStore:
         return TABLES[table]
 
     def add_rows(self, table: str, rows: Iterable[Mapping[str, Any]]) -> int:
-        """Insert dict rows (missing string columns become "", others null; datetimes may be ISO strings)."""
+        """Insert dict rows (missing string columns become "", others null; datetimes may be ISO strings). A row's
+        `ingestion_delay` (timedelta or seconds) makes it arrive that long after its TimeGenerated."""
         columns = self.columns(table)
         rows = list(rows)
         tuples = [tuple(self._cell(row.get(name), kind, name, table) for name, kind in columns) for row in rows]
         if not tuples:
             return 0
         self.unreceived.received(table, {name for row in rows for name, value in row.items()
-                                         if value not in (None, "")})
-        if len(tuples) > 500:
+                                         if value not in (None, "") and name != INGESTION_DELAY})
+        late = [self._ingested_at(row) for row in rows]
+        if len(tuples) > 500 and not any(late):
             return self._insert_bulk(table, [c for c, _ in columns], tuples)
-        marks = ", ".join("?" for _ in columns)
+        names = ", ".join(_quote(c) for c in [*(c for c, _ in columns), INGESTED_AT])
+        marks = ", ".join("?" for _ in range(len(columns) + 1))
         with self._lock:
-            self._con.executemany(f"INSERT INTO {_quote(table)} VALUES ({marks})", tuples)
+            self._con.executemany(f"INSERT INTO {_quote(table)} ({names}) VALUES ({marks})",
+                                  [(*cells, at) for cells, at in zip(tuples, late, strict=True)])
         return len(tuples)
+
+    @staticmethod
+    def _ingested_at(row: Mapping[str, Any]) -> datetime | None:
+        delay = row.get(INGESTION_DELAY)
+        if not delay or row.get("TimeGenerated") is None:
+            return None
+        return _naive_utc(row["TimeGenerated"]) + _delay(delay)
 
     def _cell(self, value: Any, kind: str, name: str, table: str) -> Any:
         if value is None:
@@ -232,6 +275,7 @@ class LogStore:
             self.unreceived.check(kql)
         except Missing as missing:
             raise QueryError("SemanticError", "A semantic error occurred.", (MISSING_CODE, missing.message)) from None
+        translated = with_ingestion_column(kql)
         with self._lock:
             cursor = self._con.cursor()
         try:
@@ -239,7 +283,8 @@ class LogStore:
             for table in TABLES:
                 if self.unreceived.is_missing(table):
                     continue
-                where = []
+                # Not yet ingested: invisible, whatever the query. Rows without an ingestion time arrived on time.
+                where = [f"({_quote(INGESTED_AT)} IS NULL OR {_quote(INGESTED_AT)} <= {_sql_timestamp(now)})"]
                 if start is not None:
                     where.append(f"TimeGenerated >= {_sql_timestamp(start)}")
                 if end is not None:
@@ -247,22 +292,25 @@ class LogStore:
                 if resource_id:
                     prefix = resource_id.lower().rstrip("/").replace("'", "''")
                     where.append(f"(lower(_ResourceId) = '{prefix}' OR starts_with(lower(_ResourceId), '{prefix}/'))")
-                clause = (" WHERE " + " AND ".join(where)) if where else ""
-                hidden = self.unreceived.hidden_columns(table)
-                exclude = f" EXCLUDE ({', '.join(_quote(c) for c in sorted(hidden))})" if hidden else ""
+                clause = " WHERE " + " AND ".join(where)
+                hidden = {*self.unreceived.hidden_columns(table), INGESTED_AT}
+                exclude = f" EXCLUDE ({', '.join(_quote(c) for c in sorted(hidden))})"
+                # Kept last, as in the stored table: duckdb-kql reads the columns from the stored table's schema.
+                ingested = f", coalesce({_quote(INGESTED_AT)}, TimeGenerated) AS {_quote(INGESTED_AT)}"
                 cursor.execute(
-                    f"CREATE TEMP VIEW {_quote(table)} AS SELECT *{exclude} FROM "
+                    f"CREATE TEMP VIEW {_quote(table)} AS SELECT *{exclude}{ingested} FROM "
                     f"{_quote(self._catalog)}.main.{_quote(table)}{clause}"
                 )
-            relation = self._run(cursor, kql, now)
+            relation = self._run(cursor, translated, now)
             if relation is None:
                 return QueryResult([], [])
             names = list(relation.columns)
             types = [la_type(str(t)) for t in relation.types]
             fetched = self._fetch(relation, max_rows + 1)
             truncated = len(fetched) > max_rows
-            rows = [[la_value(v, t) for v, t in zip(row, types, strict=True)] for row in fetched[:max_rows]]
-            return QueryResult(list(zip(names, types, strict=True)), rows, truncated)
+            shown = [n for n, name in enumerate(names) if name != INGESTED_AT]  # never a column of the answer
+            rows = [[la_value(row[n], types[n]) for n in shown] for row in fetched[:max_rows]]
+            return QueryResult([(names[n], types[n]) for n in shown], rows, truncated)
         finally:
             cursor.close()
 

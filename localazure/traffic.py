@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from localazure import apim, dataplane, telemetry
 from localazure.dataplane import CallSpec, Outcome
-from localazure.logstore import LogStore
+from localazure.logstore import INGESTION_DELAY, LogStore
 from localazure.state import State
 
 
@@ -90,20 +92,28 @@ class Simulator:
         shape = self.state.settings.log_shape
         with self._lock:
             for outcome in outcomes:
+                late = _late(outcome)
                 if telemetry.is_logged(outcome, shape):
-                    diagnostics.append(telemetry.diagnostics_row(outcome, self._rng, shape))
+                    diagnostics.append(late(telemetry.diagnostics_row(outcome, self._rng, shape)))
                 if outcome.gateway_request is not None:
                     gateway = self.state.require_gateway(outcome.gateway_request.gateway or "")
-                    gateway_logs.append(apim.gateway_row(gateway, outcome.gateway_request, outcome, self._rng))
+                    gateway_logs.append(late(apim.gateway_row(gateway, outcome.gateway_request, outcome, self._rng)))
                 if outcome.spec.app_role_name:
                     dependency, exception = telemetry.app_rows(outcome, self._rng)
-                    dependencies.append(dependency)
+                    dependencies.append(late(dependency))
                     if exception:
-                        exceptions.append(exception)
+                        exceptions.append(late(exception))
         self.logs.add_rows("AzureDiagnostics", diagnostics)
         self.logs.add_rows("AppDependencies", dependencies)
         self.logs.add_rows("AppExceptions", exceptions)
         self.logs.add_rows(apim.TABLE, gateway_logs)
+
+
+def _late(outcome: Outcome) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The call's rows, marked to arrive `ingestion_delay_seconds` late (the client's, through a gateway)."""
+    spec = outcome.gateway_request or outcome.spec
+    delay = spec.ingestion_delay_seconds or outcome.spec.ingestion_delay_seconds
+    return (lambda row: {**row, INGESTION_DELAY: delay}) if delay else (lambda row: row)
 
 
 TRAFFIC_FIELDS = frozenset(CallSpec.__dataclass_fields__) - {"extra"}

@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None, stdin: IO[bytes] | None = None, stdout: 
         from shared.settings import SettingsError
 
         logging.getLogger("triage.cli").debug("command %s failed", args.command, exc_info=True)
-        sys.stderr.write(error_line(exc) + "\n")
+        sys.stderr.write(error_line(exc, args.command) + "\n")
         return EXIT_USAGE if isinstance(exc, SettingsError) else EXIT_SOME_ERRORS
 
 
@@ -153,16 +153,18 @@ def _quiet_credential_chain() -> None:
         logging.getLogger("azure.identity").setLevel(logging.ERROR)
 
 
-def error_line(exc: BaseException) -> str:
-    """One line for a failed command: the settings problems, or the error's first line and, when no Azure
-    credential worked, what to do about it."""
+def error_line(exc: BaseException, command: str | None = None) -> str:
+    """One line for a failed command: the settings problems, or what failed (`<command> failed: <Type>: <first line>`)
+    and, when no Azure credential worked, what to do about it."""
     from shared.core.doctor import credential_hint
     from shared.settings import SettingsError
 
     if isinstance(exc, SettingsError):
         return exc.one_line()
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    message = f"error: {type(exc).__name__}: {lines[0] if lines else 'no message'}"
+    first = lines[0] if lines else "no message"
+    first = first if len(first) <= 300 else first[:299] + "…"
+    message = f"{command or 'command'} failed: {type(exc).__name__}: {first}"
     if _is_credential_error(exc):
         message += f" (hint: {credential_hint(str(exc))})"
     return message
@@ -197,8 +199,9 @@ def classify_line(raw: bytes | str) -> tuple[dict[str, Any], bool]:
         return {"error": "empty line"}, False
     try:
         obj = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        reason = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else "nested too deep"
+    except (ValueError, RecursionError) as exc:  # ValueError: also an integer longer than Python reads
+        reason = (f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError)
+                  else "nested too deep" if isinstance(exc, RecursionError) else "a number too long to read")
         return {"error": f"not valid JSON: {reason}"}, False
     try:
         signal = parse_failure(obj)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from typing import Any, TextIO
 
 from shared.core.resource_ids import short_name
 from shared.settings import SettingsError, load_settings
+
+log = logging.getLogger("triage")
 
 
 def _runtime():
@@ -294,8 +297,13 @@ def by_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--by", required=True, help="your identity, recorded in the audit log")
 
 
+EXIT_FAILED = 1  # the command could not complete: the store, Azure or a tracker failed (an outage)
+
+
 def guarded(handler: Any) -> Any:
-    """Invalid settings end the command with the one clear settings error, on one line, and exit status 2."""
+    """Invalid settings end the command with the one clear settings error, on one line, and exit status 2; anything
+    else that stops it (the store, ARM or Log Analytics unreachable) with one line naming what failed and exit
+    status 1, never a traceback (it goes to the debug log)."""
 
     def run(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
         try:
@@ -303,6 +311,12 @@ def guarded(handler: Any) -> Any:
         except SettingsError as exc:
             sys.stderr.write(exc.one_line() + "\n")
             return 2
+        except Exception as exc:  # noqa: BLE001 - an outage must read as one line, not a trace
+            from shared.cli import error_line
+
+            log.debug("command failed", exc_info=True)
+            sys.stderr.write(error_line(exc, getattr(args, "command", None)) + "\n")
+            return EXIT_FAILED
 
     return run
 

@@ -14,7 +14,7 @@ route is the row's `apiName`.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from shared.core.allowlist import normalize_object_id
 from shared.core.resource_ids import account_key
@@ -74,16 +74,42 @@ def bucket_filter(prefixes: tuple[str, ...]) -> str:
             f"| where substring(hash_md5(GroupKey), 0, {len(prefixes[0])}) in {_literal_list(prefixes)}")
 
 
+# How late a row may arrive (ingestion time minus TimeGenerated) and still be read: the failures query windows on
+# ingestion time, and bounds TimeGenerated only this far before the window, for the query's cost.
+LATE_ROWS_READ = timedelta(hours=2)
+READ_THROUGH = "ReadThrough"  # the column of the failures query's last row: how far its ingestion window reached
+
+
+def _ingestion_window(start: datetime, watermark: datetime, end: datetime) -> list[str]:
+    """The failures query's window is on ingestion time, as Azure Monitor log search alerts may use: a row is in
+    it when it arrived in [WindowStart, ReadThrough), whenever it was generated. ReadThrough is the workspace's
+    own clock (`now()`, evaluated by Log Analytics) capped at WindowEnd, so an instance whose clock runs ahead
+    never moves its watermark past rows not yet ingested. Rows of the query's own instant are left to the next
+    read (never read by this one and counted as read)."""
+    return [
+        *_window(start, watermark, end),
+        f"let {READ_THROUGH} = min_of(WindowEnd, now());",
+        f"let GeneratedSince = {datetime_literal(start - LATE_ROWS_READ)};",
+    ]
+
+
+def failures_timespan(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """The query API's `timespan` (it limits TimeGenerated) for a failures read of [start, end) by ingestion."""
+    return start - LATE_ROWS_READ, end + LATE_ROWS_READ
+
+
 def _failure_rows(
     start: datetime, watermark: datetime, end: datetime, resource_ids: tuple[str, ...] | None,
     buckets: tuple[str, ...] | None,
 ) -> list[str]:
-    lines = _window(start, watermark, end)
+    lines = _ingestion_window(start, watermark, end)
     lines += [
         "AzureDiagnostics",
-        "| where TimeGenerated >= WindowStart and TimeGenerated < WindowEnd",
+        "| where TimeGenerated >= GeneratedSince",
         '| where ResourceProvider == "MICROSOFT.COGNITIVESERVICES" and Category == "RequestResponse"',
         f"| where ResultSignature in {_literal_list(FAILURE_STATUSES)}",
+        "| extend IngestedAt = ingestion_time()",
+        f"| where IngestedAt >= WindowStart and IngestedAt < {READ_THROUGH}",
         "| extend Props = parse_json(properties_s)",
         "| extend ObjectId = tolower(tostring(Props.objectId)), ErrorCode = tostring(Props.errorCode),"
         " ErrorMessage = tostring(Props.errorMessage), RequestPath = tostring(Props.requestPath),"
@@ -117,23 +143,27 @@ def failures_query(
     buckets: tuple[str, ...] | None = None,
     limit: int | None = None,
 ) -> str:
-    """Server-side 401/403 (and 400 tenant-mismatch) groups from AzureDiagnostics over [start, end).
+    """Server-side 401/403 (and 400 tenant-mismatch) groups from AzureDiagnostics that arrived in [start, end)
+    (ingestion time; `_ingestion_window`), so a row that arrives late is read once, by the read after it arrived.
 
-    `OverlapFailures` counts the rows before `watermark`, i.e. the part of the window an earlier scan already
-    read: the lifecycle subtracts it so re-reading the overlap never double counts. The error code is a group
-    key too, so a token problem and a missing role of the same caller stay apart.
+    `OverlapFailures` counts the rows that arrived before `watermark`, i.e. the part of the window an earlier scan
+    already read: the lifecycle subtracts it so re-reading the overlap never double counts. FirstSeen and LastSeen
+    are when the failures happened (TimeGenerated). The error code is a group key too, so a token problem and a
+    missing role of the same caller stay apart. One more row carries only `ReadThrough`, where this read's window
+    really ended: the next read's watermark.
 
     `buckets` keeps one hash bucket of the groups (bucket_filter); `limit` caps the rows returned, so a reader
     learns that there are more groups than it wants in one response without receiving them all.
     """
     lines = _failure_rows(start, watermark, end, resource_ids, buckets)
     lines += [
-        "| summarize Failures = count(), OverlapFailures = countif(TimeGenerated < Watermark),"
+        "| summarize Failures = count(), OverlapFailures = countif(IngestedAt < Watermark),"
         " FirstSeen = min(TimeGenerated), LastSeen = max(TimeGenerated), SampleMessage = take_any(ErrorMessage)"
         f" by {_GROUP_BY}",
         "| order by ResourceId asc, ObjectId asc, Status asc, OperationName asc, Route asc, ErrorCode asc",
+        f"| union (print {READ_THROUGH} = {READ_THROUGH})",
     ]
-    if limit is not None:
+    if limit is not None:  # rows, the ReadThrough row included: an answer of `limit` rows may have been cut
         lines.append(f"| take {int(limit)}")
     return "\n".join(lines)
 

@@ -20,7 +20,7 @@ import logging
 import math
 import re
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.adapters import kql
@@ -168,30 +168,40 @@ class LogAnalyticsSource:
             return SourceBatch(self.name, start, end, (), no_data=str(missing))
 
     def _read(self, window: dict[str, Any]) -> SourceBatch:
+        """Rows by ingestion time (kql.failures_query): the batch's `read_through` is where the workspace said the
+        window ended. Every query after the first is asked to end exactly there, so buckets read one window."""
         start, end, resource_ids = window["start"], window["end"], window["resource_ids"]
         overlap_start = window["watermark"]
         pending: list[tuple[str, ...] | None] = [None] if self._buckets == 1 else list(buckets(self._buckets))
         signals: list[FailureSignal] = []
         rejected: list[RejectedRow] = []
         partial: list[str] = []
+        read_through: datetime | None = None
         while pending:
             bucket = pending.pop()
-            text = kql.failures_query(start=start, watermark=overlap_start, end=end, resource_ids=resource_ids,
-                                      buckets=bucket, limit=GROUPS_PER_RESPONSE + 1)
-            rows, errors = self._query.run(text, start, end)
-            if len(rows) > GROUPS_PER_RESPONSE:  # not used, whatever else it says: its groups are read again
-                pending.extend(split_bucket(bucket) if bucket else buckets(self._count_buckets(window)))
+            text = kql.failures_query(start=start, watermark=overlap_start, end=read_through or end,
+                                      resource_ids=resource_ids, buckets=bucket, limit=GROUPS_PER_RESPONSE + 1)
+            answer, errors = self._query.run(text, *kql.failures_timespan(start, end))
+            rows, reached = _read_through(answer)
+            read_through = read_through or reached
+            if len(answer) > GROUPS_PER_RESPONSE:  # cut at the limit: not used, its groups are read again
+                pending.extend(split_bucket(bucket) if bucket else buckets(self._count_buckets(
+                    {**window, "end": read_through or end})))
                 continue
             partial.extend(errors)
             found, bad = map_rows(rows, self.name, lambda row: diagnostics_signal(row, self.name))
             signals.extend(found)
             rejected.extend(bad)
+        if read_through is None and not partial:
+            raise SourceError(f"{self.name}: the failures query's answer does not say where it read through "
+                              f"({kql.READ_THROUGH})")
         self._buckets = buckets_for(len(signals))
         return SourceBatch(self.name, start, end, merge_groups(signals), partial_errors=tuple(partial),
-                           rejected=tuple(rejected))
+                           rejected=tuple(rejected), read_through=read_through)
 
     def _count_buckets(self, window: dict[str, Any]) -> int:
-        rows, _ = self._query.run(kql.failures_group_count_query(**window), window["start"], window["end"])
+        rows, _ = self._query.run(kql.failures_group_count_query(**window),
+                                  *kql.failures_timespan(window["start"], window["end"]))
         groups = int(rows[0].get("Count") or 0) if rows else 0
         return max(2, buckets_for(groups))
 
@@ -202,6 +212,24 @@ class LogAnalyticsSource:
         except NoDataYet:
             return Activity(0, 0)
         return _activity(rows, partial, self.name)
+
+
+def _read_through(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], datetime | None]:
+    """The failure groups, and the `ReadThrough` the query's last row states (None when it is missing: a partial
+    answer may have lost it, and then the watermark does not move)."""
+    groups = [row for row in rows if row.get(kql.READ_THROUGH) is None]
+    stated = [row[kql.READ_THROUGH] for row in rows if row.get(kql.READ_THROUGH) is not None]
+    return groups, (_as_time(stated[0]) if stated else None)
+
+
+def _as_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _activity(rows: list[dict[str, Any]], partial: tuple[str, ...], name: str) -> Activity:

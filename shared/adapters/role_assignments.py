@@ -40,6 +40,11 @@ def assignment_name(scope: str, principal_id: str, role_guid: str) -> str:
     return str(uuid.uuid5(ASSIGNMENT_NAMESPACE, key))
 
 
+def is_own(name: str | None, description: str | None, our_name: str) -> bool:
+    """An assignment this service made: it has the grant's deterministic name, or its description's marker."""
+    return (name or "").lower() == our_name or (description or "").startswith(DESCRIPTION_MARKER)
+
+
 def role_definition_id(scope: str, role_guid: str) -> str:
     return (
         f"/subscriptions/{subscription_of(scope)}/providers/Microsoft.Authorization/roleDefinitions/"
@@ -165,6 +170,25 @@ class RoleAssignments:
         principal = normalize_object_id(found.principal_id) or found.principal_id or ""
         return to_evidence(found, principal)
 
+    def find_own(self, *, scope: str, principal_id: str, role_guid: str | None,
+                 incident_id: str) -> RoleAssignmentEvidence | None:
+        """The assignment `create` made for this incident: by its deterministic name when the role is known,
+        else by its description among the principal's assignments at or below `scope` (None when neither)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        caller = normalize_object_id(principal_id) or principal_id
+        if role_guid:
+            try:
+                found = self.client.role_assignments.get(scope, assignment_name(scope, principal_id, role_guid))
+                return to_evidence(found, caller)
+            except ResourceNotFoundError:
+                pass
+        marked = description_for(incident_id)
+        for assignment in self.client.role_assignments.list_for_scope(scope, filter=f"principalId eq '{caller}'"):
+            if (assignment.description or "") == marked:
+                return to_evidence(assignment, caller)
+        return None
+
     def definitions(self, subscription_id: str) -> dict[str, RoleDefinitionInfo]:
         """All role definitions visible in the subscription by GUID; fetched once per run, then cached."""
         with self._lock:
@@ -257,6 +281,10 @@ class RoleAssignments:
                 found = self.client.role_assignments.get(scope, name)
             except AzureError:
                 continue
+            if is_own(found.name, found.description, our_name):
+                # Made by this service (an earlier attempt whose result was never recorded): its own, revocable.
+                return GrantOutcome("created", assignment_id=found.id, created_on=_utc(found.created_on),
+                                    message="the role assignment this service made earlier already exists")
             return GrantOutcome("exists", assignment_id=found.id, created_on=_utc(found.created_on),
                                 message="the role assignment already exists")
         return GrantOutcome("exists", message=f"the role assignment already exists: {message}")

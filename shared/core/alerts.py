@@ -19,7 +19,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from shared.core.signals import SignalError, parse_time
+from shared.core.limits import TimeOutOfRange, checked_time
+from shared.core.signals import SignalError, TimeRangeError, parse_time
 
 FIRED = "Fired"
 
@@ -41,6 +42,10 @@ _WORKSPACE_QUERY = re.compile(r"^/v1/workspaces/[^/]+/query/?$", re.IGNORECASE)
 _RESOURCE_QUERY = re.compile(r"^/v1(/subscriptions/.+?)/query/?$", re.IGNORECASE)
 # Log Alerts V1 writes its search interval in the US form "3/22/2019 1:36:31 PM".
 _V1_TIME_FORMATS = ("%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %H:%M:%S")
+
+
+class AlertShapeError(ValueError):
+    """A part of the alert that must have a shape does not (a link that is no URL, a time out of range)."""
 
 
 @dataclass(frozen=True)
@@ -71,20 +76,28 @@ def _as_list(value: Any) -> list[Any]:
 
 def read_time(value: Any) -> datetime | None:
     """A timestamp as alerts carry it (ISO-8601 text, Log Alerts V1's "M/D/YYYY h:mm:ss AM", or a datetime from the
-    Functions worker); None if absent or unreadable. Times without a zone are UTC."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if not isinstance(value, str) or not value.strip():
-        return None
+    Functions worker); None if absent or unreadable. Times without a zone are UTC. AlertShapeError for a time that
+    reads but is out of range (core/limits.py)."""
     try:
-        return parse_time(value)
-    except SignalError:
-        pass
-    for form in _V1_TIME_FORMATS:
+        if isinstance(value, datetime):
+            return checked_time(value)
+        if not isinstance(value, str) or not value.strip():
+            return None
         try:
-            return datetime.strptime(value.strip(), form).replace(tzinfo=UTC)
-        except ValueError:
-            continue
+            return parse_time(value)
+        except TimeRangeError:
+            raise
+        except SignalError:
+            pass
+        for form in _V1_TIME_FORMATS:
+            try:
+                return checked_time(datetime.strptime(value.strip(), form).replace(tzinfo=UTC))
+            except ValueError as exc:
+                if isinstance(exc, TimeOutOfRange):
+                    raise
+                continue
+    except (TimeRangeError, TimeOutOfRange) as exc:
+        raise AlertShapeError(f"a time in the alert ({str(value)[:40]!r}) is out of range") from exc
     return None
 
 
@@ -159,7 +172,10 @@ def _query_scope(context: dict[str, Any]) -> tuple[list[str], set[str]]:
 def _link_scope(link: Any) -> str | None:
     if not isinstance(link, str):
         return None
-    path = unquote(urlparse(link).path)
+    try:
+        path = unquote(urlparse(link).path)
+    except ValueError:  # e.g. "[" in the host: an invalid IPv6 literal
+        raise AlertShapeError(f"the alert's search results link is not a URL: {link[:100]!r}") from None
     if _WORKSPACE_QUERY.match(path):
         return "workspace"
     match = _RESOURCE_QUERY.match(path)

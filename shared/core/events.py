@@ -9,13 +9,22 @@ never redelivered forever).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from shared.core.alerts import FIRED, AlertScan, alert_scope, alert_window, as_dict, read_time
+from shared.core.alerts import FIRED, AlertScan, AlertShapeError, alert_scope, alert_window, as_dict, read_time
+from shared.core.limits import (
+    MAX_ALERT_WINDOW,
+    MAX_CLOCK_SKEW,
+    MAX_LIST_ITEMS,
+    TimeOutOfRange,
+    checked_time,
+    is_role_assignment_id,
+    shape_problem,
+)
 from shared.core.model import FailureSignal
 from shared.core.resource_ids import is_account_or_project_id
-from shared.core.signals import SignalError, parse_failure, parse_time
+from shared.core.signals import SignalError, TimeRangeError, parse_failure, parse_time
 
 FAILURE_EVENT_TYPE = "AOAI.Triage.Failure"
 COMMON_ALERT_SCHEMA = "azureMonitorCommonAlertSchema"
@@ -67,15 +76,23 @@ class Malformed:
 Parsed = AlertScan | RoleAssignmentChange | FailureReport | Unknown | Malformed
 
 
+MAX_EVENT_ID_CHARS = 1_024
+
+
 def _parse_time(value: Any) -> datetime | None:
     """A timestamp as events carry it (ISO-8601 text, or a datetime from the Functions worker); None if absent or
-    unreadable. Times without a zone are UTC."""
+    unreadable. Times without a zone are UTC. TimeRangeError when it reads but is out of range."""
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
+        try:
+            return checked_time(value)
+        except TimeOutOfRange as exc:
+            raise TimeRangeError(str(exc)) from None
     if not isinstance(value, str) or not value.strip():
         return None
     try:
         return parse_time(value)
+    except TimeRangeError:
+        raise
     except SignalError:
         return None
 
@@ -85,6 +102,16 @@ def parse_alert(payload: Any, *, now: datetime) -> AlertScan | Malformed:
     it is about (shared/core/alerts.py), or why it cannot be read."""
     if not isinstance(payload, dict):
         return Malformed("alert payload must be a JSON object")
+    problem = shape_problem(payload)
+    if problem:
+        return Malformed(f"alert payload refused: {problem}")
+    try:
+        return _alert(payload, now)
+    except AlertShapeError as exc:
+        return Malformed(str(exc))
+
+
+def _alert(payload: dict[str, Any], now: datetime) -> AlertScan | Malformed:
     if payload.get("schemaId") != COMMON_ALERT_SCHEMA:
         return Malformed(f"schemaId must be {COMMON_ALERT_SCHEMA!r}")
     data = payload.get("data")
@@ -94,14 +121,22 @@ def parse_alert(payload: Any, *, now: datetime) -> AlertScan | Malformed:
     targets = essentials.get("alertTargetIDs") or []  # null in budget alerts
     if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
         return Malformed("data.essentials.alertTargetIDs must be a list of resource ids")
-    raw_items = essentials.get("configurationItems") or []
-    items = [i for i in raw_items if isinstance(i, str)] if isinstance(raw_items, list) else []
+    items = essentials.get("configurationItems") or []
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        return Malformed("data.essentials.configurationItems must be a list of strings")
+    if len(targets) > MAX_LIST_ITEMS or len(items) > MAX_LIST_ITEMS:
+        return Malformed(f"the alert names more than {MAX_LIST_ITEMS} resources")
+    for name in ("alertId", "alertRule", "monitorCondition"):
+        if essentials.get(name) is not None and not isinstance(essentials.get(name), str):
+            return Malformed(f"data.essentials.{name} must be a string")
     context = as_dict(as_dict(data).get("alertContext"))
     fired_at = read_time(essentials.get("firedDateTime"))
     anchor = fired_at or now
     start, end = alert_window(context, anchor)
     if end < start:
         return Malformed("alert window ends before it starts")
+    if end - start > MAX_ALERT_WINDOW:
+        return Malformed(f"alert window is longer than {MAX_ALERT_WINDOW.days} days")
     accounts, not_relevant = alert_scope(essentials, context, targets, items)
     return AlertScan(
         alert_id=str(essentials.get("alertId") or ""),
@@ -124,10 +159,10 @@ def parse_failure_event(data: Any, *, default_time: datetime | None) -> FailureR
         return Malformed("resource_id must be a Microsoft.CognitiveServices account (or project) resource id")
     try:
         signal = parse_failure(data)
+        when = _parse_time(data.get("time")) or default_time
     except SignalError as exc:
         return Malformed(str(exc))
-    when = _parse_time(data.get("time")) or default_time
-    if data.get("time") is not None and _parse_time(data.get("time")) is None:
+    if data.get("time") is not None and when is default_time:
         return Malformed("time must be an ISO-8601 timestamp")
     count = data.get("count", 1)
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
@@ -142,7 +177,11 @@ def classify_event(envelope: Envelope, *, now: datetime) -> Parsed:
     if not envelope.id:
         return Malformed("event has no id")
     if event_type == FAILURE_EVENT_TYPE:
-        return parse_failure_event(envelope.data, default_time=envelope.time or now)
+        report = parse_failure_event(envelope.data, default_time=envelope.time or now)
+        seen = report.signal.last_seen if isinstance(report, FailureReport) else None
+        if seen is not None and seen > now + MAX_CLOCK_SKEW:
+            return Malformed("the failure's time is more than a day in the future")
+        return report
     if isinstance(envelope.data, dict) and envelope.data.get("schemaId") == COMMON_ALERT_SCHEMA:
         return parse_alert(envelope.data, now=now)
     if event_type in (RESOURCE_WRITE_SUCCESS, RESOURCE_DELETE_SUCCESS):
@@ -155,6 +194,9 @@ def classify_event(envelope: Envelope, *, now: datetime) -> Parsed:
         assignment_id = data.get("resourceUri") or envelope.subject
         if not isinstance(assignment_id, str) or "/roleassignments/" not in assignment_id.lower():
             return Malformed("role-assignment event without a roleAssignments resource id")
+        if not is_role_assignment_id(assignment_id):
+            return Malformed("role-assignment event whose resource id is not {scope}/providers/"
+                             "Microsoft.Authorization/roleAssignments/{guid} (braces, spaces, query or escapes in it)")
         raw_claims = data.get("claims")
         claims: dict[str, Any] = raw_claims if isinstance(raw_claims, dict) else {}
         actor = str(
@@ -177,15 +219,27 @@ def envelope_from_dict(raw: Any) -> Envelope | Malformed:
     """Accept an Event Grid schema event or a CloudEvents 1.0 event as a plain dict."""
     if not isinstance(raw, dict):
         return Malformed("event must be a JSON object")
+    problem = shape_problem(raw)
+    if problem:
+        return Malformed(f"event refused: {problem}")
     # CloudEvents name the fields type/source/time; the Event Grid schema eventType/topic/eventTime.
     type_key, source_key, time_key = ("type", "source", "time") if "specversion" in raw else (
         "eventType", "topic", "eventTime")
+    for key in ("id", type_key, "subject", source_key):
+        if raw.get(key) is not None and (isinstance(raw[key], bool) or not isinstance(raw[key], str | int)):
+            return Malformed(f"event {key} must be a string")
+    if len(str(raw.get("id") or "")) > MAX_EVENT_ID_CHARS:
+        return Malformed(f"event id is longer than {MAX_EVENT_ID_CHARS} characters")
+    try:
+        time = _parse_time(raw.get(time_key))
+    except TimeRangeError as exc:
+        return Malformed(f"event {exc}")
     return Envelope(
         id=str(raw.get("id") or ""),
         type=str(raw.get(type_key) or ""),
         subject=str(raw.get("subject") or ""),
         source=str(raw.get(source_key) or ""),
-        time=_parse_time(raw.get(time_key)),
+        time=time,
         data=raw.get("data"),
         topic="" if "specversion" in raw else str(raw.get("topic") or ""),
     )

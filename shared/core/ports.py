@@ -7,16 +7,16 @@ Table Storage and the trackers; tests implement them with in-memory fakes (`test
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from shared.core.allowlist import normalize_object_id
 from shared.core.incidents import Incident
 from shared.core.model import Evidence, FailureSignal, RoleAssignmentEvidence
-from shared.core.records import AuditRecord, Suppression
+from shared.core.records import AuditRecord, EventClaim, Suppression
 from shared.core.ticket_model import TicketContent, TicketRef
 
 # What "now" is: the service reads the time through this, so tests and the stand-in share a frozen clock.
@@ -50,6 +50,9 @@ class SourceBatch:
     # Not "" when the workspace has no such table or column yet (no diagnostics received): the whole answer. Then
     # `signals` is empty and the batch says nothing about the window; it is no error.
     no_data: str = ""
+    # Where the read really ended, by the source's own clock: a source that windows on ingestion time reads what
+    # arrived in [start, read_through), and the watermark moves here (None: to `end`; a window on event time).
+    read_through: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,8 @@ class FailureSource(Protocol):
         watermark: datetime | None = None,
     ) -> SourceBatch:
         """Summarized 401/403 (and 400 tenant) failure groups in [start, end); optionally only these resources.
+        A source that windows on ingestion time (Log Analytics' AzureDiagnostics) reads the rows that arrived in
+        [start, end), capped by its own clock, and says where it stopped in `SourceBatch.read_through`.
 
         `watermark` (where the previous scan ended; start = watermark - overlap) makes each signal's
         `overlap_count` the rows before it, i.e. rows an earlier scan may already have counted. None: 0.
@@ -125,6 +130,14 @@ class RoleWriter(Protocol):
         """One assignment by its full id; None when it does not exist (or no longer does)."""
         ...
 
+    def find_own(self, *, scope: str, principal_id: str, role_guid: str | None,
+                 incident_id: str) -> RoleAssignmentEvidence | None:
+        """The assignment `create` made for this incident, if it exists: the grant's deterministic name at `scope`
+        (when the role is known), else an assignment of the principal at or below `scope` whose description
+        carries the service's marker for `incident_id`. How a grant whose instance died between ARM's write and
+        recording it is recognised as the service's own. None when there is none; a failure to read raises."""
+        ...
+
 
 class EventPublisher(Protocol):
     def publish(self, event_type: str, data: dict[str, Any]) -> object:
@@ -138,6 +151,10 @@ class Store(Protocol):
     # many at once (the steady-state scan reads every known group's incident in one go); absent ids are left out
     def get_incidents(self, incident_ids: Iterable[str]) -> dict[str, Incident]: ...
     def put_incident(self, incident: Incident, expected_etag: str | None = None) -> Incident: ...
+    # the same conditional write, and the incident's audit records with it: both or neither (one transaction on
+    # SQLite, one entity-group transaction on Tables), so a crash leaves no state change without its record
+    def put_incident_audited(self, incident: Incident, expected_etag: str | None,
+                             audit: Sequence[AuditRecord]) -> Incident: ...
     def list_incidents(self, status: str | None = None) -> list[Incident]: ...
     def due_verifications(self, now: datetime) -> list[Incident]: ...
     # incidents whose ticket operation failed and waits for a retry (ticket_pending), by id
@@ -149,8 +166,13 @@ class Store(Protocol):
 
     # at-least-once event delivery: True the first time an id is seen, False after
     def mark_event_processed(self, event_id: str, at: datetime) -> bool: ...
-    # undo a mark when processing failed transiently, so Event Grid's redelivery is processed
+    # undo a mark or a claim when processing failed transiently, so Event Grid's redelivery is processed
     def forget_event(self, event_id: str) -> None: ...
+    # claim a delivery for `lease` (atomic): CLAIMED for one caller; DONE once completed; HELD while another
+    # caller's lease runs. An expired lease (its handler was killed or timed out) is claimed again.
+    def claim_event(self, event_id: str, at: datetime, lease: timedelta) -> EventClaim: ...
+    # the claimed delivery's effects are durable: from now on it is DONE (and mark_event_processed says False)
+    def complete_event(self, event_id: str, at: datetime) -> None: ...
 
     # blast-radius accounting
     def record_grant(self, incident_id: str, at: datetime) -> None: ...

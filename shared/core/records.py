@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 
@@ -17,6 +18,15 @@ class StoreError(RuntimeError):
 
 class ConflictError(StoreError):
     """A conditional write lost a race (exists on create, or changed since read)."""
+
+
+class EventClaim(StrEnum):
+    """What `Store.claim_event` found: the delivery is now this caller's to handle (under a lease), it was handled
+    already (a duplicate), or another handler holds an unexpired lease on it (retry later)."""
+
+    CLAIMED = "claimed"
+    DONE = "done"
+    HELD = "held"
 
 
 @dataclass(frozen=True)

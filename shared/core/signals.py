@@ -8,10 +8,11 @@ Input contract (JSON object; unknown keys are ignored so producers can add field
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from shared.core import roles
+from shared.core.limits import TimeOutOfRange, checked_time
 from shared.core.model import (
     ENTRA,
     KEY,
@@ -41,6 +42,10 @@ _AUTH_ALIASES = {
 
 class SignalError(ValueError):
     """The input cannot be read as a failure; `str(exc)` says why, for the caller's error line."""
+
+
+class TimeRangeError(SignalError):
+    """A timestamp that reads but cannot be a real time (or overflows in UTC): refused, never taken as absent."""
 
 
 def parse_failure(obj: Any) -> FailureSignal:
@@ -81,7 +86,8 @@ def _status(value: Any) -> int:
     if not isinstance(value, int):
         raise SignalError("missing or unusable status (expected an HTTP status code such as 401)")
     if not 100 <= value <= 599:
-        raise SignalError(f"status {value} is not an HTTP status code")
+        shown = value if -10**9 < value < 10**9 else "(a number far out of range)"
+        raise SignalError(f"status {shown} is not an HTTP status code")
     return value
 
 
@@ -104,7 +110,8 @@ def _auth(value: Any) -> str | None:
 
 
 def parse_time(value: Any, name: str = "time") -> datetime:
-    """An ISO-8601 timestamp; a time without zone is taken as UTC."""
+    """An ISO-8601 timestamp as an aware UTC datetime; a time without zone is taken as UTC. TimeRangeError when
+    it lies outside core/limits.py's years or overflows in UTC."""
     if not isinstance(value, str):
         raise SignalError(f"{name} must be an ISO-8601 timestamp")
     text = value.strip()
@@ -114,7 +121,10 @@ def parse_time(value: Any, name: str = "time") -> datetime:
         when = datetime.fromisoformat(text)
     except ValueError:
         raise SignalError(f"{name} must be an ISO-8601 timestamp") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    try:
+        return checked_time(when, name)
+    except TimeOutOfRange as exc:
+        raise TimeRangeError(str(exc)) from None
 
 
 # ---- evidence (used by the CLI, the samples and tests; the engine gets it from adapters in production) -------

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -48,6 +48,26 @@ def advances_watermark(check: SourceCheck) -> bool:
     a no-data read read nothing, so the window is read again once the table exists: the first rows can carry
     times from before the table appeared (first diagnostics take up to two hours to arrive)."""
     return check.state == SourceState.OK and not check.partial
+
+
+ANCHOR_KEY_PREFIX = "scan-anchor:"
+
+
+def anchor_key(source_name: str) -> str:
+    """The store's named value that holds where a source's first read starts, until a read completes."""
+    return ANCHOR_KEY_PREFIX + source_name
+
+
+def first_read_start(anchor: datetime | None, now: datetime, lookback: timedelta) -> datetime:
+    """A source never read completely starts where its first read started (the anchor), so first runs that fail
+    for longer than the look-back still read the oldest failures; without an anchor, `lookback` before now."""
+    return anchor if anchor is not None else now - lookback
+
+
+def next_watermark(end: datetime, read_through: datetime | None) -> datetime:
+    """Where a complete read moves the watermark: where the source says it read through (its own clock), never
+    past the end asked for; a source that does not say windows on event time and read to `end`."""
+    return min(end, read_through) if read_through is not None else end
 
 
 def error_text(exc: BaseException) -> str:

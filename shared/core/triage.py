@@ -110,6 +110,23 @@ def grant_claimed_at(incident: Incident) -> datetime | None:
     return next((a.at for a in reversed(incident.actions) if a.kind == "grant-claimed"), None)
 
 
+def stale_grant_claim(incident: Incident, now: datetime) -> bool:
+    """A grant was claimed longer than STALE_CLAIM ago and its result is still not recorded: the claiming instance
+    died (before or after ARM's write), and a sweep reconciles it."""
+    if not grant_in_flight(incident):
+        return False
+    # The claim's age is that of its "grant-claimed" action: `updated_at` moves with every merge of new failures.
+    claimed_at = grant_claimed_at(incident) or incident.updated_at
+    return claimed_at is None or now - claimed_at > STALE_CLAIM
+
+
+def claim_was_approved(incident: Incident, now: datetime) -> str | None:
+    """The engineer whose still-valid approval the in-flight grant claim carries, or None (the service's own)."""
+    if incident.approved_by and incident.approval_handle and incident.approval_expires_at:
+        return incident.approved_by if now < incident.approval_expires_at else None
+    return None
+
+
 def needs_decision(existing: Incident | None, merged: Incident, now: datetime, *,
                    evidence_complete: bool = True, witnessed: bool = False) -> bool:
     """Merging a failure into `existing` (giving `merged`) must go to the policy, not just update counts. Never for
@@ -127,12 +144,9 @@ def needs_decision(existing: Incident | None, merged: Incident, now: datetime, *
         return True  # the recommendation no longer offers what it showed: its approval lapses
     if witnessed and awaits_witness(merged):
         return True
-    if not grant_in_flight(merged):
-        return False
-    # A grant claimed by an instance that died before recording the result is taken over. The claim's age is that
-    # of its "grant-claimed" action: `updated_at` moves with every merge of new failures.
-    claimed_at = grant_claimed_at(merged) or existing.updated_at
-    return claimed_at is None or now - claimed_at > STALE_CLAIM
+    # A grant in flight is not decided here, however old its claim: the end-of-scan sweep (engine/reconcile.py)
+    # looks the assignment up first (the claiming instance may have died after ARM's write) and keeps an approval.
+    return False
 
 
 def settled(incident: Incident, signal: FailureSignal, now: datetime) -> bool:

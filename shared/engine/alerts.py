@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.core.events import AlertScan, Malformed, parse_alert
+from shared.engine.deliveries import handle_once
 from shared.engine.inputs import alert_key
 from shared.engine.rejections import reject
 from shared.engine.runtime import Runtime, new_correlation_id
@@ -36,18 +37,16 @@ def handle_alert(rt: Runtime, alert: AlertScan, correlation_id: str) -> str:
 
 def receive_alert(rt: Runtime, data: Any) -> AlertOutcome:
     """An alert webhook's payload: rejected with a reason, a duplicate delivery, not relevant, or processed. A failure
-    while processing forgets the delivery, so the action group's retry is processed."""
+    while processing releases the delivery, so the action group's retry is processed (engine/deliveries.py)."""
     parsed = parse_alert(data, now=rt.clock())
     if isinstance(parsed, Malformed):
         reject(rt, "", parsed.reason, data)
         return AlertOutcome("rejected", detail=parsed.reason)
     key = alert_key(parsed)
-    if key and not rt.store.mark_event_processed(key, rt.clock()):
+    if not key:  # no alert id: nothing to dedupe on
+        return AlertOutcome("not_relevant" if parsed.not_relevant else "processed", parsed.alert_id,
+                            handle_alert(rt, parsed, new_correlation_id()))
+    handled, detail = handle_once(rt, key, lambda: handle_alert(rt, parsed, new_correlation_id()))
+    if not handled:
         return AlertOutcome("duplicate", parsed.alert_id)
-    try:
-        detail = handle_alert(rt, parsed, new_correlation_id())
-    except Exception:
-        if key:
-            rt.store.forget_event(key)
-        raise
-    return AlertOutcome("not_relevant" if parsed.not_relevant else "processed", parsed.alert_id, detail)
+    return AlertOutcome("not_relevant" if parsed.not_relevant else "processed", parsed.alert_id, detail or "")

@@ -29,7 +29,14 @@ from shared.core.triage import UNREVOKED, approval_obsolete, refused_by_revocati
 from shared.engine.grants import secure_grant
 from shared.engine.runtime import Runtime, new_correlation_id
 from shared.engine.signals import act, policy_context
-from shared.engine.unit_of_work import RunState, change_breaker, change_revocations, load_revocations, update_incident
+from shared.engine.unit_of_work import (
+    RunState,
+    change_breaker,
+    change_revocations,
+    load_revocations,
+    update_incident,
+    update_incident_audited,
+)
 
 
 class ActionRefused(Exception):
@@ -142,25 +149,31 @@ def revoke(rt: Runtime, incident_id: str, actor: str) -> ActionResult:
     if not incident.assignment_id:
         raise ActionRefused(f"incident {incident_id} has no assignment created by this service")
     now = rt.clock()
+    assignment_id = incident.assignment_id
     revocation = _revocation_of(rt, incident, actor, now)
-    if revocation is not None:
+    if revocation is not None:  # recorded first: the service never grants it again, even if the delete fails
         change_revocations(rt, lambda current: current.with_entry(revocation))
-    deleted = rt.roles.delete_own(incident.assignment_id)
-    rt.audit("revoke", f"revoke by {actor}: {'deleted' if deleted else 'refused or already gone'} "
-             f"{incident.assignment_id}", incident_id=incident_id, correlation_id=correlation_id, actor=actor,
-             inputs={"assignment_id": incident.assignment_id,
-                     **({"revocation": revocation.to_json()} if revocation is not None else {})})
-    if not deleted:
-        raise ActionRefused(f"assignment {incident.assignment_id} was not deleted: it is gone or it does not "
-                            "carry this service's marker"
-                            + (f" (the revocation {revocation.id} is recorded: the service will not grant it "
-                               "again until it is lifted)" if revocation is not None else ""))
-    # TICKETED with the same cause is not re-decided, so a revoked grant is not silently re-made.
-    updated = update_incident(rt, incident_id, lambda cur: replace(
+    deleted = rt.roles.delete_own(assignment_id)
+    # Not deleted and gone: a revoke that died after ARM's delete (or someone deleted it): record it as revoked,
+    # so the incident does not keep an assignment that no longer exists.
+    gone = not deleted and rt.roles.get(assignment_id) is None
+    done = "deleted" if deleted else "already gone" if gone else "refused (not this service's)"
+    record = rt.audit_record("revoke", f"revoke by {actor}: {done} {assignment_id}", incident_id=incident_id,
+                             correlation_id=correlation_id, actor=actor,
+                             inputs={"assignment_id": assignment_id,
+                                     **({"revocation": revocation.to_json()} if revocation is not None else {})})
+    recorded = (f" (the revocation {revocation.id} is recorded: the service will not grant it again until it is "
+                "lifted)" if revocation is not None else "")
+    if not deleted and not gone:
+        rt.store.append_audit(record)
+        raise ActionRefused(f"assignment {assignment_id} was not deleted: it does not carry this service's marker"
+                            + recorded)
+    # TICKETED with the same cause is not re-decided, so a revoked grant is not silently re-made. The incident
+    # and its audit record are written together: a crash leaves both or neither.
+    updated = update_incident_audited(rt, incident_id, lambda cur: replace(
         cur, status=inc.TICKETED, assignment_id=None, verify_due=None,
-    ).with_action(Action(now, "revoked", incident.assignment_id or "", actor)))
-    return ActionResult(incident_id, updated.status if updated else inc.TICKETED,
-                        f"deleted {incident.assignment_id}"
+    ).with_action(Action(now, "revoked", assignment_id, actor)), [record])
+    return ActionResult(incident_id, updated.status if updated else inc.TICKETED, f"{done} {assignment_id}"
                         + (f"; revocation {revocation.id} recorded" if revocation is not None else ""))
 
 

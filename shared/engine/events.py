@@ -29,6 +29,7 @@ from shared.core.ports import evidence_key
 from shared.core.resource_ids import applies_at, normalize_scope
 from shared.engine import ticketing
 from shared.engine.alerts import handle_alert
+from shared.engine.deliveries import handle_once
 from shared.engine.inputs import alert_key, envelope_of
 from shared.engine.rejections import EventOutcome, reject
 from shared.engine.runtime import Runtime, new_correlation_id
@@ -42,7 +43,8 @@ log = logging.getLogger("triage")
 
 def handle_event(rt: Runtime, envelope: Envelope | Malformed, raw: Any = None) -> EventOutcome:
     if isinstance(envelope, Malformed):
-        return reject(rt, "", envelope.reason, raw)
+        raw_id = raw.get("id") if isinstance(raw, dict) else None
+        return reject(rt, raw_id if isinstance(raw_id, str) else "", envelope.reason, raw)
     now = rt.clock()
     parsed = classify_event(envelope, now=now)
     if isinstance(parsed, Malformed):
@@ -51,16 +53,13 @@ def handle_event(rt: Runtime, envelope: Envelope | Malformed, raw: Any = None) -
         log.info("event %s of unhandled type %s acknowledged", envelope.id, parsed.type)
         return EventOutcome(envelope.id, "unknown", parsed.type)
     key = _dedupe_key(envelope, parsed)
-    if not rt.store.mark_event_processed(key, now):
+    # Claimed, handled, then marked done (engine/deliveries.py): a failure releases it for Event Grid's retry, a
+    # killed handler's lease expires, and a redelivery during handling is retried later, never dropped.
+    handled, detail = handle_once(rt, key, lambda: _dispatch(rt, envelope, parsed))
+    if not handled:
         return EventOutcome(envelope.id, "duplicate")
-    try:
-        detail = _dispatch(rt, envelope, parsed)
-    except Exception:
-        # Let Event Grid redeliver: forget the id so the redelivery is processed (processing is idempotent).
-        rt.store.forget_event(key)
-        raise
     not_relevant = isinstance(parsed, AlertScan) and bool(parsed.not_relevant)
-    return EventOutcome(envelope.id, "not_relevant" if not_relevant else "processed", detail)
+    return EventOutcome(envelope.id, "not_relevant" if not_relevant else "processed", detail or "")
 
 
 def _dedupe_key(envelope: Envelope, parsed: Any) -> str:

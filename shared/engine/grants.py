@@ -16,6 +16,7 @@ from shared.core.status import GRANTED, GrantStatus
 from shared.core.triage import verify_horizon
 from shared.engine import budget, ticketing
 from shared.engine.budget import Reservation
+from shared.engine.checkpoints import checkpoint
 from shared.engine.runtime import Runtime
 from shared.engine.telemetry import GRANTS, traced
 from shared.engine.ticketing import TicketUpdate
@@ -67,6 +68,7 @@ def grant(rt: Runtime, run: RunState, incident: Incident, decision: Decision, *,
     except ConflictError:
         budget.release(rt, reservation)
         raise
+    checkpoint("grant-claimed")
     rt.invalidate_evidence()  # this write changes the assignments any cached evidence shows
     # A failure raised from here on keeps the slot: the assignment may have been written.
     outcome = rt.roles.create(
@@ -78,6 +80,7 @@ def grant(rt: Runtime, run: RunState, incident: Incident, decision: Decision, *,
     )
     rt.telemetry.annotate(incident_id=incident.id, role=decision.role_name or "", status=outcome.status)
     rt.telemetry.count(GRANTS, status=outcome.status)
+    checkpoint("grant-written")
     audit_inputs = {
         "role_id": decision.role_id,
         "role": decision.role_name,

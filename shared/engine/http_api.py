@@ -13,6 +13,7 @@ from shared.core import incidents as inc
 from shared.engine import queries
 from shared.engine.alerts import receive_alert
 from shared.engine.approvals import ActionRefused, ActionResult, NotFound, approve, revoke
+from shared.engine.deliveries import DeliveryInFlight
 from shared.engine.inputs import BadInput, diagnose_input, engineer_identity, parse_json_body
 from shared.engine.rejections import reject
 from shared.engine.runtime import Runtime
@@ -42,7 +43,10 @@ def alerts_request(rt: Runtime, body: bytes) -> Reply:
     if problem:
         reject(rt, "", problem, body[:2000].decode("utf-8", "replace"))
         return error(400, problem)
-    outcome = receive_alert(rt, data)
+    try:
+        outcome = receive_alert(rt, data)
+    except DeliveryInFlight as exc:  # another instance is handling this notification: the action group retries
+        return error(503, str(exc))
     if outcome.result == "rejected":
         return error(400, outcome.detail)
     if outcome.result == "duplicate":
@@ -67,6 +71,8 @@ def incident_action(rt: Runtime, incident_id: str, action: str, headers: Mapping
     if body:
         data, problem = parse_json_body(body)
         if problem:
+            reject(rt, "", f"{action} request for {incident_id[:100]!r}: {problem}",
+                   body[:2000].decode("utf-8", "replace"))
             return error(400, problem)
     actor = engineer_identity(headers, data)
     if not actor:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.core.allowlist import normalize_object_id
 from shared.core.events import AlertScan, Envelope, Malformed, envelope_from_dict
+from shared.core.limits import MAX_BODY_BYTES, MAX_NESTING, TimeOutOfRange, checked_time, shape_problem
 from shared.core.model import ENTRA, FailureSignal
 from shared.core.resource_ids import is_account_or_project_id
 from shared.core.signals import SignalError, parse_failure
@@ -25,12 +26,19 @@ class BadInput(ValueError):
 
 
 def parse_json_body(body: bytes) -> tuple[Any, str | None]:
+    """The decoded body, or why it cannot be used: empty, over MAX_BODY_BYTES, not JSON, or too deep or large."""
     if not body:
         return None, "the request body must be a JSON object"
+    if len(body) > MAX_BODY_BYTES:
+        return None, f"the request body is larger than {MAX_BODY_BYTES} bytes"
     try:
-        return json.loads(body.decode("utf-8")), None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json.loads(body.decode("utf-8"))
+    except ValueError as exc:  # not UTF-8, not JSON, or an integer longer than Python reads (4300 digits)
         return None, f"the request body is not valid JSON ({type(exc).__name__})"
+    except RecursionError:
+        return None, f"the request body is nested deeper than {MAX_NESTING} levels"
+    problem = shape_problem(data)
+    return (None, f"the request body is refused: {problem}") if problem else (data, None)
 
 
 def diagnose_input(data: Any) -> FailureSignal:
@@ -81,25 +89,38 @@ def envelope_of(event: Any) -> Envelope | Malformed:
     """Normalize what the Functions Event Grid trigger hands us (EventGridEvent, CloudEvent or a dict)."""
     if isinstance(event, dict):
         return envelope_from_dict(event)
+    if not callable(getattr(event, "get_json", None)):
+        return Malformed("event must be a JSON object")
     try:
         data = event.get_json()
     except (ValueError, TypeError) as exc:
         return Malformed(f"event data is not JSON ({type(exc).__name__})")
-    if hasattr(event, "event_type"):  # func.EventGridEvent
-        return Envelope(id=str(event.id or ""), type=str(event.event_type or ""), subject=str(event.subject or ""),
-                        source=str(event.topic or ""), time=_utc(event.event_time), data=data,
-                        topic=str(event.topic or ""))
-    return Envelope(id=str(getattr(event, "id", "") or ""), type=str(getattr(event, "type", "") or ""),
-                    subject=str(getattr(event, "subject", "") or ""), source=str(getattr(event, "source", "") or ""),
-                    time=_utc(getattr(event, "time", None)), data=data)
+    except RecursionError:
+        return Malformed(f"event data is nested deeper than {MAX_NESTING} levels")
+    problem = shape_problem(data)
+    if problem:
+        return Malformed(f"event refused: {problem}")
+    try:
+        if hasattr(event, "event_type"):  # func.EventGridEvent
+            return Envelope(id=str(event.id or ""), type=str(event.event_type or ""),
+                            subject=str(event.subject or ""), source=str(event.topic or ""),
+                            time=_utc(event.event_time), data=data,
+                            topic=str(event.topic or ""))
+        return Envelope(id=str(getattr(event, "id", "") or ""), type=str(getattr(event, "type", "") or ""),
+                        subject=str(getattr(event, "subject", "") or ""),
+                        source=str(getattr(event, "source", "") or ""), time=_utc(getattr(event, "time", None)),
+                        data=data)
+    except TimeOutOfRange as exc:
+        return Malformed(f"event {exc}")
 
 
 def _utc(value: Any) -> datetime | None:
     """The worker's converter returns a zone-less time as a naive datetime; read it as UTC (as the dict path does)
-    instead of failing later on naive/aware comparisons and rejecting a valid event."""
+    instead of failing later on naive/aware comparisons and rejecting a valid event. TimeOutOfRange when it cannot
+    be a real time."""
     if not isinstance(value, datetime):
         return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return checked_time(value, "time")
 
 
 def alert_key(alert: AlertScan, delivery_id: str = "") -> str:

@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from shared.core.limits import clipped_text
 from shared.engine.runtime import Runtime, new_correlation_id
 
 log = logging.getLogger("triage")
@@ -22,7 +23,8 @@ class EventOutcome:
 
 
 def reject(rt: Runtime, event_id: str, reason: str, raw: Any) -> EventOutcome:
-    log.warning("event %s rejected: %s", event_id or "(no id)", reason, extra={"event_id": event_id, "reason": reason})
+    log.warning("event %s rejected: %s", event_id[:200] or "(no id)", reason,
+                extra={"event_id": event_id[:200], "reason": reason})
     rt.audit("event-rejected", reason, correlation_id=new_correlation_id(),
-             inputs={"event_id": event_id, "raw": repr(raw)[:2000]})
+             inputs={"event_id": event_id[:200], "raw": clipped_text(raw)})
     return EventOutcome(event_id, "rejected", reason)

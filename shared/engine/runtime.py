@@ -96,18 +96,23 @@ class Runtime:
         actor: str = "service",
         inputs: dict[str, Any] | None = None,
     ) -> None:
-        self.store.append_audit(
-            AuditRecord(
-                at=self.clock(),
-                incident_id=incident_id,
-                kind=kind,
-                actor=actor,
-                correlation_id=correlation_id,
-                detail=detail,
-                inputs=inputs or {},
-                trace_id=self.telemetry.trace_id(),
-            )
-        )
+        self.store.append_audit(self.audit_record(kind, detail, incident_id=incident_id,
+                                                  correlation_id=correlation_id, actor=actor, inputs=inputs))
+
+    def audit_record(
+        self,
+        kind: str,
+        detail: str,
+        *,
+        incident_id: str | None = None,
+        correlation_id: str,
+        actor: str = "service",
+        inputs: dict[str, Any] | None = None,
+    ) -> AuditRecord:
+        """A record to write together with its incident (unit_of_work.put_incident_audited)."""
+        return AuditRecord(at=self.clock(), incident_id=incident_id, kind=kind, actor=actor,
+                           correlation_id=correlation_id, detail=detail, inputs=inputs or {},
+                           trace_id=self.telemetry.trace_id())
 
     def publish(self, event_type: str, data: dict[str, Any]) -> None:
         """Outcome events are best effort: a failure is logged, never fails the run."""

@@ -19,10 +19,11 @@ from typing import Any
 from shared.core.correlation import join_client_records
 from shared.core.model import FailureSignal
 from shared.core.ports import evidence_key
-from shared.core.sources import SourceState, advances_watermark
+from shared.core.sources import SourceState, advances_watermark, next_watermark
+from shared.engine.reconcile import reconcile
 from shared.engine.runtime import Runtime, new_correlation_id
 from shared.engine.signals import Triaged, handle_signal, settled_signals
-from shared.engine.sources import SourceRead, read_source, record_health
+from shared.engine.sources import SourceRead, first_read_anchor, read_source, record_health
 from shared.engine.telemetry import measure_scan, traced
 from shared.engine.ticketing import retry_pending_tickets
 from shared.engine.unit_of_work import RunState
@@ -47,6 +48,7 @@ class ScanReport:
     # last_error, last_error_at.
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)
     evidence_errors: list[str] = field(default_factory=list)  # evidence look-ups that failed, whole messages
+    reconciled: dict[str, int] = field(default_factory=dict)  # stale grant claims the sweep settled (engine/reconcile)
 
     @property
     def failed_sources(self) -> list[str]:
@@ -72,6 +74,7 @@ class ScanReport:
             "sources": self.sources,
             "failed_sources": self.failed_sources,
             "evidence_errors": self.evidence_errors,
+            "reconciled": self.reconciled,
         }
 
 
@@ -101,8 +104,9 @@ def run_scan(
     for source in rt.sources:
         watermark = rt.store.get_watermark(source.name)
         if window is None:
-            start = (watermark - overlap) if watermark else run.now - timedelta(
-                minutes=rt.settings.initial_lookback_minutes)
+            # Never read completely: start where the first attempt did, so failed first runs lose nothing.
+            start = (watermark - overlap) if watermark else first_read_anchor(
+                rt, source, run.now, timedelta(minutes=rt.settings.initial_lookback_minutes))
             end = run.now
         else:
             start, end = window
@@ -140,7 +144,8 @@ def run_scan(
     if window is None:
         for read in reads:
             if read.batch is not None and advances_watermark(read.check):
-                rt.store.set_watermark(read.name, read.batch.end)
+                # To where the source read through by its own clock (ingestion time), not this instance's.
+                rt.store.set_watermark(read.name, next_watermark(read.batch.end, read.batch.read_through))
     for name, health in record_health(rt, reads, correlation_id).items():
         report.sources[name].update({key: value for key, value in health.to_dict().items()
                                      if key in ("since", "last_success", "last_error", "last_error_at")})
@@ -156,6 +161,9 @@ def run_scan(
     if window is None:
         # Failed ticket operations of incidents no signal brought back this cycle (e.g. a resolved one's close).
         retry_pending_tickets(rt, run, set(report.incidents))
+        # Grant claims whose instance died, before or after ARM's write (engine/reconcile).
+        report.reconciled = reconcile(rt, run)
+        report.grants = run.grants_this_run
     else:
         retry = next((read.error for read in reads if read.check.transient and read.error is not None), None)
         if retry is not None:

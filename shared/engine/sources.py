@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.core.ports import FailureSource, SourceBatch
@@ -19,8 +19,10 @@ from shared.core.sources import (
     SourceCheck,
     SourceHealth,
     SourceState,
+    anchor_key,
     checked,
     error_text,
+    first_read_start,
     health_key,
     never_read,
 )
@@ -68,6 +70,24 @@ def read_source(rt: Runtime, source: FailureSource, start: datetime, end: dateti
     partial = "; ".join(batch.partial_errors)
     return SourceRead(source, start, end, watermark, SourceCheck(SourceState.OK, partial, partial=bool(partial)),
                       batch)
+
+
+def first_read_anchor(rt: Runtime, source: FailureSource, now: datetime, lookback: timedelta) -> datetime:
+    """Where a source without a watermark starts reading: the anchor its first attempt stored (create-only, so
+    every later attempt, on any instance, starts there too), until a complete read sets the watermark."""
+    key = anchor_key(source.name)
+    value, _ = rt.store.get_value(key)
+    if value is None:
+        try:
+            rt.store.put_value(key, {"start": first_read_start(None, now, lookback).isoformat()})
+        except ConflictError:
+            pass  # another instance anchored it first: use that one
+        value, _ = rt.store.get_value(key)
+    try:
+        anchor = datetime.fromisoformat(str((value or {})["start"]))
+    except (KeyError, ValueError):
+        anchor = None  # an unreadable anchor: read the look-back
+    return first_read_start(anchor, now, lookback)
 
 
 def record_health(rt: Runtime, reads: list[SourceRead], correlation_id: str) -> dict[str, SourceHealth]:

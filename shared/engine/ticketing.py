@@ -18,6 +18,7 @@ from shared.core.records import ConflictError
 from shared.core.status import IncidentStatus
 from shared.core.ticket_model import TicketAuthError, TicketError, TicketRef
 from shared.core.triage import STALE_CLAIM
+from shared.engine.checkpoints import checkpoint
 from shared.engine.runtime import Runtime
 from shared.engine.telemetry import TICKET_ERRORS, traced
 from shared.engine.unit_of_work import RunState, put_incident, update_incident
@@ -76,6 +77,7 @@ def _call_sinks(rt: Runtime, run: RunState, incident: Incident,
                 call: Callable[[TicketSink], TicketRef | None]) -> tuple[dict[str, str], bool]:
     refs = dict(incident.ticket_refs)
     pending = False
+    checkpoint("ticket-claimed")
     for sink in rt.sinks:
         try:
             ref = call(sink)
@@ -93,6 +95,7 @@ def _call_sinks(rt: Runtime, run: RunState, incident: Incident,
         else:
             if ref is not None:
                 refs[sink.name] = ref.url or ref.ref
+    checkpoint("ticket-sent")
     return refs, pending
 
 

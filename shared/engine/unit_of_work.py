@@ -9,7 +9,7 @@ a later run completes, so nothing is lost and nothing is done twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from shared.core.breaker import BreakerState
 from shared.core.budget import BudgetCounts
 from shared.core.incidents import Incident
-from shared.core.records import ConflictError, StoreError
+from shared.core.records import AuditRecord, ConflictError, StoreError
 from shared.core.revocations import REVOCATIONS_KEY, Revocations
 from shared.core.suppression import suppressed_targets
 from shared.engine.budget import budget_counts
@@ -76,6 +76,22 @@ def put_incident(rt: Runtime, incident: Incident, etag: str | None) -> Incident:
     """A conditional write: create (etag None) or replace what was read at `etag`; ConflictError if another writer
     got there first."""
     return rt.store.put_incident(replace(incident, updated_at=rt.clock()), expected_etag=etag)
+
+
+def put_incident_audited(rt: Runtime, incident: Incident, etag: str | None,
+                         audit: Sequence[AuditRecord]) -> Incident:
+    """The same conditional write, with the incident's audit records in it: a crash leaves both or neither."""
+    return rt.store.put_incident_audited(replace(incident, updated_at=rt.clock()), etag, audit)
+
+
+def update_incident_audited(rt: Runtime, incident_id: str, change: Callable[[Incident], Incident],
+                            audit: Sequence[AuditRecord]) -> Incident | None:
+    """update_incident, writing `audit` together with the change that wins."""
+
+    def attempt(current: Incident | None) -> Incident | None:
+        return None if current is None else put_incident_audited(rt, change(current), current.etag, audit)
+
+    return retry_on_conflict(rt, incident_id, attempt)
 
 
 def retry_on_conflict(rt: Runtime, incident_id: str, attempt: Callable[[Incident | None], T]) -> T:

@@ -22,10 +22,11 @@ from shared.core.verification import (
     unverified_text,
 )
 from shared.engine import ticketing
+from shared.engine.checkpoints import checkpoint
 from shared.engine.runtime import Runtime
 from shared.engine.telemetry import VERIFICATIONS, traced
 from shared.engine.ticketing import TicketUpdate
-from shared.engine.unit_of_work import RunState, change_breaker, put_incident
+from shared.engine.unit_of_work import RunState, change_breaker, put_incident_audited
 
 log = logging.getLogger("triage")
 
@@ -46,18 +47,22 @@ def run_verifications(rt: Runtime, run: RunState) -> dict[str, int]:
         deadline = incident.verify_deadline or now
         outcome = evaluate(failures, successes, now=now, deadline=deadline, cause=incident.cause)
         updated = apply_verification(incident, outcome, now, failures=failures, successes=successes)
+        audit = []
         if outcome != "keep_checking":
             updated = ticketing.claim(rt, updated, needed=bool(incident.ticket_refs) or outcome == "escalated")
+            # Written with the outcome it records: a crash between the two can leave no gap.
+            audit = [rt.audit_record(
+                "verification", f"{outcome}: {failures} failure(s), {successes} success(es) since "
+                f"{since.isoformat()}", incident_id=incident.id, correlation_id=run.correlation_id,
+                inputs={"failures": failures, "successes": successes, "since": since.isoformat()})]
         try:
-            saved = put_incident(rt, updated, incident.etag)
+            saved = put_incident_audited(rt, updated, incident.etag, audit)
         except ConflictError:
             continue  # another instance verified it first
         counts[outcome] = counts.get(outcome, 0) + 1
         if outcome == "keep_checking":
             continue
-        rt.audit("verification", f"{outcome}: {failures} failure(s), {successes} success(es) since "
-                 f"{since.isoformat()}", incident_id=incident.id, correlation_id=run.correlation_id,
-                 inputs={"failures": failures, "successes": successes, "since": since.isoformat()})
+        checkpoint("verification-recorded")
         _record_breaker(rt, run, incident, outcome)
         if outcome == "resolved":
             text = resolution_text(incident, successes) + f" Verified {now.isoformat()}."

@@ -44,6 +44,12 @@ def _escape_surrogates(text: str) -> str:
     return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
+def text_key(text: str) -> str:
+    """A key (an incident, event or value id) any SQLite binding accepts: lone surrogates, which only malformed
+    input carries and UTF-8 cannot encode, are written as \\uXXXX; every other text is kept as it is."""
+    return _escape_surrogates(text)
+
+
 def dumps(value: Any, default: Any = None) -> str:
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=default)
     return _escape_surrogates(text)

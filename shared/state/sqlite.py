@@ -12,13 +12,14 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.core.incidents import OPEN_STATUSES, Incident
+from shared.core.records import EventClaim
 from shared.state import codec
 from shared.state.base import AuditRecord, ConflictError, StoreError, Suppression
 
@@ -34,6 +35,8 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS incidents_by_verify_due ON incidents (verify_due)",
     "CREATE TABLE IF NOT EXISTS watermarks (source TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS processed_events (event_id TEXT PRIMARY KEY, at TEXT NOT NULL)",
+    # deliveries being handled: a lease that expires, so a killed handler's event is handled again
+    "CREATE TABLE IF NOT EXISTS event_leases (event_id TEXT PRIMARY KEY, until TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS grants (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, incident_id TEXT NOT NULL, at TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS grants_by_time ON grants (at)",
@@ -50,6 +53,15 @@ _SCHEMA = (
 
 def _new_etag() -> str:
     return uuid.uuid4().hex
+
+
+_key = codec.text_key  # every id bound as a key: a lone surrogate in malformed input must not fail the write
+
+
+def _own_audit(incident: Incident, audit: Sequence[AuditRecord]) -> Sequence[AuditRecord]:
+    if any(record.incident_id != incident.id for record in audit):
+        raise ValueError(f"audit records written with incident {incident.id} must be about it")
+    return audit
 
 
 class SqliteStore:
@@ -111,31 +123,44 @@ class SqliteStore:
     # ---- incidents ----
 
     def get_incident(self, incident_id: str) -> Incident | None:
-        rows = self._read("SELECT record, etag FROM incidents WHERE id = ?", (incident_id,))
+        rows = self._read("SELECT record, etag FROM incidents WHERE id = ?", (_key(incident_id),))
         return codec.incident_from_json(rows[0][0], rows[0][1]) if rows else None
 
     def get_incidents(self, incident_ids: Iterable[str]) -> dict[str, Incident]:
-        wanted = list(dict.fromkeys(incident_ids))
+        wanted = list(dict.fromkeys(map(_key, incident_ids)))
         found: dict[str, Incident] = {}
         for at in range(0, len(wanted), _IDS_PER_READ):
             chunk = wanted[at : at + _IDS_PER_READ]
             marks = ", ".join("?" for _ in chunk)  # placeholders only: the ids are bound, never spliced in
             sql = f"SELECT id, record, etag FROM incidents WHERE id IN ({marks})"  # noqa: S608
             rows = self._read(sql, tuple(chunk))
-            found.update((iid, codec.incident_from_json(record, etag)) for iid, record, etag in rows)
+            found.update((incident.id, incident) for incident in (codec.incident_from_json(record, etag)
+                                                                  for _, record, etag in rows))
         return found
 
     def put_incident(self, incident: Incident, expected_etag: str | None = None) -> Incident:
+        return self._put_incident(incident, expected_etag, ())
+
+    def put_incident_audited(self, incident: Incident, expected_etag: str | None,
+                             audit: Sequence[AuditRecord]) -> Incident:
+        return self._put_incident(incident, expected_etag, audit)
+
+    def _put_incident(self, incident: Incident, expected_etag: str | None,
+                      audit: Sequence[AuditRecord]) -> Incident:
+        """The incident and its audit records in one transaction: a lost race writes neither."""
         incident = codec.normalized_incident(incident)
         record = codec.incident_to_json(incident)
         verify_due = codec.time_key(incident.verify_due) if incident.verify_due else None
+        records = [(codec.time_key(r.at), _key(r.incident_id or ""), codec.audit_to_json(r))
+                   for r in _own_audit(incident, audit)]
         etag = _new_etag()
         with self._write() as db:
+            db.executemany("INSERT INTO audit (at, incident_id, record) VALUES (?, ?, ?)", records)
             if expected_etag is None:
                 try:
                     db.execute(
                         "INSERT INTO incidents (id, status, verify_due, record, etag) VALUES (?, ?, ?, ?, ?)",
-                        (incident.id, incident.status, verify_due, record, etag),
+                        (_key(incident.id), incident.status, verify_due, record, etag),
                     )
                 except sqlite3.IntegrityError as exc:
                     raise ConflictError(f"incident {incident.id} already exists") from exc
@@ -143,7 +168,7 @@ class SqliteStore:
                 changed = db.execute(
                     "UPDATE incidents SET status = ?, verify_due = ?, record = ?, etag = ? "
                     "WHERE id = ? AND etag = ?",
-                    (incident.status, verify_due, record, etag, incident.id, expected_etag),
+                    (incident.status, verify_due, record, etag, _key(incident.id), expected_etag),
                 ).rowcount
                 if changed != 1:
                     raise ConflictError(f"incident {incident.id} changed or vanished since it was read")
@@ -173,7 +198,7 @@ class SqliteStore:
     # ---- watermarks ----
 
     def get_watermark(self, source: str) -> datetime | None:
-        rows = self._read("SELECT value FROM watermarks WHERE source = ?", (source,))
+        rows = self._read("SELECT value FROM watermarks WHERE source = ?", (_key(source),))
         return codec.from_time_key(rows[0][0]) if rows else None
 
     def set_watermark(self, source: str, value: datetime) -> None:
@@ -181,13 +206,16 @@ class SqliteStore:
             db.execute(
                 "INSERT INTO watermarks (source, value) VALUES (?, ?) "
                 "ON CONFLICT (source) DO UPDATE SET value = excluded.value",
-                (source, codec.time_key(value)),
+                (_key(source), codec.time_key(value)),
             )
 
     # ---- events ----
 
     def mark_event_processed(self, event_id: str, at: datetime) -> bool:
+        event_id = _key(event_id)
         with self._write() as db:
+            if db.execute("SELECT 1 FROM event_leases WHERE event_id = ?", (event_id,)).fetchone():
+                return False  # a claimed delivery is seen, as on Tables (one entity per event)
             inserted = db.execute(
                 "INSERT OR IGNORE INTO processed_events (event_id, at) VALUES (?, ?)",
                 (event_id, codec.time_key(at)),
@@ -195,12 +223,37 @@ class SqliteStore:
         return inserted == 1
 
     def forget_event(self, event_id: str) -> None:
+        event_id = _key(event_id)
         with self._write() as db:
             db.execute("DELETE FROM processed_events WHERE event_id = ?", (event_id,))
+            db.execute("DELETE FROM event_leases WHERE event_id = ?", (event_id,))
+
+    def claim_event(self, event_id: str, at: datetime, lease: timedelta) -> EventClaim:
+        event_id = _key(event_id)
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM processed_events WHERE event_id = ?", (event_id,)).fetchone():
+                return EventClaim.DONE
+            held = db.execute("SELECT until FROM event_leases WHERE event_id = ?", (event_id,)).fetchone()
+            if held is not None and held[0] > codec.time_key(at):
+                return EventClaim.HELD
+            db.execute(
+                "INSERT INTO event_leases (event_id, until) VALUES (?, ?) "
+                "ON CONFLICT (event_id) DO UPDATE SET until = excluded.until",
+                (event_id, codec.time_key(at + lease)),
+            )
+        return EventClaim.CLAIMED
+
+    def complete_event(self, event_id: str, at: datetime) -> None:
+        event_id = _key(event_id)
+        with self._write() as db:
+            db.execute("INSERT OR IGNORE INTO processed_events (event_id, at) VALUES (?, ?)",
+                       (event_id, codec.time_key(at)))
+            db.execute("DELETE FROM event_leases WHERE event_id = ?", (event_id,))
 
     # ---- grants ----
 
     def record_grant(self, incident_id: str, at: datetime) -> None:
+        incident_id = _key(incident_id)
         with self._write() as db:
             db.execute(
                 "INSERT INTO grants (incident_id, at) VALUES (?, ?)", (incident_id, codec.time_key(at))
@@ -213,12 +266,14 @@ class SqliteStore:
     # ---- named values ----
 
     def get_value(self, key: str) -> tuple[dict[str, Any] | None, str | None]:
+        key = _key(key)
         rows = self._read("SELECT value, etag FROM named_values WHERE key = ?", (key,))
         if not rows:
             return None, None
         return json.loads(rows[0][0]), rows[0][1]
 
     def put_value(self, key: str, value: dict[str, Any], expected_etag: str | None = None) -> str:
+        key = _key(key)
         text = codec.dumps(value)
         etag = _new_etag()
         with self._write() as db:
@@ -245,7 +300,7 @@ class SqliteStore:
             db.execute(
                 "INSERT INTO suppressions (target, until, record) VALUES (?, ?, ?) "
                 "ON CONFLICT (target) DO UPDATE SET until = excluded.until, record = excluded.record",
-                (suppression.target, codec.time_key(suppression.until),
+                (_key(suppression.target), codec.time_key(suppression.until),
                  codec.suppression_to_json(suppression)),
             )
 
@@ -262,10 +317,11 @@ class SqliteStore:
         with self._write() as db:
             db.execute(
                 "INSERT INTO audit (at, incident_id, record) VALUES (?, ?, ?)",
-                (codec.time_key(record.at), record.incident_id, text),
+                (codec.time_key(record.at), None if record.incident_id is None else _key(record.incident_id), text),
             )
 
     def list_audit(self, incident_id: str | None = None) -> list[AuditRecord]:
+        incident_id = None if incident_id is None else _key(incident_id)
         if incident_id is None:
             rows = self._read("SELECT record FROM audit ORDER BY at, seq")
         else:

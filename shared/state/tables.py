@@ -20,24 +20,26 @@ import string
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
 from shared.core.incidents import Incident
+from shared.core.records import EventClaim
 from shared.state import codec
 from shared.state.base import AuditRecord, ConflictError, StoreError, Suppression
 
 JSON_PART_CHARS = 16_000
 MAX_KEY_CHARS = 512  # keys may be 1 KiB in UTF-16; escaped keys are ASCII
 GLOBAL_AUDIT_PARTITION = "_global"  # "_" is always escaped in keys, so no incident id maps here
+_INCIDENT_AUDIT = "~audit|"  # RowKey prefix of audit records kept in the incidents partition
 
 _SAFE_KEY_CHARS = frozenset(string.ascii_letters + string.digits + "-.:@")
 _PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9]{0,49}")
@@ -188,15 +190,7 @@ class TableStore:
 
     def put_incident(self, incident: Incident, expected_etag: str | None = None) -> Incident:
         incident = codec.normalized_incident(incident)
-        entity: dict[str, Any] = {
-            "PartitionKey": "incident",
-            "RowKey": table_key(incident.id),
-            "status": incident.status,
-            "ticket_pending": incident.ticket_pending,  # lets list_ticket_pending filter server-side
-            **_json_properties(codec.incident_to_json(incident)),
-        }
-        if incident.verify_due is not None:
-            entity["verify_due"] = codec.time_key(incident.verify_due)
+        entity = _incident_entity(incident)
         what = f"write incident {incident.id}"
         if expected_etag is None:
             etag = self._create("Incidents", entity, what)
@@ -204,9 +198,36 @@ class TableStore:
             etag = self._replace_if_unchanged("Incidents", entity, expected_etag, what)
         return replace(incident, etag=etag)
 
+    def put_incident_audited(self, incident: Incident, expected_etag: str | None,
+                             audit: Sequence[AuditRecord]) -> Incident:
+        """One entity-group transaction on the incidents partition: the incident (created, or replaced at its
+        ETag) and its audit records, kept beside it as `~audit|<incident key>|<row>` rows (list_audit reads them
+        with the Audit table's). A lost race writes neither."""
+        if not audit:
+            return self.put_incident(incident, expected_etag)
+        if any(record.incident_id != incident.id for record in audit):
+            raise ValueError(f"audit records written with incident {incident.id} must be about it")
+        incident = codec.normalized_incident(incident)
+        entity = _incident_entity(incident)
+        first: tuple[Any, ...] = ("create", entity) if expected_etag is None else (
+            "update", entity, {"mode": UpdateMode.REPLACE, "etag": expected_etag,
+                               "match_condition": MatchConditions.IfNotModified})
+        operations = [first, *(("create", _incident_audit_entity(record)) for record in audit)]
+        table = self._table("Incidents")
+        what = f"write incident {incident.id} with its audit"
+        with _azure_errors(what):
+            try:
+                results = table.submit_transaction(operations)
+            except TableTransactionError as exc:
+                if exc.status_code in (404, 409, 412):  # exists, vanished, or changed since read
+                    raise ConflictError(f"{what}: {exc.status_code}") from exc
+                raise
+        return replace(incident, etag=str(results[0]["etag"]))
+
     def list_incidents(self, status: str | None = None) -> list[Incident]:
-        if status is None:
-            entities = self._query("Incidents", "PartitionKey eq 'incident'")
+        if status is None:  # every incident, not the audit rows kept beside them ("~audit|...")
+            entities = self._query("Incidents", "PartitionKey eq 'incident' and ( RowKey lt @audit or RowKey ge "
+                                   "@after )", audit=_INCIDENT_AUDIT, after=_INCIDENT_AUDIT[:-1] + "}")
         else:
             entities = self._query(
                 "Incidents", "PartitionKey eq 'incident' and status eq @status", status=status
@@ -251,6 +272,39 @@ class TableStore:
         table = self._table("Events")
         with _azure_errors(f"forget event {event_id}"):
             table.delete_entity("event", table_key(event_id))  # absent already: nothing to do
+
+    # A claimed delivery is the event's entity with `lease_until`; a completed one (or one marked the old way)
+    # has none. Taking over an expired lease replaces the entity at its ETag, so one caller wins.
+    def claim_event(self, event_id: str, at: datetime, lease: timedelta) -> EventClaim:
+        entity = {"PartitionKey": "event", "RowKey": table_key(event_id), "at": codec.time_key(at),
+                  "lease_until": codec.time_key(at + lease)}
+        table = self._table("Events")
+        with _azure_errors(f"claim event {event_id}"):
+            try:
+                table.create_entity(entity)
+                return EventClaim.CLAIMED
+            except ResourceExistsError:
+                pass
+            try:
+                found = table.get_entity("event", entity["RowKey"])
+            except ResourceNotFoundError:
+                return EventClaim.HELD  # forgotten between the two calls: the next delivery claims it
+            if "lease_until" not in found:
+                return EventClaim.DONE
+            if found["lease_until"] > entity["at"]:
+                return EventClaim.HELD
+            try:
+                table.update_entity(entity, mode=UpdateMode.REPLACE, etag=_etag(found.metadata),
+                                    match_condition=MatchConditions.IfNotModified)
+            except AzureError as exc:
+                if getattr(exc, "status_code", None) in (404, 412):
+                    return EventClaim.HELD  # another caller took the expired lease over (or completed it) first
+                raise
+        return EventClaim.CLAIMED
+
+    def complete_event(self, event_id: str, at: datetime) -> None:
+        entity = {"PartitionKey": "event", "RowKey": table_key(event_id), "at": codec.time_key(at)}
+        self._upsert("Events", entity, f"complete event {event_id}")
 
     # ---- grants: one partition per UTC day, so counting a window reads only its days ----
 
@@ -305,7 +359,7 @@ class TableStore:
 
     def append_audit(self, record: AuditRecord) -> None:
         partition = GLOBAL_AUDIT_PARTITION if record.incident_id is None else table_key(record.incident_id)
-        row = f"{codec.time_key(record.at)}|{time.time_ns():020d}|{uuid.uuid4().hex[:12]}"
+        row = _audit_row(record)
         entity = {"PartitionKey": partition, "RowKey": row, "kind": record.kind,
                   **_json_properties(codec.audit_to_json(record))}
         self._create("Audit", entity, f"append audit {record.kind}")
@@ -317,7 +371,11 @@ class TableStore:
                 entities: Iterable[dict[str, Any]] = list(table.list_entities())
         else:
             entities = self._query("Audit", "PartitionKey eq @partition", partition=table_key(incident_id))
-        ordered = sorted(entities, key=lambda e: e["RowKey"])
+        # And the records written together with their incident (put_incident_audited).
+        prefix = _INCIDENT_AUDIT + ("" if incident_id is None else table_key(incident_id) + "|")
+        beside = self._query("Incidents", "PartitionKey eq 'incident' and RowKey ge @low and RowKey lt @high",
+                             low=prefix, high=prefix[:-1] + chr(ord(prefix[-1]) + 1))
+        ordered = sorted([*entities, *beside], key=lambda e: e.get("audit_row") or e["RowKey"])
         return [codec.audit_from_json(_json_text(e)) for e in ordered]
 
     # ---- lifecycle ----
@@ -333,6 +391,32 @@ class TableStore:
                 client.close()
             self._clients.clear()
             self._service.close()
+
+
+def _incident_entity(incident: Incident) -> dict[str, Any]:
+    entity: dict[str, Any] = {
+        "PartitionKey": "incident",
+        "RowKey": table_key(incident.id),
+        "status": incident.status,
+        "ticket_pending": incident.ticket_pending,  # lets list_ticket_pending filter server-side
+        **_json_properties(codec.incident_to_json(incident)),
+    }
+    if incident.verify_due is not None:
+        entity["verify_due"] = codec.time_key(incident.verify_due)
+    return entity
+
+
+def _audit_row(record: AuditRecord) -> str:
+    """Time first, then a wall-clock tie-breaker, then randomness: RowKey order is time order."""
+    return f"{codec.time_key(record.at)}|{time.time_ns():020d}|{uuid.uuid4().hex[:12]}"
+
+
+def _incident_audit_entity(record: AuditRecord) -> dict[str, Any]:
+    """An audit record kept in the incidents partition. Escaped keys never start with "~a" ("~" is followed by
+    two hex digits, or by "~" for a hashed key), so these rows never collide with an incident's."""
+    row = _audit_row(record)
+    return {"PartitionKey": "incident", "RowKey": f"{_INCIDENT_AUDIT}{table_key(record.incident_id or '')}|{row}",
+            "kind": record.kind, "audit_row": row, **_json_properties(codec.audit_to_json(record))}
 
 
 def _incident(entity: Any) -> Incident:

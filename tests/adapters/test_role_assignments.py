@@ -210,3 +210,29 @@ def test_a_refused_rollback_raises_a_clear_error(local_azure_factory):
         clients.roles.delete_own(ours)
     assert ours in str(caught.value)
     assert ours in {a.id for a in az.assignments()}
+
+
+# ---- recognising the service's own grant after a crash (issue 13) ---------------------------------------------
+
+
+def test_a_grant_whose_result_was_lost_is_found_by_its_name_or_its_description(az):
+    account = az.add_account("acct-a")
+    clients = make_clients(az)
+    assert clients.roles.find_own(scope=account, principal_id=SP, role_guid=OPENAI_USER, incident_id="inc-7") is None
+    made = grant(clients, account, incident="inc-7")  # the instance died before recording this
+
+    by_name = clients.roles.find_own(scope=account, principal_id=SP, role_guid=OPENAI_USER, incident_id="inc-7")
+    assert by_name is not None and by_name.assignment_id == made.assignment_id
+    # The role the incident names now differs (a later failure replaced its diagnosis): found by description.
+    by_marker = clients.roles.find_own(scope=account, principal_id=SP, role_guid=None, incident_id="inc-7")
+    assert by_marker is not None and by_marker.assignment_id == made.assignment_id
+    assert clients.roles.find_own(scope=account, principal_id=SP, role_guid=None, incident_id="inc-8") is None
+
+
+def test_re_granting_an_assignment_the_service_made_is_its_own_not_someone_elses(az):
+    account = az.add_account("acct-a")
+    clients = make_clients(az)
+    first = grant(clients, account, incident="inc-7")
+    again = grant(clients, account, incident="inc-7")
+    assert again.status == "created" and again.assignment_id.lower() == first.assignment_id.lower()
+    assert clients.roles.delete_own(again.assignment_id)  # revocable

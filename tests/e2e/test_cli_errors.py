@@ -48,7 +48,7 @@ def test_no_credential_for_identity_based_state_is_one_line_with_a_hint(tmp_path
     line = one_line(result)
     assert result.returncode == 1
     # Which table is opened first depends on what the command reads first (the grant budget, then incidents).
-    assert re.match(r"error: StoreError: create table triage[A-Z][a-z]+: ", line)
+    assert re.match(r"incidents failed: StoreError: create table triage[A-Z][a-z]+: ", line)
     assert "ManagedIdentityCredential" in line and "(hint: the managed identity answered no token" in line
 
 
@@ -64,7 +64,7 @@ def failing_handler(args, stdin, stdout):
 def test_any_other_failure_is_its_first_line(monkeypatch, capsys):
     monkeypatch.setitem(cli.COMMANDS, "incidents", cli.Command("x", f"{__name__}:failing_handler"))
     assert cli.main(["incidents"], stdin=io.BytesIO(), stdout=io.StringIO()) == 1
-    assert capsys.readouterr().err == "error: StoreError: read incidents: the table is gone\n"
+    assert capsys.readouterr().err == "incidents failed: StoreError: read incidents: the table is gone\n"
 
 
 def test_an_unknown_triage_key_is_warned_about_with_the_closest_name(tmp_path):

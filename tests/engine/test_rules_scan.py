@@ -179,10 +179,6 @@ def test_an_alert_scan_reads_only_its_window_and_targets_and_leaves_the_watermar
     assert [i.principal_id for i in store.list_incidents()] == [ORDERS]  # the other account is no target
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: a stale grant claim is taken over only while failures of its "
-                   "caller are being read; nothing sweeps claims (as retry_pending_tickets sweeps pending tickets), "
-                   "so an approval whose instance died stays 'assigned' without an assignment or a verification, and "
-                   "cannot be approved again")
 def test_an_approved_grant_whose_instance_died_is_completed_by_a_later_run(make_runtime, traffic, store, roles,
                                                                           clock):
     rt = make_runtime(mode="recommend", allowlist=[ORDERS])

@@ -27,6 +27,7 @@ from shared.core.incidents import (
     Incident,
 )
 from shared.core.model import Diagnosis, FixStep
+from shared.core.records import EventClaim
 from shared.settings import Settings
 from shared.state import codec
 from shared.state.base import AuditRecord, ConflictError, Store, StoreError, Suppression
@@ -279,7 +280,8 @@ def test_a_forgotten_event_is_new_again_so_a_redelivery_is_processed(store):
     assert store.mark_event_processed("evt-2", T0) is False
 
 
-@pytest.mark.parametrize("awkward", ["a/b", "a\\b", "a#b", "a?b", "a\tb\x7f", "ümlaut ✓", "x" * 2000, "", "_global"])
+@pytest.mark.parametrize("awkward", ["a/b", "a\\b", "a#b", "a?b", "a\tb\x7f", "ümlaut ✓", "x" * 2000, "", "_global",
+                                     "lone \ud800 surrogate"])
 def test_event_ids_with_characters_table_keys_refuse_are_kept_apart(store, awkward):
     assert store.mark_event_processed(awkward, T0) is True
     assert store.mark_event_processed(awkward + "!", T0) is True  # a near neighbour is a different id
@@ -301,6 +303,62 @@ def test_of_many_instances_marking_one_event_exactly_one_sees_it_first(backend):
     for t in threads:
         t.join()
     assert sorted(results) == [False] * (len(contenders) - 1) + [True]
+
+
+def test_ids_from_malformed_input_never_fail_a_read_or_a_claim(store):
+    lone = "evt-\ud800"  # JSON can carry a lone surrogate ("\ud800"); UTF-8 cannot encode one
+    assert store.claim_event(lone, T0, timedelta(minutes=5)) == EventClaim.CLAIMED
+    store.complete_event(lone, T0)
+    assert store.claim_event(lone, T0, timedelta(minutes=5)) == EventClaim.DONE
+    assert store.get_incident("inc-\udc00") is None and store.get_incidents(["inc-\udc00"]) == {}
+    assert store.list_audit("inc-\udc00") == []
+
+
+def test_a_claimed_delivery_is_held_until_completed_then_done(store):
+    lease = timedelta(minutes=5)
+    assert store.claim_event("evt-1", T0, lease) == EventClaim.CLAIMED
+    assert store.claim_event("evt-1", T0 + timedelta(minutes=1), lease) == EventClaim.HELD
+    assert store.mark_event_processed("evt-1", T0) is False  # a claimed delivery is seen
+    store.complete_event("evt-1", T0 + timedelta(minutes=2))
+    assert store.claim_event("evt-1", T0 + timedelta(hours=1), lease) == EventClaim.DONE
+    assert store.mark_event_processed("evt-1", T0) is False
+    assert store.claim_event("evt-2", T0, lease) == EventClaim.CLAIMED  # ids stay apart
+
+
+def test_a_lease_whose_handler_died_expires_and_the_redelivery_claims_it(store):
+    lease = timedelta(minutes=5)
+    assert store.claim_event("evt-1", T0, lease) == EventClaim.CLAIMED
+    # The handler was killed: no completion, no release. The redelivery after the lease claims it again.
+    assert store.claim_event("evt-1", T0 + lease + timedelta(seconds=1), lease) == EventClaim.CLAIMED
+    assert store.claim_event("evt-1", T0 + lease + timedelta(seconds=2), lease) == EventClaim.HELD
+
+
+def test_a_released_claim_is_claimed_again_and_an_old_mark_counts_as_done(store):
+    lease = timedelta(minutes=5)
+    assert store.claim_event("evt-1", T0, lease) == EventClaim.CLAIMED
+    store.forget_event("evt-1")  # the handler failed transiently and released it
+    assert store.claim_event("evt-1", T0 + timedelta(seconds=1), lease) == EventClaim.CLAIMED
+    assert store.mark_event_processed("evt-old", T0) is True  # marked before claims existed
+    assert store.claim_event("evt-old", T0, lease) == EventClaim.DONE
+
+
+def test_of_many_instances_taking_over_one_expired_lease_exactly_one_wins(backend):
+    lease = timedelta(minutes=5)
+    backend.store().claim_event("evt-dup", T0, lease)
+    contenders = [backend.store() for _ in range(6)]
+    start = threading.Barrier(len(contenders))
+    results: list[EventClaim | None] = [None] * len(contenders)
+
+    def claim(n: int) -> None:
+        start.wait()
+        results[n] = contenders[n].claim_event("evt-dup", T0 + lease * 2, lease)
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in range(len(contenders))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == sorted([EventClaim.HELD] * (len(contenders) - 1) + [EventClaim.CLAIMED])
 
 
 # ---- grants ----
@@ -405,6 +463,44 @@ def test_audit_inputs_that_are_not_json_are_recorded_by_their_text(store):
     store.append_audit(audit(T0, None, "event-rejected", when=T0, tags={"b", "a"}, raw=b"\x00"))
     (record,) = store.list_audit()
     assert record.inputs == {"when": T0.isoformat(), "tags": ["a", "b"], "raw": "b'\\x00'"}
+
+
+def test_an_incident_and_its_audit_records_are_written_together(store):
+    incident = make_incident(1, status=VERIFYING, verify_due=T0)
+    created = store.put_incident_audited(incident, None, [audit(T0, incident.id, "decision", step=1)])
+    store.append_audit(audit(T0 + timedelta(seconds=1), incident.id, "action", step=2))
+    store.append_audit(audit(T0 + timedelta(seconds=1), None, "breaker", step=3))
+    resolved = replace(created, status=RESOLVED, verify_due=None)
+    saved = store.put_incident_audited(resolved, created.etag, [audit(T0 + timedelta(seconds=2), incident.id,
+                                                                      "verification", step=4)])
+    assert saved.etag and saved.etag != created.etag
+    assert store.get_incident(incident.id).status == RESOLVED
+    assert [r.inputs["step"] for r in store.list_audit(incident.id)] == [1, 2, 4]
+    assert [r.inputs["step"] for r in store.list_audit()] == [1, 2, 3, 4]
+    # The records kept beside the incident are no incidents: every listing shows the one incident only.
+    assert [i.id for i in store.list_incidents()] == [incident.id]
+    assert [i.id for i in store.list_incidents(RESOLVED)] == [incident.id]
+    assert list(store.get_incidents([incident.id, "inc-none"])) == [incident.id]
+    assert store.due_verifications(T0 + timedelta(days=1)) == [] and store.list_ticket_pending() == []
+
+
+def test_a_lost_race_writes_neither_the_incident_nor_its_audit(store):
+    incident = make_incident(1)
+    first = store.put_incident(incident)
+    store.put_incident(replace(first, count=5), expected_etag=first.etag)  # another writer wins
+    with pytest.raises(ConflictError):
+        store.put_incident_audited(replace(first, status=TICKETED), first.etag,
+                                   [audit(T0, incident.id, "revoke")])
+    with pytest.raises(ConflictError):
+        store.put_incident_audited(incident, None, [audit(T0, incident.id, "decision")])  # it exists already
+    assert store.get_incident(incident.id).count == 5
+    assert store.list_audit(incident.id) == [] and store.list_audit() == []
+
+
+def test_audit_written_with_an_incident_must_be_about_it(store):
+    with pytest.raises(ValueError):
+        store.put_incident_audited(make_incident(1), None, [audit(T0, "inc-other", "decision")])
+    assert store.get_incident(make_incident(1).id) is None
 
 
 # ---- datetimes ----

@@ -2,18 +2,21 @@
 
 Each fake keeps the contract of the adapter it stands in for, as the adapter and the port docstrings state it:
 
-- `FakeSource` (shared/adapters/logs.py): request rows in memory; `read` groups the 401/403 rows of [start, end)
-  like the failures query (one group per resource, caller, status, operation, route and error code), keeps only
-  the accounts of `resource_ids`, and counts each group's rows before max(start, watermark) as `overlap_count`;
-  `activity` counts one caller's failures and successes on one account over [since, until). Without its table
+- `FakeSource` (shared/adapters/logs.py): request rows in memory, each ingested `ingestion_delay` after it
+  happened (none by default) and invisible until then; `read` groups the 401/403 rows that arrived in
+  [start, read_through) like the failures query (one group per resource, caller, status, operation, route and
+  error code), where `read_through` is min(end, the workspace's clock), keeps only the accounts of `resource_ids`,
+  and counts each group's rows that arrived before max(start, watermark) as `overlap_count`; `activity` counts one
+  caller's visible failures and successes on one account over [since, until). Without its table
   (`without_table`) it answers `no_data` and no activity, as a workspace that never received diagnostics.
 - `FakeEvidence` (shared/adapters/evidence.py): ARM's role assignments and account settings. An assignment made to
   a group applies to its members (`via_group`); `gather_evidence` keeps what applies at, above or below each
   resource, like the real provider. `arm_down()` makes every look-up fail until `arm_up()`: each pair then carries
   what failed (`Evidence.failed`, with nothing read) and `failures()` lists it.
-- `FakeRoleWriter` (shared/adapters/role_assignments.py): writes into the same `FakeEvidence`, so a grant shows in
-  the next evidence read; an existing identical assignment answers "exists"; `delete_own` deletes only what
-  carries the service's marker.
+- `FakeRoleWriter` (shared/adapters/role_assignments.py): writes into the same `FakeEvidence` under the grant's
+  deterministic name, so a grant shows in the next evidence read and `find_own` finds it; an existing identical
+  assignment answers "exists", or "created" when it is the service's own (its name or marker); `delete_own`
+  deletes only what carries the service's marker.
 - `RecordingSink` (shared/tickets/base.py): one ticket per fingerprint, reopened by `open_or_update` when closed.
 
 Every import of engine internals and port types the fast tier needs is in this module, so a move of the runtime
@@ -32,7 +35,7 @@ from typing import Any
 from shared.adapters.evidence import applies_to
 from shared.adapters.kql import account_of
 from shared.adapters.logs import SourceError
-from shared.adapters.role_assignments import DESCRIPTION_MARKER, description_for
+from shared.adapters.role_assignments import DESCRIPTION_MARKER, assignment_name, description_for, is_own
 from shared.bootstrap import build_runtime
 from shared.core import roles as known_roles
 from shared.core.allowlist import normalize_object_id, normalize_scope
@@ -84,6 +87,11 @@ class Request:
     route: str | None = OPENAI_ROUTE
     operation: str | None = CHAT_OPERATION
     endpoint: str | None = None  # client-side records (Application Insights) give the host called
+    ingested: datetime | None = None  # when the row arrived in the workspace (None: when it happened)
+
+    @property
+    def arrived(self) -> datetime:
+        return self.ingested or self.at
 
 
 @dataclass(frozen=True)
@@ -119,14 +127,18 @@ class FakeSource:
 
     def fail(self, principal_id: str | None, resource_id: str, *, count: int = 1, status: int = 401,
              code: str | None = "PermissionDenied", message: str | None = None, route: str | None = OPENAI_ROUTE,
-             operation: str | None = CHAT_OPERATION, at: datetime | None = None, endpoint: str | None = None) -> None:
+             operation: str | None = CHAT_OPERATION, at: datetime | None = None, endpoint: str | None = None,
+             ingestion_delay: timedelta | None = None) -> None:
         """`count` failed requests now (or `at`); the message defaults to the missing-data-role text. A row as real
-        Azure writes it has no code and no message (`code=None`), and its route is the `apiName`."""
+        Azure writes it has no code and no message (`code=None`), and its route is the `apiName`. With
+        `ingestion_delay` the rows arrive in the workspace that much later."""
         if message is None and code == "PermissionDenied" and principal_id:
             message = permission_denied(principal_id)
         when = at or self._clock.now()
         oid = normalize_object_id(principal_id) if principal_id else None
-        self.requests += [Request(when, oid, resource_id, status, code, message, route, operation, endpoint)] * count
+        ingested = when + ingestion_delay if ingestion_delay else None
+        self.requests += [Request(when, oid, resource_id, status, code, message, route, operation, endpoint,
+                                  ingested)] * count
 
     def succeed(self, principal_id: str | None, resource_id: str, *, count: int = 1,
                 at: datetime | None = None) -> None:
@@ -169,10 +181,11 @@ class FakeSource:
                 f"SemanticError: A semantic error occurred.; SEM0100: 'where' operator: Failed to resolve table or "
                 f"column expression named '{self.missing_table}'"))
         overlap_end = start if watermark is None else max(start, watermark)
+        read_through = min(end, self._clock.now())  # the workspace's clock: nothing later has arrived
         accounts = {account_of(r) for r in resource_ids} if resource_ids is not None else None
         groups: dict[tuple, list[Request]] = {}
         for request in self.requests:
-            if not start <= request.at < end or not _is_failure(request):
+            if not start <= request.arrived < read_through or not _is_failure(request):
                 continue
             if accounts is not None and account_of(request.resource_id) not in accounts:
                 continue
@@ -187,7 +200,8 @@ class FakeSource:
             partial = ("PartialError: There were some errors when processing your query.",)
         rejected = tuple(RejectedRow(self.name, reason, row) for at, reason, row in self.malformed
                          if start <= at < end)
-        return SourceBatch(self.name, start, end, tuple(signals), partial_errors=partial, rejected=rejected)
+        return SourceBatch(self.name, start, end, tuple(signals), partial_errors=partial, rejected=rejected,
+                           read_through=read_through)
 
     def activity(self, principal_id: str | None, resource_id: str, since: datetime, until: datetime) -> Activity:
         self.activity_calls.append((principal_id, resource_id, since, until))
@@ -198,7 +212,7 @@ class FakeSource:
         oid = normalize_object_id(principal_id) if principal_id else None
         account = account_of(resource_id)
         seen = [r for r in self.requests if since <= r.at < until and r.principal_id == oid
-                and account_of(r.resource_id) == account]
+                and account_of(r.resource_id) == account and r.arrived <= self._clock.now()]
         return Activity(failures=sum(1 for r in seen if r.status in (401, 403)),
                         successes=sum(1 for r in seen if 200 <= r.status < 300))
 
@@ -217,7 +231,7 @@ def _signal(rows: list[Request], overlap_end: datetime, source: str) -> FailureS
         status=first.status, code=first.code, message=first.message, object_id=first.principal_id,
         auth=ENTRA if first.principal_id else KEY, route=first.route, operation=first.operation,
         endpoint=first.endpoint, resource_id=first.resource_id.lower(), count=len(rows),
-        overlap_count=sum(1 for r in rows if r.at < overlap_end),
+        overlap_count=sum(1 for r in rows if r.arrived < overlap_end),
         first_seen=min(r.at for r in rows), last_seen=max(r.at for r in rows), source=source,
     )
 
@@ -372,7 +386,9 @@ class FakeRoleWriter:
         self.grants: list[GrantCall] = []
         self.deletes: list[str] = []
         self.gets: list[str] = []
+        self.finds: list[tuple[str, str, str | None, str]] = []
         self._answers: list[tuple[str, str]] = []
+        self.lose_next_result = False  # True: the next create writes, then raises (a crash after ARM's write)
 
     def answer_next(self, status: str, *, times: int = 1, message: str = "") -> None:
         """The next `times` creates answer `status`: exists | retry_later | forbidden | failed."""
@@ -392,13 +408,38 @@ class FakeRoleWriter:
         existing = next((a for a in self._evidence.assignments if a.principal_id == normalize_object_id(principal_id)
                          and a.role_guid == guid and normalize_scope(a.scope) == normalize_scope(scope)), None)
         if existing is not None:
+            our_name = assignment_name(scope, principal_id, guid)
+            if is_own(existing.id.rsplit("/", 1)[-1], existing.description, our_name):
+                return GrantOutcome("created", assignment_id=existing.id, created_on=existing.created_on,
+                                    message="the role assignment this service made earlier already exists")
             return GrantOutcome("exists", assignment_id=existing.id, created_on=existing.created_on,
                                 message="the role assignment already exists")
+        # Named as the adapter names it: the grant's deterministic name at its scope.
+        own_id = (f"{scope.rstrip('/')}/providers/Microsoft.Authorization/roleAssignments/"
+                  f"{assignment_name(scope, principal_id, guid)}")
         assignment_id = self._evidence.assign(principal_id, guid, scope, age=timedelta(0),
                                               principal_type=principal_type,
-                                              description=description_for(incident_id))
+                                              description=description_for(incident_id), assignment_id=own_id)
+        if self.lose_next_result:  # the ARM write happened; the instance died before hearing of it
+            self.lose_next_result = False
+            raise ConnectionError("the instance stopped after ARM's write")
         return GrantOutcome("created", assignment_id=assignment_id, created_on=self._clock.now(),
                             message=f"assigned {guid} at {scope}")
+
+    def find_own(self, *, scope: str, principal_id: str, role_guid: str | None,
+                 incident_id: str) -> RoleAssignmentEvidence | None:
+        self.finds.append((scope, principal_id, role_guid, incident_id))
+        if self._evidence.outage:
+            raise ConnectionError(f"ARM: {self._evidence.outage}")
+        oid = normalize_object_id(principal_id)
+        name = assignment_name(scope, principal_id, role_guid) if role_guid else None
+        by_name = (a for a in self._evidence.assignments if name and a.id.lower().endswith("/" + name)
+                   and normalize_scope(a.scope) == normalize_scope(scope))
+        by_marker = (a for a in self._evidence.assignments if a.principal_id == oid
+                     and normalize_scope(a.scope).startswith(normalize_scope(scope))
+                     and a.description == description_for(incident_id))
+        found = next(by_name, None) or next(by_marker, None)
+        return FakeEvidence.evidence_of(found, found.principal_id) if found else None
 
     def delete_own(self, assignment_id: str) -> bool:
         self.deletes.append(assignment_id)
@@ -544,7 +585,7 @@ def _counted(name: str) -> Any:
 
 
 for _write in ("put_incident", "append_audit", "put_value", "record_grant", "set_watermark", "add_suppression",
-               "mark_event_processed", "forget_event"):
+               "mark_event_processed", "forget_event", "claim_event", "complete_event", "put_incident_audited"):
     setattr(WriteCountingStore, _write, _counted(_write))
 
 
