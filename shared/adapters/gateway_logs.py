@@ -27,7 +27,7 @@ from shared.adapters.failure_rows import (
     row_group,
     row_text,
 )
-from shared.adapters.logs import NoDataYet, SourceError, workspace_query
+from shared.adapters.logs import NoDataYet, SourceError, overlap_start, workspace_query
 from shared.core.allowlist import normalize_object_id
 from shared.core.model import ENTRA, FailureSignal
 from shared.core.ports import Activity, SourceBatch
@@ -108,8 +108,7 @@ class GatewayLogsSource:
         *,
         watermark: datetime | None = None,
     ) -> SourceBatch:
-        overlap_start = start if watermark is None else max(start, watermark)
-        text = kql.gateway_failures_query(start=start, watermark=overlap_start, end=end)
+        text = kql.gateway_failures_query(start=start, watermark=overlap_start(start, watermark), end=end)
         try:
             rows, partial = self._query.run(text, start, end)
         except NoDataYet as missing:  # no gateway has sent its logs to this workspace yet

@@ -109,7 +109,7 @@ def _whole(text: str | None) -> str:
     return " ".join(line.strip() for line in (text or "").strip().splitlines() if line.strip())
 
 
-def _overlap_start(start: datetime, watermark: datetime | None) -> datetime:
+def overlap_start(start: datetime, watermark: datetime | None) -> datetime:
     # Without a watermark nothing was read before: an overlap boundary at `start` makes every overlap count 0.
     return start if watermark is None else max(start, watermark)
 
@@ -160,8 +160,8 @@ class LogAnalyticsSource:
     ) -> SourceBatch:
         """One query when the window holds up to GROUPS_PER_RESPONSE groups (the usual case); else one per bucket.
         A response that comes back over the limit is not used: its bucket is split and read again."""
-        overlap_start = _overlap_start(start, watermark)
-        window: dict[str, Any] = {"start": start, "watermark": overlap_start, "end": end, "resource_ids": resource_ids}
+        window: dict[str, Any] = {"start": start, "watermark": overlap_start(start, watermark), "end": end,
+                                  "resource_ids": resource_ids}
         try:
             return self._read(window)
         except NoDataYet as missing:
@@ -171,7 +171,7 @@ class LogAnalyticsSource:
         """Rows by ingestion time (kql.failures_query): the batch's `read_through` is where the workspace said the
         window ended. Every query after the first is asked to end exactly there, so buckets read one window."""
         start, end, resource_ids = window["start"], window["end"], window["resource_ids"]
-        overlap_start = window["watermark"]
+        overlap_from = window["watermark"]
         pending: list[tuple[str, ...] | None] = [None] if self._buckets == 1 else list(buckets(self._buckets))
         signals: list[FailureSignal] = []
         rejected: list[RejectedRow] = []
@@ -179,7 +179,7 @@ class LogAnalyticsSource:
         read_through: datetime | None = None
         while pending:
             bucket = pending.pop()
-            text = kql.failures_query(start=start, watermark=overlap_start, end=read_through or end,
+            text = kql.failures_query(start=start, watermark=overlap_from, end=read_through or end,
                                       resource_ids=resource_ids, buckets=bucket, limit=GROUPS_PER_RESPONSE + 1)
             answer, errors = self._query.run(text, *kql.failures_timespan(start, end))
             rows, reached = _read_through(answer)
@@ -274,7 +274,7 @@ class AppInsightsSource:
         *,
         watermark: datetime | None = None,
     ) -> SourceBatch:
-        text = kql.client_failures_query(start=start, watermark=_overlap_start(start, watermark), end=end)
+        text = kql.client_failures_query(start=start, watermark=overlap_start(start, watermark), end=end)
         try:
             rows, partial = self._query.run(text, start, end)
         except NoDataYet as missing:

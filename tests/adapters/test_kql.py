@@ -6,7 +6,6 @@ No server needed. Regenerate the golden files after a reviewed change with UPDAT
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime, timedelta, timezone
 
 import duckdb_kql
@@ -16,7 +15,7 @@ from hypothesis import strategies as st
 
 from localazure.logstore import with_ingestion_column
 from shared.adapters import kql
-from tests.support.paths import GOLDEN
+from tests.support.golden import assert_matches_golden
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 WATERMARK = T0 + timedelta(minutes=10)
@@ -43,11 +42,7 @@ CASES = {
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_query_text_matches_golden_file(name):
-    text = CASES[name]()
-    path = GOLDEN / f"{name}.kql"
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.write_text(text + "\n", encoding="utf-8")
-    assert text + "\n" == path.read_text(encoding="utf-8"), f"{name}: KQL changed; review, then UPDATE_GOLDEN=1"
+    assert_matches_golden(name, CASES[name]())
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -3,13 +3,12 @@ on seeded rows. No server needed; regenerate the golden file after a reviewed ch
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 
 import duckdb_kql
 
 from shared.adapters import kql
-from tests.support.paths import GOLDEN
+from tests.support.golden import assert_matches_golden
 
 SINCE = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 UNTIL = SINCE + timedelta(days=30)
@@ -18,10 +17,7 @@ ACCOUNT = "/subscriptions/sub-1/resourceGroups/rg/providers/Microsoft.CognitiveS
 
 def test_request_traffic_query_matches_its_golden_file():
     text = kql.request_traffic_query(since=SINCE, until=UNTIL)
-    path = GOLDEN / "request_traffic.kql"
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.write_text(text + "\n", encoding="utf-8")
-    assert text + "\n" == path.read_text(encoding="utf-8"), "KQL changed; review, then UPDATE_GOLDEN=1"
+    assert_matches_golden("request_traffic", text)
     assert duckdb_kql.validate(text) == []
 
 
