@@ -95,6 +95,12 @@ def _sink_state(rt: Runtime, run: RunState, name: str) -> _SinkState:
     return state
 
 
+def budgeted(sink: TicketSink) -> bool:
+    """Whether new tickets on this sink count against the budget: not for a sink that creates nothing in a
+    tracker (the log sink says `budgeted = False`)."""
+    return bool(getattr(sink, "budgeted", True))
+
+
 def may_open(rt: Runtime, run: RunState, name: str) -> bool:
     """A new ticket on sink `name` fits this run's budget and the tracker's last rate-limit answer."""
     state = _sink_state(rt, run, name)
@@ -173,6 +179,9 @@ def send(rt: Runtime, run: RunState, incident: Incident, update: TicketUpdate, *
                 calls.append((sink, lambda s: s.open_or_update(content, comment=update.comment), False))
         elif update.resolve:
             queued.discard(name)
+        elif not budgeted(sink):
+            queued.discard(name)
+            calls.append((sink, lambda s: s.open_or_update(content, comment=update.comment), True))
         elif (not drain and (name in queued or _sink_state(rt, run, name).backlog > 0)) \
                 or _sink_state(rt, run, name).storm or not may_open(rt, run, name):
             queued.add(name)
@@ -180,8 +189,7 @@ def send(rt: Runtime, run: RunState, incident: Incident, update: TicketUpdate, *
             _take_slot(run, name)
             queued.discard(name)
             calls.append((sink, lambda s: s.open_or_update(content, comment=update.comment), True))
-    order = [s.name for s in rt.sinks]
-    waiting = tuple(sorted(queued, key=order.index))
+    waiting = tuple(s.name for s in rt.sinks if s.name in queued)  # a sink no longer configured waits for nothing
     if not calls and waiting == incident.ticket_queued and incident.ticket_pending == bool(waiting):
         return incident  # nothing to call and nothing new to record (a queued incident's recurrence)
     refs, pending, waiting = _call_sinks(rt, run, incident, calls, waiting)
@@ -236,8 +244,7 @@ def _call_sinks(rt: Runtime, run: RunState, incident: Incident,
             if ref is not None:
                 refs[sink.name] = ref.url or ref.ref
     checkpoint("ticket-sent")
-    order = [s.name for s in rt.sinks]
-    return refs, pending, tuple(sorted(set(queued), key=order.index))
+    return refs, pending, tuple(s.name for s in rt.sinks if s.name in queued)
 
 
 def redo(rt: Runtime, run: RunState, incident: Incident, *, drain: bool = False) -> Incident:
@@ -300,6 +307,8 @@ def drain_ticket_queue(rt: Runtime, run: RunState, queue: list[Incident]) -> int
         for sink in rt.sinks:
             name = sink.name
             waiting = [i for i in queue if name in i.ticket_queued and i.is_open]
+            if not budgeted(sink):
+                continue  # queued before the sink was exempt: opened one by one below
             left = rt.settings.max_tickets_per_run - run.tickets_opened.get(name, 0) if may_open(rt, run, name) else 0
             if len(waiting) > left:
                 _sink_state(rt, run, name).storm = True
@@ -307,8 +316,7 @@ def drain_ticket_queue(rt: Runtime, run: RunState, queue: list[Incident]) -> int
         for incident in queue:
             if incident.id in handled:
                 continue
-            if incident.is_open and not any(may_open(rt, run, s) and not _sink_state(rt, run, s).storm
-                                            for s in incident.ticket_queued):
+            if incident.is_open and not any(_opens_now(rt, run, s) for s in incident.ticket_queued):
                 continue  # nothing it waits for can open this run: no write
             current = rt.store.get_incident(incident.id)
             if current is None or not current.ticket_queued:
@@ -328,6 +336,13 @@ def drain_ticket_queue(rt: Runtime, run: RunState, queue: list[Incident]) -> int
         return len(handled)
     finally:
         _release_lease(rt, run)
+
+
+def _opens_now(rt: Runtime, run: RunState, name: str) -> bool:
+    sink = next((s for s in rt.sinks if s.name == name), None)
+    if sink is None:
+        return True  # a sink no longer configured: the redo drops it from the queue
+    return not budgeted(sink) or (may_open(rt, run, name) and not _sink_state(rt, run, name).storm)
 
 
 def _save_backlog(rt: Runtime, name: str, backlog: int) -> None:
@@ -376,8 +391,10 @@ def _open_groups(rt: Runtime, run: RunState, sink: TicketSink, waiting: list[Inc
     by_key: dict[str, list[Incident]] = {}
     for incident in waiting:
         by_key.setdefault(group_key(incident), []).append(incident)
+    # The queue's order, for groups: the most severe member, then the group's failures together.
+    ordered = sorted(by_key.items(), key=lambda item: (queue_order(item[1][0])[0], -sum(i.count for i in item[1])))
     placed: set[str] = set()
-    for key, members in by_key.items():
+    for key, members in ordered:
         part = 0
         while members:
             group_id, fingerprint = group_identity(key, part)

@@ -185,3 +185,28 @@ def test_approving_a_queued_recommendation_still_works(make_runtime, traffic, st
     [queued] = _queued(store)
     approve(rt, queued.id, ALICE)
     assert incident_of(store, queued.principal_id).status in (inc.ASSIGNED, inc.VERIFYING)
+
+
+def test_the_log_sink_is_not_budgeted(make_runtime, traffic, store, sink):
+    from shared.tickets.log_sink import LogSink
+
+    rt = make_runtime(mode="recommend", allowlist=CALLERS[:4], sinks=[LogSink(), sink], TRIAGE_MAX_TICKETS_PER_RUN="1")
+    traffic(3, failing=CALLERS[:4])
+    run_scan(rt)
+    incidents = store.list_incidents()
+    assert all("log" in i.ticket_refs for i in incidents)
+    assert sink.created() == 1 and {i.ticket_queued for i in incidents} == {(), (sink.name,)}
+
+
+def test_while_a_backlog_waits_a_new_incident_joins_the_queue_instead_of_jumping_it(make_runtime, traffic, store,
+                                                                                   sink, clock):
+    rt = make_runtime(mode="recommend", allowlist=CALLERS, TRIAGE_MAX_TICKETS_PER_RUN="2")
+    traffic(3, failing=CALLERS[:6])
+    run_scan(rt)  # 2 opened, 4 queued; the drain had nothing left: a backlog of 4
+    clock.advance(minutes=3)
+    traffic(1, failing=[CALLERS[6]])
+    run_scan(rt)
+    newcomer = incident_of(store, CALLERS[6])
+    # it went through the queue: in a storm it is grouped with the others of its cause and account
+    assert newcomer.ticket_groups or newcomer.ticket_queued
+    assert sink.created() <= 2 + 2
