@@ -50,6 +50,9 @@ SINK_STATE_KEY = "ticket-sink:"  # + sink name: {"until": ISO time or None, "que
 GROUP_RECORD_KEY = "ticket-group:"  # + sink name + ":" + group id: the grouped ticket and its members
 DRAIN_LEASE_KEY = "ticket-drain"  # one drain at a time: two would open the same group twice
 DRAIN_LEASE = timedelta(minutes=10)
+# The longest wait a rate-limit answer is believed (GitHub's windows are an hour at most): a garbled reset header
+# must not silence a sink for good.
+MAX_RATE_LIMIT_WAIT = timedelta(hours=24)
 _VALUE_ATTEMPTS = 5
 
 
@@ -117,7 +120,8 @@ def _rate_limited(rt: Runtime, run: RunState, name: str, exc: TicketRateLimited)
     """Stop new tickets on the sink for this run, and record until when the tracker asked to wait."""
     state = _sink_state(rt, run, name)
     rt.telemetry.count(TICKET_ERRORS, sink=name, kind="rate_limited")
-    until = rt.clock() + timedelta(seconds=exc.retry_after or 0)
+    wait = min(max(0.0, exc.retry_after or 0.0), MAX_RATE_LIMIT_WAIT.total_seconds())
+    until = rt.clock() + timedelta(seconds=wait)
     if not state.stopped:
         log.warning("ticket sink %s is rate-limited; new tickets wait until %s: %s", name, until.isoformat(), exc,
                     extra={"sink": name})

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json as jsonlib
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -94,9 +95,10 @@ def _rate_limited(status: int, headers: Mapping[str, str], message: str) -> bool
 
 def _seconds(value: str | None) -> float | None:
     try:
-        return float(value) if value is not None else None
+        seconds = float(value) if value is not None else None
     except ValueError:
         return None
+    return seconds if seconds is not None and math.isfinite(seconds) else None
 
 
 def _date_epoch(headers: Mapping[str, str]) -> float:

@@ -210,3 +210,12 @@ def test_while_a_backlog_waits_a_new_incident_joins_the_queue_instead_of_jumping
     # it went through the queue: in a storm it is grouped with the others of its cause and account
     assert newcomer.ticket_groups or newcomer.ticket_queued
     assert sink.created() <= 2 + 2
+
+
+def test_a_garbled_rate_limit_wait_silences_a_sink_for_a_day_at_most(make_runtime, traffic, store, sink, clock):
+    rt = make_runtime(mode="recommend", allowlist=CALLERS[:1])
+    sink.fail_next(TicketRateLimited("tracker: reset in milliseconds?", retry_after=1.7e12))
+    traffic(3, failing=CALLERS[:1])
+    run_scan(rt)
+    value, _ = store.get_value(ticketing.SINK_STATE_KEY + sink.name)
+    assert value["until"] == (clock.now() + ticketing.MAX_RATE_LIMIT_WAIT).isoformat()

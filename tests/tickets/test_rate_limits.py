@@ -7,10 +7,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from localazure.trackers.github import GitHubRateLimits
 from shared.core.ticket_model import TicketRateLimited
-from shared.tickets.http import TrackerClient
+from shared.tickets.http import TrackerClient, rate_limit_wait
 from tests.support.trackers import FAST, make_content, new_sink, tickets_for
 
 RATE_HEADERS = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-used", "x-ratelimit-reset",
@@ -83,3 +85,22 @@ def test_a_429_with_a_long_retry_after_is_a_rate_limit_with_that_wait(standins, 
     with pytest.raises(TicketRateLimited) as info:
         new_sink(standins, tracker, FAST).open_or_update(make_content())
     assert info.value.retry_after == 900
+
+
+@given(headers=st.dictionaries(
+    st.sampled_from(["retry-after", "x-ratelimit-remaining", "x-ratelimit-reset", "date"]),
+    st.one_of(st.text(max_size=40), st.integers(-10**12, 10**12).map(str), st.floats(allow_nan=True).map(str),
+              st.just("0"), st.just("Wed, 21 Oct 2015 07:28:00 GMT"))))
+def test_any_rate_limit_headers_give_no_wait_or_a_wait_of_zero_or_more(headers):
+    wait = rate_limit_wait(headers)
+    assert wait is None or 0 <= wait < float("inf")
+
+
+def test_the_wait_is_the_longer_of_retry_after_and_the_reset():
+    date = "Wed, 21 Oct 2015 07:28:00 GMT"
+    epoch = 1445412480
+    assert rate_limit_wait({"retry-after": "30", "x-ratelimit-remaining": "0", "x-ratelimit-reset": str(epoch + 90),
+                            "date": date}) == 90
+    assert rate_limit_wait({"retry-after": "120", "x-ratelimit-remaining": "5", "x-ratelimit-reset": "1"}) == 120
+    assert rate_limit_wait({"retry-after": "Wed, 21 Oct 2015 07:29:00 GMT", "date": date}) == 60
+    assert rate_limit_wait({"x-ratelimit-remaining": "3", "x-ratelimit-reset": str(epoch)}) is None
