@@ -104,12 +104,15 @@ def budgeted(sink: TicketSink) -> bool:
     return bool(getattr(sink, "budgeted", True))
 
 
+def rate_limited(rt: Runtime, run: RunState, name: str) -> bool:
+    """The tracker behind sink `name` asked to wait, and the wait has not passed (or it answered so this run)."""
+    state = _sink_state(rt, run, name)
+    return state.stopped or (state.until is not None and rt.clock() < state.until)
+
+
 def may_open(rt: Runtime, run: RunState, name: str) -> bool:
     """A new ticket on sink `name` fits this run's budget and the tracker's last rate-limit answer."""
-    state = _sink_state(rt, run, name)
-    if state.stopped or (state.until is not None and rt.clock() < state.until):
-        return False
-    return run.tickets_opened.get(name, 0) < rt.settings.max_tickets_per_run
+    return not rate_limited(rt, run, name) and run.tickets_opened.get(name, 0) < rt.settings.max_tickets_per_run
 
 
 def _take_slot(run: RunState, name: str) -> None:
@@ -392,6 +395,8 @@ def _record_key(sink: str, group_id: str) -> str:
 def _open_groups(rt: Runtime, run: RunState, sink: TicketSink, waiting: list[Incident]) -> set[str]:
     """Put the waiting incidents (in queue order) into group tickets, filling open parts first; a group without a
     ticket yet takes a slot of the budget. Stops at the budget or the tracker's rate limit."""
+    if rate_limited(rt, run, sink.name):
+        return set()  # not even an update of a group's ticket: a rate-limited tracker is left alone
     by_key: dict[str, list[Incident]] = {}
     for incident in waiting:
         by_key.setdefault(group_key(incident), []).append(incident)
@@ -480,6 +485,7 @@ def _group_call(rt: Runtime, incident: Incident, update: TicketUpdate,
             if any(m.get("open") for m in members):
                 return sink.open_or_update(content, comment=text)
             return sink.resolve(content, comment=text)
-        return sink.open_or_update(content, comment=f"{incident.id}: {update.comment}" if update.comment else None)
+        # The group's body lists members, not their actions: what this one's operation says is its comment.
+        return sink.open_or_update(content, comment=f"{incident.id}: {update.comment or update.action}")
 
     return call
