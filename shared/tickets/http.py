@@ -18,6 +18,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
@@ -110,8 +111,8 @@ def _date_epoch(headers: Mapping[str, str]) -> float:
 
 
 def rate_limit_wait(headers: Mapping[str, str]) -> float | None:
-    """How long a rate-limited answer asks to wait, in seconds: `retry-after` (seconds or an HTTP date), else
-    `x-ratelimit-reset` when `x-ratelimit-remaining` is 0; the longer of the two when both are given."""
+    """How long a rate-limited answer asks to wait, in seconds: `retry-after` (seconds or an HTTP date), and
+    `x-ratelimit-reset` (epoch seconds when `x-ratelimit-remaining` is 0; Jira's ISO 8601 time); the longer."""
     waits: list[float] = []
     retry_after = headers.get("retry-after")
     if retry_after:
@@ -123,9 +124,16 @@ def rate_limit_wait(headers: Mapping[str, str]) -> float | None:
                 seconds = None
         if seconds is not None:
             waits.append(seconds)
-    reset = _seconds(headers.get("x-ratelimit-reset"))
-    if headers.get("x-ratelimit-remaining") == "0" and reset is not None:
+    raw_reset = headers.get("x-ratelimit-reset")
+    reset = _seconds(raw_reset)
+    if headers.get("x-ratelimit-remaining") == "0" and reset is not None:  # GitHub, Azure DevOps: epoch seconds
         waits.append(reset - _date_epoch(headers))
+    elif reset is None and raw_reset:  # Jira Cloud: an ISO 8601 time (yyyy-MM-ddTHH:mmZ)
+        try:
+            at = datetime.fromisoformat(raw_reset.strip())
+            waits.append((at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp() - _date_epoch(headers))
+        except (ValueError, OverflowError):
+            pass
     return max(0.0, *waits) if waits else None
 
 

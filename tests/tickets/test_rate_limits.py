@@ -104,3 +104,8 @@ def test_the_wait_is_the_longer_of_retry_after_and_the_reset():
     assert rate_limit_wait({"retry-after": "120", "x-ratelimit-remaining": "5", "x-ratelimit-reset": "1"}) == 120
     assert rate_limit_wait({"retry-after": "Wed, 21 Oct 2015 07:29:00 GMT", "date": date}) == 60
     assert rate_limit_wait({"x-ratelimit-remaining": "3", "x-ratelimit-reset": str(epoch)}) is None
+
+
+def test_jira_s_iso_reset_counts_too():
+    date = "Wed, 21 Oct 2015 07:28:00 GMT"
+    assert rate_limit_wait({"retry-after": "10", "x-ratelimit-reset": "2015-10-21T07:30Z", "date": date}) == 120
