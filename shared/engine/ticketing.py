@@ -202,11 +202,10 @@ def send(rt: Runtime, run: RunState, incident: Incident, update: TicketUpdate, *
     refs, pending, waiting = _call_sinks(rt, run, incident, calls, waiting)
     pending = pending or bool(waiting)
     if update.resolve:
-        return update_incident(rt, incident.id, lambda cur: replace(
-            cur, ticket_pending=pending, ticket_queued=waiting)) or incident
+        return _record(rt, incident, lambda cur: replace(cur, ticket_pending=pending, ticket_queued=waiting))
     had_ticket = bool(incident.ticket_refs)
     now = rt.clock()
-    result = update_incident(rt, incident.id, lambda cur: replace(
+    result = _record(rt, incident, lambda cur: replace(
         cur, ticket_refs=refs, ticket_pending=pending, ticket_queued=waiting,
         last_comment_at=now if update.comment and calls else cur.last_comment_at,
     ))
@@ -216,6 +215,17 @@ def send(rt: Runtime, run: RunState, incident: Incident, update: TicketUpdate, *
         rt.publish("aoai.triage.ticket.opened", {"incident_id": incident.id, "tickets": refs,
                                                  "cause": incident.cause})
     return result or incident
+
+
+def _record(rt: Runtime, incident: Incident, change: Callable[[Incident], Incident]) -> Incident:
+    """Record the outcome: one conditional write at the etag the caller's claim returned (no read; a first scan
+    queues thousands), or read-modify-write when another writer got there in between."""
+    if incident.etag is not None:
+        try:
+            return put_incident(rt, change(incident), incident.etag)
+        except ConflictError:
+            pass
+    return update_incident(rt, incident.id, change) or incident
 
 
 def _call_sinks(rt: Runtime, run: RunState, incident: Incident,
