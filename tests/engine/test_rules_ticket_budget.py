@@ -125,12 +125,15 @@ def test_a_queued_incident_whose_cause_changed_gets_a_ticket_with_the_cause_it_h
     traffic(3, failing=CALLERS[:2])
     run_scan(rt)
     [queued] = _queued(store)
-    store.put_incident(replace(queued, cause="role_assignment_propagating"), queued.etag)
+    changed = "control_plane_role_only"  # the same family: the same incident, re-diagnosed while it waited
+    assert changed != queued.cause
+    store.put_incident(replace(queued, cause=changed, diagnosis=replace(queued.diagnosis, cause=changed)),
+                       queued.etag)
 
     clock.advance(minutes=3)
     run_scan(rt)
     [ticket] = [t for t in sink.tickets.values() if t.incident_id == queued.id]
-    assert ticket.content.cause in ("role_assignment_propagating", queued.diagnosis.cause)
+    assert ticket.content.cause == changed
     assert store.get_incident(queued.id).ticket_refs
 
 
