@@ -22,6 +22,10 @@ class Sizes:
     store_upserts_table: int
     budget_reservations_sqlite: int
     budget_reservations_table: int
+    # the ticket budget's storm: a first scan of this many new groups with the GitHub sink (bench/ticket_budget.py)
+    ticket_storm: FloodShape = FloodShape(groups=10_000, principals=2_000, resources=50, rows=20_000,
+                                          key_callers=False)
+    ticket_budget: int = 25  # TRIAGE_MAX_TICKETS_PER_RUN for it (25 is the setting's default)
 
 
 FULL = Sizes(
@@ -55,4 +59,6 @@ TINY = Sizes(
     store_upserts_table=10,
     budget_reservations_sqlite=10,
     budget_reservations_table=5,
+    ticket_storm=FloodShape(groups=120, principals=40, resources=4, rows=480, key_callers=False),
+    ticket_budget=3,
 )

@@ -329,6 +329,11 @@ SPECS: tuple[Spec, ...] = (
     Spec("TRIAGE_JIRA_PROJECT", "jira_project", _str, "", "", "Jira project key."),
     Spec("TRIAGE_JIRA_USER", "jira_user", _str, "", "", "Jira user (email)."),
     Spec("TRIAGE_JIRA_TOKEN", "jira_token", _str, "", "", "Jira API token.", secret=True),
+    Spec("TRIAGE_MAX_TICKETS_PER_RUN", "max_tickets_per_run", _int_range(1, 1000), "25", "25",
+         "New tickets per run and per sink (updates and comments of existing tickets are not counted); the rest "
+         "wait on their incidents and open on later runs, by severity then failure count, grouped per cause and "
+         "account when more wait than this. 25 at the 5-minute timer is 300 an hour, under GitHub's 500 "
+         "content-creating requests an hour (and 80 a minute), with room for comments."),
     # --- outcome events ---
     Spec("TRIAGE_EVENTGRID_TOPIC_ENDPOINT", "eventgrid_topic_endpoint", _optional_https_url, "", "",
          "Event Grid topic for outcome CloudEvents; empty = do not publish."),
@@ -401,6 +406,7 @@ class Settings:
     jira_project: str = ""
     jira_user: str = ""
     jira_token: str = ""
+    max_tickets_per_run: int = 25
     eventgrid_topic_endpoint: str = ""
     eventgrid_topic_key: str = ""
     appinsights_connection_string: str = ""

@@ -1,13 +1,27 @@
 """GitHub Issues (REST v3): list issues by label, search issues, create, update, comment. Labels on create are
-dropped silently without push access, as GitHub does; a 403 fault is GitHub's secondary rate limit."""
+dropped silently without push access, as GitHub does; a 403 fault is GitHub's secondary rate limit.
+
+GitHub's documented rate limits are on by default (`GitHubRateLimits`; `app("github").limits = None` turns them
+off): every authenticated answer carries `x-ratelimit-limit/remaining/used/reset/resource`; the primary limit is
+5,000 requests an hour per token ("core") and 30 searches a minute ("search"), refused with 403 and
+`x-ratelimit-remaining: 0`; the secondary limit on content-creating requests (issues and comments created: POST)
+is 80 a minute and 500 an hour, refused with 403 and `retry-after`. Windows run on the stand-ins' clock.
+https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api
+"""
 
 from __future__ import annotations
 
+import math
 import re
+import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from localazure.clock import Clock
 from localazure.faults import Fault
+from localazure.frontdoor import CallContext, RouteFn
 from localazure.https import Request, Response
 from localazure.trackers.base import (
     TicketView,
@@ -28,6 +42,37 @@ def _timestamp() -> str:
     return now().strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@dataclass(frozen=True)
+class GitHubRateLimits:
+    """GitHub's documented REST limits for an authenticated token or installation."""
+
+    core_per_hour: int = 5000
+    search_per_minute: int = 30
+    content_per_minute: int = 80
+    content_per_hour: int = 500
+
+
+class _Window:
+    """A fixed window as GitHub's primary limits have: `limit` requests until `reset`, then a new window."""
+
+    def __init__(self, limit: int, seconds: int):
+        self.limit, self.seconds = limit, seconds
+        self.used = 0
+        self.reset = 0.0
+
+    def roll(self, at: float) -> None:
+        if at >= self.reset:
+            self.used, self.reset = 0, at + self.seconds
+
+    def headers(self, resource: str, at: float) -> dict[str, str]:
+        # The reset as the answer's Date header tells time (the server's wall clock), however far the stand-ins'
+        # clock was moved: a client subtracts the two.
+        reset = time.time() + (self.reset - at)
+        return {"x-ratelimit-limit": str(self.limit), "x-ratelimit-remaining": str(max(0, self.limit - self.used)),
+                "x-ratelimit-used": str(self.used), "x-ratelimit-reset": str(math.ceil(reset)),
+                "x-ratelimit-resource": resource}
+
+
 class GitHubStandIn(TrackerService):
     name = "github"
     DOCS = "https://docs.github.com/rest"
@@ -39,6 +84,64 @@ class GitHubStandIn(TrackerService):
         self.comments: dict[int, list[dict[str, Any]]] = {}
         self.push_access = True  # False: labels on create are silently dropped, as GitHub does
         self._seq = 0
+        self.clock = Clock()  # the launcher gives it the stand-ins' clock
+        self.limits: GitHubRateLimits | None = GitHubRateLimits()
+        self._windows: dict[str, _Window] = {}
+        self._content: deque[float] = deque()  # times of content-creating requests in the last hour
+
+    def route(self, request: Request) -> tuple[str, str, RouteFn]:
+        name, kind, handler = super().route(request)
+
+        def limited(req: Request, ctx: CallContext) -> Response:
+            with self.lock:
+                if self.limits is None:
+                    return handler(req, ctx)
+                resource = "search" if req.path.startswith("/search/") else "core"
+                at = self.clock.now().timestamp()
+                window, refused = self._count(resource, at, content=req.method == "POST" and resource == "core")
+                response = refused or handler(req, ctx)
+                response.headers.update(window.headers(resource, at))
+                return response
+
+        return name, kind, limited
+
+    def _count(self, resource: str, at: float, *, content: bool) -> tuple[_Window, Response | None]:
+        """Count one authenticated request; the refusal GitHub answers when it is over a limit."""
+        assert self.limits is not None
+        window = self._windows.get(resource)
+        if window is None:
+            limit, seconds = ((self.limits.search_per_minute, 60) if resource == "search"
+                              else (self.limits.core_per_hour, 3600))
+            window = self._windows[resource] = _Window(limit, seconds)
+        window.roll(at)
+        if window.used >= window.limit:
+            return window, self._error(403, "API rate limit exceeded for installation. Check out the documentation "
+                                            "for more details.")
+        window.used += 1
+        if not content:
+            return window, None
+        while self._content and self._content[0] <= at - 3600:
+            self._content.popleft()
+        last_minute = [t for t in self._content if t > at - 60]
+        wait = 0.0
+        if len(last_minute) >= self.limits.content_per_minute:
+            wait = last_minute[-self.limits.content_per_minute] + 60 - at
+        if len(self._content) >= self.limits.content_per_hour:
+            wait = max(wait, self._content[-self.limits.content_per_hour] + 3600 - at)
+        if wait > 0:
+            refused = self._error(403, "You have exceeded a secondary rate limit. Please wait a few minutes before "
+                                       "you try again.")
+            refused.headers["retry-after"] = str(math.ceil(wait))
+            return window, refused
+        self._content.append(at)
+        return window, None
+
+    def set_limits(self, limits: GitHubRateLimits | None) -> None:
+        """Other limits (None: none), counted afresh."""
+        with self.lock:
+            self.limits = limits
+            self._windows.clear()
+            self._content.clear()
 
     def authenticate(self, request: Request) -> Response | None:
         token = self.creds.github_token

@@ -29,7 +29,9 @@ class TrackerStandIns:
         self.clock = Clock()
         self.calls = CallLog()
         self.faults = Faults(services=TRACKERS)
-        apps: list[TrackerService] = [GitHubStandIn(credentials), AzureDevOpsStandIn(credentials),
+        github = GitHubStandIn(credentials)
+        github.clock = self.clock  # its rate-limit windows run on the stand-ins' clock
+        apps: list[TrackerService] = [github, AzureDevOpsStandIn(credentials),
                                       ServiceNowStandIn(credentials), JiraStandIn(credentials),
                                       WebhookStandIn(credentials)]
         self._apps = {app.name: app for app in apps}

@@ -121,6 +121,11 @@ class Incident:
     last_grant_at: datetime | None = None
     last_comment_at: datetime | None = None  # last recurrence comment on the ticket (throttled)
     closed_at: datetime | None = None  # when it was resolved / closed unverified (recurrence after this reopens)
+    # Sinks whose NEW ticket waits for the ticket budget or a tracker's rate limit (engine/ticketing.py): the queue,
+    # durable on the incident; ticket_pending stays True while it is not empty.
+    ticket_queued: tuple[str, ...] = ()
+    # sink name -> key of the grouped (storm) ticket this incident is listed in; its ticket_refs entry is that ticket
+    ticket_groups: dict[str, str] = field(default_factory=dict)
     updated_at: datetime | None = None
     etag: str | None = None  # set by the store; never part of the record
 
@@ -165,6 +170,8 @@ class Incident:
             for a in data.get("actions", ())
         )
         data["ticket_refs"] = dict(data.get("ticket_refs") or {})
+        data["ticket_queued"] = tuple(data.get("ticket_queued") or ())
+        data["ticket_groups"] = dict(data.get("ticket_groups") or {})
         data["diagnosis"] = Diagnosis.from_json(data["diagnosis"]) if data.get("diagnosis") else None
         data["approval_terms"] = ApprovalTerms.from_json(data["approval_terms"]) if data.get("approval_terms") else None
         return cls(**data, etag=etag)

@@ -17,6 +17,16 @@ class TicketAuthError(TicketError):
     """Credentials rejected: one operator-facing error, not one per incident."""
 
 
+class TicketRateLimited(TicketError):
+    """The tracker answered with its rate limit (429; a 403 secondary limit; an exhausted quota). `retry_after` is
+    how many seconds it asked to wait, by its own clock (Retry-After, or x-ratelimit-reset less the answer's Date):
+    no new ticket is opened on that sink until then. None: the tracker did not say."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 @dataclass(frozen=True)
 class TicketContent:
     """Everything a ticket says. Fields from logs/events are raw here; sinks escape them for their markup."""

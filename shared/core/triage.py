@@ -151,8 +151,12 @@ def needs_decision(existing: Incident | None, merged: Incident, now: datetime, *
 
 def settled(incident: Incident, signal: FailureSignal, now: datetime) -> bool:
     """Merging `signal` into `incident` would change nothing, whatever the evidence says: the signal adds no
-    failure and moves no time, no ticket operation waits, and `needs_decision` could not become true."""
-    if signal.last_seen is None or incident.last_seen < signal.last_seen or incident.ticket_pending:
+    failure and moves no time, no ticket operation waits, and `needs_decision` could not become true. A ticket
+    operation that waits only because a new ticket is queued (`ticket_queued`: the ticket budget or a tracker's rate
+    limit) does not count: the end-of-scan drain opens it, and nothing the evidence says would change that."""
+    if signal.last_seen is None or incident.last_seen < signal.last_seen:
+        return False
+    if incident.ticket_pending and not incident.ticket_queued:
         return False
     if awaits_decision(incident, now):
         return False

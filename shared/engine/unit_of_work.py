@@ -46,6 +46,10 @@ class RunState:
     outcomes: list[dict[str, Any]] = field(default_factory=list)
     grants_last_hour: int = 0
     revocations: Revocations = field(default_factory=Revocations)
+    # the ticket budget (engine/ticketing.py): new tickets opened this run per sink, and each sink's state as read
+    # from the store once a run (rate-limited until, queue backlog)
+    tickets_opened: dict[str, int] = field(default_factory=dict)
+    ticket_sinks: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def begin(cls, rt: Runtime, correlation_id: str) -> RunState:

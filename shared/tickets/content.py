@@ -9,7 +9,7 @@ from shared.core.causes import CAUSES
 from shared.core.incidents import Incident
 from shared.core.model import Diagnosis
 from shared.core.policy import Decision
-from shared.core.status import DecisionAction, Mode
+from shared.core.status import DecisionAction, IncidentStatus, Mode
 from shared.tickets.base import TicketContent
 
 
@@ -133,3 +133,70 @@ def last_action_text(incident: Incident) -> str:
         if action.detail:
             return f"{action.kind}: {action.detail}"
     return incident.status
+
+
+# ---- the ticket queue and storm groups (engine/ticketing.py) ---------------------------------------------------
+
+# A group ticket lists at most this many incidents (one evidence line each, the documents' line limit); more of
+# one cause on one account open a second part.
+MAX_GROUP_MEMBERS = 40
+
+
+def ticket_severity(incident: Incident) -> int:
+    """How urgently a queued new ticket is opened, from the decision and the cause: 3 escalated (a fix was made or
+    verified and the caller still fails: a person must look now); 2 recommended (a role fixes it, one approval
+    away); 1 ticketed or otherwise decided (a person must act, no automatic fix); 0 an unknown cause."""
+    if incident.status == IncidentStatus.ESCALATED:
+        return 3
+    if incident.cause == "unknown":
+        return 0
+    if incident.status == IncidentStatus.RECOMMENDED:
+        return 2
+    return 1
+
+
+def queue_order(incident: Incident) -> tuple[int, int, str, str]:
+    """Sort key of the ticket queue: severity, then failure count (both highest first), then oldest, then id."""
+    return -ticket_severity(incident), -incident.count, incident.first_seen.isoformat(), incident.id
+
+
+def group_key(incident: Incident) -> str:
+    """A storm groups new tickets per cause and account: the failures most likely to share one fix."""
+    return f"{incident.cause}|{incident.resource_id.lower()}"
+
+
+def group_member_line(member: dict[str, str | int | bool]) -> str:
+    state = "open" if member.get("open") else "closed"
+    return (f"{member['incident']} ({state}): {member['who']}, {member['count']} failure(s), last seen "
+            f"{member['last_seen']}; fingerprint {member['fingerprint']}")
+
+
+def group_member(incident: Incident) -> dict[str, str | int | bool]:
+    """What a group ticket's record keeps of one member, enough to list it in the body without reading it."""
+    return {"incident": incident.id, "fingerprint": incident.fingerprint,
+            "who": incident.principal_name or incident.principal_id or "key callers", "count": incident.count,
+            "last_seen": _iso(incident.last_seen), "first_seen": _iso(incident.first_seen),
+            "open": incident.is_open, "severity": ticket_severity(incident)}
+
+
+def group_content(lead: Incident, group_id: str, fingerprint: str, members: list[dict[str, str | int | bool]],
+                  *, mode: str) -> TicketContent:
+    """The grouped ticket: the lead member's cause, summary and fix steps, every member's fingerprint listed."""
+    base = ticket_content(lead, mode=mode, action="")
+    open_members = [m for m in members if m.get("open")]
+    who = {str(m["who"]) for m in members}
+    return TicketContent(
+        incident_id=group_id, fingerprint=fingerprint, cause=base.cause, cause_title=base.cause_title,
+        summary=(f"{len(members)} incidents of this cause on this account, grouped into one ticket (more new "
+                 f"tickets were waiting than the ticket budget allows); {len(open_members)} still open. "
+                 + base.summary),
+        principal_id=None, principal_type=None,
+        principal_name=next(iter(who)) if len(who) == 1 else f"{len(who)} principals",
+        resource_id=lead.resource_id, count=sum(int(m["count"]) for m in members),
+        first_seen=min(str(m["first_seen"]) for m in members), last_seen=max(str(m["last_seen"]) for m in members),
+        sample_error=lead.sample_error, evidence=tuple(group_member_line(m) for m in members),
+        fix_command=None, fix_steps=base.fix_steps, mode=mode,
+        action=("Each listed incident is tracked here; the ticket closes when the last of them is resolved. "
+                "Each incident in full: python -m shared incidents <incident>."),
+        escalated=any(m.get("severity") == 3 and m.get("open") for m in members), doc_links=base.doc_links,
+    )

@@ -4,7 +4,9 @@ per-tracker auth policy. Tracker answers become TicketError (retry next cycle) o
 Retries are for requests the tracker did not act on: rate limits (429; 403/503 with Retry-After) are retried
 for any method; 5xx only for calls marked idempotent, because a create or comment that failed with 5xx may
 still have been applied (the next cycle's look-up finds it instead of creating a second ticket). A Retry-After
-longer than `max_retry_after` is not waited for: the incident stays "ticket pending" for the next cycle.
+longer than `max_retry_after` is not waited for, nor is an exhausted quota (`x-ratelimit-remaining: 0`, reset
+often an hour away): the call raises TicketRateLimited with the wait the tracker asked for, and the engine opens no
+new ticket on that sink until then (engine/ticketing.py).
 """
 
 from __future__ import annotations
@@ -12,11 +14,16 @@ from __future__ import annotations
 import base64
 import json as jsonlib
 import logging
+import math
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
+from shared.core.ticket_model import TicketRateLimited
 from shared.tickets.base import TicketAuthError, TicketError
 from shared.tickets.sanitize import clean_line, redact
 
@@ -26,7 +33,10 @@ _SAFE_QUERY_PARAMS = (
     "state", "labels", "per_page", "sort", "direction", "q", "ids", "fields", "$top", "sysparm_query",
     "sysparm_limit", "sysparm_fields", "sysparm_exclude_reference_link", "jql", "maxResults", "errorPolicy",
 )
-_SAFE_RESPONSE_HEADERS = ("x-ratelimit-remaining", "x-ratelimit-reset", "x-github-request-id", "x-ratelimit-resource")
+_SAFE_RESPONSE_HEADERS = ("x-ratelimit-remaining", "x-ratelimit-reset", "x-github-request-id", "x-ratelimit-resource",
+                          "x-ratelimit-limit", "x-ratelimit-used", "retry-after")
+# GitHub: a secondary rate limit without Retry-After or an exhausted quota means "wait at least one minute".
+SECONDARY_LIMIT_WAIT = 60.0
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,54 @@ def _rate_limited(status: int, headers: Mapping[str, str], message: str) -> bool
     return False
 
 
+def _seconds(value: str | None) -> float | None:
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and math.isfinite(seconds) else None
+
+
+def _date_epoch(headers: Mapping[str, str]) -> float:
+    """The answer's own time (its Date header), so a reset in epoch seconds becomes a wait by the tracker's clock."""
+    try:
+        return parsedate_to_datetime(headers["date"]).timestamp()
+    except (KeyError, TypeError, ValueError, IndexError):
+        return time.time()
+
+
+def rate_limit_wait(headers: Mapping[str, str]) -> float | None:
+    """How long a rate-limited answer asks to wait, in seconds: `retry-after` (seconds or an HTTP date), and
+    `x-ratelimit-reset` (epoch seconds when `x-ratelimit-remaining` is 0; Jira's ISO 8601 time); the longer."""
+    waits: list[float] = []
+    retry_after = headers.get("retry-after")
+    if retry_after:
+        seconds = _seconds(retry_after)
+        if seconds is None:
+            try:
+                seconds = parsedate_to_datetime(retry_after).timestamp() - _date_epoch(headers)
+            except (TypeError, ValueError, IndexError):
+                seconds = None
+        if seconds is not None:
+            waits.append(seconds)
+    raw_reset = headers.get("x-ratelimit-reset")
+    reset = _seconds(raw_reset)
+    if headers.get("x-ratelimit-remaining") == "0" and reset is not None:  # GitHub, Azure DevOps: epoch seconds
+        waits.append(reset - _date_epoch(headers))
+    elif reset is None and raw_reset:  # Jira Cloud: an ISO 8601 time (yyyy-MM-ddTHH:mmZ)
+        try:
+            at = datetime.fromisoformat(raw_reset.strip())
+            waits.append((at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp() - _date_epoch(headers))
+        except (ValueError, OverflowError):
+            pass
+    return max(0.0, *waits) if waits else None
+
+
+def quota_exhausted(headers: Mapping[str, str]) -> bool:
+    """An exhausted quota without Retry-After: retrying within the call only spends requests until the reset."""
+    return headers.get("x-ratelimit-remaining") == "0" and not headers.get("retry-after")
+
+
 def _tracker_message(result: HttpResult) -> str:
     """The tracker's own error text, from the error shapes of GitHub, Azure DevOps, ServiceNow and Jira."""
     payload = result.json()
@@ -113,6 +171,9 @@ def _make_retry_policy(options: HttpOptions) -> Any:
                 return False
             retry_after = self.get_retry_after(response)
             if retry_after is not None and retry_after > max_retry_after:
+                return False
+            if status in (403, 429) and quota_exhausted({k.lower(): v for k, v in
+                                                          response.http_response.headers.items()}):
                 return False
             if status == 429 or (status in (403, 503) and retry_after is not None):
                 return True
@@ -227,9 +288,12 @@ class TrackerClient:
         if status == 401 or status == 203:  # Azure DevOps answers a bad PAT with 203 and a sign-in page
             return TicketAuthError(self._message(f"credentials rejected ({detail}); check {self._hint}"))
         if _rate_limited(status, headers, reason):
-            wait = headers.get("retry-after")
-            return TicketError(self._message(f"rate-limited ({detail}"
-                                             + (f"; retry after {wait} s" if wait else "") + "); retry next cycle"))
+            wait = rate_limit_wait(headers)
+            if wait is None and status == 403:
+                wait = SECONDARY_LIMIT_WAIT
+            return TicketRateLimited(self._message(f"rate-limited ({detail}"
+                                                   + (f"; retry after {wait:g} s" if wait is not None else "")
+                                                   + "); retry next cycle"), retry_after=wait)
         if status == 403 and "data policy" not in reason.lower():
             return TicketAuthError(self._message(f"permission denied ({detail}); the account behind "
                                                  f"{self._hint} lacks a permission the sink needs"))

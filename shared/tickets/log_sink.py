@@ -23,6 +23,7 @@ def log_line(event: str, content: TicketContent, comment: str | None) -> str:
 
 class LogSink:
     name = "log"
+    budgeted = False  # a log line opens nothing in any tracker: no ticket budget (engine/ticketing.py)
 
     def __init__(self, logger: logging.Logger | None = None):
         self._log = logger or logging.getLogger(LOGGER)

@@ -19,8 +19,10 @@ METRICS = {
     "arm_reads_per_scan_first", "evidence_parallel_s", "cold_start_ratio", "eventgrid_burst_s",
     "eventgrid_burst_duplicate_effects", "scan_peak_rss_mb", "store_ops_per_s_sqlite", "store_ops_per_s_table",
     "grant_reservation_ms_sqlite", "grant_reservation_ms_table",
+    "tickets_opened_first_scan_10k", "arm_calls_repeat_scan_tickets_queued",
 }
-MUST_BE_ZERO = ("arm_calls_repeat_scan", "ticket_calls_repeat_scan", "eventgrid_burst_duplicate_effects")
+MUST_BE_ZERO = ("arm_calls_repeat_scan", "ticket_calls_repeat_scan", "eventgrid_burst_duplicate_effects",
+                "arm_calls_repeat_scan_tickets_queued")
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +78,11 @@ def test_the_table_marks_missed_targets():
     lines = printed.splitlines()
     assert lines[0].split(" | ")[0].strip() == "metric"
     assert " yes " in lines[2] + " " and "NO" in lines[3] and "(reported)" in lines[4]
+
+
+def test_the_first_scan_opens_at_most_the_ticket_budget_and_queues_the_rest(results):
+    from bench.sizes import TINY
+
+    entry = results["tickets_opened_first_scan_10k"]
+    assert entry["target"] == f"<= {TINY.ticket_budget}" and entry["ok"]
+    assert entry["value"] == TINY.ticket_budget  # the tiny storm wants more: the whole budget, and no more
