@@ -22,6 +22,7 @@ class Sizes:
     store_upserts_table: int
     budget_reservations_sqlite: int
     budget_reservations_table: int
+    resume_chunk_pairs: int = 100  # evidence pairs a chunk of the resumed first scan (engine/scan_progress)
 
 
 FULL = Sizes(
@@ -55,4 +56,5 @@ TINY = Sizes(
     store_upserts_table=10,
     budget_reservations_sqlite=10,
     budget_reservations_table=5,
+    resume_chunk_pairs=4,
 )
