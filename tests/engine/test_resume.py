@@ -73,3 +73,25 @@ def test_a_cut_first_scan_is_finished_by_the_next_run_without_reading_arm_again(
             # is read once more (each at most once); no caller's role assignments are listed twice.
             assert again and all(n == 1 for n in again.values()), again
             assert all("/accounts/" in path for _, path in again), again
+
+
+def test_a_scan_killed_after_saving_its_evidence_is_finished_by_a_new_process_that_reads_none_again(tmp_path):
+    from tests.engine.test_kill_steps import child, completed, killed
+
+    with service_world(tmp_path / "uncut", mode="recommend") as uncut:
+        load(uncut, shared_accounts=True)
+        run_scan(uncut.rt)
+        expected = counts(uncut)
+
+    with service_world(tmp_path / "cut", mode="recommend") as world:
+        load(world, shared_accounts=True)
+        world.az.calls.reset()
+        killed(child(world, tmp_path, "scan", kill_at="scan-chunk-saved"))  # SIGKILL: nothing flushed, no handler
+        evidence_reads = world.az.calls.reads("arm")
+        assert evidence_reads > 0 and not world.rt.store.list_incidents()
+        world.az.calls.reset()
+        world.advance(60)
+        report = completed(child(world, tmp_path, "scan"))
+        assert report["resumable"]["resumed"] and report["resumable"]["evidence_reused"] == len(CALLERS) * 2
+        assert world.az.calls.reads("arm") == 0  # every pair's evidence came from the checkpoint
+        assert counts(world) == expected
