@@ -190,7 +190,8 @@ def _timer_rounds(rt: Runtime, run: RunState, report: ScanReport, book: _Evidenc
                 assert read.batch is not None
                 # To where the source read through by its own clock (ingestion time), not this instance's.
                 rt.store.set_watermark(read.name, next_watermark(read.batch.end, read.batch.read_through))
-        progress.finish(rt, round_progress)
+        if all(_completes(read) for read in reads if read.name in round_progress.windows):
+            progress.finish(rt, round_progress)  # else its begun groups still count for the re-read that is due
         checkpoint("scan-round-done")
         report.resumable["rounds"] += 1
         stalled = {read.name for read in reads if not _completes(read) or _read_end(read) <= (

@@ -264,3 +264,21 @@ def test_evidence_reads_back_from_its_checkpoint_as_it_was():
     assert scan_progress.evidence_from_json(json.loads(json.dumps(
         scan_progress.evidence_to_json(evidence)))) == evidence
     assert scan_progress.evidence_from_json(scan_progress.evidence_to_json(Evidence())) == Evidence()
+
+
+def test_a_resumed_round_whose_source_fails_now_is_continued_again_later_and_still_counts_once(small_chunks):
+    uncut = World(4)
+    uncut.traffic(3)
+    run_scan(uncut.rt)
+    world = World(4)
+    world.traffic(3)
+    with pytest.raises(CutOff), cut_at("scan-chunk-handled", 2):
+        run_scan(world.rt)
+    world.clock.advance(minutes=1)
+    world.source.fail_reads()
+    report = run_scan(world.rt)
+    assert report.failed_sources == [world.source.name] and report.resumable["resumed"]
+    world.clock.advance(minutes=1)
+    report = run_scan(world.rt)
+    assert report.resumable["resumed"] and not report.failed
+    assert world.counts() == uncut.counts()
