@@ -7,6 +7,12 @@ recorded, not an error, and its watermark does not move either (nothing was read
 data is used and reported, and its watermark does not move, so what it missed is read again (the incident counts
 are protected from double counting by overlap accounting). Evidence look-ups that failed are reported as
 `evidence_errors`; the incidents they concern keep their last good diagnosis (engine/signals.py).
+
+A timer scan that is far behind reads in rounds (sub-windows of TRIAGE_SCAN_WINDOW_MINUTES, oldest first); each
+round's incidents are persisted before its watermarks move, so a later round's failure or a cut-off keeps what
+the earlier ones finished. Within a round the work goes in chunks recorded before they are handled
+(engine/scan_progress.py): a run cut off (the function timeout, the scan's own time budget) is continued by the
+next one over the same windows, without reading the same evidence again or counting a row twice.
 """
 
 from __future__ import annotations
@@ -187,9 +193,8 @@ def _timer_rounds(rt: Runtime, run: RunState, report: ScanReport, book: _Evidenc
         # Only now, with every incident of the round persisted, may its watermarks move: those read completely.
         for read in reads:
             if _completes(read):
-                assert read.batch is not None
                 # To where the source read through by its own clock (ingestion time), not this instance's.
-                rt.store.set_watermark(read.name, next_watermark(read.batch.end, read.batch.read_through))
+                rt.store.set_watermark(read.name, _read_end(read))
         if all(_completes(read) for read in reads if read.name in round_progress.windows):
             progress.finish(rt, round_progress)  # else its begun groups still count for the re-read that is due
         checkpoint("scan-round-done")

@@ -11,8 +11,9 @@ Before a chunk's signals are handled, one named value (`scan-progress:<n>`) reco
   count as overlap (`FailureSignal.overlap_count = count`): the lifecycle adds none of them to an incident that
   already saw them, counts them in full for an incident that does not exist yet, and the steady-state skip
   (`signals.settled_signals`) passes over the group without evidence, write or ticket call when its incident is
-  settled. A kill in the middle of a chunk may thus under-count a group of that chunk whose incident another
-  group of the chunk had already updated; it never counts a row twice;
+  settled. A kill in the middle of a chunk may thus under-count a group of that chunk not handled yet whose
+  incident had already seen failures of its window (another group of the chunk, or the re-read overlap of an
+  earlier scan); it never counts a row twice (tests/engine/test_rules_resume.py);
 - the evidence the chunk read from ARM (complete evidence only), with the time it was read.
 
 Checkpointed evidence is reused for `EVIDENCE_REUSE` (long enough for a run cut off by the 10-minute timeout to be
