@@ -86,7 +86,7 @@ def test_a_scan_killed_after_saving_its_evidence_is_finished_by_a_new_process_th
     with service_world(tmp_path / "cut", mode="recommend") as world:
         load(world, shared_accounts=True)
         world.az.calls.reset()
-        killed(child(world, tmp_path, "scan", kill_at="scan-chunk-saved"))  # SIGKILL: nothing flushed, no handler
+        killed(child(world, tmp_path, "scan", kill_at="scan-chunk-saved#1"))  # SIGKILL: nothing flushed, no handler
         evidence_reads = world.az.calls.reads("arm")
         assert evidence_reads > 0 and not world.rt.store.list_incidents()
         world.az.calls.reset()
