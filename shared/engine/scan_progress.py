@@ -33,7 +33,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -102,7 +102,7 @@ def chunks(signals: Sequence[FailureSignal], pending: Iterable[int], size: int |
 
 
 def evidence_to_json(evidence: Evidence) -> dict[str, Any]:
-    return _plain(evidence)
+    return {f.name: _plain(getattr(evidence, f.name)) for f in fields(evidence)}
 
 
 def evidence_from_json(value: dict[str, Any]) -> Evidence:
@@ -118,8 +118,9 @@ def evidence_from_json(value: dict[str, Any]) -> Evidence:
 
 
 def _plain(value: Any) -> Any:
-    if hasattr(value, "__dataclass_fields__"):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if hasattr(value, "__dataclass_fields__"):  # a flat evidence record: fields left at their default are left out
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)
+                if f.default is MISSING or getattr(value, f.name) != f.default}
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     if isinstance(value, datetime):
@@ -213,7 +214,10 @@ def _absorb(progress: RoundProgress, value: dict[str, Any]) -> None:
     progress.begun.update(str(k) for k in value.get("begun") or ())
     try:
         read_at = datetime.fromisoformat(value["read_at"])
+        accounts = value.get("accounts") or {}
         for principal, resource, body in value.get("evidence") or ():
+            if "account" in body:
+                body = {**body, "resource": accounts[body["account"]]}
             progress.evidence[(principal, resource)] = (evidence_from_json(body), read_at)
     except (KeyError, TypeError, ValueError):
         return  # unreadable evidence is read again
@@ -223,13 +227,23 @@ def record_chunk(rt: Runtime, progress: RoundProgress, begun: Iterable[str],
                  evidence: dict[EvidenceKey, Evidence], read_at: datetime) -> None:
     """Record the next chunk before its signals are handled (chunk 0 also names the round)."""
     n = progress.chunks
+    accounts: dict[str, Any] = {}  # each account's settings once: every pair on the account carries them
+    entries = []
+    for (principal, resource), found in evidence.items():
+        if not found.complete:
+            continue  # degraded evidence is never reused: it is read again
+        body = evidence_to_json(found)
+        settings = body.pop("resource")
+        if settings is not None:
+            accounts.setdefault(settings["resource_id"], settings)
+            body["account"] = settings["resource_id"]
+        entries.append([principal, resource, body])
     value: dict[str, Any] = {"round": progress.round_id, "read_at": read_at.isoformat(), "begun": sorted(begun),
-                             "evidence": [[p, r, evidence_to_json(e)] for (p, r), e in evidence.items()
-                                          if e.complete]}
+                             "accounts": accounts, "evidence": entries}
     if n == 0:
         value["windows"] = {name: w.to_json() for name, w in progress.windows.items()}
     if len(json.dumps(value)) > _SLOT_CHARS:
-        value["evidence"] = []  # too big to keep: read again if a cut comes; the begun marks are what matter
+        value["evidence"], value["accounts"] = [], {}  # too big to keep: read again after a cut (begun marks stay)
     _put(rt, progress, n, value)
     progress.chunks = n + 1
 
