@@ -95,3 +95,29 @@ def test_a_scan_killed_after_saving_its_evidence_is_finished_by_a_new_process_th
         assert report["resumable"]["resumed"] and report["resumable"]["evidence_reused"] == len(CALLERS) * 2
         assert world.az.calls.reads("arm") == 0  # every pair's evidence came from the checkpoint
         assert counts(world) == expected
+
+
+def test_the_progress_records_work_on_table_storage(azurite, monkeypatch):
+    from shared.state.tables import TableStore
+    from tests.engine.test_rules_resume import World
+    from tests.support.azurite import unique_table_prefix
+
+    monkeypatch.setattr(scan_progress, "CHUNK_PAIRS", 1)  # one caller a chunk
+    uncut = World(4)
+    uncut.traffic(3)
+    run_scan(uncut.rt)
+    world = World(4, store=TableStore(azurite, unique_table_prefix()))
+    try:
+        world.traffic(3)
+        with pytest.raises(CutOff), cut_at("scan-chunk-saved", 3):  # two chunks handled, the third saved
+            run_scan(world.rt)
+        first = world.gathered()
+        world.clock.advance(minutes=1)
+        world.rt = world.runtime()
+        calls = len(world.evidence.gather_calls)
+        report = run_scan(world.rt)
+        assert report.resumable["resumed"] and report.resumable["evidence_reused"] == 1
+        assert not set(first) & set(world.gathered(calls))
+        assert world.counts() == uncut.counts()
+    finally:
+        world.rt.close()

@@ -29,7 +29,8 @@ def caller(n: int) -> str:
 class World:
     """One service over fakes: `callers` each failing on the account, some minutes of traffic."""
 
-    def __init__(self, callers: int, *, mode: str = "recommend", **env: str):
+    def __init__(self, callers: int, *, mode: str = "recommend", store: Any = None, **env: str):
+        self._store = store
         self.clock = ManualClock()
         self.source = FakeSource(self.clock)
         self.evidence = FakeEvidence(self.clock)
@@ -44,7 +45,7 @@ class World:
 
     def runtime(self) -> Any:
         """A service instance on this world's store (a second one is a fresh instance: nothing cached)."""
-        store = self.rt.store if hasattr(self, "rt") else None
+        store = self.rt.store if hasattr(self, "rt") else self._store
         return fake_runtime(self.env, clock=self.clock, store=store, sources=[self.source], evidence=self.evidence,
                             roles=self.roles, sinks=[self.sink])
 
