@@ -32,6 +32,7 @@ GROUPS = {
     "scan_steady": "bench.scan_steady",
     "memory": "bench.memory",
     "ticket_budget": "bench.ticket_budget",
+    "resume": "bench.resume",
 }
 
 

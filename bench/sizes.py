@@ -26,6 +26,7 @@ class Sizes:
     ticket_storm: FloodShape = FloodShape(groups=10_000, principals=2_000, resources=50, rows=20_000,
                                           key_callers=False)
     ticket_budget: int = 25  # TRIAGE_MAX_TICKETS_PER_RUN for it (25 is the setting's default)
+    resume_chunk_pairs: int = 100  # evidence pairs a chunk of the resumed first scan (engine/scan_progress)
 
 
 FULL = Sizes(
@@ -61,4 +62,5 @@ TINY = Sizes(
     budget_reservations_table=5,
     ticket_storm=FloodShape(groups=120, principals=40, resources=4, rows=480, key_callers=False),
     ticket_budget=3,
+    resume_chunk_pairs=4,
 )

@@ -345,6 +345,15 @@ SPECS: tuple[Spec, ...] = (
          "OpenTelemetry spans, metrics and logs there, set up on an instance's first invocation; empty = no "
          "telemetry, and nothing of OpenTelemetry is loaded. Not a secret: ingestion authenticates as the identity "
          "(APPLICATIONINSIGHTS_AUTHENTICATION_STRING)."),
+    # --- long scans ---
+    Spec("TRIAGE_SCAN_WINDOW_MINUTES", "scan_window_minutes", _int_range(5, 10080), "1440", "1440",
+         "A scan that is further behind than this (a first scan with a longer look-back, a catch-up after an "
+         "outage) reads in windows of this length, oldest first: each window's incidents are persisted and its "
+         "watermark moves before the next is read, so a run cut off keeps what it finished."),
+    Spec("TRIAGE_SCAN_TIME_BUDGET_SECONDS", "scan_time_budget_seconds", _int_range(0, 3600), "480", "480",
+         "A timer scan stops between chunks of work once it has run this long and leaves the rest to the next "
+         "cycle, which continues where it stopped (keep it under host.json functionTimeout, 10 minutes on "
+         "Consumption); 0 = no budget."),
 )
 
 
@@ -416,6 +425,8 @@ class Settings:
     running_in_azure: bool = False
     # (key, closest known key or "") of each TRIAGE_* key no setting reads: most likely a misspelling.
     unknown_settings: tuple[tuple[str, str], ...] = ()
+    scan_window_minutes: int = 1440
+    scan_time_budget_seconds: int = 480
 
     @property
     def table_endpoint(self) -> str:

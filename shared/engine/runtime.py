@@ -59,17 +59,19 @@ class Runtime:
     def __post_init__(self) -> None:
         self.policy = PolicyConfig.from_settings(self.settings)
 
-    def refresh_evidence(self, max_age: timedelta | None = None) -> None:
-        """Start a new evidence run (empty caches) unless the cached evidence is younger than `max_age`.
+    def refresh_evidence(self, max_age: timedelta | None = None) -> bool:
+        """Start a new evidence run (empty caches) unless the cached evidence is younger than `max_age`; True
+        when a new run started (every look-up from now on reads Azure again).
 
         Scans, approvals and on-call diagnoses always read fresh evidence; a burst of events may share it for a
         short while, so 1,000 events about the same callers don't each cost two ARM reads. Any role write the
         service makes or hears about calls `invalidate_evidence()`."""
         now = self.clock()
         if max_age is not None and self._evidence_at is not None and now - self._evidence_at <= max_age:
-            return
+            return False
         self.evidence.new_run()
         self._evidence_at = now
+        return True
 
     def invalidate_evidence(self) -> None:
         self._evidence_at = None

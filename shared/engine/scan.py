@@ -7,19 +7,28 @@ recorded, not an error, and its watermark does not move either (nothing was read
 data is used and reported, and its watermark does not move, so what it missed is read again (the incident counts
 are protected from double counting by overlap accounting). Evidence look-ups that failed are reported as
 `evidence_errors`; the incidents they concern keep their last good diagnosis (engine/signals.py).
+
+A timer scan that is far behind reads in rounds (sub-windows of TRIAGE_SCAN_WINDOW_MINUTES, oldest first); each
+round's incidents are persisted before its watermarks move, so a later round's failure or a cut-off keeps what
+the earlier ones finished. Within a round the work goes in chunks recorded before they are handled
+(engine/scan_progress.py): a run cut off (the function timeout, the scan's own time budget) is continued by the
+next one over the same windows, without reading the same evidence again or counting a row twice.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from shared.core.correlation import join_client_records
-from shared.core.model import FailureSignal
-from shared.core.ports import evidence_key
+from shared.core.model import Evidence, FailureSignal
+from shared.core.ports import EvidenceKey, FailureSource, evidence_key
 from shared.core.sources import SourceState, advances_watermark, next_watermark
+from shared.engine import scan_progress as progress
+from shared.engine.checkpoints import checkpoint
 from shared.engine.reconcile import reconcile
 from shared.engine.runtime import Runtime, new_correlation_id
 from shared.engine.signals import Triaged, handle_signal, settled_signals
@@ -49,6 +58,9 @@ class ScanReport:
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)
     evidence_errors: list[str] = field(default_factory=list)  # evidence look-ups that failed, whole messages
     reconciled: dict[str, int] = field(default_factory=dict)  # stale grant claims the sweep settled (engine/reconcile)
+    # A timer scan's rounds and chunks (engine/scan_progress): whether it continued a cut-off run, whether its time
+    # budget stopped it (the rest is the next cycle's), the signals left, the evidence pairs a checkpoint supplied.
+    resumable: dict[str, Any] = field(default_factory=dict)
 
     @property
     def failed_sources(self) -> list[str]:
@@ -75,6 +87,7 @@ class ScanReport:
             "failed_sources": self.failed_sources,
             "evidence_errors": self.evidence_errors,
             "reconciled": self.reconciled,
+            "resumable": self.resumable,
         }
 
 
@@ -92,60 +105,34 @@ def run_scan(
 
     A targeted scan answers a delivery that is retried when it raises: after the other sources are handled, the
     first transient source failure is raised again, so Event Grid (or the action group) redelivers. A no-data
-    source, or a failure a retry cannot cure (403, 404), is acknowledged: it is in the report and the health."""
+    source, or a failure a retry cannot cure (403, 404), is acknowledged: it is in the report and the health.
+
+    A timer scan reads in rounds of at most TRIAGE_SCAN_WINDOW_MINUTES (engine/scan_progress.py): each round's
+    incidents are persisted before its watermarks move, a cut-off run is continued by the next one, and the scan
+    stops between chunks once TRIAGE_SCAN_TIME_BUDGET_SECONDS are spent, leaving the rest to the next cycle."""
     correlation_id = correlation_id or new_correlation_id()
     run = RunState.begin(rt, correlation_id)
     report = ScanReport(correlation_id=correlation_id, started_at=run.now)
-    rt.refresh_evidence()
+    left = progress.load(rt) if window is None else None
+    # Continuing a cut-off round on the same instance: its look-ups (younger than the reuse limit) stay cached.
+    keep = left is not None and not rt.evidence.failures()
+    book = _EvidenceBook(rt, rt.refresh_evidence(progress.EVIDENCE_REUSE if keep else None))
+    budget = progress.Budget(rt.settings.scan_time_budget_seconds if window is None else 0)
+    report.resumable = {"resumed": False, "rounds": 0, "stopped": False, "pending": 0, "chunks": 0,
+                        "evidence_reused": 0}
 
-    reads: list[SourceRead] = []
-    signals: list[FailureSignal] = []
-    overlap = timedelta(minutes=rt.settings.lookback_overlap_minutes)
-    for source in rt.sources:
-        watermark = rt.store.get_watermark(source.name)
-        if window is None:
-            # Never read completely: start where the first attempt did, so failed first runs lose nothing.
-            start = (watermark - overlap) if watermark else first_read_anchor(
-                rt, source, run.now, timedelta(minutes=rt.settings.initial_lookback_minutes))
-            end = run.now
-        else:
-            start, end = window
-        # The watermark lets the source count the re-read overlap (FailureSignal.overlap_count).
-        read = read_source(rt, source, start, end, resource_ids, watermark)
-        reads.append(read)
-        report.windows[source.name] = (start.isoformat(), end.isoformat())
-        report.sources[source.name] = read.to_json()
-        if read.batch is not None:
-            signals.extend(s for s in _take(rt, report, read, targeted=window is not None) if s.resource_id)
-
-    # A client-side group that a server-side row confirms is one failure seen from both sides (core/correlation).
-    signals = join_client_records(signals)
-    report.signals = len(signals)
-    # Groups an earlier scan already handled, unchanged since: no evidence, no store write, no ticket call.
-    text_triage: dict[int, Triaged] = {}  # diagnosed once from the text: reused where no evidence adds to it
-    settled = settled_signals(rt, signals, text_triage) if window is None else {}
-    pairs = {evidence_key(s.object_id, s.resource_id) for i, s in enumerate(signals) if i not in settled}
-    with rt.telemetry.span("evidence", pairs=len(pairs)):
-        evidence = rt.evidence.gather_evidence(pairs) if pairs else {}
-
-    for index, signal in enumerate(signals):
-        if index in settled:
-            report.incidents.append(settled[index])
-            continue
-        ev = evidence.get(evidence_key(signal.object_id, signal.resource_id))
-        incident = handle_signal(rt, run, signal, ev, text_triage.get(index))
-        report.incidents.append(incident.id)
-    report.evidence_errors = list(dict.fromkeys(rt.evidence.failures()))
+    if window is None:
+        reads = _timer_rounds(rt, run, report, book, budget, left)
+    else:
+        reads = [read_source(rt, source, window[0], window[1], resource_ids, rt.store.get_watermark(source.name))
+                 for source in rt.sources]
+        _handle_round(rt, run, report, reads, book, None, progress.Budget(0), targeted=True)
+    report.resumable["evidence_reused"] = book.reused
+    report.evidence_errors = book.errors()
     if report.evidence_errors:
         rt.audit("evidence-error", "; ".join(report.evidence_errors), correlation_id=correlation_id,
                  inputs={"errors": len(report.evidence_errors)})
 
-    # Only now, with every incident persisted, may the watermarks move: those of the sources read completely.
-    if window is None:
-        for read in reads:
-            if read.batch is not None and advances_watermark(read.check):
-                # To where the source read through by its own clock (ingestion time), not this instance's.
-                rt.store.set_watermark(read.name, next_watermark(read.batch.end, read.batch.read_through))
     for name, health in record_health(rt, reads, correlation_id).items():
         report.sources[name].update({key: value for key, value in health.to_dict().items()
                                      if key in ("since", "last_success", "last_error", "last_error_at")})
@@ -169,6 +156,216 @@ def run_scan(
         if retry is not None:
             raise retry
     return report
+
+
+def _timer_rounds(rt: Runtime, run: RunState, report: ScanReport, book: _EvidenceBook, budget: progress.Budget,
+                  left: progress.RoundProgress | None) -> list[SourceRead]:
+    """Read and handle round after round: first the round a cut-off run left (the same windows again), then
+    rounds of at most the scan window from each source's watermark, the last one ending now. A round's
+    watermarks move only once its incidents are persisted; a source whose read does not move its watermark
+    (failed, no data, partial) sits out the rest of the run, so no later window passes over what it missed.
+    Returns each source's last read."""
+    overlap = timedelta(minutes=rt.settings.lookback_overlap_minutes)
+    span = timedelta(minutes=rt.settings.scan_window_minutes)
+    last: dict[str, SourceRead] = {}
+    active = list(rt.sources)
+    resumed = _resumed_reads(rt, left) if left is not None else None
+    if left is not None and not resumed:
+        left = None  # the watermarks moved since (another instance finished it): nothing to continue
+    report.resumable["resumed"] = left is not None
+    for _ in range(_MAX_ROUNDS):
+        if resumed:
+            reads, round_progress, resumed = resumed, left, None
+        else:
+            reads = _next_round(rt, run, active, overlap, span)
+            round_progress = None
+        if not reads:
+            break
+        if round_progress is None:
+            round_progress = progress.RoundProgress(new_correlation_id(), {
+                read.name: progress.SourceWindow(read.start, _read_end(read), read.watermark)
+                for read in reads if _completes(read)})
+        last.update((read.name, read) for read in reads)
+        done = _handle_round(rt, run, report, reads, book, round_progress, budget, targeted=False)
+        if not done:
+            report.resumable["stopped"] = True
+            break
+        # Only now, with every incident of the round persisted, may its watermarks move: those read completely.
+        for read in reads:
+            if _completes(read):
+                # To where the source read through by its own clock (ingestion time), not this instance's.
+                rt.store.set_watermark(read.name, _read_end(read))
+        if all(_completes(read) for read in reads if read.name in round_progress.windows):
+            progress.finish(rt, round_progress)  # else its begun groups still count for the re-read that is due
+        checkpoint("scan-round-done")
+        report.resumable["rounds"] += 1
+        stalled = {read.name for read in reads if not _completes(read) or _read_end(read) <= (
+            read.watermark or read.start)}
+        active = [source for source in active if source.name not in stalled]
+        if all(read.end >= run.now for read in reads) and round_progress is not left:
+            break
+        if budget.spent():
+            report.resumable["stopped"] = True
+            break
+    return [last[source.name] for source in rt.sources if source.name in last]
+
+
+_MAX_ROUNDS = 10_080 // 5 + 2  # the longest look-back in the shortest scan window, the resumed round and the last
+
+
+def _completes(read: SourceRead) -> bool:
+    return read.batch is not None and advances_watermark(read.check)
+
+
+def _read_end(read: SourceRead) -> datetime:
+    assert read.batch is not None
+    return next_watermark(read.batch.end, read.batch.read_through)
+
+
+def _resumed_reads(rt: Runtime, left: progress.RoundProgress) -> list[SourceRead]:
+    """The round a cut-off run left, read again over the same windows (ending where the first read said it read
+    through, so it holds the same rows) for each source whose watermark is still where that round began."""
+    reads = []
+    for source in rt.sources:
+        recorded = left.windows.get(source.name)
+        if recorded is None or rt.store.get_watermark(source.name) != recorded.watermark:
+            continue
+        reads.append(read_source(rt, source, recorded.start, recorded.end, None, recorded.watermark))
+    return reads
+
+
+def _next_round(rt: Runtime, run: RunState, active: list[FailureSource], overlap: timedelta,
+                span: timedelta) -> list[SourceRead]:
+    """The next round's reads: every active source whose watermark lies before the round's end, which is one
+    scan window after the earliest watermark, or now when that is sooner (then every active source reads)."""
+    starts: dict[str, tuple[datetime, datetime, datetime | None]] = {}
+    for source in active:
+        watermark = rt.store.get_watermark(source.name)
+        if watermark is not None:
+            starts[source.name] = (watermark, watermark - overlap, watermark)
+        else:
+            # Never read completely: start where the first attempt did, so failed first runs lose nothing.
+            anchor = first_read_anchor(rt, source, run.now, timedelta(minutes=rt.settings.initial_lookback_minutes))
+            starts[source.name] = (anchor, anchor, None)
+    if not starts:
+        return []
+    earliest = min(base for base, _, _ in starts.values())
+    end = run.now if earliest + span >= run.now else earliest + span
+    reads = []
+    for source in active:
+        base, start, watermark = starts[source.name]
+        if end == run.now or base < end:
+            # The watermark lets the source count the re-read overlap (FailureSignal.overlap_count).
+            reads.append(read_source(rt, source, start, end, None, watermark))
+    return reads
+
+
+def _handle_round(rt: Runtime, run: RunState, report: ScanReport, reads: list[SourceRead], book: _EvidenceBook,
+                  round_progress: progress.RoundProgress | None, budget: progress.Budget, *,
+                  targeted: bool) -> bool:
+    """One round's signals: settled ones skipped, the rest handled chunk by chunk, each chunk recorded first.
+    False when the budget ran out before every chunk was handled (the round is continued by the next run)."""
+    signals: list[FailureSignal] = []
+    for read in reads:
+        first = report.windows.get(read.name, (read.start.isoformat(), ""))[0]
+        report.windows[read.name] = (first, read.end.isoformat())
+        report.sources[read.name] = read.to_json()
+        if read.batch is not None:
+            signals.extend(s for s in _take(rt, report, read, targeted=targeted) if s.resource_id)
+    # A client-side group that a server-side row confirms is one failure seen from both sides (core/correlation).
+    signals = join_client_records(signals)
+    report.signals += len(signals)
+    if round_progress is not None and round_progress.begun:
+        signals = [progress.as_begun(s) if progress.group_key(s) in round_progress.begun else s for s in signals]
+    # Groups an earlier scan already handled, unchanged since: no evidence, no store write, no ticket call.
+    text_triage: dict[int, Triaged] = {}  # diagnosed once from the text: reused where no evidence adds to it
+    settled = settled_signals(rt, signals, text_triage) if not targeted else {}
+    handled: dict[int, str] = dict(settled)
+    book.new_round()
+    parts = progress.chunks(signals, (i for i in range(len(signals)) if i not in settled))
+    complete = True
+    for n, chunk in enumerate(parts):
+        if n and budget.spent():  # at least one chunk a run, so every run makes progress
+            report.resumable["pending"] += sum(len(rest) for rest in parts[n:])
+            complete = False
+            break
+        pairs = {evidence_key(signals[i].object_id, signals[i].resource_id) for i in chunk}
+        evidence, read_now = book.gather(pairs, round_progress)
+        if round_progress is not None and round_progress.windows:
+            progress.record_chunk(rt, round_progress, (progress.group_key(signals[i]) for i in chunk), read_now,
+                                  rt.clock())
+        checkpoint("scan-chunk-saved")
+        for index in chunk:
+            signal = signals[index]
+            pair = evidence_key(signal.object_id, signal.resource_id)
+            incident = handle_signal(rt, run, signal, evidence.get(pair), text_triage.get(index),
+                                     read_again=book.read_again(pair))
+            handled[index] = incident.id
+        report.resumable["chunks"] += 1
+        checkpoint("scan-chunk-handled")
+    report.incidents.extend(handled[i] for i in sorted(handled))
+    return complete
+
+
+class _EvidenceBook:
+    """The evidence of one run: what it read, what it took from a cut-off run's checkpoint, and which pairs were
+    read from ARM by this run (only those may back a grant; the others are read again first)."""
+
+    def __init__(self, rt: Runtime, caches_fresh: bool):
+        self._rt = rt
+        self._caches_fresh = caches_fresh  # False: the provider still holds look-ups of an earlier run
+        self._held: dict[EvidenceKey, Evidence] = {}
+        self._fresh: set[EvidenceKey] = set()
+        self._failures: list[str] = []
+        self.reused = 0
+
+    def new_round(self) -> None:
+        self._held.clear()
+
+    def gather(self, pairs: set[EvidenceKey], round_progress: progress.RoundProgress | None
+               ) -> tuple[dict[EvidenceKey, Evidence], dict[EvidenceKey, Evidence]]:
+        """(the evidence of every pair, what of it was read from ARM just now)."""
+        now = self._rt.clock()
+        out: dict[EvidenceKey, Evidence] = {}
+        needed: set[EvidenceKey] = set()
+        for pair in pairs:
+            kept = self._held.get(pair)
+            if kept is None and round_progress is not None:
+                kept = round_progress.reusable(pair, now)
+                self.reused += kept is not None
+            if kept is None:
+                needed.add(pair)
+            else:
+                out[pair] = kept
+        read_now: dict[EvidenceKey, Evidence] = {}
+        if needed:
+            with self._rt.telemetry.span("evidence", pairs=len(needed)):
+                read_now = self._rt.evidence.gather_evidence(needed)
+            if self._caches_fresh:
+                self._fresh.update(read_now)
+        out.update(read_now)
+        self._held.update(out)
+        return out, read_now
+
+    def read_again(self, pair: EvidenceKey) -> Callable[[], Evidence | None] | None:
+        """None when this run read the pair from ARM; else how to read it now, with every cache emptied."""
+        if pair in self._fresh:
+            return None
+
+        def again() -> Evidence | None:
+            self._failures.extend(self._rt.evidence.failures())  # a new evidence run forgets them
+            self._rt.refresh_evidence()
+            self._caches_fresh = True
+            found = self._rt.evidence.gather_evidence({pair}).get(pair)
+            if found is not None:
+                self._held[pair] = found
+                self._fresh.add(pair)
+            return found
+
+        return again
+
+    def errors(self) -> list[str]:
+        return list(dict.fromkeys([*self._failures, *self._rt.evidence.failures()]))
 
 
 def _take(rt: Runtime, report: ScanReport, read: SourceRead, *, targeted: bool) -> tuple[FailureSignal, ...]:

@@ -6,7 +6,7 @@ Each signal is diagnosed and fingerprinted once per pass: `triage_signal` does b
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -51,10 +51,14 @@ def triage_signal(rt: Runtime, signal: FailureSignal, evidence: Evidence | None,
 
 
 def handle_signal(rt: Runtime, run: RunState, signal: FailureSignal, evidence: Evidence | None,
-                  triaged: Triaged | None = None, *, witness: str | None = None) -> Incident:
+                  triaged: Triaged | None = None, *, witness: str | None = None,
+                  read_again: Callable[[], Evidence | None] | None = None) -> Incident:
     """Diagnose one failure group and act on it. Retries on lost races; raises StoreError if it can't persist.
     `triaged` is this pass's diagnosis of the signal when it was made already without evidence (and there is none).
-    `witness` names what confirms a failure that did not come from a server-side row (a trusted event topic)."""
+    `witness` names what confirms a failure that did not come from a server-side row (a trusted event topic).
+    `read_again` is given when `evidence` was not read from ARM by this run (a resumed scan's checkpoint): it
+    serves the diagnosis and a ticket, but a decision that would grant is made again, before anything is written,
+    on what `read_again()` reads now."""
     now = rt.clock()
     typed = triage.with_declared_type(signal, evidence, rt.policy.allowlist)
     if triaged is None or evidence is not None or typed is not signal or triaged.signal is not signal:
@@ -62,8 +66,16 @@ def handle_signal(rt: Runtime, run: RunState, signal: FailureSignal, evidence: E
     if evidence is not None and not evidence.complete:
         triaged = _last_good_triage(rt, triaged)
     witnessed = witness or server_witness(signal)
-    return retry_on_conflict(rt, triaged.incident_id,
-                             lambda existing: _apply(rt, run, existing, triaged, evidence, now, witnessed))
+    try:
+        return retry_on_conflict(rt, triaged.incident_id, lambda existing: _apply(
+            rt, run, existing, triaged, evidence, now, witnessed, may_grant=read_again is None))
+    except _EvidenceTooOld:
+        assert read_again is not None
+        return handle_signal(rt, run, signal, read_again(), witness=witness)
+
+
+class _EvidenceTooOld(Exception):
+    """A decision would grant on evidence this run did not read: nothing was written; read it again first."""
 
 
 def _last_good_triage(rt: Runtime, triaged: Triaged) -> Triaged:
@@ -113,7 +125,7 @@ def settled_signals(rt: Runtime, signals: Sequence[FailureSignal],
 
 
 def _apply(rt: Runtime, run: RunState, existing: Incident | None, triaged: Triaged, evidence: Evidence | None,
-           now: datetime, witness: str | None) -> Incident:
+           now: datetime, witness: str | None, *, may_grant: bool = True) -> Incident:
     signal, diagnosis = triaged.signal, triaged.diagnosis
     merged = open_or_update(existing, signal, diagnosis, now, fingerprint=triaged.fingerprint)
     merged = triage.with_evidence_identity(triage.keep_verified_cause(existing, merged), evidence, signal)
@@ -132,6 +144,8 @@ def _apply(rt: Runtime, run: RunState, existing: Incident | None, triaged: Triag
             if found is not None:
                 context = replace(context, witness=found)
                 decision = decide_with(context)
+        if decision.grants and not may_grant:
+            raise _EvidenceTooOld(merged.id)
         if not triage.still_refused(existing, merged, decision):
             decision, reservation = secure_grant(rt, run, merged.id, decision, context, decide_with)
             if triage.changed_course(existing, merged, decision):

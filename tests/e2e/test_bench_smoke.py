@@ -20,6 +20,7 @@ METRICS = {
     "eventgrid_burst_duplicate_effects", "scan_peak_rss_mb", "store_ops_per_s_sqlite", "store_ops_per_s_table",
     "grant_reservation_ms_sqlite", "grant_reservation_ms_table",
     "tickets_opened_first_scan_10k", "arm_calls_repeat_scan_tickets_queued",
+    "scan_first_resumes",
 }
 MUST_BE_ZERO = ("arm_calls_repeat_scan", "ticket_calls_repeat_scan", "eventgrid_burst_duplicate_effects",
                 "arm_calls_repeat_scan_tickets_queued")
@@ -48,6 +49,12 @@ def test_every_stated_metric_is_written_with_value_unit_target_ok_and_baseline(r
 @pytest.mark.parametrize("name", MUST_BE_ZERO)
 def test_the_repeat_scan_calls_nobody_and_redeliveries_have_no_effect(results, name):
     assert results[name]["value"] == 0 and results[name]["target"] == "== 0" and results[name]["ok"]
+
+
+def test_a_cut_first_scan_resumes_without_repeating_arm_reads(results):
+    # A flag over call counts (the cut is after half the chunks, not half the time): it holds at any size.
+    entry = results["scan_first_resumes"]
+    assert entry["unit"] == "flag" and entry["target"] == "== 1" and entry["value"] == 1 and entry["ok"]
 
 
 def test_only_runs_the_chosen_group(tmp_path, capsys):
