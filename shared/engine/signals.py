@@ -106,7 +106,9 @@ def settled_signals(rt: Runtime, signals: Sequence[FailureSignal],
     settled: dict[int, str] = {}
     ids = list(by_incident)
     for at in range(0, len(ids), SETTLED_READ_BATCH):  # batches bound the incidents held at once
-        known = rt.store.get_incidents(ids[at : at + SETTLED_READ_BATCH])
+        # The compact views (records.settled_view), kept in step with every incident write: a few small entities
+        # per partition instead of whole incidents.
+        known = rt.store.get_settled(ids[at : at + SETTLED_READ_BATCH])
         for iid, incident in known.items():
             settled.update((i, iid) for i in by_incident[iid] if triage.settled(incident, signals[i], now))
     return settled
