@@ -31,6 +31,7 @@ GROUPS = {
     "eventgrid_burst": "bench.eventgrid_burst",
     "scan_steady": "bench.scan_steady",
     "memory": "bench.memory",
+    "table_scale": "bench.table_scale",
 }
 
 
