@@ -166,6 +166,9 @@ class Store(Protocol):
     # 100 operations on Tables, one transaction on SQLite): in order, the incident as stored, or None where one
     # already existed (nothing of it written)
     def create_incidents(self, items: Sequence[tuple[Incident, Sequence[AuditRecord]]]) -> list[Incident | None]: ...
+    # the incident as this store last wrote or read it, or None: maybe stale (another writer's change is not seen),
+    # so only for a conditional write at its etag, whose conflict then reads it fresh (unit_of_work)
+    def cached_incident(self, incident_id: str) -> Incident | None: ...
 
     # scan watermarks, per source
     def get_watermark(self, source: str) -> datetime | None: ...

@@ -22,9 +22,11 @@ from shared.core.incidents import OPEN_STATUSES, Incident
 from shared.core.records import EventClaim, settled_view
 from shared.state import codec
 from shared.state.base import AuditRecord, ConflictError, StoreError, Suppression
+from shared.state.recent import Recent
 
 SCHEMA_VERSION = 2  # 2: incidents.settled, the compact view a repeat scan reads (1 is migrated)
 BUSY_TIMEOUT_SECONDS = 30.0
+RECENT_INCIDENTS = 4096  # incidents remembered as last written or read (cached_incident)
 _IDS_PER_READ = 500  # bound variables per statement (SQLite builds before 3.32 allow 999)
 
 _SCHEMA = (
@@ -88,6 +90,7 @@ class SqliteStore:
     def __init__(self, path: str):
         self.path = path
         self._lock = threading.Lock()
+        self._recent: Recent[Incident] = Recent(RECENT_INCIDENTS)
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves; timeout is SQLite's busy timeout.
             self._db = sqlite3.connect(
@@ -143,7 +146,14 @@ class SqliteStore:
 
     def get_incident(self, incident_id: str) -> Incident | None:
         rows = self._read("SELECT record, etag FROM incidents WHERE id = ?", (_key(incident_id),))
-        return codec.incident_from_json(rows[0][0], rows[0][1]) if rows else None
+        if not rows:
+            return None
+        incident = codec.incident_from_json(rows[0][0], rows[0][1])
+        self._recent.put(incident.id, incident)
+        return incident
+
+    def cached_incident(self, incident_id: str) -> Incident | None:
+        return self._recent.get(incident_id)
 
     def get_incidents(self, incident_ids: Iterable[str]) -> dict[str, Incident]:
         wanted = list(dict.fromkeys(map(_key, incident_ids)))
@@ -193,7 +203,9 @@ class SqliteStore:
                 ).rowcount
                 if changed != 1:
                     raise ConflictError(f"incident {incident.id} changed or vanished since it was read")
-        return replace(incident, etag=etag)
+        saved = replace(incident, etag=etag)
+        self._recent.put(saved.id, saved)
+        return saved
 
     def get_settled(self, incident_ids: Iterable[str]) -> dict[str, Incident]:
         wanted = list(dict.fromkeys(map(_key, incident_ids)))

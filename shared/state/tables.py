@@ -37,6 +37,7 @@ from shared.core.incidents import Incident
 from shared.core.records import EventClaim, settled_view
 from shared.state import codec
 from shared.state.base import AuditRecord, ConflictError, StoreError, Suppression
+from shared.state.recent import Recent
 
 JSON_PART_CHARS = 16_000
 MAX_KEY_CHARS = 512  # keys may be 1 KiB in UTF-16; escaped keys are ASCII
@@ -52,6 +53,10 @@ _BESIDE_LOW, _BESIDE_HIGH = "~a", "~{"
 _POINT_READS_PER_PARTITION = 3  # more views than this wanted from one partition: one range query reads them all
 _TRANSACTION_OPERATIONS = 100  # Azure's limit per entity-group transaction
 _TRANSACTION_BYTES = 3_000_000  # of the 4 MiB a transaction's body may hold, leaving room for the envelope
+
+RECENT_INCIDENTS = 4096  # incidents remembered as last written or read (cached_incident)
+COMPLETED_EVENTS = 100_000  # event ids this process completed: a redelivery to it costs no request
+COMPLETION_LINGER_S = 0.008  # a lone completion waits this long for others to write with (see _GroupCommit)
 
 log = logging.getLogger("triage")
 
@@ -132,6 +137,10 @@ class TableStore:
         self.prefix = prefix
         self._clients: dict[str, TableClient] = {}
         self._lock = threading.Lock()
+        self._recent: Recent[Incident] = Recent(RECENT_INCIDENTS)
+        self._completed: Recent[bool] = Recent(COMPLETED_EVENTS)
+        self._claimed: Recent[str] = Recent(COMPLETED_EVENTS)  # claimed here (lease end), not completed or released
+        self._completions = _GroupCommit(self._write_completions)
 
     # ---- plumbing ----
 
@@ -191,7 +200,14 @@ class TableStore:
 
     def get_incident(self, incident_id: str) -> Incident | None:
         entity = self._get("Incidents", incident_partition(incident_id), table_key(incident_id))
-        return _incident(entity) if entity is not None else None
+        return self._remember(_incident(entity)) if entity is not None else None
+
+    def cached_incident(self, incident_id: str) -> Incident | None:
+        return self._recent.get(incident_id)
+
+    def _remember(self, incident: Incident) -> Incident:
+        self._recent.put(incident.id, incident)
+        return incident
 
     def get_incidents(self, incident_ids: Iterable[str]) -> dict[str, Incident]:
         """Point reads (PartitionKey + RowKey), a few at once: Tables has no batch read, and an OR of RowKeys is
@@ -244,7 +260,7 @@ class TableStore:
         operations = _incident_operations(incident, expected_etag, audit)
         what = f"write incident {incident.id}" + (" with its audit" if audit else "")
         results = self._transaction(operations, what)
-        return replace(incident, etag=str(results[0]["etag"]))
+        return self._remember(replace(incident, etag=str(results[0]["etag"])))
 
     def _transaction(self, operations: list[tuple[Any, ...]], what: str) -> list[Any]:
         table = self._table("Incidents")
@@ -294,7 +310,7 @@ class TableStore:
         out: list[tuple[int, Incident | None]] = []
         at = 0
         for index, incident, ops, _ in batch:
-            out.append((index, replace(incident, etag=str(results[at]["etag"]))))
+            out.append((index, self._remember(replace(incident, etag=str(results[at]["etag"])))))
             at += len(ops)
         return out
 
@@ -303,7 +319,7 @@ class TableStore:
             results = self._transaction(operations, f"create incident {incident.id}")
         except ConflictError:
             return None
-        return replace(incident, etag=str(results[0]["etag"]))
+        return self._remember(replace(incident, etag=str(results[0]["etag"])))
 
     # Listing queries read every partition (a table scan, filtered server-side): the CLI, the HTTP API and the
     # once-per-cycle sweeps use them, never the per-signal path.
@@ -338,6 +354,8 @@ class TableStore:
     # ---- events ----
 
     def mark_event_processed(self, event_id: str, at: datetime) -> bool:
+        if self._completed.get(event_id):
+            return False
         entity = {"PartitionKey": "event", "RowKey": table_key(event_id), "at": codec.time_key(at)}
         table = self._table("Events")
         with _azure_errors(f"record event {event_id}"):
@@ -348,6 +366,8 @@ class TableStore:
         return True
 
     def forget_event(self, event_id: str) -> None:
+        self._completed.forget(event_id)
+        self._claimed.forget(event_id)
         table = self._table("Events")
         with _azure_errors(f"forget event {event_id}"):
             table.delete_entity("event", table_key(event_id))  # absent already: nothing to do
@@ -355,12 +375,18 @@ class TableStore:
     # A claimed delivery is the event's entity with `lease_until`; a completed one (or one marked the old way)
     # has none. Taking over an expired lease replaces the entity at its ETag, so one caller wins.
     def claim_event(self, event_id: str, at: datetime, lease: timedelta) -> EventClaim:
+        if self._completed.get(event_id):
+            return EventClaim.DONE  # completed here: done for good (only its own failed handler forgets a claim)
         entity = {"PartitionKey": "event", "RowKey": table_key(event_id), "at": codec.time_key(at),
                   "lease_until": codec.time_key(at + lease)}
+        held_here = self._claimed.get(event_id)
+        if held_here is not None and held_here > entity["at"]:
+            return EventClaim.HELD  # a handler in this process holds its unexpired lease: retry later
         table = self._table("Events")
         with _azure_errors(f"claim event {event_id}"):
             try:
                 table.create_entity(entity)
+                self._claimed.put(event_id, entity["lease_until"])
                 return EventClaim.CLAIMED
             except ResourceExistsError:
                 pass
@@ -379,11 +405,24 @@ class TableStore:
                 if getattr(exc, "status_code", None) in (404, 412):
                     return EventClaim.HELD  # another caller took the expired lease over (or completed it) first
                 raise
+        self._claimed.put(event_id, entity["lease_until"])
         return EventClaim.CLAIMED
 
     def complete_event(self, event_id: str, at: datetime) -> None:
+        """Completions that arrive together are written together (one entity-group transaction on the `event`
+        partition); each caller returns once its own is written, or raises what writing it raised."""
         entity = {"PartitionKey": "event", "RowKey": table_key(event_id), "at": codec.time_key(at)}
-        self._upsert("Events", entity, f"complete event {event_id}")
+        self._completions.write(entity)
+        self._completed.put(event_id, True)
+        self._claimed.forget(event_id)
+
+    def _write_completions(self, entities: list[dict[str, Any]]) -> None:
+        if len(entities) == 1:
+            self._upsert("Events", entities[0], f"complete event {entities[0]['RowKey']}")
+            return
+        table = self._table("Events")
+        with _azure_errors(f"complete {len(entities)} events"):
+            table.submit_transaction([("upsert", e, {"mode": UpdateMode.REPLACE}) for e in entities])
 
     # ---- grants: one partition per UTC day, so counting a window reads only its days ----
 
@@ -552,3 +591,61 @@ def _migrate_legacy_partition(table: TableClient) -> None:
             table.delete_entity(LEGACY_INCIDENT_PARTITION, entity["RowKey"])
         except ResourceNotFoundError:
             pass  # another process moved it first
+
+
+class _GroupCommit:
+    """Entities written together when their writers arrive together: each caller's entity joins the next
+    transaction (at most 100 entities, each RowKey once), written by whichever caller finds no write under way
+    (after COMPLETION_LINGER_S when it is alone); every caller returns once the transaction holding its entity
+    succeeded, or raises what it raised."""
+
+    def __init__(self, submit: Callable[[list[dict[str, Any]]], None]):
+        self._submit = submit
+        self._changed = threading.Condition()
+        self._pending: list[_Waiting] = []
+        self._writing = False
+
+    def write(self, entity: dict[str, Any]) -> None:
+        mine = _Waiting(entity)
+        with self._changed:
+            self._pending.append(mine)
+            while not mine.done:
+                if self._writing:
+                    self._changed.wait()
+                    continue
+                self._writing = True
+                if len(self._pending) == 1:  # alone so far: let the writers arriving with it join (group commit)
+                    self._changed.wait(COMPLETION_LINGER_S)
+                batch = self._take()
+                self._changed.release()
+                error: BaseException | None = None
+                try:
+                    self._submit([waiting.entity for waiting in batch])
+                except BaseException as exc:  # noqa: BLE001 - handed to every caller in the batch
+                    error = exc
+                finally:
+                    self._changed.acquire()
+                    self._writing = False
+                for waiting in batch:
+                    waiting.done, waiting.error = True, error
+                self._changed.notify_all()
+        if mine.error is not None:
+            raise mine.error
+
+    def _take(self) -> list[_Waiting]:
+        batch: list[_Waiting] = []
+        keys: set[str] = set()
+        for waiting in self._pending:
+            key = waiting.entity["RowKey"]
+            if key not in keys and len(batch) < _TRANSACTION_OPERATIONS:
+                keys.add(key)
+                batch.append(waiting)
+        self._pending = [waiting for waiting in self._pending if waiting not in batch]
+        return batch
+
+
+class _Waiting:
+    def __init__(self, entity: dict[str, Any]):
+        self.entity = entity
+        self.done = False
+        self.error: BaseException | None = None
