@@ -168,3 +168,33 @@ def test_incidents_their_views_and_audit_share_one_partition(azurite):
         store.close()
         service.close()
 
+
+
+# ---- the engine's conditional writes start from the copy a store remembers ----
+
+
+def test_a_stale_remembered_copy_never_decides_a_write_or_a_no_change(tmp_path):
+    from shared.engine.unit_of_work import put_incident, retry_on_conflict
+    from tests.support.fakes import fake_runtime
+
+    path = str(tmp_path / "two.sqlite3")
+    mine, other = fake_runtime(store=SqliteStore(path)), fake_runtime(store=SqliteStore(path))
+    created = mine.store.put_incident(make_incident(1, count=1))
+    theirs = other.store.put_incident(replace(created, count=10), expected_etag=created.etag)
+    assert mine.store.cached_incident(created.id) == created  # stale now
+    seen: list[Incident | None] = []
+
+    def unchanged(current: Incident | None) -> Incident | None:
+        seen.append(current)
+        return current  # the failure changed nothing: no write
+
+    assert retry_on_conflict(mine, created.id, unchanged) == theirs  # answered on the current incident
+    assert [i.count for i in seen if i is not None] == [1, 10]
+
+    def add_one(current: Incident | None) -> Incident:
+        assert current is not None
+        return put_incident(mine, replace(current, count=current.count + 1), current.etag)
+
+    other.store.put_incident(replace(theirs, count=20), expected_etag=theirs.etag)  # mine's copy is stale again
+    assert retry_on_conflict(mine, created.id, add_one).count == 21
+    assert other.store.get_incident(created.id).count == 21

@@ -910,3 +910,45 @@ def test_create_incidents_refuses_audit_about_another_incident(store):
     with pytest.raises(ValueError):
         store.create_incidents([(make_incident(1), [audit(T0, "inc-other", "decision")])])
     assert store.get_incident(make_incident(1).id) is None
+
+
+def test_the_cached_incident_is_what_this_store_last_wrote_and_a_write_at_a_stale_copy_conflicts(backend):
+    mine, other = backend.store(), backend.store()
+    assert mine.cached_incident(make_incident(1).id) is None
+    created = mine.put_incident(make_incident(1))
+    assert mine.cached_incident(created.id) in (None, created)  # a store may remember nothing
+    changed = other.put_incident(replace(other.get_incident(created.id), count=50), expected_etag=created.etag)
+    cached = mine.cached_incident(created.id)
+    if cached is not None:
+        assert cached == created  # stale: another store wrote since
+        with pytest.raises(ConflictError):
+            mine.put_incident(replace(cached, count=2), expected_etag=cached.etag)
+    assert mine.get_incident(created.id) == changed
+    assert mine.cached_incident(created.id) in (None, changed)
+
+
+def test_deliveries_completed_together_are_all_done_for_every_instance(backend):
+    store = backend.store()
+    lease = timedelta(minutes=5)
+    keys = [f"evt-{n}" for n in range(40)]
+    assert all(store.claim_event(k, T0, lease) == EventClaim.CLAIMED for k in keys)
+    assert store.claim_event(keys[0], T0 + timedelta(seconds=1), lease) == EventClaim.HELD
+    start = threading.Barrier(16)
+
+    def complete(n: int) -> None:
+        start.wait()
+        for key in keys[n::16]:
+            store.complete_event(key, T0)
+
+    threads = [threading.Thread(target=complete, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    later = T0 + lease * 3  # past every lease: only a completion makes a key DONE now
+    assert all(store.claim_event(k, later, lease) == EventClaim.DONE for k in keys)
+    fresh = backend.store()
+    assert all(fresh.claim_event(k, later, lease) == EventClaim.DONE for k in keys)
+    assert all(fresh.mark_event_processed(k, later) is False for k in keys)
+    store.forget_event(keys[1])  # a forgotten id is new again, for this store and others
+    assert store.claim_event(keys[1], later, lease) == EventClaim.CLAIMED
