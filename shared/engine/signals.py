@@ -104,7 +104,7 @@ def settled_signals(rt: Runtime, signals: Sequence[FailureSignal],
             text_triage[index] = triaged
         by_incident.setdefault(triaged.incident_id, []).append(index)
     settled: dict[int, str] = {}
-    ids = list(by_incident)
+    ids = sorted(by_incident)  # batches of neighbouring ids: a store reading key ranges reads each view once
     for at in range(0, len(ids), SETTLED_READ_BATCH):  # batches bound the incidents held at once
         # The compact views (records.settled_view), kept in step with every incident write: a few small entities
         # per partition instead of whole incidents.

@@ -47,7 +47,7 @@ _SETTLED = "~settled|"  # RowKey prefix of an incident's compact view (records.s
 # Incidents live in INCIDENT_PARTITIONS partitions by a hash of their id. Escaped keys start with a letter, a digit,
 # "-.:@", "~" + an upper-case hex digit, or "~~": the rows beside an incident ("~" + a lower-case letter) sort
 # between the two, so RowKey lt "~a" or ge "~{" is exactly the incidents.
-INCIDENT_PARTITIONS = 64
+INCIDENT_PARTITIONS = 16  # fixed: changing it is a layout change (a migration)
 LEGACY_INCIDENT_PARTITION = "incident"  # layout 1: every incident in one partition (migrated on first use)
 _BESIDE_LOW, _BESIDE_HIGH = "~a", "~{"
 _POINT_READS_PER_PARTITION = 3  # more views than this wanted from one partition: one range query reads them all
@@ -56,7 +56,7 @@ _TRANSACTION_BYTES = 3_000_000  # of the 4 MiB a transaction's body may hold, le
 
 RECENT_INCIDENTS = 4096  # incidents remembered as last written or read (cached_incident)
 COMPLETED_EVENTS = 100_000  # event ids this process completed: a redelivery to it costs no request
-COMPLETION_LINGER_S = 0.008  # a lone completion waits this long for others to write with (see _GroupCommit)
+COMPLETION_LINGER_S = 0.015  # a lone completion waits this long for others to write with (see _GroupCommit)
 
 log = logging.getLogger("triage")
 
@@ -217,7 +217,8 @@ class TableStore:
 
     def get_settled(self, incident_ids: Iterable[str]) -> dict[str, Incident]:
         """The compact views, by partition: a point read each where a partition holds few of the ids wanted, else
-        one range query over the partition's views (`~settled|...`), which are small and contiguous."""
+        one range query over the partition's views (`~settled|...`, small and contiguous) from the least to the
+        greatest key wanted."""
         wanted = set(incident_ids)
         by_partition: dict[str, list[str]] = {}
         for incident_id in wanted:
@@ -227,7 +228,7 @@ class TableStore:
             if len(ids) <= _POINT_READS_PER_PARTITION:
                 jobs.extend(partial(self._settled_point, partition, incident_id) for incident_id in ids)
             else:
-                jobs.append(partial(self._settled_partition, partition))
+                jobs.append(partial(self._settled_range, partition, [table_key(i) for i in ids]))
         views = [view for found in self._parallel(lambda job: job(), jobs) for view in found]
         return {view.id: view for view in views if view.id in wanted}
 
@@ -235,9 +236,11 @@ class TableStore:
         entity = self._get("Incidents", partition, _SETTLED + table_key(incident_id))
         return [] if entity is None else [codec.incident_from_json(_json_text(entity), None)]
 
-    def _settled_partition(self, partition: str) -> list[Incident]:
-        entities = self._query("Incidents", "PartitionKey eq @p and RowKey ge @low and RowKey lt @high",
-                               p=partition, low=_SETTLED, high=_SETTLED[:-1] + "}")
+    def _settled_range(self, partition: str, keys: list[str]) -> list[Incident]:
+        """The views in the partition from the least to the greatest key wanted: callers that ask for ids in
+        sorted batches (settled_signals) read each view once."""
+        entities = self._query("Incidents", "PartitionKey eq @p and RowKey ge @low and RowKey le @high",
+                               p=partition, low=_SETTLED + min(keys), high=_SETTLED + max(keys))
         return [codec.incident_from_json(_json_text(e), None) for e in entities]
 
     def _parallel(self, work: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:

@@ -21,6 +21,9 @@ METRICS = {
     "grant_reservation_ms_sqlite", "grant_reservation_ms_table",
 }
 MUST_BE_ZERO = ("arm_calls_repeat_scan", "ticket_calls_repeat_scan", "eventgrid_burst_duplicate_effects")
+TABLE_SCALE = {"eventgrid_burst_s_table": "<= 3", "eventgrid_burst_store_ops_per_event_table": "<= 3",
+               "scan_steady_ratio_table": "<= 1.5"}
+METRICS |= set(TABLE_SCALE)
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +79,11 @@ def test_the_table_marks_missed_targets():
     lines = printed.splitlines()
     assert lines[0].split(" | ")[0].strip() == "metric"
     assert " yes " in lines[2] + " " and "NO" in lines[3] and "(reported)" in lines[4]
+
+
+def test_the_table_scale_group_measures_the_production_store(results):
+    for name, target in TABLE_SCALE.items():
+        assert results[name]["target"] == target and results[name]["value"] > 0, name
+    # every distinct event is claimed and written at least: fewer than two requests each would mean nothing counted
+    assert results["eventgrid_burst_store_ops_per_event_table"]["value"] >= 2
+    assert results["scan_steady_ratio_table"]["baseline"] > 0
