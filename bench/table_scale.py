@@ -9,7 +9,8 @@ real Azurite, in memory, on loopback) as the store instead of SQLite.
   measures. 50 ms of latency on every ARM call. A redelivery that finds its first delivery still being handled is
   refused as in flight (transient), as the engine answers Event Grid, and so is one whose incident kept changing
   under the other deliveries' writes; those are delivered again after the burst, as Event Grid retries, and their
-  time and operations count. Two bursts, each in a fresh world; the slower-counting one is reported.
+  time and operations count. Two bursts, each in a fresh world: the time is their median, the operations the
+  run with the most.
 - Storage operations are counted at the HTTP level: the Table client's transport counts every request it sends
   (a point read, a query page, an entity-group transaction and a create are one each; retries would count again),
   from the first delivery to the last. Per distinct event = all of them / distinct events; the redeliveries' own

@@ -21,7 +21,7 @@ from shared.core.triage import STALE_CLAIM
 from shared.engine.checkpoints import checkpoint
 from shared.engine.runtime import Runtime
 from shared.engine.telemetry import TICKET_ERRORS, traced
-from shared.engine.unit_of_work import RunState, put_incident, update_incident
+from shared.engine.unit_of_work import RunState, put_incident, update_incident, update_incident_audited
 from shared.tickets.content import approve_hint, last_action_text, ticket_content
 
 log = logging.getLogger("triage")
@@ -61,13 +61,17 @@ def send(rt: Runtime, run: RunState, incident: Incident, update: TicketUpdate) -
     refs, pending = _call_sinks(rt, run, incident,
                                 lambda sink: sink.open_or_update(content, comment=update.comment))
     now = rt.clock()
-    result = update_incident(rt, incident.id, lambda cur: replace(
-        cur, ticket_refs=refs, ticket_pending=pending,
-        last_comment_at=now if update.comment else cur.last_comment_at,
-    ))
-    if refs and not had_ticket:
-        rt.audit("action", "ticket opened: " + ", ".join(f"{k}={v}" for k, v in refs.items()),
-                 incident_id=incident.id, correlation_id=run.correlation_id)
+    opened = bool(refs) and not had_ticket
+    # The "ticket opened" record is written with the references it reports (one transaction, not two writes).
+    audit = [rt.audit_record("action", "ticket opened: " + ", ".join(f"{k}={v}" for k, v in refs.items()),
+                             incident_id=incident.id, correlation_id=run.correlation_id)] if opened else []
+    def recorded(cur: Incident) -> Incident:
+        return replace(cur, ticket_refs=refs, ticket_pending=pending,
+                       last_comment_at=now if update.comment else cur.last_comment_at)
+
+    result = update_incident_audited(rt, incident.id, recorded, audit) if audit else \
+        update_incident(rt, incident.id, recorded)
+    if opened:
         rt.publish("aoai.triage.ticket.opened", {"incident_id": incident.id, "tickets": refs,
                                                  "cause": incident.cause})
     return result or incident
