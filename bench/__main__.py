@@ -33,6 +33,7 @@ GROUPS = {
     "memory": "bench.memory",
     "ticket_budget": "bench.ticket_budget",
     "resume": "bench.resume",
+    "table_scale": "bench.table_scale",
 }
 
 

@@ -6,10 +6,12 @@ Core types: the engine catches these errors and builds these records without kno
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+
+from shared.core.incidents import Incident
 
 
 class StoreError(RuntimeError):
@@ -70,3 +72,18 @@ def is_transient(exc: BaseException) -> bool:
     """The core's view: a store or network failure somewhere in the cause chain. The composition root gives the
     runtime the adapters' view, which also knows the Azure SDK's errors."""
     return in_cause_chain(exc, lambda e: isinstance(e, TRANSIENT_ERRORS))
+
+
+# ---- the compact view of an incident a repeat scan reads (Store.get_settled) ----
+
+# `triage.settled` reads the latest action only; one more is kept so a rule reading the decision before a
+# follow-up action still sees it (tests/state/test_settled_view.py holds the view to `settled`'s answer).
+SETTLED_VIEW_ACTIONS = 2
+
+
+def settled_view(incident: Incident) -> Incident:
+    """What a repeat scan needs of an incident to tell whether a failure would change it (`triage.settled`): every
+    field but the diagnosis, the sample error and the approval terms, and only the latest actions. It has no etag,
+    so it can never be written back over the incident it summarises (a create of an existing id is a conflict)."""
+    return replace(incident, diagnosis=None, sample_error=None, approval_terms=None,
+                   actions=incident.actions[-SETTLED_VIEW_ACTIONS:], etag=None)

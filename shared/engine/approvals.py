@@ -33,6 +33,7 @@ from shared.engine.unit_of_work import (
     RunState,
     change_breaker,
     change_revocations,
+    forget_run_facts,
     load_revocations,
     update_incident,
     update_incident_audited,
@@ -247,6 +248,7 @@ def suppress(rt: Runtime, target: str, duration: timedelta, reason: str, actor: 
     now = rt.clock()
     suppression = Suppression(target=normalized, until=now + duration, reason=reason, actor=actor, created_at=now)
     rt.store.add_suppression(suppression)
+    forget_run_facts(rt)
     rt.audit("suppress", f"suppressed {normalized} until {suppression.until.isoformat()}: {reason}",
              correlation_id=new_correlation_id(), actor=actor, inputs={"target": normalized})
     return suppression

@@ -35,7 +35,7 @@ from shared.engine.rejections import EventOutcome, reject
 from shared.engine.runtime import Runtime, new_correlation_id
 from shared.engine.signals import handle_signal
 from shared.engine.ticketing import TicketUpdate
-from shared.engine.unit_of_work import RunState, update_incident
+from shared.engine.unit_of_work import DELIVERY_FACTS_MAX_AGE, RunState, update_incident
 from shared.tickets.content import assignment_deleted_text
 
 log = logging.getLogger("triage")
@@ -97,7 +97,7 @@ def _dispatch(rt: Runtime, envelope: Envelope, parsed: Any) -> str:
         pair = evidence_key(signal.object_id, signal.resource_id)
         rt.refresh_evidence(EVENT_EVIDENCE_MAX_AGE)
         evidence = rt.evidence.gather_evidence({pair}).get(pair) if signal.object_id else None
-        run = RunState.begin(rt, correlation_id)
+        run = RunState.begin(rt, correlation_id, shared_for=DELIVERY_FACTS_MAX_AGE)
         incident = handle_signal(rt, run, signal, evidence, witness=trusted_topic(rt, envelope))
         return f"{incident.id} {incident.status}"
     if isinstance(parsed, RoleAssignmentChange):

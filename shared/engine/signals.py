@@ -31,7 +31,7 @@ from shared.tickets.content import decision_text, last_action_text, still_failin
 
 log = logging.getLogger("triage")
 
-SETTLED_READ_BATCH = 2000  # incidents read per batch when looking for the steady state
+SETTLED_READ_BATCH = 5000  # settled views (a fifth of an incident each) read per batch by the steady-state check
 
 
 @dataclass(frozen=True)
@@ -116,9 +116,11 @@ def settled_signals(rt: Runtime, signals: Sequence[FailureSignal],
             text_triage[index] = triaged
         by_incident.setdefault(triaged.incident_id, []).append(index)
     settled: dict[int, str] = {}
-    ids = list(by_incident)
+    ids = sorted(by_incident)  # batches of neighbouring ids: a store reading key ranges reads each view once
     for at in range(0, len(ids), SETTLED_READ_BATCH):  # batches bound the incidents held at once
-        known = rt.store.get_incidents(ids[at : at + SETTLED_READ_BATCH])
+        # The compact views (records.settled_view), kept in step with every incident write: a few small entities
+        # per partition instead of whole incidents.
+        known = rt.store.get_settled(ids[at : at + SETTLED_READ_BATCH])
         for iid, incident in known.items():
             settled.update((i, iid) for i in by_incident[iid] if triage.settled(incident, signals[i], now))
     return settled

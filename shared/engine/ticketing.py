@@ -18,21 +18,27 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from shared.core.incidents import Incident
 from shared.core.ports import TicketSink
-from shared.core.records import ConflictError
+from shared.core.records import AuditRecord, ConflictError
 from shared.core.status import IncidentStatus
 from shared.core.ticket_model import TicketAuthError, TicketError, TicketRateLimited, TicketRef
 from shared.core.triage import STALE_CLAIM
 from shared.engine.checkpoints import checkpoint
 from shared.engine.runtime import Runtime
 from shared.engine.telemetry import TICKET_ERRORS, traced
-from shared.engine.unit_of_work import RunState, put_incident, update_incident
+from shared.engine.unit_of_work import (
+    RunState,
+    put_incident,
+    put_incident_audited,
+    update_incident,
+    update_incident_audited,
+)
 from shared.tickets.content import (
     MAX_GROUP_MEMBERS,
     approve_hint,
@@ -205,26 +211,34 @@ def send(rt: Runtime, run: RunState, incident: Incident, update: TicketUpdate, *
         return _record(rt, incident, lambda cur: replace(cur, ticket_pending=pending, ticket_queued=waiting))
     had_ticket = bool(incident.ticket_refs)
     now = rt.clock()
+    opened = bool(refs) and not had_ticket
+    # The "ticket opened" record is written with the references it reports (one transaction, not two writes).
+    audit = [rt.audit_record("action", "ticket opened: " + ", ".join(f"{k}={v}" for k, v in refs.items()),
+                             incident_id=incident.id, correlation_id=run.correlation_id)] if opened else []
     result = _record(rt, incident, lambda cur: replace(
         cur, ticket_refs=refs, ticket_pending=pending, ticket_queued=waiting,
         last_comment_at=now if update.comment and calls else cur.last_comment_at,
-    ))
-    if refs and not had_ticket:
-        rt.audit("action", "ticket opened: " + ", ".join(f"{k}={v}" for k, v in refs.items()),
-                 incident_id=incident.id, correlation_id=run.correlation_id)
+    ), audit)
+    if opened:
         rt.publish("aoai.triage.ticket.opened", {"incident_id": incident.id, "tickets": refs,
                                                  "cause": incident.cause})
     return result or incident
 
 
-def _record(rt: Runtime, incident: Incident, change: Callable[[Incident], Incident]) -> Incident:
-    """Record the outcome: one conditional write at the etag the caller's claim returned (no read; a first scan
-    queues thousands), or read-modify-write when another writer got there in between."""
+def _record(rt: Runtime, incident: Incident, change: Callable[[Incident], Incident],
+            audit: Sequence[AuditRecord] = ()) -> Incident:
+    """Record the outcome, with `audit` in the same transaction: one conditional write at the etag the caller's
+    claim returned (no read; a first scan queues thousands), or read-modify-write when another writer got there in
+    between."""
     if incident.etag is not None:
         try:
+            if audit:
+                return put_incident_audited(rt, change(incident), incident.etag, audit)
             return put_incident(rt, change(incident), incident.etag)
         except ConflictError:
             pass
+    if audit:
+        return update_incident_audited(rt, incident.id, change, audit) or incident
     return update_incident(rt, incident.id, change) or incident
 
 

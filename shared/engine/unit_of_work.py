@@ -9,10 +9,14 @@ a later run completes, so nothing is lost and nothing is done twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import threading
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 from shared.core.breaker import BreakerState
 from shared.core.budget import BudgetCounts
@@ -28,6 +32,47 @@ MAX_ATTEMPTS = 5
 BREAKER_KEY = "circuit-breaker"
 
 T = TypeVar("T")
+
+# Deliveries in a burst share the run-level facts (budget snapshot, suppressions, breaker, revocations) read this
+# recently by the service's clock, on the same store: a timer scan keeps its snapshot for the whole scan, so a
+# delivery's is never older than a scan's. A grant still reserves its budget slot and reads the revocations again;
+# this instance's own changes to the breaker, revocations or suppressions drop the shared snapshot at once.
+DELIVERY_FACTS_MAX_AGE = timedelta(seconds=5)
+
+
+@dataclass(frozen=True)
+class _Facts:
+    at: datetime
+    counts: BudgetCounts
+    suppressed: frozenset[str]
+    breaker_open: bool
+    revocations: Revocations
+
+
+_shared_facts: WeakKeyDictionary[Any, _Facts] = WeakKeyDictionary()
+_facts_read = threading.Lock()  # deliveries arriving together wait for one read of the facts, not one each
+
+# Writers of one incident in this process take turns (striped, reentrant locks), so concurrent deliveries about one
+# incident do not spend round trips losing races to each other; other instances are still kept apart by etags only.
+# A turn is waited for at most INCIDENT_TURN_WAIT, then the write goes ahead on its etag alone (never a deadlock).
+_INCIDENT_TURNS = tuple(threading.RLock() for _ in range(256))
+INCIDENT_TURN_WAIT_S = 30.0
+
+
+@contextmanager
+def _turn(incident_id: str) -> Iterator[None]:
+    lock = _INCIDENT_TURNS[zlib.crc32(incident_id.encode("utf-8", "surrogatepass")) % len(_INCIDENT_TURNS)]
+    held = lock.acquire(timeout=INCIDENT_TURN_WAIT_S)
+    try:
+        yield
+    finally:
+        if held:
+            lock.release()
+
+
+def forget_run_facts(rt: Runtime) -> None:
+    """The facts deliveries share are out of date (this instance changed one): the next delivery reads them."""
+    _shared_facts.pop(rt.store, None)
 
 
 @dataclass
@@ -52,17 +97,24 @@ class RunState:
     ticket_sinks: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def begin(cls, rt: Runtime, correlation_id: str) -> RunState:
+    def begin(cls, rt: Runtime, correlation_id: str, *, shared_for: timedelta | None = None) -> RunState:
+        """`shared_for` (deliveries): reuse the facts another run on this store read at most this long ago."""
         now = rt.clock()
-        counts = budget_counts(rt, now)
+        if shared_for is None:
+            facts = _read_facts(rt, now)
+        else:
+            with _facts_read:
+                facts = _shared_facts.get(rt.store)  # type: ignore[assignment]
+                if facts is None or not timedelta(0) <= now - facts.at <= shared_for:
+                    facts = _shared_facts[rt.store] = _read_facts(rt, now)
         return cls(
             correlation_id=correlation_id,
             now=now,
-            grants_last_24h=counts.last_24h,
-            grants_last_hour=counts.last_hour,
-            suppressed=suppressed_targets(rt.store.active_suppressions(now), now),
-            breaker_open=load_breaker(rt).open,
-            revocations=load_revocations(rt),
+            grants_last_24h=facts.counts.last_24h,
+            grants_last_hour=facts.counts.last_hour,
+            suppressed=facts.suppressed,
+            breaker_open=facts.breaker_open,
+            revocations=facts.revocations,
         )
 
     def count_grant(self) -> None:
@@ -74,6 +126,11 @@ class RunState:
         """A reservation read the budget: the snapshot is at least that."""
         self.grants_last_24h = max(self.grants_last_24h, counts.last_24h)
         self.grants_last_hour = max(self.grants_last_hour, counts.last_hour)
+
+
+def _read_facts(rt: Runtime, now: datetime) -> _Facts:
+    return _Facts(now, budget_counts(rt, now), suppressed_targets(rt.store.active_suppressions(now), now),
+                  load_breaker(rt).open, load_revocations(rt))
 
 
 def put_incident(rt: Runtime, incident: Incident, etag: str | None) -> Incident:
@@ -99,7 +156,30 @@ def update_incident_audited(rt: Runtime, incident_id: str, change: Callable[[Inc
 
 
 def retry_on_conflict(rt: Runtime, incident_id: str, attempt: Callable[[Incident | None], T]) -> T:
-    """Run `attempt` on a fresh read of the incident until its conditional write stops losing races."""
+    """Run `attempt` on a fresh read of the incident until its conditional write stops losing races.
+
+    The first attempt may start from the copy this instance last wrote or read (`Store.cached_incident`), which
+    saves the read in a burst of deliveries about one incident. A stale copy cannot do harm: every write is
+    conditional on its etag and every side effect follows a write that won, so a stale copy's write conflicts and
+    the loop reads fresh; an attempt that wrote nothing (the failure changed nothing, by the copy) stands only
+    once a read shows the copy was current."""
+    with _turn(incident_id):
+        return _retry_on_conflict(rt, incident_id, attempt)
+
+
+def _retry_on_conflict(rt: Runtime, incident_id: str, attempt: Callable[[Incident | None], T]) -> T:
+    cached = rt.store.cached_incident(incident_id)
+    if cached is not None:
+        try:
+            result = attempt(cached)
+        except ConflictError:
+            pass
+        else:
+            if isinstance(result, Incident) and result.etag != cached.etag:
+                return result  # written at the copy's etag: it was current
+            current = rt.store.get_incident(incident_id)
+            if current is not None and current.etag == cached.etag:
+                return result
     for _ in range(MAX_ATTEMPTS):
         try:
             return attempt(rt.store.get_incident(incident_id))
@@ -135,6 +215,7 @@ def change_revocations(rt: Runtime, change: Callable[[Revocations], Revocations]
             rt.store.put_value(REVOCATIONS_KEY, after.to_dict(), expected_etag=etag)
         except ConflictError:
             continue
+        forget_run_facts(rt)
         return after
     raise StoreError("the revocations kept changing under concurrent writers")
 
@@ -156,5 +237,6 @@ def change_breaker(
             rt.store.put_value(BREAKER_KEY, after.to_dict(), expected_etag=etag)
         except ConflictError:
             continue
+        forget_run_facts(rt)
         return before, after
     return None

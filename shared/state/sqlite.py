@@ -19,18 +19,20 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.core.incidents import OPEN_STATUSES, Incident
-from shared.core.records import EventClaim
+from shared.core.records import EventClaim, settled_view
 from shared.state import codec
 from shared.state.base import AuditRecord, ConflictError, StoreError, Suppression
+from shared.state.recent import Recent
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: incidents.settled, the compact view a repeat scan reads (1 is migrated)
 BUSY_TIMEOUT_SECONDS = 30.0
+RECENT_INCIDENTS = 4096  # incidents remembered as last written or read (cached_incident)
 _IDS_PER_READ = 500  # bound variables per statement (SQLite builds before 3.32 allow 999)
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS incidents (
         id TEXT PRIMARY KEY, status TEXT NOT NULL, verify_due TEXT,
-        record TEXT NOT NULL, etag TEXT NOT NULL)""",
+        record TEXT NOT NULL, etag TEXT NOT NULL, settled TEXT)""",
     "CREATE INDEX IF NOT EXISTS incidents_by_status ON incidents (status)",
     "CREATE INDEX IF NOT EXISTS incidents_by_verify_due ON incidents (verify_due)",
     "CREATE TABLE IF NOT EXISTS watermarks (source TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -47,7 +49,6 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS audit (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, incident_id TEXT, record TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS audit_by_incident ON audit (incident_id, at, seq)",
-    f"PRAGMA user_version = {SCHEMA_VERSION}",
 )
 
 
@@ -64,10 +65,32 @@ def _own_audit(incident: Incident, audit: Sequence[AuditRecord]) -> Sequence[Aud
     return audit
 
 
+def _migrate(db: sqlite3.Connection, path: str) -> None:
+    """Create the schema, or bring an older file up to it; a file from a newer version is refused, not guessed at."""
+    found = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if found > SCHEMA_VERSION:
+        raise StoreError(f"SQLite state at {path!r} has schema version {found}, newer than this version of the "
+                         f"service understands ({SCHEMA_VERSION}): run the newer version, or start a new file")
+    for statement in _SCHEMA:
+        db.execute(statement)
+    columns = {row[1] for row in db.execute("PRAGMA table_info(incidents)")}
+    if "settled" not in columns:  # version 1: every incident gets its view now
+        db.execute("ALTER TABLE incidents ADD COLUMN settled TEXT")
+    rows = db.execute("SELECT id, record FROM incidents WHERE settled IS NULL").fetchall()
+    db.executemany("UPDATE incidents SET settled = ? WHERE id = ?",
+                   [(_settled_json(codec.incident_from_json(record, None)), key) for key, record in rows])
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _settled_json(incident: Incident) -> str:
+    return codec.dumps(codec.incident_record(settled_view(incident)))
+
+
 class SqliteStore:
     def __init__(self, path: str):
         self.path = path
         self._lock = threading.Lock()
+        self._recent: Recent[Incident] = Recent(RECENT_INCIDENTS)
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves; timeout is SQLite's busy timeout.
             self._db = sqlite3.connect(
@@ -79,8 +102,7 @@ class SqliteStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             with self._write() as db:
-                for statement in _SCHEMA:
-                    db.execute(statement)
+                _migrate(db, path)
         except StoreError:
             self._db.close()
             raise
@@ -124,7 +146,14 @@ class SqliteStore:
 
     def get_incident(self, incident_id: str) -> Incident | None:
         rows = self._read("SELECT record, etag FROM incidents WHERE id = ?", (_key(incident_id),))
-        return codec.incident_from_json(rows[0][0], rows[0][1]) if rows else None
+        if not rows:
+            return None
+        incident = codec.incident_from_json(rows[0][0], rows[0][1])
+        self._recent.put(incident.id, incident)
+        return incident
+
+    def cached_incident(self, incident_id: str) -> Incident | None:
+        return self._recent.get(incident_id)
 
     def get_incidents(self, incident_ids: Iterable[str]) -> dict[str, Incident]:
         wanted = list(dict.fromkeys(map(_key, incident_ids)))
@@ -153,26 +182,64 @@ class SqliteStore:
         verify_due = codec.time_key(incident.verify_due) if incident.verify_due else None
         records = [(codec.time_key(r.at), _key(r.incident_id or ""), codec.audit_to_json(r))
                    for r in _own_audit(incident, audit)]
+        settled = _settled_json(incident)
         etag = _new_etag()
         with self._write() as db:
             db.executemany("INSERT INTO audit (at, incident_id, record) VALUES (?, ?, ?)", records)
             if expected_etag is None:
                 try:
                     db.execute(
-                        "INSERT INTO incidents (id, status, verify_due, record, etag) VALUES (?, ?, ?, ?, ?)",
-                        (_key(incident.id), incident.status, verify_due, record, etag),
+                        "INSERT INTO incidents (id, status, verify_due, record, etag, settled) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (_key(incident.id), incident.status, verify_due, record, etag, settled),
                     )
                 except sqlite3.IntegrityError as exc:
                     raise ConflictError(f"incident {incident.id} already exists") from exc
             else:
                 changed = db.execute(
-                    "UPDATE incidents SET status = ?, verify_due = ?, record = ?, etag = ? "
+                    "UPDATE incidents SET status = ?, verify_due = ?, record = ?, etag = ?, settled = ? "
                     "WHERE id = ? AND etag = ?",
-                    (incident.status, verify_due, record, etag, _key(incident.id), expected_etag),
+                    (incident.status, verify_due, record, etag, settled, _key(incident.id), expected_etag),
                 ).rowcount
                 if changed != 1:
                     raise ConflictError(f"incident {incident.id} changed or vanished since it was read")
-        return replace(incident, etag=etag)
+        saved = replace(incident, etag=etag)
+        self._recent.put(saved.id, saved)
+        return saved
+
+    def get_settled(self, incident_ids: Iterable[str]) -> dict[str, Incident]:
+        wanted = list(dict.fromkeys(map(_key, incident_ids)))
+        found: dict[str, Incident] = {}
+        for at in range(0, len(wanted), _IDS_PER_READ):
+            chunk = wanted[at : at + _IDS_PER_READ]
+            marks = ", ".join("?" for _ in chunk)  # placeholders only: the ids are bound, never spliced in
+            rows = self._read(f"SELECT settled FROM incidents WHERE id IN ({marks})", tuple(chunk))  # noqa: S608
+            found.update((view.id, view) for view in (codec.incident_from_json(text, None) for (text,) in rows))
+        return found
+
+    def create_incidents(self, items: Sequence[tuple[Incident, Sequence[AuditRecord]]]) -> list[Incident | None]:
+        """Every new incident and its audit records in one write transaction; an id that exists is left as it is."""
+        prepared = []
+        for incident, audit in items:
+            incident = codec.normalized_incident(incident)
+            records = [(codec.time_key(r.at), _key(r.incident_id or ""), codec.audit_to_json(r))
+                       for r in _own_audit(incident, audit)]
+            verify_due = codec.time_key(incident.verify_due) if incident.verify_due else None
+            prepared.append((incident, verify_due, codec.incident_to_json(incident), _settled_json(incident), records))
+        saved: list[Incident | None] = []
+        with self._write() as db:
+            for incident, verify_due, record, settled, records in prepared:
+                etag = _new_etag()
+                created = db.execute(
+                    "INSERT OR IGNORE INTO incidents (id, status, verify_due, record, etag, settled) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (_key(incident.id), incident.status, verify_due, record, etag, settled)).rowcount
+                if created != 1:
+                    saved.append(None)
+                    continue
+                db.executemany("INSERT INTO audit (at, incident_id, record) VALUES (?, ?, ?)", records)
+                saved.append(replace(incident, etag=etag))
+        return saved
 
     def list_incidents(self, status: str | None = None) -> list[Incident]:
         if status is None:

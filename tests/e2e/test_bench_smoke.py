@@ -24,6 +24,10 @@ METRICS = {
 }
 MUST_BE_ZERO = ("arm_calls_repeat_scan", "ticket_calls_repeat_scan", "eventgrid_burst_duplicate_effects",
                 "arm_calls_repeat_scan_tickets_queued")
+MUST_BE_ZERO = ("arm_calls_repeat_scan", "ticket_calls_repeat_scan", "eventgrid_burst_duplicate_effects")
+TABLE_SCALE = {"eventgrid_burst_s_table": "<= 3", "eventgrid_burst_store_ops_per_event_table": "<= 3",
+               "scan_steady_ratio_table": "<= 1.5"}
+METRICS |= set(TABLE_SCALE)
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +97,9 @@ def test_the_first_scan_opens_at_most_the_ticket_budget_and_queues_the_rest(resu
     entry = results["tickets_opened_first_scan_10k"]
     assert entry["target"] == f"<= {TINY.ticket_budget}" and entry["ok"]
     assert entry["value"] == TINY.ticket_budget  # the tiny storm wants more: the whole budget, and no more
+def test_the_table_scale_group_measures_the_production_store(results):
+    for name, target in TABLE_SCALE.items():
+        assert results[name]["target"] == target and results[name]["value"] > 0, name
+    # every distinct event is claimed and written at least: fewer than two requests each would mean nothing counted
+    assert results["eventgrid_burst_store_ops_per_event_table"]["value"] >= 2
+    assert results["scan_steady_ratio_table"]["baseline"] > 0

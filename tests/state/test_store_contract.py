@@ -27,7 +27,7 @@ from shared.core.incidents import (
     Incident,
 )
 from shared.core.model import Diagnosis, FixStep
-from shared.core.records import EventClaim
+from shared.core.records import EventClaim, settled_view
 from shared.settings import Settings
 from shared.state import codec
 from shared.state.base import AuditRecord, ConflictError, Store, StoreError, Suppression
@@ -841,3 +841,114 @@ def test_normalizing_an_incident_gives_utc_everywhere_and_the_same_instants(inci
     assert all(s.tzinfo is UTC for s in stamps if s is not None)
     assert normalized == incident  # aware datetimes compare by instant
     assert codec.normalized_incident(normalized) is normalized  # already UTC: returned as it is
+
+
+# ---- the compact settled view and batched creates (every backend) ----
+
+
+def _view(store: Store, incident: Incident) -> Incident | None:
+    return store.get_settled([incident.id]).get(incident.id)
+
+
+def test_the_settled_view_follows_every_write_of_its_incident(store):
+    incident = make_incident(1, status=TICKETED, sample_error="x" * 500)
+    created = store.put_incident(incident)
+    assert _view(store, created) == settled_view(created)
+    assert _view(store, created).etag is None and _view(store, created).diagnosis is None
+    replaced = store.put_incident(replace(created, count=9, ticket_pending=True), expected_etag=created.etag)
+    assert _view(store, created) == settled_view(replaced)
+    audited = store.put_incident_audited(replace(replaced, status=RESOLVED, closed_at=T0), replaced.etag,
+                                         [audit(T0, incident.id, "verification")])
+    assert _view(store, created) == settled_view(audited)
+    (batched,) = store.create_incidents([(make_incident(2, status=ASSIGNED), [])])
+    assert batched is not None and _view(store, batched) == settled_view(batched)
+
+
+def test_a_lost_race_leaves_the_settled_view_as_the_winner_wrote_it(store):
+    created = store.put_incident(make_incident(1))
+    winner = store.put_incident(replace(created, count=5), expected_etag=created.etag)
+    for lost in (lambda: store.put_incident(replace(created, status=TICKETED), expected_etag=created.etag),
+                 lambda: store.put_incident_audited(replace(created, status=TICKETED), created.etag,
+                                                    [audit(T0, created.id, "decision")]),
+                 lambda: store.put_incident(replace(created, status=TICKETED))):
+        with pytest.raises(ConflictError):
+            lost()
+    assert _view(store, created) == settled_view(winner)
+    assert store.create_incidents([(replace(created, status=TICKETED), [audit(T0, created.id, "decision")])]) == [None]
+    assert _view(store, created) == settled_view(winner) and store.list_audit(created.id) == []
+
+
+def test_settled_views_of_many_incidents_are_read_at_once_and_the_absent_left_out(store):
+    saved = store.create_incidents([(make_incident(n), []) for n in range(1, 260)])
+    wanted = [make_incident(n).id for n in range(1, 260, 2)] + ["inc-none"]
+    views = store.get_settled(wanted)
+    assert sorted(views) == sorted(wanted[:-1])
+    assert all(views[i.id] == settled_view(i) for i in saved if i is not None and i.id in views)
+    assert store.get_settled([]) == {}
+    assert list(store.get_settled([make_incident(3).id])) == [make_incident(3).id]
+
+
+def test_create_incidents_writes_each_new_incident_with_its_audit_and_leaves_existing_ones(store):
+    existing = store.put_incident(make_incident(5, count=42))
+    items = [(make_incident(n), [audit(T0, make_incident(n).id, "decision", n=n)]) for n in range(1, 151)]
+    saved = store.create_incidents(items)
+    assert [s is None for s in saved] == [n == 5 for n in range(1, 151)]
+    assert store.get_incident(existing.id) == existing and store.list_audit(existing.id) == []
+    for (incident, _), stored in zip(items, saved, strict=True):
+        if stored is None:
+            continue
+        assert stored.etag and store.get_incident(incident.id) == stored
+        assert [r.inputs["n"] for r in store.list_audit(incident.id)] == [int(incident.id[4:], 16)]
+    assert len(store.list_incidents()) == 150
+    # what a batch returned is writable at its etag, as any create's result
+    first = saved[0]
+    assert first is not None
+    assert store.put_incident(replace(first, count=7), expected_etag=first.etag).count == 7
+
+
+def test_create_incidents_refuses_audit_about_another_incident(store):
+    with pytest.raises(ValueError):
+        store.create_incidents([(make_incident(1), [audit(T0, "inc-other", "decision")])])
+    assert store.get_incident(make_incident(1).id) is None
+
+
+def test_the_cached_incident_is_what_this_store_last_wrote_and_a_write_at_a_stale_copy_conflicts(backend):
+    mine, other = backend.store(), backend.store()
+    assert mine.cached_incident(make_incident(1).id) is None
+    created = mine.put_incident(make_incident(1))
+    assert mine.cached_incident(created.id) in (None, created)  # a store may remember nothing
+    changed = other.put_incident(replace(other.get_incident(created.id), count=50), expected_etag=created.etag)
+    cached = mine.cached_incident(created.id)
+    if cached is not None:
+        assert cached == created  # stale: another store wrote since
+        with pytest.raises(ConflictError):
+            mine.put_incident(replace(cached, count=2), expected_etag=cached.etag)
+    assert mine.get_incident(created.id) == changed
+    assert mine.cached_incident(created.id) in (None, changed)
+
+
+def test_deliveries_completed_together_are_all_done_for_every_instance(backend):
+    store = backend.store()
+    lease = timedelta(minutes=5)
+    keys = [f"evt-{n}" for n in range(40)]
+    assert all(store.claim_event(k, T0, lease) == EventClaim.CLAIMED for k in keys)
+    assert store.claim_event(keys[0], T0 + timedelta(seconds=1), lease) == EventClaim.HELD
+    start = threading.Barrier(16)
+
+    def complete(n: int) -> None:
+        start.wait()
+        for key in keys[n::16]:
+            store.complete_event(key, T0)
+
+    threads = [threading.Thread(target=complete, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    later = T0 + lease * 3  # past every lease: only a completion makes a key DONE now
+    assert all(store.claim_event(k, later, lease) == EventClaim.DONE for k in keys)
+    fresh = backend.store()
+    assert all(fresh.claim_event(k, later, lease) == EventClaim.DONE for k in keys)
+    assert all(fresh.mark_event_processed(k, later) is False for k in keys)
+    store.forget_event(keys[1])  # a forgotten id is new again, for this store and others
+    assert store.claim_event(keys[1], later, lease) == EventClaim.CLAIMED
