@@ -76,7 +76,8 @@ def test_graph_quota_window():
 def test_off_by_default_no_headers(local_azure_factory):
     az = local_azure_factory(None)
     answer = requests.get(f"{az.arm_url}/subscriptions/{az.subscription_id}/providers/Microsoft.CognitiveServices/"
-                          "accounts?api-version=2024-10-01", headers={"Authorization": "Bearer t"}, verify=az.ca_path)
+                          "accounts?api-version=2024-10-01", headers={"Authorization": "Bearer t"}, verify=az.ca_path,
+                          timeout=10)
     assert answer.status_code == 200
     assert "x-ms-ratelimit-remaining-subscription-reads" not in answer.headers
 
@@ -85,14 +86,15 @@ def test_over_the_limit_answers_429_with_retry_after(local_azure_factory):
     az = local_azure_factory(None, arm_throttling=SMALL)
     url = (f"{az.arm_url}/subscriptions/{az.subscription_id}/providers/Microsoft.CognitiveServices/accounts"
            "?api-version=2024-10-01")
-    answers = [requests.get(url, headers={"Authorization": "Bearer t"}, verify=az.ca_path) for _ in range(4)]
+    answers = [requests.get(url, headers={"Authorization": "Bearer t"}, verify=az.ca_path, timeout=10)
+               for _ in range(4)]
     assert [a.status_code for a in answers] == [200, 200, 200, 429]
     assert [a.headers["x-ms-ratelimit-remaining-subscription-reads"] for a in answers] == ["2", "1", "0", "0"]
     assert answers[3].headers["Retry-After"] == "1"
     assert answers[3].json()["error"]["code"] == "TooManyRequests"
     # A tenant-level request draws from the tenant bucket, and says so.
     tenant = requests.post(f"{az.arm_url}/providers/Microsoft.Authorization/roleAssignments?api-version=2022-04-01",
-                           headers={"Authorization": "Bearer t"}, verify=az.ca_path)
+                           headers={"Authorization": "Bearer t"}, verify=az.ca_path, timeout=10)
     assert "x-ms-ratelimit-remaining-tenant-writes" in tenant.headers
 
 
@@ -121,7 +123,7 @@ def test_scenario_switch(local_azure_factory):
     az = local_azure_factory({"settings": {"arm_throttling": True}})
     answer = requests.get(f"{az.arm_url}/subscriptions/{az.subscription_id}/resourceGroups/rg/providers/"
                           "Microsoft.CognitiveServices/accounts/x?api-version=2024-10-01",
-                          headers={"Authorization": "Bearer t"}, verify=az.ca_path)
+                          headers={"Authorization": "Bearer t"}, verify=az.ca_path, timeout=10)
     assert answer.status_code == 404
     assert answer.headers["x-ms-ratelimit-remaining-subscription-reads"] == "249"
 
@@ -130,7 +132,8 @@ def test_resource_graph_quota_headers(local_azure_factory):
     az: LocalAzure = local_azure_factory(None, arm_throttling=SMALL)
     body = {"query": "resources | project id"}
     answers = [requests.post(f"{az.arm_url}/providers/Microsoft.ResourceGraph/resources?api-version=2021-03-01",
-                             json=body, headers={"Authorization": "Bearer t"}, verify=az.ca_path) for _ in range(3)]
+                             json=body, headers={"Authorization": "Bearer t"}, verify=az.ca_path, timeout=10)
+               for _ in range(3)]
     assert [a.status_code for a in answers] == [200, 200, 429]
     assert [a.headers["x-ms-user-quota-remaining"] for a in answers] == ["1", "0", "0"]
     assert answers[2].headers["Retry-After"] == "60"
