@@ -31,6 +31,7 @@ GROUPS = {
     "eventgrid_burst": "bench.eventgrid_burst",
     "scan_steady": "bench.scan_steady",
     "memory": "bench.memory",
+    "first_scan_scale": "bench.first_scan_scale",
 }
 
 

@@ -22,6 +22,10 @@ class Sizes:
     store_upserts_table: int
     budget_reservations_sqlite: int
     budget_reservations_table: int
+    # first_scan_scale: a first scan at 10x bench/first_scan's size, on Tables, ARM throttled as documented
+    scale_first: FloodShape = FloodShape(groups=10_000, principals=2_000, resources=500, rows=100_000,
+                                         key_callers=False)
+    scale_repeats: int = 1  # each 10k first scan takes a minute or more: one run each
 
 
 FULL = Sizes(
@@ -55,4 +59,5 @@ TINY = Sizes(
     store_upserts_table=10,
     budget_reservations_sqlite=10,
     budget_reservations_table=5,
+    scale_first=FloodShape(groups=40, principals=10, resources=8, rows=400, key_callers=False),
 )

@@ -19,6 +19,7 @@ METRICS = {
     "arm_reads_per_scan_first", "evidence_parallel_s", "cold_start_ratio", "eventgrid_burst_s",
     "eventgrid_burst_duplicate_effects", "scan_peak_rss_mb", "store_ops_per_s_sqlite", "store_ops_per_s_table",
     "grant_reservation_ms_sqlite", "grant_reservation_ms_table",
+    "scan_first_s_table_10k", "scan_first_s_table_10k_arm", "arm_reads_per_scan_first_graph",
 }
 MUST_BE_ZERO = ("arm_calls_repeat_scan", "ticket_calls_repeat_scan", "eventgrid_burst_duplicate_effects")
 
@@ -46,6 +47,15 @@ def test_every_stated_metric_is_written_with_value_unit_target_ok_and_baseline(r
 @pytest.mark.parametrize("name", MUST_BE_ZERO)
 def test_the_repeat_scan_calls_nobody_and_redeliveries_have_no_effect(results, name):
     assert results[name]["value"] == 0 and results[name]["target"] == "== 0" and results[name]["ok"]
+
+
+def test_first_scan_scale_reads_no_arm_with_resource_graph_and_states_the_throttling_floor(results):
+    assert results["arm_reads_per_scan_first_graph"]["value"] == 0  # every answer came from Resource Graph
+    assert results["arm_reads_per_scan_first_graph"]["target"] == "<= 5"
+    assert results["scan_first_s_table_10k"]["target"] == "<= 60"
+    floor = results["scan_first_s_table_10k_arm"]["baseline"]
+    assert floor == 0  # the tiny world reads far less than ARM's 250-read burst
+    assert results["scan_first_s_table_10k_arm"]["target"] == f"<= {1.5 * floor}"
 
 
 def test_only_runs_the_chosen_group(tmp_path, capsys):
