@@ -104,6 +104,8 @@ class ArmLimiter:
                     return
                 level = "tenant" if target[0] == "tenant" else "subscription"
                 headers = response.http_response.headers
+                if response.http_response.status_code == 429:  # ARM's bucket is empty: so is ours, from now
+                    limiter.bucket(*target).observe_remaining(0)
                 for operation in ("reads", "writes", "deletes"):
                     value = headers.get(f"x-ms-ratelimit-remaining-{level}-{operation}")
                     if value is not None and value.strip().isdigit():

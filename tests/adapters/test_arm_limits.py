@@ -114,3 +114,16 @@ def test_a_read_still_throttled_after_the_retries_is_an_evidence_error(local_azu
     assert failures and all("429" in f or "TooManyRequests" in f for f in failures)
     degraded = [e for e in evidence.values() if not e.complete]
     assert degraded and all(e.assignments is None for e in degraded if e.failed[0].startswith("role assign"))
+
+
+def test_a_429_empties_the_bucket_so_the_other_callers_wait_too():
+    from types import SimpleNamespace
+
+    time = FakeTime()
+    limiter = ArmLimiter(Rate(250, 25), Rate(200, 10), now=time.now, sleep=time.sleep)
+    policy = limiter.policy()
+    request = SimpleNamespace(http_request=SimpleNamespace(url="https://m/subscriptions/S/x", method="GET"))
+    response = SimpleNamespace(http_response=SimpleNamespace(status_code=429, headers={"Retry-After": "1"}))
+    policy.on_request(request)
+    policy.on_response(request, response)
+    assert limiter.bucket("S", "reads").acquire() == pytest.approx(0.04)
