@@ -100,7 +100,8 @@ def run(sizes: Sizes, workdir: Path) -> list[Metric]:
                note=f"{where}; Resource Graph off: {a.arm_reads} ARM reads, {a.throttled} answered 429; baseline = "
                     f"the throttling floor ({a.arm_reads} - {READ_BURST}) / {READ_REFILL:g} per s; target 1.5x it"),
         Metric("arm_reads_per_scan_first_graph", small.arm_reads, "calls", "<= 5",
-               note=f"{small.incidents:,} incidents, {sizes.first.principals} principals, {sizes.first.resources} "
+               note=f"{sizes.first.groups:,} groups ({small.incidents:,} incidents), {sizes.first.principals} "
+                    f"principals, {sizes.first.resources} "
                     f"accounts, Resource Graph on (SQLite): {small.arm_reads} ARM reads and {small.graph_queries} "
                     f"Resource Graph queries (counted apart)"),
     ]
