@@ -34,6 +34,7 @@ GROUPS = {
     "ticket_budget": "bench.ticket_budget",
     "resume": "bench.resume",
     "table_scale": "bench.table_scale",
+    "first_scan_scale": "bench.first_scan_scale",
 }
 
 

@@ -27,6 +27,10 @@ class Sizes:
                                           key_callers=False)
     ticket_budget: int = 25  # TRIAGE_MAX_TICKETS_PER_RUN for it (25 is the setting's default)
     resume_chunk_pairs: int = 100  # evidence pairs a chunk of the resumed first scan (engine/scan_progress)
+    # first_scan_scale: a first scan at 10x bench/first_scan's size, on Tables, ARM throttled as documented
+    scale_first: FloodShape = FloodShape(groups=10_000, principals=2_000, resources=500, rows=100_000,
+                                         key_callers=False)
+    scale_repeats: int = 1  # each 10k first scan takes a minute or more: one run each
 
 
 FULL = Sizes(
@@ -63,4 +67,5 @@ TINY = Sizes(
     ticket_storm=FloodShape(groups=120, principals=40, resources=4, rows=480, key_callers=False),
     ticket_budget=3,
     resume_chunk_pairs=4,
+    scale_first=FloodShape(groups=40, principals=10, resources=8, rows=400, key_callers=False),
 )

@@ -19,12 +19,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--page-size", type=int, default=None)
     parser.add_argument("--tick-every", type=float, default=0.0,
                         help="generate one round of scenario traffic every N real seconds (0: never)")
+    parser.add_argument("--arm-throttling", action="store_true", default=None,
+                        help="throttle ARM with its documented token buckets (and Resource Graph with its quota)")
     args = parser.parse_args(argv)
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    az = LocalAzure.start(args.scenario, propagation_seconds=args.propagation_seconds, page_size=args.page_size)
+    az = LocalAzure.start(args.scenario, propagation_seconds=args.propagation_seconds, page_size=args.page_size,
+                          arm_throttling=args.arm_throttling)
     try:
         sys.stdout.write(json.dumps(az.info()) + "\n")
         sys.stdout.flush()

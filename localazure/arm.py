@@ -12,8 +12,10 @@ from localazure.calls import READ, WRITE
 from localazure.faults import Fault
 from localazure.frontdoor import CallContext, RouteFn, bearer_token, error, fault_headers
 from localazure.https import Request, Response
+from localazure.resourcegraph import ResourceGraph
 from localazure.roles import ROLE_ASSIGNMENT_DELETE, ROLE_ASSIGNMENT_WRITE, guid_of
 from localazure.state import Assignment, State
+from localazure.throttle import DELETES, READS, WRITES, ArmThrottle, GraphQuota, ThrottleLimits, hhmmss
 
 _RA = "/providers/microsoft.authorization/roleassignments"
 _RD = "/providers/microsoft.authorization/roledefinitions"
@@ -46,6 +48,14 @@ class ArmService:
 
     def __init__(self, state: State):
         self.state = state
+        self.throttle = ArmThrottle()
+        self.graph_quota = GraphQuota()
+        self.resource_graph = ResourceGraph(state)
+
+    def set_throttle_limits(self, limits: ThrottleLimits) -> None:
+        """Start every bucket afresh at these sizes (used only while `settings.arm_throttling` is on)."""
+        self.throttle = ArmThrottle(limits)
+        self.graph_quota = GraphQuota(limits)
 
     # ------------------------------------------------------------ front door hooks
     def authenticate(self, request: Request) -> Response | None:
@@ -69,10 +79,48 @@ class ArmService:
         return error(status, code, message, fault_headers(fault))
 
     def route(self, request: Request) -> tuple[str, str, RouteFn]:
+        name, kind, fn = self._route(request)
+        if not self.state.settings.arm_throttling:
+            return name, kind, fn
+        if name == "resourceGraph.resources":
+            return name, kind, lambda r, c: self._graph_throttled(r, c, fn)
+        return name, kind, lambda r, c: self._throttled(r, c, fn)
+
+    # ------------------------------------------------------------ throttling (localazure/throttle.py)
+    def _throttled(self, request: Request, ctx: CallContext, fn: RouteFn) -> Response:
+        method = request.method.upper()
+        operation = READS if method in ("GET", "HEAD") else DELETES if method == "DELETE" else WRITES
+        segs = [p for p in request.path.split("/") if p]
+        subscription = segs[1] if len(segs) >= 2 and segs[0].lower() == "subscriptions" else None
+        level = "subscription" if subscription else "tenant"
+        admission = self.throttle.admit(subscription or "tenant", self._caller(request), operation)
+        header = f"x-ms-ratelimit-remaining-{level}-{operation}"
+        if not admission.allowed:
+            return error(429, "TooManyRequests", "Number of requests exceeded the limit. Retry after the "
+                         "Retry-After interval.", {"Retry-After": str(admission.retry_after_seconds), header: "0"})
+        response = fn(request, ctx)
+        response.headers[header] = str(admission.remaining)
+        return response
+
+    def _graph_throttled(self, request: Request, ctx: CallContext, fn: RouteFn) -> Response:
+        admission, resets_after = self.graph_quota.admit(self._caller(request))
+        headers = {"x-ms-user-quota-remaining": str(admission.remaining),
+                   "x-ms-user-quota-resets-after": hhmmss(resets_after)}
+        if not admission.allowed:
+            return error(429, "RateLimiting", "Please provide below info when asking for support: the user "
+                         "quota of Resource Graph queries is used up; retry after the quota resets.",
+                         {"Retry-After": str(admission.retry_after_seconds), **headers})
+        response = fn(request, ctx)
+        response.headers.update(headers)
+        return response
+
+    def _route(self, request: Request) -> tuple[str, str, RouteFn]:
         path = scopes.normalize(request.path)
         lower = path.lower()
         method = request.method.upper()
         kind = READ if method in ("GET", "HEAD") else WRITE
+        if lower == "/providers/microsoft.resourcegraph/resources" and method == "POST":
+            return "resourceGraph.resources", READ, lambda r, c: self.resource_graph.serve(r, self._caller(r))
         family, scope, name = _authorization_target(path)
         if family == "roleAssignments":
             if not name:

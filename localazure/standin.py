@@ -25,6 +25,7 @@ from localazure.logsapi import LogsService
 from localazure.logshape import LogShape
 from localazure.logstore import LogStore, QueryResult
 from localazure.state import Account, Assignment, Principal, Project, State
+from localazure.throttle import ThrottleLimits
 from localazure.traffic import Simulator, spec_from
 
 
@@ -42,7 +43,8 @@ class LocalAzure:
         self._eventgrid = EventGridService(state, state.clock)
         self._ca = CertificateAuthority(ca_dir)
         self._servers: dict[str, HttpsServer] = {}
-        for service in (ArmService(state), LogsService(state, self._workspaces), self._eventgrid):
+        self._arm = ArmService(state)
+        for service in (self._arm, LogsService(state, self._workspaces), self._eventgrid):
             self._servers[service.name] = HttpsServer(front(service, self.calls, self.faults, self.clock), self._ca)
 
     # ------------------------------------------------------------ lifecycle
@@ -56,10 +58,13 @@ class LocalAzure:
         page_size: int | None = None,
         seed: int = 0,
         log_shape: LogShape | None = None,
+        arm_throttling: bool | ThrottleLimits | None = None,
     ) -> LocalAzure:
         """Start the servers. `scenario` is a dict, a JSON path or a bundled name ("basic"); `clock` a Clock
         or an instant to freeze at (default: the scenario's clock.start, else real time); `log_shape` replaces
-        the scenario's answers where Azure's log documentation is silent."""
+        the scenario's answers where Azure's log documentation is silent; `arm_throttling` (True, or smaller
+        ThrottleLimits) turns on ARM's token buckets and Resource Graph's quota (else the scenario's
+        settings.arm_throttling, off by default)."""
         raw = scenario_file.read(scenario)
         state = State(clock=_make_clock(clock, raw))
         loaded = scenario_file.apply(state, raw)
@@ -70,6 +75,8 @@ class LocalAzure:
         if log_shape is not None:
             state.settings.log_shape = log_shape
         az = cls(state, seed=seed)
+        if arm_throttling is not None:
+            az.set_arm_throttling(arm_throttling)
         try:
             for workspace in loaded.workspaces:
                 az.add_workspace(**workspace)
@@ -97,6 +104,13 @@ class LocalAzure:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def set_arm_throttling(self, on: bool | ThrottleLimits = True) -> None:
+        """ARM's token buckets per subscription and principal, and Resource Graph's query quota
+        (localazure/throttle.py): True for the documented sizes, ThrottleLimits for smaller ones, False for off.
+        Every bucket starts full."""
+        self.state.settings.arm_throttling = bool(on)
+        self._arm.set_throttle_limits(on if isinstance(on, ThrottleLimits) else ThrottleLimits())
 
     # ------------------------------------------------------------ addresses
     @property

@@ -149,6 +149,9 @@ class Settings:
     own_identity: OwnIdentity = field(default_factory=OwnIdentity)
     # Where Azure's documentation is silent, what the written log rows look like (localazure/logshape.py).
     log_shape: LogShape = field(default_factory=LogShape)
+    # ARM's token buckets and Resource Graph's query quota (localazure/throttle.py); off unless a scenario or
+    # LocalAzure.start(arm_throttling=True) turns it on: the existing suite and benchmarks read ARM far faster.
+    arm_throttling: bool = False
 
 
 @dataclass

@@ -274,6 +274,20 @@ SPECS: tuple[Spec, ...] = (
          secret=True),
     Spec("TRIAGE_EVIDENCE_CONCURRENCY", "evidence_concurrency", _int_range(1, 64), "8", "8",
          "Concurrent ARM evidence look-ups per scan."),
+    Spec("TRIAGE_RESOURCE_GRAPH", "resource_graph", _bool, "false", "false",
+         "Read a scan's role assignments and account settings through Azure Resource Graph (a few paged queries for "
+         "every principal and account) instead of one ARM read each; accounts Resource Graph does not return, "
+         "roles that groups hold, and any batch whose query fails are read from ARM. Single look-ups (events, "
+         "approvals, grant checks) always read ARM: Resource Graph lags it."),
+    Spec("TRIAGE_ARM_READS_PER_SECOND", "arm_reads_per_second", _float_range(0, 1000), "25", "25",
+         "Client-side limit of ARM reads per subscription, refilled per second (ARM's own refill rate); 0 = no "
+         "limit."),
+    Spec("TRIAGE_ARM_READ_BURST", "arm_read_burst", _int_range(1, 10000), "250", "250",
+         "ARM reads the client-side limiter lets through at once before the refill rate applies (ARM's bucket)."),
+    Spec("TRIAGE_ARM_WRITES_PER_SECOND", "arm_writes_per_second", _float_range(0, 1000), "10", "10",
+         "Client-side limit of ARM writes and deletes per subscription, refilled per second; 0 = no limit."),
+    Spec("TRIAGE_ARM_WRITE_BURST", "arm_write_burst", _int_range(1, 10000), "200", "200",
+         "ARM writes the client-side limiter lets through at once before the refill rate applies."),
     # --- state ---
     Spec("TRIAGE_STATE_BACKEND", "state_backend", _choice(BACKENDS), "sqlite", "table",
          "sqlite (embedded, single machine) or table (Azure Table Storage in AzureWebJobsStorage). In Azure "
@@ -389,6 +403,11 @@ class Settings:
     ca_bundle: str = ""
     local_token: str = ""
     evidence_concurrency: int = 8
+    resource_graph: bool = False
+    arm_reads_per_second: float = 25.0
+    arm_read_burst: int = 250
+    arm_writes_per_second: float = 10.0
+    arm_write_burst: int = 200
     state_backend: str = "sqlite"
     sqlite_path: str = ".state/triage.sqlite3"
     storage_connection: str = ""

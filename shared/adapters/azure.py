@@ -7,6 +7,7 @@
     clients.roles     # RoleAssignments (RoleWriter: create / delete_own)
     clients.events    # EventGridOutcomePublisher, or NullPublisher when no topic is configured
     clients.calls     # CallCounter: HTTP attempts per service ("arm", "logs")
+    clients.resource_graph  # ResourceGraphReader when TRIAGE_RESOURCE_GRAPH is on, else None
 
 Clients are built lazily on first use, so importing or building this costs no SDK import until a call is made.
 """
@@ -23,6 +24,7 @@ from shared.adapters.events_out import build_publisher
 from shared.adapters.evidence import AzureEvidenceProvider
 from shared.adapters.gateway_logs import GatewayLogsSource
 from shared.adapters.logs import AppInsightsSource, LogAnalyticsSource
+from shared.adapters.resource_graph import ResourceGraphReader
 from shared.adapters.resources import Accounts
 from shared.adapters.role_assignments import RoleAssignments
 from shared.settings import Settings
@@ -55,11 +57,14 @@ class AzureClients:
         self._authorization = _Lazy(self._authorization_client)
         self.roles = RoleAssignments(self._authorization)
         self.accounts = Accounts(self._cognitive_client)
+        self.resource_graph = ResourceGraphReader(_Lazy(self._resource_graph_client)) if settings.resource_graph \
+            else None
         self.evidence = AzureEvidenceProvider(
             self.roles,
             self.accounts,
             concurrency=settings.evidence_concurrency,
             subscription_ids=(settings.subscription_id,),
+            graph=self.resource_graph,
         )
         self.app_identities = AppIdentities(settings.app_identities, arm_get_json(self.accounts.client))
         self.evidence.on_new_run(self.app_identities.new_run)
@@ -121,3 +126,8 @@ class AzureClients:
         from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
 
         return CognitiveServicesManagementClient(self.config.credential, subscription_id, **self.config.arm_kwargs())
+
+    def _resource_graph_client(self) -> Any:
+        from azure.mgmt.resourcegraph import ResourceGraphClient
+
+        return ResourceGraphClient(self.config.credential, **self.config.arm_kwargs())

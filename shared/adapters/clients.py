@@ -80,6 +80,7 @@ class ClientConfig:
     extra: dict[str, Any] = field(default_factory=dict)
     _arm_transport: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _arm_limiter: Any = None
 
     @property
     def connection_verify(self) -> Any:
@@ -94,11 +95,24 @@ class ClientConfig:
     def arm_kwargs(self) -> dict[str, Any]:
         """Both ARM clients share one pooled transport (evidence look-ups run concurrently)."""
         out = self.kwargs(ARM)
+        out["per_retry_policies"] = [*out["per_retry_policies"], self.arm_limiter.policy()]
         out["base_url"] = self.settings.arm_endpoint
         out["credential_scopes"] = [self.settings.arm_scope]
         if "transport" not in out:
             out["transport"] = self._shared_arm_transport()
         return out
+
+    @property
+    def arm_limiter(self) -> Any:
+        """The one client-side ARM limiter every ARM client of this configuration shares (arm_limiter.py)."""
+        with self._lock:
+            if self._arm_limiter is None:
+                from shared.adapters.arm_limiter import ArmLimiter, Rate
+
+                settings = self.settings
+                self._arm_limiter = ArmLimiter(Rate(settings.arm_read_burst, settings.arm_reads_per_second),
+                                               Rate(settings.arm_write_burst, settings.arm_writes_per_second))
+            return self._arm_limiter
 
     def _shared_arm_transport(self) -> Any:
         with self._lock:

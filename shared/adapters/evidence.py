@@ -14,6 +14,14 @@ A held role the built-in catalogue does not know (a custom role, or a built-in n
 through ARM: the subscription's role definitions once per run, else the definition by its id; the pair's evidence
 carries its permissions (`Evidence.role_definitions`) so the diagnosis judges it by its real data actions. A
 definition that cannot be read is named in `Evidence.failed`: nothing is granted on that evidence.
+
+With Resource Graph on (TRIAGE_RESOURCE_GRAPH, shared/adapters/resource_graph.py), a batch of `GRAPH_MIN_PAIRS` or
+more pairs first asks Resource Graph for every account and every principal's own assignments in a few paged
+queries, and seeds the caches with what it can answer for sure; whatever it cannot (an account it did not return,
+an account a group assignment applies to, a failed query) is read from ARM as above, and `graph_fallbacks` says
+why. Smaller batches (one event, an approval, a reconciliation after a grant) always read ARM: Resource Graph lags.
+Every ARM call waits for the run's client-side limiter first (shared/adapters/arm_limiter.py); a 429 is retried by
+the SDK after its Retry-After, and only a read that still fails becomes an evidence error.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from functools import partial
 from typing import Any
 
 from shared.adapters.clients import subscription_of
+from shared.adapters.resource_graph import ResourceGraphReader
 from shared.adapters.resources import Accounts, hosts_of, to_evidence
 from shared.adapters.role_assignments import RoleAssignments, RoleDefinitionInfo
 from shared.core import roles
@@ -35,6 +44,9 @@ from shared.core.model import Evidence, ResourceEvidence, RoleAssignmentEvidence
 from shared.core.resource_ids import account_key, normalize_scope, scope_within
 
 log = logging.getLogger("triage.adapters")
+
+# A batch this small is one event's, an approval's or a reconciliation's: it reads ARM, which Resource Graph lags.
+GRAPH_MIN_PAIRS = 2
 
 
 class _OnceCache:
@@ -57,6 +69,14 @@ class _OnceCache:
                 future.set_exception(exc)
         return future.result()
 
+    def put(self, key: Any, value: Any) -> None:
+        """Answer `key` with `value` unless it is already (being) computed."""
+        with self._lock:
+            if key not in self._futures:
+                future: Future = Future()
+                future.set_result(value)
+                self._futures[key] = future
+
     def clear(self) -> None:
         with self._lock:
             self._futures.clear()
@@ -65,14 +85,17 @@ class _OnceCache:
 def applies_to(assignment: RoleAssignmentEvidence, resource_id: str) -> bool:
     """At, above or below the resource: an account-level look-up also shows project-level assignments, but not
     those of sibling projects when the resource is itself a project."""
-    scope, target = normalize_scope(assignment.scope), normalize_scope(resource_id)
-    return scope == "/" or scope_within(target, scope) or scope_within(scope, target)
+    return _touches(assignment.scope, resource_id)
 
 
 class AzureEvidenceProvider:
     def __init__(self, assignments: RoleAssignments, accounts: Accounts, *, concurrency: int = 8,
-                 subscription_ids: Iterable[str] = ()):
+                 subscription_ids: Iterable[str] = (), graph: ResourceGraphReader | None = None):
         self._assignments = assignments
+        self._graph = graph
+        # Why a batch (or some of its accounts) was read from ARM instead of Resource Graph, this run. Not evidence
+        # errors: ARM answered in its place.
+        self.graph_fallbacks: list[str] = []
         self._accounts = accounts
         self._concurrency = max(1, concurrency)
         self._subscriptions = tuple(s for s in subscription_ids if s)
@@ -115,6 +138,7 @@ class AzureEvidenceProvider:
         self._assignments.new_run()
         with self._errors_lock:
             self.errors = []
+            self.graph_fallbacks = []
             self._assignment_errors.clear()
             self._account_errors.clear()
             self._definition_errors.clear()
@@ -176,6 +200,8 @@ class AzureEvidenceProvider:
                 account = account_key(resource_id)
                 accounts_of.setdefault((oid, subscription_of(account)), set()).add(account)
         accounts = {account_key(r) for _, r in pairs}
+        if self._graph is not None and len(pairs) >= GRAPH_MIN_PAIRS:
+            self._prefill_from_graph(self._graph, accounts_of, accounts)
         pool = self._executor()
         listing = {key: _submit(pool, self._listed_in, *key, tuple(sorted(found)))
                    for key, found in accounts_of.items()}
@@ -201,6 +227,37 @@ class AzureEvidenceProvider:
                 role_definitions=definitions,
             )
         return out
+
+    def _prefill_from_graph(self, graph: ResourceGraphReader, accounts_of: dict[tuple[str, str], set[str]],
+                            accounts: set[str]) -> None:
+        """Answer from Resource Graph what it can answer for sure; the rest is read from ARM as before: a
+        principal's subscription-level listing only when every account it is asked about came back from Resource
+        Graph and no group assignment applies to any of them (group membership is not in Resource Graph)."""
+        subscriptions = sorted({subscription_of(a) for a in accounts})
+        try:
+            models = graph.accounts(accounts, subscriptions)
+            found = graph.assignments({oid for oid, _ in accounts_of}, subscriptions)
+        except Exception as exc:  # noqa: BLE001 - Resource Graph unreadable (403/404/throttled/...): ARM answers
+            self._graph_fallback(f"Resource Graph query failed, reading ARM for this batch: {type(exc).__name__}: "
+                                 f"{_whole(exc)}")
+            return
+        for account, model in models.items():
+            self._account_cache.put(account, model)
+        unseen = sorted(accounts - models.keys())
+        if unseen:
+            self._graph_fallback(f"Resource Graph did not return {len(unseen)} account(s), reading ARM for them "
+                                 f"(first: {unseen[0]})")
+        grouped = {a for a in accounts if any(_touches(scope, a) for scope in found.group_scopes)}
+        for (oid, subscription), wanted in accounts_of.items():
+            if oid not in found.direct or not wanted <= models.keys() or wanted & grouped:
+                continue
+            scope = f"/subscriptions/{subscription}"
+            self._assignment_cache.put((oid, scope), tuple(a for a in found.direct[oid] if applies_to(a, scope)))
+
+    def _graph_fallback(self, why: str) -> None:
+        log.warning("evidence: %s", why)
+        with self._errors_lock:
+            self.graph_fallbacks.append(why)
 
     def _definitions_for(self, held: tuple[RoleAssignmentEvidence, ...] | None,
                          account: str) -> tuple[tuple[RoleDefinitionEvidence, ...], tuple[str, ...]]:
@@ -313,6 +370,12 @@ class AzureEvidenceProvider:
         log.warning("evidence look-up failed: %s", problem)
         with self._errors_lock:
             self.errors.append(problem)
+
+
+def _touches(scope: str, resource_id: str) -> bool:
+    """An assignment at `scope` applies to (or below) the resource: the scope is at, above or below it."""
+    scope, target = normalize_scope(scope), normalize_scope(resource_id)
+    return scope == "/" or scope_within(target, scope) or scope_within(scope, target)
 
 
 def _submit(pool: ThreadPoolExecutor, call: Callable[..., Any], *args: Any) -> Future:

@@ -21,6 +21,7 @@ METRICS = {
     "grant_reservation_ms_sqlite", "grant_reservation_ms_table",
     "tickets_opened_first_scan_10k", "arm_calls_repeat_scan_tickets_queued",
     "scan_first_resumes",
+    "scan_first_s_table_10k", "scan_first_s_table_10k_arm", "arm_reads_per_scan_first_graph",
 }
 MUST_BE_ZERO = ("arm_calls_repeat_scan", "ticket_calls_repeat_scan", "eventgrid_burst_duplicate_effects",
                 "arm_calls_repeat_scan_tickets_queued")
@@ -59,6 +60,13 @@ def test_a_cut_first_scan_resumes_without_repeating_arm_reads(results):
     # A flag over call counts (the cut is after half the chunks, not half the time): it holds at any size.
     entry = results["scan_first_resumes"]
     assert entry["unit"] == "flag" and entry["target"] == "== 1" and entry["value"] == 1 and entry["ok"]
+def test_first_scan_scale_reads_no_arm_with_resource_graph_and_states_the_throttling_floor(results):
+    assert results["arm_reads_per_scan_first_graph"]["value"] == 0  # every answer came from Resource Graph
+    assert results["arm_reads_per_scan_first_graph"]["target"] == "<= 5"
+    assert results["scan_first_s_table_10k"]["target"] == "<= 60"
+    floor = results["scan_first_s_table_10k_arm"]["baseline"]
+    assert floor == 0  # the tiny world reads far less than ARM's 250-read burst
+    assert results["scan_first_s_table_10k_arm"]["target"] == f"<= {1.5 * floor}"
 
 
 def test_only_runs_the_chosen_group(tmp_path, capsys):
