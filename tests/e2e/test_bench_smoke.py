@@ -60,6 +60,8 @@ def test_a_cut_first_scan_resumes_without_repeating_arm_reads(results):
     # A flag over call counts (the cut is after half the chunks, not half the time): it holds at any size.
     entry = results["scan_first_resumes"]
     assert entry["unit"] == "flag" and entry["target"] == "== 1" and entry["value"] == 1 and entry["ok"]
+
+
 def test_first_scan_scale_reads_no_arm_with_resource_graph_and_states_the_throttling_floor(results):
     assert results["arm_reads_per_scan_first_graph"]["value"] == 0  # every answer came from Resource Graph
     assert results["arm_reads_per_scan_first_graph"]["target"] == "<= 5"
