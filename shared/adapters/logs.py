@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -61,6 +61,11 @@ class _WorkspaceQuery:
         self.server_timeout = server_timeout
 
     def run(self, query: str, start: datetime, end: datetime) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+        tables, partial = self.run_tables(query, start, end)
+        return _rows(tables), partial
+
+    def run_tables(self, query: str, start: datetime, end: datetime) -> tuple[list[Any], tuple[str, ...]]:
+        """The answer's tables as the SDK gave them (rows not yet turned into dicts), and its partial errors."""
         from azure.core.exceptions import AzureError, HttpResponseError
         from azure.monitor.query import LogsQueryStatus
 
@@ -84,8 +89,8 @@ class _WorkspaceQuery:
             err = result.partial_error
             detail = f"{getattr(err, 'code', '') or 'PartialError'}: {getattr(err, 'message', '') or ''}".strip()
             log.warning("%s workspace %s returned partial results: %s", self.label, self.workspace_id, detail)
-            return _rows(result.partial_data), (detail,)
-        return _rows(result.tables), ()
+            return list(result.partial_data), (detail,)
+        return list(result.tables), ()
 
 
 def _error_chain(exc: Any) -> list[tuple[str, str]]:
@@ -270,17 +275,16 @@ class LogAnalyticsSource:
             text = kql.failures_query(start=start, watermark=overlap_from, end=read_through or end,
                                       resource_ids=resource_ids, buckets=page.buckets, account_buckets=page.accounts,
                                       limit=GROUPS_PER_RESPONSE + 1)
-            answer, errors = self._query.run(text, *kql.failures_timespan(start, end))
-            rows, reached = _read_through(answer)
-            read_through = read_through or reached
-            if len(answer) > GROUPS_PER_RESPONSE:  # cut at the limit: not used, its groups are read again
+            tables, errors = self._query.run_tables(text, *kql.failures_timespan(start, end))
+            read_through = read_through or _stated_read_through(tables)
+            if sum(len(table.rows) for table in tables) > GROUPS_PER_RESPONSE:  # cut: its groups are read again
                 more = page.split() if page != Page() else self._planned({**window, "end": read_through or end})
                 pending.extend(reversed(more))
                 continue
-            del answer
             partial.extend(errors)
-            found, bad = map_rows(rows, self.name, lambda row: diagnostics_signal(row, self.name))
-            del rows
+            # Row by row: each dict is dropped once its signal is made; the SDK's rows go with the tables.
+            found, bad = map_rows(_group_rows(tables), self.name, lambda row: diagnostics_signal(row, self.name))
+            del tables
             signals.extend(found)
             rejected.extend(bad)
             done.append(replace(page, groups=len(found) + len(bad)))
@@ -309,12 +313,26 @@ class LogAnalyticsSource:
         return _activity(rows, partial, self.name)
 
 
-def _read_through(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], datetime | None]:
-    """The failure groups, and the `ReadThrough` the query's last row states (None when it is missing: a partial
-    answer may have lost it, and then the watermark does not move)."""
-    groups = [row for row in rows if row.get(kql.READ_THROUGH) is None]
-    stated = [row[kql.READ_THROUGH] for row in rows if row.get(kql.READ_THROUGH) is not None]
-    return groups, (_as_time(stated[0]) if stated else None)
+def _stated_read_through(tables: list[Any]) -> datetime | None:
+    """The `ReadThrough` the failures query's last row states (None when it is missing: a partial answer may have
+    lost it, and then the watermark does not move)."""
+    for table in tables:
+        if kql.READ_THROUGH in table.columns:
+            at = list(table.columns).index(kql.READ_THROUGH)
+            stated = next((row[at] for row in table.rows if row[at] is not None), None)
+            if stated is not None:
+                return _as_time(stated)
+    return None
+
+
+def _group_rows(tables: list[Any]) -> Iterator[dict[str, Any]]:
+    """The failure groups of the answer as dicts, one at a time (the ReadThrough row left out)."""
+    for table in tables:
+        columns = list(table.columns)
+        at = columns.index(kql.READ_THROUGH) if kql.READ_THROUGH in columns else None
+        for row in table.rows:
+            if at is None or row[at] is None:
+                yield dict(zip(columns, row, strict=False))
 
 
 def _as_time(value: Any) -> datetime | None:

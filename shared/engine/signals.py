@@ -85,7 +85,8 @@ def settled_signals(rt: Runtime, signals: Sequence[FailureSignal],
                     text_triage: dict[int, Triaged] | None = None) -> dict[int, str]:
     """The steady state, found without live evidence and with batched store reads: the signals (by index) that a
     timer scan may skip, each with its incident's id, because handling it would change nothing. The text-only
-    diagnoses made on the way are left in `text_triage` (by index), for the rest of the pass.
+    diagnoses made on the way
+    of the signals not settled are left in `text_triage` (by index), for the rest of the pass.
 
     A signal qualifies when every one of its rows lies before the watermark (an earlier scan read that span) and
     `triage.settled` holds for its incident. The incident is found by the text's diagnosis: fingerprints are keyed
@@ -95,20 +96,29 @@ def settled_signals(rt: Runtime, signals: Sequence[FailureSignal],
     event, or the caller's next failure.
     """
     now = rt.clock()
+    settled: dict[int, str] = {}
     by_incident: dict[str, list[int]] = {}
+    batch: dict[int, Triaged] = {}
+
+    def settle_batch() -> None:
+        known = rt.store.get_incidents(list(by_incident))
+        for iid, incident in known.items():
+            settled.update((i, iid) for i in by_incident[iid] if triage.settled(incident, signals[i], now))
+        if text_triage is not None:  # only the signals that go on need their diagnosis: memory stays per batch
+            text_triage.update((i, t) for i, t in batch.items() if i not in settled)
+        by_incident.clear()
+        batch.clear()
+
     for index, signal in enumerate(signals):
         if signal.count < 1 or signal.overlap_count != signal.count or signal.last_seen is None:
             continue
         triaged = triage_signal(rt, signal, None, now)
-        if text_triage is not None:
-            text_triage[index] = triaged
+        batch[index] = triaged
         by_incident.setdefault(triaged.incident_id, []).append(index)
-    settled: dict[int, str] = {}
-    ids = list(by_incident)
-    for at in range(0, len(ids), SETTLED_READ_BATCH):  # batches bound the incidents held at once
-        known = rt.store.get_incidents(ids[at : at + SETTLED_READ_BATCH])
-        for iid, incident in known.items():
-            settled.update((i, iid) for i in by_incident[iid] if triage.settled(incident, signals[i], now))
+        if len(by_incident) >= SETTLED_READ_BATCH:  # batches bound the incidents and diagnoses held at once
+            settle_batch()
+    if by_incident:
+        settle_batch()
     return settled
 
 
