@@ -26,7 +26,7 @@ from typing import Any
 
 from bench.logrows import FloodShape, load_flood
 from bench.results import Metric, median, rounded
-from bench.scan_steady import _bare_client, _check, _timed, timed_service
+from bench.scan_steady import bare_client, check_steady, timed_call, timed_service
 from bench.sizes import Sizes
 from bench.world import BenchWorld, BenchWorldError, bench_world
 from shared.adapters import kql
@@ -70,13 +70,13 @@ def _peaks(first: dict, repeat: dict) -> str:
 def _steady_ratio(world: BenchWorld, shape: FloodShape, incidents: int, repeats: int) -> dict[str, Any]:
     """The repeat scan of a warm instance against the bare query, interleaved; and its work outside the queries."""
     service, timed = timed_service(world)
-    client = _bare_client(world)
+    client = bare_client(world)
     source = service.sources[0]
     overlap = timedelta(minutes=service.settings.lookback_overlap_minutes)
     scans, bares, own, queries = [], [], [], []
     try:
         world.clock.advance(STEP_SECONDS)
-        _check(run_scan(service), shape.groups, incidents)  # the warm-up: this instance plans its pages
+        check_steady(run_scan(service), shape.groups, incidents)  # the warm-up: this instance plans its pages
         for n in range(repeats):
             world.clock.advance(STEP_SECONDS)
             watermark = service.store.get_watermark(source.name)
@@ -88,12 +88,12 @@ def _steady_ratio(world: BenchWorld, shape: FloodShape, incidents: int, repeats:
 
             queried, asked = timed.seconds, timed.queries
             if n % 2 == 0:
-                bare_s, _ = _timed(bare)
-                scan_s, report = _timed(lambda: run_scan(service))
+                bare_s, _ = timed_call(bare)
+                scan_s, report = timed_call(lambda: run_scan(service))
             else:
-                scan_s, report = _timed(lambda: run_scan(service))
-                bare_s, _ = _timed(bare)
-            _check(report, shape.groups, incidents)
+                scan_s, report = timed_call(lambda: run_scan(service))
+                bare_s, _ = timed_call(bare)
+            check_steady(report, shape.groups, incidents)
             scans.append(scan_s)
             bares.append(bare_s)
             own.append(scan_s - (timed.seconds - queried))

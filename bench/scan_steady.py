@@ -32,7 +32,7 @@ SPREAD = timedelta(minutes=4)  # rows stay inside the overlap for 6 one-minute s
 STEP_SECONDS = 60
 
 
-def _bare_client(world: BenchWorld):
+def bare_client(world: BenchWorld):
     from azure.monitor.query import LogsQueryClient
 
     from localazure import FakeCredential
@@ -65,20 +65,20 @@ def timed_service(world: BenchWorld, **changes: str) -> tuple[Runtime, TimedLogs
     from localazure import FakeCredential
     from shared.settings import load_settings
 
-    timed = TimedLogsClient(_bare_client(world))
+    timed = TimedLogsClient(bare_client(world))
     env = {**world.env, **changes}
     service = bootstrap.build_runtime(load_settings(env), credential=FakeCredential(), clock=world.clock.now,
                                       sources=[LogAnalyticsSource(timed, world.az.workspace_id)])
     return service, timed
 
 
-def _timed(call) -> tuple[float, object]:
+def timed_call(call) -> tuple[float, object]:
     started = time.perf_counter()
     result = call()
     return time.perf_counter() - started, result
 
 
-def _check(report: ScanReport, groups: int, incidents: int) -> None:
+def check_steady(report: ScanReport, groups: int, incidents: int) -> None:
     if report.signals != groups or len(report.incidents) != incidents or report.actions or report.partial:
         raise BenchWorldError(
             f"repeat scan saw {report.signals} groups / {len(report.incidents)} incidents (expected {groups} / "
@@ -89,11 +89,11 @@ def run(sizes: Sizes, workdir: Path) -> list[Metric]:
     shape = sizes.steady
     with bench_world(workdir, with_trackers=True) as world:
         rows = load_flood(world.az, shape, world.clock.now(), SPREAD)
-        seeding, seed = _timed(lambda: run_scan(world.rt))
+        seeding, seed = timed_call(lambda: run_scan(world.rt))
         if seed.signals != shape.groups:
             raise BenchWorldError(f"first scan saw {seed.signals} groups, expected {shape.groups}")
         service, timed = timed_service(world, TRIAGE_TICKET_SINKS="log,github")
-        client = _bare_client(world)
+        client = bare_client(world)
         source = service.sources[0]
         overlap = timedelta(minutes=service.settings.lookback_overlap_minutes)
         scans, bares, arm_calls, ticket_calls, own = [], [], [], [], []
@@ -110,12 +110,12 @@ def run(sizes: Sizes, workdir: Path) -> list[Metric]:
                 arm_before, tickets_before = world.az.calls.count(service="arm"), world.github_calls()
                 queried_before = timed.seconds
                 if n % 2 == 0:
-                    bare_s, _ = _timed(bare)
-                    scan_s, report = _timed(lambda: run_scan(service))
+                    bare_s, _ = timed_call(bare)
+                    scan_s, report = timed_call(lambda: run_scan(service))
                 else:
-                    scan_s, report = _timed(lambda: run_scan(service))
-                    bare_s, _ = _timed(bare)
-                _check(report, shape.groups, len(seed.incidents))
+                    scan_s, report = timed_call(lambda: run_scan(service))
+                    bare_s, _ = timed_call(bare)
+                check_steady(report, shape.groups, len(seed.incidents))
                 arm_calls.append(world.az.calls.count(service="arm") - arm_before)
                 ticket_calls.append(world.github_calls() - tickets_before)
                 scans.append(scan_s)
