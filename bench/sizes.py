@@ -31,6 +31,9 @@ class Sizes:
     scale_first: FloodShape = FloodShape(groups=10_000, principals=2_000, resources=500, rows=100_000,
                                          key_callers=False)
     scale_repeats: int = 1  # each 10k first scan takes a minute or more: one run each
+    # The memory slope's smaller point (the memory shape at a tenth), and the 100k repeat scans timed.
+    memory_small: FloodShape = FloodShape(groups=60, principals=6, resources=5, rows=600, routes=2)
+    steady_100k_repeats: int = 1
 
 
 FULL = Sizes(
@@ -38,7 +41,7 @@ FULL = Sizes(
     diagnose_signals=100_000,
     steady=FloodShape(groups=10_000, principals=2_000, resources=50, rows=1_000_000, assigned_every=20),
     first=FloodShape(groups=1_000, principals=200, resources=50, rows=100_000, key_callers=False),
-    memory=FloodShape(groups=100_000, principals=2_000, resources=50, rows=400_000, routes=5,
+    memory=FloodShape(groups=100_000, principals=2_000, resources=50, rows=1_000_000, routes=5,
                       assigned_every=50),
     arm_latency_s=0.05,
     cold_start_runs=10,
@@ -48,6 +51,8 @@ FULL = Sizes(
     store_upserts_table=300,
     budget_reservations_sqlite=1_000,
     budget_reservations_table=200,
+    memory_small=FloodShape(groups=10_000, principals=200, resources=50, rows=100_000, routes=5, assigned_every=50),
+    steady_100k_repeats=2,
 )
 
 TINY = Sizes(
@@ -68,4 +73,6 @@ TINY = Sizes(
     ticket_budget=3,
     resume_chunk_pairs=4,
     scale_first=FloodShape(groups=40, principals=10, resources=8, rows=400, key_callers=False),
+    memory_small=FloodShape(groups=30, principals=3, resources=5, rows=300, routes=2),
+    steady_100k_repeats=1,
 )

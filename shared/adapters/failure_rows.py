@@ -9,6 +9,7 @@ or path `Route` (real rows carry none, kql.py): those fields are then None, and 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -90,6 +91,12 @@ def _times(row: Mapping[str, Any]) -> tuple[datetime, datetime]:
     return first, last
 
 
+def _shared(value: str | None) -> str | None:
+    """One string object for each repeated value (accounts, callers, operations, routes, codes): a flood repeats
+    few of them over many groups. Interned strings die with their last reference, so nothing accumulates."""
+    return None if value is None else sys.intern(value)
+
+
 def diagnostics_signal(row: Mapping[str, Any], source: str) -> FailureSignal:
     """A FailureSignal from one failures_query() row. Raises ValueError (the reject reason) when malformed."""
     resource_id = _text(row, "ResourceId")
@@ -109,13 +116,13 @@ def diagnostics_signal(row: Mapping[str, Any], source: str) -> FailureSignal:
         raise _Reject(f"unknown auth kind {auth[:50]!r}")
     return FailureSignal(
         status=status,
-        code=_text(row, "ErrorCode"),
-        message=_text(row, "SampleMessage"),
-        object_id=object_id,
-        auth=(ENTRA if object_id else KEY) if auth is None else auth,
-        route=_text(row, "Route"),
-        operation=_text(row, "OperationName"),
-        resource_id=resource_id.lower(),
+        code=_shared(_text(row, "ErrorCode")),
+        message=_shared(_text(row, "SampleMessage")),
+        object_id=_shared(object_id),
+        auth=(ENTRA if object_id else KEY) if auth is None else _shared(auth),
+        route=_shared(_text(row, "Route")),
+        operation=_shared(_text(row, "OperationName")),
+        resource_id=sys.intern(resource_id.lower()),
         count=count,
         overlap_count=overlap,
         first_seen=first,

@@ -65,13 +65,33 @@ _GROUP_KEY = ('strcat(ResourceId, "|", ObjectId, "|", ResultSignature, "|", Oper
 _GROUP_BY = "ResourceId, ObjectId, AuthKind, Status = ResultSignature, OperationName, Route, ErrorCode"
 
 
-def bucket_filter(prefixes: tuple[str, ...]) -> str:
-    """Keep the groups whose key's MD5 (lower-case hex) starts with one of `prefixes` (all of one length)."""
+def _checked_prefixes(prefixes: tuple[str, ...]) -> tuple[str, ...]:
     lengths = {len(p) for p in prefixes}
     if len(lengths) != 1 or 0 in lengths or not set("".join(prefixes)) <= set(HEX_DIGITS):
         raise ValueError(f"bucket prefixes must be hex strings of one length, got {prefixes!r}")
+    return prefixes
+
+
+def bucket_filter(prefixes: tuple[str, ...]) -> str:
+    """Keep the groups whose key's MD5 (lower-case hex) starts with one of `prefixes` (all of one length)."""
+    _checked_prefixes(prefixes)
     return (f"| extend GroupKey = {_GROUP_KEY}\n"
             f"| where substring(hash_md5(GroupKey), 0, {len(prefixes[0])}) in {_literal_list(prefixes)}")
+
+
+# A page of a large read: the rows whose account's MD5 starts with one of the page's prefixes. `_ResourceId` is a
+# column of the stored row, so the filter runs before `parse_json` and each page parses only its own rows; a group
+# never spans pages, since all its rows name one account (a group whose rows spell the account in two cases may:
+# the reader merges it). One column, not a concatenation: cheap for the engine (and for DuckDB, the stand-in's).
+ACCOUNT_BUCKET = "substring(hash_md5(_ResourceId), 0, 2)"
+ACCOUNT_PREFIX_LENGTH = 2
+
+
+def account_bucket_filter(prefixes: tuple[str, ...]) -> str:
+    """Keep the raw rows whose `_ResourceId` MD5 starts with one of `prefixes` (two hex digits each)."""
+    if {len(p) for p in _checked_prefixes(prefixes)} != {ACCOUNT_PREFIX_LENGTH}:
+        raise ValueError(f"account bucket prefixes have {ACCOUNT_PREFIX_LENGTH} hex digits, got {prefixes!r}")
+    return f"| where {ACCOUNT_BUCKET} in {_literal_list(prefixes)}"
 
 
 # How late a row may arrive (ingestion time minus TimeGenerated) and still be read: the failures query windows on
@@ -100,7 +120,7 @@ def failures_timespan(start: datetime, end: datetime) -> tuple[datetime, datetim
 
 def _failure_rows(
     start: datetime, watermark: datetime, end: datetime, resource_ids: tuple[str, ...] | None,
-    buckets: tuple[str, ...] | None,
+    buckets: tuple[str, ...] | None, account_buckets: tuple[str, ...] | None = None,
 ) -> list[str]:
     lines = _ingestion_window(start, watermark, end)
     lines += [
@@ -110,6 +130,10 @@ def _failure_rows(
         f"| where ResultSignature in {_literal_list(FAILURE_STATUSES)}",
         "| extend IngestedAt = ingestion_time()",
         f"| where IngestedAt >= WindowStart and IngestedAt < {READ_THROUGH}",
+    ]
+    if account_buckets is not None:
+        lines.append(account_bucket_filter(account_buckets))
+    lines += [
         "| extend Props = parse_json(properties_s)",
         "| extend ObjectId = tolower(tostring(Props.objectId)), ErrorCode = tostring(Props.errorCode),"
         " ErrorMessage = tostring(Props.errorMessage), RequestPath = tostring(Props.requestPath),"
@@ -134,6 +158,17 @@ def failures_group_count_query(
                       "| count"])
 
 
+def failures_account_buckets_query(
+    *, start: datetime, watermark: datetime, end: datetime, resource_ids: tuple[str, ...] | None = None
+) -> str:
+    """How many groups failures_query() would return per account bucket (`Bucket`, `Groups`; buckets without groups
+    are absent): plans the pages of a large read. Hashes each group's account once, not each row's."""
+    return "\n".join([*_failure_rows(start, watermark, end, resource_ids, None),
+                      "| summarize by _ResourceId, ObjectId, AuthKind, ResultSignature, OperationName, Route,"
+                      " ErrorCode",
+                      f"| summarize Groups = count() by Bucket = {ACCOUNT_BUCKET}"])
+
+
 def failures_query(
     *,
     start: datetime,
@@ -142,6 +177,7 @@ def failures_query(
     resource_ids: tuple[str, ...] | None = None,
     buckets: tuple[str, ...] | None = None,
     limit: int | None = None,
+    account_buckets: tuple[str, ...] | None = None,
 ) -> str:
     """Server-side 401/403 (and 400 tenant-mismatch) groups from AzureDiagnostics that arrived in [start, end)
     (ingestion time; `_ingestion_window`), so a row that arrives late is read once, by the read after it arrived.
@@ -152,10 +188,12 @@ def failures_query(
     missing role of the same caller stay apart. One more row carries only `ReadThrough`, where this read's window
     really ended: the next read's watermark.
 
-    `buckets` keeps one hash bucket of the groups (bucket_filter); `limit` caps the rows returned, so a reader
-    learns that there are more groups than it wants in one response without receiving them all.
+    `account_buckets` keeps the rows of one page of accounts (account_bucket_filter, before any row is parsed);
+    `buckets` keeps one hash bucket of the groups (bucket_filter, for a page of one account bucket that holds more
+    groups than one response); `limit` caps the rows returned, so a reader learns that there are more groups than
+    it wants in one response without receiving them all.
     """
-    lines = _failure_rows(start, watermark, end, resource_ids, buckets)
+    lines = _failure_rows(start, watermark, end, resource_ids, buckets, account_buckets)
     lines += [
         "| summarize Failures = count(), OverlapFailures = countif(IngestedAt < Watermark),"
         " FirstSeen = min(TimeGenerated), LastSeen = max(TimeGenerated), SampleMessage = take_any(ErrorMessage)"

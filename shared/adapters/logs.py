@@ -19,7 +19,8 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,6 +61,11 @@ class _WorkspaceQuery:
         self.server_timeout = server_timeout
 
     def run(self, query: str, start: datetime, end: datetime) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+        tables, partial = self.run_tables(query, start, end)
+        return _rows(tables), partial
+
+    def run_tables(self, query: str, start: datetime, end: datetime) -> tuple[list[Any], tuple[str, ...]]:
+        """The answer's tables as the SDK gave them (rows not yet turned into dicts), and its partial errors."""
         from azure.core.exceptions import AzureError, HttpResponseError
         from azure.monitor.query import LogsQueryStatus
 
@@ -83,8 +89,8 @@ class _WorkspaceQuery:
             err = result.partial_error
             detail = f"{getattr(err, 'code', '') or 'PartialError'}: {getattr(err, 'message', '') or ''}".strip()
             log.warning("%s workspace %s returned partial results: %s", self.label, self.workspace_id, detail)
-            return _rows(result.partial_data), (detail,)
-        return _rows(result.tables), ()
+            return list(result.partial_data), (detail,)
+        return list(result.tables), ()
 
 
 def _error_chain(exc: Any) -> list[tuple[str, str]]:
@@ -114,12 +120,14 @@ def overlap_start(start: datetime, watermark: datetime | None) -> datetime:
     return start if watermark is None else max(start, watermark)
 
 
-# At most this many failure groups in one response. A flood of distinct groups is read in hash buckets of the
-# group key instead, each response converted and dropped before the next: memory stays bounded, and every response
-# stays far below the query API's result limits (500,000 rows, ~100 MB).
+# At most this many failure groups in one response. A flood of distinct groups is read in pages instead, each
+# response converted and dropped before the next: memory stays bounded, and every response stays far below the
+# query API's result limits (500,000 rows, ~100 MB).
 GROUPS_PER_RESPONSE = 20_000
-_BUCKET_FILL = 0.75  # buckets are sized for this share of the limit: hashing spreads groups only about evenly
+_BUCKET_FILL = 0.75  # hash buckets are sized for this share of the limit: hashing spreads groups only about evenly
+_PAGE_FILL = 0.9  # pages are packed from counted groups, so closer to the limit; a page that grows past it splits
 _MAX_BUCKETS = 256  # two hex digits of the key's MD5; a bucket that still overflows splits on the next digit
+ACCOUNT_PREFIXES = tuple(a + b for a in kql.HEX_DIGITS for b in kql.HEX_DIGITS)  # kql.ACCOUNT_BUCKET's values
 
 
 def buckets(count: int) -> list[tuple[str, ...]]:
@@ -140,6 +148,89 @@ def buckets_for(groups: int) -> int:
     return max(1, min(_MAX_BUCKETS, math.ceil(groups / (GROUPS_PER_RESPONSE * _BUCKET_FILL))))
 
 
+@dataclass(frozen=True)
+class Page:
+    """One query of a large read: the rows of some account buckets (`accounts`, kql.account_bucket_filter, before
+    any row is parsed), and, for one account bucket too big for a response, one hash bucket of its groups
+    (`groups`). `Page()` is the whole window. `groups` is the count the last read found in it (0: unknown)."""
+
+    accounts: tuple[str, ...] | None = None
+    buckets: tuple[str, ...] | None = None
+    groups: int = 0
+
+    def split(self) -> list[Page]:
+        """Two disjoint pages covering this one (never called on the whole window: that one is planned)."""
+        if self.buckets is None and self.accounts is not None and len(self.accounts) > 1:
+            half = len(self.accounts) // 2
+            return [Page(self.accounts[:half]), Page(self.accounts[half:])]
+        # One account bucket (with any empty ones riding along): its groups tell apart only after parsing.
+        halves = buckets(2) if self.buckets is None else split_bucket(self.buckets)
+        return [Page(self.accounts, half) for half in halves]
+
+
+WHOLE_WINDOW = (Page(),)
+
+
+def plan_pages(groups_per_bucket: Mapping[str, int]) -> tuple[Page, ...]:
+    """Pages for groups counted per account bucket: runs of buckets packed up to `_PAGE_FILL` of a response, every
+    bucket in exactly one page (empty ones too: groups may appear there later); an account bucket holding more
+    than that alone is read in hash buckets of its groups."""
+    target = GROUPS_PER_RESPONSE * _PAGE_FILL
+    if sum(groups_per_bucket.values()) <= target:
+        return WHOLE_WINDOW
+    pages: list[Page] = []
+    run: list[str] = []
+    filled = 0
+    for prefix in ACCOUNT_PREFIXES:
+        count = groups_per_bucket.get(prefix, 0)
+        if count > target:
+            parts = buckets(buckets_for(count))
+            pages.extend(Page((prefix,), bucket, math.ceil(count / len(parts))) for bucket in parts)
+            continue
+        if run and filled + count > target:
+            pages.append(Page(tuple(run), None, filled))
+            run, filled = [], 0
+        run.append(prefix)
+        filled += count
+    if run:
+        pages.append(Page(tuple(run), None, filled))
+    return _without_empty_pages(pages)
+
+
+def _without_empty_pages(pages: list[Page]) -> tuple[Page, ...]:
+    """Account buckets where no group was counted ride along with a page that has groups (they may have some by
+    the next read): with a page of whole buckets, or with every hash bucket of one account bucket's groups."""
+    spare = tuple(a for p in pages if p.buckets is None and not p.groups for a in p.accounts or ())
+    kept = [p for p in pages if p.buckets is not None or p.groups]
+    if not spare or not kept:
+        return tuple(pages)
+    host = next((n for n, p in enumerate(kept) if p.buckets is None), None)
+    if host is not None:
+        kept[host] = Page(tuple(sorted((kept[host].accounts or ()) + spare)), None, kept[host].groups)
+    else:
+        family = kept[0].accounts
+        kept = [Page(tuple(sorted((p.accounts or ()) + spare)), p.buckets, p.groups) if p.accounts == family else p
+                for p in kept]
+    return tuple(kept)
+
+
+def replan(pages: list[Page]) -> tuple[Page, ...]:
+    """The next read's pages from what this read found in each: all in one query when they fit, else neighbouring
+    account pages merged while they fit (a flood that ebbs needs fewer queries); group-bucket pages stay."""
+    target = GROUPS_PER_RESPONSE * _PAGE_FILL
+    if sum(p.groups for p in pages) <= target:
+        return WHOLE_WINDOW
+    merged: list[Page] = []
+    for page in sorted(pages, key=lambda p: (p.accounts or ("",))[0]):
+        last = merged[-1] if merged else None
+        if (last is not None and last.buckets is None and page.buckets is None and last.accounts is not None
+                and page.accounts is not None and last.groups + page.groups <= target):
+            merged[-1] = Page(last.accounts + page.accounts, None, last.groups + page.groups)
+        else:
+            merged.append(page)
+    return tuple(merged)
+
+
 class LogAnalyticsSource:
     """Server-side Cognitive Services failures from one Log Analytics workspace."""
 
@@ -147,8 +238,9 @@ class LogAnalyticsSource:
         self.workspace_id = workspace_id
         self.name = f"logs:{workspace_id}"
         self._query = _WorkspaceQuery(client, workspace_id, "Log Analytics", server_timeout)
-        # How many buckets the last read needed: a flood usually lasts, so the next read starts there.
-        self._buckets = 1
+        # The pages the last read needed, with the groups each held: a flood usually lasts, so the next read starts
+        # there, with no capped attempt and no count. Only a page that comes back over the limit is split.
+        self._pages: tuple[Page, ...] = WHOLE_WINDOW
 
     def read(
         self,
@@ -158,8 +250,8 @@ class LogAnalyticsSource:
         *,
         watermark: datetime | None = None,
     ) -> SourceBatch:
-        """One query when the window holds up to GROUPS_PER_RESPONSE groups (the usual case); else one per bucket.
-        A response that comes back over the limit is not used: its bucket is split and read again."""
+        """One query when the window holds up to GROUPS_PER_RESPONSE groups (the usual case); else one per page.
+        A response that comes back over the limit is not used: its page is split and read again."""
         window: dict[str, Any] = {"start": start, "watermark": overlap_start(start, watermark), "end": end,
                                   "resource_ids": resource_ids}
         try:
@@ -169,41 +261,48 @@ class LogAnalyticsSource:
 
     def _read(self, window: dict[str, Any]) -> SourceBatch:
         """Rows by ingestion time (kql.failures_query): the batch's `read_through` is where the workspace said the
-        window ended. Every query after the first is asked to end exactly there, so buckets read one window."""
+        window ended. Every query after the first is asked to end exactly there, so pages read one window."""
         start, end, resource_ids = window["start"], window["end"], window["resource_ids"]
         overlap_from = window["watermark"]
-        pending: list[tuple[str, ...] | None] = [None] if self._buckets == 1 else list(buckets(self._buckets))
+        pending = list(reversed(self._pages)) if resource_ids is None else [Page()]
+        done: list[Page] = []
         signals: list[FailureSignal] = []
         rejected: list[RejectedRow] = []
         partial: list[str] = []
         read_through: datetime | None = None
         while pending:
-            bucket = pending.pop()
+            page = pending.pop()
             text = kql.failures_query(start=start, watermark=overlap_from, end=read_through or end,
-                                      resource_ids=resource_ids, buckets=bucket, limit=GROUPS_PER_RESPONSE + 1)
-            answer, errors = self._query.run(text, *kql.failures_timespan(start, end))
-            rows, reached = _read_through(answer)
-            read_through = read_through or reached
-            if len(answer) > GROUPS_PER_RESPONSE:  # cut at the limit: not used, its groups are read again
-                pending.extend(split_bucket(bucket) if bucket else buckets(self._count_buckets(
-                    {**window, "end": read_through or end})))
+                                      resource_ids=resource_ids, buckets=page.buckets, account_buckets=page.accounts,
+                                      limit=GROUPS_PER_RESPONSE + 1)
+            tables, errors = self._query.run_tables(text, *kql.failures_timespan(start, end))
+            read_through = read_through or _stated_read_through(tables)
+            if sum(len(table.rows) for table in tables) > GROUPS_PER_RESPONSE:  # cut: its groups are read again
+                more = page.split() if page != Page() else self._planned({**window, "end": read_through or end})
+                pending.extend(reversed(more))
                 continue
             partial.extend(errors)
-            found, bad = map_rows(rows, self.name, lambda row: diagnostics_signal(row, self.name))
+            # Row by row: each dict is dropped once its signal is made; the SDK's rows go with the tables.
+            found, bad = map_rows(_group_rows(tables), self.name, lambda row: diagnostics_signal(row, self.name))
+            del tables
             signals.extend(found)
             rejected.extend(bad)
+            done.append(replace(page, groups=len(found) + len(bad)))
         if read_through is None and not partial:
             raise SourceError(f"{self.name}: the failures query's answer does not say where it read through "
                               f"({kql.READ_THROUGH})")
-        self._buckets = buckets_for(len(signals))
+        if resource_ids is None and not partial:  # a partial answer undercounts: the plan stays
+            self._pages = replan(done)
         return SourceBatch(self.name, start, end, merge_groups(signals), partial_errors=tuple(partial),
                            rejected=tuple(rejected), read_through=read_through)
 
-    def _count_buckets(self, window: dict[str, Any]) -> int:
-        rows, _ = self._query.run(kql.failures_group_count_query(**window),
+    def _planned(self, window: dict[str, Any]) -> list[Page]:
+        """Pages for a window that holds more groups than one response: one count per account bucket."""
+        rows, _ = self._query.run(kql.failures_account_buckets_query(**window),
                                   *kql.failures_timespan(window["start"], window["end"]))
-        groups = int(rows[0].get("Count") or 0) if rows else 0
-        return max(2, buckets_for(groups))
+        counts = {str(row.get("Bucket") or ""): int(row.get("Groups") or 0) for row in rows}
+        pages = plan_pages(counts)
+        return list(pages) if pages != WHOLE_WINDOW else [Page(ACCOUNT_PREFIXES)]
 
     def activity(self, principal_id: str | None, resource_id: str, since: datetime, until: datetime) -> Activity:
         text = kql.activity_query(principal_id=principal_id, resource_id=resource_id, since=since, until=until)
@@ -214,12 +313,26 @@ class LogAnalyticsSource:
         return _activity(rows, partial, self.name)
 
 
-def _read_through(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], datetime | None]:
-    """The failure groups, and the `ReadThrough` the query's last row states (None when it is missing: a partial
-    answer may have lost it, and then the watermark does not move)."""
-    groups = [row for row in rows if row.get(kql.READ_THROUGH) is None]
-    stated = [row[kql.READ_THROUGH] for row in rows if row.get(kql.READ_THROUGH) is not None]
-    return groups, (_as_time(stated[0]) if stated else None)
+def _stated_read_through(tables: list[Any]) -> datetime | None:
+    """The `ReadThrough` the failures query's last row states (None when it is missing: a partial answer may have
+    lost it, and then the watermark does not move)."""
+    for table in tables:
+        if kql.READ_THROUGH in table.columns:
+            at = list(table.columns).index(kql.READ_THROUGH)
+            stated = next((row[at] for row in table.rows if row[at] is not None), None)
+            if stated is not None:
+                return _as_time(stated)
+    return None
+
+
+def _group_rows(tables: list[Any]) -> Iterator[dict[str, Any]]:
+    """The failure groups of the answer as dicts, one at a time (the ReadThrough row left out)."""
+    for table in tables:
+        columns = list(table.columns)
+        at = columns.index(kql.READ_THROUGH) if kql.READ_THROUGH in columns else None
+        for row in table.rows:
+            if at is None or row[at] is None:
+                yield dict(zip(columns, row, strict=False))
 
 
 def _as_time(value: Any) -> datetime | None:

@@ -97,7 +97,8 @@ def settled_signals(rt: Runtime, signals: Sequence[FailureSignal],
                     text_triage: dict[int, Triaged] | None = None) -> dict[int, str]:
     """The steady state, found without live evidence and with batched store reads: the signals (by index) that a
     timer scan may skip, each with its incident's id, because handling it would change nothing. The text-only
-    diagnoses made on the way are left in `text_triage` (by index), for the rest of the pass.
+    diagnoses made on the way
+    of the signals not settled are left in `text_triage` (by index), for the rest of the pass.
 
     A signal qualifies when every one of its rows lies before the watermark (an earlier scan read that span) and
     `triage.settled` holds for its incident. The incident is found by the text's diagnosis: fingerprints are keyed
@@ -111,10 +112,8 @@ def settled_signals(rt: Runtime, signals: Sequence[FailureSignal],
     for index, signal in enumerate(signals):
         if signal.count < 1 or signal.overlap_count != signal.count or signal.last_seen is None:
             continue
-        triaged = triage_signal(rt, signal, None, now)
-        if text_triage is not None:
-            text_triage[index] = triaged
-        by_incident.setdefault(triaged.incident_id, []).append(index)
+        # Only the incident id is kept here: holding every diagnosis until the reads are done costs ~2 KB a group.
+        by_incident.setdefault(triage_signal(rt, signal, None, now).incident_id, []).append(index)
     settled: dict[int, str] = {}
     ids = sorted(by_incident)  # batches of neighbouring ids: a store reading key ranges reads each view once
     for at in range(0, len(ids), SETTLED_READ_BATCH):  # batches bound the incidents held at once
@@ -123,6 +122,11 @@ def settled_signals(rt: Runtime, signals: Sequence[FailureSignal],
         known = rt.store.get_settled(ids[at : at + SETTLED_READ_BATCH])
         for iid, incident in known.items():
             settled.update((i, iid) for i in by_incident[iid] if triage.settled(incident, signals[i], now))
+    if text_triage is not None:
+        # The signals that go on keep their text diagnosis for the rest of the pass (made again: the per-text
+        # caches make the second one cheap).
+        text_triage.update((i, triage_signal(rt, signals[i], None, now)) for indices in by_incident.values()
+                           for i in indices if i not in settled)
     return settled
 
 

@@ -33,6 +33,9 @@ CASES = {
                                                      until=END),
     "activity_key_callers": lambda: kql.activity_query(principal_id=None, resource_id=ACCOUNT, since=T0, until=END),
     "client_failures_window": lambda: kql.client_failures_query(start=T0, watermark=WATERMARK, end=END),
+    "failures_page": lambda: kql.failures_query(start=T0, watermark=WATERMARK, end=END, account_buckets=("00", "7f"),
+                                                limit=20_001),
+    "failures_account_buckets": lambda: kql.failures_account_buckets_query(start=T0, watermark=WATERMARK, end=END),
     "client_messages_window": lambda: kql.client_messages_query(start=T0, end=END),
     "client_activity": lambda: kql.client_activity_query(
         app_role_names=("web-b", "web-a"), hosts=("Acct-A.openai.azure.com",), since=T0, until=END
@@ -261,3 +264,61 @@ def test_the_row_cap_and_the_group_count():
 def test_bucket_prefixes_must_be_lower_case_hex_of_one_length(prefixes):
     with pytest.raises(ValueError):
         kql.bucket_filter(prefixes)
+
+
+# ---- pages of accounts: filtered before any row is parsed ------------------------------------------------------
+
+
+def _many_accounts(con, accounts=24, callers=3):
+    rows = []
+    for a in range(accounts):
+        resource = LOG_ACCOUNT[:-len("acct-a")] + f"ACCT-{a:02d}"
+        for c in range(callers):
+            caller = {"objectId": f"{a:04x}{c:04x}-2222-3333-4444-555555555555"}
+            rows += [_row(T0 + timedelta(minutes=11 + c), "401", caller, resource=resource),
+                     _row(T0 + timedelta(minutes=5), "403", caller, resource=resource)]
+    _diagnostics(con, rows)
+
+
+def test_the_account_bucket_counts_plan_pages_that_read_every_group_exactly_once(monkeypatch):
+    from shared.adapters import logs
+
+    con = duckdb_kql.connect()
+    _many_accounts(con)
+    everything = _keys(_records(con, kql.failures_query(start=T0, watermark=WATERMARK, end=END)))
+    counts = {r["Bucket"]: r["Groups"] for r in _records(
+        con, kql.failures_account_buckets_query(start=T0, watermark=WATERMARK, end=END))}
+    assert sum(counts.values()) == len(everything) == 24 * 3 * 2
+    monkeypatch.setattr(logs, "GROUPS_PER_RESPONSE", 20)
+    pages = logs.plan_pages(counts)
+    assert len(pages) > 1 and sorted(p for page in pages for p in page.accounts) == list(logs.ACCOUNT_PREFIXES)
+    parts = []
+    for page in pages:
+        got = _records(con, kql.failures_query(start=T0, watermark=WATERMARK, end=END, account_buckets=page.accounts,
+                                               buckets=page.buckets))
+        assert len(got) == page.groups <= 20
+        parts += got
+    assert _keys(parts) == everything
+
+
+def test_a_page_of_one_account_bucket_splits_on_the_group_key():
+    from shared.adapters.logs import Page
+
+    con = duckdb_kql.connect()
+    _many_groups(con)  # one account: its groups can only be told apart after parsing
+    everything = _keys(_records(con, kql.failures_query(start=T0, watermark=WATERMARK, end=END)))
+    [bucket] = {r["Bucket"] for r in _records(
+        con, kql.failures_account_buckets_query(start=T0, watermark=WATERMARK, end=END))}
+    parts = []
+    for half in Page((bucket,)).split():
+        for quarter in half.split():
+            assert quarter.accounts == (bucket,) and quarter.buckets is not None
+            parts += _records(con, kql.failures_query(start=T0, watermark=WATERMARK, end=END,
+                                                      account_buckets=quarter.accounts, buckets=quarter.buckets))
+    assert _keys(parts) == everything
+
+
+@pytest.mark.parametrize("prefixes", [(), ("0",), ("0ab",), ("0g",), ("AB",)])
+def test_account_bucket_prefixes_are_two_lower_case_hex_digits(prefixes):
+    with pytest.raises(ValueError):
+        kql.account_bucket_filter(prefixes)

@@ -13,11 +13,12 @@ from datetime import timedelta
 
 import pytest
 from azure.core.pipeline.transport import RequestsTransport
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from localazure import FakeCredential, LogShape
 from localazure.logshape import EXTRA_PROPERTIES
+from shared.adapters import kql
 from shared.adapters.azure import AzureClients
 from shared.adapters.logs import NoDataYet, SourceError
 from shared.core import lifecycle
@@ -470,15 +471,49 @@ def test_more_groups_than_one_response_holds_are_read_in_buckets_each_exactly_on
     source = logs.LogAnalyticsSource(recording, az.workspace_id)
     first = source.read(*window, watermark=now - timedelta(minutes=10))
     assert _groups(first) == _groups(whole) and first.partial_errors == () and first.rejected == ()
-    # Capped first attempt, then the group count sizes the buckets; every response holds at most 4 + 1 groups.
-    assert "| take 5" in recording.queries[0] and recording.queries[1].rstrip().endswith("| count")
+    # Capped first attempt, then the groups counted per account bucket plan the pages; the one account's page is
+    # read in hash buckets of its groups, every response holding at most 4 + 1 groups.
+    assert "| take 5" in recording.queries[0]
+    assert recording.queries[1].rstrip().endswith(f"| summarize Groups = count() by Bucket = {kql.ACCOUNT_BUCKET}")
     assert len(recording.queries) >= 2 + logs.buckets_for(23)
+    first_queries = len(recording.queries)
 
     recording.queries.clear()
     again = source.read(*window, watermark=now - timedelta(minutes=10))
     assert _groups(again) == _groups(whole)
-    # The next read starts with as many buckets as the last one needed: no capped attempt, no count.
-    assert all("hash_md5(GroupKey)" in q for q in recording.queries)
+    # The next read starts with the pages the last one ended with: no capped attempt, no count, no split.
+    assert all("hash_md5(GroupKey)" in q and "hash_md5(_ResourceId)" in q for q in recording.queries)
+    assert len(recording.queries) <= first_queries - 2
+
+
+def test_a_warm_source_pays_no_probe_and_a_page_that_grows_past_the_limit_splits(az, monkeypatch):
+    from shared.adapters import logs
+
+    accounts = [az.add_account(f"acct-{n:02d}") for n in range(12)]
+    now = az.clock.now()
+    az.add_log_rows("AzureDiagnostics", [
+        diag_row(now - timedelta(minutes=3), account, oid=f"5a000000-0000-4000-8000-{a:04x}{n:08x}")
+        for a, account in enumerate(accounts) for n in range(3)])
+    monkeypatch.setattr(logs, "GROUPS_PER_RESPONSE", 10)
+    recording = RecordingLogsClient(make_clients(az)._logs)
+    source = logs.LogAnalyticsSource(recording, az.workspace_id)
+    window = (now - timedelta(minutes=20), now)
+    assert len(source.read(*window).signals) == 36
+    planned = len(recording.queries)
+
+    recording.queries.clear()
+    assert len(source.read(*window).signals) == 36
+    assert len(recording.queries) == planned - 2  # the same pages: no capped attempt, no count
+    assert all("hash_md5(_ResourceId)" in q and "summarize Groups" not in q for q in recording.queries)
+
+    # More callers on every account: pages that come back over the limit split; no group is lost or doubled.
+    az.add_log_rows("AzureDiagnostics", [
+        diag_row(now - timedelta(minutes=2), account, oid=f"5b000000-0000-4000-8000-{a:04x}{n:08x}")
+        for a, account in enumerate(accounts) for n in range(4)])
+    recording.queries.clear()
+    batch = source.read(*window)
+    assert len(batch.signals) == 36 + 48 and len({s.object_id for s in batch.signals}) == 84
+    assert "summarize Groups" not in "".join(recording.queries)
 
 
 def test_one_query_while_the_groups_fit_in_one_response(az):
@@ -504,3 +539,28 @@ def test_buckets_cover_every_key_hash_exactly_once_however_they_are_split(count,
     covered = [p + "".join(rest) for bucket in parts for p in bucket
                for rest in itertools.product("0123456789abcdef", repeat=width - len(p))]
     assert sorted(covered) == sorted("".join(d) for d in itertools.product("0123456789abcdef", repeat=width))
+
+
+@settings(max_examples=40, deadline=None)
+@given(counts=st.dictionaries(st.sampled_from(tuple(a + b for a in "0123456789abcdef" for b in "0123456789abcdef")),
+                              st.integers(min_value=0, max_value=60_000), max_size=40))
+def test_planned_pages_cover_every_account_bucket_once_and_fit_a_response(counts):
+    from shared.adapters import logs
+
+    pages = logs.plan_pages(counts)
+    if pages == logs.WHOLE_WINDOW:
+        assert sum(counts.values()) <= logs.GROUPS_PER_RESPONSE
+        return
+    hashes = [a + b for a in "0123456789abcdef" for b in "0123456789abcdef"]
+    covered = [(account, group) for page in pages for account in page.accounts
+               for group in (page.buckets or hashes)]  # two-digit group buckets: what a plan makes
+    assert sorted(covered) == [(a, g) for a in logs.ACCOUNT_PREFIXES for g in hashes]
+    for page in pages:
+        assert page.groups <= logs.GROUPS_PER_RESPONSE
+        if page.buckets is None:
+            assert page.groups == sum(counts.get(p, 0) for p in page.accounts)
+    assert set(logs.replan(list(pages))) == set(pages)  # a plan read as planned plans itself again
+    for page in pages:  # a split page covers exactly what it did
+        halves = page.split()
+        assert sorted((a, g) for half in halves for a in half.accounts for g in (half.buckets or hashes)
+                      if len(g) == 2) == sorted((a, g) for a in page.accounts for g in (page.buckets or hashes))

@@ -22,6 +22,7 @@ METRICS = {
     "tickets_opened_first_scan_10k", "arm_calls_repeat_scan_tickets_queued",
     "scan_first_resumes",
     "scan_first_s_table_10k", "scan_first_s_table_10k_arm", "arm_reads_per_scan_first_graph",
+    "scan_steady_own_s_per_10k", "scan_steady_ratio_100k", "scan_rss_kb_per_group",
 }
 MUST_BE_ZERO = ("arm_calls_repeat_scan", "ticket_calls_repeat_scan", "eventgrid_burst_duplicate_effects",
                 "arm_calls_repeat_scan_tickets_queued")
@@ -51,6 +52,13 @@ def test_every_stated_metric_is_written_with_value_unit_target_ok_and_baseline(r
     assert results["evidence_parallel_s"]["baseline"] > 0 and results["scan_steady_ratio"]["baseline"] > 0
 
 
+def test_the_flat_scan_metrics_state_their_targets_and_floors(results):
+    assert results["scan_steady_own_s_per_10k"]["target"] == "<= 0.25"
+    assert results["scan_steady_ratio_100k"]["target"] == "<= 2" and results["scan_steady_ratio_100k"]["baseline"] > 0
+    assert results["scan_peak_rss_mb"]["target"] == "<= 150"
+    assert results["scan_rss_kb_per_group"]["target"] == "<= 0.8" and results["scan_rss_kb_per_group"]["baseline"] > 0
+
+
 @pytest.mark.parametrize("name", MUST_BE_ZERO)
 def test_the_repeat_scan_calls_nobody_and_redeliveries_have_no_effect(results, name):
     assert results[name]["value"] == 0 and results[name]["target"] == "== 0" and results[name]["ok"]
@@ -75,7 +83,7 @@ def test_only_runs_the_chosen_group(tmp_path, capsys):
     out = tmp_path / "one.json"
     assert main(["--quick", "--only", "scan_steady", "--out", str(out)]) == 0
     assert set(json.loads(out.read_text())) == {"scan_steady_ratio", "arm_calls_repeat_scan",
-                                                "ticket_calls_repeat_scan"}
+                                                "ticket_calls_repeat_scan", "scan_steady_own_s_per_10k"}
     printed = capsys.readouterr().out
     assert "scan_steady_ratio" in printed and "diagnose_per_s" not in printed
     assert set(GROUPS) >= {"scan_steady", "memory", "eventgrid_burst"}
