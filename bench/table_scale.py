@@ -127,7 +127,7 @@ def one_burst(sizes: Sizes, workdir: Path, connection: str, prefix: str) -> Burs
     from shared.engine.deliveries import DeliveryInFlight
 
     with burst_bench._world(workdir) as world:  # noqa: SLF001 - the same world as the SQLite burst
-        burst_bench._prepare(world)  # noqa: SLF001
+        burst_bench._prepare(world)
         deliveries, unique = burst_bench.deliveries(world, sizes.burst_events, sizes.burst_redelivered)
         world.az.faults.add("arm", route=".*", delay=sizes.arm_latency_s, times=None)
         transport = CountingTransport()
@@ -137,7 +137,7 @@ def one_burst(sizes: Sizes, workdir: Path, connection: str, prefix: str) -> Burs
         seen: set[str] = set()
         labelled = []
         for delivery in deliveries:
-            labelled.append((burst_bench._event(delivery, burst_bench.TOPIC),  # noqa: SLF001
+            labelled.append((burst_bench._event(delivery, burst_bench.TOPIC),
                              "again" if delivery.id in seen else "first"))
             seen.add(delivery.id)
         refused: list[tuple[Any, str]] = []
@@ -211,7 +211,7 @@ def steady(sizes: Sizes, workdir: Path, connection: str) -> tuple[list[float], l
         service = _table_runtime(world, connection, "steady", TRIAGE_TICKET_SINKS="log,github")
         incidents = _copy_into(world.rt, service)
         seeding = time.perf_counter() - started
-        client = steady_bench._bare_client(world)  # noqa: SLF001
+        client = steady_bench.bare_client(world)
         source = service.sources[0]
         overlap = timedelta(minutes=service.settings.lookback_overlap_minutes)
         scans, bares = [], []
@@ -227,12 +227,12 @@ def steady(sizes: Sizes, workdir: Path, connection: str) -> tuple[list[float], l
 
                 arm_before, tickets_before = world.az.calls.count(service="arm"), world.github_calls()
                 if n % 2 == 0:
-                    bare_s, _ = steady_bench._timed(bare)  # noqa: SLF001
-                    scan_s, report = steady_bench._timed(lambda: run_scan(service))  # noqa: SLF001
+                    bare_s, _ = steady_bench.timed_call(bare)
+                    scan_s, report = steady_bench.timed_call(lambda: run_scan(service))
                 else:
-                    scan_s, report = steady_bench._timed(lambda: run_scan(service))  # noqa: SLF001
-                    bare_s, _ = steady_bench._timed(bare)  # noqa: SLF001
-                steady_bench._check(report, shape.groups, len(seed.incidents))  # noqa: SLF001
+                    scan_s, report = steady_bench.timed_call(lambda: run_scan(service))
+                    bare_s, _ = steady_bench.timed_call(bare)
+                steady_bench.check_steady(report, shape.groups, len(seed.incidents))
                 if world.az.calls.count(service="arm") != arm_before or world.github_calls() != tickets_before:
                     raise BenchWorldError("a repeat scan on Tables called ARM or a tracker: it is no steady state")
                 scans.append(scan_s)
