@@ -22,6 +22,7 @@ class Sizes:
     store_upserts_table: int
     budget_reservations_sqlite: int
     budget_reservations_table: int
+    diagnose_new_shapes: int = 20_000  # signals whose texts each get a shape of their own (the new-shape cost)
 
 
 FULL = Sizes(
@@ -55,4 +56,5 @@ TINY = Sizes(
     store_upserts_table=10,
     budget_reservations_sqlite=10,
     budget_reservations_table=5,
+    diagnose_new_shapes=200,
 )

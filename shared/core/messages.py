@@ -358,6 +358,25 @@ _TOKEN_TENANT = re.compile(r"token tenant\s+([0-9a-fA-F-]{36}|\S+)", re.IGNORECA
 _GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
+def _heads_before_digits(*groups: tuple) -> tuple[str, ...]:
+    """What comes before the digits of every phrase that ends in digits after a non-alphanumeric character."""
+    heads = set()
+    for group in groups:
+        for item in group:
+            phrase = item[0] if isinstance(item, tuple) else item
+            if found := re.fullmatch(r"(.*[^0-9a-z])[0-9a-f]+", phrase):
+                heads.add(found.group(1))
+    return tuple(sorted(heads))
+
+
+# text_ids never masks digits after these: a phrase reads them.
+PHRASE_HEADS_BEFORE_DIGITS = _heads_before_digits(
+    _LOCAL_AUTH_PHRASES, _TENANT_PHRASES, _NETWORK_PHRASES, _AUDIENCE_PHRASES, _TOKEN_PHRASES, _MISSING_KEY_PHRASES,
+    _WRONG_ENDPOINT_PHRASES, _CREDENTIAL_PHRASES, _IDENTITY_OFF_PHRASES, _DEPENDENCY_ROLE_PHRASES,
+    _DEPENDENCY_NETWORK_PHRASES, _INVALID_KEY_PHRASES, _PERMISSION_PHRASES, _CONTROL_PLANE_PHRASES,
+    _NOT_FOUND_PHRASES, _BLOCKED_PHRASES, _PHRASES_431)
+
+
 def _first(text: str, phrases: tuple[str, ...]) -> str:
     for phrase in phrases:
         if phrase in text:
