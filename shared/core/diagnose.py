@@ -247,17 +247,30 @@ def _read_shape(
 
 
 def _with_ids(status: int, read: _ShapeRead, ids: text_ids.Ids) -> _TextRead:
-    """A shape's reading with this text's ids put back, and its message cut where analyze cuts it."""
+    """A shape's reading with this text's ids put back, and its message cut where analyze cuts it. The facts are
+    copied only when an id went into a field the rules read: `code` and `message` are read for the first evidence
+    line alone, which is written here from the text's own."""
     shape_facts, surface, project, surface_from, row_surface, copied = read
-    facts = object.__new__(messages.TextFacts)
-    for slot in _FACT_SLOTS:
-        slot.__set__(facts, slot.__get__(shape_facts))
-    for name in copied:
-        _FACT_SLOT[name].__set__(facts, text_ids.unmask(getattr(shape_facts, name), ids))
-    message = facts.message
+    code, message = shape_facts.code, shape_facts.message
+    if "code" in copied:
+        code = text_ids.unmask(code, ids)  # type: ignore[arg-type]
+    if "message" in copied:
+        message = text_ids.unmask(message, ids)  # type: ignore[arg-type]
     if message is not None and len(message) > messages.DISPLAY:
-        _FACT_SLOT["message"].__set__(facts, message[:messages.DISPLAY])
-    return facts, surface, project, surface_from, _describe_failure(status, facts), row_surface
+        message = message[:messages.DISPLAY]
+    facts = shape_facts
+    if copied and (len(copied) > 2 or copied[-1] not in _LINE_FIELDS):
+        facts = object.__new__(messages.TextFacts)
+        for slot in _FACT_SLOTS:
+            slot.__set__(facts, slot.__get__(shape_facts))
+        for name in copied:
+            _FACT_SLOT[name].__set__(facts, text_ids.unmask(getattr(shape_facts, name), ids))
+        _FACT_SLOT["message"].__set__(facts, message)
+    first_line = _describe(status, code, message, shape_facts.phrase)
+    return facts, surface, project, surface_from, first_line, row_surface
+
+
+_LINE_FIELDS = frozenset({"code", "message"})  # what only the first evidence line reads (in _COPIED_FIELDS order)
 
 
 def _diagnose(
@@ -798,11 +811,15 @@ def _auth(auth: object, object_id: str | None) -> str | None:
 
 
 def _describe_failure(status: int, facts: messages.TextFacts) -> str:
-    head = f"HTTP {status}" + (f", code {facts.code}" if facts.code else "")
-    if facts.message:
-        head += f": {facts.message}"
-    if facts.phrase:
-        head += f" [matched: {facts.phrase}]"
+    return _describe(status, facts.code, facts.message, facts.phrase)
+
+
+def _describe(status: int, code: str | None, message: str | None, phrase: str) -> str:
+    head = f"HTTP {status}" + (f", code {code}" if code else "")
+    if message:
+        head += f": {message}"
+    if phrase:
+        head += f" [matched: {phrase}]"
     return head
 
 

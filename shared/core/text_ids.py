@@ -25,9 +25,10 @@ from functools import lru_cache
 
 from shared.core import messages
 
-_ANCHOR = re.compile(r"-(?:[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-                     r"|[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:[.,][0-9]{1,7}(?![0-9])(?!\s*\())?Z?"
-                     r"|[0-9]{6,20})")
+_ANCHOR = re.compile(r"-(?:(?P<guid>[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
+                     r"|(?P<time>[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}"
+                     r"(?:[.,][0-9]{1,7}(?![0-9])(?!\s*\())?Z?)"
+                     r"|(?P<number>[0-9]{6,20}))")
 _HEX = frozenset("0123456789abcdefABCDEF")
 _DIGITS = frozenset("0123456789")
 _DIGIT = re.compile(r"\d")
@@ -37,20 +38,16 @@ _LETTERS_AND_DIGITS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijk
 _READS_DIGITS_AFTER = re.compile(r"(?:code\W{0,8}|" + "|".join(
     re.escape(head) for head in messages.PHRASE_HEADS_BEFORE_DIGITS) + ")$")
 _DIGITS_READER_WORDS = ("code", *(head.split()[-1] for head in messages.PHRASE_HEADS_BEFORE_DIGITS))
+_DIGITS_READER_REACH = max(len("code") + 8, *(len(head) for head in messages.PHRASE_HEADS_BEFORE_DIGITS))
 MAX_ID_LENGTH = 36  # a GUID; timestamps are shorter and numbers are at most 20 digits
 MAX_IDS = 7**3  # a text naming more ids than this is analysed as it is
 MAX_MASKED_TEXT = 20_000  # messages.MAX_TEXT: beyond it the analysis cuts the text, maybe through an id
 Ids = tuple[tuple[str, str], ...]  # (placeholder as it may appear in what the analysis pulled out, the original)
 
 
-def _bounded(text: str, start: int, end: int) -> bool:
-    return (start == 0 or text[start - 1] not in _LETTERS_AND_DIGITS) and (
-        end == len(text) or text[end] not in _LETTERS_AND_DIGITS)
-
-
 def _digits_read(text: str, start: int) -> bool:
     """Whether the analysis reads the first digits of what starts at `start`."""
-    before = text[max(0, start - 40):start].lower()
+    before = text[max(0, start - _DIGITS_READER_REACH):start].lower()
     return any(word in before for word in _DIGITS_READER_WORDS) and _READS_DIGITS_AFTER.search(before) is not None
 
 
@@ -83,22 +80,33 @@ def mask(text: str) -> tuple[str, Ids]:
     ids: list[tuple[str, str]] = []
     seen: dict[str, str] = {}
     done = 0
-    for start, end in _spans(text):
+    size = len(text)
+    for found in _ANCHOR.finditer(text):
+        hyphen, end = found.span()
+        kind = found.lastgroup
+        if kind == "number":
+            start = hyphen + 1  # the hyphen before it stays
+        else:
+            start = hyphen - (8 if kind == "guid" else 4)  # a GUID's first group, a timestamp's year
+            if start < done or not (_HEX if kind == "guid" else _DIGITS).issuperset(text[start:hyphen]):
+                continue
+        if (start and text[start - 1] in _LETTERS_AND_DIGITS) or (end < size and text[end] in _LETTERS_AND_DIGITS):
+            continue
         token = text[start:end]
-        if not _bounded(text, start, end) or (token[0] in _DIGITS and _digits_read(text, start)):
+        if token[0] in _DIGITS and _digits_read(text, start):
             continue
         placeholder = seen.get(token)
         if placeholder is None:
             index = len(seen)
             if index >= MAX_IDS:
                 return text, ()
-            placeholder = _placeholder(token, index)
+            placeholder = _placeholder(kind, token, index)  # type: ignore[arg-type]
             if placeholder is None:
                 continue
             seen[token] = placeholder
             ids.append((placeholder, token))
-            if placeholder != placeholder.lower():
-                ids.append((placeholder.lower(), token.lower()))
+            if kind != "number" and placeholder != (folded := placeholder.lower()):
+                ids.append((folded, token.lower()))
         pieces.append(text[done:start])
         pieces.append(placeholder)
         done = end
@@ -108,28 +116,10 @@ def mask(text: str) -> tuple[str, Ids]:
     return "".join(pieces), tuple(ids)
 
 
-def _spans(text: str) -> list[tuple[int, int]]:
-    """Where the GUIDs, timestamps and numbers are, in order, not overlapping."""
-    spans: list[tuple[int, int]] = []
-    for found in _ANCHOR.finditer(text):
-        token = found.group()
-        if token[3] != "-" and token[5] != "-":  # a number: the hyphen before it stays
-            spans.append((found.start() + 1, found.end()))
-            continue
-        width = 8 if token[5] == "-" else 4  # a GUID's first group, or a timestamp's year, is before the hyphen
-        start = found.start() - width
-        if start < 0 or (spans and start < spans[-1][1]):
-            continue
-        head = text[start:found.start()]
-        if _HEX.issuperset(head) if width == 8 else _DIGITS.issuperset(head):
-            spans.append((start, found.end()))
-    return spans
-
-
-def _placeholder(token: str, index: int) -> str | None:
-    if len(token) == 36 and token[8] == "-" and token[13] == "-":
+def _placeholder(kind: str, token: str, index: int) -> str | None:
+    if kind == "guid":
         return _guid_placeholder(token, index)
-    if token[4:5] == "-":  # a timestamp: every digit zero, the index in the year
+    if kind == "time":  # a timestamp: every digit zero, the index in the year
         return "0" + _base7(index, 3) + _DIGIT.sub("0", token[4:])
     return "7" + _base7(index, 3) + "0" * (len(token) - 4)  # a number: 6 digits at least
 
