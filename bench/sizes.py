@@ -22,7 +22,7 @@ class Sizes:
     store_upserts_table: int
     budget_reservations_sqlite: int
     budget_reservations_table: int
-    diagnose_new_shapes: int = 20_000  # signals whose texts each get a shape of their own (the new-shape cost)
+    diagnose_new_shapes: int = 10_000  # signals whose texts each get a shape of their own (the new-shape cost)
 
 
 FULL = Sizes(

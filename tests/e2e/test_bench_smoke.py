@@ -19,7 +19,7 @@ METRICS = {
     "arm_reads_per_scan_first", "evidence_parallel_s", "cold_start_ratio", "eventgrid_burst_s",
     "eventgrid_burst_duplicate_effects", "scan_peak_rss_mb", "store_ops_per_s_sqlite", "store_ops_per_s_table",
     "grant_reservation_ms_sqlite", "grant_reservation_ms_table",
-    "diagnose_per_s_uncached",
+    "diagnose_per_s_uncached", "first_invocation_ratio",
 }
 MUST_BE_ZERO = ("arm_calls_repeat_scan", "ticket_calls_repeat_scan", "eventgrid_burst_duplicate_effects")
 
