@@ -22,7 +22,7 @@ class Sizes:
     store_upserts_table: int
     budget_reservations_sqlite: int
     budget_reservations_table: int
-    diagnose_new_shapes: int = 10_000  # signals whose texts each get a shape of their own (the new-shape cost)
+    diagnose_new_shapes: int = 2_000  # texts that each get a shape of their own (fewer than the caches hold)
 
 
 FULL = Sizes(
@@ -56,5 +56,5 @@ TINY = Sizes(
     store_upserts_table=10,
     budget_reservations_sqlite=10,
     budget_reservations_table=5,
-    diagnose_new_shapes=200,
+    diagnose_new_shapes=100,
 )

@@ -21,7 +21,6 @@ place, and unmasking never moves a character.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 
 from shared.core import messages
 
@@ -48,10 +47,12 @@ Ids = tuple[tuple[str, str], ...]  # (placeholder as it may appear in what the a
 def _digits_read(text: str, start: int) -> bool:
     """Whether the analysis reads the first digits of what starts at `start`."""
     before = text[max(0, start - _DIGITS_READER_REACH):start].lower()
-    return any(word in before for word in _DIGITS_READER_WORDS) and _READS_DIGITS_AFTER.search(before) is not None
+    for word in _DIGITS_READER_WORDS:
+        if word in before:
+            return _READS_DIGITS_AFTER.search(before) is not None
+    return False
 
 
-@lru_cache(maxsize=4096)
 def _base7(index: int, width: int) -> str:
     """The index in digits 0-6: no placeholder holds a 7 but where a number's placeholder starts, so none is ever
     a piece of another (and putting ids back one after another is exact)."""
@@ -62,13 +63,17 @@ def _base7(index: int, width: int) -> str:
     return "".join(reversed(digits))
 
 
+_INDEX_8 = tuple(_base7(index, 8) for index in range(MAX_IDS))
+_INDEX_3 = tuple(_base7(index, 3) for index in range(MAX_IDS))
+
+
 def _guid_placeholder(guid: str, index: int) -> str | None:
     if guid.islower():
-        return "ffffffff-ffff-ffff-ffff-ffff" + _base7(index, 8)
+        return "ffffffff-ffff-ffff-ffff-ffff" + _INDEX_8[index]
     if guid.isupper():
-        return "FFFFFFFF-FFFF-FFFF-FFFF-FFFF" + _base7(index, 8)
+        return "FFFFFFFF-FFFF-FFFF-FFFF-FFFF" + _INDEX_8[index]
     if not any(c.isalpha() for c in guid):
-        return "99999999-9999-9999-9999-9999" + _base7(index, 8)
+        return "99999999-9999-9999-9999-9999" + _INDEX_8[index]
     return None  # mixed case: left in the shape
 
 
@@ -120,8 +125,8 @@ def _placeholder(kind: str, token: str, index: int) -> str | None:
     if kind == "guid":
         return _guid_placeholder(token, index)
     if kind == "time":  # a timestamp: every digit zero, the index in the year
-        return "0" + _base7(index, 3) + _DIGIT.sub("0", token[4:])
-    return "7" + _base7(index, 3) + "0" * (len(token) - 4)  # a number: 6 digits at least
+        return "0" + _INDEX_3[index] + _DIGIT.sub("0", token[4:])
+    return "7" + _INDEX_3[index] + "0" * (len(token) - 4)  # a number: 6 digits at least
 
 
 def unmask(value: str, ids: Ids) -> str:
