@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from shared.core import diagnose as diagnose_module
 from shared.core import messages, roles, text_ids
 from shared.core.diagnose import diagnose
+from shared.core.model import FailureSignal
 from shared.core.signals import parse_evidence, parse_failure, parse_time
 from tests.support.paths import REPO_ROOT, TEST_DATA
 
@@ -176,3 +177,16 @@ def test_texts_naming_other_ids_share_one_shape():
     for n in range(5):
         shape, ids = text_ids.mask(text.format(uuid.UUID(int=random.Random(n).getrandbits(128), version=4)))
         assert ids and shape == text.format("ffffffff-ffff-ffff-ffff-ffff00000000")
+
+
+def test_the_principal_a_text_names_is_still_compared_with_the_caller_through_a_shared_shape():
+    clear_caches()
+    caller = "5d4c3b2a-1908-4776-a655-443322110f04"
+    text = ("The principal `{}` lacks the required data action `Microsoft.CognitiveServices/accounts/OpenAI/"
+            "deployments/chat/completions/action`")
+    own, other = (FailureSignal(status=401, code="PermissionDenied", message=text.format(named), object_id=caller,
+                                auth="entra") for named in (caller, "11111111-1908-4776-a655-443322110f04"))
+    assert text_ids.mask(own.message)[0] == text_ids.mask(other.message)[0]
+    assert diagnose(own).cause == "missing_data_role"
+    assert diagnose(other).cause == "other_principal_denied"
+    assert diagnose_module._read_shape.cache_info().hits >= 1
