@@ -232,12 +232,14 @@ def _read_shape(
     an id's placeholder reached something the diagnosis decides from (the text is then read as it is)."""
     facts = messages.analyze_uncut(status, code, shape, messages.DISPLAY + text_ids.MAX_ID_LENGTH)
     ids = tuple((p, p) for p in placeholders)
-    for name in _DECIDING_FIELDS:
-        if text_ids.has_placeholder(getattr(facts, name), ids):
-            return None
+    deciding = "\n".join(value for name in _DECIDING_FIELDS if (value := getattr(facts, name)))
+    if deciding and text_ids.has_placeholder(deciding, ids):
+        return None
     copied = []
     for name in _COPIED_FIELDS:
         value = getattr(facts, name)
+        if not value:
+            continue
         if name != "message" and text_ids.has_piece_of_guid_placeholder(value, ids):
             return None  # a capture that cut an id in two: its halves cannot be put back
         if text_ids.has_placeholder(value, ids):

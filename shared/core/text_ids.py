@@ -139,7 +139,11 @@ def unmask(value: str, ids: Ids) -> str:
 
 def has_placeholder(value: str | None, ids: Ids) -> bool:
     """Whether `value` holds any of the placeholders."""
-    return bool(value) and any(placeholder in value for placeholder, _ in ids)  # type: ignore[operator]
+    if value:
+        for placeholder, _ in ids:
+            if placeholder in value:
+                return True
+    return False
 
 
 def has_piece_of_guid_placeholder(value: str | None, ids: Ids) -> bool:
