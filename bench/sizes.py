@@ -34,6 +34,7 @@ class Sizes:
     # The memory slope's smaller point (the memory shape at a tenth), and the 100k repeat scans timed.
     memory_small: FloodShape = FloodShape(groups=60, principals=6, resources=5, rows=600, routes=2)
     steady_100k_repeats: int = 1
+    diagnose_new_shapes: int = 2_000  # texts that each get a shape of their own (fewer than the caches hold)
 
 
 FULL = Sizes(
@@ -75,4 +76,5 @@ TINY = Sizes(
     scale_first=FloodShape(groups=40, principals=10, resources=8, rows=400, key_callers=False),
     memory_small=FloodShape(groups=30, principals=3, resources=5, rows=300, routes=2),
     steady_100k_repeats=1,
+    diagnose_new_shapes=100,
 )

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import cast
 
-from shared.core import causes, endpoints, fixes, messages, resource_ids, roles, surfaces
+from shared.core import causes, endpoints, fixes, messages, resource_ids, roles, surfaces, text_ids
 from shared.core.allowlist import normalize_object_id
 from shared.core.model import (
     ENTRA,
@@ -176,18 +176,103 @@ class _Case:
                                f"({self.surface_from}) but the log row names {fixes.surface_text(row_surface)}")
 
 
+_TextRead = tuple[messages.TextFacts, str | None, str | None, str, str, str | None]
+
+
 @lru_cache(maxsize=8192)
 def _read_text(
     status: int, code: str | None, message: str | None, endpoint: str | None, route: str | None,
     operation: str | None,
-) -> tuple[messages.TextFacts, str | None, str | None, str, str, str | None]:
+) -> _TextRead:
     """The per-text part of a case (the same for every caller hitting the same error on the same route), with the
-    surface the log row's own names suggest (to compare with the surface chosen)."""
+    surface the log row's own names suggest (to compare with the surface chosen). A text that names ids is read
+    through its shape (the text with its ids masked, shared.core.text_ids), which texts naming other ids share."""
+    if message:
+        shape, ids = text_ids.mask(message)
+        if ids:
+            read = _read_shape(status, code, shape, endpoint, route, operation, tuple(p for p, _ in ids))
+            if read is not None:
+                return _with_ids(status, read, ids)
+    return _read_exact(status, code, message, endpoint, route, operation)
+
+
+def _read_exact(
+    status: int, code: str | None, message: str | None, endpoint: str | None, route: str | None,
+    operation: str | None,
+) -> _TextRead:
     facts = messages.analyze(status, code, message)
+    surface, project, surface_from, row_surface = _surface_of(facts, endpoint, route, operation)
+    return facts, surface, project, surface_from, _describe_failure(status, facts), row_surface
+
+
+def _surface_of(facts: messages.TextFacts, endpoint: str | None, route: str | None, operation: str | None
+                ) -> tuple[str | None, str | None, str, str | None]:
     hint_route = facts.route.split(" ", 1)[1] if facts.route else None
     surface, project, surface_from = endpoints.detect(endpoint, route, operation, facts.data_action, hint_route)
     row_surface = endpoints.row_hint(route, operation)[0] if surface_from not in endpoints.ROW_HINTS else surface
-    return facts, surface, project, surface_from, _describe_failure(status, facts), row_surface
+    return surface, project, surface_from, row_surface
+
+
+# What the analysis copies out of a text without deciding anything from it: ids masked there are put back.
+_COPIED_FIELDS = ("code", "message", "principal", "audience", "token_tenant", "dependency_host")
+# What the analysis decides from, or what decides the surface: a shape with a placeholder there is read exactly.
+_DECIDING_FIELDS = ("phrase", "detail", "data_action", "route")
+# The slots' own descriptors: they set a frozen dataclass's fields without its __setattr__, for a copy.
+_FACT_SLOT = {name: vars(messages.TextFacts)[name] for name in messages.TextFacts.__slots__}
+_FACT_SLOTS = tuple(_FACT_SLOT.values())
+_ShapeRead = tuple[messages.TextFacts, str | None, str | None, str, str | None, tuple[str, ...]]
+
+
+@lru_cache(maxsize=4096)
+def _read_shape(
+    status: int, code: str | None, shape: str, endpoint: str | None, route: str | None, operation: str | None,
+    placeholders: tuple[str, ...],
+) -> _ShapeRead | None:
+    """The per-text part of a case for every text of this shape, with the fields the ids go back into; None when
+    an id's placeholder reached something the diagnosis decides from (the text is then read as it is)."""
+    facts = messages.analyze_uncut(status, code, shape, messages.DISPLAY + text_ids.MAX_ID_LENGTH)
+    ids = tuple((p, p) for p in placeholders)
+    deciding = "\n".join(value for name in _DECIDING_FIELDS if (value := getattr(facts, name)))
+    if deciding and text_ids.has_placeholder(deciding, ids):
+        return None
+    copied = []
+    for name in _COPIED_FIELDS:
+        value = getattr(facts, name)
+        if not value:
+            continue
+        if name != "message" and text_ids.has_piece_of_guid_placeholder(value, ids):
+            return None  # a capture that cut an id in two: its halves cannot be put back
+        if text_ids.has_placeholder(value, ids):
+            copied.append(name)
+    surface, project, surface_from, row_surface = _surface_of(facts, endpoint, route, operation)
+    return facts, surface, project, surface_from, row_surface, tuple(copied)
+
+
+def _with_ids(status: int, read: _ShapeRead, ids: text_ids.Ids) -> _TextRead:
+    """A shape's reading with this text's ids put back, and its message cut where analyze cuts it. The facts are
+    copied only when an id went into a field the rules read: `code` and `message` are read for the first evidence
+    line alone, which is written here from the text's own."""
+    shape_facts, surface, project, surface_from, row_surface, copied = read
+    code, message = shape_facts.code, shape_facts.message
+    if "code" in copied:
+        code = text_ids.unmask(code, ids)  # type: ignore[arg-type]
+    if "message" in copied:
+        message = text_ids.unmask(message, ids)  # type: ignore[arg-type]
+    if message is not None and len(message) > messages.DISPLAY:
+        message = message[:messages.DISPLAY]
+    facts = shape_facts
+    if copied and (len(copied) > 2 or copied[-1] not in _LINE_FIELDS):
+        facts = object.__new__(messages.TextFacts)
+        for slot in _FACT_SLOTS:
+            slot.__set__(facts, slot.__get__(shape_facts))
+        for name in copied:
+            _FACT_SLOT[name].__set__(facts, text_ids.unmask(getattr(shape_facts, name), ids))
+        _FACT_SLOT["message"].__set__(facts, message)
+    first_line = _describe(status, code, message, shape_facts.phrase)
+    return facts, surface, project, surface_from, first_line, row_surface
+
+
+_LINE_FIELDS = frozenset({"code", "message"})  # what only the first evidence line reads (in _COPIED_FIELDS order)
 
 
 def _diagnose(
@@ -728,11 +813,15 @@ def _auth(auth: object, object_id: str | None) -> str | None:
 
 
 def _describe_failure(status: int, facts: messages.TextFacts) -> str:
-    head = f"HTTP {status}" + (f", code {facts.code}" if facts.code else "")
-    if facts.message:
-        head += f": {facts.message}"
-    if facts.phrase:
-        head += f" [matched: {facts.phrase}]"
+    return _describe(status, facts.code, facts.message, facts.phrase)
+
+
+def _describe(status: int, code: str | None, message: str | None, phrase: str) -> str:
+    head = f"HTTP {status}" + (f", code {code}" if code else "")
+    if message:
+        head += f": {message}"
+    if phrase:
+        head += f" [matched: {phrase}]"
     return head
 
 

@@ -23,6 +23,7 @@ METRICS = {
     "scan_first_resumes",
     "scan_first_s_table_10k", "scan_first_s_table_10k_arm", "arm_reads_per_scan_first_graph",
     "scan_steady_own_s_per_10k", "scan_steady_ratio_100k", "scan_rss_kb_per_group",
+    "diagnose_per_s_uncached", "first_invocation_ratio",
 }
 MUST_BE_ZERO = ("arm_calls_repeat_scan", "ticket_calls_repeat_scan", "eventgrid_burst_duplicate_effects",
                 "arm_calls_repeat_scan_tickets_queued")
