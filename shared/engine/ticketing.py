@@ -121,6 +121,20 @@ def may_open(rt: Runtime, run: RunState, name: str) -> bool:
     return not rate_limited(rt, run, name) and run.tickets_opened.get(name, 0) < rt.settings.max_tickets_per_run
 
 
+def queued_when_new(rt: Runtime, run: RunState, ahead: int = 0) -> tuple[str, ...]:
+    """The sinks a new incident's first ticket would wait on if `send` ran once the `ahead` new tickets before it
+    (created with it, sent just before it) had taken their slots: every sink, when none of them could be called (each
+    is budgeted, and its budget is spent, its tracker asked to wait, a backlog waits before it or its queue is
+    grouped); else none, and `send` decides. Within a run budgets only tighten, so a create may record it."""
+    for sink in rt.sinks:
+        state = _sink_state(rt, run, sink.name)
+        spent = rate_limited(rt, run, sink.name) or (
+            run.tickets_opened.get(sink.name, 0) + ahead >= rt.settings.max_tickets_per_run)
+        if not budgeted(sink) or not (state.backlog > 0 or state.storm or spent):
+            return ()
+    return tuple(sink.name for sink in rt.sinks)
+
+
 def _take_slot(run: RunState, name: str) -> None:
     run.tickets_opened[name] = run.tickets_opened.get(name, 0) + 1
 
