@@ -43,7 +43,7 @@ from shared.engine.signals import (
 )
 from shared.engine.sources import SourceRead, first_read_anchor, read_source, record_health
 from shared.engine.telemetry import measure_scan, traced
-from shared.engine.ticketing import retry_pending_tickets
+from shared.engine.ticketing import DeferredRecord, retry_pending_tickets, write_deferred
 from shared.engine.unit_of_work import RunState
 from shared.engine.verify import run_verifications
 
@@ -351,12 +351,15 @@ def _handle_chunk(rt: Runtime, run: RunState, signals: list[FailureSignal], chun
             created = rt.store.create_incidents([(planned.incident, planned.audit) for _, planned in batch])
             checkpoint("scan-batch-created")
             slot_lost = False  # a planned ticket's create lost: the slots counted for it may be free after all
+            outcomes: list[DeferredRecord] = []  # the tickets' outcomes, written together once all are sent
             for (index, planned), incident in zip(batch, created, strict=True):
                 if incident is None:
                     slot_lost |= planned.ticket is not None and not planned.incident.ticket_queued
                     handled[index] = one(index).id
                 else:
-                    handled[index] = act_on_new(rt, run, planned, incident, queue_again=slot_lost).id
+                    handled[index] = act_on_new(rt, run, planned, incident, queue_again=slot_lost,
+                                                deferred=outcomes).id
+            write_deferred(rt, outcomes)
         for index in after:
             handled[index] = one(index).id
         existing.update(batched)

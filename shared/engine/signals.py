@@ -317,13 +317,15 @@ def plan_new(rt: Runtime, run: RunState, triaged: Triaged, evidence: Evidence | 
 
 
 def act_on_new(rt: Runtime, run: RunState, planned: NewIncident, created: Incident, *,
-               queue_again: bool = False) -> Incident:
-    """After `planned`'s create won: its ticket operation (one queued in the create writes nothing more), and its
-    outcome. `queue_again`: a ticket planned before it lost its create, so the slot it was to take may be free; the
-    queue recorded in the create is decided again, as `send` would have for a fresh claim."""
+               queue_again: bool = False, deferred: list[ticketing.DeferredRecord] | None = None) -> Incident:
+    """After `planned`'s create won: its ticket operation (one queued in the create writes nothing more; with
+    `deferred`, its outcome is left there to be written with others), and its outcome. `queue_again`: a ticket
+    planned before it lost its create, so the slot it was to take may be free; the queue recorded in the create is
+    decided again, as `send` would have for a fresh claim."""
     if planned.ticket is not None and queue_again and created.ticket_queued:
         created = replace(created, ticket_queued=())  # as claimed by the per-signal way: `send` records the queue
-    result = created if planned.ticket is None else ticketing.send(rt, run, created, planned.ticket)
+    result = created if planned.ticket is None else ticketing.send(rt, run, created, planned.ticket,
+                                                                   deferred=deferred)
     run.outcomes.append({"incident": result.id, "action": planned.decision.action,
                          "cause": planned.triaged.diagnosis.cause})
     return result

@@ -61,3 +61,9 @@ def test_a_create_another_instance_won_on_tables_goes_the_per_signal_way(azurite
     # ticketed once each; the lost one's ticket is the other instance's claim, not opened here
     assert {t.incident_id for t in world.sinks[0].tickets.values()} == set(incidents) - {lost}
     assert world.sinks[0].created() == 3
+
+
+def test_replace_incidents_on_tables(azurite):
+    from tests.engine.test_rules_batch_create import replaced_where_unchanged
+
+    replaced_where_unchanged(table_store(azurite))

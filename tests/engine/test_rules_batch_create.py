@@ -248,3 +248,27 @@ def test_a_run_cut_around_the_batch_loses_nothing(callers, step, at, tickets, ch
     assert cut.sinks[0].created() == len(cut.sinks[0].tickets) <= len(uncut.sinks[0].tickets)
     decided = {a.incident_id for a in cut.store.list_audit() if a.kind in ("decision", "refusal")}
     assert decided == {i.id for i in cut.store.list_incidents()}
+
+
+def replaced_where_unchanged(store: Any) -> None:
+    """`Store.replace_incidents` writes each incident at its etag with its audit, and leaves one that changed since."""
+    world = World(store=store)
+    world.traffic([(n, 0, False) for n in range(3)])
+    run_scan(world.rt)
+    first, second, third = sorted(store.list_incidents(), key=lambda i: i.id)
+    changed = store.put_incident(replace(second, count=second.count + 1), second.etag)  # another writer
+    audit = [world.rt.audit_record("action", f"noted {i.id}", incident_id=i.id, correlation_id="c")
+             for i in (first, second, third)]
+    written = store.replace_incidents([(replace(i, count=50), i.etag, [record])
+                                       for i, record in zip((first, second, third), audit, strict=True)])
+    assert [w is not None for w in written] == [True, False, True]
+    assert written[0] is not None and written[0].etag != first.etag
+    after = {i.id: i for i in store.list_incidents()}
+    assert after[first.id].count == after[third.id].count == 50 and after[second.id].count == changed.count
+    noted = {a.detail for a in store.list_audit() if a.detail.startswith("noted")}
+    assert noted == {f"noted {first.id}", f"noted {third.id}"}
+    assert {v.id: v.count for v in store.get_settled(after).values()} == {i: after[i].count for i in after}
+
+
+def test_replace_incidents_on_sqlite():
+    replaced_where_unchanged(WriteCountingStore())
