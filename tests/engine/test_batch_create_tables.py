@@ -67,3 +67,26 @@ def test_replace_incidents_on_tables(azurite):
     from tests.engine.test_rules_batch_create import replaced_where_unchanged
 
     replaced_where_unchanged(table_store(azurite))
+
+
+def test_a_scan_killed_right_after_its_batch_landed_loses_nothing(tmp_path):
+    """SIGKILL (TRIAGE_TEST_KILL_AT) once a chunk's new incidents are created and before any ticket is sent: the
+    next process, a stale claim later, ends with the incidents and counts of an uncut scan, no claim left over."""
+    from tests.engine.test_kill_steps import child, completed, killed
+    from tests.engine.test_resume import counts, load
+    from tests.support.engine import service_world
+
+    with service_world(tmp_path / "uncut", mode="recommend") as uncut:
+        load(uncut, shared_accounts=False)
+        run_scan(uncut.rt)
+        expected = counts(uncut)
+
+    with service_world(tmp_path / "cut", mode="recommend") as world:
+        load(world, shared_accounts=False)
+        killed(child(world, tmp_path, "scan", kill_at="scan-batch-created#1"))
+        landed = world.rt.store.list_incidents()
+        assert landed and all(i.ticket_pending for i in landed)  # created, claimed, nothing sent yet
+        world.advance(180)  # past the stale-claim age: the next run takes the claims up again
+        completed(child(world, tmp_path, "scan"))
+        assert counts(world) == expected
+        assert all(not i.ticket_pending for i in world.rt.store.list_incidents())
