@@ -18,7 +18,7 @@ next one over the same windows, without reading the same evidence again or count
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,12 +33,14 @@ from shared.engine.checkpoints import checkpoint
 from shared.engine.reconcile import reconcile
 from shared.engine.runtime import Runtime, new_correlation_id
 from shared.engine.signals import (
+    SETTLED_READ_BATCH,
     NewIncident,
     Triaged,
     act_on_new,
     handle_signal,
     plan_new,
     settled_signals,
+    triage_signal,
     triage_with_evidence,
 )
 from shared.engine.sources import SourceRead, first_read_anchor, read_source, record_health
@@ -292,6 +294,7 @@ def _handle_round(rt: Runtime, run: RunState, report: ScanReport, reads: list[So
     handled: dict[int, str] = dict(settled)
     book.new_round()
     parts = progress.chunks(signals, (i for i in range(len(signals)) if i not in settled))
+    known = _KnownIncidents(rt, signals, parts, text_triage) if BATCH_NEW_INCIDENTS and parts else None
     complete = True
     for n, chunk in enumerate(parts):
         if n and budget.spent():  # at least one chunk a run, so every run makes progress
@@ -304,7 +307,7 @@ def _handle_round(rt: Runtime, run: RunState, report: ScanReport, reads: list[So
             progress.record_chunk(rt, round_progress, (progress.group_key(signals[i]) for i in chunk), read_now,
                                   rt.clock())
         checkpoint("scan-chunk-saved")
-        handled.update(_handle_chunk(rt, run, signals, chunk, evidence, text_triage, book))
+        handled.update(_handle_chunk(rt, run, signals, chunk, evidence, text_triage, book, known))
         report.resumable["chunks"] += 1
         checkpoint("scan-chunk-handled")
     report.incidents.extend(handled[i] for i in sorted(handled))
@@ -314,9 +317,40 @@ def _handle_round(rt: Runtime, run: RunState, report: ScanReport, reads: list[So
 BATCH_NEW_INCIDENTS = True  # False: every signal the per-signal way (the tests compare both ways)
 
 
+class _KnownIncidents:
+    """Which of a round's incidents exist: the compact views of every pending signal's incident (by its text's
+    diagnosis) read once at the round's start, in sorted batches (each partition's views read about once, however
+    many chunks follow), then the round's own writes. An id live evidence changed is looked up when its chunk comes.
+    Another instance's create since is not seen: that create is lost here and goes the per-signal way."""
+
+    def __init__(self, rt: Runtime, signals: list[FailureSignal], parts: list[list[int]],
+                 text_triage: dict[int, Triaged]):
+        self._rt = rt
+        now = rt.clock()
+        ids = {(text_triage.get(i) or triage_signal(rt, signals[i], None, now)).incident_id
+               for chunk in parts for i in chunk}
+        self._looked_up: set[str] = set()
+        self._existing: set[str] = set()
+        self._look_up(ids)
+
+    def _look_up(self, ids: set[str]) -> None:
+        wanted = sorted(ids - self._looked_up)
+        for at in range(0, len(wanted), SETTLED_READ_BATCH):
+            self._existing.update(self._rt.store.get_settled(wanted[at : at + SETTLED_READ_BATCH]))
+        self._looked_up.update(wanted)
+
+    def existing(self, ids: set[str]) -> set[str]:
+        self._look_up(ids)
+        return ids & self._existing
+
+    def written(self, ids: Iterable[str]) -> None:
+        self._existing.update(ids)
+        self._looked_up.update(ids)
+
+
 def _handle_chunk(rt: Runtime, run: RunState, signals: list[FailureSignal], chunk: list[int],
                   evidence: dict[EvidenceKey, Evidence], text_triage: dict[int, Triaged],
-                  book: _EvidenceBook) -> dict[int, str]:
+                  book: _EvidenceBook, known: _KnownIncidents | None = None) -> dict[int, str]:
     """Each signal of the chunk, in order; the incident ids, by index. Failures with no incident yet whose decision
     writes nothing to ARM are decided first and created together (`Store.create_incidents`, their decision's audit
     in the same transactions), then acted on (tickets) in order, each only once its create won; a create that lost
@@ -330,14 +364,14 @@ def _handle_chunk(rt: Runtime, run: RunState, signals: list[FailureSignal], chun
         return handle_signal(rt, run, signal, evidence.get(pair), text_triage.get(index),
                              read_again=book.read_again(pair))
 
-    if not BATCH_NEW_INCIDENTS:
+    if not BATCH_NEW_INCIDENTS or known is None:
         return {index: one(index).id for index in chunk}
     now = rt.clock()
     triaged = {index: triage_with_evidence(rt, signals[index], evidence.get(evidence_key(
         signals[index].object_id, signals[index].resource_id)), text_triage.get(index), now) for index in chunk}
-    # The compact views say which incidents exist (one range read per partition); one missing here that exists
-    # after all (created meanwhile, or never given a view) only loses its create, which writes nothing.
-    existing = set(rt.store.get_settled(sorted({t.incident_id for t in triaged.values()})))
+    # The compact views say which incidents exist; one missing there that exists after all (created meanwhile, or
+    # never given a view) only loses its create, which writes nothing.
+    existing = known.existing({t.incident_id for t in triaged.values()})
     handled: dict[int, str] = {}
     batch: list[tuple[int, NewIncident]] = []
     batched: set[str] = set()
@@ -386,6 +420,7 @@ def _handle_chunk(rt: Runtime, run: RunState, signals: list[FailureSignal], chun
             handled[index] = one(index).id
             existing.add(found.incident_id)
     flush()
+    known.written(handled.values())
     return handled
 
 

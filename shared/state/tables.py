@@ -30,7 +30,13 @@ from functools import partial
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import (
+    AzureError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
 from shared.core.incidents import Incident
@@ -321,12 +327,26 @@ class TableStore:
             results = self._transaction(operations, f"write {len(batch)} incidents")
         except ConflictError:
             return [(index, self._create_alone(incident, ops)) for index, incident, ops, _ in batch]
+        except StoreError as exc:
+            if not isinstance(exc.__cause__, ServiceRequestError | ServiceResponseError):
+                raise
+            # The connection failed and the transaction's outcome is unknown (a POST is not retried): what it
+            # wrote, if anything, is read back; a create that was not applied is made alone.
+            return [(index, self._written_or_alone(incident, ops)) for index, incident, ops, _ in batch]
         out: list[tuple[int, Incident | None]] = []
         at = 0
         for index, incident, ops, _ in batch:
             out.append((index, self._remember(replace(incident, etag=str(results[at]["etag"])))))
             at += len(ops)
         return out
+
+    def _written_or_alone(self, incident: Incident, operations: list[tuple[Any, ...]]) -> Incident | None:
+        stored = self.get_incident(incident.id)
+        if stored is not None and codec.incident_to_json(stored) == codec.incident_to_json(incident):
+            return stored  # applied (atomically: its view and audit rows too), only its answer was lost
+        if stored is None and operations[0][0] == "create":
+            return self._create_alone(incident, operations)
+        return None  # another writer's, or a replace that did not apply: nothing of it was written
 
     def _create_alone(self, incident: Incident, operations: list[tuple[Any, ...]]) -> Incident | None:
         try:

@@ -90,3 +90,41 @@ def test_a_scan_killed_right_after_its_batch_landed_loses_nothing(tmp_path):
         completed(child(world, tmp_path, "scan"))
         assert counts(world) == expected
         assert all(not i.ticket_pending for i in world.rt.store.list_incidents())
+
+
+@pytest.mark.parametrize("applied", [True, False], ids=["answer-lost", "not-sent"])
+def test_a_batch_whose_connection_failed_is_read_back_not_written_twice(azurite, applied):
+    """A connection that fails on an entity-group transaction leaves its outcome unknown (the SDK retries no POST):
+    what it wrote is read back as written, what it did not is written alone; the scan counts every failure once."""
+    from azure.core.exceptions import ServiceResponseError
+    from azure.core.pipeline.transport import RequestsTransport
+
+    from shared.state.tables import TableStore
+    from tests.support.azurite import unique_table_prefix
+
+    class Flaky(RequestsTransport):
+        failures = 1
+
+        def send(self, request: Any, **kwargs: Any) -> Any:
+            batch = request.url.split("?", 1)[0].endswith("$batch")
+            if batch and self.failures and not applied:
+                self.failures -= 1
+                raise ServiceResponseError("('Connection aborted.', ConnectionResetError(104, 'reset by peer'))")
+            response = super().send(request, **kwargs)
+            if batch and self.failures and applied:
+                self.failures -= 1
+                raise ServiceResponseError("('Connection aborted.', ConnectionResetError(104, 'reset by peer'))")
+            return response
+
+    transport = Flaky()
+    world = World(tickets=5, store=TableStore(azurite, unique_table_prefix(), transport=transport))
+    single = World(tickets=5)
+    for each in (world, single):
+        each.traffic([(n, 0, n == 0) for n in range(4)])
+    run_scan(world.rt)
+    with per_signal():
+        run_scan(single.rt)
+    assert transport.failures == 0
+    assert {i.id: (i.count, i.status) for i in world.store.list_incidents()} == {
+        i.id: (i.count, i.status) for i in single.store.list_incidents()}
+    assert world.sinks[0].created() == single.sinks[0].created() == 4
