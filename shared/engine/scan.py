@@ -318,34 +318,40 @@ BATCH_NEW_INCIDENTS = True  # False: every signal the per-signal way (the tests 
 
 
 class _KnownIncidents:
-    """Which of a round's incidents exist: the compact views of every pending signal's incident (by its text's
-    diagnosis) read once at the round's start, in sorted batches (each partition's views read about once, however
-    many chunks follow), then the round's own writes. An id live evidence changed is looked up when its chunk comes.
-    Another instance's create since is not seen: that create is lost here and goes the per-signal way."""
+    """Which of a round's incidents exist. A round with many pending signals reads the compact views of their
+    incidents (by the text's diagnosis) once at its start, in sorted batches: each partition's views about once,
+    however many chunks follow, and fewer requests than a point read each. A smaller round reads each chunk's
+    incidents by point reads (8 in flight), which the per-signal way of an existing one then finds in the store's
+    cache instead of reading it again. Then the round's own writes; an id live evidence changed is looked up when its
+    chunk comes. Another instance's create since is not seen: that create is lost here and goes the per-signal way."""
 
     def __init__(self, rt: Runtime, signals: list[FailureSignal], parts: list[list[int]],
                  text_triage: dict[int, Triaged]):
         self._rt = rt
-        now = rt.clock()
-        ids = {(text_triage.get(i) or triage_signal(rt, signals[i], None, now)).incident_id
-               for chunk in parts for i in chunk}
         self._looked_up: set[str] = set()
         self._existing: set[str] = set()
-        self._look_up(ids)
-
-    def _look_up(self, ids: set[str]) -> None:
-        wanted = sorted(ids - self._looked_up)
-        for at in range(0, len(wanted), SETTLED_READ_BATCH):
-            self._existing.update(self._rt.store.get_settled(wanted[at : at + SETTLED_READ_BATCH]))
-        self._looked_up.update(wanted)
+        if sum(len(chunk) for chunk in parts) >= ROUND_VIEWS_FROM:
+            now = rt.clock()
+            ids = {(text_triage.get(i) or triage_signal(rt, signals[i], None, now)).incident_id
+                   for chunk in parts for i in chunk}
+            wanted = sorted(ids)
+            for at in range(0, len(wanted), SETTLED_READ_BATCH):
+                self._existing.update(rt.store.get_settled(wanted[at : at + SETTLED_READ_BATCH]))
+            self._looked_up.update(wanted)
 
     def existing(self, ids: set[str]) -> set[str]:
-        self._look_up(ids)
+        unknown = ids - self._looked_up
+        if unknown:
+            self._existing.update(self._rt.store.get_incidents(sorted(unknown)))
+            self._looked_up.update(unknown)
         return ids & self._existing
 
     def written(self, ids: Iterable[str]) -> None:
         self._existing.update(ids)
         self._looked_up.update(ids)
+
+
+ROUND_VIEWS_FROM = 1_000  # pending signals from which a round reads its incidents' views at once
 
 
 def _handle_chunk(rt: Runtime, run: RunState, signals: list[FailureSignal], chunk: list[int],

@@ -26,7 +26,12 @@ def table_store(azurite: str) -> Any:
     return TableStore(azurite, unique_table_prefix())
 
 
-def test_batched_creates_on_tables_end_as_the_per_signal_way(azurite):
+@pytest.mark.parametrize("round_views", [True, False], ids=["views-at-round-start", "point-reads"])
+def test_batched_creates_on_tables_end_as_the_per_signal_way(azurite, monkeypatch, round_views):
+    from shared.engine import scan
+
+    if round_views:
+        monkeypatch.setattr(scan, "ROUND_VIEWS_FROM", 0)
     batched = World(mode="enforce", allowed=(1, 5), tickets=2, store=table_store(azurite))
     batched_reports = scans(batched, FIRST, LATER)
     with per_signal():

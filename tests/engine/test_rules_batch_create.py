@@ -143,11 +143,13 @@ groups = st.lists(st.tuples(st.integers(0, 7), st.integers(0, 1), st.booleans())
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(first=groups, later=groups, mode=st.sampled_from(("recommend", "enforce")),
        allowed=st.lists(st.integers(0, 7), max_size=4, unique=True).map(tuple), tickets=st.integers(1, 3),
-       unbudgeted_sink=st.booleans(), chunk=st.sampled_from((1, 2, 50)))
+       unbudgeted_sink=st.booleans(), chunk=st.sampled_from((1, 2, 50)), round_views=st.booleans())
 def test_batched_creates_end_exactly_as_the_per_signal_way(first, later, mode, allowed, tickets, unbudgeted_sink,
-                                                           chunk):
-    before = scan_progress.CHUNK_PAIRS
+                                                           chunk, round_views):
+    """`round_views`: the round reads its incidents' views at its start (as a large one does), else point reads."""
+    before, views_from = scan_progress.CHUNK_PAIRS, scan.ROUND_VIEWS_FROM
     scan_progress.CHUNK_PAIRS = chunk
+    scan.ROUND_VIEWS_FROM = 0 if round_views else views_from
     try:
         batched = World(mode=mode, allowed=allowed, tickets=tickets, unbudgeted_sink=unbudgeted_sink)
         batched_reports = scans(batched, first, later)
@@ -155,7 +157,7 @@ def test_batched_creates_end_exactly_as_the_per_signal_way(first, later, mode, a
             single = World(mode=mode, allowed=allowed, tickets=tickets, unbudgeted_sink=unbudgeted_sink)
             single_reports = scans(single, first, later)
     finally:
-        scan_progress.CHUNK_PAIRS = before
+        scan_progress.CHUNK_PAIRS, scan.ROUND_VIEWS_FROM = before, views_from
     assert batched_reports == single_reports
     assert batched.outcome() == single.outcome()
 
