@@ -166,6 +166,10 @@ class Store(Protocol):
     # 100 operations on Tables, one transaction on SQLite): in order, the incident as stored, or None where one
     # already existed (nothing of it written)
     def create_incidents(self, items: Sequence[tuple[Incident, Sequence[AuditRecord]]]) -> list[Incident | None]: ...
+    # many incidents, each replaced at the etag it was read at with its audit records, batched as create_incidents:
+    # in order, the incident as stored, or None where it changed since or vanished (nothing of it written)
+    def replace_incidents(self, items: Sequence[tuple[Incident, str, Sequence[AuditRecord]]]
+                          ) -> list[Incident | None]: ...
     # the incident as this store last wrote or read it, or None: maybe stale (another writer's change is not seen),
     # so only for a conditional write at its etag, whose conflict then reads it fresh (unit_of_work)
     def cached_incident(self, incident_id: str) -> Incident | None: ...

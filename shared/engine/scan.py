@@ -18,12 +18,13 @@ next one over the same windows, without reading the same evidence again or count
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from shared.core.correlation import join_client_records
+from shared.core.incidents import Incident
 from shared.core.model import Evidence, FailureSignal
 from shared.core.ports import EvidenceKey, FailureSource, evidence_key
 from shared.core.sources import SourceState, advances_watermark, next_watermark
@@ -31,10 +32,20 @@ from shared.engine import scan_progress as progress
 from shared.engine.checkpoints import checkpoint
 from shared.engine.reconcile import reconcile
 from shared.engine.runtime import Runtime, new_correlation_id
-from shared.engine.signals import Triaged, handle_signal, settled_signals
+from shared.engine.signals import (
+    SETTLED_READ_BATCH,
+    NewIncident,
+    Triaged,
+    act_on_new,
+    handle_signal,
+    plan_new,
+    settled_signals,
+    triage_signal,
+    triage_with_evidence,
+)
 from shared.engine.sources import SourceRead, first_read_anchor, read_source, record_health
 from shared.engine.telemetry import measure_scan, traced
-from shared.engine.ticketing import retry_pending_tickets
+from shared.engine.ticketing import DeferredRecord, retry_pending_tickets, write_deferred
 from shared.engine.unit_of_work import RunState
 from shared.engine.verify import run_verifications
 
@@ -283,6 +294,7 @@ def _handle_round(rt: Runtime, run: RunState, report: ScanReport, reads: list[So
     handled: dict[int, str] = dict(settled)
     book.new_round()
     parts = progress.chunks(signals, (i for i in range(len(signals)) if i not in settled))
+    known = _KnownIncidents(rt, signals, parts, text_triage) if BATCH_NEW_INCIDENTS and parts else None
     complete = True
     for n, chunk in enumerate(parts):
         if n and budget.spent():  # at least one chunk a run, so every run makes progress
@@ -295,16 +307,127 @@ def _handle_round(rt: Runtime, run: RunState, report: ScanReport, reads: list[So
             progress.record_chunk(rt, round_progress, (progress.group_key(signals[i]) for i in chunk), read_now,
                                   rt.clock())
         checkpoint("scan-chunk-saved")
-        for index in chunk:
-            signal = signals[index]
-            pair = evidence_key(signal.object_id, signal.resource_id)
-            incident = handle_signal(rt, run, signal, evidence.get(pair), text_triage.get(index),
-                                     read_again=book.read_again(pair))
-            handled[index] = incident.id
+        handled.update(_handle_chunk(rt, run, signals, chunk, evidence, text_triage, book, known))
         report.resumable["chunks"] += 1
         checkpoint("scan-chunk-handled")
     report.incidents.extend(handled[i] for i in sorted(handled))
     return complete
+
+
+BATCH_NEW_INCIDENTS = True  # False: every signal the per-signal way (the tests compare both ways)
+
+
+class _KnownIncidents:
+    """Which of a round's incidents exist. A round with many pending signals reads the compact views of their
+    incidents (by the text's diagnosis) once at its start, in sorted batches: each partition's views about once,
+    however many chunks follow, and fewer requests than a point read each. A smaller round reads each chunk's
+    incidents by point reads (8 in flight), which the per-signal way of an existing one then finds in the store's
+    cache instead of reading it again. Then the round's own writes; an id live evidence changed is looked up when its
+    chunk comes. Another instance's create since is not seen: that create is lost here and goes the per-signal way."""
+
+    def __init__(self, rt: Runtime, signals: list[FailureSignal], parts: list[list[int]],
+                 text_triage: dict[int, Triaged]):
+        self._rt = rt
+        self._looked_up: set[str] = set()
+        self._existing: set[str] = set()
+        if sum(len(chunk) for chunk in parts) >= ROUND_VIEWS_FROM:
+            now = rt.clock()
+            ids = {(text_triage.get(i) or triage_signal(rt, signals[i], None, now)).incident_id
+                   for chunk in parts for i in chunk}
+            wanted = sorted(ids)
+            for at in range(0, len(wanted), SETTLED_READ_BATCH):
+                self._existing.update(rt.store.get_settled(wanted[at : at + SETTLED_READ_BATCH]))
+            self._looked_up.update(wanted)
+
+    def existing(self, ids: set[str]) -> set[str]:
+        unknown = ids - self._looked_up
+        if unknown:
+            self._existing.update(self._rt.store.get_incidents(sorted(unknown)))
+            self._looked_up.update(unknown)
+        return ids & self._existing
+
+    def written(self, ids: Iterable[str]) -> None:
+        self._existing.update(ids)
+        self._looked_up.update(ids)
+
+
+ROUND_VIEWS_FROM = 1_000  # pending signals from which a round reads its incidents' views at once
+
+
+def _handle_chunk(rt: Runtime, run: RunState, signals: list[FailureSignal], chunk: list[int],
+                  evidence: dict[EvidenceKey, Evidence], text_triage: dict[int, Triaged],
+                  book: _EvidenceBook, known: _KnownIncidents | None = None) -> dict[int, str]:
+    """Each signal of the chunk, in order; the incident ids, by index. Failures with no incident yet whose decision
+    writes nothing to ARM are decided first and created together (`Store.create_incidents`, their decision's audit
+    in the same transactions), then acted on (tickets) in order, each only once its create won; a create that lost
+    (another instance created the incident meanwhile) goes the per-signal way. Everything else (an existing
+    incident, a decision that would grant) goes the per-signal way, after the new incidents before it are written,
+    so the chunk's order, and with it the ticket budget's, is the per-signal one."""
+
+    def one(index: int) -> Incident:
+        signal = signals[index]
+        pair = evidence_key(signal.object_id, signal.resource_id)
+        return handle_signal(rt, run, signal, evidence.get(pair), text_triage.get(index),
+                             read_again=book.read_again(pair))
+
+    if not BATCH_NEW_INCIDENTS or known is None:
+        return {index: one(index).id for index in chunk}
+    now = rt.clock()
+    triaged = {index: triage_with_evidence(rt, signals[index], evidence.get(evidence_key(
+        signals[index].object_id, signals[index].resource_id)), text_triage.get(index), now) for index in chunk}
+    # The compact views say which incidents exist; one missing there that exists after all (created meanwhile, or
+    # never given a view) only loses its create, which writes nothing.
+    existing = known.existing({t.incident_id for t in triaged.values()})
+    handled: dict[int, str] = {}
+    batch: list[tuple[int, NewIncident]] = []
+    batched: set[str] = set()
+    # Later failures of an incident the batch creates: they update it, the per-signal way, once it is written. No
+    # new ticket can come of them (their incident's first ticket was opened or queued just before), so handling
+    # them after the batch's other incidents leaves the ticket budget's order as it was.
+    after: list[int] = []
+
+    def flush() -> None:
+        if batch:
+            created = rt.store.create_incidents([(planned.incident, planned.audit) for _, planned in batch])
+            checkpoint("scan-batch-created")
+            slot_lost = False  # a planned ticket's create lost: the slots counted for it may be free after all
+            outcomes: list[DeferredRecord] = []  # the tickets' outcomes, written together once all are sent
+            for (index, planned), incident in zip(batch, created, strict=True):
+                if incident is None:
+                    slot_lost |= planned.ticket is not None and not planned.incident.ticket_queued
+                    handled[index] = one(index).id
+                else:
+                    handled[index] = act_on_new(rt, run, planned, incident, queue_again=slot_lost,
+                                                deferred=outcomes).id
+            write_deferred(rt, outcomes)
+        for index in after:
+            handled[index] = one(index).id
+        existing.update(batched)
+        batch.clear()
+        batched.clear()
+        after.clear()
+
+    for index in chunk:
+        signal = signals[index]
+        found = triaged[index]
+        if found.incident_id in batched:
+            after.append(index)
+            continue
+        planned = None
+        if found.incident_id not in existing:
+            ahead = sum(1 for _, p in batch if p.ticket is not None and not p.incident.ticket_queued)
+            planned = plan_new(rt, run, found, evidence.get(evidence_key(signal.object_id, signal.resource_id)),
+                               tickets_ahead=ahead)
+        if planned is not None:
+            batch.append((index, planned))
+            batched.add(found.incident_id)
+        else:
+            flush()  # what comes before it is written first, as the per-signal way would have
+            handled[index] = one(index).id
+            existing.add(found.incident_id)
+    flush()
+    known.written(handled.values())
+    return handled
 
 
 class _EvidenceBook:

@@ -19,6 +19,7 @@ from shared.core.incidents import Incident
 from shared.core.lifecycle import apply_decision, open_or_update, start_waiting
 from shared.core.model import Diagnosis, Evidence, FailureSignal
 from shared.core.policy import APPROVABLE_RULES, Decision, PolicyContext, decide
+from shared.core.records import AuditRecord
 from shared.core.sources import error_text
 from shared.core.status import DecisionAction
 from shared.engine import ticketing
@@ -60,11 +61,7 @@ def handle_signal(rt: Runtime, run: RunState, signal: FailureSignal, evidence: E
     serves the diagnosis and a ticket, but a decision that would grant is made again, before anything is written,
     on what `read_again()` reads now."""
     now = rt.clock()
-    typed = triage.with_declared_type(signal, evidence, rt.policy.allowlist)
-    if triaged is None or evidence is not None or typed is not signal or triaged.signal is not signal:
-        triaged = triage_signal(rt, typed, evidence, now)
-    if evidence is not None and not evidence.complete:
-        triaged = _last_good_triage(rt, triaged)
+    triaged = triage_with_evidence(rt, signal, evidence, triaged, now)
     witnessed = witness or server_witness(signal)
     try:
         return retry_on_conflict(rt, triaged.incident_id, lambda existing: _apply(
@@ -72,6 +69,18 @@ def handle_signal(rt: Runtime, run: RunState, signal: FailureSignal, evidence: E
     except _EvidenceTooOld:
         assert read_again is not None
         return handle_signal(rt, run, signal, read_again(), witness=witness)
+
+
+def triage_with_evidence(rt: Runtime, signal: FailureSignal, evidence: Evidence | None, triaged: Triaged | None,
+                         now: datetime) -> Triaged:
+    """The signal diagnosed on its evidence (`triaged`: the text's diagnosis, reused where evidence adds nothing);
+    an evidence outage keeps the incident's last good diagnosis."""
+    typed = triage.with_declared_type(signal, evidence, rt.policy.allowlist)
+    if triaged is None or evidence is not None or typed is not signal or triaged.signal is not signal:
+        triaged = triage_signal(rt, typed, evidence, now)
+    if evidence is not None and not evidence.complete:
+        triaged = _last_good_triage(rt, triaged)
+    return triaged
 
 
 class _EvidenceTooOld(Exception):
@@ -192,8 +201,13 @@ def find_server_witness(rt: Runtime, signal: FailureSignal, now: datetime) -> st
 
 def _audit_decision(rt: Runtime, run: RunState, merged: Incident, signal: FailureSignal, diagnosis: Diagnosis,
                     decision: Decision) -> None:
+    rt.store.append_audit(_decision_record(rt, run, merged, signal, diagnosis, decision))
+
+
+def _decision_record(rt: Runtime, run: RunState, merged: Incident, signal: FailureSignal, diagnosis: Diagnosis,
+                     decision: Decision) -> AuditRecord:
     refusals = "; ".join(f"[{r.rule}] {r.reason}" for r in decision.refusals)
-    rt.audit(
+    return rt.audit_record(
         "refusal" if decision.refusals else "decision",
         f"{decision.action}: {diagnosis.cause}" + (f"; {refusals}" if refusals else ""),
         incident_id=merged.id,
@@ -257,6 +271,68 @@ def act(rt: Runtime, run: RunState, incident: Incident, decision: Decision, *, e
     lapsed = [a.detail for a in claimed.actions[len(incident.actions):] if a.kind == "approval-lapsed"]
     return ticketing.send(rt, run, claimed, TicketUpdate(text, comment=lapsed[-1] + "; a new approval is needed."
                                                          if lapsed else None))
+
+
+@dataclass(frozen=True)
+class NewIncident:
+    """A failure with no incident yet, decided without writing anything (`plan_new`): the incident to create, with
+    its decision's audit record and, when its decision opens a ticket, the ticket operation to send once the create
+    (which is also the ticket's claim) has won."""
+
+    triaged: Triaged
+    decision: Decision
+    incident: Incident
+    audit: tuple[AuditRecord, ...]
+    ticket: TicketUpdate | None
+
+
+def plan_new(rt: Runtime, run: RunState, triaged: Triaged, evidence: Evidence | None, *,
+             tickets_ahead: int = 0) -> NewIncident | None:
+    """What `_apply` would write for a failure whose incident does not exist, when acting on it writes nothing to ARM
+    and reads nothing more: None for a decision that would grant (it must hold its claim and its budget slot
+    before any ARM write) or that a server-side witness could change; those go the per-signal way.
+    `tickets_ahead`: new tickets planned before it that will be sent first (ticketing.queued_when_new)."""
+    now = rt.clock()
+    signal, diagnosis = triaged.signal, triaged.diagnosis
+    merged = open_or_update(None, signal, diagnosis, now, fingerprint=triaged.fingerprint)
+    merged = triage.with_evidence_identity(triage.keep_verified_cause(None, merged), evidence, signal)
+    context = policy_context(run, merged, evidence, now, signal=signal, witness=server_witness(signal))
+    decision = decide(diagnosis, signal.object_id, rt.policy, context)
+    if decision.grants or decision.action == DecisionAction.ASSIGN or _witness_would_help(decision):
+        return None  # decided again on the per-signal way (and traced there)
+    with rt.telemetry.span("decide", cause=diagnosis.cause):  # the same pure decision, traced as `_apply` does
+        decision = decide(diagnosis, signal.object_id, rt.policy, context)
+    audit = (_decision_record(rt, run, merged, signal, diagnosis, decision),)  # a new incident changes course
+    ticket: TicketUpdate | None = None
+    if decision.action == DecisionAction.WAIT:
+        created = triage.newest_recent_assignment(evidence, min(now, merged.last_seen), rt.window) or now
+        incident = start_waiting(merged, created, now, rt.window, rt.lag, rt.max_verify)
+    else:
+        incident = apply_decision(merged, decision, now, timedelta(hours=rt.settings.approval_ttl_hours))
+        if decision.action not in (DecisionAction.OBSERVE, DecisionAction.SUPPRESSED):
+            # recommend / ticket: the create claims the ticket, already queued where no sink could open it now
+            claimed = ticketing.claim(rt, incident)
+            incident = replace(claimed, ticket_queued=ticketing.queued_when_new(rt, run, tickets_ahead))
+            role_fixable = bool(claimed.diagnosis and claimed.diagnosis.role_fixable)
+            text = decision_text(decision, mode=rt.settings.mode, role_fixable=role_fixable)
+            lapsed = [a.detail for a in claimed.actions[len(merged.actions):] if a.kind == "approval-lapsed"]
+            ticket = TicketUpdate(text, comment=lapsed[-1] + "; a new approval is needed." if lapsed else None)
+    return NewIncident(triaged, decision, replace(incident, updated_at=rt.clock()), audit, ticket)
+
+
+def act_on_new(rt: Runtime, run: RunState, planned: NewIncident, created: Incident, *,
+               queue_again: bool = False, deferred: list[ticketing.DeferredRecord] | None = None) -> Incident:
+    """After `planned`'s create won: its ticket operation (one queued in the create writes nothing more; with
+    `deferred`, its outcome is left there to be written with others), and its outcome. `queue_again`: a ticket
+    planned before it lost its create, so the slot it was to take may be free; the queue recorded in the create is
+    decided again, as `send` would have for a fresh claim."""
+    if planned.ticket is not None and queue_again and created.ticket_queued:
+        created = replace(created, ticket_queued=())  # as claimed by the per-signal way: `send` records the queue
+    result = created if planned.ticket is None else ticketing.send(rt, run, created, planned.ticket,
+                                                                   deferred=deferred)
+    run.outcomes.append({"incident": result.id, "action": planned.decision.action,
+                         "cause": planned.triaged.diagnosis.cause})
+    return result
 
 
 def _recurrence(rt: Runtime, run: RunState, existing: Incident, merged: Incident, etag: str | None,

@@ -121,6 +121,20 @@ def may_open(rt: Runtime, run: RunState, name: str) -> bool:
     return not rate_limited(rt, run, name) and run.tickets_opened.get(name, 0) < rt.settings.max_tickets_per_run
 
 
+def queued_when_new(rt: Runtime, run: RunState, ahead: int = 0) -> tuple[str, ...]:
+    """The sinks a new incident's first ticket would wait on if `send` ran once the `ahead` new tickets before it
+    (created with it, sent just before it) had taken their slots: every sink, when none of them could be called (each
+    is budgeted, and its budget is spent, its tracker asked to wait, a backlog waits before it or its queue is
+    grouped); else none, and `send` decides. Within a run budgets only tighten, so a create may record it."""
+    for sink in rt.sinks:
+        state = _sink_state(rt, run, sink.name)
+        spent = rate_limited(rt, run, sink.name) or (
+            run.tickets_opened.get(sink.name, 0) + ahead >= rt.settings.max_tickets_per_run)
+        if not budgeted(sink) or not (state.backlog > 0 or state.storm or spent):
+            return ()
+    return tuple(sink.name for sink in rt.sinks)
+
+
 def _take_slot(run: RunState, name: str) -> None:
     run.tickets_opened[name] = run.tickets_opened.get(name, 0) + 1
 
@@ -161,11 +175,24 @@ def _change_value(rt: Runtime, key: str, change: Callable[[dict[str, Any]], dict
 # ---- one ticket operation ----------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class DeferredRecord:
+    """A ticket operation's outcome, left by `send` for the caller to write with others (`write_deferred`)."""
+
+    incident: Incident  # as the claim wrote it (its etag)
+    change: Callable[[Incident], Incident]
+    audit: tuple[AuditRecord, ...]
+    opened: dict[str, Any] | None  # the ticket-opened event, published once the record is written
+
+
 @traced("ticket")
-def send(rt: Runtime, run: RunState, incident: Incident, update: TicketUpdate, *, drain: bool = False) -> Incident:
+def send(rt: Runtime, run: RunState, incident: Incident, update: TicketUpdate, *, drain: bool = False,
+         deferred: list[DeferredRecord] | None = None) -> Incident:
     """Call every sink for `incident` (already claimed by the caller's write) and record the outcome. A sink with
     no ticket yet gets a new one only within the budget, and outside the drain only when nothing waits before it;
-    otherwise the incident joins that sink's queue."""
+    otherwise the incident joins that sink's queue. With `deferred`, an outcome to record is appended there instead
+    (the caller writes it with `write_deferred`, before anything else touches the incident) and the incident as it
+    will be recorded is returned."""
     if not rt.sinks:
         return incident
     if update.resolve and not incident.ticket_refs:  # nothing was opened: nothing to close, nor to open any more
@@ -215,14 +242,38 @@ def send(rt: Runtime, run: RunState, incident: Incident, update: TicketUpdate, *
     # The "ticket opened" record is written with the references it reports (one transaction, not two writes).
     audit = [rt.audit_record("action", "ticket opened: " + ", ".join(f"{k}={v}" for k, v in refs.items()),
                              incident_id=incident.id, correlation_id=run.correlation_id)] if opened else []
-    result = _record(rt, incident, lambda cur: replace(
-        cur, ticket_refs=refs, ticket_pending=pending, ticket_queued=waiting,
-        last_comment_at=now if update.comment and calls else cur.last_comment_at,
-    ), audit)
-    if opened:
-        rt.publish("aoai.triage.ticket.opened", {"incident_id": incident.id, "tickets": refs,
-                                                 "cause": incident.cause})
+
+    def outcome(cur: Incident) -> Incident:
+        return replace(cur, ticket_refs=refs, ticket_pending=pending, ticket_queued=waiting,
+                       last_comment_at=now if update.comment and calls else cur.last_comment_at)
+
+    event = {"incident_id": incident.id, "tickets": refs, "cause": incident.cause} if opened else None
+    if deferred is not None and incident.etag is not None:
+        deferred.append(DeferredRecord(incident, outcome, tuple(audit), event))
+        return outcome(incident)
+    result = _record(rt, incident, outcome, audit)
+    if event is not None:
+        rt.publish("aoai.triage.ticket.opened", event)
     return result or incident
+
+
+def write_deferred(rt: Runtime, records: Sequence[DeferredRecord]) -> None:
+    """Write the outcomes `send` left, together (`Store.replace_incidents`, each at its claim's etag); one whose
+    incident changed since is recorded the usual way (read-modify-write). Then their ticket-opened events."""
+    if not records:
+        return
+    now = rt.clock()
+    written = rt.store.replace_incidents([
+        (replace(record.change(record.incident), updated_at=now), record.incident.etag or "", record.audit)
+        for record in records])
+    for record, saved in zip(records, written, strict=True):
+        if saved is None:
+            if record.audit:
+                update_incident_audited(rt, record.incident.id, record.change, record.audit)
+            else:
+                update_incident(rt, record.incident.id, record.change)
+        if record.opened is not None:
+            rt.publish("aoai.triage.ticket.opened", record.opened)
 
 
 def _record(rt: Runtime, incident: Incident, change: Callable[[Incident], Incident],

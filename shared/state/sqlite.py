@@ -241,6 +241,37 @@ class SqliteStore:
                 saved.append(replace(incident, etag=etag))
         return saved
 
+    def replace_incidents(self, items: Sequence[tuple[Incident, str, Sequence[AuditRecord]]]
+                          ) -> list[Incident | None]:
+        """Every incident replaced at its etag, with its audit records, in one write transaction; one that changed
+        since (or vanished) is left as it is (None)."""
+        prepared = []
+        for incident, expected_etag, audit in items:
+            incident = codec.normalized_incident(incident)
+            records = [(codec.time_key(r.at), _key(r.incident_id or ""), codec.audit_to_json(r))
+                       for r in _own_audit(incident, audit)]
+            verify_due = codec.time_key(incident.verify_due) if incident.verify_due else None
+            prepared.append((incident, expected_etag, verify_due, codec.incident_to_json(incident),
+                             _settled_json(incident), records))
+        saved: list[Incident | None] = []
+        with self._write() as db:
+            for incident, expected_etag, verify_due, record, settled, records in prepared:
+                etag = _new_etag()
+                changed = db.execute(
+                    "UPDATE incidents SET status = ?, verify_due = ?, record = ?, etag = ?, settled = ? "
+                    "WHERE id = ? AND etag = ?",
+                    (incident.status, verify_due, record, etag, settled, _key(incident.id), expected_etag),
+                ).rowcount
+                if changed != 1:
+                    saved.append(None)
+                    continue
+                db.executemany("INSERT INTO audit (at, incident_id, record) VALUES (?, ?, ?)", records)
+                saved.append(replace(incident, etag=etag))
+        for written in saved:
+            if written is not None:
+                self._recent.put(written.id, written)
+        return saved
+
     def list_incidents(self, status: str | None = None) -> list[Incident]:
         if status is None:
             rows = self._read("SELECT record, etag FROM incidents ORDER BY id")

@@ -30,7 +30,13 @@ from functools import partial
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import (
+    AzureError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
 from shared.core.incidents import Incident
@@ -279,12 +285,23 @@ class TableStore:
         """New incidents (each with its view and audit) in entity-group transactions per partition, of at most
         100 operations and 3 MB. A transaction that meets an existing incident writes nothing; its incidents are
         then created one by one, so only the existing ones are left out (None)."""
+        return self._write_incidents([(incident, None, audit) for incident, audit in items])
+
+    def replace_incidents(self, items: Sequence[tuple[Incident, str, Sequence[AuditRecord]]]
+                          ) -> list[Incident | None]:
+        """Incidents replaced at the ETags they were read at (each with its view and audit), batched as
+        `create_incidents`; one changed since (or gone) is left out (None), and its transaction's others are then
+        written one by one."""
+        return self._write_incidents(items)
+
+    def _write_incidents(self, items: Sequence[tuple[Incident, str | None, Sequence[AuditRecord]]]
+                         ) -> list[Incident | None]:
         prepared: dict[str, list[tuple[int, Incident, list[tuple[Any, ...]], int]]] = {}
-        for index, (incident, audit) in enumerate(items):
+        for index, (incident, etag, audit) in enumerate(items):
             if any(record.incident_id != incident.id for record in audit):
                 raise ValueError(f"audit records written with incident {incident.id} must be about it")
             incident = codec.normalized_incident(incident)
-            operations = _incident_operations(incident, None, audit)
+            operations = _incident_operations(incident, etag, audit)
             size = sum(2 * len(_json_text(op[1])) for op in operations)
             prepared.setdefault(incident_partition(incident.id), []).append((index, incident, operations, size))
         batches: list[list[tuple[int, Incident, list[tuple[Any, ...]], int]]] = []
@@ -307,9 +324,15 @@ class TableStore:
                       ) -> list[tuple[int, Incident | None]]:
         operations = [op for _, _, ops, _ in batch for op in ops]
         try:
-            results = self._transaction(operations, f"create {len(batch)} incidents")
+            results = self._transaction(operations, f"write {len(batch)} incidents")
         except ConflictError:
             return [(index, self._create_alone(incident, ops)) for index, incident, ops, _ in batch]
+        except StoreError as exc:
+            if not isinstance(exc.__cause__, ServiceRequestError | ServiceResponseError):
+                raise
+            # The connection failed and the transaction's outcome is unknown (a POST is not retried): what it
+            # wrote, if anything, is read back; a create that was not applied is made alone.
+            return [(index, self._written_or_alone(incident, ops)) for index, incident, ops, _ in batch]
         out: list[tuple[int, Incident | None]] = []
         at = 0
         for index, incident, ops, _ in batch:
@@ -317,9 +340,17 @@ class TableStore:
             at += len(ops)
         return out
 
+    def _written_or_alone(self, incident: Incident, operations: list[tuple[Any, ...]]) -> Incident | None:
+        stored = self.get_incident(incident.id)
+        if stored is not None and codec.incident_to_json(stored) == codec.incident_to_json(incident):
+            return stored  # applied (atomically: its view and audit rows too), only its answer was lost
+        if stored is None and operations[0][0] == "create":
+            return self._create_alone(incident, operations)
+        return None  # another writer's, or a replace that did not apply: nothing of it was written
+
     def _create_alone(self, incident: Incident, operations: list[tuple[Any, ...]]) -> Incident | None:
         try:
-            results = self._transaction(operations, f"create incident {incident.id}")
+            results = self._transaction(operations, f"write incident {incident.id}")
         except ConflictError:
             return None
         return self._remember(replace(incident, etag=str(results[0]["etag"])))

@@ -585,7 +585,8 @@ def _counted(name: str) -> Any:
 
 
 for _write in ("put_incident", "append_audit", "put_value", "record_grant", "set_watermark", "add_suppression",
-               "mark_event_processed", "forget_event", "claim_event", "complete_event", "put_incident_audited"):
+               "mark_event_processed", "forget_event", "claim_event", "complete_event", "put_incident_audited",
+               "create_incidents"):
     setattr(WriteCountingStore, _write, _counted(_write))
 
 
