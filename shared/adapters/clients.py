@@ -129,6 +129,43 @@ class ClientConfig:
                 )
             return self._arm_transport
 
+    def arm_pipeline(self, sdk_package: str) -> Any:
+        """An ARM pipeline client (azure.mgmt.core) with the policies, in the order, that the generated management
+        client of `sdk_package` gives its own, its user agent, and arm_kwargs() (credential scope, retries, the
+        counter, the limiter, the shared transport): one call through it is that client's call, without importing
+        the SDK's models."""
+        from importlib.metadata import version
+
+        from azure.core.pipeline import policies
+        from azure.mgmt.core import ARMPipelineClient
+        from azure.mgmt.core.policies import (
+            ARMAutoResourceProviderRegistrationPolicy,
+            ARMChallengeAuthenticationPolicy,
+            ARMHttpLoggingPolicy,
+        )
+
+        kwargs = self.arm_kwargs()
+        base_url, scopes = kwargs.pop("base_url"), kwargs.pop("credential_scopes")
+        agent = {"sdk_moniker": f"{sdk_package.removeprefix('azure-')}/{version(sdk_package)}", **kwargs}
+        redirect = policies.RedirectPolicy(**kwargs)
+        pipeline_policies = [
+            policies.RequestIdPolicy(**kwargs),
+            policies.HeadersPolicy(**kwargs),
+            policies.UserAgentPolicy(**agent),
+            policies.ProxyPolicy(**kwargs),
+            policies.ContentDecodePolicy(**kwargs),
+            ARMAutoResourceProviderRegistrationPolicy(),
+            redirect,
+            policies.RetryPolicy(**kwargs),
+            ARMChallengeAuthenticationPolicy(self.credential, *scopes, **kwargs),
+            policies.CustomHookPolicy(**kwargs),
+            policies.NetworkTraceLoggingPolicy(**kwargs),
+            policies.DistributedTracingPolicy(**kwargs),
+            policies.SensitiveHeaderCleanupPolicy(**kwargs),
+            ARMHttpLoggingPolicy(**kwargs),
+        ]
+        return ARMPipelineClient(base_url=base_url, policies=pipeline_policies, **kwargs)
+
     def logs_kwargs(self) -> dict[str, Any]:
         out = self.kwargs(LOGS)
         out["endpoint"] = self.settings.logs_endpoint
