@@ -27,7 +27,7 @@ from shared.adapters.gateway_logs import GatewayLogsSource
 from shared.adapters.logs import AppInsightsSource, LogAnalyticsSource
 from shared.adapters.resource_graph import ResourceGraphReader
 from shared.adapters.resources import ACCOUNTS_SDK_PACKAGE, Accounts
-from shared.adapters.role_assignments import RoleAssignments
+from shared.adapters.role_assignments import ROLES_SDK_PACKAGE, RoleAssignments
 from shared.settings import Settings
 
 # The authorization client needs a subscription id but every call we make names its own scope.
@@ -56,7 +56,8 @@ class AzureClients:
         self.calls = config.counter
         self._logs = _Lazy(self._logs_client)
         self._authorization = _Lazy(self._authorization_client)
-        self.roles = RoleAssignments(self._authorization)
+        self.roles = RoleAssignments(self._authorization, pipeline=partial(config.arm_pipeline, ROLES_SDK_PACKAGE,
+                                                                           multi_api=True))
         self.accounts = Accounts(self._cognitive_client, pipeline=partial(config.arm_pipeline, ACCOUNTS_SDK_PACKAGE))
         self.resource_graph = ResourceGraphReader(_Lazy(self._resource_graph_client)) if settings.resource_graph \
             else None
