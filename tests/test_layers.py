@@ -118,3 +118,27 @@ def test_the_composition_root_is_the_only_builder_of_the_runtime() -> None:
             if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "Runtime":
                 builders.append(module_name(path))
     assert builders == ["shared.bootstrap"]
+
+
+# What an instance must not pay for at import (the service, the Azure SDK clients, their HTTP stack, the stores):
+# each comes with the first invocation that needs it.
+HEAVY_AT_IMPORT = ("shared", "azure.core", "azure.mgmt", "azure.monitor", "azure.identity", "azure.data",
+                   "requests", "urllib3", "sqlite3", "opentelemetry")
+
+
+def _modules_loaded_by(statement: str, after: str) -> list[str]:
+    """The modules a fresh interpreter has loaded by `statement` beyond those `after` had loaded."""
+    import subprocess
+
+    probe = (f"import sys\n{after}\nbefore = set(sys.modules)\n{statement}\n"
+             "print('\\n'.join(sorted(set(sys.modules) - before)))")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    return done.stdout.split()
+
+
+@pytest.mark.slow  # two fresh interpreters
+def test_importing_the_function_app_loads_nothing_but_itself_beyond_the_functions_library() -> None:
+    assert _modules_loaded_by("import function_app", after="import azure.functions") == ["function_app"]
+    heavy = [m for m in _modules_loaded_by("import function_app", after="")
+             if any(m == h or m.startswith(h + ".") for h in HEAVY_AT_IMPORT)]
+    assert heavy == []

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from shared.adapters.app_identity import AppIdentities, arm_get_json
@@ -25,8 +26,8 @@ from shared.adapters.evidence import AzureEvidenceProvider
 from shared.adapters.gateway_logs import GatewayLogsSource
 from shared.adapters.logs import AppInsightsSource, LogAnalyticsSource
 from shared.adapters.resource_graph import ResourceGraphReader
-from shared.adapters.resources import Accounts
-from shared.adapters.role_assignments import RoleAssignments
+from shared.adapters.resources import ACCOUNTS_SDK_PACKAGE, Accounts
+from shared.adapters.role_assignments import ROLES_SDK_PACKAGE, RoleAssignments
 from shared.settings import Settings
 
 # The authorization client needs a subscription id but every call we make names its own scope.
@@ -55,8 +56,9 @@ class AzureClients:
         self.calls = config.counter
         self._logs = _Lazy(self._logs_client)
         self._authorization = _Lazy(self._authorization_client)
-        self.roles = RoleAssignments(self._authorization)
-        self.accounts = Accounts(self._cognitive_client)
+        self.roles = RoleAssignments(self._authorization, pipeline=partial(config.arm_pipeline, ROLES_SDK_PACKAGE,
+                                                                           multi_api=True))
+        self.accounts = Accounts(self._cognitive_client, pipeline=partial(config.arm_pipeline, ACCOUNTS_SDK_PACKAGE))
         self.resource_graph = ResourceGraphReader(_Lazy(self._resource_graph_client)) if settings.resource_graph \
             else None
         self.evidence = AzureEvidenceProvider(

@@ -129,6 +129,58 @@ class ClientConfig:
                 )
             return self._arm_transport
 
+    def arm_pipeline(self, sdk_package: str, *, multi_api: bool = False) -> Any:
+        """An ARM pipeline client (azure.mgmt.core) built as the management client of `sdk_package` builds its own
+        (a single-API generated client lists its policies; a multi-API one, as azure-mgmt-authorization's, builds
+        the pipeline from its configuration), with its user agent and arm_kwargs() (credential scope, retries, the
+        counter, the limiter, the shared transport): a call through it is that client's call, without importing the
+        SDK's models."""
+        from importlib.metadata import version
+
+        from azure.core.pipeline import policies
+        from azure.mgmt.core import ARMPipelineClient
+        from azure.mgmt.core.policies import (
+            ARMAutoResourceProviderRegistrationPolicy,
+            ARMChallengeAuthenticationPolicy,
+            ARMHttpLoggingPolicy,
+        )
+
+        kwargs = self.arm_kwargs()
+        base_url, scopes = kwargs.pop("base_url"), kwargs.pop("credential_scopes")
+        moniker = sdk_package if multi_api else sdk_package.removeprefix("azure-")
+        agent = {"sdk_moniker": f"{moniker}/{version(sdk_package)}", **kwargs}
+        if multi_api:
+            from azure.core.configuration import Configuration
+
+            config: Any = Configuration(**kwargs)
+            config.user_agent_policy = policies.UserAgentPolicy(**agent)
+            config.headers_policy = policies.HeadersPolicy(**agent)
+            config.proxy_policy = policies.ProxyPolicy(**agent)
+            config.logging_policy = policies.NetworkTraceLoggingPolicy(**agent)
+            config.http_logging_policy = ARMHttpLoggingPolicy(**agent)
+            config.retry_policy = policies.RetryPolicy(**agent)
+            config.custom_hook_policy = policies.CustomHookPolicy(**agent)
+            config.redirect_policy = policies.RedirectPolicy(**agent)
+            config.authentication_policy = ARMChallengeAuthenticationPolicy(self.credential, *scopes, **agent)
+            return ARMPipelineClient(base_url=base_url, config=config, **kwargs)
+        pipeline_policies = [
+            policies.RequestIdPolicy(**kwargs),
+            policies.HeadersPolicy(**kwargs),
+            policies.UserAgentPolicy(**agent),
+            policies.ProxyPolicy(**kwargs),
+            policies.ContentDecodePolicy(**kwargs),
+            ARMAutoResourceProviderRegistrationPolicy(),
+            policies.RedirectPolicy(**kwargs),
+            policies.RetryPolicy(**kwargs),
+            ARMChallengeAuthenticationPolicy(self.credential, *scopes, **kwargs),
+            policies.CustomHookPolicy(**kwargs),
+            policies.NetworkTraceLoggingPolicy(**kwargs),
+            policies.DistributedTracingPolicy(**kwargs),
+            policies.SensitiveHeaderCleanupPolicy(**kwargs),
+            ARMHttpLoggingPolicy(**kwargs),
+        ]
+        return ARMPipelineClient(base_url=base_url, policies=pipeline_policies, **kwargs)
+
     def logs_kwargs(self) -> dict[str, Any]:
         out = self.kwargs(LOGS)
         out["endpoint"] = self.settings.logs_endpoint

@@ -6,6 +6,11 @@ account): one paged call returns the caller's own assignments and those it holds
 below the scope. An assignment whose principalId differs from the caller's is therefore held through a group
 (`via_group=True`). If a scope rejects `assignedTo` (400), the listing falls back to `principalId eq '{id}'`
 (direct assignments only) for the rest of the run.
+
+The two reads every evidence look-up makes (the listing and the subscription's role definitions) go through an ARM
+pipeline built as the SDK client builds its own (shared.adapters.clients.arm_pipeline: same policies, credential,
+retries, user agent, paging and error mapping) and read the JSON as the SDK's models read it (`ArmRecord`): a first
+invocation does not import the SDK's models. Everything else uses the SDK client.
 """
 
 from __future__ import annotations
@@ -14,11 +19,14 @@ import logging
 import re
 import threading
 import uuid
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs, quote, urljoin, urlparse
 
 from shared.adapters.clients import subscription_of
+from shared.adapters.resources import ArmJson
 from shared.core import roles
 from shared.core.allowlist import normalize_object_id
 from shared.core.model import RoleAssignmentEvidence, RoleDefinitionEvidence
@@ -117,6 +125,52 @@ def _definition_info(definition: Any) -> RoleDefinitionInfo:
     )
 
 
+# The API version and package of the SDK operations these reads are (azure-mgmt-authorization's v2022_04_01
+# role_assignments.list_for_scope and role_definitions.list; a test holds them equal).
+ROLES_API_VERSION = "2022-04-01"
+ROLES_SDK_PACKAGE = "azure-mgmt-authorization"
+# What those operations map before their generic HttpResponseError (ARM error format).
+_LIST_ERROR_MAP = {401: "ClientAuthenticationError", 404: "ResourceNotFoundError", 409: "ResourceExistsError",
+                   304: "ResourceNotModifiedError"}
+_TOP_LEVEL = frozenset({"id", "name", "type"})
+_DATES = frozenset({"created_on", "updated_on"})
+
+
+class ArmRecord:
+    """A role assignment's or role definition's JSON read as the SDK's v2022-04-01 models read it (they flatten
+    `properties`): id, name and type at the top, every other attribute under `properties` in camelCase
+    (`role_type` is `properties.type`); createdOn/updatedOn become datetimes by the SDK's own conversion;
+    permissions are objects (ArmJson); an absent key is None."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Any]):
+        self._data = data
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in _TOP_LEVEL:
+            value = self._data.get(name)
+        else:
+            props = self._data.get("properties")
+            head, *rest = name.split("_")
+            key = "type" if name == "role_type" else head + "".join(p[:1].upper() + p[1:] for p in rest)
+            value = props.get(key) if isinstance(props, Mapping) else None
+        if value is None:
+            return None
+        if name in _DATES:
+            from azure.mgmt.authorization._serialization import Deserializer
+
+            return Deserializer.deserialize_iso(value)
+        if name == "permissions":
+            return [ArmJson(p) for p in value]
+        return value
+
+    def __repr__(self) -> str:
+        return f"ArmRecord({self._data!r})"
+
+
 class RoleAssignmentError(RuntimeError):
     """ARM refused a rollback delete (e.g. 403: missing permission or the ABAC condition): the operator must act."""
 
@@ -124,8 +178,11 @@ class RoleAssignmentError(RuntimeError):
 class RoleAssignments:
     """Reads (list, role definitions) and writes (create, delete_own) on one AuthorizationManagementClient."""
 
-    def __init__(self, client: Any):
+    def __init__(self, client: Any, pipeline: Callable[[], Any] | None = None):
         self.client = client
+        self._build_pipeline = pipeline
+        self._pipeline: Any = None
+        self._pipeline_lock = threading.Lock()
         self._assigned_to_supported = True
         self._definitions: dict[str, dict[str, RoleDefinitionInfo]] = {}
         self._read_by_id: dict[tuple[str, str], RoleDefinitionInfo | None] = {}
@@ -148,7 +205,7 @@ class RoleAssignments:
             raise ValueError(f"principal id {principal_id!r} is not an Entra object id")
         if self._assigned_to_supported:
             try:
-                found = list(self.client.role_assignments.list_for_scope(scope, filter=f"assignedTo('{caller}')"))
+                found = self._list_for_scope(scope, f"assignedTo('{caller}')")
                 return tuple(to_evidence(a, caller) for a in found)
             except HttpResponseError as exc:
                 if exc.status_code != 400:
@@ -156,8 +213,53 @@ class RoleAssignments:
                 log.warning("assignedTo() filter refused at %s (%s); listing direct assignments only",
                             scope, _error_parts(exc)[1])
                 self._assigned_to_supported = False
-        found = list(self.client.role_assignments.list_for_scope(scope, filter=f"principalId eq '{caller}'"))
+        found = self._list_for_scope(scope, f"principalId eq '{caller}'")
         return tuple(to_evidence(a, caller) for a in found)
+
+    def _list_for_scope(self, scope: str, filter_: str) -> list[Any]:
+        if self._build_pipeline is None:
+            return list(self.client.role_assignments.list_for_scope(scope, filter=filter_))
+        return list(self._paged(f"/{scope}/providers/Microsoft.Authorization/roleAssignments", {"$filter": filter_}))
+
+    def _role_definitions(self, scope: str) -> list[Any]:
+        if self._build_pipeline is None:
+            return list(self.client.role_definitions.list(scope))
+        return list(self._paged(f"/{scope}/providers/Microsoft.Authorization/roleDefinitions", {}))
+
+    def _paged(self, path: str, params: dict[str, str]) -> Iterator[ArmRecord]:
+        """A list operation of the SDK: its first request, then each nextLink with the client's api-version, and
+        the same error mapping on every page. Parameters are sent unquoted, as the SDK sends `$filter`."""
+        from azure.core import exceptions
+        from azure.core.rest import HttpRequest
+        from azure.core.utils import case_insensitive_dict
+        from azure.mgmt.core.exceptions import ARMErrorFormat
+
+        with self._pipeline_lock:  # not self._lock: definitions() holds that one while it lists
+            if self._pipeline is None:
+                self._pipeline = self._build_pipeline()  # type: ignore[misc]
+            pipeline = self._pipeline
+        next_link = None
+        while True:
+            if next_link is None:
+                request = HttpRequest("GET", pipeline.format_url(path), headers={"Accept": "application/json"},
+                                      params={**params, "api-version": ROLES_API_VERSION})
+            else:
+                parsed = urlparse(next_link)
+                next_params = case_insensitive_dict(
+                    {key: [quote(v) for v in values] for key, values in parse_qs(parsed.query).items()})
+                next_params["api-version"] = ROLES_API_VERSION
+                request = HttpRequest("GET", urljoin(next_link, parsed.path), params=next_params)
+                request.url = pipeline.format_url(request.url)
+            response = pipeline.send_request(request)
+            if response.status_code != 200:
+                error_map = {status: getattr(exceptions, kind) for status, kind in _LIST_ERROR_MAP.items()}
+                exceptions.map_error(status_code=response.status_code, response=response, error_map=error_map)
+                raise exceptions.HttpResponseError(response=response, error_format=ARMErrorFormat)
+            page = response.json()
+            yield from (ArmRecord(item) for item in iter(page.get("value")))  # no `value`: TypeError, as the SDK
+            next_link = page.get("nextLink") or None
+            if next_link is None:
+                return
 
     def get(self, assignment_id: str) -> RoleAssignmentEvidence | None:
         """One assignment by its full id (role-assignment events name it); None when it is gone."""
@@ -196,7 +298,7 @@ class RoleAssignments:
             if cached is not None:
                 return cached
             result: dict[str, RoleDefinitionInfo] = {}
-            for definition in self.client.role_definitions.list(f"/subscriptions/{subscription_id}"):
+            for definition in self._role_definitions(f"/subscriptions/{subscription_id}"):
                 result[roles.guid_of(definition.id or definition.name or "")] = _definition_info(definition)
             self._definitions[subscription_id] = result
             return result

@@ -2,9 +2,12 @@
 its data actions, never by a hand list."""
 
 import json
+import re
 from importlib.resources import files
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.core import roles, surfaces
 from shared.core.model import RoleDefinitionEvidence
@@ -161,3 +164,14 @@ def test_an_error_naming_an_action_the_surface_role_lacks_names_a_wider_role():
     stored = f"{CS}/OpenAI/stored-completions/read"
     assert roles.least_privilege_for(surfaces.OPENAI) is roles.COGNITIVE_SERVICES_OPENAI_USER
     assert roles.least_privilege_for(surfaces.OPENAI, stored) is roles.COGNITIVE_SERVICES_USER
+
+
+_PERMISSION_TEXT = st.text(alphabet="aAbB/.*x\nİK", max_size=8)
+
+
+@settings(max_examples=500, deadline=None)
+@given(permission=_PERMISSION_TEXT, operation=st.text(alphabet="aAbB/.x\nİKk", max_size=10))
+def test_permission_matching_is_the_anchored_case_insensitive_wildcard(permission, operation):
+    # The reference: `*` as `.*` in an anchored, case-insensitive regex (Azure's documented matching).
+    reference = re.compile("^" + ".*".join(re.escape(p) for p in permission.split("*")) + "$", re.IGNORECASE)
+    assert roles.permission_matches(permission, operation) is (reference.match(operation) is not None)
