@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from shared.core.phrases import PhraseFamily
+
 # Kinds of text, one per family of causes (the engine maps them to catalogue ids with the live evidence).
 EMPTY = "empty"  # no text, or nothing beyond "401 Unauthorized"
 PERMISSION = "permission"  # authenticated, authorization (data action) denied
@@ -382,19 +384,28 @@ PHRASE_HEADS_BEFORE_DIGITS = _heads_before_digits(
     _NOT_FOUND_PHRASES, _BLOCKED_PHRASES, _PHRASES_431)
 
 
-def _first(text: str, phrases: tuple[str, ...]) -> str:
-    for phrase in phrases:
-        if phrase in text:
-            return phrase
-    return ""
-
-
-def _first_keyed(text: str, phrases: tuple[tuple[str, str], ...]) -> tuple[str, str]:
-    """(phrase, key) of the first phrase in `text`, or ("", "")."""
-    for phrase, key in phrases:
-        if phrase in text:
-            return phrase, key
-    return "", ""
+# Each list checked through a few guard words (shared/core/phrases.py), with what a test in order would find.
+_LOCAL_AUTH = PhraseFamily(_LOCAL_AUTH_PHRASES)
+_TENANT_FAMILY = PhraseFamily(_TENANT_PHRASES)
+_NETWORK_FAMILY = PhraseFamily(_NETWORK_PHRASES)
+_AUDIENCE_FAMILY = PhraseFamily(_AUDIENCE_PHRASES)
+_TOKEN_FAMILY = PhraseFamily(_TOKEN_PHRASES)
+_MISSING_KEY_FAMILY = PhraseFamily(_MISSING_KEY_PHRASES)
+_WRONG_ENDPOINT_FAMILY = PhraseFamily(_WRONG_ENDPOINT_PHRASES)
+_CREDENTIAL_FAMILY = PhraseFamily(_CREDENTIAL_PHRASES)
+_IDENTITY_OFF_FAMILY = PhraseFamily(_IDENTITY_OFF_PHRASES)
+_DEPENDENCY_ROLE_FAMILY = PhraseFamily(_DEPENDENCY_ROLE_PHRASES)
+_DEPENDENCY_NETWORK_FAMILY = PhraseFamily(_DEPENDENCY_NETWORK_PHRASES)
+_INVALID_KEY_FAMILY = PhraseFamily(_INVALID_KEY_PHRASES)
+_PERMISSION_FAMILY = PhraseFamily(_PERMISSION_PHRASES)
+_CONTROL_PLANE_FAMILY = PhraseFamily(_CONTROL_PLANE_PHRASES)
+_NOT_FOUND_FAMILY = PhraseFamily(_NOT_FOUND_PHRASES)
+_BLOCKED_FAMILY = PhraseFamily(_BLOCKED_PHRASES)
+_FAMILY_431 = PhraseFamily(_PHRASES_431)
+FAMILIES = (_LOCAL_AUTH, _TENANT_FAMILY, _NETWORK_FAMILY, _AUDIENCE_FAMILY, _TOKEN_FAMILY, _MISSING_KEY_FAMILY,
+            _WRONG_ENDPOINT_FAMILY, _CREDENTIAL_FAMILY, _IDENTITY_OFF_FAMILY, _DEPENDENCY_ROLE_FAMILY,
+            _DEPENDENCY_NETWORK_FAMILY, _INVALID_KEY_FAMILY, _PERMISSION_FAMILY, _CONTROL_PLANE_FAMILY,
+            _NOT_FOUND_FAMILY, _BLOCKED_FAMILY, _FAMILY_431)
 
 
 def _uninformative(low: str) -> bool:
@@ -422,43 +433,44 @@ def analyze_uncut(status: int, code: str | None, message: str | None, display: i
     # a proxy's page.
     if facts := _token_acquisition(low, details):
         return facts
-    if status == 431 or _first(low, _PHRASES_431):
+    if status == 431 or _FAMILY_431.first(low)[0]:
         return TextFacts(BLOCKED, True, phrase="request header fields too large", detail="request_headers_too_large",
                          **details)
     if html:
         if status == 403 or "403" in low or "forbidden" in low:
             return TextFacts(NETWORK, False, phrase="an HTML 403 page from a gateway or firewall", **details)
         return TextFacts(OTHER, False, phrase="an HTML error page", **details)
-    if phrase := _first(low, _LOCAL_AUTH_PHRASES):
+    if phrase := _LOCAL_AUTH.first(low)[0]:
         return TextFacts(LOCAL_AUTH, True, phrase=phrase, **details)
-    if phrase := _first(low, _IDENTITY_OFF_PHRASES):
+    if phrase := _IDENTITY_OFF_FAMILY.first(low)[0]:
         return TextFacts(IDENTITY_OFF, True, phrase=phrase, **details)
     if facts := _dependency(low, details):
         return facts
-    if phrase := _first(low, _TENANT_PHRASES):
+    if phrase := _TENANT_FAMILY.first(low)[0]:
         m = _TOKEN_TENANT.search(raw)
         return TextFacts(TENANT, True, phrase=phrase, token_tenant=m.group(1) if m else None, **details)
-    if phrase := _first(low, _NETWORK_PHRASES):
+    if phrase := _NETWORK_FAMILY.first(low)[0]:
         return TextFacts(NETWORK, True, phrase=phrase, **details)
     if facts := _audience_or_token(low, raw, details):
         return facts
-    if phrase := _first(low, _MISSING_KEY_PHRASES):
+    if phrase := _MISSING_KEY_FAMILY.first(low)[0]:
         return TextFacts(MISSING_KEY, True, phrase=phrase, **details)
-    phrase, where = _first_keyed(low, _WRONG_ENDPOINT_PHRASES)
+    phrase, where = _WRONG_ENDPOINT_FAMILY.first(low)
     if phrase:
         return TextFacts(WRONG_ENDPOINT, True, phrase=phrase, detail=where, **details)
-    if phrase := _first(low, _INVALID_KEY_PHRASES):
+    if phrase := _INVALID_KEY_FAMILY.first(low)[0]:
         wrong_endpoint = "wrong api endpoint" in low or "regional api endpoint" in low
         return TextFacts(INVALID_KEY, True, phrase=phrase, wrong_endpoint_possible=wrong_endpoint, **details)
-    phrase, subcause = _first_keyed(low, _BLOCKED_PHRASES)
+    phrase, subcause = _BLOCKED_FAMILY.first(low)
     if phrase:
         return TextFacts(BLOCKED, True, phrase=phrase, detail=subcause, **details)
     # openai-python names its 403 exception PermissionDeniedError whatever the body says: not a signal.
-    if phrase := _first(low.replace("permissiondeniederror", ""), _PERMISSION_PHRASES):
+    if phrase := _PERMISSION_FAMILY.first(
+            low.replace("permissiondeniederror", "") if "permissiondeniederror" in low else low)[0]:
         return _permission(phrase, raw, details)
-    if phrase := _first(low, _CONTROL_PLANE_PHRASES):
+    if phrase := _CONTROL_PLANE_FAMILY.first(low)[0]:
         return TextFacts(CONTROL_PLANE, True, phrase=phrase, **details)
-    if phrase := _first(low, _NOT_FOUND_PHRASES):
+    if phrase := _NOT_FOUND_FAMILY.first(low)[0]:
         return TextFacts(NOT_FOUND, True, phrase=phrase, **details)
     if not raw.strip() or _uninformative(low):
         return TextFacts(EMPTY, False, **details)
@@ -471,7 +483,7 @@ def _token_acquisition(low: str, details: dict) -> TextFacts | None:
         code = f"AADSTS{m.group(1)}"
         return TextFacts(SIGN_IN, True, phrase=code.lower(), detail=code, **details)
     if "credential" in low or "imds" in low or "az login" in low or "managed identity" in low:
-        phrase, problem = _first_keyed(low, _CREDENTIAL_PHRASES)
+        phrase, problem = _CREDENTIAL_FAMILY.first(low)
         if phrase:
             return TextFacts(SIGN_IN, True, phrase=phrase, detail=problem, **details)
     return None
@@ -479,12 +491,12 @@ def _token_acquisition(low: str, details: dict) -> TextFacts | None:
 
 def _dependency(low: str, details: dict) -> TextFacts | None:
     """The account's own call to a dependency (Search, Storage, Key Vault) refused: by its roles or its network."""
-    phrase, service = _first_keyed(low, _DEPENDENCY_NETWORK_PHRASES)
+    phrase, service = _DEPENDENCY_NETWORK_FAMILY.first(low)
     kind = DEPENDENCY_NETWORK
     if phrase and service == "storage" and "using this permission" in low:
         phrase = ""  # Storage's AuthorizationPermissionMismatch: a role, not the network
     if not phrase:
-        phrase, service = _first_keyed(low, _DEPENDENCY_ROLE_PHRASES)
+        phrase, service = _DEPENDENCY_ROLE_FAMILY.first(low)
         kind = DEPENDENCY_ROLE
     if not phrase:
         return None
@@ -496,7 +508,7 @@ def _dependency(low: str, details: dict) -> TextFacts | None:
 
 
 def _audience_or_token(low: str, raw: str, details: dict) -> TextFacts | None:
-    if phrase := _first(low, _AUDIENCE_PHRASES):
+    if phrase := _AUDIENCE_FAMILY.first(low)[0]:
         named = _AUDIENCE_NAMED.search(raw)
         return TextFacts(AUDIENCE, True, phrase=phrase, audience=named.group(1) if named else None, **details)
     if "audience is incorrect" in low:
@@ -507,7 +519,7 @@ def _audience_or_token(low: str, raw: str, details: dict) -> TextFacts | None:
             # its token with the standard (or another) scope. Only a changed scope fixes it.
             return TextFacts(AUDIENCE, True, phrase="audience is incorrect", audience=audiences, **details)
         return TextFacts(BAD_CREDENTIAL, True, phrase=GENERIC_401_PHRASE, audience=audiences or None, **details)
-    if phrase := _first(low, _TOKEN_PHRASES):
+    if phrase := _TOKEN_FAMILY.first(low)[0]:
         return TextFacts(BAD_CREDENTIAL, True, phrase=phrase, **details)
     return None
 
