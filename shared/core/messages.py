@@ -74,8 +74,6 @@ _H1 = re.compile(r"<h1[^>]*>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
 _JSON_CODE = re.compile(r"""["']code["']\s*:\s*(?:(["'])(.*?)\1|(\d{3}))""", re.DOTALL)
 # Where a quoted "message" value starts; its end is found by _quoted_end.
 _JSON_MESSAGE_START = re.compile(r"""message["']\s*:\s*(["'])""")  # the quote before it: checked by the caller
-# A quoted value whose backslashes all pair up with the next character, ending at the first unpaired quote.
-_QUOTED_BODY = {q: re.compile(r"(?:\\.|[^\\" + q + "])*" + q, re.DOTALL) for q in "'\""}
 _CODE_MESSAGE_LINES = re.compile(r"Code:\s*([^\n\r]+?)\s*[\r\n]+\s*Message:\s*([^\n\r]+)")
 _DOTNET_ERROR_CODE = re.compile(r"ErrorCode:\s*(\w[\w.]*)")
 _NO_CODE = frozenset({"none", "null", ""})
@@ -132,8 +130,8 @@ def _quoted_end(text: str, begin: int, quote: str) -> int:
     """Where `(?:\\\\.|(?!quote).)*quote` matching from `begin` puts its closing quote (-1: no match), as the regex
     engine finds it. Any character but the quote may stand alone, so a match exists whenever a quote follows; the
     engine pairs each backslash with the next character first, and keeps the pair when a quote still follows it."""
-    if (m := _QUOTED_BODY[quote].match(text, begin)) is not None:
-        return m.end() - 1  # every backslash paired: the engine's first try
+    if (end := _first_unescaped(text, begin, quote)) >= 0:
+        return end  # every backslash paired: the engine's first try
     last = text.rfind(quote, begin)
     if last < 0:
         return -1
@@ -141,6 +139,21 @@ def _quoted_end(text: str, begin: int, quote: str) -> int:
     while text[at] != quote:
         at += 2 if text[at] == "\\" and at + 2 <= last else 1
     return at
+
+
+def _first_unescaped(text: str, begin: int, quote: str) -> int:
+    """Where `(?:\\\\.|[^\\\\quote])*quote` matching from `begin` ends, less one (-1: no match): the first quote
+    after an even run of backslashes (pairs), found with str.find instead of the regex engine's step per character.
+    A run of backslashes always starts where a pair or a plain character ends, so its length alone decides."""
+    at = begin
+    while (found := text.find(quote, at)) >= 0:
+        run = found
+        while run > begin and text[run - 1] == "\\":
+            run -= 1
+        if (found - run) % 2 == 0:
+            return found
+        at = found + 1
+    return -1
 
 
 def _collapse(text: str) -> str:

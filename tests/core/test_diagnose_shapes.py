@@ -190,3 +190,15 @@ def test_the_principal_a_text_names_is_still_compared_with_the_caller_through_a_
     assert diagnose(own).cause == "missing_data_role"
     assert diagnose(other).cause == "other_principal_denied"
     assert diagnose_module._read_shape.cache_info().hits >= 1
+
+
+QUOTED_BODY = {q: re.compile(r"(?:\\.|[^\\" + q + "])*" + q, re.DOTALL) for q in "'\""}
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="ab\\'\"\n", max_size=24), st.integers(0, 24))
+def test_the_closing_quote_is_found_where_the_regex_found_it(text, begin):
+    begin = min(begin, len(text))
+    for quote in "'\"":
+        found = QUOTED_BODY[quote].match(text, begin)
+        assert messages._first_unescaped(text, begin, quote) == (found.end() - 1 if found else -1)
