@@ -71,7 +71,9 @@ _TAG = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
 _TITLE = re.compile(r"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _H1 = re.compile(r"<h1[^>]*>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
-_JSON_CODE = re.compile(r"""["']code["']\s*:\s*(?:(["'])(.*?)\1|(\d{3}))""", re.DOTALL)
+# `["']code["']\s*:\s*(?:(["'])(.*?)\1|(\d{3}))` from its word on, the quote before it looked behind: a pattern
+# that starts with a literal is found with a fast substring search (that one tries every quote of the text).
+_JSON_CODE_WORD = re.compile(r"""(?<=["'])code["']\s*:\s*(?:(["'])(.*?)\1|(\d{3}))""", re.DOTALL)
 # Where a quoted "message" value starts; its end is found by _quoted_end.
 _JSON_MESSAGE_START = re.compile(r"""message["']\s*:\s*(["'])""")  # the quote before it: checked by the caller
 _CODE_MESSAGE_LINES = re.compile(r"Code:\s*([^\n\r]+?)\s*[\r\n]+\s*Message:\s*([^\n\r]+)")
@@ -105,6 +107,20 @@ def _unescape(text: str) -> str:
         if text == before:
             break
     return text
+
+
+def _json_codes(text: str) -> list[re.Match[str]]:
+    """What finditer finds with the pattern that starts at the quote (groups 2 and 3 alike): a match starts there,
+    so one whose quote lies inside the previous match (before where the search resumes) is not one."""
+    found = []
+    at = 0
+    while (match := _JSON_CODE_WORD.search(text, at)) is not None:
+        if match.start() - 1 < at:
+            at = match.start() + 1
+            continue
+        found.append(match)
+        at = match.end()
+    return found
 
 
 def _json_messages(text: str) -> list[str]:
@@ -192,7 +208,7 @@ def _unwrap(code: str | None, message: str | None, display: int) -> tuple[str | 
         else:
             # Nested bodies repeat code/message (a gateway's wrapper around the service's error): the last
             # plain value is the innermost one, i.e. the service's own.
-            for cm in _JSON_CODE.finditer(text):
+            for cm in _json_codes(text):
                 value = cm.group(2) if cm.group(2) is not None else cm.group(3)
                 if value and value[0] not in "{[":
                     found_code = value
@@ -208,7 +224,7 @@ def _unwrap(code: str | None, message: str | None, display: int) -> tuple[str | 
     elif found_message is None and (m := _CODE_PAREN.search(text)):  # "(PermissionDenied) The principal ..."
         found_code = found_code or m.group(1)
         found_message = m.group(2) or None
-    if found_code is None and (m := _STATUS_PAREN_CODE.search(text)):
+    if found_code is None and "(" in text and (m := _STATUS_PAREN_CODE.search(text)):
         found_code = m.group(1)
     if found_code is not None and found_code.strip().lower() in _NO_CODE:
         found_code = None

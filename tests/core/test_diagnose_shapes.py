@@ -202,3 +202,14 @@ def test_the_closing_quote_is_found_where_the_regex_found_it(text, begin):
     for quote in "'\"":
         found = QUOTED_BODY[quote].match(text, begin)
         assert messages._first_unescaped(text, begin, quote) == (found.end() - 1 if found else -1)
+
+
+JSON_CODE = re.compile(r"""["']code["']\s*:\s*(?:(["'])(.*?)\1|(\d{3}))""", re.DOTALL)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(["code", "'", '"', ":", " ", "x", "403", "1", "\n", "'code'", '"code"', ": '"]),
+                max_size=14).map("".join))
+def test_json_codes_are_found_as_the_quote_first_regex_found_them(text):
+    assert ([(m.group(2), m.group(3)) for m in messages._json_codes(text)]
+            == [(m.group(2), m.group(3)) for m in JSON_CODE.finditer(text)])
