@@ -216,15 +216,16 @@ def _unwrap(code: str | None, message: str | None, display: int) -> tuple[str | 
                 value = value.strip()
                 if value and value[0] not in "{[":
                     found_message = value
-    if found_code is None and (m := _DOTNET_ERROR_CODE.search(text)):
+    if found_code is None and "ErrorCode:" in text and (m := _DOTNET_ERROR_CODE.search(text)):
         found_code = m.group(1)
-    if found_message is None and (m := _STATUS_PAREN.search(text)):  # "(403) PermissionDenied: The client ..."
+    parenthesis = "(" in text  # each of the three patterns below needs one
+    if found_message is None and parenthesis and (m := _STATUS_PAREN.search(text)):  # "(403) PermissionDenied: ..."
         found_code = found_code or m.group(2)
         found_message = m.group(3) or None
-    elif found_message is None and (m := _CODE_PAREN.search(text)):  # "(PermissionDenied) The principal ..."
+    elif found_message is None and parenthesis and (m := _CODE_PAREN.search(text)):  # "(PermissionDenied) The ..."
         found_code = found_code or m.group(1)
         found_message = m.group(2) or None
-    if found_code is None and "(" in text and (m := _STATUS_PAREN_CODE.search(text)):
+    if found_code is None and parenthesis and (m := _STATUS_PAREN_CODE.search(text)):
         found_code = m.group(1)
     if found_code is not None and found_code.strip().lower() in _NO_CODE:
         found_code = None
