@@ -55,6 +55,7 @@ from shared.core.roles import (
 DEFAULT_WINDOW = timedelta(minutes=10)
 _ROLE_BY_NAME = {r.name: r for r in BUILT_IN}
 _object_id = lru_cache(maxsize=16384)(normalize_object_id)  # the same callers fail again and again
+_CANONICAL_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")  # as logged, mostly
 DEFAULT_PRINCIPAL_TYPE = "ServicePrincipal"
 _PRINCIPAL_TYPES = {
     "serviceprincipal": "ServicePrincipal",
@@ -140,7 +141,10 @@ class _Case:
         self.facts, self.surface, self.project, self.surface_from, first_line, row_surface = _read_text(
             self.status, code, message, endpoint, route, operation)
         object_id = signal.object_id
-        self.object_id = _object_id(object_id if object_id is None or type(object_id) is str else str(object_id))
+        if type(object_id) is str and len(object_id) == 36 and _CANONICAL_GUID.fullmatch(object_id):
+            self.object_id: str | None = object_id  # already what normalize_object_id makes of it
+        else:
+            self.object_id = _object_id(object_id if object_id is None or type(object_id) is str else str(object_id))
         auth = signal.auth
         # Inline fast path of _auth(): a signal's auth is almost always already one of the two.
         if auth is None:

@@ -213,3 +213,14 @@ JSON_CODE = re.compile(r"""["']code["']\s*:\s*(?:(["'])(.*?)\1|(\d{3}))""", re.D
 def test_json_codes_are_found_as_the_quote_first_regex_found_them(text):
     assert ([(m.group(2), m.group(3)) for m in messages._json_codes(text)]
             == [(m.group(2), m.group(3)) for m in JSON_CODE.finditer(text)])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.uuids().map(str), st.text(alphabet="0123456789abcdefABCDEF- {}\n", min_size=30, max_size=40)))
+def test_a_caller_id_taken_as_it_is_is_what_normalizing_gives(text):
+    from shared.core.allowlist import normalize_object_id
+    if diagnose_module._CANONICAL_GUID.fullmatch(text):
+        assert normalize_object_id(text) == text
+    signal = FailureSignal(status=403, object_id=text, message="PermissionDenied")
+    assert diagnose(signal) == diagnose_module.diagnose(FailureSignal(status=403, object_id=normalize_object_id(text)
+                                                                      or text, message="PermissionDenied"))
