@@ -244,8 +244,9 @@ def _read_shape(
     status: int, code: str | None, shape: str, endpoint: str | None, route: str | None, operation: str | None,
     placeholders: tuple[str, ...],
 ) -> _ShapeRead | _TextRead | None:
-    """The per-text part of a case for every text of this shape, with the fields the ids go back into; None when
-    an id's placeholder reached something the diagnosis decides from (the text is then read as it is)."""
+    """The per-text part of a case for every text of this shape, with the fields the ids go back into (or, when no
+    id reaches any of them, the reading every text of the shape gets); None when an id's placeholder reached
+    something the diagnosis decides from (the text is then read as it is)."""
     facts = messages.analyze_uncut(status, code, shape, messages.DISPLAY + text_ids.MAX_ID_LENGTH)
     ids = tuple([(p, p) for p in placeholders])
     for name in _DECIDING_FIELDS:
