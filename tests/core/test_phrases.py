@@ -43,3 +43,19 @@ def test_any_phrase_list_is_guarded_exactly(phrases, text):
     assert family.first(text) == first_in_order(text, family.phrases)
     for phrase in phrases:
         assert family.first(text + phrase)[0] == first_in_order(text + phrase, family.phrases)[0] != ""
+
+
+OPTIONAL_TEXT = st.none() | st.text(max_size=6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.tuples(st.text(max_size=6), st.booleans(), OPTIONAL_TEXT, OPTIONAL_TEXT, st.text(max_size=6),
+                 OPTIONAL_TEXT, OPTIONAL_TEXT, OPTIONAL_TEXT, OPTIONAL_TEXT, OPTIONAL_TEXT, st.booleans(),
+                 st.booleans(), OPTIONAL_TEXT, OPTIONAL_TEXT))
+def test_facts_built_through_the_slots_equal_the_constructors(values):
+    names = messages.TextFacts.__slots__
+    built, constructed = messages._facts(*values), messages.TextFacts(*values)
+    assert built == constructed and hash(built) == hash(constructed) and repr(built) == repr(constructed)
+    assert [getattr(built, name) for name in names] == list(values)
+    keywords = dict(zip(names[2:], values[2:], strict=True))
+    assert messages._facts(values[0], values[1], **keywords) == messages.TextFacts(values[0], values[1], **keywords)
