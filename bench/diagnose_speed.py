@@ -21,6 +21,7 @@ import random
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +29,7 @@ from pathlib import Path
 from bench.results import Metric, median
 from bench.sizes import Sizes
 from shared.core import diagnose as diagnose_module
-from shared.core import messages
+from shared.core import messages, text_ids
 from shared.core.diagnose import diagnose
 from shared.core.model import Diagnosis, Evidence, FailureSignal, ResourceEvidence
 from shared.core.signals import parse_evidence, parse_failure, parse_time
@@ -207,3 +208,53 @@ def run(sizes: Sizes, workdir: Path) -> list[Metric]:
                         f"{shape_hits / max(texts, 1):.1%} of texts read through a shape already seen in the pass; "
                         f"a new shape costs {per_new_shape:.1f} us of text analysis "
                         f"(target <= 8); median of {len(uncached)} passes")]
+
+
+_SHAPE_DISPLAY = messages.DISPLAY + text_ids.MAX_ID_LENGTH  # what a shape's analysis is asked for
+
+
+def stage_us(signals: list[Case], chunk: int = 1000) -> dict[str, float]:
+    """What each stage of a diagnosis costs, in us per text: the best chunk of `chunk` texts over three passes (the
+    best, as a shared machine slows some chunks down). Not a metric: `python -m bench.diagnose_speed` prints it to
+    tell where the time of diagnose_per_s_uncached goes."""
+    texts = [s for s, _, _ in signals if s.message]
+    reads = [(s.status, s.code, s.message, s.endpoint, s.route, s.operation) for s in texts]
+    masked = [(s.status, s.code, text_ids.mask(s.message or "")[0]) for s in texts]
+
+    def best(run: Callable[[list], object], items: list, prepare: Callable[[list], object] = lambda part: None
+             ) -> float:
+        fastest = float("inf")
+        for _ in range(3):
+            for start in range(0, len(items) - chunk + 1, chunk):
+                part = items[start:start + chunk]
+                prepare(part)
+                started = time.perf_counter()
+                run(part)
+                fastest = min(fastest, (time.perf_counter() - started) / len(part))
+        return fastest * 1e6
+
+    def diagnose_all(part: list) -> None:
+        for signal, evidence, now in part:
+            diagnose(signal, evidence, now=now)
+
+    def read_all(part: list) -> None:
+        for read in part:
+            diagnose_module._read_text(*read)
+
+    def forget_texts(part: list) -> None:
+        diagnose_module._read_text.cache_clear()
+
+    one_pass(signals)  # every shape seen: what follows reads through shapes already seen
+    return {
+        "mask": best(lambda part: [text_ids.mask(s.message or "") for s in part], texts),
+        "read through a known shape": best(read_all, reads, forget_texts),
+        "diagnose, known shape": best(diagnose_all, signals, forget_texts),
+        "diagnose, per-text hit": best(diagnose_all, signals, diagnose_all),
+        "analysis of a new shape": best(lambda part: [messages.analyze_uncut(status, code, text, _SHAPE_DISPLAY)
+                                                      for status, code, text in part], masked),
+    }
+
+
+if __name__ == "__main__":
+    for stage, cost in stage_us(uncached_corpus(20_000)).items():
+        print(f"{stage:28s} {cost:6.2f} us")

@@ -55,6 +55,7 @@ from shared.core.roles import (
 DEFAULT_WINDOW = timedelta(minutes=10)
 _ROLE_BY_NAME = {r.name: r for r in BUILT_IN}
 _object_id = lru_cache(maxsize=16384)(normalize_object_id)  # the same callers fail again and again
+_CANONICAL_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")  # as logged, mostly
 DEFAULT_PRINCIPAL_TYPE = "ServicePrincipal"
 _PRINCIPAL_TYPES = {
     "serviceprincipal": "ServicePrincipal",
@@ -63,6 +64,7 @@ _PRINCIPAL_TYPES = {
     "group": "Group",
 }
 _ROLE_STATUSES = (401, 403)
+_AUTHS = (ENTRA, KEY)
 
 # Text kinds that decide the cause on their own (high confidence when a specific phrase matched).
 _TEXT_CAUSES = {
@@ -138,8 +140,17 @@ class _Case:
                 _text(code), _text(message), _text(endpoint), _text(route), _text(operation))
         self.facts, self.surface, self.project, self.surface_from, first_line, row_surface = _read_text(
             self.status, code, message, endpoint, route, operation)
-        self.object_id = _object_id(_text(signal.object_id))
-        self.auth = _auth(signal.auth, self.object_id)
+        object_id = signal.object_id
+        if type(object_id) is str and len(object_id) == 36 and _CANONICAL_GUID.fullmatch(object_id):
+            self.object_id: str | None = object_id  # already what normalize_object_id makes of it
+        else:
+            self.object_id = _object_id(object_id if object_id is None or type(object_id) is str else str(object_id))
+        auth = signal.auth
+        # Inline fast path of _auth(): a signal's auth is almost always already one of the two.
+        if auth is None:
+            self.auth = ENTRA if self.object_id else None
+        else:
+            self.auth = auth if type(auth) is str and auth in _AUTHS else _auth(auth, self.object_id)
         self.lines: list[str] = [first_line]
         self.ambiguous = ""  # why the surface is only what the row suggests, when the row cannot tell
         self.doubts: list[str] = []  # text and evidence that disagree: each lowers the confidence
@@ -190,9 +201,10 @@ def _read_text(
     if message:
         shape, ids = text_ids.mask(message)
         if ids:
-            read = _read_shape(status, code, shape, endpoint, route, operation, tuple(p for p, _ in ids))
+            read = _read_shape(status, code, shape, endpoint, route, operation, tuple([p for p, _ in ids]))
             if read is not None:
-                return _with_ids(status, read, ids)
+                # A reading of 6 is the whole text read (no id reaches what the shape's reading copies).
+                return read if len(read) == 6 else _with_ids(status, read, ids)
     return _read_exact(status, code, message, endpoint, route, operation)
 
 
@@ -220,21 +232,26 @@ _DECIDING_FIELDS = ("phrase", "detail", "data_action", "route")
 # The slots' own descriptors: they set a frozen dataclass's fields without its __setattr__, for a copy.
 _FACT_SLOT = {name: vars(messages.TextFacts)[name] for name in messages.TextFacts.__slots__}
 _FACT_SLOTS = tuple(_FACT_SLOT.values())
-_ShapeRead = tuple[messages.TextFacts, str | None, str | None, str, str | None, tuple[str, ...]]
+# A shape's reading: the shape's own text read when no id reaches what it copies (every text of the shape reads
+# the same), else (facts, surface, project, surface_from, row_surface, the fields ids go back into, and the first
+# evidence line's head and tail around the message when ids reach the message alone).
+_ShapeRead = tuple[messages.TextFacts, str | None, str | None, str, str | None, tuple[str, ...],
+                   tuple[str, str] | None]
 
 
 @lru_cache(maxsize=4096)
 def _read_shape(
     status: int, code: str | None, shape: str, endpoint: str | None, route: str | None, operation: str | None,
     placeholders: tuple[str, ...],
-) -> _ShapeRead | None:
-    """The per-text part of a case for every text of this shape, with the fields the ids go back into; None when
-    an id's placeholder reached something the diagnosis decides from (the text is then read as it is)."""
+) -> _ShapeRead | _TextRead | None:
+    """The per-text part of a case for every text of this shape, with the fields the ids go back into (or, when no
+    id reaches any of them, the reading every text of the shape gets); None when an id's placeholder reached
+    something the diagnosis decides from (the text is then read as it is)."""
     facts = messages.analyze_uncut(status, code, shape, messages.DISPLAY + text_ids.MAX_ID_LENGTH)
-    ids = tuple((p, p) for p in placeholders)
-    deciding = "\n".join(value for name in _DECIDING_FIELDS if (value := getattr(facts, name)))
-    if deciding and text_ids.has_placeholder(deciding, ids):
-        return None
+    ids = tuple([(p, p) for p in placeholders])
+    for name in _DECIDING_FIELDS:
+        if (value := getattr(facts, name)) and text_ids.has_placeholder(value, ids):
+            return None
     copied = []
     for name in _COPIED_FIELDS:
         value = getattr(facts, name)
@@ -245,15 +262,28 @@ def _read_shape(
         if text_ids.has_placeholder(value, ids):
             copied.append(name)
     surface, project, surface_from, row_surface = _surface_of(facts, endpoint, route, operation)
-    return facts, surface, project, surface_from, row_surface, tuple(copied)
+    read = facts, surface, project, surface_from, row_surface, tuple(copied), None
+    if not copied:
+        return _with_ids(status, read, ())
+    if copied == ["message"]:
+        around = _describe(status, facts.code, "\0", facts.phrase).split("\0")
+        if len(around) == 2:
+            return facts, surface, project, surface_from, row_surface, ("message",), (around[0], around[1])
+    return read
 
 
 def _with_ids(status: int, read: _ShapeRead, ids: text_ids.Ids) -> _TextRead:
     """A shape's reading with this text's ids put back, and its message cut where analyze cuts it. The facts are
     copied only when an id went into a field the rules read: `code` and `message` are read for the first evidence
     line alone, which is written here from the text's own."""
-    shape_facts, surface, project, surface_from, row_surface, copied = read
-    code, message = shape_facts.code, shape_facts.message
+    shape_facts, surface, project, surface_from, row_surface, copied, line = read
+    message = shape_facts.message
+    if line is not None:  # ids in the message alone: the line around it is the shape's
+        message = text_ids.unmask(message, ids)  # type: ignore[arg-type]
+        if len(message) > messages.DISPLAY:
+            message = message[:messages.DISPLAY]
+        return shape_facts, surface, project, surface_from, line[0] + message + line[1], row_surface
+    code = shape_facts.code
     if "code" in copied:
         code = text_ids.unmask(code, ids)  # type: ignore[arg-type]
     if "message" in copied:
@@ -280,7 +310,7 @@ def _diagnose(
 ) -> Diagnosis:
     case = _Case(signal, evidence)
     facts = case.facts
-    if cause := _settings_override(case):
+    if case.resource is not None and (cause := _settings_override(case)):
         return _plain(case, cause, HIGH)
     if facts.kind in _HOST_REFINED and (where := endpoints.wrong_service(case.signal.endpoint, case.auth)):
         case.lines.append(f"The endpoint {endpoints.host_and_path(case.signal.endpoint or '')[0]} is not the "
@@ -774,19 +804,11 @@ def _finish(
     # A role is named only when it is one of the three grantable data roles and the cause is one a role fixes.
     if role is None or role.guid not in GRANTABLE or not cause.role_fixable:
         role, command = None, None
-    return Diagnosis.fast(
-        cause=cause.id,
-        role_fixable=role is not None,
-        confidence=confidence,
-        summary=summary,
-        role_name=role.name if role else None,
-        role_id=role.guid if role else None,
-        scope=scope if role else None,
-        surface=case.surface,
-        evidence=tuple(case.lines),
-        fix_command=command,
-        fix_steps=steps,
-    )
+    if role is None:  # positional: keywords cost more on this path, which every diagnosis takes
+        return Diagnosis.fast(cause.id, False, confidence, summary, None, None, None, case.surface, tuple(case.lines),
+                              None, steps)
+    return Diagnosis.fast(cause.id, True, confidence, summary, role.name, role.guid, scope, case.surface,
+                          tuple(case.lines), command, steps)
 
 
 # ---- helpers ------------------------------------------------------------------------------------------------

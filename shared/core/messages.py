@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from shared.core.phrases import PhraseFamily
+
 # Kinds of text, one per family of causes (the engine maps them to catalogue ids with the live evidence).
 EMPTY = "empty"  # no text, or nothing beyond "401 Unauthorized"
 PERMISSION = "permission"  # authenticated, authorization (data action) denied
@@ -63,17 +65,47 @@ class TextFacts:
     dependency_host: str | None = None  # the dependency's host the text names (e.g. x.search.windows.net)
 
 
+
+# Each field's slot descriptor, in the constructor's order: _facts sets them without the frozen dataclass's
+# object.__setattr__ per field, which made building the facts a tenth of a text's analysis.
+_FACT_SETTERS = tuple(vars(TextFacts)[name].__set__ for name in TextFacts.__slots__)
+
+
+def _facts(kind: str, strong: bool, code: str | None = None, message: str | None = None, phrase: str = "",
+           data_action: str | None = None, route: str | None = None, principal: str | None = None,
+           audience: str | None = None, token_tenant: str | None = None, wrong_endpoint_possible: bool = False,
+           html: bool = False, detail: str | None = None, dependency_host: str | None = None) -> TextFacts:
+    """The same value as TextFacts(...) with the same arguments: every slot is set."""
+    facts = object.__new__(TextFacts)
+    (set_kind, set_strong, set_code, set_message, set_phrase, set_data_action, set_route, set_principal, set_audience,
+     set_token_tenant, set_wrong_endpoint_possible, set_html, set_detail, set_dependency_host) = _FACT_SETTERS
+    set_kind(facts, kind)
+    set_strong(facts, strong)
+    set_code(facts, code)
+    set_message(facts, message)
+    set_phrase(facts, phrase)
+    set_data_action(facts, data_action)
+    set_route(facts, route)
+    set_principal(facts, principal)
+    set_audience(facts, audience)
+    set_token_tenant(facts, token_tenant)
+    set_wrong_endpoint_possible(facts, wrong_endpoint_possible)
+    set_html(facts, html)
+    set_detail(facts, detail)
+    set_dependency_host(facts, dependency_host)
+    return facts
+
 # ---- unwrapping ---------------------------------------------------------------------------------------------
 
 _TAG = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
 _TITLE = re.compile(r"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _H1 = re.compile(r"<h1[^>]*>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
-_JSON_CODE = re.compile(r"""["']code["']\s*:\s*(?:(["'])(.*?)\1|(\d{3}))""", re.DOTALL)
+# `["']code["']\s*:\s*(?:(["'])(.*?)\1|(\d{3}))` from its word on, the quote before it looked behind: a pattern
+# that starts with a literal is found with a fast substring search (that one tries every quote of the text).
+_JSON_CODE_WORD = re.compile(r"""(?<=["'])code["']\s*:\s*(?:(["'])(.*?)\1|(\d{3}))""", re.DOTALL)
 # Where a quoted "message" value starts; its end is found by _quoted_end.
 _JSON_MESSAGE_START = re.compile(r"""message["']\s*:\s*(["'])""")  # the quote before it: checked by the caller
-# A quoted value whose backslashes all pair up with the next character, ending at the first unpaired quote.
-_QUOTED_BODY = {q: re.compile(r"(?:\\.|[^\\" + q + "])*" + q, re.DOTALL) for q in "'\""}
 _CODE_MESSAGE_LINES = re.compile(r"Code:\s*([^\n\r]+?)\s*[\r\n]+\s*Message:\s*([^\n\r]+)")
 _DOTNET_ERROR_CODE = re.compile(r"ErrorCode:\s*(\w[\w.]*)")
 _NO_CODE = frozenset({"none", "null", ""})
@@ -107,6 +139,20 @@ def _unescape(text: str) -> str:
     return text
 
 
+def _json_codes(text: str) -> list[re.Match[str]]:
+    """What finditer finds with the pattern that starts at the quote (groups 2 and 3 alike): a match starts there,
+    so one whose quote lies inside the previous match (before where the search resumes) is not one."""
+    found = []
+    at = 0
+    while (match := _JSON_CODE_WORD.search(text, at)) is not None:
+        if match.start() - 1 < at:
+            at = match.start() + 1
+            continue
+        found.append(match)
+        at = match.end()
+    return found
+
+
 def _json_messages(text: str) -> list[str]:
     """Every quoted `message` value, as `["']message["']\\s*:\\s*(["'])((?:\\\\.|(?!\\1).)*)\\1` finds them with
     finditer, without that pattern's exponential backtracking on backslashes with no closing quote."""
@@ -130,8 +176,8 @@ def _quoted_end(text: str, begin: int, quote: str) -> int:
     """Where `(?:\\\\.|(?!quote).)*quote` matching from `begin` puts its closing quote (-1: no match), as the regex
     engine finds it. Any character but the quote may stand alone, so a match exists whenever a quote follows; the
     engine pairs each backslash with the next character first, and keeps the pair when a quote still follows it."""
-    if (m := _QUOTED_BODY[quote].match(text, begin)) is not None:
-        return m.end() - 1  # every backslash paired: the engine's first try
+    if (end := _first_unescaped(text, begin, quote)) >= 0:
+        return end  # every backslash paired: the engine's first try
     last = text.rfind(quote, begin)
     if last < 0:
         return -1
@@ -139,6 +185,21 @@ def _quoted_end(text: str, begin: int, quote: str) -> int:
     while text[at] != quote:
         at += 2 if text[at] == "\\" and at + 2 <= last else 1
     return at
+
+
+def _first_unescaped(text: str, begin: int, quote: str) -> int:
+    """Where `(?:\\\\.|[^\\\\quote])*quote` matching from `begin` ends, less one (-1: no match): the first quote
+    after an even run of backslashes (pairs), found with str.find instead of the regex engine's step per character.
+    A run of backslashes always starts where a pair or a plain character ends, so its length alone decides."""
+    at = begin
+    while (found := text.find(quote, at)) >= 0:
+        run = found
+        while run > begin and text[run - 1] == "\\":
+            run -= 1
+        if (found - run) % 2 == 0:
+            return found
+        at = found + 1
+    return -1
 
 
 def _collapse(text: str) -> str:
@@ -177,7 +238,7 @@ def _unwrap(code: str | None, message: str | None, display: int) -> tuple[str | 
         else:
             # Nested bodies repeat code/message (a gateway's wrapper around the service's error): the last
             # plain value is the innermost one, i.e. the service's own.
-            for cm in _JSON_CODE.finditer(text):
+            for cm in _json_codes(text):
                 value = cm.group(2) if cm.group(2) is not None else cm.group(3)
                 if value and value[0] not in "{[":
                     found_code = value
@@ -185,15 +246,16 @@ def _unwrap(code: str | None, message: str | None, display: int) -> tuple[str | 
                 value = value.strip()
                 if value and value[0] not in "{[":
                     found_message = value
-    if found_code is None and (m := _DOTNET_ERROR_CODE.search(text)):
+    if found_code is None and "ErrorCode:" in text and (m := _DOTNET_ERROR_CODE.search(text)):
         found_code = m.group(1)
-    if found_message is None and (m := _STATUS_PAREN.search(text)):  # "(403) PermissionDenied: The client ..."
+    parenthesis = "(" in text  # each of the three patterns below needs one
+    if found_message is None and parenthesis and (m := _STATUS_PAREN.search(text)):  # "(403) PermissionDenied: ..."
         found_code = found_code or m.group(2)
         found_message = m.group(3) or None
-    elif found_message is None and (m := _CODE_PAREN.search(text)):  # "(PermissionDenied) The principal ..."
+    elif found_message is None and parenthesis and (m := _CODE_PAREN.search(text)):  # "(PermissionDenied) The ..."
         found_code = found_code or m.group(1)
         found_message = m.group(2) or None
-    if found_code is None and (m := _STATUS_PAREN_CODE.search(text)):
+    if found_code is None and parenthesis and (m := _STATUS_PAREN_CODE.search(text)):
         found_code = m.group(1)
     if found_code is not None and found_code.strip().lower() in _NO_CODE:
         found_code = None
@@ -382,19 +444,28 @@ PHRASE_HEADS_BEFORE_DIGITS = _heads_before_digits(
     _NOT_FOUND_PHRASES, _BLOCKED_PHRASES, _PHRASES_431)
 
 
-def _first(text: str, phrases: tuple[str, ...]) -> str:
-    for phrase in phrases:
-        if phrase in text:
-            return phrase
-    return ""
-
-
-def _first_keyed(text: str, phrases: tuple[tuple[str, str], ...]) -> tuple[str, str]:
-    """(phrase, key) of the first phrase in `text`, or ("", "")."""
-    for phrase, key in phrases:
-        if phrase in text:
-            return phrase, key
-    return "", ""
+# Each list checked through a few guard words (shared/core/phrases.py), with what a test in order would find.
+_LOCAL_AUTH = PhraseFamily(_LOCAL_AUTH_PHRASES)
+_TENANT_FAMILY = PhraseFamily(_TENANT_PHRASES)
+_NETWORK_FAMILY = PhraseFamily(_NETWORK_PHRASES)
+_AUDIENCE_FAMILY = PhraseFamily(_AUDIENCE_PHRASES)
+_TOKEN_FAMILY = PhraseFamily(_TOKEN_PHRASES)
+_MISSING_KEY_FAMILY = PhraseFamily(_MISSING_KEY_PHRASES)
+_WRONG_ENDPOINT_FAMILY = PhraseFamily(_WRONG_ENDPOINT_PHRASES)
+_CREDENTIAL_FAMILY = PhraseFamily(_CREDENTIAL_PHRASES)
+_IDENTITY_OFF_FAMILY = PhraseFamily(_IDENTITY_OFF_PHRASES)
+_DEPENDENCY_ROLE_FAMILY = PhraseFamily(_DEPENDENCY_ROLE_PHRASES)
+_DEPENDENCY_NETWORK_FAMILY = PhraseFamily(_DEPENDENCY_NETWORK_PHRASES)
+_INVALID_KEY_FAMILY = PhraseFamily(_INVALID_KEY_PHRASES)
+_PERMISSION_FAMILY = PhraseFamily(_PERMISSION_PHRASES)
+_CONTROL_PLANE_FAMILY = PhraseFamily(_CONTROL_PLANE_PHRASES)
+_NOT_FOUND_FAMILY = PhraseFamily(_NOT_FOUND_PHRASES)
+_BLOCKED_FAMILY = PhraseFamily(_BLOCKED_PHRASES)
+_FAMILY_431 = PhraseFamily(_PHRASES_431)
+FAMILIES = (_LOCAL_AUTH, _TENANT_FAMILY, _NETWORK_FAMILY, _AUDIENCE_FAMILY, _TOKEN_FAMILY, _MISSING_KEY_FAMILY,
+            _WRONG_ENDPOINT_FAMILY, _CREDENTIAL_FAMILY, _IDENTITY_OFF_FAMILY, _DEPENDENCY_ROLE_FAMILY,
+            _DEPENDENCY_NETWORK_FAMILY, _INVALID_KEY_FAMILY, _PERMISSION_FAMILY, _CONTROL_PLANE_FAMILY,
+            _NOT_FOUND_FAMILY, _BLOCKED_FAMILY, _FAMILY_431)
 
 
 def _uninformative(low: str) -> bool:
@@ -422,93 +493,94 @@ def analyze_uncut(status: int, code: str | None, message: str | None, display: i
     # a proxy's page.
     if facts := _token_acquisition(low, details):
         return facts
-    if status == 431 or _first(low, _PHRASES_431):
-        return TextFacts(BLOCKED, True, phrase="request header fields too large", detail="request_headers_too_large",
+    if status == 431 or _FAMILY_431.first(low)[0]:
+        return _facts(BLOCKED, True, phrase="request header fields too large", detail="request_headers_too_large",
                          **details)
     if html:
         if status == 403 or "403" in low or "forbidden" in low:
-            return TextFacts(NETWORK, False, phrase="an HTML 403 page from a gateway or firewall", **details)
-        return TextFacts(OTHER, False, phrase="an HTML error page", **details)
-    if phrase := _first(low, _LOCAL_AUTH_PHRASES):
-        return TextFacts(LOCAL_AUTH, True, phrase=phrase, **details)
-    if phrase := _first(low, _IDENTITY_OFF_PHRASES):
-        return TextFacts(IDENTITY_OFF, True, phrase=phrase, **details)
+            return _facts(NETWORK, False, phrase="an HTML 403 page from a gateway or firewall", **details)
+        return _facts(OTHER, False, phrase="an HTML error page", **details)
+    if phrase := _LOCAL_AUTH.first(low)[0]:
+        return _facts(LOCAL_AUTH, True, phrase=phrase, **details)
+    if phrase := _IDENTITY_OFF_FAMILY.first(low)[0]:
+        return _facts(IDENTITY_OFF, True, phrase=phrase, **details)
     if facts := _dependency(low, details):
         return facts
-    if phrase := _first(low, _TENANT_PHRASES):
+    if phrase := _TENANT_FAMILY.first(low)[0]:
         m = _TOKEN_TENANT.search(raw)
-        return TextFacts(TENANT, True, phrase=phrase, token_tenant=m.group(1) if m else None, **details)
-    if phrase := _first(low, _NETWORK_PHRASES):
-        return TextFacts(NETWORK, True, phrase=phrase, **details)
+        return _facts(TENANT, True, phrase=phrase, token_tenant=m.group(1) if m else None, **details)
+    if phrase := _NETWORK_FAMILY.first(low)[0]:
+        return _facts(NETWORK, True, phrase=phrase, **details)
     if facts := _audience_or_token(low, raw, details):
         return facts
-    if phrase := _first(low, _MISSING_KEY_PHRASES):
-        return TextFacts(MISSING_KEY, True, phrase=phrase, **details)
-    phrase, where = _first_keyed(low, _WRONG_ENDPOINT_PHRASES)
+    if phrase := _MISSING_KEY_FAMILY.first(low)[0]:
+        return _facts(MISSING_KEY, True, phrase=phrase, **details)
+    phrase, where = _WRONG_ENDPOINT_FAMILY.first(low)
     if phrase:
-        return TextFacts(WRONG_ENDPOINT, True, phrase=phrase, detail=where, **details)
-    if phrase := _first(low, _INVALID_KEY_PHRASES):
+        return _facts(WRONG_ENDPOINT, True, phrase=phrase, detail=where, **details)
+    if phrase := _INVALID_KEY_FAMILY.first(low)[0]:
         wrong_endpoint = "wrong api endpoint" in low or "regional api endpoint" in low
-        return TextFacts(INVALID_KEY, True, phrase=phrase, wrong_endpoint_possible=wrong_endpoint, **details)
-    phrase, subcause = _first_keyed(low, _BLOCKED_PHRASES)
+        return _facts(INVALID_KEY, True, phrase=phrase, wrong_endpoint_possible=wrong_endpoint, **details)
+    phrase, subcause = _BLOCKED_FAMILY.first(low)
     if phrase:
-        return TextFacts(BLOCKED, True, phrase=phrase, detail=subcause, **details)
+        return _facts(BLOCKED, True, phrase=phrase, detail=subcause, **details)
     # openai-python names its 403 exception PermissionDeniedError whatever the body says: not a signal.
-    if phrase := _first(low.replace("permissiondeniederror", ""), _PERMISSION_PHRASES):
+    if phrase := _PERMISSION_FAMILY.first(
+            low.replace("permissiondeniederror", "") if "permissiondeniederror" in low else low)[0]:
         return _permission(phrase, raw, details)
-    if phrase := _first(low, _CONTROL_PLANE_PHRASES):
-        return TextFacts(CONTROL_PLANE, True, phrase=phrase, **details)
-    if phrase := _first(low, _NOT_FOUND_PHRASES):
-        return TextFacts(NOT_FOUND, True, phrase=phrase, **details)
+    if phrase := _CONTROL_PLANE_FAMILY.first(low)[0]:
+        return _facts(CONTROL_PLANE, True, phrase=phrase, **details)
+    if phrase := _NOT_FOUND_FAMILY.first(low)[0]:
+        return _facts(NOT_FOUND, True, phrase=phrase, **details)
     if not raw.strip() or _uninformative(low):
-        return TextFacts(EMPTY, False, **details)
-    return TextFacts(OTHER, False, **details)
+        return _facts(EMPTY, False, **details)
+    return _facts(OTHER, False, **details)
 
 
 def _token_acquisition(low: str, details: dict) -> TextFacts | None:
     """No token was issued: Entra ID answered with an AADSTS error, or the credential chain found nothing."""
     if "aadsts" in low and (m := _AADSTS.search(low)):
         code = f"AADSTS{m.group(1)}"
-        return TextFacts(SIGN_IN, True, phrase=code.lower(), detail=code, **details)
+        return _facts(SIGN_IN, True, phrase=code.lower(), detail=code, **details)
     if "credential" in low or "imds" in low or "az login" in low or "managed identity" in low:
-        phrase, problem = _first_keyed(low, _CREDENTIAL_PHRASES)
+        phrase, problem = _CREDENTIAL_FAMILY.first(low)
         if phrase:
-            return TextFacts(SIGN_IN, True, phrase=phrase, detail=problem, **details)
+            return _facts(SIGN_IN, True, phrase=phrase, detail=problem, **details)
     return None
 
 
 def _dependency(low: str, details: dict) -> TextFacts | None:
     """The account's own call to a dependency (Search, Storage, Key Vault) refused: by its roles or its network."""
-    phrase, service = _first_keyed(low, _DEPENDENCY_NETWORK_PHRASES)
+    phrase, service = _DEPENDENCY_NETWORK_FAMILY.first(low)
     kind = DEPENDENCY_NETWORK
     if phrase and service == "storage" and "using this permission" in low:
         phrase = ""  # Storage's AuthorizationPermissionMismatch: a role, not the network
     if not phrase:
-        phrase, service = _first_keyed(low, _DEPENDENCY_ROLE_PHRASES)
+        phrase, service = _DEPENDENCY_ROLE_FAMILY.first(low)
         kind = DEPENDENCY_ROLE
     if not phrase:
         return None
     host = _DEPENDENCY_HOST.search(low)
     # The on-your-data message lists a role and a network cause: only "Authorization failed" from Search is firm.
     strong = service != "search" or "authorization failed" in low.replace(_ON_YOUR_DATA_ADVICE, "")
-    return TextFacts(kind, strong, phrase=phrase, detail=service, dependency_host=host.group(1) if host else None,
+    return _facts(kind, strong, phrase=phrase, detail=service, dependency_host=host.group(1) if host else None,
                      **details)
 
 
 def _audience_or_token(low: str, raw: str, details: dict) -> TextFacts | None:
-    if phrase := _first(low, _AUDIENCE_PHRASES):
+    if phrase := _AUDIENCE_FAMILY.first(low)[0]:
         named = _AUDIENCE_NAMED.search(raw)
-        return TextFacts(AUDIENCE, True, phrase=phrase, audience=named.group(1) if named else None, **details)
+        return _facts(AUDIENCE, True, phrase=phrase, audience=named.group(1) if named else None, **details)
     if "audience is incorrect" in low:
         listed = _AUDIENCE_LIST.search(raw)
         audiences = listed.group(1).strip() if listed else ""
         if audiences and _STANDARD_AUDIENCE not in audiences.lower():
             # The endpoint names the audience it wants and it is not the standard one: the caller asked for
             # its token with the standard (or another) scope. Only a changed scope fixes it.
-            return TextFacts(AUDIENCE, True, phrase="audience is incorrect", audience=audiences, **details)
-        return TextFacts(BAD_CREDENTIAL, True, phrase=GENERIC_401_PHRASE, audience=audiences or None, **details)
-    if phrase := _first(low, _TOKEN_PHRASES):
-        return TextFacts(BAD_CREDENTIAL, True, phrase=phrase, **details)
+            return _facts(AUDIENCE, True, phrase="audience is incorrect", audience=audiences, **details)
+        return _facts(BAD_CREDENTIAL, True, phrase=GENERIC_401_PHRASE, audience=audiences or None, **details)
+    if phrase := _TOKEN_FAMILY.first(low)[0]:
+        return _facts(BAD_CREDENTIAL, True, phrase=phrase, **details)
     return None
 
 
@@ -522,7 +594,7 @@ def _permission(phrase: str, raw: str, details: dict) -> TextFacts:
     route = _ROUTE.search(raw)
     principal = _PRINCIPAL.search(raw) or _PRINCIPAL_OBJECT_ID.search(raw)
     low = raw.lower()
-    return TextFacts(
+    return _facts(
         PERMISSION,
         True,
         phrase=phrase,

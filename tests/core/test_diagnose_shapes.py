@@ -190,3 +190,37 @@ def test_the_principal_a_text_names_is_still_compared_with_the_caller_through_a_
     assert diagnose(own).cause == "missing_data_role"
     assert diagnose(other).cause == "other_principal_denied"
     assert diagnose_module._read_shape.cache_info().hits >= 1
+
+
+QUOTED_BODY = {q: re.compile(r"(?:\\.|[^\\" + q + "])*" + q, re.DOTALL) for q in "'\""}
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="ab\\'\"\n", max_size=24), st.integers(0, 24))
+def test_the_closing_quote_is_found_where_the_regex_found_it(text, begin):
+    begin = min(begin, len(text))
+    for quote in "'\"":
+        found = QUOTED_BODY[quote].match(text, begin)
+        assert messages._first_unescaped(text, begin, quote) == (found.end() - 1 if found else -1)
+
+
+JSON_CODE = re.compile(r"""["']code["']\s*:\s*(?:(["'])(.*?)\1|(\d{3}))""", re.DOTALL)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(["code", "'", '"', ":", " ", "x", "403", "1", "\n", "'code'", '"code"', ": '"]),
+                max_size=14).map("".join))
+def test_json_codes_are_found_as_the_quote_first_regex_found_them(text):
+    assert ([(m.group(2), m.group(3)) for m in messages._json_codes(text)]
+            == [(m.group(2), m.group(3)) for m in JSON_CODE.finditer(text)])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.uuids().map(str), st.text(alphabet="0123456789abcdefABCDEF- {}\n", min_size=30, max_size=40)))
+def test_a_caller_id_taken_as_it_is_is_what_normalizing_gives(text):
+    from shared.core.allowlist import normalize_object_id
+    if diagnose_module._CANONICAL_GUID.fullmatch(text):
+        assert normalize_object_id(text) == text
+    signal = FailureSignal(status=403, object_id=text, message="PermissionDenied")
+    assert diagnose(signal) == diagnose_module.diagnose(FailureSignal(status=403, object_id=normalize_object_id(text)
+                                                                      or text, message="PermissionDenied"))
