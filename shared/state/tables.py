@@ -34,7 +34,7 @@ from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFo
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
 from shared.core.incidents import Incident
-from shared.core.records import EventClaim, settled_view
+from shared.core.records import EventClaim, SettledView, settled_view
 from shared.state import codec
 from shared.state.base import AuditRecord, ConflictError, StoreError, Suppression
 from shared.state.recent import Recent
@@ -215,7 +215,7 @@ class TableStore:
         found = self._parallel(self.get_incident, list(dict.fromkeys(incident_ids)))
         return {incident.id: incident for incident in found if incident is not None}
 
-    def get_settled(self, incident_ids: Iterable[str]) -> dict[str, Incident]:
+    def get_settled(self, incident_ids: Iterable[str]) -> dict[str, SettledView]:
         """The compact views, by partition: a point read each where a partition holds few of the ids wanted, else
         one range query over the partition's views (`~settled|...`, small and contiguous) from the least to the
         greatest key wanted."""
@@ -223,7 +223,7 @@ class TableStore:
         by_partition: dict[str, list[str]] = {}
         for incident_id in wanted:
             by_partition.setdefault(incident_partition(incident_id), []).append(incident_id)
-        jobs: list[Callable[[], list[Incident]]] = []
+        jobs: list[Callable[[], list[SettledView]]] = []
         for partition, ids in by_partition.items():
             if len(ids) <= _POINT_READS_PER_PARTITION:
                 jobs.extend(partial(self._settled_point, partition, incident_id) for incident_id in ids)
@@ -232,16 +232,16 @@ class TableStore:
         views = [view for found in self._parallel(lambda job: job(), jobs) for view in found]
         return {view.id: view for view in views if view.id in wanted}
 
-    def _settled_point(self, partition: str, incident_id: str) -> list[Incident]:
+    def _settled_point(self, partition: str, incident_id: str) -> list[SettledView]:
         entity = self._get("Incidents", partition, _SETTLED + table_key(incident_id))
-        return [] if entity is None else [codec.incident_from_json(_json_text(entity), None)]
+        return [] if entity is None else [codec.settled_from_json(_json_text(entity))]
 
-    def _settled_range(self, partition: str, keys: list[str]) -> list[Incident]:
+    def _settled_range(self, partition: str, keys: list[str]) -> list[SettledView]:
         """The views in the partition from the least to the greatest key wanted: callers that ask for ids in
         sorted batches (settled_signals) read each view once."""
         entities = self._query("Incidents", "PartitionKey eq @p and RowKey ge @low and RowKey le @high",
                                p=partition, low=_SETTLED + min(keys), high=_SETTLED + max(keys))
-        return [codec.incident_from_json(_json_text(e), None) for e in entities]
+        return [codec.settled_from_json(_json_text(e)) for e in entities]
 
     def _parallel(self, work: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
         if len(items) <= 1:
@@ -532,7 +532,7 @@ def _incident_operations(incident: Incident, expected_etag: str | None,
 
 def _settled_entity(incident: Incident) -> dict[str, Any]:
     return {"PartitionKey": incident_partition(incident.id), "RowKey": _SETTLED + table_key(incident.id),
-            **_json_properties(codec.dumps(codec.incident_record(settled_view(incident))))}
+            **_json_properties(codec.settled_to_json(settled_view(incident)))}
 
 
 def _incident_entity(incident: Incident) -> dict[str, Any]:
