@@ -82,11 +82,10 @@ SETTLED_VIEW_ACTIONS = 2
 
 
 class SettledAction(NamedTuple):
-    """An action as the view keeps it: when, what, and the rules that refused it (no detail text)."""
+    """An action as the view keeps it: what it was and the rules that refused it (not when, nor its text)."""
 
-    at: datetime
     kind: str
-    rules: tuple[str, ...] = ()
+    rules: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,5 +125,5 @@ def settled_view(incident: Incident) -> SettledView:
     """The view of an incident that `Store.get_settled` reads back after every write of it."""
     return SettledView(incident.id, incident.status, incident.last_seen, incident.count, incident.ticket_pending,
                        tuple(incident.ticket_queued), incident.assignment_id, incident.approval_expires_at,
-                       incident.closed_at, tuple(SettledAction(a.at, a.kind, tuple(a.rules))
+                       incident.closed_at, tuple(SettledAction(a.kind, tuple(a.rules))
                                                  for a in incident.actions[-SETTLED_VIEW_ACTIONS:]))

@@ -136,7 +136,7 @@ def _time(text: str | None) -> datetime | None:
 def settled_to_json(view: SettledView) -> str:
     return dumps([_SETTLED_FORMAT, view.id, view.status, _iso(view.last_seen), view.count, view.ticket_pending,
                   list(view.ticket_queued), view.assignment_id, _iso(view.approval_expires_at), _iso(view.closed_at),
-                  [[_iso(a.at), a.kind, list(a.rules)] for a in view.actions]])
+                  [[a.kind, list(a.rules)] for a in view.actions]])
 
 
 def settled_from_json(text: str) -> SettledView:
@@ -149,8 +149,7 @@ def settled_from_json(text: str) -> SettledView:
      closed_at, actions) = data
     return SettledView(incident_id, status, datetime.fromisoformat(last_seen).astimezone(UTC), count,
                        ticket_pending, tuple(ticket_queued), assignment_id, _time(approval_expires_at),
-                       _time(closed_at), tuple(SettledAction(datetime.fromisoformat(at).astimezone(UTC), kind,
-                                                             tuple(rules)) for at, kind, rules in actions))
+                       _time(closed_at), tuple([SettledAction(kind, tuple(rules)) for kind, rules in actions]))
 
 
 def _audit_default(value: Any) -> Any:
