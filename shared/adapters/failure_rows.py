@@ -97,6 +97,17 @@ def _shared(value: str | None) -> str | None:
     return None if value is None else sys.intern(value)
 
 
+def _shared_text(row: Mapping[str, Any], key: str) -> str | None:
+    """`_shared(_text(row, key))` in one call: a scan reads several such cells from every row."""
+    value = row.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _Reject(f"{key} is not text")
+    value = value.strip()
+    return sys.intern(value) if value else None
+
+
 def diagnostics_signal(row: Mapping[str, Any], source: str) -> FailureSignal:
     """A FailureSignal from one failures_query() row. Raises ValueError (the reject reason) when malformed."""
     resource_id = _text(row, "ResourceId")
@@ -116,12 +127,12 @@ def diagnostics_signal(row: Mapping[str, Any], source: str) -> FailureSignal:
         raise _Reject(f"unknown auth kind {auth[:50]!r}")
     return FailureSignal(
         status=status,
-        code=_shared(_text(row, "ErrorCode")),
-        message=_shared(_text(row, "SampleMessage")),
+        code=_shared_text(row, "ErrorCode"),
+        message=_shared_text(row, "SampleMessage"),
         object_id=_shared(object_id),
         auth=(ENTRA if object_id else KEY) if auth is None else _shared(auth),
-        route=_shared(_text(row, "Route")),
-        operation=_shared(_text(row, "OperationName")),
+        route=_shared_text(row, "Route"),
+        operation=_shared_text(row, "OperationName"),
         resource_id=sys.intern(resource_id.lower()),
         count=count,
         overlap_count=overlap,
