@@ -65,7 +65,8 @@ def text_incident_id(rt: Runtime, signal: FailureSignal, now: datetime) -> str:
     """`triage_signal(rt, signal, None, now).incident_id`, remembered per process: the text-only triage is a pure
     function of the signal's other fields, the time its failures are judged at and the propagation window, so a
     group a repeat scan reads again is found without a diagnosis."""
-    key = (_text_key_of(signal), triage.failed_at(signal, now), rt.window)
+    # The window as its setting (`rt.window` makes a timedelta of it on every call).
+    key = (_text_key_of(signal), triage.failed_at(signal, now), rt.settings.propagation_window_seconds)
     found = TEXT_IDS.get(key)
     if found is None:
         found = triage_signal(rt, signal, None, now).incident_id
