@@ -33,7 +33,7 @@ from shared.tickets.content import decision_text, last_action_text, still_failin
 
 log = logging.getLogger("triage")
 
-SETTLED_READ_BATCH = 5000  # settled views (a fifth of an incident each) read per batch by the steady-state check
+SETTLED_READ_BATCH = 5000  # settled views (records.SettledView: a few fields) read per batch by the steady-state check
 
 
 @dataclass(frozen=True)
