@@ -97,32 +97,74 @@ def _shared(value: str | None) -> str | None:
     return None if value is None else sys.intern(value)
 
 
-def diagnostics_signal(row: Mapping[str, Any], source: str) -> FailureSignal:
-    """A FailureSignal from one failures_query() row. Raises ValueError (the reject reason) when malformed."""
+def _shared_text(row: Mapping[str, Any], key: str) -> str | None:
+    """`_shared(_text(row, key))` in one call: a scan reads several such cells from every row."""
+    value = row.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _Reject(f"{key} is not text")
+    value = value.strip()
+    return sys.intern(value) if value else None
+
+
+# The checked form of the cells a flood repeats over many groups (accounts, callers), by the cell as received: a
+# repeat scan checks each once per process. Bounded; past the bound a cell is checked every time.
+CHECKED_CELLS_KEPT = 20_000
+_checked_resources: dict[str, str] = {}
+_checked_callers: dict[str, str] = {}
+
+
+def _resource_id(row: Mapping[str, Any]) -> str:
+    raw = row.get("ResourceId")
+    if raw.__class__ is str and (known := _checked_resources.get(raw)) is not None:
+        return known
     resource_id = _text(row, "ResourceId")
     if not resource_id:
         raise _Reject("missing resource id")
     if not _ARM_ID.match(resource_id):
         raise _Reject(f"resource id {resource_id[:200]!r} is not an ARM resource id")
-    status = _status(row)
-    count, overlap = _counts(row)
-    first, last = _times(row)
+    checked = sys.intern(resource_id.lower())
+    if raw.__class__ is str and len(_checked_resources) < CHECKED_CELLS_KEPT:
+        _checked_resources[raw] = checked
+    return checked
+
+
+def _object_id(row: Mapping[str, Any]) -> str | None:
+    raw = row.get("ObjectId")
+    if raw.__class__ is str and (known := _checked_callers.get(raw)) is not None:
+        return known
     raw_oid = _text(row, "ObjectId")
     object_id = normalize_object_id(raw_oid)
     if raw_oid and object_id is None:
         raise _Reject(f"caller object id {raw_oid[:100]!r} is not a GUID")
+    if object_id is None:
+        return None
+    checked = sys.intern(object_id)
+    if raw.__class__ is str and len(_checked_callers) < CHECKED_CELLS_KEPT:
+        _checked_callers[raw] = checked
+    return checked
+
+
+def diagnostics_signal(row: Mapping[str, Any], source: str) -> FailureSignal:
+    """A FailureSignal from one failures_query() row. Raises ValueError (the reject reason) when malformed."""
+    resource_id = _resource_id(row)
+    status = _status(row)
+    count, overlap = _counts(row)
+    first, last = _times(row)
+    object_id = _object_id(row)
     auth = _text(row, "AuthKind")
     if auth not in (ENTRA, KEY, None):
         raise _Reject(f"unknown auth kind {auth[:50]!r}")
     return FailureSignal(
         status=status,
-        code=_shared(_text(row, "ErrorCode")),
-        message=_shared(_text(row, "SampleMessage")),
-        object_id=_shared(object_id),
+        code=_shared_text(row, "ErrorCode"),
+        message=_shared_text(row, "SampleMessage"),
+        object_id=object_id,
         auth=(ENTRA if object_id else KEY) if auth is None else _shared(auth),
-        route=_shared(_text(row, "Route")),
-        operation=_shared(_text(row, "OperationName")),
-        resource_id=sys.intern(resource_id.lower()),
+        route=_shared_text(row, "Route"),
+        operation=_shared_text(row, "OperationName"),
+        resource_id=resource_id,
         count=count,
         overlap_count=overlap,
         first_seen=first,

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from shared.core.allowlist import normalize_object_id
 from shared.core.incidents import Incident
 from shared.core.model import Evidence, FailureSignal, RoleAssignmentEvidence
-from shared.core.records import AuditRecord, EventClaim, Suppression
+from shared.core.records import AuditRecord, EventClaim, SettledView, Suppression
 from shared.core.ticket_model import TicketContent, TicketRef
 
 # What "now" is: the service reads the time through this, so tests and the stand-in share a frozen clock.
@@ -161,7 +161,7 @@ class Store(Protocol):
     def list_ticket_pending(self) -> list[Incident]: ...
     # the compact view of each incident a repeat scan reads (`records.settled_view`: no diagnosis, the latest
     # actions, no etag), kept in step with every incident write; absent ids are left out
-    def get_settled(self, incident_ids: Iterable[str]) -> dict[str, Incident]: ...
+    def get_settled(self, incident_ids: Iterable[str]) -> dict[str, SettledView]: ...
     # many new incidents, each with its audit records, created in batches (entity-group transactions of at most
     # 100 operations on Tables, one transaction on SQLite): in order, the incident as stored, or None where one
     # already existed (nothing of it written)

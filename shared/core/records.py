@@ -6,12 +6,12 @@ Core types: the engine catches these errors and builds these records without kno
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
-from shared.core.incidents import Incident
+from shared.core.incidents import OPEN_STATUSES, Incident
 
 
 class StoreError(RuntimeError):
@@ -77,13 +77,53 @@ def is_transient(exc: BaseException) -> bool:
 # ---- the compact view of an incident a repeat scan reads (Store.get_settled) ----
 
 # `triage.settled` reads the latest action only; one more is kept so a rule reading the decision before a
-# follow-up action still sees it (tests/state/test_settled_view.py holds the view to `settled`'s answer).
+# follow-up action still sees it (tests/state/test_layout.py holds the view to `settled`'s answer).
 SETTLED_VIEW_ACTIONS = 2
 
 
-def settled_view(incident: Incident) -> Incident:
-    """What a repeat scan needs of an incident to tell whether a failure would change it (`triage.settled`): every
-    field but the diagnosis, the sample error and the approval terms, and only the latest actions. It has no etag,
-    so it can never be written back over the incident it summarises (a create of an existing id is a conflict)."""
-    return replace(incident, diagnosis=None, sample_error=None, approval_terms=None,
-                   actions=incident.actions[-SETTLED_VIEW_ACTIONS:], etag=None)
+class SettledAction(NamedTuple):
+    """An action as the view keeps it: what it was and the rules that refused it (not when, nor its text)."""
+
+    kind: str
+    rules: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SettledView:
+    """What a repeat scan needs of an incident to tell whether a failure would change it (`triage.settled`): its
+    status, last failure, ticket and grant state, the times that end a wait, and only its latest actions. Not an
+    Incident: it has no diagnosis, no etag, nothing a write could take, so it can never be written back over the
+    incident it summarises. A few fields only: a repeat scan decodes one per known group."""
+
+    id: str
+    status: str
+    last_seen: datetime
+    count: int
+    ticket_pending: bool
+    ticket_queued: tuple[str, ...]
+    assignment_id: str | None
+    approval_expires_at: datetime | None
+    closed_at: datetime | None
+    actions: tuple[SettledAction, ...]
+
+    @property
+    def etag(self) -> None:
+        """None, as for an incident never stored: the view is never written back."""
+        return None
+
+    @property
+    def diagnosis(self) -> None:
+        """None: a repeat scan finds the incident by the text's diagnosis, and needs none of its own."""
+        return None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+
+def settled_view(incident: Incident) -> SettledView:
+    """The view of an incident that `Store.get_settled` reads back after every write of it."""
+    return SettledView(incident.id, incident.status, incident.last_seen, incident.count, incident.ticket_pending,
+                       tuple(incident.ticket_queued), incident.assignment_id, incident.approval_expires_at,
+                       incident.closed_at, tuple(SettledAction(a.kind, tuple(a.rules))
+                                                 for a in incident.actions[-SETTLED_VIEW_ACTIONS:]))

@@ -16,6 +16,7 @@ from shared.core.incidents import Incident
 from shared.core.lifecycle import approval_lapse
 from shared.core.model import Diagnosis, Evidence, FailureSignal, RoleAssignmentEvidence
 from shared.core.policy import GROUP_MEMBERSHIP_CACHE, PROPAGATION_PENDING, Decision
+from shared.core.records import SettledView
 from shared.core.resource_ids import applies_at
 from shared.core.status import STATUS_FOR_ACTION, DecisionAction
 
@@ -37,6 +38,8 @@ REVOKED_RULE = "revoked"
 # that did not reopen keeps the cause it was closed with.
 _CAUSE_KEPT = frozenset({inc.VERIFYING, *inc.CLOSED_STATUSES})
 _UNDECIDED = frozenset({inc.DETECTED, inc.DIAGNOSED, inc.SUPPRESSED})
+# What the rules a repeat scan applies read: a whole incident, or its compact view (records.settled_view).
+IncidentState = Incident | SettledView
 
 
 def failed_at(signal: FailureSignal, now: datetime) -> datetime:
@@ -54,7 +57,7 @@ def with_declared_type(signal: FailureSignal, evidence: Evidence | None, allowli
     return replace(signal, principal_type=entry.principal_type) if entry else signal
 
 
-def refused_only_for_transient(incident: Incident) -> bool:
+def refused_only_for_transient(incident: IncidentState) -> bool:
     """The incident's latest action is a ticket decision whose refusals are all transient."""
     last = incident.actions[-1] if incident.actions else None
     if last is None or last.kind != "ticketed":
@@ -62,14 +65,14 @@ def refused_only_for_transient(incident: Incident) -> bool:
     return bool(last.rules) and set(last.rules) <= TRANSIENT_RULES
 
 
-def decided_without_evidence(incident: Incident) -> bool:
+def decided_without_evidence(incident: IncidentState) -> bool:
     """The incident's latest action is a ticket decision refused (among other rules, maybe) because live evidence
     could not be read: it says nothing about the incident, so it is made again."""
     last = incident.actions[-1] if incident.actions else None
     return last is not None and last.kind == "ticketed" and EVIDENCE_RULE in last.rules
 
 
-def awaits_decision(incident: Incident, now: datetime) -> bool:
+def awaits_decision(incident: IncidentState, now: datetime) -> bool:
     """The incident's status asks for a (new) policy decision whatever failure comes in: never decided, an
     expired recommendation, or a ticket refused only for reasons that lift by themselves or made without
     evidence."""
@@ -87,7 +90,7 @@ def refused_by_revocation(incident: Incident) -> bool:
     return last is not None and (last.kind == "revoked" or (last.kind == "ticketed" and REVOKED_RULE in last.rules))
 
 
-def unrevoked(incident: Incident) -> bool:
+def unrevoked(incident: IncidentState) -> bool:
     """An engineer lifted the revocation that stood in the incident's way since its last decision."""
     last = incident.actions[-1] if incident.actions else None
     return last is not None and last.kind == UNREVOKED
@@ -101,7 +104,7 @@ def awaits_witness(incident: Incident) -> bool:
             and WITNESS_RULE in last.rules)
 
 
-def grant_in_flight(incident: Incident) -> bool:
+def grant_in_flight(incident: IncidentState) -> bool:
     """A grant was claimed and its result is not recorded (yet, or ever: the claiming instance may have died)."""
     return incident.status == inc.ASSIGNED and incident.assignment_id is None
 
@@ -149,7 +152,7 @@ def needs_decision(existing: Incident | None, merged: Incident, now: datetime, *
     return False
 
 
-def settled(incident: Incident, signal: FailureSignal, now: datetime) -> bool:
+def settled(incident: IncidentState, signal: FailureSignal, now: datetime) -> bool:
     """Merging `signal` into `incident` would change nothing, whatever the evidence says: the signal adds no
     failure and moves no time, no ticket operation waits, and `needs_decision` could not become true. A ticket
     operation that waits only because a new ticket is queued (`ticket_queued`: the ticket budget or a tracker's rate

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
+from operator import attrgetter
+from typing import Any
 
 from shared.core import incidents as inc
 from shared.core import triage
@@ -32,7 +34,7 @@ from shared.tickets.content import decision_text, last_action_text, still_failin
 
 log = logging.getLogger("triage")
 
-SETTLED_READ_BATCH = 5000  # settled views (a fifth of an incident each) read per batch by the steady-state check
+SETTLED_READ_BATCH = 5000  # settled views (records.SettledView: a few fields) read per batch by the steady-state check
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,29 @@ def triage_signal(rt: Runtime, signal: FailureSignal, evidence: Evidence | None,
     diagnosis = diagnose(signal, evidence, now=triage.failed_at(signal, now), propagation_window=rt.window)
     fp = inc.fingerprint(signal.object_id, signal.resource_id, diagnosis.cause, inc.keyed_scope(signal, diagnosis))
     return Triaged(signal, diagnosis, fp, inc.incident_id(fp))
+
+
+# The fields of a signal a diagnosis never reads: how many rows a group holds and when its first one was. A repeat
+# scan sees them change as old rows leave the window, and nothing else of a group that stopped failing.
+_UNREAD_FIELDS = frozenset({"count", "overlap_count", "first_seen"})
+_text_key_of = attrgetter(*(f.name for f in fields(FailureSignal) if f.name not in _UNREAD_FIELDS))
+# Bounded, so a process's memory stays flat as groups grow: past it, texts not seen yet are diagnosed every time.
+TEXT_IDS_KEPT = 20_000
+TEXT_IDS: dict[tuple[Any, ...], str] = {}  # (signal text fields, failed at, window) -> incident id
+
+
+def text_incident_id(rt: Runtime, signal: FailureSignal, now: datetime) -> str:
+    """`triage_signal(rt, signal, None, now).incident_id`, remembered per process: the text-only triage is a pure
+    function of the signal's other fields, the time its failures are judged at and the propagation window, so a
+    group a repeat scan reads again is found without a diagnosis."""
+    # The window as its setting (`rt.window` makes a timedelta of it on every call).
+    key = (_text_key_of(signal), triage.failed_at(signal, now), rt.settings.propagation_window_seconds)
+    found = TEXT_IDS.get(key)
+    if found is None:
+        found = triage_signal(rt, signal, None, now).incident_id
+        if len(TEXT_IDS) < TEXT_IDS_KEPT:
+            TEXT_IDS[key] = found
+    return found
 
 
 def handle_signal(rt: Runtime, run: RunState, signal: FailureSignal, evidence: Evidence | None,
@@ -122,7 +147,7 @@ def settled_signals(rt: Runtime, signals: Sequence[FailureSignal],
         if signal.count < 1 or signal.overlap_count != signal.count or signal.last_seen is None:
             continue
         # Only the incident id is kept here: holding every diagnosis until the reads are done costs ~2 KB a group.
-        by_incident.setdefault(triage_signal(rt, signal, None, now).incident_id, []).append(index)
+        by_incident.setdefault(text_incident_id(rt, signal, now), []).append(index)
     settled: dict[int, str] = {}
     ids = sorted(by_incident)  # batches of neighbouring ids: a store reading key ranges reads each view once
     for at in range(0, len(ids), SETTLED_READ_BATCH):  # batches bound the incidents held at once

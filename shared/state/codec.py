@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.core.incidents import Incident
+from shared.core.records import SettledAction, SettledView, settled_view
 from shared.state.base import AuditRecord, StoreError, Suppression
 
 # Table Storage caps an entity at 1 MiB, counting strings in UTF-16; both backends enforce the same cap so the
@@ -117,6 +118,38 @@ def incident_to_json(incident: Incident) -> str:
 
 def incident_from_json(text: str, etag: str | None) -> Incident:
     return normalized_incident(Incident.from_record(json.loads(text), etag=etag))
+
+
+# The settled view (records.SettledView) is stored as a JSON array, its fields in this order after the format
+# number: a repeat scan decodes one per known group, and an array is a fifth of the incident's record to parse.
+_SETTLED_FORMAT = 1
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else utc(value).isoformat()
+
+
+def _time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text).astimezone(UTC)
+
+
+def settled_to_json(view: SettledView) -> str:
+    return dumps([_SETTLED_FORMAT, view.id, view.status, _iso(view.last_seen), view.count, view.ticket_pending,
+                  list(view.ticket_queued), view.assignment_id, _iso(view.approval_expires_at), _iso(view.closed_at),
+                  [[a.kind, list(a.rules)] for a in view.actions]])
+
+
+def settled_from_json(text: str) -> SettledView:
+    """A view as `settled_to_json` wrote it; one written as a whole incident record (the first layout of the
+    view) is read as the view of that incident."""
+    data = json.loads(text)
+    if isinstance(data, dict):
+        return settled_view(Incident.from_record(data))
+    (_, incident_id, status, last_seen, count, ticket_pending, ticket_queued, assignment_id, approval_expires_at,
+     closed_at, actions) = data
+    return SettledView(incident_id, status, datetime.fromisoformat(last_seen).astimezone(UTC), count,
+                       ticket_pending, tuple(ticket_queued), assignment_id, _time(approval_expires_at),
+                       _time(closed_at), tuple([SettledAction(kind, tuple(rules)) for kind, rules in actions]))
 
 
 def _audit_default(value: Any) -> Any:

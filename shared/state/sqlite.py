@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.core.incidents import OPEN_STATUSES, Incident
-from shared.core.records import EventClaim, settled_view
+from shared.core.records import EventClaim, SettledView, settled_view
 from shared.state import codec
 from shared.state.base import AuditRecord, ConflictError, StoreError, Suppression
 from shared.state.recent import Recent
@@ -83,7 +83,7 @@ def _migrate(db: sqlite3.Connection, path: str) -> None:
 
 
 def _settled_json(incident: Incident) -> str:
-    return codec.dumps(codec.incident_record(settled_view(incident)))
+    return codec.settled_to_json(settled_view(incident))
 
 
 class SqliteStore:
@@ -207,14 +207,14 @@ class SqliteStore:
         self._recent.put(saved.id, saved)
         return saved
 
-    def get_settled(self, incident_ids: Iterable[str]) -> dict[str, Incident]:
+    def get_settled(self, incident_ids: Iterable[str]) -> dict[str, SettledView]:
         wanted = list(dict.fromkeys(map(_key, incident_ids)))
-        found: dict[str, Incident] = {}
+        found: dict[str, SettledView] = {}
         for at in range(0, len(wanted), _IDS_PER_READ):
             chunk = wanted[at : at + _IDS_PER_READ]
             marks = ", ".join("?" for _ in chunk)  # placeholders only: the ids are bound, never spliced in
             rows = self._read(f"SELECT settled FROM incidents WHERE id IN ({marks})", tuple(chunk))  # noqa: S608
-            found.update((view.id, view) for view in (codec.incident_from_json(text, None) for (text,) in rows))
+            found.update((view.id, view) for view in map(codec.settled_from_json, (text for (text,) in rows)))
         return found
 
     def create_incidents(self, items: Sequence[tuple[Incident, Sequence[AuditRecord]]]) -> list[Incident | None]:
