@@ -131,8 +131,7 @@ def settled_signals(rt: Runtime, signals: Sequence[FailureSignal],
                     text_triage: dict[int, Triaged] | None = None) -> dict[int, str]:
     """The steady state, found without live evidence and with batched store reads: the signals (by index) that a
     timer scan may skip, each with its incident's id, because handling it would change nothing. The text-only
-    diagnoses made on the way
-    of the signals not settled are left in `text_triage` (by index), for the rest of the pass.
+    diagnoses of the signals not settled are left in `text_triage` (by index), for the rest of the pass.
 
     A signal qualifies when every one of its rows lies before the watermark (an earlier scan read that span) and
     `triage.settled` holds for its incident. The incident is found by the text's diagnosis: fingerprints are keyed
