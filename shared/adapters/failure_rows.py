@@ -98,14 +98,8 @@ def _shared(value: str | None) -> str | None:
 
 
 def _shared_text(row: Mapping[str, Any], key: str) -> str | None:
-    """`_shared(_text(row, key))` in one call: a scan reads several such cells from every row."""
-    value = row.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise _Reject(f"{key} is not text")
-    value = value.strip()
-    return sys.intern(value) if value else None
+    """A checked text cell, interned (`_shared`): a scan reads several such cells from every row."""
+    return _shared(_text(row, key))
 
 
 # The checked form of the cells a flood repeats over many groups (accounts, callers), by the cell as received: a

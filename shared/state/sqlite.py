@@ -156,16 +156,9 @@ class SqliteStore:
         return self._recent.get(incident_id)
 
     def get_incidents(self, incident_ids: Iterable[str]) -> dict[str, Incident]:
-        wanted = list(dict.fromkeys(map(_key, incident_ids)))
-        found: dict[str, Incident] = {}
-        for at in range(0, len(wanted), _IDS_PER_READ):
-            chunk = wanted[at : at + _IDS_PER_READ]
-            marks = ", ".join("?" for _ in chunk)  # placeholders only: the ids are bound, never spliced in
-            sql = f"SELECT id, record, etag FROM incidents WHERE id IN ({marks})"  # noqa: S608
-            rows = self._read(sql, tuple(chunk))
-            found.update((incident.id, incident) for incident in (codec.incident_from_json(record, etag)
-                                                                  for _, record, etag in rows))
-        return found
+        rows = self._read_by_ids("record, etag", incident_ids)
+        return {incident.id: incident for incident in (codec.incident_from_json(record, etag)
+                                                       for record, etag in rows)}
 
     def put_incident(self, incident: Incident, expected_etag: str | None = None) -> Incident:
         return self._put_incident(incident, expected_etag, ())
@@ -208,14 +201,18 @@ class SqliteStore:
         return saved
 
     def get_settled(self, incident_ids: Iterable[str]) -> dict[str, SettledView]:
+        rows = self._read_by_ids("settled", incident_ids)
+        return {view.id: view for view in map(codec.settled_from_json, (text for (text,) in rows))}
+
+    def _read_by_ids(self, columns: str, incident_ids: Iterable[str]) -> list[tuple]:
+        """`columns` of the incidents with these ids, in reads of at most _IDS_PER_READ ids each."""
         wanted = list(dict.fromkeys(map(_key, incident_ids)))
-        found: dict[str, SettledView] = {}
+        rows: list[tuple] = []
         for at in range(0, len(wanted), _IDS_PER_READ):
             chunk = wanted[at : at + _IDS_PER_READ]
             marks = ", ".join("?" for _ in chunk)  # placeholders only: the ids are bound, never spliced in
-            rows = self._read(f"SELECT settled FROM incidents WHERE id IN ({marks})", tuple(chunk))  # noqa: S608
-            found.update((view.id, view) for view in map(codec.settled_from_json, (text for (text,) in rows)))
-        return found
+            rows.extend(self._read(f"SELECT {columns} FROM incidents WHERE id IN ({marks})", tuple(chunk)))  # noqa: S608
+        return rows
 
     def create_incidents(self, items: Sequence[tuple[Incident, Sequence[AuditRecord]]]) -> list[Incident | None]:
         """Every new incident and its audit records in one write transaction; an id that exists is left as it is."""
