@@ -307,3 +307,25 @@ def test_every_output_form_names_the_rules_and_the_json_round_trips():
     body = json.loads(json.dumps(ready.to_json()))
     assert body["verdict"] == "not_ready" and body["blocking_policies"][0]["effect"] == "deny"
     assert json.loads(json.dumps(review.to_json()))["findings"][0]["rule"] == access.CONTROL_PLANE_FOR_INFERENCE
+
+
+def test_a_role_on_one_of_the_accounts_projects_counts_for_the_caller():
+    on_project = held(GROUP, FOUNDRY_USER, f"{ACCOUNT}/projects/p1", via_group_of=APP, principal_type="Group")
+    agents = replace(row(APP, "Assistants_List"), api_name="Azure AI Foundry Projects API")
+    result = readiness.readiness(facts(kind="AIServices", activity=(agents,), assignments=(on_project,)),
+                                 days=14, now=NOW)
+    assert result.verdict == readiness.READY and result.entra_callers[0].surfaces == ("project",)
+
+
+def test_an_already_disabled_account_still_names_its_failing_callers_without_blocking():
+    result = readiness.readiness(facts(disable_local_auth=True, activity=(row(""),), assignments=()), days=14,
+                                 now=NOW)
+    assert [r.rule for r in result.reasons] == [readiness.ALREADY, readiness.KEY_CALLERS, readiness.ENTRA_ROLES]
+    assert not any(r.blocking for r in result.reasons)
+
+
+def test_the_assign_command_names_the_principal_type_only_where_it_is_known():
+    result = readiness.readiness(facts(assignments=(), principal_kinds={APP: "User"}), days=14, now=NOW)
+    assert "--assignee-principal-type User" in result.entra_callers[0].command
+    unknown = readiness.readiness(facts(assignments=()), days=14, now=NOW)
+    assert "--assignee-principal-type" not in unknown.entra_callers[0].command

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from shared.core import roles
 from shared.core.resource_ids import enclosing_account, normalize_scope
 from shared.core.reviews.model import AccessFinding, AccessReview, AccountFacts, HeldAssignment
-from shared.core.reviews.readiness import held_by, role_for, surfaces_called
+from shared.core.reviews.readiness import assign_command, held_by, role_for, surfaces_called
 from shared.core.surfaces import MODELS, OPENAI, PROJECT, SURFACES
 
 CONTROL_PLANE_FOR_INFERENCE = "A1-control-plane-role-for-inference"
@@ -61,8 +61,7 @@ _BROAD = frozenset({"resource group", "subscription", "management group", "root"
 
 
 def _create(principal: str, principal_type: str, role: roles.Role, scope: str) -> str:
-    return (f"az role assignment create --assignee-object-id {principal} --assignee-principal-type "
-            f"{principal_type or 'ServicePrincipal'} --role {role.guid} --scope \"{scope}\"")
+    return assign_command(principal, principal_type, role, scope)
 
 
 def _remove(assignment: HeldAssignment) -> str:
@@ -169,5 +168,5 @@ def access_review(facts: AccountFacts, *, days: int, pre_upgrade: bool = False) 
                 f"this caller ({kind or 'type unknown to ARM'}) holds {role.name if role else 'its role'} only "
                 f"through group {a.principal_id}: managed identity tokens cache group membership for about 24 hours",
                 f"assign {role.name if role else 'the role'} directly to the identity at the account",
-                (_create(oid, "ServicePrincipal", role, account),) if role else ()))
+                (_create(oid, kind, role, account),) if role else ()))
     return AccessReview(account, tuple(findings), tuple(unchecked), pre_upgrade)

@@ -78,10 +78,11 @@ def role_name(guid: str, definitions: tuple[RoleDefinitionFacts, ...]) -> str:
 
 
 def held_by(object_id: str, account_id: str, assignments: tuple[HeldAssignment, ...]) -> list[HeldAssignment]:
-    """What the caller holds at the account: its own assignments and those of its groups, at or above it."""
+    """What the caller holds at the account: its own assignments and those of its groups, at or above it, or on
+    one of its projects (the log rows name the account, never the project, so a project's role counts)."""
     oid = object_id.lower()
     return [a for a in assignments if (a.principal_id.lower() == oid or a.via_group_of.lower() == oid)
-            and applies_at(a.scope, account_id)]
+            and (applies_at(a.scope, account_id) or applies_at(account_id, a.scope))]
 
 
 def surfaces_called(rows: list[CallerActivity]) -> tuple[str, ...]:
@@ -90,9 +91,10 @@ def surfaces_called(rows: list[CallerActivity]) -> tuple[str, ...]:
     return tuple(sorted({row_hint(r.api_name or None, r.operation or None)[0] or OPENAI for r in rows}))
 
 
-def _assign_command(object_id: str, role: roles.Role, account_id: str) -> str:
-    return (f"az role assignment create --assignee-object-id {object_id} --assignee-principal-type ServicePrincipal "
-            f"--role {role.guid} --scope \"{account_id}\"")
+def assign_command(object_id: str, principal_type: str, role: roles.Role, scope: str) -> str:
+    """The guide's form: `--assignee-object-id` with `--assignee-principal-type` where the type is known."""
+    typed = f" --assignee-principal-type {principal_type}" if principal_type else ""
+    return f"az role assignment create --assignee-object-id {object_id}{typed} --role {role.guid} --scope \"{scope}\""
 
 
 def entra_callers(facts: AccountFacts, assignments: tuple[HeldAssignment, ...]) -> tuple[EntraCaller, ...]:
@@ -111,7 +113,8 @@ def entra_callers(facts: AccountFacts, assignments: tuple[HeldAssignment, ...]) 
         found.append(EntraCaller(
             oid, facts.principal_names.get(oid, ""), surfaces, sum(r.calls for r in rows), not missing, names,
             recommended.name if recommended else "",
-            _assign_command(oid, recommended, facts.account_id) if recommended else ""))
+            assign_command(oid, facts.principal_kinds.get(oid, ""), recommended, facts.account_id)
+            if recommended else ""))
     return tuple(found)
 
 
@@ -175,8 +178,9 @@ def readiness(facts: AccountFacts, *, days: int, now: datetime) -> Readiness:
                                       f"{finding.rollback_effect}"))
     blocking_policies = [p for p in policies if p.blocks_rollback]
     if facts.disable_local_auth is True:
-        verdict = ALREADY_DISABLED
-        reasons.insert(0, Reason(ALREADY, False, "disableLocalAuth is already true: keys are refused"))
+        verdict = ALREADY_DISABLED  # what would have blocked is still said, for the callers whose keys now fail
+        reasons = [Reason(ALREADY, False, "disableLocalAuth is already true: keys are refused"),
+                   *(Reason(r.rule, False, r.text) for r in reasons)]
     else:
         reasons += [Reason(UNCHECKED, True, f"could not check {line}") for line in unchecked]
         verdict = NOT_READY if any(r.blocking for r in reasons) else READY
