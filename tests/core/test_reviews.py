@@ -318,8 +318,8 @@ def test_a_role_on_one_of_the_accounts_projects_counts_for_the_caller():
 
 
 def test_an_already_disabled_account_still_names_its_failing_callers_without_blocking():
-    result = readiness.readiness(facts(disable_local_auth=True, activity=(row(""),), assignments=()), days=14,
-                                 now=NOW)
+    result = readiness.readiness(facts(disable_local_auth=True, activity=(row(""), row(APP)), assignments=()),
+                                 days=14, now=NOW)
     assert [r.rule for r in result.reasons] == [readiness.ALREADY, readiness.KEY_CALLERS, readiness.ENTRA_ROLES]
     assert not any(r.blocking for r in result.reasons)
 
