@@ -391,12 +391,13 @@ def _reviews(settings: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
     from datetime import UTC, datetime
 
     from shared.bootstrap import build_review_reader
-    from shared.engine.reviews import review_access, review_readiness
+    from shared.engine.reviews import known_names, review_access, review_readiness
 
     reader = build_review_reader(settings)
     now = datetime.now(UTC)
-    found, _ = review_readiness(reader, now=now)
-    reviewed, _ = review_access(reader, now=now)
+    names = known_names(settings)
+    found, _ = review_readiness(reader, now=now, names=names)
+    reviewed, _ = review_access(reader, now=now, names=names)
     readiness = [{k: r.to_json()[k] for k in READINESS_KEYS} for r in found]
     findings = [{k: f.to_json()[k] for k in FINDING_KEYS} for r in reviewed for f in r.findings]
     return readiness, findings

@@ -372,19 +372,21 @@ def cmd_review(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
 
     from shared.bootstrap import build_review_reader
     from shared.core.reviews import render
-    from shared.engine.reviews import review_access, review_readiness
+    from shared.engine.reviews import known_names, review_access, review_readiness
 
-    reader = build_review_reader(load_settings())
+    settings = load_settings()
+    reader = build_review_reader(settings)
     now = datetime.now(UTC)
+    names = known_names(settings)
     if args.review == "readiness":
-        found, problem = review_readiness(reader, now=now, account=args.account, days=args.days)
+        found, problem = review_readiness(reader, now=now, account=args.account, days=args.days, names=names)
         body: dict[str, Any] = {"readiness": [r.to_json() for r in found]}
         text = render.readiness_markdown(found) if args.markdown else render.readiness_text(found)
         unchecked = any(r.could_not_check for r in found)
     else:
         found_access, problem = review_access(reader, now=now, account=args.account, days=args.days,
                                               pre_upgrade=getattr(args, "pre_upgrade", False),
-                                              upgrade_only=args.review == "upgrade")
+                                              upgrade_only=args.review == "upgrade", names=names)
         body = {"access_findings": [f.to_json() for r in found_access for f in r.findings],
                 "accounts": [r.to_json() for r in found_access]}
         text = render.access_markdown(found_access) if args.markdown else render.access_text(found_access)

@@ -17,7 +17,7 @@ from shared.engine.approvals import ActionRefused, ActionResult, NotFound, appro
 from shared.engine.deliveries import DeliveryInFlight
 from shared.engine.inputs import BadInput, diagnose_input, engineer_identity, parse_json_body
 from shared.engine.rejections import reject
-from shared.engine.reviews import review_access, review_readiness
+from shared.engine.reviews import known_names, review_access, review_readiness
 from shared.engine.runtime import Runtime
 
 Reply = tuple[int, dict[str, Any]]
@@ -112,7 +112,8 @@ def review_readiness_request(rt: Runtime, reader: ReviewReader, query: Mapping[s
     account, days, problem = _review_query(query)
     if problem:
         return error(400, problem)
-    found, unlisted = review_readiness(reader, now=rt.clock(), account=account, days=days)
+    found, unlisted = review_readiness(reader, now=rt.clock(), account=account, days=days,
+                                       names=known_names(rt.settings))
     body: dict[str, Any] = {"readiness": [r.to_json() for r in found]}
     return 200, ({**body, "problem": unlisted} if unlisted else body)
 
@@ -124,7 +125,7 @@ def review_access_request(rt: Runtime, reader: ReviewReader, query: Mapping[str,
         return error(400, problem)
     found, unlisted = review_access(reader, now=rt.clock(), account=account, days=days,
                                     pre_upgrade=(query.get("pre_upgrade") or "").lower() in _TRUE,
-                                    upgrade_only=upgrade_only)
+                                    upgrade_only=upgrade_only, names=known_names(rt.settings))
     body: dict[str, Any] = {"access_findings": [f.to_json() for r in found for f in r.findings],
                             "accounts": [r.to_json() for r in found]}
     return 200, ({**body, "problem": unlisted} if unlisted else body)

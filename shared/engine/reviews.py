@@ -7,7 +7,7 @@ report it as "could not check" for that account; the others go on.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -19,6 +19,7 @@ from shared.core.reviews.access import access_review
 from shared.core.reviews.model import AccessReview, AccountFacts, Readiness
 from shared.core.reviews.readiness import readiness
 from shared.core.sources import error_text
+from shared.settings import Settings
 
 DEFAULT_DAYS = 14
 MAX_DAYS = 90  # RequestResponse rows are kept for the workspace's retention; 90 days is a common maximum
@@ -48,9 +49,14 @@ def accounts_to_review(reader: ReviewReader, account: str | None) -> Reviewed:
     return Reviewed(tuple(listed or ()), problem)
 
 
+def known_names(settings: Settings) -> dict[str, str]:
+    """Principal names the service knows without Graph: the allowlist's."""
+    return {entry.object_id: entry.name for entry in settings.allowlist.entries if entry.name}
+
+
 def gather(reader: ReviewReader, account_ids: Sequence[str], *, days: int, now: datetime,
-           with_policy: bool = True) -> list[AccountFacts]:
-    """Each account's facts, reading the logs once for all of them."""
+           with_policy: bool = True, names: Mapping[str, str] | None = None) -> list[AccountFacts]:
+    """Each account's facts, reading the logs once for all of them; `names`: object id -> display name."""
     activity, activity_error = _attempt(lambda: reader.caller_activity(account_ids, now - timedelta(days=days), now))
     facts = []
     for account_id in account_ids:
@@ -74,24 +80,25 @@ def gather(reader: ReviewReader, account_ids: Sequence[str], *, days: int, now: 
             disable_local_auth=resource.disable_local_auth if resource else None, account_error=account_error,
             activity=rows, activity_error=activity_error, assignments=held, assignments_error=held_error,
             definitions=tuple(definitions or ()), policies=policies, exemptions=exemptions,
-            policy_error=policy_error, principal_kinds=kinds))
+            policy_error=policy_error, principal_names=dict(names or {}), principal_kinds=kinds))
     return facts
 
 
 def review_readiness(reader: ReviewReader, *, now: datetime, account: str | None = None,
-                     days: int = DEFAULT_DAYS) -> tuple[list[Readiness], str]:
+                     days: int = DEFAULT_DAYS, names: Mapping[str, str] | None = None) -> tuple[list[Readiness], str]:
     """(a readiness per account, why the accounts could not be listed)."""
     reviewed = accounts_to_review(reader, account)
-    found = gather(reader, reviewed.accounts, days=days, now=now)
+    found = gather(reader, reviewed.accounts, days=days, now=now, names=names)
     return [readiness(f, days=days, now=now) for f in found], reviewed.problem
 
 
 def review_access(reader: ReviewReader, *, now: datetime, account: str | None = None, days: int = DEFAULT_DAYS,
-                  pre_upgrade: bool = False, upgrade_only: bool = False) -> tuple[list[AccessReview], str]:
+                  pre_upgrade: bool = False, upgrade_only: bool = False,
+                  names: Mapping[str, str] | None = None) -> tuple[list[AccessReview], str]:
     """(an access review per account, why the accounts could not be listed). `upgrade_only` (`review upgrade`):
     the pre-upgrade audit of the classic Azure OpenAI accounts only."""
     reviewed = accounts_to_review(reader, account)
-    found = gather(reader, reviewed.accounts, days=days, now=now, with_policy=False)
+    found = gather(reader, reviewed.accounts, days=days, now=now, with_policy=False, names=names)
     if upgrade_only:
         found = [f for f in found if (f.kind or "").lower() == "openai"]
     return [access_review(f, days=days, pre_upgrade=pre_upgrade or upgrade_only) for f in found], reviewed.problem

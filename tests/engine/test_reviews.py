@@ -141,7 +141,9 @@ def test_the_access_review_finds_each_class_and_writes_nothing(reviewed):
     az = reviewed
     before = len(az.assignments())
     now = az.clock.now() + timedelta(seconds=1)
-    found, _ = review_access(reader_for(az), now=now, pre_upgrade=True)
+    found, _ = review_access(reader_for(az), now=now, pre_upgrade=True, names={CHAT_API: "chat-api"})
+    named = {f.principal_name for r in found for f in r.findings if f.principal == CHAT_API}
+    assert named == {"chat-api"}  # the allowlist's names (engine.reviews.known_names), the only ones known
     findings = {(f.rule, f.principal, f.account_id.rsplit("/", 1)[-1]) for r in found for f in r.findings}
     assert (access.CONTROL_PLANE_FOR_INFERENCE, CHAT_API, "aoai-prod") in findings
     assert (access.BROAD_SCOPE, BATCH, "aoai-prod") in findings
