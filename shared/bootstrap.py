@@ -175,3 +175,10 @@ def build_review_reader(settings: Settings, *, credential: Any = None,
 
     return AzureReviewReader(AzureClients.from_settings(settings, credential=credential,
                                                         client_options=client_options))
+
+
+def build_review_sinks(settings: Settings) -> Sequence[TicketSink]:
+    """The ticket sinks a review's `--ticket` writes to: the configured ones, as the scan's."""
+    from shared.tickets.factory import build_sinks
+
+    return build_sinks(settings)

@@ -348,6 +348,8 @@ def review_arguments(p: argparse.ArgumentParser) -> None:
         if name == "access":
             sub.add_argument("--pre-upgrade", dest="pre_upgrade", action="store_true",
                              help="add the pre-upgrade audit for classic Azure OpenAI accounts")
+        sub.add_argument("--ticket", action="store_true", help="open or update one ticket per account in the "
+                         "configured sinks (closed when the review is clean)")
         form = sub.add_mutually_exclusive_group()
         form.add_argument("--json", action="store_true", help="print JSON")
         form.add_argument("--markdown", action="store_true", help="print Markdown for a change request")
@@ -378,6 +380,8 @@ def cmd_review(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
     reader = build_review_reader(settings)
     now = datetime.now(UTC)
     names = known_names(settings)
+    found: list[Any] = []
+    found_access: list[Any] = []
     if args.review == "readiness":
         found, problem = review_readiness(reader, now=now, account=args.account, days=args.days, names=names)
         body: dict[str, Any] = {"readiness": [r.to_json() for r in found]}
@@ -393,11 +397,23 @@ def cmd_review(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
         unchecked = any(r.could_not_check for r in found_access)
     if problem:
         body["problem"] = problem
+    tickets: list[dict[str, Any]] = []
+    if args.ticket:
+        from shared.bootstrap import build_review_sinks
+        from shared.engine.review_tickets import ticket_reviews
+
+        tickets = ticket_reviews(build_review_sinks(settings), at=now, mode=settings.mode,
+                                 readiness=found if args.review == "readiness" else (),
+                                 access=found_access if args.review != "readiness" else ())
+        body["tickets"] = tickets
     if args.json:
         out.write(json.dumps(body, indent=2) + "\n")
     else:
         out.write(text + (f"\nCOULD NOT LIST THE ACCOUNTS: {problem}\n" if problem else ""))
-    return 1 if problem or unchecked else 0
+        out.writelines(f"ticket {t['sink']} {t['result']} {t['ref']} {t.get('error', '')}".rstrip() + "\n"
+                       for t in tickets)
+    failed = any(t["result"] == "failed" for t in tickets)
+    return 1 if problem or unchecked or failed else 0
 
 
 review = guarded(cmd_review)

@@ -109,3 +109,15 @@ def test_the_keyed_routes_answer_the_reviews(tmp_path, clean_env):
         status, body = call_http("review_readiness", http_request("GET", "review/readiness", params={"days": "x"}))
         assert status == 400 and "days" in body["error"]
         assert not w.az.calls.count(kind=WRITE)
+
+
+def test_ticket_opens_one_ticket_per_account_through_the_configured_sinks(world, tmp_path):
+    env = {**service_env(world, tmp_path), "TRIAGE_TICKET_SINKS": "log"}
+    result = review(env, "readiness", "--ticket", "--json")
+    assert result.returncode == 0, result.stderr
+    tickets = json.loads(result.stdout)["tickets"]
+    by_account = {t["account"].rsplit("/", 1)[-1]: t for t in tickets}
+    assert by_account["aoai-prod"]["result"] in ("opened", "updated")  # not ready: a ticket
+    assert by_account["foundry-hub"]["result"] == "closed"  # already disabled: nothing to track (the log sink
+    assert {t["sink"] for t in tickets} == {"log"}            # answers every close with a reference)
+    assert not world.calls.count(kind=WRITE)
