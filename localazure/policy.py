@@ -95,13 +95,15 @@ class PolicyWorld:
         return definition_id
 
     def add_assignment(self, scope: str, name: str, definition_id: str, *, parameters: dict[str, Any] | None = None,
-                       enforcement_mode: str = "Default", display_name: str = "") -> str:
+                       enforcement_mode: str = "Default", display_name: str = "",
+                       not_scopes: list[str] | None = None) -> str:
         scope = scopes.normalize(scope)
         assignment_id = f"{'' if scope == '/' else scope}/providers/Microsoft.Authorization/policyAssignments/{name}"
         self.assignments.append({
             "id": assignment_id, "type": "Microsoft.Authorization/policyAssignments", "name": name,
             "properties": {"displayName": display_name or name, "policyDefinitionId": definition_id, "scope": scope,
-                           "notScopes": [], "parameters": {k: {"value": v} for k, v in (parameters or {}).items()},
+                           "notScopes": list(not_scopes or []),
+                           "parameters": {k: {"value": v} for k, v in (parameters or {}).items()},
                            "enforcementMode": enforcement_mode, "metadata": {}, "nonComplianceMessages": []},
         })
         return assignment_id
@@ -234,7 +236,7 @@ def apply_scenario(world: PolicyWorld, raw: dict[str, Any], resolve_scope: Calla
     assignments: dict[str, str] = {}
     for item in raw.get("assignments", []):
         check(f"policy assignment {item.get('name')}", item,
-              {"name", "scope", "definition", "parameters", "enforcement_mode", "display_name"})
+              {"name", "scope", "definition", "parameters", "enforcement_mode", "display_name", "not_scopes"})
         definition = str(item.get("definition") or "")
         definition_id = names.get(definition.lower()) or (
             f"/providers/Microsoft.Authorization/policyDefinitions/{definition}" if definition.lower()
@@ -244,7 +246,8 @@ def apply_scenario(world: PolicyWorld, raw: dict[str, Any], resolve_scope: Calla
         assignments[str(item["name"]).lower()] = world.add_assignment(
             resolve_scope(item.get("scope", "subscription")), item["name"], definition_id,
             parameters=item.get("parameters"), enforcement_mode=item.get("enforcement_mode", "Default"),
-            display_name=item.get("display_name", ""))
+            display_name=item.get("display_name", ""),
+            not_scopes=[resolve_scope(s) for s in item.get("not_scopes", [])])
     for item in raw.get("exemptions", []):
         check(f"policy exemption {item.get('name')}", item,
               {"name", "scope", "assignment", "category", "expires_in_seconds", "reference_ids"})

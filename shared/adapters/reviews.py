@@ -149,7 +149,8 @@ class AzureReviewReader:
             mode = item.enforcement_mode or "Default"
             found.append(PolicyAssignmentFacts(
                 str(item.id), str(item.name or ""), str(item.scope or ""), definition_id,
-                str(getattr(mode, "value", mode)), parameters, definition, members, problem))
+                str(getattr(mode, "value", mode)), parameters, definition, members, problem,
+                tuple(str(s) for s in item.not_scopes or ())))
         return tuple(found)
 
     def _definition(self, definition_id: str) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]], str]:

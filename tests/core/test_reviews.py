@@ -152,6 +152,13 @@ def test_do_not_enforce_and_a_live_exemption_lift_the_block_an_expired_one_does_
     assert policy.local_auth_policies((deny,), (expired,), NOW)[0][0].blocks_rollback
 
 
+def test_an_assignment_whose_not_scopes_hold_the_account_does_not_apply():
+    deny = replace(assigned(KEY_ACCESS_DISABLED, parameters={"effect": "Deny"}), not_scopes=(RG,))
+    assert policy.local_auth_policies((deny,), (), NOW, ACCOUNT) == ([], [])
+    elsewhere = replace(deny, not_scopes=(f"{SUB}/resourceGroups/other",))
+    assert policy.local_auth_policies((elsewhere,), (), NOW, ACCOUNT)[0][0].blocks_rollback
+
+
 def test_a_set_definition_passes_its_parameters_to_its_members():
     member_id = "/providers/Microsoft.Authorization/policyDefinitions/14de9e63-1b31-492e-a5a3-c3f7fd57f555"
     initiative = {"parameters": {"keysEffect": {"type": "String", "defaultValue": "Disabled"}},

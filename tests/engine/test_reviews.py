@@ -155,3 +155,13 @@ def test_the_access_review_finds_each_class_and_writes_nothing(reviewed):
     assert len(az.assignments()) == before
     assert not [c for c in az.calls.records if c.kind == WRITE]
     assert {c.method for c in az.calls.records} <= {"GET", "POST"}  # POST: the Log Analytics query, a read
+
+
+def test_an_assignment_that_excludes_the_account_is_not_reported(local_azure_factory):
+    raw = world(assignments=[{"name": "no-keys", "scope": "subscription", "definition": KEY_ACCESS_DISABLED,
+                              "parameters": {"effect": "Deny"}, "not_scopes": ["rg:rg-ai"]}])
+    az = local_azure_factory(raw)
+    az.tick()
+    [result], _ = review_readiness(reader_for(az), now=az.clock.now() + timedelta(seconds=1),
+                                   account=az.account_id("aoai-prod"))
+    assert result.policies == () and not result.could_not_check

@@ -72,6 +72,7 @@ class PolicyAssignmentFacts:
     # For a set definition: each member definition's `properties` by its id, lower-cased (absent: unreadable)
     members: dict[str, dict[str, Any]] = field(default_factory=dict)
     definition_error: str = ""
+    not_scopes: tuple[str, ...] = ()  # the assignment's `notScopes`: it does not apply at or under these
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from shared.core.resource_ids import applies_at
 from shared.core.reviews.model import PolicyAssignmentFacts, PolicyExemptionFacts, PolicyFinding
 
 LOCAL_AUTH_ALIAS = "disablelocalauth"  # Microsoft.CognitiveServices/accounts/disableLocalAuth, lower-cased
@@ -96,12 +97,15 @@ def _finding(assignment: PolicyAssignmentFacts, definition_id: str, effect: str,
 
 
 def local_auth_policies(assignments: tuple[PolicyAssignmentFacts, ...], exemptions: tuple[PolicyExemptionFacts, ...],
-                        now: datetime) -> tuple[list[PolicyFinding], list[str]]:
+                        now: datetime, account_id: str = "") -> tuple[list[PolicyFinding], list[str]]:
     """(findings, what could not be checked): one finding per assigned definition (or set member) that concerns
-    `disableLocalAuth`; a definition that could not be read is named, never passed over."""
+    `disableLocalAuth`; a definition that could not be read is named, never passed over. An assignment whose
+    `notScopes` hold the account does not apply to it."""
     findings: list[PolicyFinding] = []
     unreadable: list[str] = []
     for assignment in assignments:
+        if account_id and any(applies_at(excluded, account_id) for excluded in assignment.not_scopes):
+            continue
         definition = assignment.definition
         if definition is None:
             unreadable.append(f"policy assignment {assignment.name}: its definition {assignment.definition_id} "

@@ -170,7 +170,7 @@ def readiness(facts: AccountFacts, *, days: int, now: datetime) -> Readiness:
     if facts.policies is None or facts.exemptions is None:
         unchecked.append(f"Azure Policy: {facts.policy_error or 'not read'}")
     else:
-        policies, unreadable = local_auth_policies(facts.policies, facts.exemptions, now)
+        policies, unreadable = local_auth_policies(facts.policies, facts.exemptions, now, facts.account_id)
         unchecked += [f"Azure Policy: {line}" for line in unreadable]
         for finding in policies:
             if finding.blocks_rollback:
