@@ -288,6 +288,7 @@ def test_every_output_form_names_the_rules_and_the_json_round_trips():
         assert readiness.KEY_CALLERS in text and readiness.POLICY in text and "81.2.69.***" in text
     for text in (access_text([review]), access_markdown([review])):
         assert access.CONTROL_PLANE_FOR_INFERENCE in text and "Owner" in text
+        assert all(command in text for command in review.findings[0].commands)
     body = json.loads(json.dumps(ready.to_json()))
     assert body["verdict"] == "not_ready" and body["blocking_policies"][0]["effect"] == "deny"
     assert json.loads(json.dumps(review.to_json()))["findings"][0]["rule"] == access.CONTROL_PLANE_FOR_INFERENCE

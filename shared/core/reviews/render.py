@@ -55,6 +55,10 @@ def access_text(reviews: Sequence[AccessReview]) -> str:
                           [(f.rule, f.principal_name or f.principal, f.role, short_name(f.scope),
                             {True: "yes", False: "no", None: "?"}[f.calls_account], f.recommendation)
                            for f in review.findings])
+            commands = [(f, c) for f in review.findings for c in f.commands]
+            if commands:
+                out.append("  commands (for a person to run, after review):")
+                out += [f"    [{f.rule}] {c}" for f, c in commands]
         out.append("")
     return "\n".join(out) + ("\n" if not out else "")
 
