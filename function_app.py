@@ -157,3 +157,33 @@ def _source_health(settings) -> list:
     from shared.engine.sources import source_health
 
     return source_health(get_runtime(), public=True)
+
+
+def _review(req: func.HttpRequest, name: str) -> func.HttpResponse:
+    """The access reviews (docs/reviews.md), behind the function key like the other routes: reads only."""
+    from shared.bootstrap import build_review_reader
+    from shared.engine import http_api
+
+    query = dict(req.params)
+    if name == "review_readiness":
+        return _serve(name, lambda rt: http_api.review_readiness_request(rt, build_review_reader(rt.settings), query))
+    return _serve(name, lambda rt: http_api.review_access_request(rt, build_review_reader(rt.settings), query,
+                                                                  upgrade_only=name == "review_upgrade"))
+
+
+@app.function_name(name="review_readiness")
+@app.route(route="review/readiness", methods=["GET"])
+def review_readiness(req: func.HttpRequest) -> func.HttpResponse:
+    return _review(req, "review_readiness")
+
+
+@app.function_name(name="review_access")
+@app.route(route="review/access", methods=["GET"])
+def review_access(req: func.HttpRequest) -> func.HttpResponse:
+    return _review(req, "review_access")
+
+
+@app.function_name(name="review_upgrade")
+@app.route(route="review/upgrade", methods=["GET"])
+def review_upgrade(req: func.HttpRequest) -> func.HttpResponse:
+    return _review(req, "review_upgrade")

@@ -12,6 +12,7 @@ from localazure.calls import READ, WRITE
 from localazure.faults import Fault
 from localazure.frontdoor import CallContext, RouteFn, bearer_token, error, fault_headers
 from localazure.https import Request, Response
+from localazure.policy import PolicyRoutes
 from localazure.resourcegraph import ResourceGraph
 from localazure.roles import ROLE_ASSIGNMENT_DELETE, ROLE_ASSIGNMENT_WRITE, guid_of
 from localazure.state import Assignment, State
@@ -51,6 +52,7 @@ class ArmService:
         self.throttle = ArmThrottle()
         self.graph_quota = GraphQuota()
         self.resource_graph = ResourceGraph(state)
+        self.policy = PolicyRoutes(lambda: self.state.policies, state.clock.now)
 
     def set_throttle_limits(self, limits: ThrottleLimits) -> None:
         """Start every bucket afresh at these sizes (used only while `settings.arm_throttling` is on)."""
@@ -121,6 +123,9 @@ class ArmService:
         kind = READ if method in ("GET", "HEAD") else WRITE
         if lower == "/providers/microsoft.resourcegraph/resources" and method == "POST":
             return "resourceGraph.resources", READ, lambda r, c: self.resource_graph.serve(r, self._caller(r))
+        policy_route = self.policy.route(request, path)
+        if policy_route is not None:
+            return policy_route[0], READ, policy_route[1]
         family, scope, name = _authorization_target(path)
         if family == "roleAssignments":
             if not name:

@@ -160,6 +160,7 @@ class Demo:
                          f"propagation window {PROPAGATION_SECONDS} s; tickets -> {self.provider}")
                 report = self._drive(az, runtime, function_app)
                 report["tickets_detail"] = self._ticket_refs(runtime)
+                report["readiness"], report["access_findings"] = _reviews(settings)
                 report["ticket_views"] = [
                     {"ref": t.ref, "title": t.title, "open": t.is_open, "body": t.body, "comments": len(t.comments)}
                     for t in (trackers.tickets(self.provider) if self.provider in TRACKERS else [])
@@ -381,6 +382,27 @@ SOURCE_KEYS = ("name", "state", "detail")
 SOURCE_STATES = {"no_data": "no data yet"}  # how the report words a source state
 
 
+READINESS_KEYS = ("account", "verdict", "key_callers", "entra_callers_without_role", "blocking_policies")
+FINDING_KEYS = ("account", "principal", "role", "scope", "rule", "recommendation")
+
+
+def _reviews(settings: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The access reviews of the demo's accounts after the arc (docs/reviews.md): reads only."""
+    from datetime import UTC, datetime
+
+    from shared.bootstrap import build_review_reader
+    from shared.engine.reviews import known_names, review_access, review_readiness
+
+    reader = build_review_reader(settings)
+    now = datetime.now(UTC)
+    names = known_names(settings)
+    found, _ = review_readiness(reader, now=now, names=names)
+    reviewed, _ = review_access(reader, now=now, names=names)
+    readiness = [{k: r.to_json()[k] for k in READINESS_KEYS} for r in found]
+    findings = [{k: f.to_json()[k] for k in FINDING_KEYS} for r in reviewed for f in r.findings]
+    return readiness, findings
+
+
 def contract_view(report: dict[str, Any]) -> dict[str, Any]:
     """The stable `demo --json` contract: exactly the documented keys."""
     return {
@@ -389,6 +411,8 @@ def contract_view(report: dict[str, Any]) -> dict[str, Any]:
         "grants": report["grants"],
         "tickets": report["tickets"],
         "sources": [{k: s[k] for k in SOURCE_KEYS} for s in report["sources"]],
+        "readiness": report.get("readiness", []),
+        "access_findings": report.get("access_findings", []),
     }
 
 
@@ -426,6 +450,18 @@ def print_report(report: dict[str, Any], out: TextIO) -> None:
             out.write(f"policy refused {i['case']}: {'; '.join(i['refusals'])}\n")
     if report.get("tickets_detail"):
         out.write("ticket references:\n" + "".join(f"  {line}\n" for line in report["tickets_detail"]))
+    if report.get("readiness"):
+        out.write("local-auth readiness (python -m shared review readiness):\n")
+        for r in report["readiness"]:
+            policies = ", ".join(p["name"] for p in r["blocking_policies"]) or "-"
+            out.write(f"  {r['account'].rsplit('/', 1)[-1]}: {r['verdict']}  key callers: {len(r['key_callers'])}"
+                      f"  Entra callers without a role: {len(r['entra_callers_without_role'])}"
+                      f"  blocking policies: {policies}\n")
+    if report.get("access_findings"):
+        out.write("access review (python -m shared review access):\n")
+        for f in report["access_findings"]:
+            out.write(f"  {f['rule']}: {f['role']} for {f['principal']} at {f['scope'].rsplit('/', 1)[-1]}: "
+                      f"{f['recommendation']}\n")
 
 
 def run(args: argparse.Namespace, stdin: Any = None, stdout: TextIO | None = None) -> int:

@@ -35,6 +35,7 @@ BUNDLED = Path(__file__).parent / "scenarios"
 TOP_LEVEL = frozenset({
     "description", "subscription_id", "tenant_id", "workspace_id", "clock", "settings", "resource_groups",
     "principals", "resources", "app_resources", "gateways", "assignments", "traffic", "logs", "faults", "workspaces",
+    "policies",
 })
 WORKSPACE_KEYS = frozenset({"id", "missing_tables", "missing_columns"})
 FAULT_KEYS = frozenset({"service", "route", "status", "retry_after", "times", "delay", "drop", "partial", "method"})
@@ -270,6 +271,11 @@ def apply(state: State, scenario: dict[str, Any]) -> Loaded:
         state.put_gateway(gateway_from(raw, state))
     for raw in scenario.get("assignments", []):
         state.put_assignment(assignment_from(state, raw, now))
+    if "policies" in scenario:
+        from localazure.policy import apply_scenario
+
+        apply_scenario(state.policies, scenario["policies"], lambda text: resolve_scope(state, text), now,
+                       state.subscription_id)
     traffic = [traffic_from(raw) for raw in scenario.get("traffic", [])]
     for spec in traffic:
         if state.account(spec.resource) is None and state.account_by_id(spec.resource) is None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from localazure import roles, scopes
 from localazure.clock import Clock
 from localazure.logshape import LogShape
+from localazure.policy import PolicyWorld
 
 if TYPE_CHECKING:
     from localazure.apim import Gateway
@@ -169,6 +170,7 @@ class State:
     app_resources: dict[str, dict] = field(default_factory=dict)  # lower-cased id -> ARM body
     gateways: dict[str, Gateway] = field(default_factory=dict)  # lower-cased name -> API Management service
     custom_roles: dict[str, roles.RoleDefinition] = field(default_factory=dict)  # GUID -> custom role definition
+    policies: PolicyWorld = field(default_factory=PolicyWorld)  # Azure Policy on the scope chain (policy.py)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     # ---- role definitions ----

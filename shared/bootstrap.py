@@ -25,6 +25,7 @@ from shared.core.ports import (
     EventPublisher,
     EvidenceProvider,
     FailureSource,
+    ReviewReader,
     RoleWriter,
     Store,
     Telemetry,
@@ -164,3 +165,20 @@ def set_runtime(runtime: Runtime | None) -> None:
     """Install a runtime (tests, the demo) or drop the cached one."""
     global _instance_runtime
     _instance_runtime = runtime
+
+
+def build_review_reader(settings: Settings, *, credential: Any = None,
+                        client_options: dict[str, Any] | None = None) -> ReviewReader:
+    """What the access reviews (`python -m shared review`, `/api/review/...`) read through: reads only."""
+    from shared.adapters.azure import AzureClients
+    from shared.adapters.reviews import AzureReviewReader
+
+    return AzureReviewReader(AzureClients.from_settings(settings, credential=credential,
+                                                        client_options=client_options))
+
+
+def build_review_sinks(settings: Settings) -> Sequence[TicketSink]:
+    """The ticket sinks a review's `--ticket` writes to: the configured ones, as the scan's."""
+    from shared.tickets.factory import build_sinks
+
+    return build_sinks(settings)

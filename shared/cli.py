@@ -110,6 +110,9 @@ COMMANDS: dict[str, Command] = {
     "doctor": Command("self-check: settings, store, tokens, identity, own role assignments and conditions, "
                       "workspaces, diagnostic settings, ticket sinks (exit 1 when a check fails)",
                       "shared.doctor:run", _json_flag),
+    "review": Command("access reviews from the RBAC guide: local-auth readiness, least privilege, the pre-upgrade "
+                      "audit (reads only; exit 1 when something could not be checked)", "shared.commands:review",
+                      _lazy_arguments("review_arguments")),
 }
 
 

@@ -331,3 +331,89 @@ suppress = guarded(cmd_suppress)
 revocations = guarded(cmd_revocations)
 unrevoke = guarded(cmd_unrevoke)
 breaker_reset = guarded(cmd_breaker_reset)
+
+
+# ---- review (docs/reviews.md) ---------------------------------------------------------------------------------
+
+
+def review_arguments(p: argparse.ArgumentParser) -> None:
+    kinds = p.add_subparsers(dest="review", metavar="review")
+    kinds.required = True
+    for name, help_text in (("readiness", "may local authentication (API keys) be disabled, per account"),
+                            ("access", "every role assignment covering an AI account, against the guide"),
+                            ("upgrade", "before upgrading classic Azure OpenAI accounts to Foundry: what widens")):
+        sub = kinds.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--account", help="one account's resource id (default: every account of the subscription)")
+        sub.add_argument("--days", type=_review_days, default=14, help="how many days of logs to read (default 14)")
+        if name == "access":
+            sub.add_argument("--pre-upgrade", dest="pre_upgrade", action="store_true",
+                             help="add the pre-upgrade audit for classic Azure OpenAI accounts")
+        sub.add_argument("--ticket", action="store_true", help="open or update one ticket per account in the "
+                         "configured sinks (closed when the review is clean)")
+        form = sub.add_mutually_exclusive_group()
+        form.add_argument("--json", action="store_true", help="print JSON")
+        form.add_argument("--markdown", action="store_true", help="print Markdown for a change request")
+
+
+def _review_days(text: str) -> int:
+    from shared.engine.reviews import MAX_DAYS
+
+    try:
+        days = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {text!r}") from None
+    if not 1 <= days <= MAX_DAYS:
+        raise argparse.ArgumentTypeError(f"--days must be 1 to {MAX_DAYS}")
+    return days
+
+
+def cmd_review(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
+    """A review's table, JSON or Markdown; exit 1 when the accounts could not be listed or any part of a review
+    could not be checked (it then says what), else 0 whatever the verdicts."""
+    from datetime import UTC, datetime
+
+    from shared.bootstrap import build_review_reader
+    from shared.core.reviews import render
+    from shared.engine.reviews import known_names, review_access, review_readiness
+
+    settings = load_settings()
+    reader = build_review_reader(settings)
+    now = datetime.now(UTC)
+    names = known_names(settings)
+    found: list[Any] = []
+    found_access: list[Any] = []
+    if args.review == "readiness":
+        found, problem = review_readiness(reader, now=now, account=args.account, days=args.days, names=names)
+        body: dict[str, Any] = {"readiness": [r.to_json() for r in found]}
+        text = render.readiness_markdown(found) if args.markdown else render.readiness_text(found)
+        unchecked = any(r.could_not_check for r in found)
+    else:
+        found_access, problem = review_access(reader, now=now, account=args.account, days=args.days,
+                                              pre_upgrade=getattr(args, "pre_upgrade", False),
+                                              upgrade_only=args.review == "upgrade", names=names)
+        body = {"access_findings": [f.to_json() for r in found_access for f in r.findings],
+                "accounts": [r.to_json() for r in found_access]}
+        text = render.access_markdown(found_access) if args.markdown else render.access_text(found_access)
+        unchecked = any(r.could_not_check for r in found_access)
+    if problem:
+        body["problem"] = problem
+    tickets: list[dict[str, Any]] = []
+    if args.ticket:
+        from shared.bootstrap import build_review_sinks
+        from shared.engine.review_tickets import ticket_reviews
+
+        tickets = ticket_reviews(build_review_sinks(settings), at=now, mode=settings.mode,
+                                 readiness=found if args.review == "readiness" else (),
+                                 access=found_access if args.review != "readiness" else ())
+        body["tickets"] = tickets
+    if args.json:
+        out.write(json.dumps(body, indent=2) + "\n")
+    else:
+        out.write(text + (f"\nCOULD NOT LIST THE ACCOUNTS: {problem}\n" if problem else ""))
+        out.writelines(f"ticket {t['sink']} {t['result']} {t['ref']} {t.get('error', '')}".rstrip() + "\n"
+                       for t in tickets)
+    failed = any(t["result"] == "failed" for t in tickets)
+    return 1 if problem or unchecked or failed else 0
+
+
+review = guarded(cmd_review)

@@ -375,3 +375,25 @@ def request_traffic_query(*, since: datetime, until: datetime) -> str:
         "| order by ResourceId asc, Status asc",
     ]
     return "\n".join(lines)
+
+
+def caller_activity_query(*, account_ids: tuple[str, ...], since: datetime, until: datetime) -> str:
+    """The access reviews' read: every RequestResponse row of the given accounts over [since, until), summarized by
+    account, caller (`objectId`, empty for key callers), operation and API name: calls, first and last seen, and up
+    to ten caller addresses (Azure masks their last octet; the review masks them again)."""
+    accounts = sorted({account_key(a) for a in account_ids})
+    lines = [
+        f"let Since = {datetime_literal(since)};",
+        f"let Until = {datetime_literal(until)};",
+        "AzureDiagnostics",
+        "| where TimeGenerated >= Since and TimeGenerated < Until",
+        '| where ResourceProvider == "MICROSOFT.COGNITIVESERVICES" and Category == "RequestResponse"',
+        "| extend ResourceId = tolower(_ResourceId)",
+        f"| where ResourceId in {_literal_list(accounts)}",
+        "| extend Props = parse_json(properties_s)",
+        "| extend ObjectId = tolower(tostring(Props.objectId)), ApiName = tostring(Props.apiName)",
+        "| summarize Calls = count(), FirstSeen = min(TimeGenerated), LastSeen = max(TimeGenerated),"
+        " CallerIps = make_set(CallerIPAddress, 10) by ResourceId, ObjectId, OperationName, ApiName",
+        "| order by ResourceId asc, ObjectId asc, OperationName asc, ApiName asc",
+    ]
+    return "\n".join(lines)

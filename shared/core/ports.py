@@ -15,8 +15,15 @@ from typing import Any, Protocol
 
 from shared.core.allowlist import normalize_object_id
 from shared.core.incidents import Incident
-from shared.core.model import Evidence, FailureSignal, RoleAssignmentEvidence
+from shared.core.model import Evidence, FailureSignal, ResourceEvidence, RoleAssignmentEvidence
 from shared.core.records import AuditRecord, EventClaim, SettledView, Suppression
+from shared.core.reviews.model import (
+    CallerActivity,
+    HeldAssignment,
+    PolicyAssignmentFacts,
+    PolicyExemptionFacts,
+    RoleDefinitionFacts,
+)
 from shared.core.ticket_model import TicketContent, TicketRef
 
 # What "now" is: the service reads the time through this, so tests and the stand-in share a frozen clock.
@@ -245,4 +252,40 @@ class Telemetry(Protocol):
 
     def trace_id(self) -> str | None:
         """The current trace's id (32 hex digits), None outside any trace: audit records carry it."""
+        ...
+
+
+class ReviewReader(Protocol):
+    """What the access reviews read (`engine/reviews.py`, docs/reviews.md): reads only, never a write. Each call
+    raises with the whole message when Azure could not be read; the engine records it as "could not check"."""
+
+    def account_ids(self) -> list[str]:
+        """The AI accounts to review: every Cognitive Services account of the configured subscription."""
+        ...
+
+    def account(self, account_id: str) -> ResourceEvidence | None:
+        """The account's settings (kind, disableLocalAuth); None when ARM has no such account."""
+        ...
+
+    def caller_activity(self, account_ids: Sequence[str], since: datetime, until: datetime
+                        ) -> dict[str, tuple[CallerActivity, ...]]:
+        """RequestResponse rows of the accounts over [since, until), summarized per caller and operation, by
+        `resource_ids.account_key`. A workspace without the table yet has no rows (no error)."""
+        ...
+
+    def assignments(self, account_id: str, callers: Sequence[str]) -> tuple[HeldAssignment, ...]:
+        """Every role assignment at, above or below the account, and the ones each caller holds through its groups
+        (`via_group_of` set)."""
+        ...
+
+    def role_definitions(self, account_id: str, role_guids: Iterable[str]) -> tuple[RoleDefinitionFacts, ...]:
+        """The definitions of roles the built-in catalogue does not carry (custom roles), as ARM has them."""
+        ...
+
+    def policy_assignments(self, account_id: str) -> tuple[PolicyAssignmentFacts, ...]:
+        """The Azure Policy assignments that apply to the account, each with its definition (a set's members too)."""
+        ...
+
+    def policy_exemptions(self, account_id: str) -> tuple[PolicyExemptionFacts, ...]:
+        """The policy exemptions that apply to the account."""
         ...

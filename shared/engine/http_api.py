@@ -10,12 +10,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from shared.core import incidents as inc
+from shared.core.ports import ReviewReader
 from shared.engine import queries
 from shared.engine.alerts import receive_alert
 from shared.engine.approvals import ActionRefused, ActionResult, NotFound, approve, revoke
 from shared.engine.deliveries import DeliveryInFlight
 from shared.engine.inputs import BadInput, diagnose_input, engineer_identity, parse_json_body
 from shared.engine.rejections import reject
+from shared.engine.reviews import known_names, review_access, review_readiness
 from shared.engine.runtime import Runtime
 
 Reply = tuple[int, dict[str, Any]]
@@ -89,3 +91,41 @@ def incident_action(rt: Runtime, incident_id: str, action: str, headers: Mapping
     except ActionRefused as exc:
         return error(409, str(exc))
     return 200, result.to_json()
+
+
+# ---- access reviews (docs/reviews.md): reads only --------------------------------------------------------------
+
+_TRUE = ("1", "true", "yes")
+
+
+def _review_query(query: Mapping[str, str]) -> tuple[str | None, int, str]:
+    """(account or None, days, problem) from the query string."""
+    from shared.engine.reviews import DEFAULT_DAYS, MAX_DAYS
+
+    text = query.get("days") or str(DEFAULT_DAYS)
+    if not text.isdigit() or not 1 <= int(text) <= MAX_DAYS:
+        return None, 0, f"days must be a whole number from 1 to {MAX_DAYS}"
+    return (query.get("account") or None), int(text), ""
+
+
+def review_readiness_request(rt: Runtime, reader: ReviewReader, query: Mapping[str, str]) -> Reply:
+    account, days, problem = _review_query(query)
+    if problem:
+        return error(400, problem)
+    found, unlisted = review_readiness(reader, now=rt.clock(), account=account, days=days,
+                                       names=known_names(rt.settings))
+    body: dict[str, Any] = {"readiness": [r.to_json() for r in found]}
+    return 200, ({**body, "problem": unlisted} if unlisted else body)
+
+
+def review_access_request(rt: Runtime, reader: ReviewReader, query: Mapping[str, str], *,
+                          upgrade_only: bool = False) -> Reply:
+    account, days, problem = _review_query(query)
+    if problem:
+        return error(400, problem)
+    found, unlisted = review_access(reader, now=rt.clock(), account=account, days=days,
+                                    pre_upgrade=(query.get("pre_upgrade") or "").lower() in _TRUE,
+                                    upgrade_only=upgrade_only, names=known_names(rt.settings))
+    body: dict[str, Any] = {"access_findings": [f.to_json() for r in found for f in r.findings],
+                            "accounts": [r.to_json() for r in found]}
+    return 200, ({**body, "problem": unlisted} if unlisted else body)

@@ -200,3 +200,34 @@ def group_content(lead: Incident, group_id: str, fingerprint: str, members: list
                 "Each incident in full: python -m shared incidents <incident>."),
         escalated=any(m.get("severity") == 3 and m.get("open") for m in members), doc_links=base.doc_links,
     )
+
+
+# ---- access reviews (docs/reviews.md) -------------------------------------------------------------------------
+
+
+def review_fingerprint(review: str, account_id: str) -> str:
+    """One ticket per account and review: the same on every run, so a run updates the ticket the last one opened."""
+    import hashlib
+
+    from shared.core.resource_ids import account_key
+
+    return hashlib.sha256(f"review|{review}|{account_key(account_id)}".encode()).hexdigest()[:32]
+
+
+def review_content(review: str, account_id: str, *, summary: str, evidence: tuple[str, ...],
+                   commands: tuple[str, ...], at: datetime, mode: str) -> TicketContent:
+    """A review's ticket: `review` is readiness, access or upgrade; `evidence` its reasons or findings (each naming
+    its rule), `commands` what a person would run."""
+    fingerprint = review_fingerprint(review, account_id)
+    return TicketContent(
+        incident_id=f"review-{review}-{fingerprint[:12]}", fingerprint=fingerprint, cause=f"review_{review}",
+        cause_title=f"Access review: {review}", summary=summary, principal_id=None, principal_type=None,
+        principal_name=f"{review} review", resource_id=account_id, count=len(evidence), first_seen=_iso(at),
+        last_seen=_iso(at), sample_error=None, evidence=evidence, fix_command=commands[0] if commands else None,
+        fix_steps=tuple((command, None) for command in commands[1:]),
+        action="review only: the service changes nothing; a person runs the commands after review", mode=mode,
+        doc_links=())
+
+
+def review_closed_comment(review: str) -> str:
+    return f"The {review} review found nothing left to change on this account; closing."

@@ -15,7 +15,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from localazure.demo import CASES, CONTRACT_KEYS, GATEWAY_CALLER, SOURCE_KEYS, Demo, contract_view, print_report
+from localazure.demo import (
+    CASES,
+    CONTRACT_KEYS,
+    FINDING_KEYS,
+    GATEWAY_CALLER,
+    READINESS_KEYS,
+    SOURCE_KEYS,
+    Demo,
+    contract_view,
+    print_report,
+)
 from tests.support.paths import REPO_ROOT
 
 OPENAI_USER = "Cognitive Services OpenAI User"
@@ -184,7 +194,7 @@ def test_demo_json_contract_and_every_ticket_provider():
         lines = result.stdout.decode().strip().splitlines()
         assert len(lines) == 1, provider
         payload = json.loads(lines[0])
-        assert set(payload) == {"mode", "incidents", "grants", "tickets", "sources"}
+        assert set(payload) == {"mode", "incidents", "grants", "tickets", "sources", "readiness", "access_findings"}
         assert payload["mode"] == "enforce"
         for incident in payload["incidents"]:
             assert tuple(incident) == CONTRACT_KEYS
@@ -200,3 +210,24 @@ def test_demo_json_contract_and_every_ticket_provider():
 def test_contract_view_keeps_only_documented_keys(report):
     view = contract_view(report)
     assert [tuple(i) for i in view["incidents"]] == [CONTRACT_KEYS] * len(CASES)
+
+
+def test_the_reviews_of_the_demo_world(report):
+    """Issue 16: an account not ready (key callers), one already disabled, one under a deny policy; an Owner used
+    for inference, a data role at subscription scope, a managed identity with a group-only role."""
+    view = contract_view(report)
+    readiness = {r["account"].rsplit("/", 1)[-1]: r for r in view["readiness"]}
+    assert [tuple(r) for r in view["readiness"]] == [READINESS_KEYS] * len(readiness)
+    assert readiness["aoai-demo"]["verdict"] == "not_ready" and readiness["aoai-demo"]["key_callers"]
+    assert readiness["aoai-keyless"]["verdict"] == "already_disabled"
+    assert [p["effect"] for p in readiness["aoai-locked"]["blocking_policies"]] == ["deny"]
+    assert readiness["aoai-locked"]["verdict"] == "not_ready"
+    findings = {(f["rule"], f["principal"], f["role"]) for f in view["access_findings"]}
+    assert [tuple(f) for f in view["access_findings"]] == [FINDING_KEYS] * len(view["access_findings"])
+    assert ("A1-control-plane-role-for-inference", "0de70000-0003-4000-8000-000000000003", "Owner") in findings
+    assert ("A3-data-role-at-broad-scope", "0de70000-0020-4000-8000-000000000020", OPENAI_USER) in findings
+    assert ("A4-identity-role-only-through-group", "0de70000-0021-4000-8000-000000000021", OPENAI_USER) in findings
+    printed = io.StringIO()
+    print_report(report, printed)
+    text = printed.getvalue()
+    assert "  aoai-locked: not_ready" in text and "A4-identity-role-only-through-group" in text

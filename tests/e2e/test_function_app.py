@@ -31,9 +31,12 @@ HTTP_ROUTES = {
     "revoke": ("incidents/{incident_id}/revoke", "POST"),
     "health": ("health", "GET"),
     "health_deep": ("health/deep", "GET"),  # the self-check, behind the function key (issue 15)
+    "review_readiness": ("review/readiness", "GET"),  # the access reviews, behind the function key (issue 16)
+    "review_access": ("review/access", "GET"),
+    "review_upgrade": ("review/upgrade", "GET"),
 }
 SDK_CLIENTS = ("azure.identity", "azure.mgmt.authorization", "azure.mgmt.cognitiveservices", "azure.monitor.query",
-               "azure.eventgrid", "azure.data.tables")
+               "azure.eventgrid", "azure.data.tables", "azure.mgmt.resource")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,214 @@
+"""The access reviews' reads (`core.ports.ReviewReader`), all GETs or log queries, on the clients the service uses:
+the accounts and role assignments through ARM, the callers through the watched Log Analytics workspaces
+(`kql.caller_activity_query`), and Azure Policy through azure-mgmt-resource-policy's `PolicyClient` (the policy
+client azure-mgmt-resource carried before its 26.0.0 split) for assignments and definitions; exemptions, which that
+client does not carry, through a plain ARM GET on the same pipeline (api-version 2022-07-01-preview, the Policy
+Exemptions REST reference). SDK modules are imported inside functions."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.adapters import kql
+from shared.adapters.azure import AzureClients
+from shared.adapters.logs import NoDataYet
+from shared.adapters.resources import to_evidence
+from shared.core import roles
+from shared.core.allowlist import normalize_object_id
+from shared.core.model import ResourceEvidence
+from shared.core.resource_ids import account_key, enclosing_account
+from shared.core.reviews.model import (
+    CallerActivity,
+    HeldAssignment,
+    PolicyAssignmentFacts,
+    PolicyExemptionFacts,
+    RoleDefinitionFacts,
+)
+
+POLICY_SDK_PACKAGE = "azure-mgmt-resource-policy"
+EXEMPTIONS_API_VERSION = "2022-07-01-preview"
+_ANY_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+
+
+def _time(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _ips(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        import json
+
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return (value,) if value else ()
+    return tuple(str(v) for v in value or () if v)
+
+
+class AzureReviewReader:
+    def __init__(self, clients: AzureClients):
+        self._clients = clients
+        self._policy_clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    # ---- accounts, logs, role assignments ----------------------------------------------------------------
+
+    def account_ids(self) -> list[str]:
+        subscription = self._clients.config.settings.subscription_id
+        if not subscription:
+            raise ValueError("TRIAGE_SUBSCRIPTION_ID is empty: name the account with --account, or set it")
+        return sorted(str(a.id) for a in self._clients.accounts.list_in(subscription) if a.id)
+
+    def account(self, account_id: str) -> ResourceEvidence | None:
+        found = self._clients.accounts.get(account_id)
+        return to_evidence(found, account_id) if found is not None else None
+
+    def caller_activity(self, account_ids: Sequence[str], since: datetime, until: datetime
+                        ) -> dict[str, tuple[CallerActivity, ...]]:
+        workspaces = self._clients.config.settings.workspace_ids
+        if not workspaces:
+            raise ValueError("TRIAGE_WORKSPACE_IDS is empty: no RequestResponse rows can be read")
+        text = kql.caller_activity_query(account_ids=tuple(account_ids), since=since, until=until)
+        found: dict[str, list[CallerActivity]] = {account_key(a): [] for a in account_ids}
+        for workspace in workspaces:
+            try:
+                rows, partial = self._clients.workspace_query(workspace).run(text, since, until)
+            except NoDataYet:
+                continue
+            if partial:
+                raise RuntimeError(f"workspace {workspace}: partial result: {'; '.join(partial)}")
+            for row in rows:
+                key = account_key(str(row.get("ResourceId") or ""))
+                found.setdefault(key, []).append(CallerActivity(
+                    key, str(row.get("ObjectId") or ""), str(row.get("OperationName") or ""),
+                    str(row.get("ApiName") or ""), int(row.get("Calls") or 0), _time(row.get("FirstSeen")),
+                    _time(row.get("LastSeen")), _ips(row.get("CallerIps"))))
+        return {key: tuple(rows) for key, rows in found.items()}
+
+    def assignments(self, account_id: str, callers: Sequence[str]) -> tuple[HeldAssignment, ...]:
+        listed = self._clients.roles.client.role_assignments.list_for_scope(account_id)
+        found: dict[tuple[str, str], HeldAssignment] = {}
+        for a in listed:
+            found[(str(a.id).lower(), "")] = HeldAssignment(
+                str(a.id), roles.guid_of(a.role_definition_id or ""), a.scope or "",
+                normalize_object_id(a.principal_id) or str(a.principal_id or ""), a.principal_type or "",
+                description=a.description or "")
+        for caller in callers:
+            for held in self._clients.roles.list_for(caller, account_id):
+                if held.via_group and held.assignment_id:
+                    found.setdefault((held.assignment_id.lower(), caller), HeldAssignment(
+                        held.assignment_id, roles.guid_of(held.role_definition_id), held.scope,
+                        held.principal_id or "", held.principal_type or "Group", via_group_of=caller))
+        return tuple(found.values())
+
+    def role_definitions(self, account_id: str, role_guids: Iterable[str]) -> tuple[RoleDefinitionFacts, ...]:
+        parsed = enclosing_account(account_id)
+        subscription = parsed.subscription if parsed is not None else ""
+        found = []
+        for guid in sorted({roles.guid_of(g) for g in role_guids} - set(roles.BY_GUID)):
+            info = self._clients.roles.definition(subscription, guid)
+            if info is not None:
+                found.append(RoleDefinitionFacts(guid, info.name, info.actions, info.not_actions, info.data_actions,
+                                                 info.not_data_actions, info.custom))
+        return tuple(found)
+
+    # ---- Azure Policy ---------------------------------------------------------------------------------------
+
+    def _policy(self, subscription: str) -> Any:
+        with self._lock:
+            client = self._policy_clients.get(subscription)
+            if client is None:
+                from azure.mgmt.resource.policy import PolicyClient
+
+                config = self._clients.config
+                client = PolicyClient(config.credential, subscription or _ANY_SUBSCRIPTION, **config.arm_kwargs())
+                self._policy_clients[subscription] = client
+            return client
+
+    def policy_assignments(self, account_id: str) -> tuple[PolicyAssignmentFacts, ...]:
+        parsed = enclosing_account(account_id)
+        if parsed is None:
+            raise ValueError(f"{account_id!r} is not an account id")
+        client = self._policy(parsed.subscription)
+        listed = client.policy_assignments.list_for_resource(
+            parsed.resource_group, "Microsoft.CognitiveServices", "", "accounts", parsed.account_name,
+            filter="atScope()")
+        found = []
+        for item in listed:
+            definition_id = str(item.policy_definition_id or "")
+            definition, members, problem = self._definition(definition_id)
+            parameters = {name: value.get("value") for name, value in (item.parameters or {}).items()}
+            mode = item.enforcement_mode or "Default"
+            found.append(PolicyAssignmentFacts(
+                str(item.id), str(item.name or ""), str(item.scope or ""), definition_id,
+                str(getattr(mode, "value", mode)), parameters, definition, members, problem,
+                tuple(str(s) for s in item.not_scopes or ())))
+        return tuple(found)
+
+    def _definition(self, definition_id: str) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]], str]:
+        """(the definition's properties, a set's members' properties by lower-cased id, why it is unreadable)."""
+        try:
+            properties = self._get_definition(definition_id)
+        except Exception as exc:  # noqa: BLE001 - reported as "could not check" for this assignment
+            return None, {}, f"{type(exc).__name__}: {exc}".splitlines()[0]
+        members: dict[str, dict[str, Any]] = {}
+        for reference in properties.get("policyDefinitions") or ():
+            member_id = str(reference.get("policyDefinitionId") or "")
+            try:
+                members[member_id.lower()] = self._get_definition(member_id)
+            except Exception:  # noqa: BLE001, S112 - an absent member is named by the core as unreadable
+                continue
+        return properties, members, ""
+
+    def _get_definition(self, definition_id: str) -> dict[str, Any]:
+        """A policy (set) definition by id: a built-in (`/providers/...`), a subscription's or a management
+        group's, through the matching PolicyClient operation; its `properties` as ARM's JSON."""
+        parts = definition_id.strip("/").split("/")
+        lowered = [p.lower() for p in parts]
+        name = parts[-1]
+        is_set = "policysetdefinitions" in lowered
+        kind = "policy_set_definitions" if is_set else "policy_definitions"
+        if lowered[0] == "subscriptions":
+            operations = getattr(self._policy(parts[1]), kind)
+            model = operations.get(name)
+        elif lowered[:3] == ["providers", "microsoft.management", "managementgroups"]:
+            operations = getattr(self._policy(""), kind)
+            model = operations.get_at_management_group(parts[3], name)
+        else:
+            operations = getattr(self._policy(""), kind)
+            model = operations.get_built_in(name)
+        return dict(model.as_dict().get("properties") or {}) if hasattr(model, "as_dict") else {}
+
+    def policy_exemptions(self, account_id: str) -> tuple[PolicyExemptionFacts, ...]:
+        from azure.core.exceptions import HttpResponseError
+        from azure.core.rest import HttpRequest
+
+        parsed = enclosing_account(account_id)
+        client = self._policy(parsed.subscription if parsed is not None else "")
+        request = HttpRequest("GET", f"{self._clients.config.settings.arm_endpoint.rstrip('/')}{account_id}"
+                              "/providers/Microsoft.Authorization/policyExemptions",
+                              params={"api-version": EXEMPTIONS_API_VERSION, "$filter": "atScope()"})
+        found = []
+        while True:
+            response = client.send_request(request)
+            if response.status_code >= 400:
+                raise HttpResponseError(response=response)
+            page = response.json()
+            for item in page.get("value") or ():
+                props = item.get("properties") or {}
+                found.append(PolicyExemptionFacts(
+                    str(item.get("id") or ""), str(item.get("name") or ""), str(props.get("policyAssignmentId") or ""),
+                    str(props.get("exemptionCategory") or ""), _time(props.get("expiresOn")),
+                    tuple(props.get("policyDefinitionReferenceIds") or ())))
+            next_link = page.get("nextLink")
+            if not next_link:
+                return tuple(found)
+            request = HttpRequest("GET", next_link)

@@ -1,0 +1,3 @@
+"""Access reviews from the RBAC guide: local-auth readiness, least-privilege review and pre-upgrade audit
+(docs/reviews.md). Pure: plain data in (`model.AccountFacts`), verdicts and findings out.
+"""
