@@ -71,7 +71,10 @@ class CountingTransport(RequestsTransport):
         operation = f"{request.method} {path.split('(', 1)[0]}{'(keys)' if '(' in path else ''}"
         if path == "$batch":
             body = request.body if isinstance(request.body, bytes | str) else b""
-            operation += " Events" if (b"Events(" if isinstance(body, bytes) else "Events(") in body else " Incidents"
+            text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+            # A change set names its table in each request line: `.../<prefix>Events(...)` for an upsert or a
+            # replace, `.../<prefix>Events HTTP/1.1` for a create.
+            operation += " Events" if "Events(" in text or "Events HTTP/" in text else " Incidents"
         with self._lock:
             self.by_label[getattr(self.local, "label", "other")] += 1
             self.by_operation[operation] += 1

@@ -20,7 +20,7 @@ from shared.engine.checkpoints import checkpoint
 from shared.engine.runtime import Runtime
 from shared.engine.telemetry import GRANTS, traced
 from shared.engine.ticketing import TicketUpdate
-from shared.engine.unit_of_work import RunState, load_revocations, put_incident, update_incident
+from shared.engine.unit_of_work import RunState, load_revocations, put_incident, share_budget_seen, update_incident
 from shared.tickets.content import grant_refused_text, group_grant_text
 
 
@@ -41,6 +41,7 @@ def secure_grant(rt: Runtime, run: RunState, incident_id: str, decision: Decisio
             return decision, None
     answer = budget.reserve(rt, incident_id)
     run.saw_budget(answer.counts)
+    share_budget_seen(rt, answer.counts)
     if answer.reservation is not None:
         return decision, answer.reservation
     decision = decide_with(replace(context, grants_last_24h=answer.counts.last_24h,

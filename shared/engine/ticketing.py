@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from shared.core.incidents import Incident
 from shared.core.ports import TicketSink
@@ -92,11 +94,37 @@ def claim(rt: Runtime, incident: Incident, *, needed: bool = True) -> Incident:
 # ---- the budget --------------------------------------------------------------------------------------------------
 
 
+# Deliveries share each sink's stored state (the tracker's rate-limit end, the backlog) as they share the run-level
+# facts (RunState.facts_shared_for): read once per window by whichever delivery needs it first, not once each. This
+# process's own writes of a sink's state drop the shared copy; another instance's are seen within the window.
+_shared_sink_values: WeakKeyDictionary[Any, dict[str, tuple[datetime, dict[str, Any]]]] = WeakKeyDictionary()
+_shared_sink_read = threading.Lock()
+
+
+def _stored_sink_value(rt: Runtime, run: RunState, name: str) -> dict[str, Any]:
+    window = run.facts_shared_for
+    if window is None:
+        value, _ = rt.store.get_value(SINK_STATE_KEY + name)
+        return value or {}
+    with _shared_sink_read:
+        known = _shared_sink_values.setdefault(rt.store, {}).get(name)
+        if known is not None and timedelta(0) <= run.now - known[0] <= window:
+            return known[1]
+        value, _ = rt.store.get_value(SINK_STATE_KEY + name)
+        _shared_sink_values[rt.store][name] = (run.now, value or {})
+        return value or {}
+
+
+def _forget_shared_sink_value(rt: Runtime, key: str) -> None:
+    if key.startswith(SINK_STATE_KEY):
+        with _shared_sink_read:
+            _shared_sink_values.get(rt.store, {}).pop(key[len(SINK_STATE_KEY):], None)
+
+
 def _sink_state(rt: Runtime, run: RunState, name: str) -> _SinkState:
     state = run.ticket_sinks.get(name)
     if state is None:
-        value, _ = rt.store.get_value(SINK_STATE_KEY + name)
-        value = value or {}
+        value = _stored_sink_value(rt, run, name)
         until = value.get("until")
         state = _SinkState(until=datetime.fromisoformat(until) if until else None,
                            backlog=int(value.get("queued") or 0))
@@ -158,6 +186,7 @@ def _rate_limited(rt: Runtime, run: RunState, name: str, exc: TicketRateLimited)
 
 def _change_value(rt: Runtime, key: str, change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any] | None:
     """Read-modify-write of a named value; None when it kept losing races (the next run writes it again)."""
+    _forget_shared_sink_value(rt, key)
     for _ in range(_VALUE_ATTEMPTS):
         value, etag = rt.store.get_value(key)
         new = change(dict(value or {}))
@@ -165,6 +194,7 @@ def _change_value(rt: Runtime, key: str, change: Callable[[dict[str, Any]], dict
             return new
         try:
             rt.store.put_value(key, new, etag)
+            _forget_shared_sink_value(rt, key)  # a delivery that shared the old copy since reads it again
             return new
         except ConflictError:
             continue

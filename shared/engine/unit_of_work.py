@@ -70,6 +70,17 @@ def _turn(incident_id: str) -> Iterator[None]:
             lock.release()
 
 
+def share_budget_seen(rt: Runtime, counts: BudgetCounts) -> None:
+    """A reservation read the grant budget: the facts deliveries share count at least that from now on, so the next
+    delivery's policy names a reached cap itself instead of reading the budget (and the revocations) to learn it."""
+    with _facts_read:
+        facts = _shared_facts.get(rt.store)
+        if facts is not None:
+            seen = BudgetCounts(last_24h=max(facts.counts.last_24h, counts.last_24h),
+                                last_hour=max(facts.counts.last_hour, counts.last_hour))
+            _shared_facts[rt.store] = replace(facts, counts=seen)
+
+
 def forget_run_facts(rt: Runtime) -> None:
     """The facts deliveries share are out of date (this instance changed one): the next delivery reads them."""
     _shared_facts.pop(rt.store, None)
@@ -95,6 +106,8 @@ class RunState:
     # from the store once a run (rate-limited until, queue backlog)
     tickets_opened: dict[str, int] = field(default_factory=dict)
     ticket_sinks: dict[str, Any] = field(default_factory=dict)
+    # a delivery's run: how old the stored facts it shares with other deliveries may be (None: a run of its own)
+    facts_shared_for: timedelta | None = None
 
     @classmethod
     def begin(cls, rt: Runtime, correlation_id: str, *, shared_for: timedelta | None = None) -> RunState:
@@ -115,6 +128,7 @@ class RunState:
             suppressed=facts.suppressed,
             breaker_open=facts.breaker_open,
             revocations=facts.revocations,
+            facts_shared_for=shared_for,
         )
 
     def count_grant(self) -> None:

@@ -149,6 +149,7 @@ class TableStore:
         self._completed: Recent[bool] = Recent(COMPLETED_EVENTS)
         self._claimed: Recent[str] = Recent(COMPLETED_EVENTS)  # claimed here (lease end), not completed or released
         self._completions = _GroupCommit(self._write_completions)
+        self._claims = _GroupCommit(self._create_claims)
 
     # ---- plumbing ----
 
@@ -429,6 +430,9 @@ class TableStore:
         held_here = self._claimed.get(event_id)
         if held_here is not None and held_here > entity["at"]:
             return EventClaim.HELD  # a handler in this process holds its unexpired lease: retry later
+        if self._claims.write(entity):
+            self._claimed.put(event_id, entity["lease_until"])
+            return EventClaim.CLAIMED
         table = self._table("Events")
         with _azure_errors(f"claim event {event_id}"):
             try:
@@ -455,6 +459,23 @@ class TableStore:
         self._claimed.put(event_id, entity["lease_until"])
         return EventClaim.CLAIMED
 
+    def _create_claims(self, entities: list[dict[str, Any]]) -> list[bool]:
+        """New claims that arrive together are created together: True for each when the transaction created them
+        all. A transaction fails whole when one key exists already (a redelivery, a lease to take over), so then
+        every claim in it is False and goes the single way (create, else read the lease), where its own outcome
+        is decided; nothing is claimed twice, since a create of an existing entity never succeeds."""
+        if len(entities) == 1:
+            return [False]  # alone: the single way costs the same one request and decides every case
+        table = self._table("Events")
+        with _azure_errors(f"claim {len(entities)} events"):
+            try:
+                table.submit_transaction([("create", e) for e in entities])
+            except TableTransactionError as exc:
+                if getattr(exc, "status_code", None) != 409:
+                    raise
+                return [False] * len(entities)
+        return [True] * len(entities)
+
     def complete_event(self, event_id: str, at: datetime) -> None:
         """Completions that arrive together are written together (one entity-group transaction on the `event`
         partition); each caller returns once its own is written, or raises what writing it raised."""
@@ -463,13 +484,14 @@ class TableStore:
         self._completed.put(event_id, True)
         self._claimed.forget(event_id)
 
-    def _write_completions(self, entities: list[dict[str, Any]]) -> None:
+    def _write_completions(self, entities: list[dict[str, Any]]) -> list[bool]:
         if len(entities) == 1:
             self._upsert("Events", entities[0], f"complete event {entities[0]['RowKey']}")
-            return
-        table = self._table("Events")
-        with _azure_errors(f"complete {len(entities)} events"):
-            table.submit_transaction([("upsert", e, {"mode": UpdateMode.REPLACE}) for e in entities])
+        else:
+            table = self._table("Events")
+            with _azure_errors(f"complete {len(entities)} events"):
+                table.submit_transaction([("upsert", e, {"mode": UpdateMode.REPLACE}) for e in entities])
+        return [True] * len(entities)
 
     # ---- grants: one partition per UTC day, so counting a window reads only its days ----
 
@@ -646,13 +668,14 @@ class _GroupCommit:
     (after COMPLETION_LINGER_S when it is alone); every caller returns once the transaction holding its entity
     succeeded, or raises what it raised."""
 
-    def __init__(self, submit: Callable[[list[dict[str, Any]]], None]):
+    def __init__(self, submit: Callable[[list[dict[str, Any]]], list[bool]]):
         self._submit = submit
         self._changed = threading.Condition()
         self._pending: list[_Waiting] = []
         self._writing = False
 
-    def write(self, entity: dict[str, Any]) -> None:
+    def write(self, entity: dict[str, Any]) -> bool:
+        """What `submit` answered for this entity."""
         mine = _Waiting(entity)
         with self._changed:
             self._pending.append(mine)
@@ -666,18 +689,20 @@ class _GroupCommit:
                 batch = self._take()
                 self._changed.release()
                 error: BaseException | None = None
+                results: list[bool] = [False] * len(batch)
                 try:
-                    self._submit([waiting.entity for waiting in batch])
+                    results = self._submit([waiting.entity for waiting in batch])
                 except BaseException as exc:  # noqa: BLE001 - handed to every caller in the batch
                     error = exc
                 finally:
                     self._changed.acquire()
                     self._writing = False
-                for waiting in batch:
-                    waiting.done, waiting.error = True, error
+                for waiting, result in zip(batch, results, strict=True):
+                    waiting.done, waiting.error, waiting.result = True, error, result
                 self._changed.notify_all()
         if mine.error is not None:
             raise mine.error
+        return mine.result
 
     def _take(self) -> list[_Waiting]:
         batch: list[_Waiting] = []
@@ -696,3 +721,4 @@ class _Waiting:
         self.entity = entity
         self.done = False
         self.error: BaseException | None = None
+        self.result = False

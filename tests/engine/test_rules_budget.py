@@ -224,3 +224,29 @@ def test_the_budget_record_keeps_only_the_last_day(make_runtime, store, clock):
         clock.advance(hours=24, minutes=1)
     assert len(slots(store)) == 3
     assert budget.budget_counts(rt, clock.now() + timedelta(hours=1)).last_hour == 0
+
+
+def test_once_a_delivery_finds_the_cap_reached_the_next_refuses_without_reading_the_budget(instances):
+    """Deliveries share the run-level facts: a reservation that saw the cap reached updates them, so the next
+    delivery's policy names the cap itself, without reading the budget or the revocations again (a burst on Table
+    Storage spent two requests per refused grant)."""
+    world = instances(TRIAGE_MODE="enforce", TRIAGE_MAX_GRANTS_PER_HOUR="2")
+    rt = world.runtime()
+    reads: list[str] = []
+    read = rt.store.get_value
+
+    def counted(key: str):
+        reads.append(key)
+        return read(key)
+
+    rt.store.get_value = counted
+    for n, oid in enumerate(CALLERS[:3]):
+        handle_event_safely(rt, topic_failure_event(f"cap-{n}", oid))
+    assert len(world.roles.grants) == 2
+    reads.clear()
+    for n, oid in enumerate(CALLERS[3:6]):
+        handle_event_safely(rt, topic_failure_event(f"cap-later-{n}", oid))
+    assert len(world.roles.grants) == 2
+    capped = [i for i in rt.store.list_incidents() if i.status == inc.TICKETED]
+    assert len(capped) == 4 and all(refusals(rt.store, i.id)[-1] == ["hourly_cap"] for i in capped)
+    assert BUDGET_KEY not in reads and not [k for k in reads if "revocation" in k], reads

@@ -222,3 +222,37 @@ def test_a_garbled_rate_limit_wait_silences_a_sink_for_a_day_at_most(make_runtim
     run_scan(rt)
     value, _ = store.get_value(ticketing.SINK_STATE_KEY + sink.name)
     assert value["until"] == (clock.now() + ticketing.MAX_RATE_LIMIT_WAIT).isoformat()
+
+
+def test_deliveries_share_a_sinks_stored_state_and_see_this_instances_rate_limit_at_once(make_runtime, store, sink,
+                                                                                         clock):
+    """A burst of deliveries reads a sink's stored state (rate-limit end, backlog) once per window of shared facts,
+    as they share the budget snapshot; a rate limit this instance records is seen by the next delivery at once."""
+    rt = make_runtime(mode="recommend")
+    key = ticketing.SINK_STATE_KEY + sink.name
+    reads: list[str] = []
+    read = store.get_value
+
+    def counted(name: str):
+        reads.append(name)
+        return read(name)
+
+    store.get_value = counted
+    window = timedelta(seconds=5)
+    first = RunState.begin(rt, "delivery-1", shared_for=window)
+    assert not ticketing.rate_limited(rt, first, sink.name)
+    second = RunState.begin(rt, "delivery-2", shared_for=window)
+    assert not ticketing.rate_limited(rt, second, sink.name)
+    assert reads.count(key) == 1
+    ticketing._rate_limited(rt, second, sink.name, TicketRateLimited("tracker: 429", retry_after=600))  # noqa: SLF001
+    third = RunState.begin(rt, "delivery-3", shared_for=window)
+    assert ticketing.rate_limited(rt, third, sink.name)  # this instance's own answer: no window to wait out
+
+    store.put_value(key, {}, store.get_value(key)[1])  # another instance cleared it: seen once the window passes
+    clock.advance(seconds=6)
+    later = RunState.begin(rt, "delivery-4", shared_for=window)
+    assert not ticketing.rate_limited(rt, later, sink.name)
+    timer = RunState.begin(rt, "scan")  # a run of its own reads the stored state itself
+    before = reads.count(key)
+    ticketing.rate_limited(rt, timer, sink.name)
+    assert reads.count(key) == before + 1

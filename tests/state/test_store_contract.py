@@ -952,3 +952,44 @@ def test_deliveries_completed_together_are_all_done_for_every_instance(backend):
     assert all(fresh.mark_event_processed(k, later) is False for k in keys)
     store.forget_event(keys[1])  # a forgotten id is new again, for this store and others
     assert store.claim_event(keys[1], later, lease) == EventClaim.CLAIMED
+
+
+def test_claims_arriving_together_each_get_their_own_answer(backend):
+    """Claims that arrive together are created together where they can (Tables: one transaction); a key that
+    exists already (done, or leased by another) must still get its own answer, and new keys claimed by two
+    instances at once are won by exactly one."""
+    lease = timedelta(minutes=5)
+    first = backend.store()
+    done = [f"evt-done-{n}" for n in range(6)]
+    held = [f"evt-held-{n}" for n in range(6)]
+    for key in done:
+        assert first.claim_event(key, T0, lease) == EventClaim.CLAIMED
+        first.complete_event(key, T0)
+    for key in held:
+        assert first.claim_event(key, T0, lease) == EventClaim.CLAIMED
+    new = [f"evt-new-{n}" for n in range(36)]
+    expected = {**{k: EventClaim.DONE for k in done}, **{k: EventClaim.HELD for k in held}}
+    contenders = [backend.store(), backend.store()]
+    keys = done + held + new
+    at = T0 + timedelta(seconds=1)
+    start = threading.Barrier(16)
+    answers: dict[tuple[int, str], EventClaim] = {}
+    lock = threading.Lock()
+
+    def claim(n: int) -> None:
+        start.wait()
+        for key in keys[n % 8::8]:
+            store = contenders[n // 8]
+            answer = store.claim_event(key, at, lease)
+            with lock:
+                answers[(n // 8, key)] = answer
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for key, answer in expected.items():
+        assert answers[(0, key)] == answer and answers[(1, key)] == answer, key
+    for key in new:
+        assert sorted((answers[(0, key)], answers[(1, key)])) == sorted((EventClaim.CLAIMED, EventClaim.HELD)), key
