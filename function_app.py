@@ -19,6 +19,11 @@ log = logging.getLogger("triage")
 SCAN_SCHEDULE = "%TRIAGE_SCAN_SCHEDULE%"
 
 
+# The scheduled reviews' timer ticks hourly on a fixed schedule, not an app setting: TRIAGE_REVIEW_SCHEDULE (off by
+# default) decides whether a tick runs them, so an unset setting never stops the host from indexing the app.
+REVIEW_TICK = "0 15 * * * *"
+
+
 def _json(body: dict, status: int = 200) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(body, default=str), status_code=status, mimetype="application/json")
 
@@ -58,6 +63,27 @@ def scan(timer: func.TimerRequest) -> None:
         "correlation_id": report.correlation_id, "signals": report.signals, "rejected": report.rejected,
         "grants": report.grants, "partial": len(report.partial), "failed_sources": len(report.failed_sources),
         "evidence_errors": len(report.evidence_errors)})
+
+
+@app.function_name(name="reviews")
+@app.timer_trigger(schedule=REVIEW_TICK, arg_name="timer", run_on_startup=False, use_monitor=True)
+def reviews(timer: func.TimerRequest) -> None:
+    from shared.bootstrap import get_runtime
+    from shared.core.review_schedule import parse_review_schedule
+
+    rt = get_runtime()
+    slot = parse_review_schedule(rt.settings.review_schedule)
+    if slot is None:
+        return  # off: nothing is built or read
+    from shared.bootstrap import build_review_reader
+    from shared.engine.review_schedule import run_scheduled_reviews
+    from shared.engine.reviews import known_names
+
+    outcome = run_scheduled_reviews(rt.store, build_review_reader(rt.settings), rt.sinks, slot=slot, now=rt.clock(),
+                                    mode=rt.settings.mode, names=known_names(rt.settings))
+    log.info("scheduled reviews: %s", outcome["reason"], extra={
+        "ran": outcome["ran"], "tickets": len(outcome.get("tickets", ())),
+        "could_not_check": outcome.get("could_not_check", 0)})
 
 
 @app.function_name(name="events")

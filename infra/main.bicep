@@ -75,6 +75,9 @@ param maxGrantsPerDay int = 20
 @description('TRIAGE_SCAN_SCHEDULE: six-field NCRONTAB, UTC.')
 param scanSchedule string = '0 */5 * * * *'
 
+@description('TRIAGE_REVIEW_SCHEDULE: the access reviews on a schedule: off, `<day> HH:MM` (weekly) or `daily HH:MM`, UTC.')
+param reviewSchedule string = 'off'
+
 @description('Minutes between two scans of scanSchedule (the "no successful scan" alert waits three of them).')
 param scanPeriodMinutes int = 5
 
@@ -122,6 +125,7 @@ var triageSettings = {
   TRIAGE_MAX_GRANTS_PER_RUN: string(maxGrantsPerRun)
   TRIAGE_MAX_GRANTS_PER_DAY: string(maxGrantsPerDay)
   TRIAGE_SCAN_SCHEDULE: scanSchedule
+  TRIAGE_REVIEW_SCHEDULE: reviewSchedule
   TRIAGE_APP_IDENTITIES: string(appIdentities)
   TRIAGE_STATE_BACKEND: 'table'
   TRIAGE_ARM_ENDPOINT: environment().resourceManager

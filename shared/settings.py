@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.core.allowlist import Allowlist, AllowlistError, parse_allowlist
+from shared.core.review_schedule import OFF, parse_review_schedule
 from shared.core.schedule import schedule_problem
 
 MODES = ("observe", "recommend", "enforce")
@@ -179,6 +180,12 @@ def _schedule(raw: str) -> str:
     if problem:
         raise ValueError(problem)
     return raw.strip()
+
+
+def _review_schedule(raw: str) -> str:
+    """`off`, or the weekly (or daily) slot written the one way (`mon 06:00`)."""
+    slot = parse_review_schedule(raw)
+    return OFF if slot is None else str(slot)
 
 
 @dataclass(frozen=True)
@@ -368,6 +375,12 @@ SPECS: tuple[Spec, ...] = (
          "A timer scan stops between chunks of work once it has run this long and leaves the rest to the next "
          "cycle, which continues where it stopped (keep it under host.json functionTimeout, 10 minutes on "
          "Consumption); 0 = no budget."),
+    # --- scheduled reviews ---
+    Spec("TRIAGE_REVIEW_SCHEDULE", "review_schedule", _review_schedule, "off", "off",
+         "The access reviews (docs/reviews.md) on a schedule: off, `<day> HH:MM` (weekly, e.g. `mon 06:00`) or "
+         "`daily HH:MM`, UTC. The `reviews` timer ticks hourly and, when a slot has passed that no run took, runs "
+         "the readiness and access reviews of every account and opens, updates or closes their tickets through "
+         "TRIAGE_TICKET_SINKS, as `review ... --ticket` does. Reads only, on Azure."),
 )
 
 
@@ -446,6 +459,7 @@ class Settings:
     unknown_settings: tuple[tuple[str, str], ...] = ()
     scan_window_minutes: int = 1440
     scan_time_budget_seconds: int = 480
+    review_schedule: str = "off"
 
     @property
     def table_endpoint(self) -> str:

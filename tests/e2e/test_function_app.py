@@ -61,7 +61,7 @@ def run_python(code: str, **env: str) -> str:
 
 
 def test_every_entry_point_is_declared_once(indexed):
-    assert set(indexed) == {"scan", "events", *HTTP_ROUTES}
+    assert set(indexed) == {"scan", "reviews", "events", *HTTP_ROUTES}
 
 
 def test_timer_defaults(indexed):
@@ -70,6 +70,14 @@ def test_timer_defaults(indexed):
     # The app-setting binding expression: the host resolves TRIAGE_SCAN_SCHEDULE and parses it itself.
     assert binding["schedule"] == function_app.SCAN_SCHEDULE == "%TRIAGE_SCAN_SCHEDULE%"
     assert binding["useMonitor"] is True
+    assert binding["runOnStartup"] is False
+
+
+def test_the_review_timer_ticks_hourly_on_a_fixed_schedule_whatever_the_setting(indexed):
+    binding = trigger(indexed["reviews"])
+    # Not an app setting: TRIAGE_REVIEW_SCHEDULE is off by default, and a timer bound to a missing one would stop
+    # the host from indexing the app. The setting decides what a tick does (engine/review_schedule.py).
+    assert binding["type"] == "timerTrigger" and binding["schedule"] == function_app.REVIEW_TICK == "0 15 * * * *"
     assert binding["runOnStartup"] is False
 
 
@@ -301,3 +309,25 @@ def test_the_scan_reports_a_bad_schedule(tmp_path, monkeypatch):
         out = io.StringIO()
         commands.scan(argparse.Namespace(json=False), None, out)
         assert "SETTING TRIAGE_SCAN_SCHEDULE: the minute field '60'" in out.getvalue()
+
+
+# ---- the review timer ---------------------------------------------------------------------------------------------
+
+
+def test_the_review_timer_does_nothing_while_the_schedule_is_off(clean_env, tmp_path, monkeypatch):
+    from azure.functions.timer import TimerRequest
+
+    from shared import bootstrap
+
+    runtime_from_the_environment(clean_env, tmp_path, "0 */5 * * * *")
+
+    def no_reader(*args, **kwargs):
+        raise AssertionError("the reviews were read with TRIAGE_REVIEW_SCHEDULE off")
+
+    monkeypatch.setattr(bootstrap, "build_review_reader", no_reader)
+    try:
+        function_app.reviews.build().get_user_function()(TimerRequest(past_due=False))
+        store = bootstrap.get_runtime().store
+        assert store.get_value("review-schedule") == (None, None)
+    finally:
+        set_runtime(None)
