@@ -34,6 +34,7 @@ from shared.engine.reconcile import reconcile
 from shared.engine.runtime import Runtime, new_correlation_id
 from shared.engine.signals import (
     SETTLED_READ_BATCH,
+    DecisionDue,
     NewIncident,
     Triaged,
     act_on_new,
@@ -44,8 +45,9 @@ from shared.engine.signals import (
     triage_with_evidence,
 )
 from shared.engine.sources import SourceRead, first_read_anchor, read_source, record_health
+from shared.engine.staged import StagedWrites
 from shared.engine.telemetry import measure_scan, traced
-from shared.engine.ticketing import DeferredRecord, retry_pending_tickets, write_deferred
+from shared.engine.ticketing import DeferredRecord, retry_pending_tickets
 from shared.engine.unit_of_work import RunState
 from shared.engine.verify import run_verifications
 
@@ -370,6 +372,23 @@ def _handle_chunk(rt: Runtime, run: RunState, signals: list[FailureSignal], chun
         return handle_signal(rt, run, signal, evidence.get(pair), text_triage.get(index),
                              read_again=book.read_again(pair))
 
+    def later(staged: StagedWrites, index: int) -> str:
+        """A later failure of an incident the batch created: handled on the held incident where it is a recurrence,
+        else (after the incident is written) the per-signal way."""
+        incident_id = triaged[index].incident_id
+        if staged.holds(incident_id):
+            signal = signals[index]
+            pair = evidence_key(signal.object_id, signal.resource_id)
+            try:
+                found = handle_signal(staged.runtime, run, signal, evidence.get(pair), text_triage.get(index),
+                                      read_again=book.read_again(pair), decide=False)
+            except DecisionDue:
+                staged.release(incident_id)
+            else:
+                staged.handled(incident_id, index)
+                return found.id
+        return one(index).id
+
     if not BATCH_NEW_INCIDENTS or known is None:
         return {index: one(index).id for index in chunk}
     now = rt.clock()
@@ -381,27 +400,32 @@ def _handle_chunk(rt: Runtime, run: RunState, signals: list[FailureSignal], chun
     handled: dict[int, str] = {}
     batch: list[tuple[int, NewIncident]] = []
     batched: set[str] = set()
-    # Later failures of an incident the batch creates: they update it, the per-signal way, once it is written. No
-    # new ticket can come of them (their incident's first ticket was opened or queued just before), so handling
-    # them after the batch's other incidents leaves the ticket budget's order as it was.
+    # Later failures of an incident the batch creates: they update it the per-signal way, on the incident held in
+    # memory until all is written together (engine/staged.py). No new ticket can come of them (their incident's
+    # first ticket was opened or queued just before), so handling them after the batch's other incidents leaves
+    # the ticket budget's order as it was.
     after: list[int] = []
 
     def flush() -> None:
+        # The batch's incidents are held (engine/staged.py) from their create until their tickets' outcomes and
+        # their later failures are written together.
+        staged = StagedWrites(rt, one)
         if batch:
             created = rt.store.create_incidents([(planned.incident, planned.audit) for _, planned in batch])
             checkpoint("scan-batch-created")
             slot_lost = False  # a planned ticket's create lost: the slots counted for it may be free after all
-            outcomes: list[DeferredRecord] = []  # the tickets' outcomes, written together once all are sent
             for (index, planned), incident in zip(batch, created, strict=True):
                 if incident is None:
                     slot_lost |= planned.ticket is not None and not planned.incident.ticket_queued
                     handled[index] = one(index).id
                 else:
-                    handled[index] = act_on_new(rt, run, planned, incident, queue_again=slot_lost,
-                                                deferred=outcomes).id
-            write_deferred(rt, outcomes)
+                    outcome: list[DeferredRecord] = []  # the ticket's outcome, written with the rest
+                    result = act_on_new(rt, run, planned, incident, queue_again=slot_lost, deferred=outcome)
+                    staged.hold(result, incident, outcome)
+                    handled[index] = result.id
         for index in after:
-            handled[index] = one(index).id
+            handled[index] = later(staged, index)
+        staged.write()
         existing.update(batched)
         batch.clear()
         batched.clear()
