@@ -405,8 +405,10 @@ def _handle_chunk(rt: Runtime, run: RunState, signals: list[FailureSignal], chun
     # first ticket was opened or queued just before), so handling them after the batch's other incidents leaves
     # the ticket budget's order as it was.
     after: list[int] = []
+    tickets_ahead = 0  # the batch's new tickets, sent before the next one's (a running count: batches hold hundreds)
 
     def flush() -> None:
+        nonlocal tickets_ahead
         # The batch's incidents are held (engine/staged.py) from their create until their tickets' outcomes and
         # their later failures are written together.
         staged = StagedWrites(rt, one)
@@ -430,6 +432,7 @@ def _handle_chunk(rt: Runtime, run: RunState, signals: list[FailureSignal], chun
         batch.clear()
         batched.clear()
         after.clear()
+        tickets_ahead = 0
 
     for index in chunk:
         signal = signals[index]
@@ -439,11 +442,11 @@ def _handle_chunk(rt: Runtime, run: RunState, signals: list[FailureSignal], chun
             continue
         planned = None
         if found.incident_id not in existing:
-            ahead = sum(1 for _, p in batch if p.ticket is not None and not p.incident.ticket_queued)
             planned = plan_new(rt, run, found, evidence.get(evidence_key(signal.object_id, signal.resource_id)),
-                               tickets_ahead=ahead)
+                               tickets_ahead=tickets_ahead)
         if planned is not None:
             batch.append((index, planned))
+            tickets_ahead += planned.ticket is not None and not planned.incident.ticket_queued
             batched.add(found.incident_id)
         else:
             flush()  # what comes before it is written first, as the per-signal way would have
