@@ -45,6 +45,7 @@ class ScaleRun:
     throttled: int  # 429 answers ARM gave
     incidents: int
     table_requests: int = 0  # HTTP requests to the Table service (an entity-group transaction is one)
+    transactions: int = 0  # of them, entity-group transactions
 
     @property
     def floor_s(self) -> float:
@@ -53,15 +54,18 @@ class ScaleRun:
 
 @contextmanager
 def counting_requests(endpoint: str) -> Iterator[list[int]]:
-    """[n]: the HTTP requests the SDKs' transport (requests) sends to URLs under `endpoint` inside the block."""
+    """[requests, of them entity-group transactions]: what the SDKs' transport (requests) sends to URLs under
+    `endpoint` inside the block."""
     import requests.adapters
 
-    sent = [0]
+    sent = [0, 0]
     send = requests.adapters.HTTPAdapter.send
 
     def counted(adapter: requests.adapters.HTTPAdapter, request: requests.PreparedRequest, **kwargs: object) -> object:
-        if str(request.url).startswith(endpoint):
+        url = str(request.url)
+        if url.startswith(endpoint):
             sent[0] += 1
+            sent[1] += url.endswith("/$batch")
         return send(adapter, request, **kwargs)  # type: ignore[arg-type]
 
     requests.adapters.HTTPAdapter.send = counted  # type: ignore[assignment, method-assign]
@@ -97,7 +101,7 @@ def one_scan(shape: FloodShape, workdir: Path, *, graph: bool, store: dict[str, 
                                   f"{report.partial}, evidence errors: {report.evidence_errors[:3]}")
         graph_queries = calls.count(service="arm", route=GRAPH_ROUTE)
         return ScaleRun(elapsed, calls.reads("arm") - graph_queries, graph_queries,
-                        calls.count(service="arm", status=429), len(report.incidents), table_requests[0])
+                        calls.count(service="arm", status=429), len(report.incidents), *table_requests)
 
 
 def _tables(connection: str, prefix: str) -> dict[str, str]:
@@ -142,4 +146,5 @@ def run(sizes: Sizes, workdir: Path) -> list[Metric]:
 
 def _requests(run: ScaleRun) -> str:
     per = run.table_requests / run.incidents if run.incidents else 0
-    return f"{run.table_requests:,} Table requests ({per:.2f} per incident)"
+    return (f"{run.table_requests:,} Table requests ({per:.2f} per incident; {run.transactions:,} of them "
+            f"entity-group transactions)")

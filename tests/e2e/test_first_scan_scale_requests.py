@@ -25,10 +25,11 @@ def test_the_batched_first_scan_sends_far_fewer_table_requests(azurite, tmp_path
         runs[batched] = first_scan_scale.one_scan(SHAPE, workdir, graph=True, store=store)
     assert runs[True].incidents == runs[False].incidents < SHAPE.groups  # key callers share incidents
     assert 0 < runs[True].table_requests < runs[False].table_requests / 2
+    assert 0 < runs[True].transactions < runs[False].transactions / 2  # per signal, every write is one
 
 
 def test_only_requests_to_the_table_service_are_counted():
     with first_scan_scale.counting_requests("http://127.0.0.1:1/none") as sent:
         pass
-    assert sent == [0]
+    assert sent == [0, 0]
     assert first_scan_scale._table_service({}) == "(no table service)"
