@@ -17,8 +17,11 @@ next one over the same windows, without reading the same evidence again or count
 
 from __future__ import annotations
 
+import gc
 import logging
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -112,6 +115,46 @@ def run_scan(
     window: tuple[datetime, datetime] | None = None,
     correlation_id: str | None = None,
     verify: bool = True,
+) -> ScanReport:
+    """A full cycle (`_scan`), with the young garbage collected less often while it runs."""
+    with _spaced_collections():
+        return _scan(rt, resource_ids=resource_ids, window=window, correlation_id=correlation_id, verify=verify)
+
+
+# A scan allocates millions of short-lived objects (rows, signals, records, SDK requests): at CPython's default of a
+# young collection every 700 allocations, a 10,000-group first scan ran ~5,000 collections, some of them passes over
+# the whole heap, about a tenth of its CPU. Every 10,000 instead: the young objects it keeps longer are a few MB.
+SCAN_YOUNG_COLLECTION_EVERY = 10_000
+_spacing_lock = threading.Lock()
+_spacing: list[tuple[int, int, int]] = []  # the thresholds before the first scan running in this process began
+
+
+@contextmanager
+def _spaced_collections() -> Iterator[None]:
+    """Scans may overlap (timer, alerts): the first to begin spaces the collections, the last to end restores them."""
+    with _spacing_lock:
+        if not _spacing:
+            before = gc.get_threshold()
+            _spacing.append(before)
+            gc.set_threshold(max(before[0], SCAN_YOUNG_COLLECTION_EVERY), before[1], before[2])
+        else:
+            _spacing.append(_spacing[0])
+    try:
+        yield
+    finally:
+        with _spacing_lock:
+            before = _spacing.pop()
+            if not _spacing:
+                gc.set_threshold(*before)
+
+
+def _scan(
+    rt: Runtime,
+    *,
+    resource_ids: tuple[str, ...] | None,
+    window: tuple[datetime, datetime] | None,
+    correlation_id: str | None,
+    verify: bool,
 ) -> ScanReport:
     """A full cycle. With `window`, a targeted scan (alerts): it reads that window and leaves watermarks alone;
     it detects and acts at once, and leaves counting to the timer scans so nothing is counted twice.
