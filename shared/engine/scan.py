@@ -452,22 +452,23 @@ def _handle_chunk(rt: Runtime, run: RunState, signals: list[FailureSignal], chun
 
     def flush() -> None:
         nonlocal tickets_ahead
+        if not batch:
+            return  # nothing held (`after` follows a batch member)
         # The batch's incidents are held (engine/staged.py) from their create until their tickets' outcomes and
         # their later failures are written together.
         staged = StagedWrites(rt, one)
-        if batch:
-            created = rt.store.create_incidents([(planned.incident, planned.audit) for _, planned in batch])
-            checkpoint("scan-batch-created")
-            slot_lost = False  # a planned ticket's create lost: the slots counted for it may be free after all
-            for (index, planned), incident in zip(batch, created, strict=True):
-                if incident is None:
-                    slot_lost |= planned.ticket is not None and not planned.incident.ticket_queued
-                    handled[index] = one(index).id
-                else:
-                    outcome: list[DeferredRecord] = []  # the ticket's outcome, written with the rest
-                    result = act_on_new(rt, run, planned, incident, queue_again=slot_lost, deferred=outcome)
-                    staged.hold(result, incident, outcome)
-                    handled[index] = result.id
+        created = rt.store.create_incidents([(planned.incident, planned.audit) for _, planned in batch])
+        checkpoint("scan-batch-created")
+        slot_lost = False  # a planned ticket's create lost: the slots counted for it may be free after all
+        for (index, planned), incident in zip(batch, created, strict=True):
+            if incident is None:
+                slot_lost |= planned.ticket is not None and not planned.incident.ticket_queued
+                handled[index] = one(index).id
+            else:
+                outcome: list[DeferredRecord] = []  # the ticket's outcome, written with the rest
+                result = act_on_new(rt, run, planned, incident, queue_again=slot_lost, deferred=outcome)
+                staged.hold(result, incident, outcome)
+                handled[index] = result.id
         for index in after:
             handled[index] = later(staged, index)
         staged.write()
