@@ -52,7 +52,7 @@ from shared.engine.runtime import Runtime
 log = logging.getLogger("triage")
 
 PROGRESS_KEY_PREFIX = "scan-progress:"
-CHUNK_PAIRS = 100  # evidence pairs per chunk: a kill repeats at most one chunk's ARM reads
+CHUNK_PAIRS = 500  # evidence pairs per chunk: a kill repeats at most one chunk's ARM reads (fewer, fuller batches)
 EVIDENCE_REUSE = timedelta(minutes=15)
 _SLOT_CHARS = 300_000  # a chunk's record stays well under Table Storage's 1 MiB entity (UTF-16)
 

@@ -78,19 +78,20 @@ def text_incident_id(rt: Runtime, signal: FailureSignal, now: datetime) -> str:
 
 def handle_signal(rt: Runtime, run: RunState, signal: FailureSignal, evidence: Evidence | None,
                   triaged: Triaged | None = None, *, witness: str | None = None,
-                  read_again: Callable[[], Evidence | None] | None = None) -> Incident:
+                  read_again: Callable[[], Evidence | None] | None = None, decide: bool = True) -> Incident:
     """Diagnose one failure group and act on it. Retries on lost races; raises StoreError if it can't persist.
     `triaged` is this pass's diagnosis of the signal when it was made already without evidence (and there is none).
     `witness` names what confirms a failure that did not come from a server-side row (a trusted event topic).
     `read_again` is given when `evidence` was not read from ARM by this run (a resumed scan's checkpoint): it
     serves the diagnosis and a ticket, but a decision that would grant is made again, before anything is written,
-    on what `read_again()` reads now."""
+    on what `read_again()` reads now. With `decide=False` only a recurrence is handled (counts, the ticket's
+    comment or retry): a failure that needs a new decision raises DecisionDue before anything is written."""
     now = rt.clock()
     triaged = triage_with_evidence(rt, signal, evidence, triaged, now)
     witnessed = witness or server_witness(signal)
     try:
         return retry_on_conflict(rt, triaged.incident_id, lambda existing: _apply(
-            rt, run, existing, triaged, evidence, now, witnessed, may_grant=read_again is None))
+            rt, run, existing, triaged, evidence, now, witnessed, may_grant=read_again is None, may_decide=decide))
     except _EvidenceTooOld:
         assert read_again is not None
         return handle_signal(rt, run, signal, read_again(), witness=witness)
@@ -110,6 +111,10 @@ def triage_with_evidence(rt: Runtime, signal: FailureSignal, evidence: Evidence 
 
 class _EvidenceTooOld(Exception):
     """A decision would grant on evidence this run did not read: nothing was written; read it again first."""
+
+
+class DecisionDue(Exception):  # noqa: N818 - not an error: the caller handles the failure the usual way
+    """`handle_signal(decide=False)` met a failure that needs a new decision: nothing was written."""
 
 
 def _last_good_triage(rt: Runtime, triaged: Triaged) -> Triaged:
@@ -164,13 +169,15 @@ def settled_signals(rt: Runtime, signals: Sequence[FailureSignal],
 
 
 def _apply(rt: Runtime, run: RunState, existing: Incident | None, triaged: Triaged, evidence: Evidence | None,
-           now: datetime, witness: str | None, *, may_grant: bool = True) -> Incident:
+           now: datetime, witness: str | None, *, may_grant: bool = True, may_decide: bool = True) -> Incident:
     signal, diagnosis = triaged.signal, triaged.diagnosis
     merged = open_or_update(existing, signal, diagnosis, now, fingerprint=triaged.fingerprint)
     merged = triage.with_evidence_identity(triage.keep_verified_cause(existing, merged), evidence, signal)
     etag = existing.etag if existing else None
     complete = evidence is None or evidence.complete
     if triage.needs_decision(existing, merged, now, evidence_complete=complete, witnessed=witness is not None):
+        if not may_decide:
+            raise DecisionDue(merged.id)
         context = policy_context(run, merged, evidence, now, signal=signal, witness=witness)
 
         def decide_with(ctx: PolicyContext) -> Decision:
