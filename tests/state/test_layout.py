@@ -20,7 +20,7 @@ from shared.core.records import settled_view
 from shared.state import codec
 from shared.state.base import StoreError
 from shared.state.sqlite import SqliteStore
-from shared.state.tables import INCIDENT_PARTITIONS, TableStore, incident_partition, table_key
+from shared.state.tables import INCIDENT_PARTITIONS, LAYOUT_PARTITION, TableStore, incident_partition, table_key
 from tests.state.test_store_contract import T0, audit, make_incident
 from tests.support.azurite import unique_table_prefix
 
@@ -94,7 +94,7 @@ def test_a_version_1_sqlite_file_is_migrated_on_first_start(tmp_path):
     finally:
         store.close()
     db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 3  # 1 → 2 (views) → 3 (indexed columns)
     db.close()
     SqliteStore(path).close()  # a second start finds nothing to do
 
@@ -161,9 +161,12 @@ def test_incidents_their_views_and_audit_share_one_partition(azurite):
     store.put_incident_audited(incident, None, [audit(T0, incident.id, "decision")])
     service = TableServiceClient.from_connection_string(azurite)
     try:
-        rows = list(service.get_table_client(prefix + "Incidents").list_entities())
+        rows = [r for r in service.get_table_client(prefix + "Incidents").list_entities()
+                if r["PartitionKey"] != LAYOUT_PARTITION]  # the layout marker (layout 3) has its own partition
         assert {r["PartitionKey"] for r in rows} == {incident_partition(incident.id)}
-        assert sorted(r["RowKey"].split("|")[0] for r in rows) == [table_key(incident.id), "~audit", "~settled"]
+        # the incident, its view, its audit, and its index rows (status; an open incident's principal)
+        assert sorted(r["RowKey"].split("|")[0] for r in rows) == [table_key(incident.id), "~audit", "~principal",
+                                                                   "~settled", "~status"]
     finally:
         store.close()
         service.close()
