@@ -10,7 +10,8 @@ is only a hint.
 Kinds (each key ASCII without "|", so a prefix is a range):
 - `~due|<verify_due>|<key>`: an open incident with `verify_due` set (due_verifications: RowKey up to now).
 - `~pending|<key>`: an incident whose ticket waits (ticket_pending: list_ticket_pending).
-- `~status|<status>|<key>`: every incident (list_incidents(status): the reconciliation's `assigned`, ...).
+- `~status|<status>|<key>`: an incident in a status a hot path lists (INDEXED_STATUSES: the reconciliation's
+  `assigned`); other statuses are listed only by the CLI and HTTP API, which read the partitions.
 - `~assignment|<assignment id, lower-case, escaped>|<key>`: an incident that holds an assignment id.
 - `~principal|<object id, normalized>|<key>`: an open incident of a principal (role-assignment events).
 """
@@ -21,9 +22,11 @@ import hashlib
 from collections.abc import Callable
 
 from shared.core.allowlist import normalize_object_id
-from shared.core.incidents import Incident
+from shared.core.incidents import ASSIGNED, Incident
 from shared.state import codec
 
+# Each index row is one more operation in every transaction that writes its incident: only what a hot path reads.
+INDEXED_STATUSES = frozenset({ASSIGNED})
 DUE = "~due|"
 PENDING = "~pending|"
 STATUS = "~status|"
@@ -37,7 +40,7 @@ _AFTER_SEPARATOR = chr(ord(SEPARATOR) + 1)  # "}": every key that starts with "<
 def rows_of(incident: Incident, incident_key: str, escape: Callable[[str], str]) -> tuple[str, ...]:
     """The RowKeys of the incident's index rows (`incident_key`: its escaped RowKey; `escape`: the key escaping)."""
     tail = SEPARATOR + short(incident_key)
-    rows = [f"{STATUS}{short(escape(incident.status))}{tail}"]
+    rows = [f"{STATUS}{short(escape(incident.status))}{tail}"] if incident.status in INDEXED_STATUSES else []
     if incident.is_open and incident.verify_due is not None:
         rows.append(f"{DUE}{codec.time_key(incident.verify_due)}{tail}")
     if incident.ticket_pending:

@@ -62,7 +62,7 @@ LEGACY_INCIDENT_PARTITION = "incident"  # layout 1: every incident in one partit
 # them. Its RowKey is a row kept beside ("~" + a lower-case letter), so no listing takes it for an incident.
 LAYOUT_VERSION = 3
 LAYOUT_PARTITION, LAYOUT_ROW = "layout", "~layout"
-_INDEX_ROWS = "index_rows"  # on an incident entity: the RowKeys of its index rows, one a line
+_INDEX_ROWS = "index_rows"  # on an incident entity: the RowKeys of its index rows, a JSON array ("[]": none)
 KNOWN_INDEX_ROWS = 16_384  # incidents whose index rows at an etag this process knows (a replace needs them)
 _BESIDE_LOW, _BESIDE_HIGH = "~a", "~{"
 _POINT_READS_PER_PARTITION = 3  # more views than this wanted from one partition: one range query reads them all
@@ -419,12 +419,15 @@ class TableStore:
         return self._written(incident, results[0])
 
     # The timer's and the events' queries read index rows (one RowKey range in each of the 16 partitions, 8 in
-    # flight), then the incidents they name by point reads; the incident read back decides. Only the listing of
-    # every incident (CLI, HTTP) reads whole partitions.
+    # flight), then the incidents they name by point reads; the incident read back decides. Only the listings of
+    # the CLI and the HTTP API (every incident, or a status no hot path lists) read whole partitions.
     def list_incidents(self, status: str | None = None) -> list[Incident]:
         if status is None:  # every incident, not the rows kept beside them ("~audit|...", "~settled|...")
             entities = self._query("Incidents", "RowKey lt @low or RowKey ge @high", low=_BESIDE_LOW,
                                    high=_BESIDE_HIGH)
+            return sorted((self._read_incident(e) for e in entities), key=lambda i: i.id)
+        if status not in table_index.INDEXED_STATUSES:  # the CLI's and the HTTP API's listing by status
+            entities = self._query("Incidents", "status eq @status", status=status)
             return sorted((self._read_incident(e) for e in entities), key=lambda i: i.id)
         found = self._indexed(*table_index.prefix_range(f"{table_index.STATUS}{table_index.short(table_key(status))}|"))
         return sorted((i for i in found if i.status == status), key=lambda i: i.id)
@@ -671,7 +674,7 @@ def _incident_operations(incident: Incident, expected_etag: str | None, audit: S
     (upserted: it follows the incident), the index rows it gains (upserted) and those it no longer has (`old_rows`:
     the ones the replaced entity lists; deleted), then its audit rows."""
     rows = _rows(incident)
-    entity = {**_incident_entity(incident), _INDEX_ROWS: "\n".join(rows)}
+    entity = {**_incident_entity(incident), _INDEX_ROWS: json.dumps(rows)}
     first: tuple[Any, ...] = ("create", entity) if expected_etag is None else (
         "update", entity, {"mode": UpdateMode.REPLACE, "etag": expected_etag,
                            "match_condition": MatchConditions.IfNotModified})
@@ -694,7 +697,7 @@ def _rows(incident: Incident) -> tuple[str, ...]:
 def _listed_rows(entity: Any) -> tuple[str, ...]:
     """The index rows an incident entity says it has (a layout 2 entity, written before them, says none)."""
     listed = entity.get(_INDEX_ROWS)
-    return tuple(listed.split("\n")) if listed else ()
+    return tuple(json.loads(listed)) if listed else ()
 
 
 def _operation_bytes(operation: tuple[Any, ...]) -> int:
@@ -768,7 +771,7 @@ def _index_partition(table: TableClient, partition: str) -> int:
     unindexed: list[Any] = []
     indexed = 0
     for entity in entities:
-        if entity.get(_INDEX_ROWS):
+        if _INDEX_ROWS in entity:
             continue
         operations = _indexing_operations(entity)
         if len(batch) + len(operations) > _TRANSACTION_OPERATIONS:
@@ -781,7 +784,7 @@ def _index_partition(table: TableClient, partition: str) -> int:
 
 def _indexing_operations(entity: Any) -> list[tuple[Any, ...]]:
     rows = _rows(_incident(entity))
-    merged = {"PartitionKey": entity["PartitionKey"], "RowKey": entity["RowKey"], _INDEX_ROWS: "\n".join(rows)}
+    merged = {"PartitionKey": entity["PartitionKey"], "RowKey": entity["RowKey"], _INDEX_ROWS: json.dumps(rows)}
     return [("update", merged, {"mode": UpdateMode.MERGE, "etag": _etag(entity.metadata),
                                 "match_condition": MatchConditions.IfNotModified}),
             *(("upsert", _index_entity(entity["PartitionKey"], row, entity["RowKey"]), {"mode": UpdateMode.REPLACE})
@@ -810,7 +813,7 @@ def _index_alone(table: TableClient, entity: Any) -> int:
             entity = table.get_entity(entity["PartitionKey"], entity["RowKey"])
         except ResourceNotFoundError:
             return 0
-        if entity.get(_INDEX_ROWS):
+        if _INDEX_ROWS in entity:
             return 0
     raise StoreError(f"incident {entity['RowKey']} kept changing while it was indexed: start again")
 

@@ -5,6 +5,7 @@ scan of an incident partition or of the table."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -69,7 +70,7 @@ def assert_index_exact(store: TableStore, table: TableClient) -> None:
     entities, rows = stored_rows(table)
     assert rows == expected_rows(everything)
     for incident in everything:
-        listed = entities[table_key(incident.id)]["index_rows"].split("\n")
+        listed = json.loads(entities[table_key(incident.id)]["index_rows"])
         assert set(listed) == {row for _, row in expected_rows([incident])}
     assert store.due_verifications(T0) == [i for i in sorted(everything, key=lambda i: (i.verify_due or T0, i.id))
                                            if i.is_open and i.verify_due is not None and i.verify_due <= T0]

@@ -202,9 +202,9 @@ def test_incidents_their_views_and_audit_share_one_partition(azurite):
         rows = [r for r in service.get_table_client(prefix + "Incidents").list_entities()
                 if r["PartitionKey"] != LAYOUT_PARTITION]  # the layout marker (layout 3) has its own partition
         assert {r["PartitionKey"] for r in rows} == {incident_partition(incident.id)}
-        # the incident, its view, its audit, and its index rows (status; an open incident's principal)
+        # the incident, its view, its audit, and its index row (an open incident's principal)
         assert sorted(r["RowKey"].split("|")[0] for r in rows) == [table_key(incident.id), "~audit", "~principal",
-                                                                   "~settled", "~status"]
+                                                                   "~settled"]
     finally:
         store.close()
         service.close()
