@@ -224,10 +224,10 @@ def unrevoke(rt: Runtime, revocation_id: str, actor: str, reason: str) -> Revoca
     correlation_id = new_correlation_id()
     rt.audit("unrevoke", f"revocation {revocation.id} lifted by {actor}: {reason}", incident_id=None,
              correlation_id=correlation_id, actor=actor, inputs={"revocation": revocation.to_json(), "reason": reason})
-    for incident in rt.store.list_incidents(inc.TICKETED):
+    for incident in rt.store.open_incidents_of_principal(revocation.principal_id):
         scope = (incident.diagnosis.scope if incident.diagnosis else None) or incident.resource_id
-        if (incident.principal_id != revocation.principal_id or not scopes_overlap(scope, revocation.scope)
-                or not refused_by_revocation(incident)):
+        if (incident.status != inc.TICKETED or incident.principal_id != revocation.principal_id
+                or not scopes_overlap(scope, revocation.scope) or not refused_by_revocation(incident)):
             continue
         update_incident(rt, incident.id, lambda cur: cur.with_action(
             Action(now, UNREVOKED, f"revocation {revocation.id} lifted: {reason}", actor)))

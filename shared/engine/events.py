@@ -120,7 +120,7 @@ def _role_assignment_changed(rt: Runtime, change: RoleAssignmentChange, correlat
     assignment_id = change.assignment_id.lower()
     now = rt.clock()
     if change.deleted:
-        for incident in rt.store.list_incidents():
+        for incident in rt.store.incidents_with_assignment(assignment_id):
             if incident.assignment_id and incident.assignment_id.lower() == assignment_id:
                 if rt.roles.get(change.assignment_id) is not None:
                     rt.audit("event-ignored", f"role-assignment delete event by {change.actor} for "
@@ -142,7 +142,7 @@ def _role_assignment_changed(rt: Runtime, change: RoleAssignmentChange, correlat
     assignment = rt.roles.get(change.assignment_id)
     if assignment is None:
         return "assignment not readable (already deleted?)"
-    for incident in rt.store.list_incidents():
+    for incident in rt.store.open_incidents_of_principal(assignment.principal_id or ""):
         if not incident.is_open or incident.family != "rbac" or not incident.principal_id:
             continue
         if normalize_object_id(incident.principal_id) != normalize_object_id(assignment.principal_id):

@@ -18,13 +18,14 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.core.allowlist import normalize_object_id
 from shared.core.incidents import OPEN_STATUSES, Incident
 from shared.core.records import EventClaim, SettledView, settled_view
 from shared.state import codec
 from shared.state.base import AuditRecord, ConflictError, StoreError, Suppression
 from shared.state.recent import Recent
 
-SCHEMA_VERSION = 2  # 2: incidents.settled, the compact view a repeat scan reads (1 is migrated)
+SCHEMA_VERSION = 3  # 2: incidents.settled, the compact view a repeat scan reads; 3: the indexed columns (1, 2 migrate)
 BUSY_TIMEOUT_SECONDS = 30.0
 RECENT_INCIDENTS = 4096  # incidents remembered as last written or read (cached_incident)
 _IDS_PER_READ = 500  # bound variables per statement (SQLite builds before 3.32 allow 999)
@@ -32,7 +33,8 @@ _IDS_PER_READ = 500  # bound variables per statement (SQLite builds before 3.32 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS incidents (
         id TEXT PRIMARY KEY, status TEXT NOT NULL, verify_due TEXT,
-        record TEXT NOT NULL, etag TEXT NOT NULL, settled TEXT)""",
+        record TEXT NOT NULL, etag TEXT NOT NULL, settled TEXT,
+        ticket_pending INTEGER NOT NULL DEFAULT 0, assignment TEXT, principal TEXT)""",
     "CREATE INDEX IF NOT EXISTS incidents_by_status ON incidents (status)",
     "CREATE INDEX IF NOT EXISTS incidents_by_verify_due ON incidents (verify_due)",
     "CREATE TABLE IF NOT EXISTS watermarks (source TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -50,6 +52,17 @@ _SCHEMA = (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, incident_id TEXT, record TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS audit_by_incident ON audit (incident_id, at, seq)",
 )
+# Version 3: what the timer and the role-assignment events look incidents up by, each a column with an index.
+_INDEXED_COLUMNS = {"ticket_pending": "INTEGER NOT NULL DEFAULT 0", "assignment": "TEXT", "principal": "TEXT"}
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS incidents_by_ticket_pending ON incidents (ticket_pending) WHERE ticket_pending = 1",
+    "CREATE INDEX IF NOT EXISTS incidents_by_assignment ON incidents (assignment) WHERE assignment IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS incidents_by_principal ON incidents (principal, status) WHERE principal IS NOT NULL",
+)
+_INSERT_INCIDENT = ("INTO incidents (id, status, verify_due, ticket_pending, assignment, principal, record, etag, "
+                    "settled) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_UPDATE_INCIDENT = ("UPDATE incidents SET status = ?, verify_due = ?, ticket_pending = ?, assignment = ?, "
+                    "principal = ?, record = ?, etag = ?, settled = ? WHERE id = ? AND etag = ?")
 
 
 def _new_etag() -> str:
@@ -79,7 +92,29 @@ def _migrate(db: sqlite3.Connection, path: str) -> None:
     rows = db.execute("SELECT id, record FROM incidents WHERE settled IS NULL").fetchall()
     db.executemany("UPDATE incidents SET settled = ? WHERE id = ?",
                    [(_settled_json(codec.incident_from_json(record, None)), key) for key, record in rows])
+    for name, declaration in _INDEXED_COLUMNS.items():
+        if name not in columns:  # versions 1 and 2: filled from each record below
+            db.execute(f"ALTER TABLE incidents ADD COLUMN {name} {declaration}")
+    if 0 < found < 3:
+        rows = db.execute("SELECT id, record FROM incidents").fetchall()
+        db.executemany("UPDATE incidents SET ticket_pending = ?, assignment = ?, principal = ? WHERE id = ?",
+                       [(*_indexed(codec.incident_from_json(record, None)), key) for key, record in rows])
+    for statement in _INDEXES:
+        db.execute(statement)
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _indexed(incident: Incident) -> tuple[int, str | None, str | None]:
+    """The version 3 columns: ticket pending, the assignment id (lower-case), the normalized principal id."""
+    assignment = incident.assignment_id.strip().lower() if incident.assignment_id else None
+    principal = normalize_object_id(incident.principal_id)
+    return int(incident.ticket_pending), None if assignment is None else _key(assignment), principal
+
+
+def _columns(incident: Incident, record: str, etag: str, settled: str) -> tuple[Any, ...]:
+    """An incident's row after its id, in the order of _INSERT_INCIDENT and _UPDATE_INCIDENT."""
+    verify_due = codec.time_key(incident.verify_due) if incident.verify_due else None
+    return (incident.status, verify_due, *_indexed(incident), record, etag, settled)
 
 
 def _settled_json(incident: Incident) -> str:
@@ -171,29 +206,19 @@ class SqliteStore:
                       audit: Sequence[AuditRecord]) -> Incident:
         """The incident and its audit records in one transaction: a lost race writes neither."""
         incident = codec.normalized_incident(incident)
-        record = codec.incident_to_json(incident)
-        verify_due = codec.time_key(incident.verify_due) if incident.verify_due else None
         records = [(codec.time_key(r.at), _key(r.incident_id or ""), codec.audit_to_json(r))
                    for r in _own_audit(incident, audit)]
-        settled = _settled_json(incident)
         etag = _new_etag()
+        columns = _columns(incident, codec.incident_to_json(incident), etag, _settled_json(incident))
         with self._write() as db:
             db.executemany("INSERT INTO audit (at, incident_id, record) VALUES (?, ?, ?)", records)
             if expected_etag is None:
                 try:
-                    db.execute(
-                        "INSERT INTO incidents (id, status, verify_due, record, etag, settled) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
-                        (_key(incident.id), incident.status, verify_due, record, etag, settled),
-                    )
+                    db.execute("INSERT " + _INSERT_INCIDENT, (_key(incident.id), *columns))
                 except sqlite3.IntegrityError as exc:
                     raise ConflictError(f"incident {incident.id} already exists") from exc
             else:
-                changed = db.execute(
-                    "UPDATE incidents SET status = ?, verify_due = ?, record = ?, etag = ?, settled = ? "
-                    "WHERE id = ? AND etag = ?",
-                    (incident.status, verify_due, record, etag, settled, _key(incident.id), expected_etag),
-                ).rowcount
+                changed = db.execute(_UPDATE_INCIDENT, (*columns, _key(incident.id), expected_etag)).rowcount
                 if changed != 1:
                     raise ConflictError(f"incident {incident.id} changed or vanished since it was read")
         saved = replace(incident, etag=etag)
@@ -221,16 +246,13 @@ class SqliteStore:
             incident = codec.normalized_incident(incident)
             records = [(codec.time_key(r.at), _key(r.incident_id or ""), codec.audit_to_json(r))
                        for r in _own_audit(incident, audit)]
-            verify_due = codec.time_key(incident.verify_due) if incident.verify_due else None
-            prepared.append((incident, verify_due, codec.incident_to_json(incident), _settled_json(incident), records))
+            prepared.append((incident, codec.incident_to_json(incident), _settled_json(incident), records))
         saved: list[Incident | None] = []
         with self._write() as db:
-            for incident, verify_due, record, settled, records in prepared:
+            for incident, record, settled, records in prepared:
                 etag = _new_etag()
-                created = db.execute(
-                    "INSERT OR IGNORE INTO incidents (id, status, verify_due, record, etag, settled) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (_key(incident.id), incident.status, verify_due, record, etag, settled)).rowcount
+                created = db.execute("INSERT OR IGNORE " + _INSERT_INCIDENT,
+                                     (_key(incident.id), *_columns(incident, record, etag, settled))).rowcount
                 if created != 1:
                     saved.append(None)
                     continue
@@ -247,18 +269,14 @@ class SqliteStore:
             incident = codec.normalized_incident(incident)
             records = [(codec.time_key(r.at), _key(r.incident_id or ""), codec.audit_to_json(r))
                        for r in _own_audit(incident, audit)]
-            verify_due = codec.time_key(incident.verify_due) if incident.verify_due else None
-            prepared.append((incident, expected_etag, verify_due, codec.incident_to_json(incident),
-                             _settled_json(incident), records))
+            prepared.append((incident, expected_etag, codec.incident_to_json(incident), _settled_json(incident),
+                             records))
         saved: list[Incident | None] = []
         with self._write() as db:
-            for incident, expected_etag, verify_due, record, settled, records in prepared:
+            for incident, expected_etag, record, settled, records in prepared:
                 etag = _new_etag()
-                changed = db.execute(
-                    "UPDATE incidents SET status = ?, verify_due = ?, record = ?, etag = ?, settled = ? "
-                    "WHERE id = ? AND etag = ?",
-                    (incident.status, verify_due, record, etag, settled, _key(incident.id), expected_etag),
-                ).rowcount
+                changed = db.execute(_UPDATE_INCIDENT, (*_columns(incident, record, etag, settled),
+                                                        _key(incident.id), expected_etag)).rowcount
                 if changed != 1:
                     saved.append(None)
                     continue
@@ -285,9 +303,21 @@ class SqliteStore:
         return [codec.incident_from_json(record, etag) for record, etag in rows]
 
     def list_ticket_pending(self) -> list[Incident]:
+        rows = self._read("SELECT record, etag FROM incidents WHERE ticket_pending = 1 ORDER BY id")
+        return [codec.incident_from_json(record, etag) for record, etag in rows]
+
+    def incidents_with_assignment(self, assignment_id: str) -> list[Incident]:
+        rows = self._read("SELECT record, etag FROM incidents WHERE assignment = ? ORDER BY id",
+                          (_key(assignment_id.strip().lower()),))
+        return [codec.incident_from_json(record, etag) for record, etag in rows]
+
+    def open_incidents_of_principal(self, principal_id: str) -> list[Incident]:
+        principal = normalize_object_id(principal_id)
+        if principal is None:
+            return []
         rows = self._read(
-            "SELECT record, etag FROM incidents WHERE json_extract(record, '$.ticket_pending') = 1 ORDER BY id"
-        )
+            "SELECT record, etag FROM incidents WHERE principal = ? AND status IN (SELECT value FROM json_each(?)) "
+            "ORDER BY id", (principal, json.dumps(sorted(OPEN_STATUSES))))
         return [codec.incident_from_json(record, etag) for record, etag in rows]
 
     # ---- watermarks ----

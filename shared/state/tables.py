@@ -39,9 +39,10 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
+from shared.core.allowlist import normalize_object_id
 from shared.core.incidents import Incident
 from shared.core.records import EventClaim, SettledView, settled_view
-from shared.state import codec
+from shared.state import codec, table_index
 from shared.state.base import AuditRecord, ConflictError, StoreError, Suppression
 from shared.state.recent import Recent
 
@@ -57,8 +58,15 @@ _VIEW_PROPERTIES = ["RowKey", "json_0", "json_1"]
 # between the two, so RowKey lt "~a" or ge "~{" is exactly the incidents.
 INCIDENT_PARTITIONS = 16  # fixed: changing it is a layout change (a migration)
 LEGACY_INCIDENT_PARTITION = "incident"  # layout 1: every incident in one partition (migrated on first use)
+# Layout 3 keeps index rows beside each incident (shared/state/table_index.py); the marker says every incident has
+# them. Its RowKey is a row kept beside ("~" + a lower-case letter), so no listing takes it for an incident.
+LAYOUT_VERSION = 3
+LAYOUT_PARTITION, LAYOUT_ROW = "layout", "~layout"
+_INDEX_ROWS = "index_rows"  # on an incident entity: the RowKeys of its index rows, a JSON array ("[]": none)
+KNOWN_INDEX_ROWS = 16_384  # incidents whose index rows at an etag this process knows (a replace needs them)
 _BESIDE_LOW, _BESIDE_HIGH = "~a", "~{"
 _POINT_READS_PER_PARTITION = 3  # more views than this wanted from one partition: one range query reads them all
+_POINT_READS_PER_INDEXED = 64  # more incidents than this named by an index in one partition: one range query
 _TRANSACTION_OPERATIONS = 100  # Azure's limit per entity-group transaction
 _TRANSACTION_BYTES = 3_000_000  # of the 4 MiB a transaction's body may hold, leaving room for the envelope
 
@@ -146,6 +154,7 @@ class TableStore:
         self._clients: dict[str, TableClient] = {}
         self._lock = threading.Lock()
         self._recent: Recent[Incident] = Recent(RECENT_INCIDENTS)
+        self._rows: Recent[tuple[str, tuple[str, ...]]] = Recent(KNOWN_INDEX_ROWS)  # id: (etag, its index rows)
         self._completed: Recent[bool] = Recent(COMPLETED_EVENTS)
         self._claimed: Recent[str] = Recent(COMPLETED_EVENTS)  # claimed here (lease end), not completed or released
         self._completions = _GroupCommit(self._write_completions)
@@ -165,6 +174,8 @@ class TableStore:
                     if kind == "Incidents":
                         with _azure_errors(f"migrate {name} to its partitioned layout"):
                             _migrate_legacy_partition(client)
+                        with _azure_errors(f"migrate {name} to its indexed layout"):
+                            _index_existing_incidents(client)
                     self._clients[kind] = client
         return client
 
@@ -209,7 +220,13 @@ class TableStore:
 
     def get_incident(self, incident_id: str) -> Incident | None:
         entity = self._get("Incidents", incident_partition(incident_id), table_key(incident_id))
-        return self._remember(_incident(entity)) if entity is not None else None
+        return self._read_incident(entity) if entity is not None else None
+
+    def _read_incident(self, entity: Any) -> Incident:
+        """The incident an entity holds, remembered with the index rows it lists (a layout 2 entity lists none)."""
+        incident = _incident(entity)
+        self._rows.put(incident.id, (str(incident.etag), _listed_rows(entity)))
+        return self._remember(incident)
 
     def cached_incident(self, incident_id: str) -> Incident | None:
         return self._recent.get(incident_id)
@@ -280,10 +297,29 @@ class TableStore:
         if any(record.incident_id != incident.id for record in audit):
             raise ValueError(f"audit records written with incident {incident.id} must be about it")
         incident = codec.normalized_incident(incident)
-        operations = _incident_operations(incident, expected_etag, audit)
         what = f"write incident {incident.id}" + (" with its audit" if audit else "")
+        old_rows = () if expected_etag is None else self._index_rows_at(incident.id, expected_etag, what)
+        operations = _incident_operations(incident, expected_etag, audit, old_rows)
         results = self._transaction(operations, what)
-        return self._remember(replace(incident, etag=str(results[0]["etag"])))
+        return self._written(incident, results[0])
+
+    def _written(self, incident: Incident, result: Any) -> Incident:
+        saved = replace(incident, etag=str(result["etag"]))
+        self._rows.put(saved.id, (str(saved.etag), _rows(saved)))
+        return self._remember(saved)
+
+    def _index_rows_at(self, incident_id: str, etag: str, what: str) -> tuple[str, ...]:
+        """The index rows the incident stored at `etag` has, so a replace removes those it no longer needs: known
+        when this process wrote or read it at that etag, else read (one point read). Changed since or gone: the
+        replace would lose, so it is a ConflictError now."""
+        known = self._rows.get(incident_id)
+        if known is not None and known[0] == etag:
+            return known[1]
+        entity = self._get("Incidents", incident_partition(incident_id), table_key(incident_id))
+        if entity is None or _etag(entity.metadata) != etag:  # type: ignore[attr-defined]
+            raise ConflictError(f"{what}: changed or vanished since it was read")
+        self._read_incident(entity)
+        return _listed_rows(entity)
 
     def _transaction(self, operations: list[tuple[Any, ...]], what: str) -> list[Any]:
         table = self._table("Incidents")
@@ -310,14 +346,18 @@ class TableStore:
 
     def _write_incidents(self, items: Sequence[tuple[Incident, str | None, Sequence[AuditRecord]]]
                          ) -> list[Incident | None]:
-        prepared: dict[str, list[tuple[int, Incident, list[tuple[Any, ...]], int]]] = {}
-        for index, (incident, etag, audit) in enumerate(items):
+        for incident, _, audit in items:
             if any(record.incident_id != incident.id for record in audit):
                 raise ValueError(f"audit records written with incident {incident.id} must be about it")
+        old_rows = self._index_rows_of([(incident.id, etag) for incident, etag, _ in items if etag is not None])
+        prepared: dict[str, list[tuple[int, Incident, list[tuple[Any, ...]], int]]] = {}
+        for at, (incident, etag, audit) in enumerate(items):
             incident = codec.normalized_incident(incident)
-            operations = _incident_operations(incident, etag, audit)
-            size = sum(2 * len(_json_text(op[1])) for op in operations)
-            prepared.setdefault(incident_partition(incident.id), []).append((index, incident, operations, size))
+            if etag is not None and incident.id not in old_rows:
+                continue  # changed since it was read, or gone: left out (None), as a lost race would be
+            operations = _incident_operations(incident, etag, audit, old_rows.get(incident.id, ()))
+            size = sum(_operation_bytes(op) for op in operations)
+            prepared.setdefault(incident_partition(incident.id), []).append((at, incident, operations, size))
         batches: list[list[tuple[int, Incident, list[tuple[Any, ...]], int]]] = []
         for members in prepared.values():
             batch: list[tuple[int, Incident, list[tuple[Any, ...]], int]] = []
@@ -329,10 +369,20 @@ class TableStore:
                 batch.append(member)
             batches.append(batch)
         saved: list[Incident | None] = [None] * len(items)
-        for results in self._parallel(self._create_batch, batches):
+        for results in self._parallel(self._create_batch, [batch for batch in batches if batch]):
             for index, incident in results:
                 saved[index] = incident
         return saved
+
+    def _index_rows_of(self, wanted: list[tuple[str, str]]) -> dict[str, tuple[str, ...]]:
+        """`_index_rows_at` for many incidents (point reads, 8 in flight, for those not known at their etag); an
+        incident changed since its etag, or gone, is left out."""
+        def rows_at(item: tuple[str, str]) -> tuple[str, tuple[str, ...]] | None:
+            try:
+                return item[0], self._index_rows_at(item[0], item[1], f"replace incident {item[0]}")
+            except ConflictError:
+                return None
+        return dict(found for found in self._parallel(rows_at, wanted) if found is not None)
 
     def _create_batch(self, batch: list[tuple[int, Incident, list[tuple[Any, ...]], int]]
                       ) -> list[tuple[int, Incident | None]]:
@@ -350,7 +400,7 @@ class TableStore:
         out: list[tuple[int, Incident | None]] = []
         at = 0
         for index, incident, ops, _ in batch:
-            out.append((index, self._remember(replace(incident, etag=str(results[at]["etag"])))))
+            out.append((index, self._written(incident, results[at])))
             at += len(ops)
         return out
 
@@ -367,26 +417,82 @@ class TableStore:
             results = self._transaction(operations, f"write incident {incident.id}")
         except ConflictError:
             return None
-        return self._remember(replace(incident, etag=str(results[0]["etag"])))
+        return self._written(incident, results[0])
 
-    # Listing queries read every partition (a table scan, filtered server-side): the CLI, the HTTP API and the
-    # once-per-cycle sweeps use them, never the per-signal path.
+    # The timer's and the events' queries read index rows (one RowKey range in each of the 16 partitions, 8 in
+    # flight), then the incidents they name by point reads; the incident read back decides. Only the listings of
+    # the CLI and the HTTP API (every incident, or a status no hot path lists) read whole partitions.
     def list_incidents(self, status: str | None = None) -> list[Incident]:
         if status is None:  # every incident, not the rows kept beside them ("~audit|...", "~settled|...")
             entities = self._query("Incidents", "RowKey lt @low or RowKey ge @high", low=_BESIDE_LOW,
                                    high=_BESIDE_HIGH)
-        else:
+            return sorted((self._read_incident(e) for e in entities), key=lambda i: i.id)
+        if status not in table_index.INDEXED_STATUSES:  # the CLI's and the HTTP API's listing by status
             entities = self._query("Incidents", "status eq @status", status=status)
-        return sorted((_incident(e) for e in entities), key=lambda i: i.id)
+            return sorted((self._read_incident(e) for e in entities), key=lambda i: i.id)
+        found = self._indexed(*table_index.prefix_range(f"{table_index.STATUS}{table_index.short(table_key(status))}|"))
+        return sorted((i for i in found if i.status == status), key=lambda i: i.id)
 
     def due_verifications(self, now: datetime) -> list[Incident]:
-        entities = self._query("Incidents", "verify_due le @now", now=codec.time_key(now))
-        due = [i for i in (_incident(e) for e in entities) if i.is_open]
+        due_by = codec.time_key(now)
+        low, _ = table_index.prefix_range(table_index.DUE)
+        found = self._indexed(low, table_index.prefix_range(f"{table_index.DUE}{due_by}|")[1])
+        due = [i for i in found if i.is_open and i.verify_due is not None and codec.time_key(i.verify_due) <= due_by]
         return sorted(due, key=lambda i: (i.verify_due, i.id))
 
     def list_ticket_pending(self) -> list[Incident]:
-        entities = self._query("Incidents", "ticket_pending eq true")
-        return sorted((_incident(e) for e in entities), key=lambda i: i.id)
+        found = self._indexed(*table_index.prefix_range(table_index.PENDING))
+        return sorted((i for i in found if i.ticket_pending), key=lambda i: i.id)
+
+    def incidents_with_assignment(self, assignment_id: str) -> list[Incident]:
+        part = table_index.assignment_part(assignment_id, table_key)
+        found = self._indexed(*table_index.prefix_range(f"{table_index.ASSIGNMENT}{part}|"))
+        wanted = assignment_id.strip().lower()
+        return sorted((i for i in found if (i.assignment_id or "").strip().lower() == wanted), key=lambda i: i.id)
+
+    def open_incidents_of_principal(self, principal_id: str) -> list[Incident]:
+        part = table_index.principal_part(principal_id, table_key)
+        if part is None:
+            return []
+        found = self._indexed(*table_index.prefix_range(f"{table_index.PRINCIPAL}{part}|"))
+        wanted = normalize_object_id(principal_id)
+        return sorted((i for i in found if i.is_open and normalize_object_id(i.principal_id) == wanted),
+                      key=lambda i: i.id)
+
+    def _indexed(self, low: str, high: str) -> list[Incident]:
+        """The incidents whose index rows lie in [low, high) of their partition: a range query in each partition
+        (selecting the incident's key alone), then a point read of each incident named (once)."""
+        table = self._table("Incidents")
+
+        def named(partition: str) -> list[tuple[str, str]]:
+            with _azure_errors(f"query {table.table_name}"):
+                rows = table.query_entities("PartitionKey eq @p and RowKey ge @low and RowKey lt @high",
+                                            select=["incident"], parameters={"p": partition, "low": low, "high": high})
+                return [(partition, str(row["incident"])) for row in rows]
+
+        partitions = [f"i{n:02x}" for n in range(INCIDENT_PARTITIONS)]
+        by_partition: dict[str, set[str]] = {}
+        for partition, key in (key for found in self._parallel(named, partitions) for key in found):
+            by_partition.setdefault(partition, set()).add(key)
+        jobs: list[Callable[[], list[Any]]] = []
+        for partition, keys in by_partition.items():
+            if len(keys) <= _POINT_READS_PER_INDEXED:
+                jobs.extend(partial(self._get_one, partition, key) for key in keys)
+            else:
+                jobs.append(partial(self._incident_range, partition, keys))
+        entities = [entity for found in self._parallel(lambda job: job(), jobs) for entity in found]
+        return [self._read_incident(entity) for entity in entities]
+
+    def _get_one(self, partition: str, key: str) -> list[Any]:
+        entity = self._get("Incidents", partition, key)
+        return [] if entity is None else [entity]
+
+    def _incident_range(self, partition: str, keys: set[str]) -> list[Any]:
+        """Many incidents of one partition named at once (a storm's ticket queue): one range query from the least
+        key to the greatest, keeping the named ones, costs pages instead of a point read each."""
+        entities = self._query("Incidents", "PartitionKey eq @p and RowKey ge @low and RowKey le @high",
+                               p=partition, low=min(keys), high=max(keys))
+        return [entity for entity in entities if entity["RowKey"] in keys]
 
     # ---- watermarks ----
 
@@ -584,16 +690,41 @@ class TableStore:
             self._service.close()
 
 
-def _incident_operations(incident: Incident, expected_etag: str | None,
-                         audit: Sequence[AuditRecord]) -> list[tuple[Any, ...]]:
+def _incident_operations(incident: Incident, expected_etag: str | None, audit: Sequence[AuditRecord],
+                         old_rows: Sequence[str] = ()) -> list[tuple[Any, ...]]:
     """The transaction that writes an incident: the incident first (created, or replaced at its ETag), its view
-    (upserted: it follows the incident), then its audit rows."""
-    entity = _incident_entity(incident)
+    (upserted: it follows the incident), the index rows it gains (upserted) and those it no longer has (`old_rows`:
+    the ones the replaced entity lists; deleted), then its audit rows."""
+    rows = _rows(incident)
+    entity = {**_incident_entity(incident), _INDEX_ROWS: json.dumps(rows)}
     first: tuple[Any, ...] = ("create", entity) if expected_etag is None else (
         "update", entity, {"mode": UpdateMode.REPLACE, "etag": expected_etag,
                            "match_condition": MatchConditions.IfNotModified})
+    partition = entity["PartitionKey"]
     return [first, ("upsert", _settled_entity(incident), {"mode": UpdateMode.REPLACE}),
+            *(("upsert", _index_entity(partition, row, entity["RowKey"]), {"mode": UpdateMode.REPLACE})
+              for row in rows if row not in old_rows),
+            *(("delete", {"PartitionKey": partition, "RowKey": row}) for row in old_rows if row not in rows),
             *(("create", _incident_audit_entity(record)) for record in audit)]
+
+
+def _index_entity(partition: str, row: str, incident_key: str) -> dict[str, Any]:
+    return {"PartitionKey": partition, "RowKey": row, "incident": incident_key}
+
+
+def _rows(incident: Incident) -> tuple[str, ...]:
+    return table_index.rows_of(incident, table_key(incident.id), table_key)
+
+
+def _listed_rows(entity: Any) -> tuple[str, ...]:
+    """The index rows an incident entity says it has (a layout 2 entity, written before them, says none)."""
+    listed = entity.get(_INDEX_ROWS)
+    return tuple(json.loads(listed)) if listed else ()
+
+
+def _operation_bytes(operation: tuple[Any, ...]) -> int:
+    entity = operation[1]
+    return 2 * len(_json_text(entity)) if "json_parts" in entity else 2 * sum(len(str(v)) for v in entity.values())
 
 
 def _settled_entity(incident: Incident) -> dict[str, Any]:
@@ -631,6 +762,82 @@ def _incident_audit_entity(record: AuditRecord) -> dict[str, Any]:
 
 def _incident(entity: Any) -> Incident:
     return codec.incident_from_json(_json_text(entity), _etag(entity.metadata))
+
+
+def _index_existing_incidents(table: TableClient) -> None:
+    """Layout 2 had no index rows: each incident without them gets them, in one entity-group transaction with a
+    merge of the list into the incident at its ETag (per partition, up to 100 operations a transaction), then the
+    layout marker says it is done. Run by every process on first use of the table until the marker is there (one
+    point read after); several processes at once are safe: one that lost an incident's ETag race reads it again
+    and indexes it only if it still lacks the rows (another writer of this version wrote them)."""
+    try:
+        marker = table.get_entity(LAYOUT_PARTITION, LAYOUT_ROW)
+        if int(marker.get("version", 0)) >= LAYOUT_VERSION:
+            return
+    except ResourceNotFoundError:
+        pass
+    partitions = [f"i{n:02x}" for n in range(INCIDENT_PARTITIONS)]
+    with ThreadPoolExecutor(max_workers=_PARALLEL_QUERIES) as pool:
+        indexed = sum(pool.map(partial(_index_partition, table), partitions))
+    if indexed:
+        log.warning("added index rows to %d incidents of %s (layout %d)", indexed, table.table_name, LAYOUT_VERSION)
+    table.upsert_entity({"PartitionKey": LAYOUT_PARTITION, "RowKey": LAYOUT_ROW, "version": LAYOUT_VERSION},
+                        mode=UpdateMode.REPLACE)
+
+
+def _index_partition(table: TableClient, partition: str) -> int:
+    """Once per partition, at migration: every incident of the partition is read (a scan, once, not a hot path)."""
+    entities = table.query_entities("PartitionKey eq @p and ( RowKey lt @low or RowKey ge @high )",
+                                    parameters={"p": partition, "low": _BESIDE_LOW, "high": _BESIDE_HIGH})
+    batch: list[tuple[Any, ...]] = []
+    unindexed: list[Any] = []
+    indexed = 0
+    for entity in entities:
+        if _INDEX_ROWS in entity:
+            continue
+        operations = _indexing_operations(entity)
+        if len(batch) + len(operations) > _TRANSACTION_OPERATIONS:
+            indexed += _submit_indexing(table, batch, unindexed)
+            batch, unindexed = [], []
+        batch.extend(operations)
+        unindexed.append(entity)
+    return indexed + (_submit_indexing(table, batch, unindexed) if batch else 0)
+
+
+def _indexing_operations(entity: Any) -> list[tuple[Any, ...]]:
+    rows = _rows(_incident(entity))
+    merged = {"PartitionKey": entity["PartitionKey"], "RowKey": entity["RowKey"], _INDEX_ROWS: json.dumps(rows)}
+    return [("update", merged, {"mode": UpdateMode.MERGE, "etag": _etag(entity.metadata),
+                                "match_condition": MatchConditions.IfNotModified}),
+            *(("upsert", _index_entity(entity["PartitionKey"], row, entity["RowKey"]), {"mode": UpdateMode.REPLACE})
+              for row in rows)]
+
+
+def _submit_indexing(table: TableClient, operations: list[tuple[Any, ...]], entities: list[Any]) -> int:
+    try:
+        table.submit_transaction(operations)
+        return len(entities)
+    except TableTransactionError as exc:
+        if exc.status_code not in (404, 412):
+            raise
+    return sum(_index_alone(table, entity) for entity in entities)  # one was written since: each on its own
+
+
+def _index_alone(table: TableClient, entity: Any) -> int:
+    for _ in range(5):  # each lost race means another writer wrote it meanwhile, which usually indexes it too
+        try:
+            table.submit_transaction(_indexing_operations(entity))
+            return 1
+        except TableTransactionError as exc:
+            if exc.status_code not in (404, 412):
+                raise
+        try:
+            entity = table.get_entity(entity["PartitionKey"], entity["RowKey"])
+        except ResourceNotFoundError:
+            return 0
+        if _INDEX_ROWS in entity:
+            return 0
+    raise StoreError(f"incident {entity['RowKey']} kept changing while it was indexed: start again")
 
 
 def _migrate_legacy_partition(table: TableClient) -> None:

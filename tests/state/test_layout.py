@@ -20,7 +20,7 @@ from shared.core.records import settled_view
 from shared.state import codec
 from shared.state.base import StoreError
 from shared.state.sqlite import SqliteStore
-from shared.state.tables import INCIDENT_PARTITIONS, TableStore, incident_partition, table_key
+from shared.state.tables import INCIDENT_PARTITIONS, LAYOUT_PARTITION, TableStore, incident_partition, table_key
 from tests.state.test_store_contract import T0, audit, make_incident
 from tests.support.azurite import unique_table_prefix
 
@@ -94,9 +94,47 @@ def test_a_version_1_sqlite_file_is_migrated_on_first_start(tmp_path):
     finally:
         store.close()
     db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 3  # 1 → 2 (views) → 3 (indexed columns)
     db.close()
     SqliteStore(path).close()  # a second start finds nothing to do
+
+
+def test_a_version_2_sqlite_file_gets_its_indexed_columns_on_first_start(tmp_path):
+    path = str(tmp_path / "v2.sqlite3")
+    principal = make_incident(1).principal_id
+    old = [make_incident(1, status="ticketed", ticket_pending=True),
+           make_incident(2, status="verifying", assignment_id="/x/roleAssignments/AB", principal_id=principal.upper()),
+           make_incident(3, status="resolved", principal_id=principal)]
+    db = sqlite3.connect(path)
+    for statement in _VERSION_1:
+        db.execute(statement)
+    db.execute("ALTER TABLE incidents ADD COLUMN settled TEXT")  # what version 2 added
+    db.executemany("INSERT INTO incidents (id, status, verify_due, record, etag, settled) VALUES (?, ?, NULL, ?, ?, ?)",
+                   [(i.id, i.status, codec.incident_to_json(i), f"etag-{n}", codec.settled_to_json(settled_view(i)))
+                    for n, i in enumerate(old)])
+    db.execute("PRAGMA user_version = 2")
+    db.commit()
+    db.close()
+    store = SqliteStore(path)
+    try:
+        assert [i.id for i in store.list_ticket_pending()] == [old[0].id]
+        assert [i.id for i in store.incidents_with_assignment("/X/ROLEASSIGNMENTS/ab")] == [old[1].id]
+        assert [i.id for i in store.open_incidents_of_principal(principal)] == [old[0].id, old[1].id]
+    finally:
+        store.close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+    plan = " ".join(str(row) for row in db.execute(
+        "EXPLAIN QUERY PLAN SELECT record FROM incidents WHERE ticket_pending = 1 ORDER BY id"))
+    assert "incidents_by_ticket_pending" in plan  # an index, not a scan of every record
+    for query, index in (
+            ("EXPLAIN QUERY PLAN SELECT record FROM incidents WHERE assignment = 'a'", "incidents_by_assignment"),
+            ("EXPLAIN QUERY PLAN SELECT record FROM incidents WHERE principal = 'p'", "incidents_by_principal"),
+            ("EXPLAIN QUERY PLAN SELECT record FROM incidents WHERE verify_due <= 'z'", "incidents_by_verify_due"),
+            ("EXPLAIN QUERY PLAN SELECT record FROM incidents WHERE status = 's'", "incidents_by_status")):
+        plan = " ".join(str(row) for row in db.execute(query))
+        assert index in plan, plan
+    db.close()
 
 
 def test_a_sqlite_file_from_a_newer_version_is_refused_clearly(tmp_path):
@@ -161,9 +199,12 @@ def test_incidents_their_views_and_audit_share_one_partition(azurite):
     store.put_incident_audited(incident, None, [audit(T0, incident.id, "decision")])
     service = TableServiceClient.from_connection_string(azurite)
     try:
-        rows = list(service.get_table_client(prefix + "Incidents").list_entities())
+        rows = [r for r in service.get_table_client(prefix + "Incidents").list_entities()
+                if r["PartitionKey"] != LAYOUT_PARTITION]  # the layout marker (layout 3) has its own partition
         assert {r["PartitionKey"] for r in rows} == {incident_partition(incident.id)}
-        assert sorted(r["RowKey"].split("|")[0] for r in rows) == [table_key(incident.id), "~audit", "~settled"]
+        # the incident, its view, its audit, and its index row (an open incident's principal)
+        assert sorted(r["RowKey"].split("|")[0] for r in rows) == [table_key(incident.id), "~audit", "~principal",
+                                                                   "~settled"]
     finally:
         store.close()
         service.close()

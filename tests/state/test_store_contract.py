@@ -993,3 +993,114 @@ def test_claims_arriving_together_each_get_their_own_answer(backend):
         assert answers[(0, key)] == answer and answers[(1, key)] == answer, key
     for key in new:
         assert sorted((answers[(0, key)], answers[(1, key)])) == sorted((EventClaim.CLAIMED, EventClaim.HELD)), key
+# ---- the indexed queries: what the timer and the role-assignment events look incidents up by ----
+# (Tables: index rows beside each incident, written in its transaction; SQLite: indexed columns.) Each must follow a
+# change of its field, through every kind of write, and stay as it was after a lost race.
+
+ASSIGNMENT = "/subscriptions/s/providers/Microsoft.Authorization/roleAssignments/A1B2"
+
+
+def ids(incidents) -> list[str]:
+    return [i.id for i in incidents]
+
+
+def lose_a_race(store: Store, stale: Incident, **changes) -> None:
+    with pytest.raises(ConflictError):
+        store.put_incident(replace(stale, **changes), expected_etag=stale.etag)
+
+
+def test_due_verifications_follow_verify_due_and_status_and_not_a_lost_race(store):
+    created = store.put_incident(make_incident(1, status=VERIFYING, verify_due=T0))
+    later = store.put_incident(replace(created, verify_due=T0 + timedelta(hours=2)), expected_etag=created.etag)
+    assert store.due_verifications(T0 + timedelta(hours=1)) == []
+    assert ids(store.due_verifications(T0 + timedelta(hours=2))) == [created.id]
+    lose_a_race(store, created, verify_due=T0 - timedelta(days=1))  # the stale writer's verify_due never lands
+    assert store.due_verifications(T0 + timedelta(hours=1)) == []
+    store.put_incident(replace(later, status=RESOLVED), expected_etag=later.etag)  # closed: never due
+    assert store.due_verifications(T0 + timedelta(days=9)) == []
+
+
+def test_ticket_pending_follows_its_flag_and_not_a_lost_race(store):
+    created = store.put_incident(make_incident(1))
+    lose_a_race(store, replace(created, etag="stale"), ticket_pending=True)
+    assert store.list_ticket_pending() == []
+    pending = store.put_incident(replace(created, ticket_pending=True), expected_etag=created.etag)
+    assert ids(store.list_ticket_pending()) == [created.id]
+    lose_a_race(store, created, ticket_pending=False)
+    assert ids(store.list_ticket_pending()) == [created.id]
+    store.put_incident(replace(pending, ticket_pending=False), expected_etag=pending.etag)
+    assert store.list_ticket_pending() == []
+
+
+def test_list_incidents_by_status_is_unchanged_by_a_lost_race(store):
+    created = store.put_incident(make_incident(1, status=ASSIGNED))
+    moved = store.put_incident(replace(created, status=VERIFYING), expected_etag=created.etag)
+    lose_a_race(store, created, status=TICKETED)
+    assert store.list_incidents(TICKETED) == [] and store.list_incidents(ASSIGNED) == []
+    assert store.list_incidents(VERIFYING) == [moved]
+
+
+def test_incidents_with_an_assignment_follow_it_case_insensitively(store):
+    held = store.put_incident(make_incident(1, status=VERIFYING, assignment_id=ASSIGNMENT))
+    store.put_incident(make_incident(2, status=VERIFYING, assignment_id=ASSIGNMENT + "9"))
+    store.put_incident(make_incident(3))
+    assert ids(store.incidents_with_assignment(ASSIGNMENT.lower())) == [held.id]
+    assert ids(store.incidents_with_assignment(ASSIGNMENT.upper())) == [held.id]
+    assert store.incidents_with_assignment("/no/such/assignment") == []
+    lose_a_race(store, replace(held, etag="stale"), assignment_id=None)
+    assert ids(store.incidents_with_assignment(ASSIGNMENT)) == [held.id]
+    other = store.put_incident(replace(held, assignment_id=ASSIGNMENT + "-new"), expected_etag=held.etag)
+    assert store.incidents_with_assignment(ASSIGNMENT) == []
+    assert ids(store.incidents_with_assignment(ASSIGNMENT + "-NEW")) == [held.id]
+    lose_a_race(store, held, assignment_id=ASSIGNMENT)
+    assert store.incidents_with_assignment(ASSIGNMENT) == []
+    store.put_incident(replace(other, assignment_id=None), expected_etag=other.etag)
+    assert store.incidents_with_assignment(ASSIGNMENT + "-new") == []
+
+
+def test_open_incidents_of_a_principal_compare_its_id_normalized_and_leave_closed_ones_out(store):
+    first = store.put_incident(make_incident(1, status=TICKETED))
+    store.put_incident(make_incident(2, status=DETECTED))  # another principal
+    second = store.put_incident(make_incident(3, principal_id=" {" + first.principal_id.upper() + "} "))
+    closed = store.put_incident(make_incident(4, principal_id=first.principal_id, status=RESOLVED))
+    assert ids(store.open_incidents_of_principal(first.principal_id)) == [first.id, second.id]
+    assert ids(store.open_incidents_of_principal("{" + first.principal_id.upper() + "}")) == [first.id, second.id]
+    assert store.open_incidents_of_principal("not-a-guid") == [] and closed.id
+    resolved = store.put_incident(replace(second, status=RESOLVED), expected_etag=second.etag)
+    lose_a_race(store, second, status=TICKETED)
+    assert ids(store.open_incidents_of_principal(first.principal_id)) == [first.id]
+    store.put_incident(replace(resolved, status=DETECTED), expected_etag=resolved.etag)  # reopened
+    assert ids(store.open_incidents_of_principal(first.principal_id)) == [first.id, second.id]
+
+
+def test_batched_writes_keep_every_index_and_a_changed_incident_keeps_its_own(store):
+    items = [(make_incident(n, status=VERIFYING, verify_due=T0, ticket_pending=n % 2 == 0,
+                            assignment_id=f"{ASSIGNMENT}{n}"), ()) for n in range(1, 61)]
+    created = store.create_incidents(items)
+    assert all(created)
+    assert len(store.due_verifications(T0)) == 60 and len(store.list_ticket_pending()) == 30
+    assert ids(store.incidents_with_assignment(f"{ASSIGNMENT}7")) == [make_incident(7).id]
+    changed = store.put_incident(replace(created[0], status=TICKETED), expected_etag=created[0].etag)
+    replaced = store.replace_incidents([(replace(i, status=RESOLVED, ticket_pending=False, assignment_id=None,
+                                                 verify_due=None), i.etag, ()) for i in created if i])
+    assert replaced[0] is None and all(replaced[1:])  # the first changed since its etag
+    assert ids(store.due_verifications(T0)) == [changed.id] and store.list_ticket_pending() == []
+    assert ids(store.list_incidents(TICKETED)) == [changed.id] and len(store.list_incidents(RESOLVED)) == 59
+    assert ids(store.incidents_with_assignment(f"{ASSIGNMENT}1")) == [changed.id]
+    assert store.incidents_with_assignment(f"{ASSIGNMENT}7") == []
+    assert ids(store.open_incidents_of_principal(changed.principal_id)) == [changed.id]
+
+
+def test_another_instance_replacing_at_an_etag_it_never_read_keeps_the_indexes(backend):
+    mine, theirs = backend.store(), backend.store()
+    created = mine.put_incident(make_incident(1, status=VERIFYING, verify_due=T0, assignment_id=ASSIGNMENT))
+    theirs.put_incident(replace(created, status=TICKETED, verify_due=None, assignment_id=None),
+                        expected_etag=created.etag)
+    for store in (mine, theirs):
+        assert store.due_verifications(T0) == [] and store.incidents_with_assignment(ASSIGNMENT) == []
+        assert ids(store.list_incidents(TICKETED)) == [created.id] and store.list_incidents(VERIFYING) == []
+    # and its own stale copy loses, writing nothing
+    assert mine.replace_incidents([(replace(created, ticket_pending=True), created.etag, ())]) == [None]
+    with pytest.raises(ConflictError):
+        mine.put_incident(replace(created, ticket_pending=True), expected_etag=created.etag)
+    assert mine.list_ticket_pending() == []
