@@ -68,12 +68,15 @@ _INDEX_3 = tuple(_base7(index, 3) for index in range(MAX_IDS))
 
 
 def _guid_placeholder(guid: str, index: int) -> str | None:
-    if guid.islower():
-        return "ffffffff-ffff-ffff-ffff-ffff" + _INDEX_8[index]
-    if guid.isupper():
+    # A GUID holds hex digits and hyphens only: comparing it with its ASCII-folded forms answers islower() and
+    # isupper() without their per-character Unicode look-ups.
+    folded = guid.lower()
+    if guid == folded:
+        if guid != guid.upper():
+            return "ffffffff-ffff-ffff-ffff-ffff" + _INDEX_8[index]
+        return "99999999-9999-9999-9999-9999" + _INDEX_8[index]  # digits only
+    if guid == guid.upper():
         return "FFFFFFFF-FFFF-FFFF-FFFF-FFFF" + _INDEX_8[index]
-    if not any(c.isalpha() for c in guid):
-        return "99999999-9999-9999-9999-9999" + _INDEX_8[index]
     return None  # mixed case: left in the shape
 
 

@@ -54,7 +54,10 @@ def reference_mask(text):
             if index >= text_ids.MAX_IDS:
                 return text, ()
             if kind == "guid":
-                placeholder = text_ids._guid_placeholder(token, index)
+                placeholder = ("ffffffff-ffff-ffff-ffff-ffff" if token.islower() else "FFFFFFFF-FFFF-FFFF-FFFF-FFFF"
+                               if token.isupper() else None if any(c.isalpha() for c in token)
+                               else "99999999-9999-9999-9999-9999")
+                placeholder = placeholder and placeholder + text_ids._INDEX_8[index]
             elif kind == "time":
                 placeholder = "0" + text_ids._INDEX_3[index] + re.sub(r"\d", "0", token[4:])
             else:
@@ -106,7 +109,8 @@ def test_texts_with_random_ids_read_through_a_known_shape_are_diagnosed_as_read_
         expected = [read(case) for case in cases]
     clear_caches()
     assert [read(case) for case in cases] == expected
-    assert diagnose_module._read_shape.cache_info().hits >= 1
+    if any(text_ids.mask(signal.message or "")[1] for signal, _, _ in cases):  # HTML pages are read as they are
+        assert diagnose_module._read_shape.cache_info().hits >= 1
 
 
 ROLES = [role for role in BUILT_IN]
