@@ -56,6 +56,7 @@ from shared.core.roles import (
 DEFAULT_WINDOW = timedelta(minutes=10)
 _ROLE_BY_NAME = {r.name: r for r in BUILT_IN}
 _object_id = lru_cache(maxsize=16384)(normalize_object_id)  # the same callers fail again and again
+_wrong_service = lru_cache(maxsize=4096)(endpoints.wrong_service)  # and from the same few endpoints
 _CANONICAL_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")  # as logged, mostly
 DEFAULT_PRINCIPAL_TYPE = "ServicePrincipal"
 _PRINCIPAL_TYPES = {
@@ -313,7 +314,9 @@ def _diagnose(
     facts = case.facts
     if case.resource is not None and (cause := _settings_override(case)):
         return _plain(case, cause, HIGH)
-    if facts.kind in _HOST_REFINED and (where := endpoints.wrong_service(case.signal.endpoint, case.auth)):
+    endpoint = case.signal.endpoint
+    if facts.kind in _HOST_REFINED and (where := _wrong_service(endpoint, case.auth) if type(endpoint) is str
+                                        else endpoints.wrong_service(endpoint, case.auth)):
         case.lines.append(f"The endpoint {endpoints.host_and_path(case.signal.endpoint or '')[0]} is not the "
                           "resource's own: " + causes.WRONG_ENDPOINTS[where])
         return _plain(case, "wrong_endpoint", MEDIUM if facts.kind == messages.EMPTY else HIGH, where=where)
