@@ -37,6 +37,7 @@ from shared.core.model import (
     Diagnosis,
     Evidence,
     FailureSignal,
+    FixStep,
     ResourceEvidence,
     RoleAssignmentEvidence,
 )
@@ -55,6 +56,7 @@ from shared.core.roles import (
 DEFAULT_WINDOW = timedelta(minutes=10)
 _ROLE_BY_NAME = {r.name: r for r in BUILT_IN}
 _object_id = lru_cache(maxsize=16384)(normalize_object_id)  # the same callers fail again and again
+_wrong_service = lru_cache(maxsize=4096)(endpoints.wrong_service)  # and from the same few endpoints
 _CANONICAL_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")  # as logged, mostly
 DEFAULT_PRINCIPAL_TYPE = "ServicePrincipal"
 _PRINCIPAL_TYPES = {
@@ -312,7 +314,9 @@ def _diagnose(
     facts = case.facts
     if case.resource is not None and (cause := _settings_override(case)):
         return _plain(case, cause, HIGH)
-    if facts.kind in _HOST_REFINED and (where := endpoints.wrong_service(case.signal.endpoint, case.auth)):
+    endpoint = case.signal.endpoint
+    if facts.kind in _HOST_REFINED and (where := _wrong_service(endpoint, case.auth) if type(endpoint) is str
+                                        else endpoints.wrong_service(endpoint, case.auth)):
         case.lines.append(f"The endpoint {endpoints.host_and_path(case.signal.endpoint or '')[0]} is not the "
                           "resource's own: " + causes.WRONG_ENDPOINTS[where])
         return _plain(case, "wrong_endpoint", MEDIUM if facts.kind == messages.EMPTY else HIGH, where=where)
@@ -601,8 +605,7 @@ def _role_fix(
     held_names: list[str] | None = None,
 ) -> Diagnosis:
     record = causes.CAUSES[cause]
-    summary = _summarize(record)(role=role, surface=case.surface, scope=scope, held_roles=held_names or [],
-                             looked_up=looked_up)
+    summary = _role_summary(cause, role, case.surface, scope, tuple(held_names) if held_names else (), looked_up)
     if role is None:  # no role to name: the steps are those of an unrecognised failure
         return _finish(case, record, LOW, summary, steps=_STEPS_OF[_UNKNOWN.id])
     principal_type, assumed = _principal_type(case)
@@ -616,8 +619,47 @@ def _role_fix(
     if scope is None:
         case.lines.append("Resource id unknown: fill in <account-resource-id>")
     command = fixes.role_command(object_id, principal_type, role.guid, scope)
-    steps = _build_steps(record)(command=command, surface=case.surface, role=role)
-    return _finish(case, record, confidence, summary, steps=steps, role=role, scope=scope, command=command)
+    return _finish(case, record, confidence, summary, steps=_role_steps(cause, role, case.surface, command),
+                   role=role, scope=scope, command=command)
+
+
+# The role causes' wording, remembered per what it is built from: the role is a key through its identity (a
+# catalogue role, or an evidence definition the entry keeps alive, so no other object takes its id), as hashing
+# a role hashes every action it lists.
+_role_wordings: dict[tuple, tuple[object, str]] = {}
+_ROLE_STEPS_MAX = _ROLE_SUMMARIES_MAX = 4096
+_COMMAND = "\0command\0"  # stands for the command in steps built once per cause, role and surface
+
+
+def _role_summary(cause: str, role: Role | None, surface: str | None, scope: str | None,
+                  held: tuple[str, ...], looked_up: bool) -> str:
+    key = (cause, id(role), surface, scope, held, looked_up)
+    found = _role_wordings.get(key)
+    if found is not None and found[0] is role:
+        return found[1]
+    summary = _summarize(causes.CAUSES[cause])(role=role, surface=surface, scope=scope, held_roles=list(held),
+                                               looked_up=looked_up)
+    if len(_role_wordings) >= _ROLE_SUMMARIES_MAX:
+        _role_wordings.clear()
+    _role_wordings[key] = (role, summary)
+    return summary
+
+
+_role_step_templates: dict[tuple, tuple[object, causes.Steps]] = {}
+
+
+def _role_steps(cause: str, role: Role, surface: str | None, command: str) -> causes.Steps:
+    """A role cause's steps for this command: built once per cause, role and surface with a stand-in for the
+    command, which goes into the steps that quote it (the builders only quote it)."""
+    key = (cause, id(role), surface)
+    found = _role_step_templates.get(key)
+    if found is None or found[0] is not role:
+        if len(_role_step_templates) >= _ROLE_STEPS_MAX:
+            _role_step_templates.clear()
+        found = _role_step_templates[key] = (role, _build_steps(causes.CAUSES[cause])(
+            command=_COMMAND, surface=surface, role=role))
+    return tuple([FixStep(step.text.replace(_COMMAND, command), step.doc_url) if _COMMAND in step.text else step
+                  for step in found[1]])
 
 
 # Built once: subscripting Callable makes a new alias object on every call, on the hot path.
@@ -648,8 +690,23 @@ def _plain(case: _Case, cause: str, confidence: str, **found: object) -> Diagnos
     if facts_of is not None:
         found = {**facts_of(case), **found}  # what the rule passed wins over what the text says
     summary, steps = record.summary, record.steps
-    return _finish(case, record, confidence, summary if isinstance(summary, str) else summary(**found),
-                   steps=steps if isinstance(steps, tuple) else steps(**found))
+    if type(summary) is not str or type(steps) is not tuple:
+        try:
+            summary, steps = _plain_wording(cause, tuple(found.items()))
+        except TypeError:  # a fact that cannot be a key (none is, today): worded without the cache
+            summary, steps = _plain_wording.__wrapped__(cause, tuple(found.items()))
+    return _finish(case, record, confidence, summary, steps=steps)
+
+
+@lru_cache(maxsize=4096)
+def _plain_wording(cause: str, found: tuple[tuple[str, object], ...]) -> tuple[str, causes.Steps]:
+    """A cause's summary and steps filled with what was found (pure: the same facts give the same wording, and
+    many signals share them), remembered per cause and facts."""
+    record = causes.CAUSES[cause]
+    facts = dict(found)
+    summary, steps = record.summary, record.steps
+    return (summary if type(summary) is str else summary(**facts),  # type: ignore[operator]
+            steps if type(steps) is tuple else steps(**facts))  # type: ignore[operator]
 
 
 # What each cause without a role reads from the case for its wording, and the evidence lines it adds.

@@ -68,12 +68,15 @@ _INDEX_3 = tuple(_base7(index, 3) for index in range(MAX_IDS))
 
 
 def _guid_placeholder(guid: str, index: int) -> str | None:
-    if guid.islower():
-        return "ffffffff-ffff-ffff-ffff-ffff" + _INDEX_8[index]
-    if guid.isupper():
+    # A GUID holds hex digits and hyphens only: comparing it with its ASCII-folded forms answers islower() and
+    # isupper() without their per-character Unicode look-ups.
+    folded = guid.lower()
+    if guid == folded:
+        if guid != guid.upper():
+            return "ffffffff-ffff-ffff-ffff-ffff" + _INDEX_8[index]
+        return "99999999-9999-9999-9999-9999" + _INDEX_8[index]  # digits only
+    if guid == guid.upper():
         return "FFFFFFFF-FFFF-FFFF-FFFF-FFFF" + _INDEX_8[index]
-    if not any(c.isalpha() for c in guid):
-        return "99999999-9999-9999-9999-9999" + _INDEX_8[index]
     return None  # mixed case: left in the shape
 
 
@@ -81,52 +84,54 @@ def mask(text: str) -> tuple[str, Ids]:
     """(the text with its ids replaced, the placeholders and ids to put back); no ids: (text, ())."""
     if "-" not in text or len(text) > MAX_MASKED_TEXT or "<" in text:
         return text, ()
-    pieces: list[str] = []
+    shape = ""  # the text up to `done`, ids masked
     ids: list[tuple[str, str]] = []
-    seen: dict[str, str] = {}
+    seen: dict[str, str] | None = None
     done = 0
     size = len(text)
     for found in _ANCHOR.finditer(text):
         hyphen, end = found.span()
         kind = found.lastgroup
         if kind == "number":
-            start = hyphen + 1  # the hyphen before it stays
+            start = hyphen + 1  # the hyphen before it stays, and bounds it
         else:
-            start = hyphen - (8 if kind == "guid" else 4)  # a GUID's first group, a timestamp's year
-            if start < done or not (_HEX if kind == "guid" else _DIGITS).issuperset(text[start:hyphen]):
+            start = hyphen - 8 if kind == "guid" else hyphen - 4  # a GUID's first group, a timestamp's year
+            if start < done or not (_HEX if kind == "guid" else _DIGITS).issuperset(text[start:hyphen]) or (
+                    start and text[start - 1] in _LETTERS_AND_DIGITS):
                 continue
-        if (start and text[start - 1] in _LETTERS_AND_DIGITS) or (end < size and text[end] in _LETTERS_AND_DIGITS):
+        if end < size and text[end] in _LETTERS_AND_DIGITS:
             continue
         token = text[start:end]
         if token[0] in _DIGITS and _digits_read(text, start):
             continue
+        if seen is None:
+            seen = {}
         placeholder = seen.get(token)
         if placeholder is None:
             index = len(seen)
             if index >= MAX_IDS:
                 return text, ()
-            placeholder = _placeholder(kind, token, index)  # type: ignore[arg-type]
-            if placeholder is None:
-                continue
+            if kind == "guid":
+                placeholder = _guid_placeholder(token, index)
+                if placeholder is None:
+                    continue  # mixed case: left in the shape
+                ids.append((placeholder, token))
+                if placeholder[0] == "F":
+                    ids.append((placeholder.lower(), token.lower()))
+            elif kind == "time":  # every digit zero, the index in the year
+                placeholder = "0" + _INDEX_3[index] + _DIGIT.sub("0", token[4:])
+                ids.append((placeholder, token))
+                if placeholder != (folded_placeholder := placeholder.lower()):
+                    ids.append((folded_placeholder, token.lower()))
+            else:  # a number: 6 digits at least
+                placeholder = "7" + _INDEX_3[index] + "0" * (len(token) - 4)
+                ids.append((placeholder, token))
             seen[token] = placeholder
-            ids.append((placeholder, token))
-            if kind != "number" and placeholder != (folded := placeholder.lower()):
-                ids.append((folded, token.lower()))
-        pieces.append(text[done:start])
-        pieces.append(placeholder)
+        shape = shape + text[done:start] + placeholder
         done = end
     if not ids:
         return text, ()
-    pieces.append(text[done:])
-    return "".join(pieces), tuple(ids)
-
-
-def _placeholder(kind: str, token: str, index: int) -> str | None:
-    if kind == "guid":
-        return _guid_placeholder(token, index)
-    if kind == "time":  # a timestamp: every digit zero, the index in the year
-        return "0" + _INDEX_3[index] + _DIGIT.sub("0", token[4:])
-    return "7" + _INDEX_3[index] + "0" * (len(token) - 4)  # a number: 6 digits at least
+    return shape + text[done:], tuple(ids)
 
 
 def unmask(value: str, ids: Ids) -> str:
