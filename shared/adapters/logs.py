@@ -356,10 +356,12 @@ def _group_rows(tables: list[Any]) -> Iterator[dict[str, Any]]:
     """The failure groups of the answer as dicts, one at a time (the ReadThrough row left out)."""
     for table in tables:
         columns = list(table.columns)
-        at = columns.index(kql.READ_THROUGH) if kql.READ_THROUGH in columns else None
+        stated = kql.READ_THROUGH in columns
         for row in table.rows:
-            if at is None or row[at] is None:
-                yield dict(zip(columns, row, strict=False))
+            # The cell read from the dict: the SDK's row looks a column up through a method with type checks.
+            cells = dict(zip(columns, row, strict=False))
+            if not stated or cells[kql.READ_THROUGH] is None:
+                yield cells
 
 
 def _as_time(value: Any) -> datetime | None:
