@@ -52,6 +52,8 @@ def _text(row: Mapping[str, Any], key: str) -> str | None:
 
 def _status(row: Mapping[str, Any]) -> int:
     raw = row.get("Status")
+    if raw.__class__ is int and 100 <= raw <= 599:  # the usual cell, as the SDK types an int column
+        return raw
     try:
         status = int(str(raw).strip()) if not isinstance(raw, bool) else None
     except (TypeError, ValueError):
@@ -98,7 +100,17 @@ def _shared(value: str | None) -> str | None:
 
 
 def _shared_text(row: Mapping[str, Any], key: str) -> str | None:
-    """A checked text cell, interned (`_shared`): a scan reads several such cells from every row."""
+    """A checked text cell, interned (`_shared`): a scan reads several such cells from every row. A cell as
+    received is checked once per process (`_checked_texts`, bounded like the accounts and callers below)."""
+    raw = row.get(key)
+    if raw.__class__ is str:
+        known = _checked_texts.get(raw, "")  # "" never is a checked cell (an empty one is None): not seen yet
+        if known != "":
+            return known
+        checked = _shared(_text(row, key))
+        if len(_checked_texts) < CHECKED_CELLS_KEPT:
+            _checked_texts[raw] = checked
+        return checked
     return _shared(_text(row, key))
 
 
@@ -107,6 +119,7 @@ def _shared_text(row: Mapping[str, Any], key: str) -> str | None:
 CHECKED_CELLS_KEPT = 20_000
 _checked_resources: dict[str, str] = {}
 _checked_callers: dict[str, str] = {}
+_checked_texts: dict[str, str | None] = {}  # codes, routes, operations: the cell as received -> checked
 
 
 def _resource_id(row: Mapping[str, Any]) -> str:
@@ -153,7 +166,7 @@ def diagnostics_signal(row: Mapping[str, Any], source: str) -> FailureSignal:
     return FailureSignal(
         status=status,
         code=_shared_text(row, "ErrorCode"),
-        message=_shared_text(row, "SampleMessage"),
+        message=_shared(_text(row, "SampleMessage")),  # often one per group: not kept (`_checked_texts`)
         object_id=object_id,
         auth=(ENTRA if object_id else KEY) if auth is None else _shared(auth),
         route=_shared_text(row, "Route"),

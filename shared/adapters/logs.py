@@ -26,6 +26,7 @@ from typing import Any
 
 from shared.adapters import kql
 from shared.adapters.failure_rows import dependency_signal, diagnostics_signal, map_rows, merge_groups
+from shared.core.collector import collection_paused
 from shared.core.model import FailureSignal
 from shared.core.ports import Activity, RejectedRow, SourceBatch
 from shared.core.resource_ids import account_key
@@ -231,6 +232,18 @@ def replan(pages: list[Page]) -> tuple[Page, ...]:
     return tuple(merged)
 
 
+@dataclass(frozen=True)
+class _PageRead:
+    """What one page's query gave: its groups as signals and rejected rows, its partial errors, where the workspace
+    said it read through, and whether it came back over the limit (`cut`: nothing of it is used)."""
+
+    signals: tuple[FailureSignal, ...]
+    rejected: tuple[RejectedRow, ...]
+    errors: tuple[str, ...]
+    read_through: datetime | None
+    cut: bool = False
+
+
 class LogAnalyticsSource:
     """Server-side Cognitive Services failures from one Log Analytics workspace."""
 
@@ -275,26 +288,40 @@ class LogAnalyticsSource:
             text = kql.failures_query(start=start, watermark=overlap_from, end=read_through or end,
                                       resource_ids=resource_ids, buckets=page.buckets, account_buckets=page.accounts,
                                       limit=GROUPS_PER_RESPONSE + 1)
-            tables, errors = self._query.run_tables(text, *kql.failures_timespan(start, end))
-            read_through = read_through or _stated_read_through(tables)
-            if sum(len(table.rows) for table in tables) > GROUPS_PER_RESPONSE:  # cut: its groups are read again
+            read = self._read_page(text, start, end)
+            read_through = read_through or read.read_through
+            if read.cut:  # its groups are read again
                 more = page.split() if page != Page() else self._planned({**window, "end": read_through or end})
                 pending.extend(reversed(more))
                 continue
-            partial.extend(errors)
-            # Row by row: each dict is dropped once its signal is made; the SDK's rows go with the tables.
-            found, bad = map_rows(_group_rows(tables), self.name, lambda row: diagnostics_signal(row, self.name))
-            del tables
-            signals.extend(found)
-            rejected.extend(bad)
-            done.append(replace(page, groups=len(found) + len(bad)))
+            partial.extend(read.errors)
+            signals.extend(read.signals)
+            rejected.extend(read.rejected)
+            done.append(replace(page, groups=len(read.signals) + len(read.rejected)))
         if read_through is None and not partial:
             raise SourceError(f"{self.name}: the failures query's answer does not say where it read through "
                               f"({kql.READ_THROUGH})")
         if resource_ids is None and not partial:  # a partial answer undercounts: the plan stays
             self._pages = replan(done)
-        return SourceBatch(self.name, start, end, merge_groups(signals), partial_errors=tuple(partial),
+        # map_rows merged each page's groups: one page needs no second pass.
+        merged = tuple(signals) if len(done) == 1 else merge_groups(signals)
+        return SourceBatch(self.name, start, end, merged, partial_errors=tuple(partial),
                            rejected=tuple(rejected), read_through=read_through)
+
+    def _read_page(self, text: str, start: datetime, end: datetime) -> _PageRead:
+        """One page's query and its rows mapped, with the cyclic collector held off (`collection_paused`): the
+        SDK makes several containers per row that live until the rows are mapped; dropped before the collector runs
+        again, they are never promoted to be traversed again by the oldest generation's collections."""
+        with collection_paused():
+            tables, errors = self._query.run_tables(text, *kql.failures_timespan(start, end))
+            read_through = _stated_read_through(tables)
+            if sum(len(table.rows) for table in tables) > GROUPS_PER_RESPONSE:
+                del tables
+                return _PageRead((), (), errors, read_through, cut=True)
+            # Row by row: each dict is dropped once its signal is made; the SDK's rows go with the tables.
+            found, bad = map_rows(_group_rows(tables), self.name, lambda row: diagnostics_signal(row, self.name))
+            del tables
+        return _PageRead(found, bad, errors, read_through)
 
     def _planned(self, window: dict[str, Any]) -> list[Page]:
         """Pages for a window that holds more groups than one response: one count per account bucket."""
@@ -329,10 +356,12 @@ def _group_rows(tables: list[Any]) -> Iterator[dict[str, Any]]:
     """The failure groups of the answer as dicts, one at a time (the ReadThrough row left out)."""
     for table in tables:
         columns = list(table.columns)
-        at = columns.index(kql.READ_THROUGH) if kql.READ_THROUGH in columns else None
+        stated = kql.READ_THROUGH in columns
         for row in table.rows:
-            if at is None or row[at] is None:
-                yield dict(zip(columns, row, strict=False))
+            # The cell read from the dict: the SDK's row looks a column up through a method with type checks.
+            cells = dict(zip(columns, row, strict=False))
+            if not stated or cells[kql.READ_THROUGH] is None:
+                yield cells
 
 
 def _as_time(value: Any) -> datetime | None:

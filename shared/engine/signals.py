@@ -15,6 +15,7 @@ from typing import Any
 from shared.core import incidents as inc
 from shared.core import triage
 from shared.core.approval import ApprovalTerms
+from shared.core.collector import collection_paused
 from shared.core.correlation import WITNESS_WINDOW, is_server_source, server_witness
 from shared.core.diagnose import diagnose
 from shared.core.incidents import Incident
@@ -145,6 +146,12 @@ def settled_signals(rt: Runtime, signals: Sequence[FailureSignal],
     diagnosed again against newer role assignments; a role written by hand is seen through its role-assignment
     event, or the caller's next failure.
     """
+    with collection_paused():  # the views die with this call: never promoted (shared/core/collector.py)
+        return _settled_signals(rt, signals, text_triage)
+
+
+def _settled_signals(rt: Runtime, signals: Sequence[FailureSignal],
+                     text_triage: dict[int, Triaged] | None) -> dict[int, str]:
     now = rt.clock()
     by_incident: dict[str, list[int]] = {}
     for index, signal in enumerate(signals):

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from shared.core.allowlist import normalize_object_id
 from shared.core.incidents import OPEN_STATUSES, Incident
@@ -225,9 +225,23 @@ class SqliteStore:
         self._recent.put(saved.id, saved)
         return saved
 
+    # Views as decoded, by their stored text, for every store of the process (a view is a function of its text): a
+    # repeat scan reads the same texts again. Bounded: emptied when full, so texts of old writes do not pile up.
+    _views_by_text: ClassVar[dict[str, SettledView]] = {}
+    VIEWS_KEPT: ClassVar[int] = 20_000
+
     def get_settled(self, incident_ids: Iterable[str]) -> dict[str, SettledView]:
-        rows = self._read_by_ids("settled", incident_ids)
-        return {view.id: view for view in map(codec.settled_from_json, (text for (text,) in rows))}
+        known = self._views_by_text
+        views: dict[str, SettledView] = {}
+        for (text,) in self._read_by_ids("settled", incident_ids):
+            view = known.get(text)
+            if view is None:
+                view = codec.settled_from_json(text)
+                if len(known) >= self.VIEWS_KEPT:
+                    known.clear()
+                known[text] = view
+            views[view.id] = view
+        return views
 
     def _read_by_ids(self, columns: str, incident_ids: Iterable[str]) -> list[tuple]:
         """`columns` of the incidents with these ids, in reads of at most _IDS_PER_READ ids each."""

@@ -43,3 +43,26 @@ def test_a_row_maps_the_same_whether_its_cells_were_checked_before_or_not(rows):
             assert failure_rows._checked_resources == {} and failure_rows._checked_callers == {}
         assert [_outcome(row) for row in full] == checked_every_time  # cells remembered on the way
         assert [_outcome(row) for row in full] == checked_every_time  # and found
+
+
+TEXTS = st.sampled_from(["PermissionDenied", " PermissionDenied ", "", "   ", None, 3, ["x"]]) | st.text(max_size=20)
+STATUSES = st.sampled_from([403, 401, 99, 600, True, "403", " 401 ", "x", None, 403.0])
+TEXT_CELLS = st.fixed_dictionaries({"ErrorCode": TEXTS, "Route": TEXTS, "OperationName": TEXTS,
+                                    "SampleMessage": TEXTS, "Status": STATUSES})
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(TEXT_CELLS, min_size=1, max_size=6))
+def test_text_cells_and_statuses_map_the_same_whether_checked_before_or_not(rows):
+    full = [{"ResourceId": ACCOUNT, "ObjectId": CALLER, "Failures": 3, "OverlapFailures": 3,
+             "FirstSeen": datetime(2026, 1, 1, tzinfo=UTC), "LastSeen": datetime(2026, 1, 1, tzinfo=UTC), **cells}
+            for cells in rows]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(failure_rows, "_checked_texts", {})
+        with pytest.MonkeyPatch.context() as never_kept:
+            never_kept.setattr(failure_rows, "CHECKED_CELLS_KEPT", 0)
+            checked_every_time = [_outcome(row) for row in full]
+            assert failure_rows._checked_texts == {}
+        assert [_outcome(row) for row in full] == checked_every_time  # cells remembered on the way
+        assert [_outcome(row) for row in full] == checked_every_time  # and found
+        assert all(isinstance(key, str) for key in failure_rows._checked_texts)  # only text cells are kept
