@@ -21,6 +21,7 @@ from shared.core.allowlist import normalize_object_id
 from shared.core.model import ResourceEvidence
 from shared.core.resource_ids import account_key, enclosing_account
 from shared.core.reviews.model import (
+    AppActivity,
     CallerActivity,
     HeldAssignment,
     PolicyAssignmentFacts,
@@ -51,6 +52,20 @@ def _ips(value: Any) -> tuple[str, ...]:
         except ValueError:
             return (value,) if value else ()
     return tuple(str(v) for v in value or () if v)
+
+
+def _app_insights_app(row: dict[str, Any]) -> AppActivity:
+    return AppActivity(str(row.get("Host") or "").lower(), str(row.get("App") or ""), "appinsights",
+                       int(row.get("Calls") or 0), _time(row.get("FirstSeen")), _time(row.get("LastSeen")))
+
+
+def _gateway_app(row: dict[str, Any]) -> AppActivity:
+    """The caller's API Management subscription where the API requires one, else the gateway itself."""
+    gateway = str(row.get("GatewayId") or "").rstrip("/").rsplit("/", 1)[-1]
+    subscription = str(row.get("Subscription") or "")
+    name = f"{subscription} (subscription on {gateway})" if subscription else f"{gateway} (gateway)"
+    return AppActivity(str(row.get("Host") or "").lower(), name, "gateway", int(row.get("Calls") or 0),
+                       _time(row.get("FirstSeen")), _time(row.get("LastSeen")))
 
 
 class AzureReviewReader:
@@ -92,6 +107,35 @@ class AzureReviewReader:
                     str(row.get("ApiName") or ""), int(row.get("Calls") or 0), _time(row.get("FirstSeen")),
                     _time(row.get("LastSeen")), _ips(row.get("CallerIps"))))
         return {key: tuple(rows) for key, rows in found.items()}
+
+    def app_activity(self, since: datetime, until: datetime) -> tuple[AppActivity, ...]:
+        """The apps calling inference hosts, from the App Insights and the API Management workspaces; a workspace
+        without the table yet has no rows. Raises when neither is configured, or when every workspace failed."""
+        settings = self._clients.config.settings
+        sources = [(w, kql.app_calls_query(since=since, until=until), _app_insights_app)
+                   for w in settings.appinsights_workspace_ids]
+        sources += [(w, kql.gateway_app_calls_query(since=since, until=until), _gateway_app)
+                    for w in settings.apim_workspace_ids]
+        if not sources:
+            raise ValueError("neither TRIAGE_APPINSIGHTS_WORKSPACE_IDS nor TRIAGE_APIM_WORKSPACE_IDS is set: no "
+                             "App Insights or gateway logs name the apps")
+        found: list[AppActivity] = []
+        problems = []
+        for workspace, text, to_app in sources:
+            try:
+                rows, partial = self._clients.workspace_query(workspace).run(text, since, until)
+            except NoDataYet:
+                continue
+            except Exception as exc:  # noqa: BLE001 - one unreadable workspace leaves the others' apps
+                problems.append(f"workspace {workspace}: {type(exc).__name__}: {exc}".splitlines()[0])
+                continue
+            if partial:
+                problems.append(f"workspace {workspace}: partial result: {'; '.join(partial)}")
+                continue
+            found += [to_app(row) for row in rows]
+        if problems and len(problems) == len(sources):
+            raise RuntimeError("; ".join(problems))
+        return tuple(found)
 
     def assignments(self, account_id: str, callers: Sequence[str]) -> tuple[HeldAssignment, ...]:
         listed = self._clients.roles.client.role_assignments.list_for_scope(account_id)
