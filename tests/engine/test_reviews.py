@@ -207,3 +207,39 @@ def test_no_app_source_configured_or_readable_is_said_not_reported_as_no_apps(re
     unreadable = by_name(review_readiness(unknown, now=now)[0])["aoai-prod"]
     assert unreadable.key_callers[0].apps == () and "00000000-0000-0000-0000-00000000dead" in unreadable.apps_unread
     assert unreadable.verdict == unset.verdict == readiness.NOT_READY  # as before: the hint never decides
+
+
+GRAPH = "resourceGraph.resources"
+
+
+def _policy_view(found) -> dict:
+    return {name: (r.verdict, sorted((p.name, p.scope.lower(), p.effect, p.enforced, p.exempt, p.blocks_rollback)
+                                     for p in r.policies), r.could_not_check)
+            for name, r in by_name(found).items()}
+
+
+def test_resource_graph_reads_the_same_policies_in_one_query_per_account(reviewed):
+    az = reviewed
+    now = az.clock.now() + timedelta(seconds=1)
+    arm, _ = review_readiness(reader_for(az), now=now)
+    arm_policy_lists = az.calls.count(route="policyAssignments.list") + az.calls.count(route="policyExemptions.list")
+    graph_reader = reader_for(az, resource_graph=True)
+    graph, _ = review_readiness(graph_reader, now=now)
+    assert _policy_view(graph) == _policy_view(arm)
+    assert {p.name for p in by_name(graph)["aoai-prod"].policies} == {"no-keys", "configure-keys-off"}
+    assert by_name(graph)["foundry-hub"].policies and graph_reader.graph_fallbacks == []
+    assert az.calls.count(route=GRAPH) == 3  # one query per account, for assignments and exemptions both
+    assert arm_policy_lists == 6  # the ARM path: two lists per account
+    assert az.calls.count(route="policyAssignments.list") + az.calls.count(route="policyExemptions.list") == 6
+    assert not az.calls.count(kind=WRITE, service="arm")
+
+
+def test_resource_graph_denied_falls_back_to_the_arm_policy_client(reviewed):
+    az = reviewed
+    now = az.clock.now() + timedelta(seconds=1)
+    arm, _ = review_readiness(reader_for(az), now=now)
+    az.faults.add("arm", route=GRAPH, status=403, times=None)
+    graph_reader = reader_for(az, resource_graph=True)
+    graph, _ = review_readiness(graph_reader, now=now)
+    assert _policy_view(graph) == _policy_view(arm)
+    assert len(graph_reader.graph_fallbacks) == 3 and all("403" in f for f in graph_reader.graph_fallbacks)
