@@ -139,6 +139,7 @@ def gateway_row(gateway: Gateway, request: CallSpec, outcome: Outcome, rng: rand
         "Method": request.method.upper(),
         "Url": f"https://{gateway.host}{path}{query}",
         "ApiId": gateway.api_id,
+        "ApimSubscriptionId": request.apim_subscription,
         "ApiRevision": "1",
         "OperationId": outcome.route.operation,
         "ClientProtocol": "HTTP/1.1",

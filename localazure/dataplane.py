@@ -79,6 +79,8 @@ class CallSpec:
     from_seconds: float | None = None  # active window, relative to when the traffic was added
     until_seconds: float | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    # Through a gateway: the API Management subscription whose key the client sent (ApimSubscriptionId)
+    apim_subscription: str = ""
 
 
 @dataclass(frozen=True)

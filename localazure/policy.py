@@ -133,8 +133,12 @@ def _target(path: str) -> tuple[str, str, str] | None:
     return None
 
 
-def _scope_of(item: dict[str, Any]) -> str:
+def scope_of(item: dict[str, Any]) -> str:
+    """The scope a policy assignment or exemption was created at: its id before `/providers/Microsoft.Authorization`."""
     return item["id"][: item["id"].lower().find("/providers/microsoft.authorization/")] or "/"
+
+
+_scope_of = scope_of
 
 
 class PolicyRoutes:

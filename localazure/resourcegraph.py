@@ -1,8 +1,9 @@
 """Azure Resource Graph's query API (`POST /providers/Microsoft.ResourceGraph/resources`, api 2021-03-01 as
 azure-mgmt-resourcegraph 8.0.0 sends it, and 2022-10-01): the KQL runs through duckdb-kql over two tables built
 from the stand-in's own state at the moment of the query: `resources` (the Cognitive Services accounts, their ARM
-bodies with `type` lower-cased as Resource Graph stores it) and `authorizationresources` (the role assignments,
-type `microsoft.authorization/roleassignments`).
+bodies with `type` lower-cased as Resource Graph stores it), `authorizationresources` (the role assignments,
+type `microsoft.authorization/roleassignments`) and `policyresources` (the scenario's policy assignments and
+exemptions, types `microsoft.authorization/policyassignments` and `.../policyexemptions`).
 
 The answer has the documented shape (learn.microsoft.com/rest/api/azureresourcegraph/resourcegraph/resources/
 resources; paging: learn.microsoft.com/azure/governance/resource-graph/concepts/paging-results): `totalRecords`,
@@ -30,6 +31,7 @@ import duckdb_kql
 from localazure import armjson, scopes
 from localazure.frontdoor import error
 from localazure.https import Request, Response
+from localazure.policy import scope_of as policy_scope_of
 from localazure.state import State
 
 MAX_PAGE = 1000
@@ -68,7 +70,26 @@ class ResourceGraph:
             authorization.append({**body, "type": body["type"].lower(), "tenantId": state.tenant_id,
                                   "resourceGroup": _resource_group_of(assignment.scope),
                                   "subscriptionId": subscription})
-        return {"resources": resources, "authorizationresources": authorization}
+        return {"resources": resources, "authorizationresources": authorization,
+                "policyresources": self._policy_rows()}
+
+    def _policy_rows(self) -> list[dict[str, Any]]:
+        """The scenario's policy assignments and exemptions, as ARM's bodies with `type` lower-cased. Resource Graph
+        returns only what the caller may read: rows at an unreadable scope (`unreadable_scopes`) are left out."""
+        state = self.state
+        with state.lock:
+            world = state.policies
+            items = [*world.assignments, *world.exemptions]
+            unreadable = list(world.unreadable_scopes)
+        rows = []
+        for item in items:
+            scope = policy_scope_of(item)
+            if any(scopes.is_at_or_above(u, scope) for u in unreadable):
+                continue
+            rows.append({**item, "type": item["type"].lower(), "tenantId": state.tenant_id,
+                         "resourceGroup": _resource_group_of(scope),
+                         "subscriptionId": scopes.subscription_of(scope) or ""})
+        return rows
 
     def serve(self, request: Request, caller: str) -> Response:
         try:

@@ -397,3 +397,37 @@ def caller_activity_query(*, account_ids: tuple[str, ...], since: datetime, unti
         "| order by ResourceId asc, ObjectId asc, OperationName asc, ApiName asc",
     ]
     return "\n".join(lines)
+
+
+def app_calls_query(*, since: datetime, until: datetime) -> str:
+    """The access reviews' hint of which app sent key calls: workspace-based App Insights dependency calls to the
+    inference hosts over [since, until), per host and app (`AppRoleName`), whatever their outcome."""
+    lines = [
+        f"let Since = {datetime_literal(since)};",
+        f"let Until = {datetime_literal(until)};",
+        "AppDependencies",
+        "| where TimeGenerated >= Since and TimeGenerated < Until",
+        '| extend Host = tolower(tostring(split(Target, ":")[0]))',
+        _host_filter(),
+        "| where isnotempty(AppRoleName)",
+        "| summarize Calls = count(), FirstSeen = min(TimeGenerated), LastSeen = max(TimeGenerated)"
+        " by Host, App = AppRoleName",
+        "| order by Host asc, App asc",
+    ]
+    return "\n".join(lines)
+
+
+def gateway_app_calls_query(*, since: datetime, until: datetime) -> str:
+    """The same from API Management gateways: backend calls to the inference hosts per host, gateway and the
+    caller's API Management subscription (`ApimSubscriptionId`, empty when the API requires none)."""
+    lines = [
+        f"let Since = {datetime_literal(since)};",
+        f"let Until = {datetime_literal(until)};",
+        "ApiManagementGatewayLogs",
+        "| where TimeGenerated >= Since and TimeGenerated < Until",
+        *_backend_columns(),
+        "| summarize Calls = count(), FirstSeen = min(TimeGenerated), LastSeen = max(TimeGenerated)"
+        " by Host = BackendHost, GatewayId = tolower(_ResourceId), Subscription = ApimSubscriptionId",
+        "| order by Host asc, GatewayId asc, Subscription asc",
+    ]
+    return "\n".join(lines)

@@ -90,6 +90,10 @@ class ResourceGraphReader:
             if not skip_token:
                 return
 
+    def query_rows(self, query: str, subscriptions: Iterable[str]) -> list[dict[str, Any]]:
+        """Every row of one query over the subscriptions, all pages (the access reviews' policy read)."""
+        return list(self._rows(query, sorted(set(subscriptions))))
+
     def assignments(self, principals: Iterable[str], subscriptions: Iterable[str]) -> GraphAssignments:
         wanted = sorted({oid for p in principals if (oid := normalize_object_id(p))})
         subs = sorted(set(subscriptions))

@@ -21,6 +21,7 @@ from shared.core.allowlist import normalize_object_id
 from shared.core.model import ResourceEvidence
 from shared.core.resource_ids import account_key, enclosing_account
 from shared.core.reviews.model import (
+    AppActivity,
     CallerActivity,
     HeldAssignment,
     PolicyAssignmentFacts,
@@ -53,11 +54,27 @@ def _ips(value: Any) -> tuple[str, ...]:
     return tuple(str(v) for v in value or () if v)
 
 
+def _app_insights_app(row: dict[str, Any]) -> AppActivity:
+    return AppActivity(str(row.get("Host") or "").lower(), str(row.get("App") or ""), "appinsights",
+                       int(row.get("Calls") or 0), _time(row.get("FirstSeen")), _time(row.get("LastSeen")))
+
+
+def _gateway_app(row: dict[str, Any]) -> AppActivity:
+    """The caller's API Management subscription where the API requires one, else the gateway itself."""
+    gateway = str(row.get("GatewayId") or "").rstrip("/").rsplit("/", 1)[-1]
+    subscription = str(row.get("Subscription") or "")
+    name = f"{subscription} (subscription on {gateway})" if subscription else f"{gateway} (gateway)"
+    return AppActivity(str(row.get("Host") or "").lower(), name, "gateway", int(row.get("Calls") or 0),
+                       _time(row.get("FirstSeen")), _time(row.get("LastSeen")))
+
+
 class AzureReviewReader:
     def __init__(self, clients: AzureClients):
         self._clients = clients
         self._policy_clients: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._graph_answers: dict[str, list[dict[str, Any]] | None] = {}  # account key -> policyresources rows
+        self.graph_fallbacks: list[str] = []  # why Resource Graph could not answer for an account (ARM did)
 
     # ---- accounts, logs, role assignments ----------------------------------------------------------------
 
@@ -92,6 +109,35 @@ class AzureReviewReader:
                     str(row.get("ApiName") or ""), int(row.get("Calls") or 0), _time(row.get("FirstSeen")),
                     _time(row.get("LastSeen")), _ips(row.get("CallerIps"))))
         return {key: tuple(rows) for key, rows in found.items()}
+
+    def app_activity(self, since: datetime, until: datetime) -> tuple[AppActivity, ...]:
+        """The apps calling inference hosts, from the App Insights and the API Management workspaces; a workspace
+        without the table yet has no rows. Raises when neither is configured, or when every workspace failed."""
+        settings = self._clients.config.settings
+        sources = [(w, kql.app_calls_query(since=since, until=until), _app_insights_app)
+                   for w in settings.appinsights_workspace_ids]
+        sources += [(w, kql.gateway_app_calls_query(since=since, until=until), _gateway_app)
+                    for w in settings.apim_workspace_ids]
+        if not sources:
+            raise ValueError("neither TRIAGE_APPINSIGHTS_WORKSPACE_IDS nor TRIAGE_APIM_WORKSPACE_IDS is set: no "
+                             "App Insights or gateway logs name the apps")
+        found: list[AppActivity] = []
+        problems = []
+        for workspace, text, to_app in sources:
+            try:
+                rows, partial = self._clients.workspace_query(workspace).run(text, since, until)
+            except NoDataYet:
+                continue
+            except Exception as exc:  # noqa: BLE001 - one unreadable workspace leaves the others' apps
+                problems.append(f"workspace {workspace}: {type(exc).__name__}: {exc}".splitlines()[0])
+                continue
+            if partial:
+                problems.append(f"workspace {workspace}: partial result: {'; '.join(partial)}")
+                continue
+            found += [to_app(row) for row in rows]
+        if problems and len(problems) == len(sources):
+            raise RuntimeError("; ".join(problems))
+        return tuple(found)
 
     def assignments(self, account_id: str, callers: Sequence[str]) -> tuple[HeldAssignment, ...]:
         listed = self._clients.roles.client.role_assignments.list_for_scope(account_id)
@@ -137,21 +183,49 @@ class AzureReviewReader:
         parsed = enclosing_account(account_id)
         if parsed is None:
             raise ValueError(f"{account_id!r} is not an account id")
+        graph = self._graph_policy(account_id)
+        if graph is not None:
+            return tuple(self._assignment_facts(row) for row in graph if _is(row, _POLICY_ASSIGNMENT))
         client = self._policy(parsed.subscription)
         listed = client.policy_assignments.list_for_resource(
             parsed.resource_group, "Microsoft.CognitiveServices", "", "accounts", parsed.account_name,
             filter="atScope()")
-        found = []
-        for item in listed:
-            definition_id = str(item.policy_definition_id or "")
-            definition, members, problem = self._definition(definition_id)
-            parameters = {name: value.get("value") for name, value in (item.parameters or {}).items()}
-            mode = item.enforcement_mode or "Default"
-            found.append(PolicyAssignmentFacts(
-                str(item.id), str(item.name or ""), str(item.scope or ""), definition_id,
-                str(getattr(mode, "value", mode)), parameters, definition, members, problem,
-                tuple(str(s) for s in item.not_scopes or ())))
-        return tuple(found)
+        return tuple(self._assignment_facts(item.as_dict()) for item in listed)
+
+    def _assignment_facts(self, item: dict[str, Any]) -> PolicyAssignmentFacts:
+        """A policy assignment as ARM's or Resource Graph's JSON (the SDK model's `as_dict` is flattened:
+        `policy_definition_id` and so on at the top; ARM's and Resource Graph's JSON has them under `properties`)."""
+        props = item.get("properties") or item
+        definition_id = str(props.get("policyDefinitionId") or props.get("policy_definition_id") or "")
+        definition, members, problem = self._definition(definition_id)
+        parameters = {name: (value or {}).get("value") for name, value in (props.get("parameters") or {}).items()}
+        mode = props.get("enforcementMode") or props.get("enforcement_mode") or "Default"
+        return PolicyAssignmentFacts(
+            str(item.get("id") or ""), str(item.get("name") or ""), str(props.get("scope") or ""), definition_id,
+            str(mode), parameters, definition, members, problem,
+            tuple(str(s) for s in props.get("notScopes") or props.get("not_scopes") or ()))
+
+    def _graph_policy(self, account_id: str) -> list[dict[str, Any]] | None:
+        """The policy assignments and exemptions created at the account's scope chain, in one Resource Graph query
+        (`policyresources`); None when TRIAGE_RESOURCE_GRAPH is off or Resource Graph could not be read (a 403,
+        anything): the ARM policy client reads them then. One answer serves both reads of an account."""
+        graph = self._clients.resource_graph
+        parsed = enclosing_account(account_id)
+        if graph is None or parsed is None:
+            return None
+        key = account_key(account_id)
+        with self._lock:
+            if key in self._graph_answers:
+                return self._graph_answers[key]
+        try:
+            rows: list[dict[str, Any]] | None = graph.query_rows(policy_resources_query(account_id),
+                                                                 [parsed.subscription])
+        except Exception as exc:  # noqa: BLE001 - Resource Graph unreadable: ARM answers instead
+            self.graph_fallbacks.append(f"{account_id}: {type(exc).__name__}: {exc}".splitlines()[0])
+            rows = None
+        with self._lock:
+            self._graph_answers[key] = rows
+        return rows
 
     def _definition(self, definition_id: str) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]], str]:
         """(the definition's properties, a set's members' properties by lower-cased id, why it is unreadable)."""
@@ -188,6 +262,9 @@ class AzureReviewReader:
         return dict(model.as_dict().get("properties") or {}) if hasattr(model, "as_dict") else {}
 
     def policy_exemptions(self, account_id: str) -> tuple[PolicyExemptionFacts, ...]:
+        graph = self._graph_policy(account_id)
+        if graph is not None:
+            return tuple(_exemption_facts(row) for row in graph if _is(row, _POLICY_EXEMPTION))
         from azure.core.exceptions import HttpResponseError
         from azure.core.rest import HttpRequest
 
@@ -202,13 +279,46 @@ class AzureReviewReader:
             if response.status_code >= 400:
                 raise HttpResponseError(response=response)
             page = response.json()
-            for item in page.get("value") or ():
-                props = item.get("properties") or {}
-                found.append(PolicyExemptionFacts(
-                    str(item.get("id") or ""), str(item.get("name") or ""), str(props.get("policyAssignmentId") or ""),
-                    str(props.get("exemptionCategory") or ""), _time(props.get("expiresOn")),
-                    tuple(props.get("policyDefinitionReferenceIds") or ())))
+            found += [_exemption_facts(item) for item in page.get("value") or ()]
             next_link = page.get("nextLink")
             if not next_link:
                 return tuple(found)
             request = HttpRequest("GET", next_link)
+
+
+_POLICY_ASSIGNMENT = "microsoft.authorization/policyassignments"
+_POLICY_EXEMPTION = "microsoft.authorization/policyexemptions"
+_MANAGEMENT_GROUPS = "/providers/microsoft.management/managementgroups/"
+
+
+def _is(row: dict[str, Any], kind: str) -> bool:
+    return str(row.get("type") or "").lower() == kind
+
+
+def _exemption_facts(item: dict[str, Any]) -> PolicyExemptionFacts:
+    props = item.get("properties") or {}
+    return PolicyExemptionFacts(
+        str(item.get("id") or ""), str(item.get("name") or ""), str(props.get("policyAssignmentId") or ""),
+        str(props.get("exemptionCategory") or ""), _time(props.get("expiresOn")),
+        tuple(props.get("policyDefinitionReferenceIds") or ()))
+
+
+def scope_chain(account_id: str) -> tuple[str, ...]:
+    """The account's subscription, resource group and the account itself, lower-cased."""
+    parsed = enclosing_account(account_id)
+    if parsed is None:
+        return ()
+    subscription = f"/subscriptions/{parsed.subscription}".lower()
+    group = f"{subscription}/resourcegroups/{parsed.resource_group}".lower()
+    return subscription, group, account_key(account_id)
+
+
+def policy_resources_query(account_id: str) -> str:
+    """Resource Graph: the policy assignments and exemptions created at the account, its resource group or its
+    subscription (their ids start `<scope>/providers/Microsoft.Authorization/`), and any management group's
+    that Resource Graph returns for the subscription."""
+    prefixes = [f"{scope}/providers/microsoft.authorization/" for scope in scope_chain(account_id)]
+    where = " or ".join([*(f"tolower(id) startswith {kql.literal(p)}" for p in prefixes),
+                         f"tolower(id) startswith {kql.literal(_MANAGEMENT_GROUPS)}"])
+    return (f"policyresources | where type in~ ({kql.literal(_POLICY_ASSIGNMENT)}, {kql.literal(_POLICY_EXEMPTION)}) "
+            f"| where {where} | project id, name, type, properties | order by id asc")

@@ -18,6 +18,7 @@ from shared.core.incidents import Incident
 from shared.core.model import Evidence, FailureSignal, ResourceEvidence, RoleAssignmentEvidence
 from shared.core.records import AuditRecord, EventClaim, SettledView, Suppression
 from shared.core.reviews.model import (
+    AppActivity,
     CallerActivity,
     HeldAssignment,
     PolicyAssignmentFacts,
@@ -294,3 +295,8 @@ class ReviewReader(Protocol):
     def policy_exemptions(self, account_id: str) -> tuple[PolicyExemptionFacts, ...]:
         """The policy exemptions that apply to the account."""
         ...
+
+    def app_activity(self, since: datetime, until: datetime) -> tuple[AppActivity, ...] | None:
+        """Optional: the apps that called inference hosts over [since, until), from App Insights and API Management
+        gateway logs; None (this default) when the reader has no such source. Raises when none could be read."""
+        return None

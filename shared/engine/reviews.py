@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from shared.core.ports import ReviewReader
 from shared.core.resource_ids import account_key
 from shared.core.reviews.access import access_review
-from shared.core.reviews.model import AccessReview, AccountFacts, Readiness
+from shared.core.reviews.model import AccessReview, AccountFacts, AppActivity, Readiness
 from shared.core.reviews.readiness import readiness
 from shared.core.sources import error_text
 from shared.settings import Settings
@@ -54,10 +54,23 @@ def known_names(settings: Settings) -> dict[str, str]:
     return {entry.object_id: entry.name for entry in settings.allowlist.entries if entry.name}
 
 
+def _apps(reader: ReviewReader, since: datetime, until: datetime) -> tuple[tuple[AppActivity, ...] | None, str]:
+    """The optional app read: a reader without it (or whose default answers None) has no source to tell apps by."""
+    read = getattr(reader, "app_activity", None)
+    if read is None:
+        return None, "this reader reads no App Insights or gateway logs"
+    apps, problem = _attempt(lambda: read(since, until))
+    if apps is None and not problem:
+        return None, "this reader reads no App Insights or gateway logs"
+    return apps, problem
+
+
 def gather(reader: ReviewReader, account_ids: Sequence[str], *, days: int, now: datetime,
-           with_policy: bool = True, names: Mapping[str, str] | None = None) -> list[AccountFacts]:
+           with_policy: bool = True, names: Mapping[str, str] | None = None,
+           with_apps: bool = True) -> list[AccountFacts]:
     """Each account's facts, reading the logs once for all of them; `names`: object id -> display name."""
     activity, activity_error = _attempt(lambda: reader.caller_activity(account_ids, now - timedelta(days=days), now))
+    apps, apps_error = _apps(reader, now - timedelta(days=days), now) if with_apps else (None, "not read")
     facts = []
     for account_id in account_ids:
         resource, account_error = _attempt(partial(reader.account, account_id))
@@ -80,7 +93,8 @@ def gather(reader: ReviewReader, account_ids: Sequence[str], *, days: int, now: 
             disable_local_auth=resource.disable_local_auth if resource else None, account_error=account_error,
             activity=rows, activity_error=activity_error, assignments=held, assignments_error=held_error,
             definitions=tuple(definitions or ()), policies=policies, exemptions=exemptions,
-            policy_error=policy_error, principal_names=dict(names or {}), principal_kinds=kinds))
+            policy_error=policy_error, principal_names=dict(names or {}), principal_kinds=kinds,
+            custom_subdomain=resource.custom_subdomain if resource else None, apps=apps, apps_error=apps_error))
     return facts
 
 
@@ -98,7 +112,8 @@ def review_access(reader: ReviewReader, *, now: datetime, account: str | None = 
     """(an access review per account, why the accounts could not be listed). `upgrade_only` (`review upgrade`):
     the pre-upgrade audit of the classic Azure OpenAI accounts only."""
     reviewed = accounts_to_review(reader, account)
-    found = gather(reader, reviewed.accounts, days=days, now=now, with_policy=False, names=names)
+    found = gather(reader, reviewed.accounts, days=days, now=now, with_policy=False, names=names,
+                   with_apps=False)
     if upgrade_only:
         found = [f for f in found if (f.kind or "").lower() == "openai"]
     return [access_review(f, days=days, pre_upgrade=pre_upgrade or upgrade_only) for f in found], reviewed.problem

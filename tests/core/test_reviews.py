@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from shared.core.reviews import access, policy, readiness
-from shared.core.reviews.model import PolicyAssignmentFacts, PolicyExemptionFacts, RoleDefinitionFacts
+from shared.core.reviews.model import AppActivity, PolicyAssignmentFacts, PolicyExemptionFacts, RoleDefinitionFacts
 from shared.core.reviews.render import access_markdown, access_text, readiness_markdown, readiness_text
 from tests.support.reviews import (
     ACCOUNT,
@@ -314,3 +314,47 @@ def test_the_assign_command_names_the_principal_type_only_where_it_is_known():
     assert "--assignee-principal-type User" in result.entra_callers[0].command
     unknown = readiness.readiness(facts(assignments=()), days=14, now=NOW)
     assert "--assignee-principal-type" not in unknown.entra_callers[0].command
+
+
+# ---- which app sent the key calls (reviews/apps.py) -------------------------------------------------------------
+
+
+def _app(name: str, host: str = "aoai.openai.azure.com", *, source: str = "appinsights", calls: int = 4,
+         since: timedelta = timedelta(days=2), until: timedelta = timedelta(hours=2)) -> AppActivity:
+    return AppActivity(host, name, source, calls, NOW - since, NOW - until)
+
+
+def test_apps_seen_on_the_accounts_hosts_in_the_key_callers_window_are_attached_to_it():
+    apps = (_app("legacy-report", calls=4), _app("legacy-report", "aoai.cognitiveservices.azure.com", calls=1),
+            _app("gw (gateway)", "aoai.openai.azure.com", source="gateway", calls=9),
+            _app("other-host", "aoai2.openai.azure.com"), _app("not-inference", "aoai.example.com"),
+            _app("long-gone", since=timedelta(days=10), until=timedelta(days=5)))
+    result = readiness.readiness(facts(activity=(row(""),), apps=apps, custom_subdomain="AOAI"), days=14, now=NOW)
+    [key] = result.key_callers
+    assert [(a.name, a.source, a.calls) for a in key.apps] == [("gw (gateway)", "gateway", 9),
+                                                               ("legacy-report", "appinsights", 5)]
+    assert result.apps_unread == "" and result.verdict == readiness.NOT_READY
+    out = result.to_json()
+    assert out["key_callers"][0]["apps"][1] == {"name": "legacy-report", "source": "appinsights", "calls": 5,
+                                                "first_seen": (NOW - timedelta(days=2)).isoformat(),
+                                                "last_seen": (NOW - timedelta(hours=2)).isoformat()}
+    assert "legacy-report (appinsights)" in readiness_text([result])
+    assert "legacy-report (appinsights)" in readiness_markdown([result])
+
+
+def test_apps_read_but_none_on_the_account_leave_the_key_caller_without_apps_and_say_nothing_is_unread():
+    result = readiness.readiness(facts(activity=(row(""),), apps=(), custom_subdomain="aoai"), days=14, now=NOW)
+    assert result.key_callers[0].apps == () and result.apps_unread == ""
+
+
+@pytest.mark.parametrize("change, said", [
+    ({"apps": None, "apps_error": "ValueError: neither is set"}, "neither is set"),
+    ({"apps": (_app("legacy-report"),), "custom_subdomain": None}, "no custom subdomain"),
+])
+def test_unread_apps_are_said_not_reported_as_no_apps(change, said):
+    result = readiness.readiness(facts(activity=(row(""),), **change), days=14, now=NOW)
+    assert result.key_callers[0].apps == ()
+    assert said in result.apps_unread and said in result.to_json()["apps_unread"]
+    assert said in readiness_text([result])
+    assert readiness.UNCHECKED not in {r.rule for r in result.reasons}  # a hint missing never blocks
+    assert readiness.readiness(facts(**change), days=14, now=NOW).apps_unread == ""  # no key caller: nothing to tell

@@ -49,9 +49,9 @@ def world(**policies) -> dict:
     return raw
 
 
-def reader_for(az):
+def reader_for(az, **more):
     settings = Settings(arm_endpoint=az.arm_url, logs_endpoint=az.logs_url, ca_bundle=az.ca_path,
-                        subscription_id=az.subscription_id, workspace_ids=(az.workspace_id,))
+                        subscription_id=az.subscription_id, workspace_ids=(az.workspace_id,), **more)
     return build_review_reader(settings, credential=FakeCredential(),
                                client_options={"retry_total": 0, "retry_backoff_factor": 0.01})
 
@@ -165,3 +165,81 @@ def test_an_assignment_that_excludes_the_account_is_not_reported(local_azure_fac
     [result], _ = review_readiness(reader_for(az), now=az.clock.now() + timedelta(seconds=1),
                                    account=az.account_id("aoai-prod"))
     assert result.policies == () and not result.could_not_check
+
+
+GATEWAY_IDENTITY = "3f2b6a10-0000-4000-8000-0000000000b1"
+
+
+def test_apps_seen_calling_the_account_are_attached_to_its_key_callers(local_azure_factory):
+    raw = world()
+    raw["gateways"] = [{"name": "contoso-apim", "principal_id": GATEWAY_IDENTITY, "resource_group": "rg-ai"}]
+    raw["assignments"].append({"principal": GATEWAY_IDENTITY, "role": "Cognitive Services OpenAI User",
+                               "scope": "account:aoai-prod"})
+    for traffic in raw["traffic"]:
+        if traffic["name"] == "old-script":
+            traffic["app_role_name"] = "old-script"
+    raw["traffic"].append({"name": "via-gateway", "caller": CHAT_API, "gateway": "contoso-apim",
+                           "resource": "aoai-prod", "route": "/openai/deployments/gpt-4o/chat/completions",
+                           "apim_subscription": "reporting-team"})
+    az = local_azure_factory(raw)
+    az.simulate(3)
+    now = az.clock.now() + timedelta(seconds=1)
+    reader = reader_for(az, appinsights_workspace_ids=(az.workspace_id,), apim_workspace_ids=(az.workspace_id,))
+    result = by_name(review_readiness(reader, now=now)[0])
+    [key] = result["aoai-prod"].key_callers
+    seen = {(a.name, a.source): a.calls for a in key.apps}
+    # chat-api (App Insights, 3 a tick), the key script itself, and the gateway's subscription: all seen meanwhile
+    assert seen == {("chat-api", "appinsights"): 9, ("old-script", "appinsights"): 6,
+                    ("reporting-team (subscription on contoso-apim)", "gateway"): 3}
+    assert result["aoai-prod"].apps_unread == ""
+    # foundry-hub's key caller (legacy-report) is its own host's: aoai-prod's apps are not linked to it
+    [legacy] = result["foundry-hub"].key_callers
+    assert {a.name for a in legacy.apps} == {"legacy-report", "batch-worker"}
+    assert not az.calls.count(kind=WRITE, service="arm")
+
+
+def test_no_app_source_configured_or_readable_is_said_not_reported_as_no_apps(reviewed):
+    az = reviewed
+    now = az.clock.now() + timedelta(seconds=1)
+    unset = by_name(review_readiness(reader_for(az), now=now)[0])["aoai-prod"]
+    assert unset.key_callers[0].apps == () and "TRIAGE_APPINSIGHTS_WORKSPACE_IDS" in unset.apps_unread
+    unknown = reader_for(az, appinsights_workspace_ids=("00000000-0000-0000-0000-00000000dead",))
+    unreadable = by_name(review_readiness(unknown, now=now)[0])["aoai-prod"]
+    assert unreadable.key_callers[0].apps == () and "00000000-0000-0000-0000-00000000dead" in unreadable.apps_unread
+    assert unreadable.verdict == unset.verdict == readiness.NOT_READY  # as before: the hint never decides
+
+
+GRAPH = "resourceGraph.resources"
+
+
+def _policy_view(found) -> dict:
+    return {name: (r.verdict, sorted((p.name, p.scope.lower(), p.effect, p.enforced, p.exempt, p.blocks_rollback)
+                                     for p in r.policies), r.could_not_check)
+            for name, r in by_name(found).items()}
+
+
+def test_resource_graph_reads_the_same_policies_in_one_query_per_account(reviewed):
+    az = reviewed
+    now = az.clock.now() + timedelta(seconds=1)
+    arm, _ = review_readiness(reader_for(az), now=now)
+    arm_policy_lists = az.calls.count(route="policyAssignments.list") + az.calls.count(route="policyExemptions.list")
+    graph_reader = reader_for(az, resource_graph=True)
+    graph, _ = review_readiness(graph_reader, now=now)
+    assert _policy_view(graph) == _policy_view(arm)
+    assert {p.name for p in by_name(graph)["aoai-prod"].policies} == {"no-keys", "configure-keys-off"}
+    assert by_name(graph)["foundry-hub"].policies and graph_reader.graph_fallbacks == []
+    assert az.calls.count(route=GRAPH) == 3  # one query per account, for assignments and exemptions both
+    assert arm_policy_lists == 6  # the ARM path: two lists per account
+    assert az.calls.count(route="policyAssignments.list") + az.calls.count(route="policyExemptions.list") == 6
+    assert not az.calls.count(kind=WRITE, service="arm")
+
+
+def test_resource_graph_denied_falls_back_to_the_arm_policy_client(reviewed):
+    az = reviewed
+    now = az.clock.now() + timedelta(seconds=1)
+    arm, _ = review_readiness(reader_for(az), now=now)
+    az.faults.add("arm", route=GRAPH, status=403, times=None)
+    graph_reader = reader_for(az, resource_graph=True)
+    graph, _ = review_readiness(graph_reader, now=now)
+    assert _policy_view(graph) == _policy_view(arm)
+    assert len(graph_reader.graph_fallbacks) == 3 and all("403" in f for f in graph_reader.graph_fallbacks)

@@ -77,3 +77,27 @@ def test_an_unreadable_scope_answers_403(local_azure_factory):
 def test_scenario_mistakes_are_named(local_azure_factory, policies, message):
     with pytest.raises(ScenarioError, match=message):
         local_azure_factory({**RAW, "policies": policies})
+
+
+def test_resource_graph_serves_the_policies_as_policyresources_without_unreadable_scopes(local_azure_factory):
+    from azure.mgmt.resourcegraph import ResourceGraphClient
+    from azure.mgmt.resourcegraph.models import QueryRequest
+
+    query = ("policyresources | where type in~ ('microsoft.authorization/policyassignments', "
+             "'microsoft.authorization/policyexemptions') | project id, name, type, properties | order by id asc")
+
+    def rows(az) -> dict:
+        graph = ResourceGraphClient(FakeCredential(), base_url=az.arm_url, connection_verify=az.ca_path,
+                                    retry_total=0)
+        answer = graph.resources(QueryRequest(subscriptions=[az.subscription_id], query=query))
+        return {row["name"]: row for row in answer.data}
+
+    found = rows(local_azure_factory(RAW))
+    assert set(found) == {"sub-deny", "on-project", "live", "expired"}
+    deny = found["sub-deny"]
+    assert deny["type"] == "microsoft.authorization/policyassignments"  # Resource Graph lower-cases types
+    assert deny["properties"]["parameters"]["effect"]["value"] == "Deny"
+    assert deny["properties"]["scope"] == f"/subscriptions/{found['sub-deny']['id'].split('/')[2]}"
+    assert found["live"]["properties"]["policyAssignmentId"] == deny["id"]
+    hidden = rows(local_azure_factory({**RAW, "policies": {**RAW["policies"], "unreadable_scopes": ["rg:rg"]}}))
+    assert set(hidden) == {"sub-deny"}  # what the caller cannot read is left out, not refused

@@ -32,6 +32,20 @@ class CallerActivity:
 
 
 @dataclass(frozen=True)
+class AppActivity:
+    """Calls an app made to an inference host over the review window, as a client-side source logged them: an App
+    Insights app (`AppDependencies.AppRoleName`) or an API Management subscription or gateway
+    (`ApiManagementGatewayLogs`). Neither says how the call authenticated: it links an app to a host, not to a key."""
+
+    host: str  # lower-cased, no port
+    app: str
+    source: str  # appinsights | gateway
+    calls: int
+    first_seen: datetime | None
+    last_seen: datetime | None
+
+
+@dataclass(frozen=True)
 class HeldAssignment:
     """A role assignment whose scope covers the account (at, or above it), or one a caller holds through a group."""
 
@@ -105,6 +119,9 @@ class AccountFacts:
     # object id -> User | ServicePrincipal | ManagedIdentity | Group, where known (ARM's principalType of a direct
     # assignment; it says ServicePrincipal for a managed identity)
     principal_kinds: dict[str, str] = field(default_factory=dict)
+    custom_subdomain: str | None = None  # the account's hosts' first label: how app activity is matched to it
+    apps: tuple[AppActivity, ...] | None = None  # every host's apps over the window (None: not read)
+    apps_error: str = ""
 
 
 # ---- what the reviews say ------------------------------------------------------------------------------------
@@ -123,6 +140,20 @@ class Reason:
 
 
 @dataclass(frozen=True)
+class AppSeen:
+    """An app seen calling the account while key calls were made (a hint of who sent them, never proof)."""
+
+    name: str
+    source: str  # appinsights | gateway
+    calls: int  # the app's calls to the account's hosts over the window, however they authenticated
+    first_seen: str
+    last_seen: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class KeyCaller:
     operation: str
     calls: int
@@ -130,9 +161,10 @@ class KeyCaller:
     last_seen: str
     caller_ips: tuple[str, ...]
     app: str = ""
+    apps: tuple[AppSeen, ...] = ()  # apps seen calling the account in the same window (reviews/apps.py)
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "caller_ips": list(self.caller_ips)}
+        return {**asdict(self), "caller_ips": list(self.caller_ips), "apps": [a.to_json() for a in self.apps]}
 
 
 @dataclass(frozen=True)
@@ -182,6 +214,7 @@ class Readiness:
     disable_command: str
     bicep: str
     rollback: tuple[str, ...]
+    apps_unread: str = ""  # why the key callers' apps could not be told ("" when a source was read)
 
     @property
     def blocking_policies(self) -> tuple[PolicyFinding, ...]:
@@ -197,7 +230,7 @@ class Readiness:
             "policies": [p.to_json() for p in self.policies],
             "blocking_policies": [p.to_json() for p in self.blocking_policies],
             "could_not_check": list(self.could_not_check), "disable_command": self.disable_command,
-            "bicep": self.bicep, "rollback": list(self.rollback),
+            "bicep": self.bicep, "rollback": list(self.rollback), "apps_unread": self.apps_unread,
         }
 
 

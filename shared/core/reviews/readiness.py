@@ -13,8 +13,10 @@ from datetime import datetime
 from shared.core import roles
 from shared.core.endpoints import row_hint
 from shared.core.resource_ids import applies_at
+from shared.core.reviews.apps import account_apps, apps_beside, apps_unread
 from shared.core.reviews.model import (
     AccountFacts,
+    AppActivity,
     CallerActivity,
     EntraCaller,
     HeldAssignment,
@@ -54,10 +56,11 @@ def _time(value: datetime | None) -> str:
     return value.isoformat() if value else ""
 
 
-def key_callers(activity: tuple[CallerActivity, ...]) -> tuple[KeyCaller, ...]:
-    """Rows with an empty objectId, by operation: who still calls with keys."""
+def key_callers(activity: tuple[CallerActivity, ...], apps: tuple[AppActivity, ...] = ()) -> tuple[KeyCaller, ...]:
+    """Rows with an empty objectId, by operation: who still calls with keys; with the apps (of the account's
+    hosts) seen calling in the same window."""
     found = [KeyCaller(a.operation, a.calls, _time(a.first_seen), _time(a.last_seen),
-                       tuple(sorted({mask_ip(ip) for ip in a.caller_ips if ip})), a.app)
+                       tuple(sorted({mask_ip(ip) for ip in a.caller_ips if ip})), a.app, apps_beside(a, apps))
              for a in activity if not a.object_id and a.calls > 0]
     return tuple(sorted(found, key=lambda k: (-k.calls, k.operation)))
 
@@ -151,7 +154,7 @@ def readiness(facts: AccountFacts, *, days: int, now: datetime) -> Readiness:
         unchecked.append(f"callers: no RequestResponse rows for this account in {days} day(s) (is its diagnostic "
                          "setting sending them?): who still uses keys cannot be told")
     else:
-        keys = key_callers(facts.activity)
+        keys = key_callers(facts.activity, account_apps(facts.apps or (), facts.custom_subdomain))
         if keys:
             total = sum(k.calls for k in keys)
             reasons.append(Reason(KEY_CALLERS, True, f"{total} key call(s) in {days} day(s), last at "
@@ -186,4 +189,5 @@ def readiness(facts: AccountFacts, *, days: int, now: datetime) -> Readiness:
         verdict = NOT_READY if any(r.blocking for r in reasons) else READY
     return Readiness(facts.account_id, verdict, facts.disable_local_auth, days, tuple(reasons), keys, callers,
                      tuple(policies), tuple(unchecked), disable_command(facts.account_id), BICEP,
-                     rollback_steps(facts.account_id, blocking=blocking_policies))
+                     rollback_steps(facts.account_id, blocking=blocking_policies),
+                     apps_unread(facts.apps, facts.apps_error, facts.custom_subdomain) if keys else "")

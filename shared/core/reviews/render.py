@@ -24,9 +24,12 @@ def readiness_text(reviews: Sequence[Readiness]) -> str:
         out += [f"  [{x.rule}] {'BLOCKING ' if x.blocking else ''}{x.text}" for x in r.reasons]
         if r.key_callers:
             out.append("  key callers:")
-            out += _table(("operation", "calls", "first seen", "last seen", "caller ips"),
-                          [(k.operation, str(k.calls), k.first_seen, k.last_seen, ",".join(k.caller_ips) or "-")
+            out += _table(("operation", "calls", "first seen", "last seen", "caller ips", "apps seen meanwhile"),
+                          [(k.operation, str(k.calls), k.first_seen, k.last_seen, ",".join(k.caller_ips) or "-",
+                            ",".join(f"{a.name} ({a.source})" for a in k.apps) or "-")
                            for k in r.key_callers])
+            if r.apps_unread:
+                out.append(f"  ({r.apps_unread})")
         if r.entra_callers:
             out.append("  Entra callers:")
             out += _table(("object id", "surfaces", "calls", "covered", "roles", "assign"),
@@ -70,9 +73,12 @@ def readiness_markdown(reviews: Sequence[Readiness]) -> str:
                 f"- disableLocalAuth now: `{r.disable_local_auth}`; window: {r.days} day(s)", ""]
         out += [f"- **{x.rule}**{' (blocking)' if x.blocking else ''}: {x.text}" for x in r.reasons] + [""]
         if r.key_callers:
-            out += ["| operation | calls | first seen | last seen | caller IPs |", "|---|---|---|---|---|"]
-            out += [f"| {k.operation} | {k.calls} | {k.first_seen} | {k.last_seen} | {', '.join(k.caller_ips)} |"
+            out += ["| operation | calls | first seen | last seen | caller IPs | apps seen meanwhile |",
+                    "|---|---|---|---|---|---|"]
+            out += [f"| {k.operation} | {k.calls} | {k.first_seen} | {k.last_seen} | {', '.join(k.caller_ips)} | "
+                    f"{', '.join(f'{a.name} ({a.source})' for a in k.apps) or '-'} |"
                     for k in r.key_callers] + [""]
+            out += [f"_{r.apps_unread}_", ""] if r.apps_unread else []
         if r.entra_callers:
             out += ["| Entra caller | surfaces | covered | assign |", "|---|---|---|---|"]
             out += [f"| `{e.object_id}` | {', '.join(e.surfaces)} | {'yes' if e.covered else 'no'} | "
