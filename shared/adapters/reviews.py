@@ -68,6 +68,11 @@ def _gateway_app(row: dict[str, Any]) -> AppActivity:
                        _time(row.get("FirstSeen")), _time(row.get("LastSeen")))
 
 
+GRAPH_POLICY_CAVEAT = ("was read through Resource Graph, which leaves out the scopes this identity cannot read (and "
+                       "may leave out management groups): an assignment there is not listed. Reader at every scope "
+                       "above the account, or TRIAGE_RESOURCE_GRAPH off, makes the list complete.")
+
+
 class AzureReviewReader:
     def __init__(self, clients: AzureClients):
         self._clients = clients
@@ -204,6 +209,14 @@ class AzureReviewReader:
             str(item.get("id") or ""), str(item.get("name") or ""), str(props.get("scope") or ""), definition_id,
             str(mode), parameters, definition, members, problem,
             tuple(str(s) for s in props.get("notScopes") or props.get("not_scopes") or ()))
+
+    def policy_caveat(self, account_id: str) -> str:
+        """What the policy read of an account cannot show: Resource Graph answers only with what this identity may
+        read (no 403 for the rest) and may leave out management groups; the ARM reads say what they could not
+        read, so they need no caveat."""
+        with self._lock:
+            answered = self._graph_answers.get(account_key(account_id)) is not None
+        return (GRAPH_POLICY_CAVEAT if answered else "")
 
     def _graph_policy(self, account_id: str) -> list[dict[str, Any]] | None:
         """The policy assignments and exemptions created at the account's scope chain, in one Resource Graph query

@@ -82,11 +82,13 @@ def gather(reader: ReviewReader, account_ids: Sequence[str], *, days: int, now: 
         definitions: Any = ()
         if held:
             definitions, _ = _attempt(partial(reader.role_definitions, account_id, {h.role_guid for h in held}))
-        policies, exemptions, policy_error = None, None, ""
+        policies, exemptions, policy_error, policy_caveat = None, None, "", ""
         if with_policy:
             policies, policy_error = _attempt(partial(reader.policy_assignments, account_id))
             if policies is not None:
                 exemptions, policy_error = _attempt(partial(reader.policy_exemptions, account_id))
+            caveat = getattr(reader, "policy_caveat", None)  # optional: readers that say how they read policy
+            policy_caveat = caveat(account_id) if caveat is not None and policies is not None else ""
         kinds = {h.principal_id.lower(): h.principal_type for h in held or () if not h.via_group_of}
         facts.append(AccountFacts(
             account_id, kind=resource.kind if resource else None,
@@ -94,7 +96,8 @@ def gather(reader: ReviewReader, account_ids: Sequence[str], *, days: int, now: 
             activity=rows, activity_error=activity_error, assignments=held, assignments_error=held_error,
             definitions=tuple(definitions or ()), policies=policies, exemptions=exemptions,
             policy_error=policy_error, principal_names=dict(names or {}), principal_kinds=kinds,
-            custom_subdomain=resource.custom_subdomain if resource else None, apps=apps, apps_error=apps_error))
+            custom_subdomain=resource.custom_subdomain if resource else None, apps=apps, apps_error=apps_error,
+            policy_caveat=policy_caveat))
     return facts
 
 

@@ -9,7 +9,6 @@ from dataclasses import replace
 
 import pytest
 from azure.core.exceptions import HttpResponseError
-from azure.core.pipeline.policies import HTTPPolicy
 from azure.core.pipeline.transport import RequestsTransport
 
 from localazure import FakeCredential
@@ -170,20 +169,22 @@ def test_throttled_look_ups_are_retried(az, monkeypatch):
     assert evidence[(P1, a)].resource is not None and waits == [3]
 
 
-class _InFlight(HTTPPolicy):
-    """Observes how many ARM requests are on the wire at once (does not change them)."""
+class _InFlight(RequestsTransport):
+    """Observes how many ARM requests are on the wire at once (does not change them). A transport, not a policy: one
+    policy instance handed to several pipelines (the account look-ups have their own) is linked into the last one
+    built, so a request of another pipeline would leave its own at that policy and skip its authentication."""
 
-    def __init__(self):
-        super().__init__()
+    def __init__(self, ca_path: str):
+        super().__init__(connection_verify=ca_path)
         self.now = self.peak = 0
         self._lock = threading.Lock()
 
-    def send(self, request):
+    def send(self, request, **kwargs):
         with self._lock:
             self.now += 1
             self.peak = max(self.peak, self.now)
         try:
-            return self.next.send(request)
+            return super().send(request, **kwargs)
         finally:
             with self._lock:
                 self.now -= 1
@@ -192,8 +193,8 @@ class _InFlight(HTTPPolicy):
 def test_look_ups_run_concurrently_within_the_configured_bound(az):
     accounts = [az.add_account(f"acct-{i}") for i in range(6)]
     az.faults.add(service="arm", status=None, delay=0.15, times=None)
-    in_flight = _InFlight()
-    clients = make_clients(az, {"per_retry_policies": [in_flight]}, evidence_concurrency=3)
+    in_flight = _InFlight(az.ca_path)
+    clients = make_clients(az, {"transport": in_flight}, evidence_concurrency=3)
     evidence = clients.evidence.gather_evidence({(P1, a) for a in accounts})
     assert len(evidence) == 6 and all(e.resource is not None for e in evidence.values())
     assert 2 <= in_flight.peak <= 3

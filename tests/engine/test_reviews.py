@@ -243,3 +243,24 @@ def test_resource_graph_denied_falls_back_to_the_arm_policy_client(reviewed):
     graph, _ = review_readiness(graph_reader, now=now)
     assert _policy_view(graph) == _policy_view(arm)
     assert len(graph_reader.graph_fallbacks) == 3 and all("403" in f for f in graph_reader.graph_fallbacks)
+
+
+def test_the_resource_graph_path_says_what_it_cannot_show(reviewed):
+    """Resource Graph leaves out what the identity cannot read, with no 403 to report: the readiness says so (a
+    reason that does not block), where the ARM reads and the fallback to them say nothing of the kind."""
+    az = reviewed
+    now = az.clock.now() + timedelta(seconds=1)
+
+    def caveats(found) -> dict:
+        return {name: [r.text for r in item.reasons if "Resource Graph" in r.text]
+                for name, item in by_name(found).items()}
+
+    graph = caveats(review_readiness(reader_for(az, resource_graph=True), now=now)[0])
+    assert all(len(texts) == 1 and "not listed" in texts[0] for texts in graph.values()), graph
+    assert all(r.rule == readiness.POLICY and not r.blocking
+               for item in review_readiness(reader_for(az, resource_graph=True), now=now)[0]
+               for r in item.reasons if "Resource Graph" in r.text)
+    assert all(texts == [] for texts in caveats(review_readiness(reader_for(az), now=now)[0]).values())
+    az.faults.add("arm", route=GRAPH, status=403, times=None)
+    fallen_back = caveats(review_readiness(reader_for(az, resource_graph=True), now=now)[0])
+    assert all(texts == [] for texts in fallen_back.values())

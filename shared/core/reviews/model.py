@@ -122,6 +122,8 @@ class AccountFacts:
     custom_subdomain: str | None = None  # the account's hosts' first label: how app activity is matched to it
     apps: tuple[AppActivity, ...] | None = None  # every host's apps over the window (None: not read)
     apps_error: str = ""
+    # how the policy was read, when that limits what it shows (Resource Graph leaves out unreadable scopes)
+    policy_caveat: str = ""
 
 
 # ---- what the reviews say ------------------------------------------------------------------------------------

@@ -175,6 +175,8 @@ def readiness(facts: AccountFacts, *, days: int, now: datetime) -> Readiness:
     else:
         policies, unreadable = local_auth_policies(facts.policies, facts.exemptions, now, facts.account_id)
         unchecked += [f"Azure Policy: {line}" for line in unreadable]
+        if facts.policy_caveat:  # said, not blocking: the policies that could be read are listed as read
+            reasons.append(Reason(POLICY, False, f"Azure Policy {facts.policy_caveat}"))
         for finding in policies:
             if finding.blocks_rollback:
                 reasons.append(Reason(POLICY, False, f"policy {finding.name} at {finding.scope} ({finding.effect}) "
