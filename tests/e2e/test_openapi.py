@@ -67,15 +67,26 @@ def resolved(node: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
+def validator(schema: dict[str, Any]) -> jsonschema.Draft202012Validator:
+    # The components ride along so the schema's $refs resolve inside one JSON Schema 2020-12 document.
+    return jsonschema.Draft202012Validator({**schema, "components": SPEC["components"]},
+                                           format_checker=jsonschema.FormatChecker())
+
+
+def check_request(path: str, method: str, body: Any) -> None:
+    """A JSON request body the test sends is one the spec describes (so the spec's request schemas are true too)."""
+    request = operation(path, method).get("requestBody")
+    if isinstance(body, dict) and request:
+        validator(request["content"]["application/json"]["schema"]).validate(body)
+
+
 def check_reply(path: str, method: str, status: int, body: Any) -> None:
     """The reply's status is documented for the operation and its body matches that status's JSON schema."""
     responses = operation(path, method)["responses"]
     assert str(status) in responses, f"{method.upper()} {path} answered {status}, not in the spec: {body}"
     response = resolved(responses[str(status)])
     schema = response["content"]["application/json"]["schema"]
-    # The components ride along so the schema's $refs resolve inside one JSON Schema 2020-12 document.
-    jsonschema.Draft202012Validator({**schema, "components": SPEC["components"]},
-                                    format_checker=jsonschema.FormatChecker()).validate(body)
+    validator(schema).validate(body)
 
 
 # ---- the document -----------------------------------------------------------------------------------------------
@@ -135,6 +146,7 @@ def test_every_keyed_operation_documents_the_server_errors():
 
 def call(name: str, method: str, path: str, *, body: Any = None, params: dict[str, str] | None = None,
          headers: dict[str, str] | None = None, route_params: dict[str, str] | None = None) -> tuple[int, Any]:
+    check_request(path, method.lower(), body)
     route = path.removeprefix("/api/")
     for key, value in (route_params or {}).items():
         route = route.replace("{" + key + "}", value)
@@ -192,12 +204,17 @@ def test_the_handlers_replies_match_their_schemas(tmp_path, monkeypatch):
             seen(name, call(name, "GET", path, params={"days": "0"}))
 
         seen("health", call("health", "GET", "/api/health", params={"deep": "1"}))
+        monkeypatch.setenv("TRIAGE_SCAN_SCHEDULE", "0 */5 * * * *")  # health reads the process's own settings
+        health = seen("health", call("health", "GET", "/api/health"))
+        assert health["sources"], health
+        seen("health_deep", call("health_deep", "GET", "/api/health/deep"))
 
     assert statuses >= {("diagnose", 200), ("diagnose", 400), ("incidents", 200), ("incidents", 400),
                         ("incident", 200), ("incident", 404), ("approve", 200), ("approve", 400),
                         ("approve", 404), ("approve", 409), ("revoke", 200), ("alerts", 200), ("alerts", 400),
                         ("review_readiness", 200), ("review_readiness", 400), ("review_access", 200),
-                        ("review_upgrade", 400), ("health", 401)}
+                        ("review_upgrade", 400), ("health", 401), ("health", 200)}
+    assert {status for name, status in statuses if name == "health_deep"} in ({200}, {503})
 
 
 def test_the_settings_and_internal_error_bodies_match(monkeypatch, tmp_path):
