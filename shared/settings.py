@@ -26,6 +26,7 @@ TICKET_SINKS = ("log", "webhook", "github", "azuredevops", "servicenow", "jira")
 MANAGED_IDENTITY = "managedidentity"  # the AzureWebJobsStorage__credential value the Functions host knows
 # Set by the platform on every Azure Functions / App Service instance: the service is running in Azure.
 AZURE_INSTANCE_KEY = "WEBSITE_INSTANCE_ID"
+AZURE_HOSTNAME_KEY = "WEBSITE_HOSTNAME"  # the app's default host name, set by the platform
 # TRIAGE_* keys read outside the service's settings (the demo's tracker choice): known, so never "unknown".
 OTHER_TRIAGE_KEYS = frozenset({"TRIAGE_DEMO_TICKETS"})
 
@@ -381,6 +382,12 @@ SPECS: tuple[Spec, ...] = (
          "`daily HH:MM`, UTC. The `reviews` timer ticks hourly and, when a slot has passed that no run took, runs "
          "the readiness and access reviews of every account and opens, updates or closes their tickets through "
          "TRIAGE_TICKET_SINKS, as `review ... --ticket` does. Reads only, on Azure."),
+    # --- links ---
+    Spec("TRIAGE_PUBLIC_BASE_URL", "public_base_url", _optional_https_url, "", "",
+         "The https:// address people reach the Function App at, for the full approve URL in tickets and chat "
+         "messages. Unset: on Azure the platform's default host name (`https://` + WEBSITE_HOSTNAME); set it when "
+         "people come through a custom domain or a front door (Front Door, Application Gateway, API Management). "
+         "Unset and not on Azure: tickets show the relative path."),
 )
 
 
@@ -460,6 +467,7 @@ class Settings:
     scan_window_minutes: int = 1440
     scan_time_budget_seconds: int = 480
     review_schedule: str = "off"
+    public_base_url: str = ""  # TRIAGE_PUBLIC_BASE_URL, else https://WEBSITE_HOSTNAME on Azure, else ""
 
     @property
     def table_endpoint(self) -> str:
@@ -541,8 +549,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         problems += _table_storage_problems(values)
     if problems:
         raise SettingsError(problems)
+    if in_azure and not values.get("public_base_url"):
+        values["public_base_url"] = _platform_base_url(source)
     return Settings(**values, host_problems=tuple(host_problems), running_in_azure=in_azure,
                     unknown_settings=unknown_settings(source))
+
+
+def _platform_base_url(source: Mapping[str, str]) -> str:
+    """https:// + the default host name the Functions platform sets, or "" when it is missing or not a host name."""
+    host = (source.get(AZURE_HOSTNAME_KEY) or "").strip().lower()
+    return f"https://{host}" if re.fullmatch(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::\d{1,5})?", host) else ""
 
 
 def _azure_backend(values: dict[str, Any], given: str) -> list[tuple[str, str]]:

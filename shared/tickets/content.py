@@ -92,15 +92,22 @@ def decision_text(decision: Decision, *, mode: str, role_fixable: bool) -> str:
     return "No automatic change: a role assignment does not fix this. Follow the fix steps."
 
 
-def approve_hint(incident: Incident) -> str:
-    """How to approve, and exactly what approving grants (the terms bound to the recommendation)."""
+def approve_url(incident_id: str, base_url: str = "") -> str:
+    """The approve route: the full URL when the app's address is known (Settings.public_base_url), else the path."""
+    path = f"/api/incidents/{incident_id}/approve"
+    return f"{base_url.rstrip('/')}{path}" if base_url else path
+
+
+def approve_hint(incident: Incident, *, base_url: str = "") -> str:
+    """How to approve, and exactly what approving grants (the terms bound to the recommendation). `base_url`: the
+    app's https:// address, so the hint carries the full approve URL."""
     terms = incident.approval_terms
+    route = approve_url(incident.id, base_url)
     if terms is None:
-        return (f"python -m shared approve {incident.id} --by <you>   or   "
-                f"POST /api/incidents/{incident.id}/approve")
+        return f"python -m shared approve {incident.id} --by <you>   or   POST {route}"
     return (f"Approving grants exactly {terms.role_name} at {terms.scope} to {terms.principal_id} (diagnosis "
             f"{terms.fingerprint}), nothing else: python -m shared approve {incident.id} --fingerprint "
-            f"{terms.fingerprint} --by <you>   or   POST /api/incidents/{incident.id}/approve with "
+            f"{terms.fingerprint} --by <you>   or   POST {route} with "
             f'{{"by": "<you>", "fingerprint": "{terms.fingerprint}"}}. If a later failure changes the diagnosis, '
             "this approval lapses and the ticket says why.")
 
