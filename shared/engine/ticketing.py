@@ -232,8 +232,8 @@ def send(rt: Runtime, run: RunState, incident: Incident, update: TicketUpdate, *
             or incident
     content = ticket_content(
         incident, mode=rt.settings.mode, action=update.action,
-        approve_hint=approve_hint(incident) if incident.status == IncidentStatus.RECOMMENDED and not update.resolve
-        else None,
+        approve_hint=approve_hint(incident, base_url=rt.settings.public_base_url)
+        if incident.status == IncidentStatus.RECOMMENDED and not update.resolve else None,
         escalated=update.escalated,
     )
     queued = set(incident.ticket_queued)

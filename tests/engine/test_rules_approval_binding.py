@@ -129,3 +129,19 @@ def test_observe_mode_refuses_approvals_with_the_mode_rule(make_runtime, traffic
     assert roles.grants == []
     [record] = [a for a in store.list_audit(incident.id) if a.kind == "approval"]
     assert record.inputs["refusals"] == ["mode"]
+
+
+def test_a_ticket_carries_the_full_approve_url_when_the_apps_address_is_known(make_runtime, traffic, store, sink):
+    rt = make_runtime(mode="recommend", allowlist=[ORDERS], TRIAGE_PUBLIC_BASE_URL="https://triage.contoso.com/")
+    traffic(2, failing=[ORDERS])
+    run_scan(rt)
+    incident = incident_of(store, ORDERS)
+    hint = sink.ticket_of(incident.id).content.approve_hint
+    assert f"POST https://triage.contoso.com/api/incidents/{incident.id}/approve" in hint
+
+
+def test_without_the_apps_address_the_ticket_keeps_the_approve_path(recommend, traffic, store, sink):
+    traffic(2, failing=[ORDERS])
+    run_scan(recommend)
+    incident = incident_of(store, ORDERS)
+    assert f"POST /api/incidents/{incident.id}/approve" in sink.ticket_of(incident.id).content.approve_hint
