@@ -268,7 +268,7 @@ class GitHubStandIn(TrackerService):
             "id": 1_000_000 + number, "number": number, "title": str(payload["title"]),
             "body": payload.get("body"), "state": "open", "state_reason": None,
             "labels": self._labels(payload.get("labels") or []) if self.push_access else [],
-            "comments": 0, "created_at": _timestamp(), "closed_at": None,
+            "comments": 0, "created_at": _timestamp(), "closed_at": None, "closed_by": None,
             "user": {"login": "triage-bot", "type": "Bot"},
             "html_url": f"https://github.com/{self.creds.github_repo}/issues/{number}",
             "url": f"{self.base_url}/repos/{self.creds.github_repo}/issues/{number}",
@@ -293,6 +293,7 @@ class GitHubStandIn(TrackerService):
             closed = payload["state"] == "closed"
             issue["closed_at"] = _timestamp() if closed else None
             issue["state_reason"] = payload.get("state_reason", "completed") if closed else "reopened"
+            issue["closed_by"] = {"login": "triage-bot", "type": "Bot"} if closed else None
         self._touch(issue)
         return Response.json(self._public(issue))
 
@@ -320,3 +321,12 @@ class GitHubStandIn(TrackerService):
     def set_state(self, ref: str, state: str) -> None:
         self.issues[int(ref)]["state"] = state
         self._touch(self.issues[int(ref)])
+
+    def close_by_person(self, ref: str, person: str, reason: str, state: str | None = None) -> None:
+        """Close an issue as a person does in the UI: "Close as completed" / "not planned" / "duplicate" set
+        `state_reason`, and the issue names who closed it (`closed_by`), as GitHub's issue object does.
+        https://docs.github.com/rest/issues/issues#get-an-issue"""
+        issue = self.issues[int(ref)]
+        issue.update(state=state or "closed", state_reason=reason, closed_at=_timestamp(),
+                     closed_by={"login": person, "type": "User"})
+        self._touch(issue)
