@@ -208,6 +208,12 @@ class GitHubStandIn(TrackerService):
     def _public(issue: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in issue.items() if not k.startswith("_")}
 
+    @classmethod
+    def _listed(cls, issue: dict[str, Any]) -> dict[str, Any]:
+        """An issue as lists and searches show it: `closed_by` is optional in GitHub's issue schema and only the
+        issue's own answer (`GET .../issues/{number}`) is relied on to carry it."""
+        return {k: v for k, v in cls._public(issue).items() if k != "closed_by"}
+
     def _list(self, request: Request) -> Response:
         wanted = {x for x in (request.param("labels") or "").split(",") if x}
         state = request.param("state", "open")
@@ -215,7 +221,7 @@ class GitHubStandIn(TrackerService):
                   if wanted <= {label["name"] for label in i["labels"]} and (state == "all" or i["state"] == state)]
         key = "_seq" if request.param("sort") == "updated" else "number"
         issues.sort(key=lambda i: i[key], reverse=request.param("direction", "desc") == "desc")
-        return Response.json([self._public(i) for i in issues[: min(int(request.param("per_page", "30")), 100)]])
+        return Response.json([self._listed(i) for i in issues[: min(int(request.param("per_page", "30")), 100)]])
 
     def _search(self, request: Request) -> Response:
         query = request.param("q") or ""
@@ -235,7 +241,7 @@ class GitHubStandIn(TrackerService):
                  and all(n in (i["body"] or "").lower() or n in i["title"].lower() for n in needles)]
         items.sort(key=lambda i: i["_seq"], reverse=True)
         return Response.json({"total_count": len(items), "incomplete_results": False,
-                              "items": [self._public(i) for i in items]})
+                              "items": [self._listed(i) for i in items]})
 
     def _validate(self, payload: dict[str, Any]) -> Response | None:
         errors = []
