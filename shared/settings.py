@@ -388,6 +388,21 @@ SPECS: tuple[Spec, ...] = (
          "messages. Unset: on Azure the platform's default host name (`https://` + WEBSITE_HOSTNAME); set it when "
          "people come through a custom domain or a front door (Front Door, Application Gateway, API Management). "
          "Unset and not on Azure: tickets show the relative path."),
+    # --- people's decisions on tickets ---
+    Spec("TRIAGE_DECLINED_CLOSE_CODES", "declined_close_codes", _csv,
+         "Duplicate,No resolution provided,Not Solved (Not Reproducible),Not Solved (Too Costly)",
+         "Duplicate,No resolution provided,Not Solved (Not Reproducible),Not Solved (Too Costly)",
+         "ServiceNow close codes that mean a person declined the incident (won't fix): a recurrence leaves such an "
+         "incident closed and adds a work note at most once per TRIAGE_TICKET_COMMENT_INTERVAL_MINUTES. Canceled "
+         "incidents count as declined whatever the code."),
+    Spec("TRIAGE_DECLINED_RESOLUTIONS", "declined_resolutions", _csv, "Won't Do,Won't Fix,Declined,Duplicate",
+         "Won't Do,Won't Fix,Declined,Duplicate",
+         "Jira resolutions that mean a person declined the issue: a recurrence leaves it done and comments."),
+    Spec("TRIAGE_DECLINED_REASONS", "declined_reasons", _csv,
+         "Cut,Deferred,Duplicate,Obsolete,Abandoned,As Designed,Removed from the backlog",
+         "Cut,Deferred,Duplicate,Obsolete,Abandoned,As Designed,Removed from the backlog",
+         "Azure DevOps reasons (System.Reason) that mean a person declined the work item; the Removed state always "
+         "does. GitHub needs no setting: an issue closed as not planned (or as a duplicate) is declined."),
 )
 
 
@@ -468,6 +483,11 @@ class Settings:
     scan_time_budget_seconds: int = 480
     review_schedule: str = "off"
     public_base_url: str = ""  # TRIAGE_PUBLIC_BASE_URL, else https://WEBSITE_HOSTNAME on Azure, else ""
+    declined_close_codes: tuple[str, ...] = (
+        "Duplicate", "No resolution provided", "Not Solved (Not Reproducible)", "Not Solved (Too Costly)")
+    declined_resolutions: tuple[str, ...] = ("Won't Do", "Won't Fix", "Declined", "Duplicate")
+    declined_reasons: tuple[str, ...] = (
+        "Cut", "Deferred", "Duplicate", "Obsolete", "Abandoned", "As Designed", "Removed from the backlog")
 
     @property
     def table_endpoint(self) -> str:

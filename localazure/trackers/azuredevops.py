@@ -148,6 +148,7 @@ class AzureDevOpsStandIn(TrackerService):
             return _vss_error(400, "You must pass a valid patch document in the body of the request.",
                               "VssPropertyValidationException")
         fields = item["fields"]
+        state_before = fields.get("System.State")
         for op in ops:
             path = str(op.get("path", ""))
             if op.get("op") == "test" and path == "/rev":
@@ -164,6 +165,11 @@ class AzureDevOpsStandIn(TrackerService):
                 self._add_comment(item["id"], str(op.get("value", "")))
             else:
                 fields[name] = op.get("value")
+        if fields.get("System.State") != state_before and not any(
+                str(op.get("path")) == "/fields/System.Reason" for op in ops):
+            # A state change takes the transition's default reason (the last one's is no longer true).
+            fields["System.Reason"] = f"Moved to state {fields.get('System.State')}"
+            fields.pop("Microsoft.VSTS.Common.ClosedBy", None)
         _, states = self.TYPES[work_item_type]
         if fields.get("System.State") not in states:
             return _rule_error(f"State. Error code: LimitedToValues. The value {fields.get('System.State')!r} is "
@@ -257,5 +263,18 @@ class AzureDevOpsStandIn(TrackerService):
 
     def set_state(self, ref: str, state: str) -> None:
         self.items[int(ref)]["fields"]["System.State"] = state
+        self._seq += 1
+        self.items[int(ref)]["_seq"] = self._seq
+
+    def close_by_person(self, ref: str, person: str, reason: str, state: str | None = None) -> None:
+        """Close (or remove) a work item as a person does on the board: the state, its reason
+        (`System.Reason`), who closed it (`Microsoft.VSTS.Common.ClosedBy`, an identity) and when the state changed.
+        https://learn.microsoft.com/azure/devops/boards/work-items/guidance/work-item-field"""
+        fields = self.items[int(ref)]["fields"]
+        fields.update({"System.State": state or "Closed", "System.Reason": reason,
+                       "Microsoft.VSTS.Common.ClosedBy": {"displayName": person,
+                                                          "uniqueName": f"{person}@contoso.example"},
+                       "Microsoft.VSTS.Common.StateChangeDate": now().isoformat()})
+        self.items[int(ref)]["rev"] += 1
         self._seq += 1
         self.items[int(ref)]["_seq"] = self._seq

@@ -124,3 +124,7 @@ class TrackerService:
 
     def set_state(self, ref: str, state: str) -> None:
         raise NotImplementedError
+
+    def close_by_person(self, ref: str, person: str, reason: str, state: str | None = None) -> None:
+        """Close a ticket as `person` would, with the tracker's own reason field set to `reason`."""
+        raise NotImplementedError

@@ -208,6 +208,12 @@ class GitHubStandIn(TrackerService):
     def _public(issue: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in issue.items() if not k.startswith("_")}
 
+    @classmethod
+    def _listed(cls, issue: dict[str, Any]) -> dict[str, Any]:
+        """An issue as lists and searches show it: `closed_by` is optional in GitHub's issue schema and only the
+        issue's own answer (`GET .../issues/{number}`) is relied on to carry it."""
+        return {k: v for k, v in cls._public(issue).items() if k != "closed_by"}
+
     def _list(self, request: Request) -> Response:
         wanted = {x for x in (request.param("labels") or "").split(",") if x}
         state = request.param("state", "open")
@@ -215,7 +221,7 @@ class GitHubStandIn(TrackerService):
                   if wanted <= {label["name"] for label in i["labels"]} and (state == "all" or i["state"] == state)]
         key = "_seq" if request.param("sort") == "updated" else "number"
         issues.sort(key=lambda i: i[key], reverse=request.param("direction", "desc") == "desc")
-        return Response.json([self._public(i) for i in issues[: min(int(request.param("per_page", "30")), 100)]])
+        return Response.json([self._listed(i) for i in issues[: min(int(request.param("per_page", "30")), 100)]])
 
     def _search(self, request: Request) -> Response:
         query = request.param("q") or ""
@@ -235,7 +241,7 @@ class GitHubStandIn(TrackerService):
                  and all(n in (i["body"] or "").lower() or n in i["title"].lower() for n in needles)]
         items.sort(key=lambda i: i["_seq"], reverse=True)
         return Response.json({"total_count": len(items), "incomplete_results": False,
-                              "items": [self._public(i) for i in items]})
+                              "items": [self._listed(i) for i in items]})
 
     def _validate(self, payload: dict[str, Any]) -> Response | None:
         errors = []
@@ -268,7 +274,7 @@ class GitHubStandIn(TrackerService):
             "id": 1_000_000 + number, "number": number, "title": str(payload["title"]),
             "body": payload.get("body"), "state": "open", "state_reason": None,
             "labels": self._labels(payload.get("labels") or []) if self.push_access else [],
-            "comments": 0, "created_at": _timestamp(), "closed_at": None,
+            "comments": 0, "created_at": _timestamp(), "closed_at": None, "closed_by": None,
             "user": {"login": "triage-bot", "type": "Bot"},
             "html_url": f"https://github.com/{self.creds.github_repo}/issues/{number}",
             "url": f"{self.base_url}/repos/{self.creds.github_repo}/issues/{number}",
@@ -293,6 +299,7 @@ class GitHubStandIn(TrackerService):
             closed = payload["state"] == "closed"
             issue["closed_at"] = _timestamp() if closed else None
             issue["state_reason"] = payload.get("state_reason", "completed") if closed else "reopened"
+            issue["closed_by"] = {"login": "triage-bot", "type": "Bot"} if closed else None
         self._touch(issue)
         return Response.json(self._public(issue))
 
@@ -320,3 +327,12 @@ class GitHubStandIn(TrackerService):
     def set_state(self, ref: str, state: str) -> None:
         self.issues[int(ref)]["state"] = state
         self._touch(self.issues[int(ref)])
+
+    def close_by_person(self, ref: str, person: str, reason: str, state: str | None = None) -> None:
+        """Close an issue as a person does in the UI: "Close as completed" / "not planned" / "duplicate" set
+        `state_reason`, and the issue names who closed it (`closed_by`), as GitHub's issue object does.
+        https://docs.github.com/rest/issues/issues#get-an-issue"""
+        issue = self.issues[int(ref)]
+        issue.update(state=state or "closed", state_reason=reason, closed_at=_timestamp(),
+                     closed_by={"login": person, "type": "User"})
+        self._touch(issue)

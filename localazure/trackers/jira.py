@@ -21,7 +21,7 @@ from localazure.trackers.base import (
     write,
 )
 
-_ISSUE_PATH = re.compile(r"/rest/api/3/issue/([A-Z][A-Z0-9]*-\d+)(/comment|/transitions)?")
+_ISSUE_PATH = re.compile(r"/rest/api/3/issue/([A-Z][A-Z0-9]*-\d+)(/comment|/transitions|/changelog)?")
 
 
 def _adf_text(node: Any) -> str:
@@ -62,6 +62,7 @@ class JiraStandIn(TrackerService):
         self.issues: dict[str, dict[str, Any]] = {}
         self.comments: dict[str, list[dict[str, Any]]] = {}
         self.reopen_allowed = True  # False: a Done issue has no way back (a "closed is final" workflow)
+        self.histories: dict[str, list[dict[str, Any]]] = {}  # the changelog of each issue, oldest first
         self._seq = 0
 
     def authenticate(self, request: Request) -> Response | None:
@@ -89,6 +90,8 @@ class JiraStandIn(TrackerService):
                 {"expand": "transitions", "transitions": self._transitions(k)})))
         if tail == "/transitions" and method == "POST":
             return write("transitions.do", self._existing(key, self._transition))
+        if tail == "/changelog" and method == "GET":
+            return read("changelog.list", self._existing(key, lambda k, _: Response.json(self._changelog(k))))
         if tail is None and method == "PUT":
             return write("issues.edit", self._existing(key, self._edit))
         if tail is None and method == "GET":
@@ -165,7 +168,8 @@ class JiraStandIn(TrackerService):
                  "fields": {"summary": fields["summary"], "description": fields.get("description"),
                             "labels": list(dict.fromkeys(fields.get("labels") or [])), "status": "To Do",
                             "issuetype": fields["issuetype"]["name"],
-                            "priority": (fields.get("priority") or {}).get("name", "Medium")}}
+                            "priority": (fields.get("priority") or {}).get("name", "Medium"),
+                            "resolution": None, "resolutiondate": None}}
         self.issues[key] = issue
         self.comments[key] = []
         self._touch(key)
@@ -228,8 +232,28 @@ class JiraStandIn(TrackerService):
                 return _errors(400, [], {"comment": problem})
             self.comments[key].append({"id": "t", "body": body, "created": now().isoformat()})
         self.issues[key]["fields"]["status"] = match["to"]["name"]
+        # Jira's default workflow sets the resolution when an issue enters Done and clears it when it leaves.
+        resolution = {"name": "Done"} if match["to"]["name"] == "Done" else None
+        self._resolve(key, resolution, "triage-bot")
         self._touch(key)
         return Response(204)
+
+    def _resolve(self, key: str, resolution: dict[str, str] | None, author: str) -> None:
+        fields = self.issues[key]["fields"]
+        if fields.get("resolution") == resolution:
+            return
+        self.histories.setdefault(key, []).append({
+            "id": str(30000 + sum(len(h) for h in self.histories.values()) + 1),
+            "author": {"displayName": author}, "created": now().isoformat(),
+            "items": [{"field": "resolution", "fieldtype": "jira",
+                       "fromString": (fields.get("resolution") or {}).get("name"),
+                       "toString": (resolution or {}).get("name")}]})
+        fields["resolution"] = resolution
+        fields["resolutiondate"] = now().isoformat() if resolution else None
+
+    def _changelog(self, key: str) -> dict[str, Any]:
+        values = self.histories.get(key, [])
+        return {"startAt": 0, "maxResults": 100, "total": len(values), "isLast": True, "values": values}
 
     def views(self) -> list[TicketView]:
         return [TicketView(
@@ -241,4 +265,12 @@ class JiraStandIn(TrackerService):
 
     def set_state(self, ref: str, state: str) -> None:
         self.issues[ref]["fields"]["status"] = state
+        self._touch(ref)
+
+    def close_by_person(self, ref: str, person: str, reason: str, state: str | None = None) -> None:
+        """Resolve an issue as a person does: into Done with a resolution ("Won't Do", "Duplicate", ...), which
+        the issue's `resolution` field and its changelog (author, `resolution` item) show.
+        https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-issues/#api-rest-api-3-issue-issueidorkey-changelog-get"""
+        self.issues[ref]["fields"]["status"] = state or "Done"
+        self._resolve(ref, {"name": reason}, person)
         self._touch(ref)

@@ -89,6 +89,13 @@ class TrackerStandIns:
         with app.lock:
             app.set_state(ref, state)
 
+    def close_by_person(self, tracker: str, ref: str, person: str, reason: str, state: str | None = None) -> None:
+        """Close a ticket as a person would, with the reason the tracker records (GitHub `state_reason`, Azure
+        DevOps `System.Reason`, a ServiceNow close code, a Jira resolution); `state` for a non-default one."""
+        app = self._apps[tracker]
+        with app.lock:
+            app.close_by_person(ref, person, reason, state)
+
     def settings_env(self) -> dict[str, str]:
         """TRIAGE_* settings that point every sink at these stand-ins."""
         c = self.credentials

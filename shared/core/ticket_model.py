@@ -61,9 +61,23 @@ class TicketContent:
 
 
 @dataclass(frozen=True)
+class TicketDecision:
+    """How a person closed a ticket, as the tracker reports it: `how` is the tracker's own word (GitHub
+    `state_reason`, an Azure DevOps state/reason, a ServiceNow close code, a Jira resolution); `declined` when that
+    word means "won't fix" (not planned, removed, a configured code), so a recurrence must not reopen it."""
+
+    closed_by: str | None  # the tracker's name for who closed it; None when it does not say
+    how: str
+    declined: bool
+    at: str | None = None  # when, as the tracker wrote it
+
+
+@dataclass(frozen=True)
 class TicketRef:
     sink: str
     ref: str  # the tracker's id/number/key
     url: str | None = None
     created: bool = False  # True when this call created it (False: found and updated)
     reopened: bool = False  # True when this call reopened a closed ticket (or opened a successor to it)
+    # Set when the ticket was found closed by a person as declined and left closed (not reopened, not succeeded).
+    decision: TicketDecision | None = None

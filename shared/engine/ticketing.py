@@ -25,11 +25,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from shared.core.incidents import Incident
+from shared.core.incidents import Action, Incident
 from shared.core.ports import TicketSink
 from shared.core.records import AuditRecord, ConflictError
 from shared.core.status import IncidentStatus
-from shared.core.ticket_model import TicketAuthError, TicketError, TicketRateLimited, TicketRef
+from shared.core.ticket_model import TicketAuthError, TicketDecision, TicketError, TicketRateLimited, TicketRef
 from shared.core.triage import STALE_CLAIM
 from shared.engine.checkpoints import checkpoint
 from shared.engine.runtime import Runtime
@@ -58,6 +58,7 @@ SINK_STATE_KEY = "ticket-sink:"  # + sink name: {"until": ISO time or None, "que
 GROUP_RECORD_KEY = "ticket-group:"  # + sink name + ":" + group id: the grouped ticket and its members
 DRAIN_LEASE_KEY = "ticket-drain"  # one drain at a time: two would open the same group twice
 DRAIN_LEASE = timedelta(minutes=10)
+DECLINED_ACTION = "declined-by"  # a person closed the ticket as won't fix: the recurrence did not reopen it
 # The longest wait a rate-limit answer is believed (GitHub's windows are an hour at most): a garbled reset header
 # must not silence a sink for good.
 MAX_RATE_LIMIT_WAIT = timedelta(hours=24)
@@ -262,7 +263,7 @@ def send(rt: Runtime, run: RunState, incident: Incident, update: TicketUpdate, *
     waiting = tuple(s.name for s in rt.sinks if s.name in queued)  # a sink no longer configured waits for nothing
     if not calls and waiting == incident.ticket_queued and incident.ticket_pending == bool(waiting):
         return incident  # nothing to call and nothing new to record (a queued incident's recurrence)
-    refs, pending, waiting = _call_sinks(rt, run, incident, calls, waiting)
+    refs, pending, waiting, declined = _call_sinks(rt, run, incident, calls, waiting)
     pending = pending or bool(waiting)
     if update.resolve:
         return _record(rt, incident, lambda cur: replace(cur, ticket_pending=pending, ticket_queued=waiting))
@@ -274,8 +275,11 @@ def send(rt: Runtime, run: RunState, incident: Incident, update: TicketUpdate, *
                              incident_id=incident.id, correlation_id=run.correlation_id)] if opened else []
 
     def outcome(cur: Incident) -> Incident:
-        return replace(cur, ticket_refs=refs, ticket_pending=pending, ticket_queued=waiting,
-                       last_comment_at=now if update.comment and calls else cur.last_comment_at)
+        recorded = replace(cur, ticket_refs=refs, ticket_pending=pending, ticket_queued=waiting,
+                           last_comment_at=now if update.comment and calls else cur.last_comment_at)
+        for name, (ref, decision) in declined.items():
+            recorded = with_declined(recorded, name, ref, decision, update.comment, now)
+        return recorded
 
     event = {"incident_id": incident.id, "tickets": refs, "cause": incident.cause} if opened else None
     if deferred is not None and incident.etag is not None:
@@ -285,6 +289,24 @@ def send(rt: Runtime, run: RunState, incident: Incident, update: TicketUpdate, *
     if event is not None:
         rt.publish("aoai.triage.ticket.opened", event)
     return result or incident
+
+
+def declined_text(sink: str, ref: str, decision: TicketDecision) -> str:
+    """Who closed the ticket and how, as the incident's `declined-by` action says it (its stable first part)."""
+    when = f" at {decision.at}" if decision.at else ""
+    return f"{sink} ticket {ref} closed by {decision.closed_by or 'someone'} as {decision.how}{when}; not reopened"
+
+
+def with_declined(incident: Incident, sink: str, ref: str, decision: TicketDecision, comment: str | None,
+                  now: datetime) -> Incident:
+    """The incident with the person's decision recorded: once when first seen, then once per recurrence comment
+    (which the comment throttle already spaces out), never on every update."""
+    text = declined_text(sink, ref, decision)
+    seen = any(a.kind == DECLINED_ACTION and a.detail.startswith(text) for a in incident.actions)
+    if seen and not comment:
+        return incident
+    detail = f"{text}; recurrence: {comment}" if comment else text
+    return incident.with_action(Action(at=now, kind=DECLINED_ACTION, detail=detail))
 
 
 def write_deferred(rt: Runtime, records: Sequence[DeferredRecord]) -> None:
@@ -325,10 +347,13 @@ def _record(rt: Runtime, incident: Incident, change: Callable[[Incident], Incide
 
 def _call_sinks(rt: Runtime, run: RunState, incident: Incident,
                 calls: list[tuple[TicketSink, Callable[[TicketSink], TicketRef | None], bool]],
-                waiting: tuple[str, ...]) -> tuple[dict[str, str], bool, tuple[str, ...]]:
+                waiting: tuple[str, ...]
+                ) -> tuple[dict[str, str], bool, tuple[str, ...], dict[str, tuple[str, TicketDecision]]]:
     """Each call is (sink, what to call, whether it may create a ticket). A rate-limited new ticket goes back to the
-    queue (not an error); every other failure leaves the operation pending for the next run."""
+    queue (not an error); every other failure leaves the operation pending for the next run. Also returns, per
+    sink, a ticket a person declined that was left closed: (its reference, the decision)."""
     refs = dict(incident.ticket_refs)
+    declined: dict[str, tuple[str, TicketDecision]] = {}
     pending = False
     queued = list(waiting)
     checkpoint("ticket-claimed")
@@ -355,8 +380,10 @@ def _call_sinks(rt: Runtime, run: RunState, incident: Incident,
         else:
             if ref is not None:
                 refs[sink.name] = ref.url or ref.ref
+                if ref.decision is not None and ref.decision.declined:
+                    declined[sink.name] = (ref.ref, ref.decision)
     checkpoint("ticket-sent")
-    return refs, pending, tuple(s.name for s in rt.sinks if s.name in queued)
+    return refs, pending, tuple(s.name for s in rt.sinks if s.name in queued), declined
 
 
 def redo(rt: Runtime, run: RunState, incident: Incident, *, drain: bool = False) -> Incident:

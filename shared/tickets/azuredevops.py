@@ -13,7 +13,9 @@ import logging
 import re
 from typing import Any
 
+from shared.core.ticket_model import TicketDecision
 from shared.tickets.base import TicketContent, TicketRef
+from shared.tickets.decision import declined_comment, matches
 from shared.tickets.document import comment_document, ticket_document, ticket_title
 from shared.tickets.http import HttpOptions, TrackerClient, basic_auth, secret_forms, segment
 from shared.tickets.marker import MANAGED_LABEL, PROBE_MARKER, marker_for
@@ -26,6 +28,14 @@ TITLE_LIMIT = 255
 PRIORITY = "Microsoft.VSTS.Common.Priority"
 DONE_STATES = frozenset({"closed", "done", "resolved", "removed", "completed"})
 _PATCH = {"Content-Type": "application/json-patch+json"}
+# How a person closed a work item: the state's reason, who closed it and when (the Removed state is a decision in
+# every inherited process). https://learn.microsoft.com/azure/devops/boards/work-items/guidance/work-item-field
+REASON, CLOSED_BY, STATE_CHANGED = "System.Reason", "Microsoft.VSTS.Common.ClosedBy", \
+    "Microsoft.VSTS.Common.StateChangeDate"
+REMOVED = "removed"
+_FIELDS = f"System.Id,System.State,System.Tags,{PRIORITY},{REASON},{CLOSED_BY},{STATE_CHANGED}"
+DEFAULT_DECLINED_REASONS = ("Cut", "Deferred", "Duplicate", "Obsolete", "Abandoned", "As Designed",
+                            "Removed from the backlog")
 _MARKER = re.compile(r"^triage-[0-9a-f]{12}$")
 
 
@@ -47,6 +57,7 @@ class AzureDevOpsSink:
         work_item_type: str = "Issue",
         active_state: str = "Active",
         closed_state: str = "Closed",
+        declined_reasons: tuple[str, ...] = DEFAULT_DECLINED_REASONS,
     ):
         if not pat and credential is None:
             raise ValueError("Azure DevOps sink needs TRIAGE_ADO_PAT or an Entra credential")
@@ -55,6 +66,7 @@ class AzureDevOpsSink:
         self._path = "/" + segment(project) + "/_apis/wit"
         self._type = work_item_type
         self._active, self._closed = active_state, closed_state
+        self._declined_reasons = declined_reasons
         auth_policy = None
         if credential is not None and not pat:
             from azure.core.pipeline.policies import BearerTokenCredentialPolicy
@@ -83,7 +95,7 @@ class AzureDevOpsSink:
             return None
         items = self._http.request(
             "GET", f"{self._path}/workitems", idempotent=True,
-            params={"ids": ",".join(ids), "fields": f"System.Id,System.State,System.Tags,{PRIORITY}",
+            params={"ids": ",".join(ids), "fields": _FIELDS,
                     "errorPolicy": "omit", "api-version": API},  # a work item deleted since the query is null
         ).json() or {}
         by_id = {str(i["id"]): i for i in items.get("value", []) if i}
@@ -96,6 +108,16 @@ class AzureDevOpsSink:
     def _is_done(self, item: dict[str, Any]) -> bool:
         state = str(item.get("fields", {}).get("System.State", "")).lower()
         return state == self._closed.lower() or state in DONE_STATES
+
+    def _declined(self, item: dict[str, Any]) -> TicketDecision | None:
+        fields = item.get("fields", {})
+        state, reason = str(fields.get("System.State") or ""), str(fields.get(REASON) or "")
+        if not self._is_done(item) or not (state.lower() == REMOVED or matches(reason, self._declined_reasons)):
+            return None
+        closer = fields.get(CLOSED_BY)
+        who = (closer.get("displayName") or closer.get("uniqueName")) if isinstance(closer, dict) else closer
+        return TicketDecision(closed_by=str(who) if who else None, how=f"{state} ({reason})" if reason else state,
+                              declined=True, at=fields.get(STATE_CHANGED))
 
     def probe(self) -> str:
         """A read-only look-up (the self-check): raises TicketError/TicketAuthError as a ticket operation would."""
@@ -114,6 +136,14 @@ class AzureDevOpsSink:
                                          params={"api-version": API}, content=json.dumps(ops).encode(),
                                          headers=_PATCH, idempotent=False).json()
             ref = self._ref(created, created=True)
+        elif (decision := self._declined(item)) is not None:
+            # A person removed it or closed it with a declining reason: left closed; the comment says why.
+            if comment:
+                self._patch(item["id"], [_op("System.History", render_html(comment_document(
+                    declined_comment(comment, decision))))], idempotent=False)
+            log.info("azuredevops sink: work item %s was closed as %s; not reopened for %s", item["id"],
+                     decision.how, content.incident_id)
+            return self._ref(item, decision=decision)
         else:
             reopened = self._is_done(item)
             fields = item.get("fields", {})
@@ -156,9 +186,10 @@ class AzureDevOpsSink:
         return self._http.request("PATCH", f"{self._path}/workitems/{int(item_id)}", params={"api-version": API},
                                   content=json.dumps(ops).encode(), headers=_PATCH, idempotent=idempotent).json()
 
-    def _ref(self, item: dict[str, Any], *, created: bool = False, reopened: bool = False) -> TicketRef:
+    def _ref(self, item: dict[str, Any], *, created: bool = False, reopened: bool = False,
+             decision: TicketDecision | None = None) -> TicketRef:
         url = f"{self._org_url}/{segment(self._project)}/_workitems/edit/{item['id']}"
-        return TicketRef(self.name, str(item["id"]), url, created=created, reopened=reopened)
+        return TicketRef(self.name, str(item["id"]), url, created=created, reopened=reopened, decision=decision)
 
 
 def _op(field: str, value: Any) -> dict[str, Any]:

@@ -52,15 +52,16 @@ def _build(name: str, s: Settings, options: HttpOptions, ado_credential: Any,
         from shared.tickets.azuredevops import AzureDevOpsSink
 
         return AzureDevOpsSink(org_url=s.ado_org_url, project=s.ado_project, pat=s.ado_pat or None,
-                               credential=ado_credential, options=options)
+                               credential=ado_credential, options=options, declined_reasons=s.declined_reasons)
     if name == "servicenow":
         from shared.tickets.servicenow import ServiceNowSink
 
         return ServiceNowSink(instance_url=s.servicenow_url, user=s.servicenow_user,
-                              password=s.servicenow_password, options=options)
+                              password=s.servicenow_password, options=options,
+                              declined_close_codes=s.declined_close_codes)
     if name == "jira":
         from shared.tickets.jira import JiraSink
 
         return JiraSink(base_url=s.jira_url, project=s.jira_project, user=s.jira_user, token=s.jira_token,
-                        options=options)
+                        options=options, declined_resolutions=s.declined_resolutions)
     raise ValueError(f"unknown ticket sink {name!r}")

@@ -11,7 +11,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from shared.core.ticket_model import TicketDecision
 from shared.tickets.base import TicketAuthError, TicketContent, TicketRef
+from shared.tickets.decision import declined_comment
 from shared.tickets.document import comment_document, ticket_document, ticket_title
 from shared.tickets.http import HttpOptions, TrackerClient, secret_forms, segment
 from shared.tickets.marker import MANAGED_LABEL, PROBE_MARKER, marker_for
@@ -21,6 +23,9 @@ log = logging.getLogger("triage.tickets")
 PRIORITY_LABEL = "priority:high"
 TITLE_LIMIT = 256
 API_VERSION = "2022-11-28"
+# `state_reason` values that mean a person declined the issue (GitHub's "Close as not planned" and "Close as
+# duplicate"; "completed" and "reopened" do not): https://docs.github.com/rest/issues/issues#update-an-issue
+DECLINED_STATE_REASONS = frozenset({"not_planned", "duplicate"})
 
 
 def body_marker(marker: str) -> str:
@@ -94,6 +99,14 @@ class GitHubIssuesSink:
                 log.warning("github sink: labels were dropped on issue #%s (token lacks push/triage access); "
                             "look-ups fall back to search", created.get("number"))
             ref = self._ref(created, created=True)
+        elif (decision := self._declined(issue)) is not None:
+            # A person closed it as not planned: left closed, and the (throttled) comment says why.
+            ref = self._ref(issue, decision=decision)
+            if comment:
+                self._comment(ref.ref, declined_comment(comment, decision))
+            log.info("github sink: issue #%s was closed as %s; not reopened for %s", ref.ref, decision.how,
+                     content.incident_id)
+            return ref
         else:
             reopened = issue.get("state") == "closed"
             patch: dict[str, Any] = {"title": title, "body": body}
@@ -126,12 +139,25 @@ class GitHubIssuesSink:
         log.info("github sink: closed issue #%s for %s", issue["number"], content.incident_id)
         return self._ref(closed)
 
+    def _declined(self, issue: dict[str, Any]) -> TicketDecision | None:
+        """How a closed issue was declined, None when it is open or was closed as completed. The list answer may
+        leave `closed_by` out; the issue's own answer has it."""
+        if issue.get("state") != "closed" or issue.get("state_reason") not in DECLINED_STATE_REASONS:
+            return None
+        if "closed_by" not in issue:
+            issue = self._http.request("GET", f"{self._path}/issues/{issue['number']}", idempotent=True).json()
+        closer = issue.get("closed_by") or {}
+        return TicketDecision(closed_by=str(closer["login"]) if closer.get("login") else None,
+                              how=str(issue.get("state_reason")), declined=True, at=issue.get("closed_at"))
+
     def _comment(self, number: str, text: str) -> None:
         self._http.request("POST", f"{self._path}/issues/{number}/comments", idempotent=False,
                            json={"body": render_markdown(comment_document(text))})
 
-    def _ref(self, issue: dict[str, Any], *, created: bool = False, reopened: bool = False) -> TicketRef:
-        return TicketRef(self.name, str(issue["number"]), issue.get("html_url"), created=created, reopened=reopened)
+    def _ref(self, issue: dict[str, Any], *, created: bool = False, reopened: bool = False,
+             decision: TicketDecision | None = None) -> TicketRef:
+        return TicketRef(self.name, str(issue["number"]), issue.get("html_url"), created=created, reopened=reopened,
+                         decision=decision)
 
 
 def _label_names(issue: dict[str, Any]) -> set[str]:

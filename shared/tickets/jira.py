@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from shared.core.ticket_model import TicketDecision
 from shared.tickets.base import TicketContent, TicketError, TicketRef
+from shared.tickets.decision import declined_comment, matches
 from shared.tickets.document import Block, Paragraph, Text, comment_document, ticket_document, ticket_title
 from shared.tickets.http import HttpOptions, TrackerClient, basic_auth, secret_forms, segment
 from shared.tickets.marker import MANAGED_LABEL, PROBE_MARKER, marker_for
@@ -22,6 +24,9 @@ log = logging.getLogger("triage.tickets")
 API = "/rest/api/3"
 TITLE_LIMIT = 255
 DONE = "done"
+# Jira's resolutions that decline rather than do (company-managed defaults, and the older "Won't Fix"), overridable:
+# https://support.atlassian.com/jira-cloud-administration/docs/configure-resolutions/
+DEFAULT_DECLINED_RESOLUTIONS = ("Won't Do", "Won't Fix", "Declined", "Duplicate")
 
 
 def _jql_string(value: str) -> str:
@@ -49,11 +54,13 @@ class JiraSink:
         options: HttpOptions,
         issue_type: str = "Task",
         escalated_priority: str = "High",
+        declined_resolutions: tuple[str, ...] = DEFAULT_DECLINED_RESOLUTIONS,
     ):
         self._base = base_url.rstrip("/")
         self._project = project
         self._issue_type = issue_type
         self._priority = escalated_priority
+        self._declined = declined_resolutions
         header = basic_auth(user, token)
         self._http = TrackerClient(
             sink=self.name, base_url=self._base, options=options, secrets=secret_forms(token, headers=[header]),
@@ -63,7 +70,7 @@ class JiraSink:
     def _find(self, marker: str) -> dict[str, Any] | None:
         jql = f"project = {_jql_string(self._project)} AND labels = {_jql_string(marker)} ORDER BY updated DESC"
         found = self._http.request("GET", f"{API}/search/jql", idempotent=True, params={
-            "jql": jql, "fields": "status,labels,priority", "maxResults": 20,
+            "jql": jql, "fields": "status,labels,priority,resolution,resolutiondate", "maxResults": 20,
         }).json() or {}
         issues = found.get("issues", [])
         for issue in issues:
@@ -81,6 +88,15 @@ class JiraSink:
         issue = self._find(marker)
         reopened = False
         predecessor = None
+        if issue is not None and (decision := self._decision(issue)) is not None:
+            # Resolved by a person as won't do: left done, no successor; the (throttled) comment says why.
+            ref = self._ref(issue["key"], decision=decision)
+            if comment:
+                self._http.request("POST", f"{API}/issue/{segment(ref.ref)}/comment", idempotent=False,
+                                   json={"body": render_adf(comment_document(declined_comment(comment, decision)))})
+            log.info("jira sink: %s was resolved as %s; not reopened for %s", ref.ref, decision.how,
+                     content.incident_id)
+            return ref
         if issue is not None and _category(issue) == DONE:
             transition = self._transition_to(issue["key"], reopen=True)
             if transition is None:
@@ -156,8 +172,26 @@ class JiraSink:
         candidates = sorted((t for t in transitions if _target_category(t) != DONE), key=rank)
         return candidates[0]["id"] if candidates else None
 
-    def _ref(self, key: str, *, created: bool = False, reopened: bool = False) -> TicketRef:
-        return TicketRef(self.name, key, f"{self._base}/browse/{segment(key)}", created=created, reopened=reopened)
+    def _decision(self, issue: dict[str, Any]) -> TicketDecision | None:
+        """A done issue whose resolution declines it, with who set that resolution (the issue's changelog says;
+        the issue itself does not)."""
+        fields = issue.get("fields") or {}
+        resolution = str((fields.get("resolution") or {}).get("name") or "")
+        if _category(issue) != DONE or not matches(resolution, self._declined):
+            return None
+        found = self._http.request("GET", f"{API}/issue/{segment(issue['key'])}/changelog", idempotent=True,
+                                   params={"maxResults": 100}).json() or {}
+        who = None
+        for history in found.get("values") or []:  # oldest first: the last resolution change wins
+            if any(item.get("field") == "resolution" for item in history.get("items") or []):
+                who = (history.get("author") or {}).get("displayName")
+        return TicketDecision(closed_by=str(who) if who else None, how=resolution, declined=True,
+                              at=fields.get("resolutiondate"))
+
+    def _ref(self, key: str, *, created: bool = False, reopened: bool = False,
+             decision: TicketDecision | None = None) -> TicketRef:
+        return TicketRef(self.name, key, f"{self._base}/browse/{segment(key)}", created=created, reopened=reopened,
+                         decision=decision)
 
 
 def _category(issue: dict[str, Any]) -> str:

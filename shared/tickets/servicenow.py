@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from shared.core.ticket_model import TicketDecision
 from shared.tickets.base import TicketContent, TicketRef
+from shared.tickets.decision import declined_comment, matches
 from shared.tickets.document import Paragraph, Text, comment_document, ticket_document, ticket_title
 from shared.tickets.http import HttpOptions, TrackerClient, basic_auth, secret_forms
 from shared.tickets.marker import MANAGED_LABEL, PROBE_MARKER, marker_for
@@ -22,6 +24,12 @@ TITLE_LIMIT = 160  # short_description
 DESCRIPTION_LIMIT = 4000  # the default max length of incident.description
 IN_PROGRESS, RESOLVED, CLOSED, CANCELED = "2", "6", "7", "8"
 _FIELDS = "sys_id,number,state,urgency,impact,correlation_id"
+# How a person closed an incident: the close code and who resolved or closed it (dot-walked to the user name).
+_DECISION_FIELDS = "close_code,resolved_by.user_name,closed_by.user_name,resolved_at,closed_at"
+# The out-of-box incident close codes that decline rather than solve (Utah and later, then the older list):
+# https://www.servicenow.com/community/incident-management-forum/need-closure-code-definitions-amp-best-practices/m-p/2594757
+DEFAULT_DECLINED_CLOSE_CODES = ("Duplicate", "No resolution provided", "Not Solved (Not Reproducible)",
+                                "Not Solved (Too Costly)")
 
 
 def incident_description(content: TicketContent, predecessor: str | None = None) -> str:
@@ -46,10 +54,12 @@ class ServiceNowSink:
         options: HttpOptions,
         assignment_group: str | None = None,
         close_code: str = "Solution provided",
+        declined_close_codes: tuple[str, ...] = DEFAULT_DECLINED_CLOSE_CODES,
     ):
         self._instance = instance_url.rstrip("/")
         self._assignment_group = assignment_group
         self._close_code = close_code
+        self._declined_codes = declined_close_codes
         header = basic_auth(user, password)
         self._http = TrackerClient(
             sink=self.name, base_url=self._instance, options=options,
@@ -60,7 +70,8 @@ class ServiceNowSink:
     def _find(self, marker: str) -> dict[str, Any] | None:
         result = self._http.request("GET", TABLE, idempotent=True, params={
             "sysparm_query": f"correlation_id={marker}^ORDERBYDESCsys_updated_on",
-            "sysparm_fields": _FIELDS, "sysparm_limit": 20, "sysparm_exclude_reference_link": "true",
+            "sysparm_fields": f"{_FIELDS},{_DECISION_FIELDS}", "sysparm_limit": 20,
+            "sysparm_exclude_reference_link": "true",
         }).json() or {}
         records = result.get("result", [])
         for record in records:
@@ -79,6 +90,17 @@ class ServiceNowSink:
         record = self._find(marker)
         notes = render_plain(comment_document(comment)) if comment else None
         state = str(record.get("state")) if record else None
+        if record is not None and (decision := self._declined(record)) is not None:
+            # Declined by a person: not reopened, no successor. A Resolved incident takes the work note; a Closed or
+            # Canceled one is read-only for the integration user, so the decision is only recorded on our side.
+            if comment and state == RESOLVED:
+                self._http.request("PATCH", f"{TABLE}/{record['sys_id']}", idempotent=False,
+                                   params={"sysparm_fields": _FIELDS},
+                                   json={"work_notes": render_plain(comment_document(
+                                       declined_comment(comment, decision)))})
+            log.info("servicenow sink: %s was closed as %s; not reopened for %s", record.get("number"),
+                     decision.how, content.incident_id)
+            return self._ref(record, decision=decision)
         if record is None or state in (CLOSED, CANCELED):
             predecessor = record.get("number") if record else None
             level = "1" if content.escalated else "2"
@@ -128,7 +150,21 @@ class ServiceNowSink:
         log.info("servicenow sink: resolved %s for %s", resolved.get("number"), content.incident_id)
         return self._ref(resolved)
 
-    def _ref(self, record: dict[str, Any], *, created: bool = False, reopened: bool = False) -> TicketRef:
+    def _declined(self, record: dict[str, Any]) -> TicketDecision | None:
+        """How a person declined the incident: canceled, or resolved/closed with a declining close code."""
+        state, code = str(record.get("state")), str(record.get("close_code") or "")
+        if state == CANCELED:
+            how = f"Canceled ({code})" if code else "Canceled"
+        elif state in (RESOLVED, CLOSED) and matches(code, self._declined_codes):
+            how = code
+        else:
+            return None
+        who = record.get("closed_by.user_name") or record.get("resolved_by.user_name")
+        return TicketDecision(closed_by=str(who) if who else None, how=how, declined=True,
+                              at=record.get("closed_at") or record.get("resolved_at") or None)
+
+    def _ref(self, record: dict[str, Any], *, created: bool = False, reopened: bool = False,
+             decision: TicketDecision | None = None) -> TicketRef:
         url = f"{self._instance}/nav_to.do?uri=incident.do%3Fsys_id%3D{record['sys_id']}"
         return TicketRef(self.name, str(record.get("number") or record["sys_id"]), url,
-                         created=created, reopened=reopened)
+                         created=created, reopened=reopened, decision=decision)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from shared.core import incidents as inc
 from shared.engine import approvals
 from tests.support.engine import service_world
+from tests.support.trackers import visible_text
 
 pytestmark = pytest.mark.slow  # every test runs a service world on the local Azure stand-in
 
@@ -137,3 +138,22 @@ def test_steady_state_makes_no_ticket_calls_and_no_azure_calls(tmp_path):
         assert world.arm_calls("PUT") + world.arm_calls("DELETE") == arm_writes == 0
         assert len(world.github_requests()) == tracker_calls
         assert world.incident_of(ORDERS).etag == settled.etag
+
+
+def test_an_issue_a_person_closed_as_not_planned_stays_closed_and_the_incident_says_who(tmp_path):
+    with service_world(tmp_path, mode="recommend", allowlist=[{"object_id": ORDERS}], sinks="github") as world:
+        world.failing_caller(ORDERS)
+        world.run_traffic(3)
+        world.scan()
+        [issue] = world.github_issues()
+        world.trackers.close_by_person("github", issue.ref, "dana-ops", "not_planned")
+
+        for _ in range(3):  # fifteen minutes of recurrences: one comment (throttled), never reopened
+            world.run_traffic(5)
+            world.scan()
+        [issue] = world.github_issues()
+        assert not issue.is_open and world.github_issue_creates() == 1
+        [comment] = issue.comments
+        assert "Not reopened because dana-ops closed it as not_planned" in visible_text("github", comment)
+        declined = [a for a in world.incident_of(ORDERS).actions if a.kind == "declined-by"]
+        assert len(declined) == 1 and "closed by dana-ops as not_planned" in declined[0].detail

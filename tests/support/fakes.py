@@ -41,12 +41,14 @@ from shared.core import roles as known_roles
 from shared.core.allowlist import normalize_object_id, normalize_scope
 from shared.core.model import ENTRA, KEY, Evidence, FailureSignal, ResourceEvidence, RoleAssignmentEvidence
 from shared.core.ports import Activity, GrantOutcome, RejectedRow, SourceBatch
+from shared.core.ticket_model import TicketDecision
 from shared.engine.runtime import Runtime, new_correlation_id
 from shared.engine.unit_of_work import BREAKER_KEY, RunState
 from shared.engine.verify import run_verifications
 from shared.settings import load_settings
 from shared.state.sqlite import SqliteStore
 from shared.tickets.base import TicketContent, TicketError, TicketRef
+from shared.tickets.decision import declined_comment
 
 START = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 OPENAI_ROUTE = "/openai/deployments/gpt-4o/chat/completions"
@@ -466,6 +468,7 @@ class FakeTicket:
     content: TicketContent
     is_open: bool = True
     comments: list[str] = field(default_factory=list)
+    decision: TicketDecision | None = None  # set when a person closed it (declined or completed)
 
 
 @dataclass(frozen=True)
@@ -502,9 +505,15 @@ class RecordingSink:
             ticket = FakeTicket(str(next(self._numbers)), content.fingerprint, content.incident_id, content)
             self.tickets[content.fingerprint] = ticket
             result = "created"
+        elif not ticket.is_open and ticket.decision is not None and ticket.decision.declined:
+            # A person declined it: left closed, as the real sinks do; the comment says why.
+            if comment:
+                ticket.comments.append(declined_comment(comment, ticket.decision))
+            self.calls.append(SinkCall("open_or_update", content.incident_id, comment, "declined"))
+            return TicketRef(self.name, ticket.ref, self._url(ticket), decision=ticket.decision)
         else:
             result = "updated" if ticket.is_open else "reopened"
-            ticket.content, ticket.is_open = content, True
+            ticket.content, ticket.is_open, ticket.decision = content, True, None
         if comment:
             ticket.comments.append(comment)
         self.calls.append(SinkCall("open_or_update", content.incident_id, comment, result))
@@ -523,6 +532,12 @@ class RecordingSink:
             ticket.content, ticket.is_open = content, False
         self.calls.append(SinkCall("resolve", content.incident_id, comment, result))
         return TicketRef(self.name, ticket.ref, self._url(ticket))
+
+    def close_by_person(self, incident_id: str, person: str, how: str, *, declined: bool) -> None:
+        """A person closes the incident's ticket: as won't fix (`declined`) or as completed."""
+        ticket = self.ticket_of(incident_id)
+        ticket.is_open = False
+        ticket.decision = TicketDecision(closed_by=person, how=how, declined=declined, at="2026-03-01T12:00:00Z")
 
     def _maybe_fail(self, op: str, content: TicketContent, comment: str | None) -> None:
         error = self._failing
