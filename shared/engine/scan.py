@@ -25,8 +25,9 @@ from typing import Any
 
 from shared.core.correlation import join_client_records
 from shared.core.incidents import Incident
-from shared.core.model import Evidence, FailureSignal
+from shared.core.model import Evidence, FailureSignal, ResourceEvidence
 from shared.core.ports import EvidenceKey, FailureSource, evidence_key
+from shared.core.resource_ids import account_key
 from shared.core.sources import SourceState, advances_watermark, next_watermark
 from shared.engine import scan_progress as progress
 from shared.engine.checkpoints import checkpoint
@@ -128,6 +129,8 @@ def run_scan(
     # Continuing a cut-off round on the same instance: its look-ups (younger than the reuse limit) stay cached.
     keep = left is not None and not rt.evidence.failures()
     book = _EvidenceBook(rt, rt.refresh_evidence(progress.EVIDENCE_REUSE if keep else None))
+    if left is not None:
+        book.accept_accounts(left.reusable_accounts(run.now))
     budget = progress.Budget(rt.settings.scan_time_budget_seconds if window is None else 0)
     report.resumable = {"resumed": False, "rounds": 0, "stopped": False, "pending": 0, "chunks": 0,
                         "evidence_reused": 0}
@@ -441,6 +444,17 @@ class _EvidenceBook:
         self._fresh: set[EvidenceKey] = set()
         self._failures: list[str] = []
         self.reused = 0
+        self._accepted: set[str] = set()  # accounts whose settings came from a cut-off run's checkpoint
+
+    def accept_accounts(self, settings: dict[str, ResourceEvidence]) -> None:
+        """A cut-off run's account settings, for a provider that no longer holds its look-ups (a fresh instance):
+        not read again for the diagnosis, but a pair on one of them backs no grant (it is read again first), and
+        no event shares them (the evidence counts as stale)."""
+        if not self._caches_fresh or not settings:
+            return  # the provider still holds the cut run's own look-ups
+        self._rt.evidence.accept_accounts(settings)
+        self._rt.invalidate_evidence()
+        self._accepted = {account_key(account) for account in settings}
 
     def new_round(self) -> None:
         self._held.clear()
@@ -465,7 +479,7 @@ class _EvidenceBook:
             with self._rt.telemetry.span("evidence", pairs=len(needed)):
                 read_now = self._rt.evidence.gather_evidence(needed)
             if self._caches_fresh:
-                self._fresh.update(read_now)
+                self._fresh.update(pair for pair in read_now if account_key(pair[1]) not in self._accepted)
         out.update(read_now)
         self._held.update(out)
         return out, read_now
@@ -479,6 +493,7 @@ class _EvidenceBook:
             self._failures.extend(self._rt.evidence.failures())  # a new evidence run forgets them
             self._rt.refresh_evidence()
             self._caches_fresh = True
+            self._accepted = set()  # the new evidence run forgot them
             found = self._rt.evidence.gather_evidence({pair}).get(pair)
             if found is not None:
                 self._held[pair] = found
