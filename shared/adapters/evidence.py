@@ -7,8 +7,10 @@ costs at most principals + accounts ARM reads. If the service's identity may not
 subscription scope (403: Reader only on the accounts), it lists per (principal, account) instead for the rest
 of the run. A look-up that fails is logged, left out (`Evidence.assignments is None` = not read) and named, with
 its whole message, in the pair's `Evidence.failed` and in `failures()`; it never fails the run. `new_run()`
-clears the caches. Each look-up runs in a copy of the caller's context, so the invocation's trace (OpenTelemetry
-keeps it in contextvars) and the Functions worker's invocation id reach the pool's threads and their logs.
+clears the caches, and the account settings `accept_accounts` handed over (a cut-off scan's checkpoint, which a
+fresh instance continuing it reads instead of ARM). Each look-up runs in a copy of the caller's context, so the
+invocation's trace (OpenTelemetry keeps it in contextvars) and the Functions worker's invocation id reach the
+pool's threads and their logs.
 
 A held role the built-in catalogue does not know (a custom role, or a built-in newer than the catalogue) is read
 through ARM: the subscription's role definitions once per run, else the definition by its id; the pair's evidence

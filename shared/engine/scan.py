@@ -295,6 +295,8 @@ def _handle_round(rt: Runtime, run: RunState, report: ScanReport, reads: list[So
     text_triage: dict[int, Triaged] = {}  # diagnosed once from the text: reused where no evidence adds to it
     settled = settled_signals(rt, signals, text_triage) if not targeted else {}
     handled: dict[int, str] = dict(settled)
+    # One string per incident: each signal's own copy of its incident's id grows with the groups (many share one).
+    ids: dict[str, str] = {}
     book.new_round()
     parts = progress.chunks(signals, (i for i in range(len(signals)) if i not in settled))
     known = _KnownIncidents(rt, signals, parts, text_triage) if BATCH_NEW_INCIDENTS and parts else None
@@ -310,10 +312,12 @@ def _handle_round(rt: Runtime, run: RunState, report: ScanReport, reads: list[So
             progress.record_chunk(rt, round_progress, (progress.group_key(signals[i]) for i in chunk), read_now,
                                   rt.clock())
         checkpoint("scan-chunk-saved")
-        handled.update(_handle_chunk(rt, run, signals, chunk, evidence, text_triage, book, known))
+        for index, incident_id in _handle_chunk(rt, run, signals, chunk, evidence, text_triage, book, known).items():
+            handled[index] = ids.setdefault(incident_id, incident_id)
         report.resumable["chunks"] += 1
         checkpoint("scan-chunk-handled")
-    report.incidents.extend(handled[i] for i in sorted(handled))
+    # Each incident once, in the order of its first signal (run_scan keeps the first across rounds too).
+    report.incidents.extend(dict.fromkeys(handled[i] for i in sorted(handled)))
     return complete
 
 
@@ -481,7 +485,9 @@ class _EvidenceBook:
             if self._caches_fresh:
                 self._fresh.update(pair for pair in read_now if account_key(pair[1]) not in self._accepted)
         out.update(read_now)
-        self._held.update(out)
+        # Only the last chunk's: a chunk holds whole principals, so a later one asks for none of an earlier one's
+        # pairs (and would find them in the provider's caches); holding every pair of a round grows with it.
+        self._held = dict(out)
         return out, read_now
 
     def read_again(self, pair: EvidenceKey) -> Callable[[], Evidence | None] | None:
