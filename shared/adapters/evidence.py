@@ -7,8 +7,10 @@ costs at most principals + accounts ARM reads. If the service's identity may not
 subscription scope (403: Reader only on the accounts), it lists per (principal, account) instead for the rest
 of the run. A look-up that fails is logged, left out (`Evidence.assignments is None` = not read) and named, with
 its whole message, in the pair's `Evidence.failed` and in `failures()`; it never fails the run. `new_run()`
-clears the caches. Each look-up runs in a copy of the caller's context, so the invocation's trace (OpenTelemetry
-keeps it in contextvars) and the Functions worker's invocation id reach the pool's threads and their logs.
+clears the caches, and the account settings `accept_accounts` handed over (a cut-off scan's checkpoint, which a
+fresh instance continuing it reads instead of ARM). Each look-up runs in a copy of the caller's context, so the
+invocation's trace (OpenTelemetry keeps it in contextvars) and the Functions worker's invocation id reach the
+pool's threads and their logs.
 
 A held role the built-in catalogue does not know (a custom role, or a built-in newer than the catalogue) is read
 through ARM: the subscription's role definitions once per run, else the definition by its id; the pair's evidence
@@ -29,7 +31,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import Any
@@ -114,6 +116,8 @@ class AzureEvidenceProvider:
         self._account_level: set[str] = set()  # subscriptions where we may only list per account (403)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        # Account settings another run read, handed over for this run's batches (accept_accounts): not read again.
+        self._accepted: dict[str, ResourceEvidence] = {}
 
     def _executor(self) -> ThreadPoolExecutor:
         """One pool for the provider's life: starting threads for every batch cost more than a one-pair batch's
@@ -135,6 +139,7 @@ class AzureEvidenceProvider:
         self._host_index.clear()
         self._definition_cache.clear()
         self._account_level.clear()
+        self._accepted = {}
         self._assignments.new_run()
         with self._errors_lock:
             self.errors = []
@@ -147,6 +152,12 @@ class AzureEvidenceProvider:
     def failures(self) -> tuple[str, ...]:
         with self._errors_lock:
             return tuple(self.errors)
+
+    def accept_accounts(self, settings: Mapping[str, ResourceEvidence]) -> None:
+        """Account settings an earlier run read (a cut-off scan's checkpoint), by account id: this run's batches
+        use them instead of reading those accounts again, until `new_run()`. The caller decides what they may
+        back (a resumed scan: the diagnosis, never a grant)."""
+        self._accepted = {account_key(account): found for account, found in settings.items()}
 
     # ---- single look-ups (cached) ------------------------------------------------------------------------
 
@@ -199,15 +210,18 @@ class AzureEvidenceProvider:
             if oid:
                 account = account_key(resource_id)
                 accounts_of.setdefault((oid, subscription_of(account)), set()).add(account)
+        accepted = self._accepted
         accounts = {account_key(r) for _, r in pairs}
         if self._graph is not None and len(pairs) >= GRAPH_MIN_PAIRS:
             self._prefill_from_graph(self._graph, accounts_of, accounts)
         pool = self._executor()
         listing = {key: _submit(pool, self._listed_in, *key, tuple(sorted(found)))
                    for key, found in accounts_of.items()}
-        getting = {acct: _submit(pool, self._safe_account, acct) for acct in accounts}
+        getting = {acct: _submit(pool, self._safe_account, acct) for acct in accounts if acct not in accepted}
         listed = {(oid, acct): found for (oid, _), f in listing.items() for acct, found in f.result().items()}
         got = {acct: f.result() for acct, f in getting.items()}
+        settings = {acct: to_evidence(model, acct) for acct, model in got.items() if model is not None}
+        settings.update((acct, accepted[acct]) for acct in accounts & accepted.keys())
         held = {a.role_definition_id for found in listed.values() for a in found or ()}
         if any(roles.guid_of(role) not in roles.BY_GUID for role in held):
             self._prefetch_definitions(accounts)
@@ -215,13 +229,12 @@ class AzureEvidenceProvider:
         for principal, resource_id in pairs:
             oid = normalize_object_id(principal)
             account = account_key(resource_id)
-            model = got.get(account)
             found = listed.get((oid, account)) if oid else None
             applicable = tuple(a for a in found if applies_to(a, resource_id)) if found is not None else None
             definitions, unreadable = self._definitions_for(applicable, account)
             out[(principal, resource_id)] = Evidence(
                 assignments=applicable,
-                resource=to_evidence(model, account) if model is not None else None,
+                resource=settings.get(account),
                 principal_type=_principal_type(found, oid),
                 failed=self._failed_for(oid, account, found) + unreadable,
                 role_definitions=definitions,

@@ -7,7 +7,7 @@ Table Storage and the trackers; tests implement them with in-memory fakes (`test
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -121,6 +121,11 @@ class EvidenceProvider(Protocol):
     def failures(self) -> tuple[str, ...]:
         """Every look-up that failed since `new_run()` (whole messages), pair-specific or not: the run reports
         them as `evidence_errors`."""
+        ...
+
+    def accept_accounts(self, settings: Mapping[str, ResourceEvidence]) -> None:
+        """Account settings an earlier run read (a cut-off scan's checkpoint), by account id: until `new_run()`,
+        `gather_evidence` takes them instead of reading those accounts again."""
         ...
 
 

@@ -28,8 +28,9 @@ from typing import Any
 
 from shared.core.correlation import join_client_records
 from shared.core.incidents import Incident
-from shared.core.model import Evidence, FailureSignal
+from shared.core.model import Evidence, FailureSignal, ResourceEvidence
 from shared.core.ports import EvidenceKey, FailureSource, evidence_key
+from shared.core.resource_ids import account_key
 from shared.core.sources import SourceState, advances_watermark, next_watermark
 from shared.engine import scan_progress as progress
 from shared.engine.checkpoints import checkpoint
@@ -173,6 +174,8 @@ def _scan(
     # Continuing a cut-off round on the same instance: its look-ups (younger than the reuse limit) stay cached.
     keep = left is not None and not rt.evidence.failures()
     book = _EvidenceBook(rt, rt.refresh_evidence(progress.EVIDENCE_REUSE if keep else None))
+    if left is not None:
+        book.accept_accounts(left.reusable_accounts(run.now))
     budget = progress.Budget(rt.settings.scan_time_budget_seconds if window is None else 0)
     report.resumable = {"resumed": False, "rounds": 0, "stopped": False, "pending": 0, "chunks": 0,
                         "evidence_reused": 0}
@@ -337,6 +340,8 @@ def _handle_round(rt: Runtime, run: RunState, report: ScanReport, reads: list[So
     text_triage: dict[int, Triaged] = {}  # diagnosed once from the text: reused where no evidence adds to it
     settled = settled_signals(rt, signals, text_triage) if not targeted else {}
     handled: dict[int, str] = dict(settled)
+    # One string per incident: each signal's own copy of its incident's id grows with the groups (many share one).
+    ids: dict[str, str] = {}
     book.new_round()
     parts = progress.chunks(signals, (i for i in range(len(signals)) if i not in settled))
     known = _KnownIncidents(rt, signals, parts, text_triage) if BATCH_NEW_INCIDENTS and parts else None
@@ -352,10 +357,12 @@ def _handle_round(rt: Runtime, run: RunState, report: ScanReport, reads: list[So
             progress.record_chunk(rt, round_progress, (progress.group_key(signals[i]) for i in chunk), read_now,
                                   rt.clock())
         checkpoint("scan-chunk-saved")
-        handled.update(_handle_chunk(rt, run, signals, chunk, evidence, text_triage, book, known))
+        for index, incident_id in _handle_chunk(rt, run, signals, chunk, evidence, text_triage, book, known).items():
+            handled[index] = ids.setdefault(incident_id, incident_id)
         report.resumable["chunks"] += 1
         checkpoint("scan-chunk-handled")
-    report.incidents.extend(handled[i] for i in sorted(handled))
+    # Each incident once, in the order of its first signal (run_scan keeps the first across rounds too).
+    report.incidents.extend(dict.fromkeys(handled[i] for i in sorted(handled)))
     return complete
 
 
@@ -512,6 +519,17 @@ class _EvidenceBook:
         self._fresh: set[EvidenceKey] = set()
         self._failures: list[str] = []
         self.reused = 0
+        self._accepted: set[str] = set()  # accounts whose settings came from a cut-off run's checkpoint
+
+    def accept_accounts(self, settings: dict[str, ResourceEvidence]) -> None:
+        """A cut-off run's account settings, for a provider that no longer holds its look-ups (a fresh instance):
+        not read again for the diagnosis, but a pair on one of them backs no grant (it is read again first), and
+        no event shares them (the evidence counts as stale)."""
+        if not self._caches_fresh or not settings:
+            return  # the provider still holds the cut run's own look-ups
+        self._rt.evidence.accept_accounts(settings)
+        self._rt.invalidate_evidence()
+        self._accepted = {account_key(account) for account in settings}
 
     def new_round(self) -> None:
         self._held.clear()
@@ -536,9 +554,11 @@ class _EvidenceBook:
             with self._rt.telemetry.span("evidence", pairs=len(needed)):
                 read_now = self._rt.evidence.gather_evidence(needed)
             if self._caches_fresh:
-                self._fresh.update(read_now)
+                self._fresh.update(pair for pair in read_now if account_key(pair[1]) not in self._accepted)
         out.update(read_now)
-        self._held.update(out)
+        # Only the last chunk's: a chunk holds whole principals, so a later one asks for none of an earlier one's
+        # pairs (and would find them in the provider's caches); holding every pair of a round grows with it.
+        self._held = dict(out)
         return out, read_now
 
     def read_again(self, pair: EvidenceKey) -> Callable[[], Evidence | None] | None:
@@ -550,6 +570,7 @@ class _EvidenceBook:
             self._failures.extend(self._rt.evidence.failures())  # a new evidence run forgets them
             self._rt.refresh_evidence()
             self._caches_fresh = True
+            self._accepted = set()  # the new evidence run forgot them
             found = self._rt.evidence.gather_evidence({pair}).get(pair)
             if found is not None:
                 self._held[pair] = found

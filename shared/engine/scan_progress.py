@@ -14,7 +14,10 @@ Before a chunk's signals are handled, one named value (`scan-progress:<n>`) reco
   settled. A kill in the middle of a chunk may thus under-count a group of that chunk not handled yet whose
   incident had already seen failures of its window (another group of the chunk, or the re-read overlap of an
   earlier scan); it never counts a row twice (tests/engine/test_rules_resume.py);
-- the evidence the chunk read from ARM (complete evidence only), with the time it was read.
+- the evidence the chunk read from ARM (complete evidence only), with the time it was read; each account's
+  settings once in the whole round (in the first chunk that read them, with that chunk's time), whatever the
+  completeness of the pairs on it, so a fresh instance continuing the round reads no account again
+  (`RoundProgress.reusable_accounts`, given to the evidence provider by the scan).
 
 Checkpointed evidence is reused for `EVIDENCE_REUSE` (long enough for a run cut off by the 10-minute timeout to be
 continued on the next 5-minute tick), and only for what it is safe for: the diagnosis, the incident and its
@@ -177,12 +180,19 @@ class RoundProgress:
     chunks: int = 0  # chunks recorded so far
     resumed: bool = False  # a cut run left it; this run continues it
     etags: dict[int, str | None] = field(default_factory=dict)
+    # Each account's settings as recorded in the round, by account id, with when they were read.
+    accounts: dict[str, tuple[ResourceEvidence, datetime]] = field(default_factory=dict)
 
     def reusable(self, pair: EvidenceKey, now: datetime) -> Evidence | None:
         found = self.evidence.get(pair)
         if found is None or now - found[1] > EVIDENCE_REUSE:
             return None
         return found[0]
+
+    def reusable_accounts(self, now: datetime) -> dict[str, ResourceEvidence]:
+        """The recorded account settings still young enough to reuse (for the diagnosis only, as evidence is)."""
+        return {account: settings for account, (settings, read_at) in self.accounts.items()
+                if now - read_at <= EVIDENCE_REUSE}
 
 
 def load(rt: Runtime) -> RoundProgress | None:
@@ -211,14 +221,20 @@ def load(rt: Runtime) -> RoundProgress | None:
 
 
 def _absorb(progress: RoundProgress, value: dict[str, Any]) -> None:
+    """One chunk's record into the round's progress. Its evidence names accounts by id: those the chunk recorded
+    (an older writer recorded them in every chunk), else those of an earlier chunk of the round."""
     progress.begun.update(str(k) for k in value.get("begun") or ())
     try:
         read_at = datetime.fromisoformat(value["read_at"])
-        accounts = value.get("accounts") or {}
+        for account, settings in (value.get("accounts") or {}).items():
+            progress.accounts[account] = (_build(ResourceEvidence, settings), read_at)
         for principal, resource, body in value.get("evidence") or ():
             if "account" in body:
-                body = {**body, "resource": accounts[body["account"]]}
-            progress.evidence[(principal, resource)] = (evidence_from_json(body), read_at)
+                entry = replace(evidence_from_json({**body, "resource": None}),
+                                resource=progress.accounts[body["account"]][0])
+            else:
+                entry = evidence_from_json(body)
+            progress.evidence[(principal, resource)] = (entry, read_at)
     except (KeyError, TypeError, ValueError):
         return  # unreadable evidence is read again
 
@@ -227,25 +243,38 @@ def record_chunk(rt: Runtime, progress: RoundProgress, begun: Iterable[str],
                  evidence: dict[EvidenceKey, Evidence], read_at: datetime) -> None:
     """Record the next chunk before its signals are handled (chunk 0 also names the round)."""
     n = progress.chunks
-    accounts: dict[str, Any] = {}  # each account's settings once: every pair on the account carries them
+    # Each account's settings once in the round: those no earlier chunk recorded (or recorded otherwise). An
+    # account read well is kept even where its pairs' evidence is degraded (an assignments list failed).
+    new_accounts = {found.resource.resource_id: found.resource for found in evidence.values()
+                    if found.resource is not None
+                    and _kept_settings(progress, found.resource.resource_id) != found.resource}
     entries = []
     for (principal, resource), found in evidence.items():
         if not found.complete:
             continue  # degraded evidence is never reused: it is read again
         body = evidence_to_json(found)
-        settings = body.pop("resource")
-        if settings is not None:
-            accounts.setdefault(settings["resource_id"], settings)
-            body["account"] = settings["resource_id"]
+        account = found.resource.resource_id if found.resource is not None else None
+        if account is not None and found.resource == new_accounts.get(account, _kept_settings(progress, account)):
+            del body["resource"]
+            body["account"] = account  # else (settings read again since) they stay inline
         entries.append([principal, resource, body])
     value: dict[str, Any] = {"round": progress.round_id, "read_at": read_at.isoformat(), "begun": sorted(begun),
-                             "accounts": accounts, "evidence": entries}
+                             "accounts": {key: _plain(settings) for key, settings in new_accounts.items()},
+                             "evidence": entries}
     if n == 0:
         value["windows"] = {name: w.to_json() for name, w in progress.windows.items()}
     if len(json.dumps(value)) > _SLOT_CHARS:
-        value["evidence"], value["accounts"] = [], {}  # too big to keep: read again after a cut (begun marks stay)
+        value["evidence"] = []  # too big to keep: read again after a cut (begun marks stay)
+        if len(json.dumps(value)) > _SLOT_CHARS:
+            value["accounts"], new_accounts = {}, {}
     _put(rt, progress, n, value)
     progress.chunks = n + 1
+    progress.accounts.update((key, (settings, read_at)) for key, settings in new_accounts.items())
+
+
+def _kept_settings(progress: RoundProgress, account: str) -> ResourceEvidence | None:
+    kept = progress.accounts.get(account)
+    return kept[0] if kept is not None else None
 
 
 def finish(rt: Runtime, progress: RoundProgress) -> None:

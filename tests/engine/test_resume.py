@@ -66,13 +66,10 @@ def test_a_cut_first_scan_is_finished_by_the_next_run_without_reading_arm_again(
         assert counts(world) == expected
         # What the cut run and the next made together, beyond what one uncut scan makes: reads made twice.
         again = (cut + resumed) - reads_uncut
-        if instance == "same" or not shared_accounts:
-            assert not again, f"ARM reads repeated: {sorted(again)}"
-        else:
-            # A fresh instance has none of the cut run's look-ups cached: an account both halves of the work touch
-            # is read once more (each at most once); no caller's role assignments are listed twice.
-            assert again and all(n == 1 for n in again.values()), again
-            assert all("/accounts/" in path for _, path in again), again
+        # A fresh instance has none of the cut run's look-ups cached: the checkpoint hands it the account settings
+        # the cut run read (an account both halves of the work touch is not read again), and every caller's role
+        # assignments were listed in one chunk.
+        assert not again, f"ARM reads repeated: {sorted(again)}"
 
 
 def test_a_scan_killed_after_saving_its_evidence_is_finished_by_a_new_process_that_reads_none_again(tmp_path):

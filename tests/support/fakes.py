@@ -265,6 +265,7 @@ class FakeEvidence:
         self.outage = ""  # not "": every look-up fails with this message
         self._failures: list[str] = []
         self._names = itertools.count(1)
+        self.accepted_accounts: dict[str, ResourceEvidence] = {}  # what a resumed scan handed over (accept_accounts)
 
     # ---- scripting ----
 
@@ -319,6 +320,10 @@ class FakeEvidence:
     def new_run(self) -> None:
         self.new_runs += 1
         self._failures = []
+        self.accepted_accounts = {}
+
+    def accept_accounts(self, settings: Any) -> None:
+        self.accepted_accounts = dict(settings)  # recorded only: the fake's reads cost nothing
 
     def failures(self) -> tuple[str, ...]:
         return tuple(self._failures)
