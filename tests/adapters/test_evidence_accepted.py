@@ -3,9 +3,18 @@ the real ARM clients against the stand-in: the batch takes them instead of a GET
 
 from __future__ import annotations
 
+import pytest
+
 from shared.core.model import ResourceEvidence
 from shared.core.resource_ids import account_key
-from tests.adapters.test_evidence import P1, az, make_clients  # noqa: F401 - az is a fixture
+from tests.adapters.test_evidence import P1, make_clients
+
+
+@pytest.fixture
+def az(local_azure_factory):
+    az = local_azure_factory(None)
+    az.add_principal(P1, type="ServicePrincipal")
+    return az
 
 
 def test_accepted_account_settings_are_used_instead_of_a_get_until_the_next_run(az):
