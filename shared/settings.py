@@ -381,6 +381,10 @@ SPECS: tuple[Spec, ...] = (
          "`daily HH:MM`, UTC. The `reviews` timer ticks hourly and, when a slot has passed that no run took, runs "
          "the readiness and access reviews of every account and opens, updates or closes their tickets through "
          "TRIAGE_TICKET_SINKS, as `review ... --ticket` does. Reads only, on Azure."),
+    # --- the command line ---
+    Spec("TRIAGE_ACTOR", "actor", _str, "", "",
+         "Who runs `python -m shared approve|revoke|unrevoke|suppress|breaker-reset` when --by is not given: "
+         "recorded in the audit log. Without it (and without --by) the signed-in Azure CLI user is used."),
 )
 
 
@@ -460,6 +464,7 @@ class Settings:
     scan_window_minutes: int = 1440
     scan_time_budget_seconds: int = 480
     review_schedule: str = "off"
+    actor: str = ""
 
     @property
     def table_endpoint(self) -> str:
