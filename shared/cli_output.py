@@ -125,7 +125,8 @@ def _tsv_cell(cell: Any) -> str:
         return ""
     if isinstance(cell, bool):
         return "True" if cell else "False"  # as az prints them
-    return str(cell).replace("\t", " ").replace("\r", " ").replace("\n", " ")
+    # One line per row for whatever splits lines (str.splitlines: \n, \r, \x1e, \u2028, ...), no tab in a field.
+    return " ".join(str(cell).splitlines()).replace("\t", " ")
 
 
 # ---- jsonc ----------------------------------------------------------------------------------------------------
