@@ -203,8 +203,18 @@ def _rendered_from_json(handler: Callable[..., int], args: argparse.Namespace, s
     except ValueError:  # not one JSON value: pass it through untouched
         out.write(text)
         return status
-    out.write(render(body, chosen_format(args), args.query))
+    output = chosen_format(args)
+    out.write(render(body, output, args.query, table_view=_main_list if output == "table" else None))
     return status
+
+
+def _main_list(body: Any) -> Any:
+    """What a table of a command's report shows: its first list of objects (doctor's checks), else the report."""
+    if isinstance(body, dict):
+        for value in body.values():
+            if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+                return value
+    return body
 
 
 def _quiet_credential_chain() -> None:

@@ -75,6 +75,7 @@ CASES: dict[str, tuple[str, str]] = {  # name -> (arguments, stdin)
     "approve-missing": ("approve inc-missing --by alex -o json", ""),
     "approve-no-actor": (f"approve {CONTROL_PLANE}", ""),
     "suppress-bad-duration": ("suppress 3f2b6a10-0000-4000-8000-000000000001 --for soon --reason x --by alex", ""),
+    "doctor-tsv": ("doctor -o tsv --query \"checks[].[area, status]\"", ""),
     "bad-query": ("incidents --query \"incidents[?\"", ""),
     "none": ("incidents -o none", ""),
 }
