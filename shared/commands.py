@@ -59,6 +59,53 @@ def _progress(args: argparse.Namespace, message: str) -> None:
         sys.stderr.flush()
 
 
+def _wants_progress(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "verbose", False)) or sys.stderr.isatty()
+
+
+class _SourceProgress:
+    """A failure source that says on stderr what each read found (the scan reads through it, unchanged)."""
+
+    def __init__(self, inner: Any):
+        self._inner = inner
+        self.name = inner.name
+
+    def read(self, start: Any, end: Any, resource_ids: Any = None, **options: Any) -> Any:
+        try:
+            batch = self._inner.read(start, end, resource_ids, **options)
+        except Exception as exc:
+            sys.stderr.write(f"source {self.name}: FAILED {type(exc).__name__}\n")
+            raise
+        found = f"no data yet ({batch.no_data})" if batch.no_data else f"{len(batch.signals)} failure group(s)"
+        sys.stderr.write(f"source {self.name}: {found} from {start:%H:%M:%S} to {end:%H:%M:%S}\n")
+        return batch
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class _EvidenceProgress:
+    """The evidence provider, saying on stderr how many (principal, resource) pairs each batch of reads covered."""
+
+    def __init__(self, inner: Any):
+        self._inner = inner
+
+    def gather_evidence(self, pairs: Any) -> Any:
+        found = self._inner.gather_evidence(pairs)
+        failed = sum(1 for evidence in found.values() if getattr(evidence, "failed", None))
+        sys.stderr.write(f"evidence: {len(pairs)} pair(s) read" + (f", {failed} with a failed look-up" if failed
+                                                                   else "") + "\n")
+        return found
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def _with_progress(rt: Any) -> None:
+    rt.sources = [_SourceProgress(source) for source in rt.sources]
+    rt.evidence = _EvidenceProgress(rt.evidence)
+
+
 def _clipped(text: str, limit: int = 100) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -122,7 +169,9 @@ def cmd_scan(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
 
     rt = _runtime()
     try:
-        _progress(args, "scan: reading the sources, looking up evidence, handling incidents")
+        if _wants_progress(args):
+            _with_progress(rt)
+        _progress(args, f"scan: {len(rt.sources)} source(s)")
         report = run_scan(rt)
         # Settings only the Functions host reads (the timer's schedule): the scan ran, but the timer will not.
         setting_problems = [{"key": k, "expected": why} for k, why in rt.settings.host_problems]
@@ -130,11 +179,8 @@ def cmd_scan(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
         body = report.to_json()
         if setting_problems:
             body["settings_problems"] = setting_problems
-        for name, read in report.sources.items():
-            _progress(args, f"source {name}: {read.get('state', 'read')}"
-                      + (f" ({read.get('detail')})" if read.get("detail") else ""))
-        _progress(args, f"evidence: {len(report.evidence_errors)} look-up(s) failed; incidents handled: "
-                  f"{len(report.incidents)}")
+        _progress(args, f"scan: {len(report.incidents)} incident(s) handled, {report.grants} grant(s), "
+                  f"{len(report.evidence_errors)} evidence look-up(s) failed")
         incidents = [i for i in (rt.store.get_incident(x) for x in report.incidents) if i is not None]
         rows = _incident_rows([queries.summary(i) for i in incidents])
 

@@ -169,11 +169,20 @@ def test_by_defaults_to_triage_actor_then_the_signed_in_user(basic, tmp_path):
 
 
 def test_scan_progress_goes_to_stderr_and_leaves_the_json_alone(basic):
-    _, env, _ = basic
+    """Per source, per batch of evidence reads, and the incidents handled; stdout stays one JSON document."""
+    az, env, _ = basic
+    az.tick()
     status, out, err = run_in_process("scan -o json --verbose", "", env)
-    assert status == 0 and json.loads(out)["incidents"] is not None
-    assert "scan: reading the sources" in err and "incidents handled:" in err
-    assert [line for line in err.splitlines() if line.startswith("source logs:")]
+    assert status == 0 and json.loads(out)["incidents"], err
+    lines = err.splitlines()
+    assert lines[0] == "scan: 1 source(s)"
+    assert any(re.fullmatch(r"source logs:9c8b7a6d-5e4f-4a3b-8c2d-000000000003: \d+ failure group\(s\) from "
+                            r"\d\d:\d\d:\d\d to \d\d:\d\d:\d\d", line) for line in lines), err
+    assert any(re.fullmatch(r"evidence: \d+ pair\(s\) read", line) for line in lines), err
+    assert any(re.fullmatch(r"scan: \d+ incident\(s\) handled, 0 grant\(s\), 0 evidence look-up\(s\) failed", line)
+               for line in lines), err
+    quiet = run_in_process("scan -o json", "", env)
+    assert quiet[0] == 0 and "source logs:" not in quiet[2]  # not a terminal, no --verbose: no progress
 
 
 def test_print_env_prints_the_settings_that_reach_the_stand_in(tmp_path):
