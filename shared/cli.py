@@ -190,7 +190,7 @@ def _rendered_from_json(handler: Callable[..., int], args: argparse.Namespace, s
     """-o/--query for a command that prints its own forms: its --json output, rendered."""
     import io
 
-    from shared.cli_output import chosen_format, render
+    from shared.cli_output import chosen_format, main_list, render
 
     if not hasattr(args, "json"):  # nothing to render (settings-files writes files)
         return int(handler(args, stdin, out))
@@ -204,17 +204,8 @@ def _rendered_from_json(handler: Callable[..., int], args: argparse.Namespace, s
         out.write(text)
         return status
     output = chosen_format(args)
-    out.write(render(body, output, args.query, table_view=_main_list if output == "table" else None))
+    out.write(render(body, output, args.query, table_view=main_list if output == "table" else None))
     return status
-
-
-def _main_list(body: Any) -> Any:
-    """What a table of a command's report shows: its first list of objects (doctor's checks), else the report."""
-    if isinstance(body, dict):
-        for value in body.values():
-            if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
-                return value
-    return body
 
 
 def _quiet_credential_chain() -> None:

@@ -58,6 +58,16 @@ def render(value: Any, output: str, expression: str | None = None, table_view: T
 # ---- table ----------------------------------------------------------------------------------------------------
 
 
+def main_list(body: Any) -> Any:
+    """The table view of a report: its first list of objects (doctor's checks, a review's accounts), else itself."""
+    if isinstance(body, dict):
+        for value in body.values():
+            if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+                return value
+    return body
+
+
+
 def table(value: Any, headers: Sequence[str] = ()) -> str:
     """Aligned columns with a header: a list of objects is one row each (columns: `headers`, else the scalar fields
     in first-seen order), one object is one row, a list of scalars is one column, a scalar is itself. With

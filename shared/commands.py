@@ -13,7 +13,7 @@ import logging
 import sys
 from typing import Any, TextIO
 
-from shared.cli_output import QueryError, chosen_format, emit, table
+from shared.cli_output import QueryError, chosen_format, emit, main_list, table
 from shared.core.resource_ids import short_name
 from shared.settings import SettingsError, load_settings
 
@@ -615,7 +615,7 @@ def cmd_review(args: argparse.Namespace, stdin: Any, out: TextIO) -> int:
     if args.markdown:
         out.write(human())
     else:
-        emit(args, body, out, text=human)
+        emit(args, body, out, text=human, table_view=main_list)
     failed = any(t["result"] == "failed" for t in tickets)
     return 1 if problem or unchecked or failed else 0
 
