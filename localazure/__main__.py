@@ -1,5 +1,5 @@
-"""`python -m localazure [--scenario FILE|NAME]`: start the stand-in, print one JSON line with its addresses,
-serve until SIGINT/SIGTERM."""
+"""`python -m localazure [--scenario FILE|NAME] [--print-env]`: start the stand-in, print one JSON line with its
+addresses (or, with --print-env, the TRIAGE_* settings that point the service at it), serve until SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="generate one round of scenario traffic every N real seconds (0: never)")
     parser.add_argument("--arm-throttling", action="store_true", default=None,
                         help="throttle ARM with its documented token buckets (and Resource Graph with its quota)")
+    parser.add_argument("--print-env", dest="print_env", action="store_true",
+                        help="print KEY=value lines of the TRIAGE_* settings that point the service at the stand-in "
+                        "instead of the JSON line (source them: set -a; . ./localazure.env; set +a)")
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -29,7 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     az = LocalAzure.start(args.scenario, propagation_seconds=args.propagation_seconds, page_size=args.page_size,
                           arm_throttling=args.arm_throttling)
     try:
-        sys.stdout.write(json.dumps(az.info()) + "\n")
+        if args.print_env:
+            from localazure.settings_env import env_lines, settings_env
+
+            sys.stdout.write(env_lines(settings_env(az, args.scenario)))
+        else:
+            sys.stdout.write(json.dumps(az.info()) + "\n")
         sys.stdout.flush()
         while not stop.wait(args.tick_every or None):
             az.tick()

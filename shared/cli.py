@@ -24,6 +24,7 @@ from typing import IO, Any
 EXIT_OK = 0
 EXIT_SOME_ERRORS = 1
 EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3  # the incident, revocation or account named does not exist
 
 
 def _no_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +36,9 @@ class Command:
     help: str
     handler: str  # "module:function"
     arguments: Callable[[argparse.ArgumentParser], None] = field(default=_no_arguments)
+    # The handler prints through shared.cli_output and reads -o/--query itself; otherwise the handler's --json
+    # output is captured and rendered for them (doctor, demo: commands that own their human form).
+    formats: bool = True
 
 
 def _diagnose_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,7 +86,7 @@ COMMANDS: dict[str, Command] = {
     "samples": Command("diagnose the bundled sample failures and print a table", "shared.cli:run_samples",
                        _samples_arguments),
     "demo": Command("run the whole arc on the local stand-in (needs the dev checkout: localazure/)",
-                    "localazure.demo:run", _demo_arguments),
+                    "localazure.demo:run", _demo_arguments, formats=False),
     "scan": Command("run one full cycle: read, diagnose, decide, act, persist, verify (exit 1 when a source or "
                     "an evidence look-up could not be read)", "shared.commands:scan", _json_flag),
     "sources": Command("each failure source's health: ok, no data yet or failed, last success, last error",
@@ -101,7 +105,7 @@ COMMANDS: dict[str, Command] = {
     "suppress": Command("suppress a principal or resource for a while", "shared.commands:suppress",
                         _lazy_arguments("suppress_arguments")),
     "settings-files": Command("regenerate local.settings.sample.json and docs/settings.md from the code",
-                              "shared.settings_reference:write_files"),
+                              "shared.settings_reference:write_files", formats=False),
     "breaker-reset": Command("close the circuit breaker after a review", "shared.commands:breaker_reset",
                              _lazy_arguments("by_arguments")),
     "abac-condition": Command("print the ABAC condition for the service's Role Based Access Control Administrator "
@@ -109,43 +113,99 @@ COMMANDS: dict[str, Command] = {
                               "shared.cli:run_abac_condition", _json_flag),
     "doctor": Command("self-check: settings, store, tokens, identity, own role assignments and conditions, "
                       "workspaces, diagnostic settings, ticket sinks (exit 1 when a check fails)",
-                      "shared.doctor:run", _json_flag),
+                      "shared.doctor:run", _json_flag, formats=False),
     "review": Command("access reviews from the RBAC guide: local-auth readiness, least privilege, the pre-upgrade "
                       "audit (reads only; exit 1 when something could not be checked)", "shared.commands:review",
                       _lazy_arguments("review_arguments")),
 }
 
 
+def common_options(parser: argparse.ArgumentParser, nested: bool = False) -> None:
+    """The `az` options every command takes (after its name): -o, --query, --verbose. A nested subcommand (review
+    readiness) takes them too, without defaults of its own that would hide the ones given before its name."""
+    from shared.cli_output import FORMATS
+
+    group = parser.add_argument_group("global arguments")
+    unset = argparse.SUPPRESS if nested else None
+    group.add_argument("-o", "--output", choices=FORMATS, default=unset,
+                       help="output format (default: the command's own text or table; --json is -o json)")
+    group.add_argument("--query", default=unset, help="JMESPath query applied to the JSON output, "
+                       "e.g. \"incidents[?status=='open'].id\"")
+    group.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS if nested else False,
+                       help="progress on stderr (also whenever stderr is a terminal)")
+
+
+def add_command_parser(sub: Any, name: str, help_text: str, examples: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """A subcommand with the global arguments and its examples under --help."""
+    epilog = "examples:\n" + "\n".join(f"  {line}" for line in examples) if examples else None
+    parser = sub.add_parser(name, help=help_text, description=help_text, epilog=epilog,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    common_options(parser)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from shared.cli_examples import EXAMPLES
+
     parser = argparse.ArgumentParser(prog="python -m shared", description="Entra ID 401/403 triage for Azure "
-                                     "OpenAI and Microsoft Foundry")
+                                     "OpenAI and Microsoft Foundry", epilog="exit status: 0 success, 1 failure, "
+                                     "2 usage or settings error, 3 not found. Run `python -m shared <command> -h` "
+                                     "for a command's examples.")
     sub = parser.add_subparsers(dest="command", metavar="command")
     sub.required = True
     for name, command in COMMANDS.items():
-        command.arguments(sub.add_parser(name, help=command.help, description=command.help))
+        command.arguments(add_command_parser(sub, name, command.help, EXAMPLES.get(name, ())))
     return parser
 
 
 def main(argv: list[str] | None = None, stdin: IO[bytes] | None = None, stdout: IO[str] | None = None) -> int:
     """Run one command. Whatever goes wrong ends in one line on stderr and a non-zero exit, never a traceback:
-    invalid settings exit 2, anything else 1 (the traceback is logged at DEBUG on the `triage.cli` logger)."""
+    invalid settings or a bad --query exit 2, anything else 1 (the traceback is logged at DEBUG on the
+    `triage.cli` logger)."""
     args = build_parser().parse_args(argv)
-    module_name, function_name = COMMANDS[args.command].handler.split(":")
+    command = COMMANDS[args.command]
+    module_name, function_name = command.handler.split(":")
     _quiet_credential_chain()
+    out = stdout or sys.stdout
     try:
         handler = getattr(importlib.import_module(module_name), function_name)
-        return handler(args, stdin if stdin is not None else sys.stdin.buffer, stdout or sys.stdout)
+        if not command.formats and (getattr(args, "output", None) or getattr(args, "query", None)):
+            return _rendered_from_json(handler, args, stdin if stdin is not None else sys.stdin.buffer, out)
+        return handler(args, stdin if stdin is not None else sys.stdin.buffer, out)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
     except Exception as exc:  # noqa: BLE001 - the one place a command's failure becomes its one-line message
         import logging
 
+        from shared.cli_output import QueryError
         from shared.settings import SettingsError
 
         logging.getLogger("triage.cli").debug("command %s failed", args.command, exc_info=True)
         sys.stderr.write(error_line(exc, args.command) + "\n")
-        return EXIT_USAGE if isinstance(exc, SettingsError) else EXIT_SOME_ERRORS
+        return EXIT_USAGE if isinstance(exc, (SettingsError, QueryError)) else EXIT_SOME_ERRORS
+
+
+def _rendered_from_json(handler: Callable[..., int], args: argparse.Namespace, stdin: IO[bytes], out: IO[str]) -> int:
+    """-o/--query for a command that prints its own forms: its --json output, rendered."""
+    import io
+
+    from shared.cli_output import chosen_format, main_list, render
+
+    if not hasattr(args, "json"):  # nothing to render (settings-files writes files)
+        return int(handler(args, stdin, out))
+    captured = io.StringIO()
+    args.json = True
+    status = int(handler(args, stdin, captured))
+    text = captured.getvalue()
+    try:
+        body = json.loads(text)
+    except ValueError:  # not one JSON value: pass it through untouched
+        out.write(text)
+        return status
+    output = chosen_format(args)
+    out.write(render(body, output, args.query, table_view=main_list if output == "table" else None))
+    return status
 
 
 def _quiet_credential_chain() -> None:
@@ -164,6 +224,10 @@ def error_line(exc: BaseException, command: str | None = None) -> str:
 
     if isinstance(exc, SettingsError):
         return exc.one_line()
+    from shared.cli_output import QueryError
+
+    if isinstance(exc, QueryError):
+        return f"error: {exc}"
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     first = lines[0] if lines else "no message"
     first = first if len(first) <= 300 else first[:299] + "…"
@@ -214,12 +278,26 @@ def classify_line(raw: bytes | str) -> tuple[dict[str, Any], bool]:
 
 
 def run_classify(args: argparse.Namespace, stdin: Iterable[bytes], stdout: IO[str]) -> int:
+    """JSON Lines out, one per input line as they come (the contract); -o tsv/jsonc/none and --query work per line,
+    -o table (one table needs every row) prints after the last line."""
+    from shared.cli_output import colour_json, query, render
+
+    output = getattr(args, "output", None) or "json"
+    expression = getattr(args, "query", None)
     all_ok = True
+    rows: list[Any] = []
     for raw in stdin:
         out, ok = classify_line(raw)
         all_ok = all_ok and ok
-        stdout.write(json.dumps(out) + "\n")
+        picked = query(out, expression)
+        if output == "table":
+            rows.append(picked)
+            continue
+        stdout.write(json.dumps(picked) + "\n" if output == "json" else
+                     colour_json(json.dumps(picked)) + "\n" if output == "jsonc" else render(picked, output))
         stdout.flush()  # each answer as soon as it exists: callers may stream
+    if output == "table":
+        stdout.write(render(rows, "table"))
     return EXIT_OK if all_ok else EXIT_SOME_ERRORS
 
 
@@ -264,11 +342,10 @@ def run_diagnose(args: argparse.Namespace, stdin: IO[bytes], stdout: IO[str]) ->
     except SignalError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return EXIT_USAGE
+    from shared.cli_output import emit
+
     diagnosis = diagnose(signal, evidence, now=now)
-    if args.json:
-        stdout.write(json.dumps(diagnosis.to_json(), indent=2) + "\n")
-    else:
-        stdout.write(render(diagnosis))
+    emit(args, diagnosis.to_json(), stdout, text=lambda: render(diagnosis))
     return EXIT_OK
 
 
@@ -319,29 +396,19 @@ def load_samples() -> list[tuple[Any, Any, datetime | None]]:
 
 
 def run_samples(args: argparse.Namespace, stdin: IO[bytes], stdout: IO[str]) -> int:
+    from shared.cli_output import emit
     from shared.core.diagnose import diagnose
 
-    rows = []
+    body, rows = [], []
     for number, (signal, evidence, now) in enumerate(load_samples(), 1):
         diagnosis = diagnose(signal, evidence, now=now)
-        if args.json:
-            stdout.write(json.dumps(diagnosis.to_json()) + "\n")
-            continue
-        rows.append((str(number), str(signal.status), diagnosis.cause, diagnosis.role_name or "-",
-                     diagnosis.confidence, diagnosis.summary))
-    if not args.json:
-        stdout.write(table(("#", "status", "cause", "role", "confidence", "summary"), rows))
+        body.append(diagnosis.to_json())
+        rows.append({"#": number, "status": signal.status, "cause": diagnosis.cause,
+                     "role": diagnosis.role_name or "-", "confidence": diagnosis.confidence,
+                     "summary": diagnosis.summary})
+    emit(args, body, stdout, table_view=lambda _: rows,
+         legacy_json=lambda answers: "".join(json.dumps(answer) + "\n" for answer in answers))  # JSON Lines
     return EXIT_OK
-
-
-def table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
-    """Left-aligned columns; the last column is not padded."""
-    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header) - 1)]
-    out = []
-    for row in (header, tuple("-" * len(h) for h in header), *rows):
-        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
-        out.append("  ".join([*cells, row[-1]]))
-    return "\n".join(out) + "\n"
 
 
 # ---- abac-condition -----------------------------------------------------------------------------------------
@@ -365,11 +432,9 @@ def run_abac_condition(args: argparse.Namespace, stdin: IO[bytes], stdout: IO[st
         sys.stderr.write("error: " + "; ".join(f"{key}: {why}" for key, why in exc.problems) + "\n")
         return EXIT_USAGE
     grants = {"allow_user_grants": settings.allow_user_grants, "allow_group_grants": settings.allow_group_grants}
+    from shared.cli_output import emit
+
     condition = policy_condition(**grants)
-    if args.json:
-        stdout.write(json.dumps({"condition": condition, "conditionVersion": CONDITION_VERSION,
-                                 "roleDefinitionIds": sorted(GRANTABLE),
-                                 "principalTypes": list(allowed_principal_types(**grants))}, indent=2) + "\n")
-    else:
-        stdout.write(condition + "\n")
+    emit(args, {"condition": condition, "conditionVersion": CONDITION_VERSION, "roleDefinitionIds": sorted(GRANTABLE),
+                "principalTypes": list(allowed_principal_types(**grants))}, stdout, text=lambda: condition + "\n")
     return EXIT_OK

@@ -403,6 +403,10 @@ SPECS: tuple[Spec, ...] = (
          "Cut,Deferred,Duplicate,Obsolete,Abandoned,As Designed,Removed from the backlog",
          "Azure DevOps reasons (System.Reason) that mean a person declined the work item; the Removed state always "
          "does. GitHub needs no setting: an issue closed as not planned (or as a duplicate) is declined."),
+    # --- the command line ---
+    Spec("TRIAGE_ACTOR", "actor", _str, "", "",
+         "Who runs `python -m shared approve|revoke|unrevoke|suppress|breaker-reset` when --by is not given: "
+         "recorded in the audit log. Without it (and without --by) the signed-in Azure CLI user is used."),
 )
 
 
@@ -488,6 +492,7 @@ class Settings:
     declined_resolutions: tuple[str, ...] = ("Won't Do", "Won't Fix", "Declined", "Duplicate")
     declined_reasons: tuple[str, ...] = (
         "Cut", "Deferred", "Duplicate", "Obsolete", "Abandoned", "As Designed", "Removed from the backlog")
+    actor: str = ""
 
     @property
     def table_endpoint(self) -> str:

@@ -121,3 +121,16 @@ def test_ticket_opens_one_ticket_per_account_through_the_configured_sinks(world,
     assert by_account["foundry-hub"]["result"] == "closed"  # already disabled: nothing to track (the log sink
     assert {t["sink"] for t in tickets} == {"log"}            # answers every close with a reference)
     assert not world.calls.count(kind=WRITE)
+
+
+def test_readiness_as_az_forms_a_table_of_the_accounts_tsv_and_a_query(world, tmp_path):
+    env = service_env(world, tmp_path)
+    table = review(env, "readiness", "-o", "table")
+    assert table.returncode == 0, table.stderr
+    header, rule, *rows = table.stdout.splitlines()
+    assert header.split()[:2] == ["account", "verdict"] and set(rule) <= {"-", " "} and len(rows) == 2
+    tsv = review(env, "readiness", "-o", "tsv", "--query", "readiness[].[account, verdict]")
+    assert sorted(line.split("\t")[1] for line in tsv.stdout.splitlines()) == ["already_disabled", "not_ready"]
+    picked = review(env, "-o", "json", "readiness", "--query", "readiness[?verdict=='not_ready'].account")
+    [account] = json.loads(picked.stdout)
+    assert account.endswith("/aoai-prod")
