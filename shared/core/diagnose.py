@@ -933,8 +933,8 @@ def _from_template(signal: FailureSignal, evidence: Evidence | None, now: dateti
             and type(resource_id) in _STR_OR_NONE and type(principal_type) in _STR_OR_NONE
             and (now is None or type(now) is datetime) and type(window) is timedelta):
         return None
-    placeholders = tuple([placeholder for placeholder, _ in ids])
-    values = [original for _, original in ids]
+    placeholders, originals = zip(*ids, strict=True)  # one C call where two comprehensions were
+    values = list(originals)
     caller: str | None = None
     if object_id is not None:
         if not (type(object_id) is str and len(object_id) == 36 and _CANONICAL_GUID.fullmatch(object_id)):
