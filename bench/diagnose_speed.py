@@ -21,7 +21,8 @@ import random
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -162,13 +163,36 @@ def one_pass(signals: list[Case]) -> float:
 
 
 def _shape_reads(signals: list[Case]) -> tuple[int, int, int]:
-    """(texts, texts read through a shape already seen, distinct texts) in one cold pass."""
+    """(texts, texts read through a shape already seen, distinct texts) in one cold pass (the per-shape templates
+    off: a text filled from one is not read at all, so the shape cache would not count it)."""
     _clear_caches()
-    for signal, evidence, now in signals:
-        diagnose(signal, evidence, now=now)
+    with _templates_off():
+        for signal, evidence, now in signals:
+            diagnose(signal, evidence, now=now)
     shapes = diagnose_module._read_shape.cache_info()
     texts = [s.message for s, _, _ in signals if s.message]
     return len(texts), shapes.hits, len(set(texts))
+
+
+@contextmanager
+def _templates_off() -> Iterator[None]:
+    diagnose_module.use_templates(False)
+    try:
+        yield
+    finally:
+        diagnose_module.use_templates(True)
+
+
+def templates_ab(signals: list[Case], rounds: int = 2) -> list[tuple[bool, float]]:
+    """Cold passes with the per-shape templates off and on, alternately (a same-minute A/B on a shared machine):
+    (templates on, signals/s) per pass."""
+    rates = []
+    for _ in range(rounds):
+        for enabled in (False, True):
+            diagnose_module.use_templates(enabled)
+            rates.append((enabled, len(signals) / one_pass(signals)))
+    diagnose_module.use_templates(True)
+    return rates
 
 
 def _timed(signals: list[Case]) -> float:
@@ -181,14 +205,16 @@ def _timed(signals: list[Case]) -> float:
 def new_shape_us(signals: list[Case]) -> float:
     """What a text of a shape never seen costs, in us: every text gets a word of its own (a new shape each); a pass
     with only the per-text and per-shape caches cleared, against the same pass with them warm (they hold them all),
-    per text. The per-id and per-scope caches are warm in both."""
+    per text. The per-id and per-scope caches are warm in both; the per-shape templates are off (with them a new
+    shape also costs its template: the rules run twice and the result checked)."""
     fresh = [(replace(s, message=f"{s.message} zq{n}x") if s.message else s, e, now)
              for n, (s, e, now) in enumerate(signals)]
-    one_pass(fresh)
-    for cached in (diagnose_module._read_text, diagnose_module._read_shape, messages.analyze):
-        cached.cache_clear()
-    cold = _timed(fresh)
-    warm = _timed(fresh)
+    with _templates_off():
+        one_pass(fresh)
+        for cached in (diagnose_module._read_text, diagnose_module._read_shape, messages.analyze):
+            cached.cache_clear()
+        cold = _timed(fresh)
+        warm = _timed(fresh)
     return (cold - warm) / sum(1 for s, _, _ in fresh if s.message) * 1e6
 
 
@@ -244,11 +270,23 @@ def stage_us(signals: list[Case], chunk: int = 1000) -> dict[str, float]:
     def forget_texts(part: list) -> None:
         diagnose_module._read_text.cache_clear()
 
+    def without_templates(part: list) -> None:
+        diagnose_module.use_templates(False)
+        try:
+            diagnose_all(part)
+        finally:
+            diagnose_module.use_templates(True)
+
     one_pass(signals)  # every shape seen: what follows reads through shapes already seen
-    return {
+    stages = {
         "mask": best(lambda part: [text_ids.mask(s.message or "") for s in part], texts),
         "read through a known shape": best(read_all, reads, forget_texts),
         "diagnose, known shape": best(diagnose_all, signals, forget_texts),
+    }
+    one_pass(signals)  # the templates (turned off above, which clears them) built again
+    return {
+        **stages,
+        "diagnose, known shape, no templates": best(without_templates, signals, forget_texts),
         "diagnose, per-text hit": best(diagnose_all, signals, diagnose_all),
         "analysis of a new shape": best(lambda part: [messages.analyze_uncut(status, code, text, _SHAPE_DISPLAY)
                                                       for status, code, text in part], masked),
@@ -258,3 +296,6 @@ def stage_us(signals: list[Case], chunk: int = 1000) -> dict[str, float]:
 if __name__ == "__main__":
     for stage, cost in stage_us(uncached_corpus(20_000)).items():
         print(f"{stage:28s} {cost:6.2f} us")
+    for name, signals in (("uncached", uncached_corpus(50_000)), ("cache-friendly", corpus(50_000))):
+        for enabled, rate in templates_ab(signals):
+            print(f"{name:15s} templates {'on ' if enabled else 'off'} {rate:9,.0f} signals/s")

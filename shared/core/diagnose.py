@@ -20,6 +20,7 @@ evidence disagree, the confidence drops and an evidence line says why.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -102,6 +103,13 @@ def diagnose(
     propagation_window: timedelta = DEFAULT_WINDOW,
 ) -> Diagnosis:
     """Diagnose one failure. `now=None` means role ages cannot be judged. Never raises."""
+    if _templates.enabled and type(signal.message) is str:
+        try:
+            found = _from_template(signal, evidence, now, propagation_window)
+        except Exception:  # noqa: BLE001 - anything odd about the signal: the full path decides (and words the error)
+            found = None
+        if found is not None:
+            return found
     try:
         return _diagnose(signal, evidence, now, propagation_window)
     except Exception as exc:  # noqa: BLE001 - one malformed signal must not stop a batch; it becomes `unknown`
@@ -866,6 +874,266 @@ def _finish(
                               None, steps)
     return Diagnosis.fast(cause.id, True, confidence, summary, role.name, role.guid, scope, case.surface,
                           tuple(case.lines), command, steps)
+
+
+# ---- per-shape templates --------------------------------------------------------------------------------------
+# A text naming ids is diagnosed once per shape (its ids masked) and everything else the rules read, with
+# placeholders for the text's ids and the caller; a signal of the same key gets that diagnosis with its own ids
+# filled in instead of the rules run again. The rules only copy ids into what they write (the one comparison,
+# the caller with the principal the text names, is in the key), so a filled template is the diagnosis itself.
+# Each template is checked against the full path of the signal that built it; a key whose template differs, or
+# whose text is read exactly rather than through its shape, is never templated.
+
+# Callers the text does not name, digits only or with letters (no placeholder of text_ids holds an 8 or an e).
+_NEW_CALLERS = ("88888888-8888-8888-8888-888888888888", "eeeeeeee-eeee-eeee-eeee-eeeeeeeeeeee")
+_TEMPLATES_MAX = 4096
+_NOT_TEMPLATED = object()  # a key whose signals take the full path
+
+
+class _Templates:
+    """The templates by key; `cache_clear` is the instance's own (the bench and the tests clear every module-level
+    object that has one, and the class must not look like one)."""
+
+    def __init__(self) -> None:
+        self.enabled = True
+        self.entries: dict[tuple, object] = {}
+        self.cache_clear = self.entries.clear
+
+
+_templates = _Templates()
+
+
+def use_templates(enabled: bool) -> None:
+    """Turn the per-shape templates on or off (off: every signal takes the full path; the tests compare both)."""
+    _templates.enabled = enabled
+    _templates.cache_clear()
+
+
+class _Untemplated(Exception):
+    """Something about the signal or its evidence the key cannot hold: the full path decides."""
+
+
+@lru_cache(maxsize=8192)
+def _mask(message: str) -> tuple[str, text_ids.Ids]:
+    """A text's shape and ids (the same texts come again: a caller retrying, ids that do not change)."""
+    return text_ids.mask(message)
+
+
+def _from_template(signal: FailureSignal, evidence: Evidence | None, now: datetime | None, window: timedelta
+                   ) -> Diagnosis | None:
+    shape, ids = _mask(cast(str, signal.message))
+    if not ids:
+        return None
+    status, code, endpoint, route, operation = (
+        signal.status, signal.code, signal.endpoint, signal.route, signal.operation)
+    auth, resource_id, principal_type, object_id = (
+        signal.auth, signal.resource_id, signal.principal_type, signal.object_id)
+    if not (type(status) is int and type(code) in _STR_OR_NONE and type(endpoint) in _STR_OR_NONE
+            and type(route) in _STR_OR_NONE and type(operation) in _STR_OR_NONE and type(auth) in _STR_OR_NONE
+            and type(resource_id) in _STR_OR_NONE and type(principal_type) in _STR_OR_NONE
+            and (now is None or type(now) is datetime) and type(window) is timedelta):
+        return None
+    placeholders, originals = zip(*ids, strict=True)  # one C call where two comprehensions were
+    values = list(originals)
+    caller: str | None = None
+    if object_id is not None:
+        if not (type(object_id) is str and len(object_id) == 36 and _CANONICAL_GUID.fullmatch(object_id)):
+            return None
+        named = values.count(object_id)
+        if named > 1:
+            return None
+        if named:
+            caller = placeholders[values.index(object_id)]
+        else:
+            caller = _NEW_CALLERS[object_id != object_id.upper()]
+            values.append(object_id)
+    if evidence is not None and (name := evidence.principal_name):
+        folded = name.casefold() if type(name) is str else ""
+        if not folded or any(value.casefold() in folded for value in values):
+            return None  # the text's user may be the caller by name: a comparison the key does not hold
+    key = (status, code, shape, endpoint, route, operation, auth, resource_id, principal_type, caller, placeholders,
+           _evidence_key(evidence), now, window)
+    entries = _templates.entries
+    template = entries.get(key)
+    if template is None:
+        if len(entries) >= _TEMPLATES_MAX:
+            entries.clear()
+        real = _diagnose(signal, evidence, now, window)
+        entries[key] = _build_template(real, signal, evidence, now, window, shape, placeholders, caller, values)
+        return real
+    if template is _NOT_TEMPLATED:
+        return None
+    made = cast(_Template, template)
+    if made.fold_check and len({value.lower() for value in values[:len(ids)]}) != made.fold_check:
+        return None  # two ids alike but for their case: a comparison of folded ids the template cannot tell
+    return made.fill(values)
+
+
+# Evidence and resources are keyed by a serial number given to what the rules read from them: the same object
+# again is found by its id (each held here, so no other object takes its id), an equal one by what it holds.
+_serials = itertools.count(1)
+_evidence_seen: dict[int, tuple[Evidence, int]] = {}
+_evidence_serials: dict[tuple, int] = {}
+_resources_seen: dict[int, tuple[ResourceEvidence, int]] = {}
+_resource_serials: dict[ResourceEvidence, int] = {}
+
+
+def _evidence_key(evidence: Evidence | None) -> int:
+    """What the rules read from the evidence (not whose assignments they are: the caller is in the key)."""
+    if evidence is None:
+        return 0
+    seen = _evidence_seen.get(id(evidence))
+    if seen is not None and seen[0] is evidence:
+        return seen[1]
+    if type(evidence) is not Evidence or evidence.role_definitions:
+        raise _Untemplated
+    assignments = evidence.assignments
+    rows: tuple | None = None
+    if assignments is not None:
+        if type(assignments) is not tuple:
+            raise _Untemplated
+        found = []
+        for a in assignments:
+            created = a.created_on if type(a) is RoleAssignmentEvidence else a
+            if not (type(a) is RoleAssignmentEvidence and type(a.role_definition_id) in _STR_OR_NONE
+                    and type(a.scope) in _STR_OR_NONE and type(a.principal_type) in _STR_OR_NONE
+                    and type(a.via_group) is bool and (created is None or type(created) is datetime)):
+                raise _Untemplated
+            # The offset too: equal instants in other zones are written differently.
+            found.append((a.role_definition_id, a.scope, a.principal_type, a.via_group, created,
+                          created.utcoffset() if created is not None else None))
+        rows = tuple(found)
+    principal_type, principal_name, failed = evidence.principal_type, evidence.principal_name, evidence.failed
+    if type(principal_type) not in _STR_OR_NONE or type(principal_name) not in _STR_OR_NONE or (
+            type(failed) is not tuple):
+        raise _Untemplated
+    digest = (rows, _resource_key(evidence.resource), principal_type, principal_name, failed)
+    serial = _evidence_serials.get(digest)
+    if serial is None:
+        if len(_evidence_serials) >= _TEMPLATES_MAX:
+            _evidence_serials.clear()  # equal evidence seen later gets a new serial: new keys, never a wrong one
+        serial = _evidence_serials[digest] = next(_serials)
+    if len(_evidence_seen) >= _TEMPLATES_MAX:
+        _evidence_seen.clear()
+    _evidence_seen[id(evidence)] = (evidence, serial)
+    return serial
+
+
+_RESOURCE_TEXTS = ("resource_id", "kind", "endpoint", "custom_subdomain", "public_network_access",
+                   "network_default_action", "tenant_id", "identity_type", "identity_principal_id")
+_RESOURCE_LISTS = ("ip_rules", "virtual_network_rules", "projects")
+
+
+def _resource_key(resource: ResourceEvidence | None) -> int:
+    """The resource's serial, once its fields are known to be plain (equal only where the rules read alike)."""
+    if resource is None:
+        return 0
+    seen = _resources_seen.get(id(resource))
+    if seen is not None and seen[0] is resource:
+        return seen[1]
+    if type(resource) is not ResourceEvidence or not (
+            all(type(getattr(resource, name)) in _STR_OR_NONE for name in _RESOURCE_TEXTS)
+            and all(type(items := getattr(resource, name)) is tuple and all(type(item) is str for item in items)
+                    for name in _RESOURCE_LISTS)
+            and type(resource.disable_local_auth) in (bool, type(None)) and type(resource.private_endpoints) is int):
+        raise _Untemplated
+    serial = _resource_serials.get(resource)
+    if serial is None:
+        if len(_resource_serials) >= _TEMPLATES_MAX:
+            _resource_serials.clear()
+        serial = _resource_serials[resource] = next(_serials)
+    if len(_resources_seen) >= _TEMPLATES_MAX:
+        _resources_seen.clear()
+    _resources_seen[id(resource)] = (resource, serial)
+    return serial
+
+
+_Pieces = tuple  # literal text and variable indexes, alternating: ("at ", 0, " and ", 1, "")
+
+
+class _Template:
+    """A diagnosis with placeholders, and where they are: each text with placeholders cut into pieces."""
+
+    __slots__ = ("made", "summary", "scope", "command", "lines", "steps", "fold_check")
+
+    def __init__(self, made: Diagnosis, cut: Callable[[str], _Pieces | None], fold_check: int):
+        self.made = made
+        self.summary = cut(made.summary)
+        self.scope = cut(made.scope) if made.scope is not None else None
+        self.command = cut(made.fix_command) if made.fix_command is not None else None
+        lines = tuple([cut(line) or line for line in made.evidence])
+        self.lines = lines if any(type(line) is tuple for line in lines) else None
+        steps = tuple([(cut(step.text), cut(step.doc_url) if step.doc_url is not None else None)
+                       for step in made.fix_steps])
+        self.steps = steps if any(text is not None or doc is not None for text, doc in steps) else None
+        self.fold_check = fold_check
+
+    def fill(self, values: list[str]) -> Diagnosis:
+        made = self.made
+        lines = made.evidence if self.lines is None else tuple(
+            [_put(line, values) if type(line) is tuple else cast(str, line) for line in self.lines])
+        steps = made.fix_steps
+        if self.steps is not None:
+            steps = tuple([step if text is None and doc is None else FixStep(
+                step.text if text is None else _put(text, values), step.doc_url if doc is None else _put(doc, values))
+                for step, (text, doc) in zip(steps, self.steps, strict=True)])
+        return Diagnosis.fast(
+            made.cause, made.role_fixable, made.confidence,
+            made.summary if self.summary is None else _put(self.summary, values), made.role_name, made.role_id,
+            made.scope if self.scope is None else _put(self.scope, values), made.surface, lines,
+            made.fix_command if self.command is None else _put(self.command, values), steps)
+
+
+def _put(pieces: _Pieces, values: list[str]) -> str:
+    parts = list(pieces)
+    for n in range(1, len(parts), 2):
+        parts[n] = values[parts[n]]
+    return "".join(parts)
+
+
+def _build_template(real: Diagnosis, signal: FailureSignal, evidence: Evidence | None, now: datetime | None,
+                    window: timedelta, shape: str, placeholders: tuple[str, ...], caller: str | None,
+                    values: list[str]) -> object:
+    """The key's template, or _NOT_TEMPLATED: when the text is read exactly (an id reaches what decides), when the
+    shape does not mask to itself, when a placeholder lands where the template does not fill, or when the template
+    filled with this signal's ids is not what the full path gave."""
+    status, code, endpoint, route, operation = (
+        signal.status, signal.code, signal.endpoint, signal.route, signal.operation)
+    if _read_shape(status, code, shape, endpoint, route, operation, placeholders) is None:
+        return _NOT_TEMPLATED
+    again, again_ids = text_ids.mask(shape)
+    variables = placeholders + ((caller,) if caller in _NEW_CALLERS else ())
+    if again != shape or tuple([p for p, _ in again_ids]) != placeholders or (caller in _NEW_CALLERS
+                                                                              and caller in shape):
+        return _NOT_TEMPLATED
+    masked = FailureSignal(status, code, shape, caller, signal.auth, endpoint, route, operation, signal.resource_id,
+                           signal.principal_type)
+    try:
+        made = _diagnose(masked, evidence, now, window)
+    except Exception:  # noqa: BLE001 - the full path words the error
+        return _NOT_TEMPLATED
+    def cut(text: str) -> _Pieces | None:
+        """The text cut at each placeholder (none is a piece of another), None when it holds none."""
+        pieces: list[str | int] = []
+        done = 0
+        while True:
+            at, which = min(((found, n) for n, variable in enumerate(variables)
+                             if (found := text.find(variable, done)) >= 0), default=(-1, -1))
+            if at < 0:
+                break
+            pieces += [text[done:at], which]
+            done = at + len(variables[which])
+        return tuple(pieces + [text[done:]]) if pieces else None
+
+    for constant in (made.cause, made.confidence, made.role_name, made.role_id, made.surface):
+        if constant is not None and cut(constant) is not None:
+            return _NOT_TEMPLATED
+    folded = {p.lower() for p in placeholders}
+    template = _Template(made, cut, len(folded) if len(folded) != len(placeholders) or any(
+        p != p.lower() for p in placeholders) else 0)
+    if template.fill(values) != real:
+        return _NOT_TEMPLATED
+    return template
 
 
 # ---- helpers ------------------------------------------------------------------------------------------------
