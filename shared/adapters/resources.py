@@ -106,8 +106,7 @@ class ArmJson:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
-        head, *rest = name.split("_")
-        value = self._data.get(head + "".join(part[:1].upper() + part[1:] for part in rest))
+        value = self._data.get(json_key(name))
         if value is None:
             return None
         if name in self._BOOLS:
@@ -118,6 +117,13 @@ class ArmJson:
 
     def __repr__(self) -> str:
         return f"ArmJson({self._data!r})"
+
+
+def json_key(attribute: str) -> str:
+    """The camelCase JSON key of a generated model's snake_case attribute (`disable_local_auth` ->
+    `disableLocalAuth`), as the SDK's attribute maps name them."""
+    head, *rest = attribute.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
 def _read(value: Any) -> Any:

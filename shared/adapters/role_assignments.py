@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urljoin, urlparse
 
 from shared.adapters.clients import subscription_of
-from shared.adapters.resources import ArmJson
+from shared.adapters.resources import ArmJson, json_key
 from shared.core import roles
 from shared.core.allowlist import normalize_object_id
 from shared.core.model import RoleAssignmentEvidence, RoleDefinitionEvidence
@@ -154,8 +154,7 @@ class ArmRecord:
             value = self._data.get(name)
         else:
             props = self._data.get("properties")
-            head, *rest = name.split("_")
-            key = "type" if name == "role_type" else head + "".join(p[:1].upper() + p[1:] for p in rest)
+            key = "type" if name == "role_type" else json_key(name)
             value = props.get(key) if isinstance(props, Mapping) else None
         if value is None:
             return None
