@@ -18,7 +18,7 @@ from shared.core.ports import ReviewReader, TicketSink
 from shared.core.records import ConflictError
 from shared.core.review_schedule import ReviewSlot, finished, plan_tick
 from shared.engine.review_tickets import ticket_reviews
-from shared.engine.reviews import DEFAULT_DAYS, review_access, review_readiness
+from shared.engine.reviews import DEFAULT_DAYS, review_both
 
 log = logging.getLogger("triage")
 
@@ -36,18 +36,17 @@ def run_scheduled_reviews(store: Any, reader: ReviewReader, sinks: Sequence[Tick
         return {"ran": False, "reason": tick.reason}
     assert tick.claim is not None and tick.slot is not None
     try:
-        store.put_value(REVIEW_RUN_KEY, tick.claim, etag)
+        claimed = store.put_value(REVIEW_RUN_KEY, tick.claim, etag)
     except ConflictError:
         return {"ran": False, "reason": "another instance took this slot first"}
     try:
-        readiness, listing = review_readiness(reader, now=now, days=days, names=names)
-        access, access_listing = review_access(reader, now=now, days=days, names=names)
+        readiness, access, listing = review_both(reader, now=now, days=days, names=names)
         tickets = ticket_reviews(sinks, at=now, mode=mode, readiness=readiness, access=access)
     except Exception:
-        _give_back(store, record)
+        _give_back(store, record, claimed)
         raise
-    _record_done(store, tick, now)
-    problems = sorted({p for p in (listing, access_listing) if p})
+    _record_done(store, tick, now, claimed)
+    problems = [listing] if listing else []
     return {"ran": True, "reason": tick.reason, "slot": tick.slot.isoformat(),
             "readiness": {r.account_id: r.verdict for r in readiness},
             "access": {a.account_id: len(a.findings) for a in access},
@@ -56,23 +55,21 @@ def run_scheduled_reviews(store: Any, reader: ReviewReader, sinks: Sequence[Tick
             "tickets": tickets, "problems": problems}
 
 
-def _record_done(store: Any, tick: Any, now: datetime) -> None:
+def _record_done(store: Any, tick: Any, now: datetime, claimed: str) -> None:
     """Mark the slot done at the claim's etag; a failure to do so only means a later tick may review again once
     the lease expires (the tickets dedupe by their fingerprint)."""
     try:
-        _, etag = store.get_value(REVIEW_RUN_KEY)
-        store.put_value(REVIEW_RUN_KEY, finished(tick, now), etag)
+        store.put_value(REVIEW_RUN_KEY, finished(tick, now), claimed)
     except Exception as exc:  # noqa: BLE001 - the reviews ran; see docstring
         log.warning("scheduled review ran but its record was not marked done (%s): it may run again after the "
                     "lease", type(exc).__name__)
 
 
-def _give_back(store: Any, before: Mapping[str, Any] | None) -> None:
+def _give_back(store: Any, before: Mapping[str, Any] | None, claimed: str) -> None:
     """Best effort: the slot's claim is released to what it was, so the next tick runs it (else the lease does)."""
     try:
-        _, etag = store.get_value(REVIEW_RUN_KEY)
         store.put_value(REVIEW_RUN_KEY, dict(before) if before else {"slot": "", "state": "released", "until": None},
-                        etag)
+                        claimed)
     except Exception as exc:  # noqa: BLE001 - the run's own failure is the one raised
         log.warning("scheduled review failed and its slot was not released (%s): it runs again after the lease",
                     type(exc).__name__)

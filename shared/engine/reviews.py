@@ -120,3 +120,13 @@ def review_access(reader: ReviewReader, *, now: datetime, account: str | None = 
     if upgrade_only:
         found = [f for f in found if (f.kind or "").lower() == "openai"]
     return [access_review(f, days=days, pre_upgrade=pre_upgrade or upgrade_only) for f in found], reviewed.problem
+
+
+def review_both(reader: ReviewReader, *, now: datetime, days: int = DEFAULT_DAYS,
+                names: Mapping[str, str] | None = None) -> tuple[list[Readiness], list[AccessReview], str]:
+    """Both reviews of every account from one read of their facts (the scheduled run): (readiness, access, why the
+    accounts could not be listed)."""
+    reviewed = accounts_to_review(reader, None)
+    found = gather(reader, reviewed.accounts, days=days, now=now, names=names)
+    return ([readiness(f, days=days, now=now) for f in found], [access_review(f, days=days) for f in found],
+            reviewed.problem)

@@ -34,7 +34,11 @@ def test_a_slot_is_reviewed_once_then_again_at_the_next_slot(az, tmp_path):
     store, sink = SqliteStore(str(tmp_path / "state.db")), RecordingSink("log")
     now = az.clock.now() + timedelta(seconds=1)
     slot = _daily_slot_before(now)
+    logs_before, accounts_before = az.calls.count(service="logs"), az.calls.count(route="accounts.get")
     first = run_scheduled_reviews(store, reader_for(az), [sink], slot=slot, now=now, mode="recommend")
+    # both reviews come from one read of the facts: one log query, one GET per account
+    assert az.calls.count(service="logs") - logs_before == 1
+    assert az.calls.count(route="accounts.get") - accounts_before == 3
     assert first["ran"] and first["slot"] == latest_slot(slot, now).isoformat()
     names = {a.rsplit("/", 1)[-1]: v for a, v in first["readiness"].items()}
     assert names == {"aoai-prod": "not_ready", "foundry-hub": "already_disabled", "aoai-quiet": "not_ready"}
@@ -90,7 +94,7 @@ def test_a_run_that_fails_gives_its_slot_back_and_the_next_tick_runs_it(az, tmp_
     def broken(*args, **kwargs):
         raise RuntimeError("the review broke")
 
-    monkeypatch.setattr(review_schedule, "review_access", broken)
+    monkeypatch.setattr(review_schedule, "review_both", broken)
     with pytest.raises(RuntimeError):
         run_scheduled_reviews(store, reader_for(az), [sink], slot=slot, now=now, mode="recommend")
     monkeypatch.undo()
