@@ -52,6 +52,23 @@ class TicketContent:
     approve_hint: str | None = None  # how to approve (recommend mode)
     escalated: bool = False
     doc_links: tuple[str, ...] = field(default_factory=tuple)
+    # What chat messages (Teams, Slack) offer as actions and links; trackers may show them too. None: not known or
+    # not applicable (no approval pending, nothing this service created to roll back, no workspace resource id).
+    approve_url: str | None = None  # the approve link a signed-in person opens (App Service authentication)
+    approve_command: str | None = None  # the full `az rest` command that approves, for people without the link
+    suppress_url: str | None = None  # the link that suppresses this incident's target for 24 h
+    suppress_command: str | None = None
+    rollback_command: str | None = None  # undoes the role assignment this service created
+    logs_url: str | None = None  # Log Analytics in the portal, with the KQL of the failing requests
+    # Each sink's reference to its existing ticket or message (sink name, ref): for sinks that cannot look one up
+    # (chat), so they update or thread their own message instead of posting a second one.
+    refs: tuple[tuple[str, str], ...] = ()
+    # The value of the account's owner tag (TRIAGE_ROUTING_TAG) when routing by owner is configured.
+    owner: str | None = None
+
+    def ref_for(self, sink: str) -> str | None:
+        """This sink's existing reference, if it has one."""
+        return next((ref for name, ref in self.refs if name == sink), None)
 
     @property
     def title(self) -> str:
