@@ -156,12 +156,9 @@ def origin_of(url: str) -> str | None:
     return f"{parts.scheme.lower()}://{netloc}"
 
 
-def own_origin(base_url: str, host_header: str | None) -> str | None:
-    """The app's own origin: TRIAGE_PUBLIC_BASE_URL's (or the platform host's), else https:// + the Host header."""
-    if base_url:
-        return origin_of(base_url)
-    host = (host_header or "").strip()
-    return origin_of(f"https://{host}") if host else None
+def own_origin(base_url: str, request_url: str) -> str | None:
+    """The app's own origin: TRIAGE_PUBLIC_BASE_URL's (or the platform host's), else the request URL's."""
+    return origin_of(base_url) if base_url else origin_of(request_url)
 
 
 def origin_problem(headers: Mapping[str, str], expected: str | None) -> str | None:

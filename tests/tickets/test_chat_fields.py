@@ -11,12 +11,14 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from urllib.parse import unquote
 
+import pytest
 from hypothesis import given
 
 from shared.core.approval import terms_for
 from shared.core.incidents import RECOMMENDED, RESOLVED, Incident
 from shared.core.kql_text import literal
 from shared.core.resource_ids import enclosing_account
+from shared.settings import SettingsError, load_settings
 from shared.tickets.content import ticket_content
 from tests.tickets.test_content import ACCOUNT, OID, _incident
 from tests.tickets.test_markup import FAST, HOSTILE
@@ -179,3 +181,13 @@ def test_a_hostile_account_name_stays_one_kql_literal(name):
     assert value == account.key
     assert query[end] == "\n"  # nothing after the literal on its line: the value never became query text
     assert query.splitlines()[-1] == "| order by TimeGenerated desc"
+
+
+def test_the_workspace_resource_id_setting_is_checked():
+    base = {"TRIAGE_MODE": "recommend"}
+    assert load_settings({**base, "TRIAGE_LOG_ANALYTICS_WORKSPACE_RESOURCE_ID": WORKSPACE + "/"}) \
+        .log_analytics_workspace_resource_id == WORKSPACE
+    assert load_settings(base).log_analytics_workspace_resource_id == ""
+    for bad in ("contoso-logs", "00000000-0000-0000-0000-000000000002", ACCOUNT, WORKSPACE + "/tables/x"):
+        with pytest.raises(SettingsError, match="TRIAGE_LOG_ANALYTICS_WORKSPACE_RESOURCE_ID"):
+            load_settings({**base, "TRIAGE_LOG_ANALYTICS_WORKSPACE_RESOURCE_ID": bad})
