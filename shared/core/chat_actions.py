@@ -119,6 +119,22 @@ PRINCIPAL_ID_HEADER = "x-ms-client-principal-id"
 PRINCIPAL_NAME_HEADER = "x-ms-client-principal-name"
 
 
+def auth_enabled_by_platform(auth_enabled: str | None) -> bool:
+    """WEBSITE_AUTH_ENABLED as App Service sets it ("True") on an app whose authentication is enabled."""
+    return (auth_enabled or "").strip().lower() == "true"
+
+
+def sign_in_url(request_url: str) -> str:
+    """App Service authentication's sign-in endpoint for Microsoft Entra, back to this page afterwards (a relative
+    path: the platform accepts no other host there without configuration)."""
+    try:
+        parts = urlsplit(request_url)
+    except ValueError:
+        return "/.auth/login/aad"
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    return "/.auth/login/aad?post_login_redirect_uri=" + quote(path or "/", safe="")
+
+
 def easy_auth_problem(auth_enabled: str | None, headers: Mapping[str, str]) -> str | None:
     """Why a link route must refuse; None when App Service authentication is on and signed the person in.
 
@@ -126,7 +142,7 @@ def easy_auth_problem(auth_enabled: str | None, headers: Mapping[str, str]) -> s
     end strip any X-MS-CLIENT-PRINCIPAL* header a client sent and inject its own for a signed-in caller
     (learn.microsoft.com/azure/app-service/configure-authentication-user-identities). Without it anyone could send
     the headers, so the links refuse. `headers`: lower-case names."""
-    if (auth_enabled or "").strip().lower() != "true":
+    if not auth_enabled_by_platform(auth_enabled):
         return ("App Service authentication is not enabled on this app (WEBSITE_AUTH_ENABLED is not True): these "
                 "links act only for a person it signed in. Enable it, or use the function-key routes "
                 "(POST /api/incidents/{id}/approve or /suppress).")
@@ -190,6 +206,7 @@ class ActionPage:
     hidden: tuple[tuple[str, str], ...] = ()  # form fields the POST is bound to
     inputs: tuple[tuple[str, str, str], ...] = ()  # (name, label, default) text fields
     button: str | None = None
+    link: tuple[str, str] | None = None  # (label, a path on this app), e.g. the sign-in endpoint
 
 
 def render_page(page: ActionPage) -> str:
@@ -201,6 +218,8 @@ def render_page(page: ActionPage) -> str:
         parts.append(f"<table>{rows}</table>")
     if page.note:
         parts.append(f"<p>{e(page.note)}</p>")
+    if page.link and page.link[1].startswith("/") and not page.link[1].startswith("//"):  # this app's paths only
+        parts.append(f'<p><a href="{e(page.link[1])}">{e(page.link[0])}</a></p>')
     if page.button:
         fields = "".join(f'<input type="hidden" name="{e(name)}" value="{e(value)}">' for name, value in page.hidden)
         fields += "".join(f'<p><label>{e(label)} <input type="text" name="{e(name)}" value="{e(default)}" required '

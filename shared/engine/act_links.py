@@ -51,7 +51,10 @@ def act_link(rt: Runtime, incident_id: str, action: str, *, method: str, headers
     """One link route. `headers`: lower-case names; `auth_enabled`: the platform's WEBSITE_AUTH_ENABLED."""
     refused = ca.easy_auth_problem(auth_enabled, headers)
     if refused:
-        return _page(403, "Not available without App Service authentication", refused)
+        # Authentication on but nobody signed in (it lets unauthenticated requests through): offer the sign-in.
+        link = ("Sign in", ca.sign_in_url(request_url)) if ca.auth_enabled_by_platform(auth_enabled) else None
+        return 403, render_page(ActionPage("Not available without App Service authentication", note=refused,
+                                           link=link))
     if action not in ca.LINK_ACTIONS:
         return _page(404, "No such action")
     incident = rt.store.get_incident(incident_id)

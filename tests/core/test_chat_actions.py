@@ -92,10 +92,17 @@ ALLOWED = {"html", "head", "meta", "title", "style", "body", "h1", "table", "tr"
 @given(HOSTILE, HOSTILE)
 def test_a_page_with_hostile_values_has_only_our_tags_and_attributes(value, default):
     page = ActionPage(value, facts=((value, value),), note=value, hidden=(("target", value),),
-                      inputs=(("reason", value, default),), button="Go " + value)
+                      inputs=(("reason", value, default),), button="Go " + value, link=(value, "/" + value))
     parsed = _Structure()
     parsed.feed(render_page(page))
-    assert set(parsed.tags) <= ALLOWED and parsed.tags.count("form") == 1 and parsed.tags.count("input") == 2
+    assert set(parsed.tags) <= ALLOWED | {"a"} and parsed.tags.count("a") <= 1
+    assert parsed.tags.count("form") == 1 and parsed.tags.count("input") == 2
     assert {name for name, _ in parsed.attrs} <= {"lang", "charset", "method", "type", "name", "value", "required",
-                                                  "maxlength", "size"}
+                                                  "maxlength", "size", "href"}
     assert ("value", value) in parsed.attrs and ("value", default) in parsed.attrs  # each value stayed one value
+
+
+def test_a_page_links_only_to_this_apps_own_paths():
+    for href in ("https://evil.example/", "//evil.example/", "javascript:alert(1)"):
+        assert "<a " not in render_page(ActionPage("t", link=("x", href)))
+    assert '<a href="/.auth/login/aad">' in render_page(ActionPage("t", link=("Sign in", "/.auth/login/aad")))

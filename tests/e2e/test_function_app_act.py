@@ -81,7 +81,7 @@ def test_without_app_service_authentication_the_links_refuse_even_forged_princip
         for method in ("GET", "POST"):
             status, text, _ = page(action, incident.id, method, form={"fingerprint": "x", "reason": "r"},
                                    headers=posted())
-            assert status == 403 and "WEBSITE_AUTH_ENABLED" in text
+            assert status == 403 and "WEBSITE_AUTH_ENABLED" in text and "/.auth/login" not in text
         assert state(world) == before
 
 
@@ -90,6 +90,8 @@ def test_with_authentication_on_but_nobody_signed_in_the_links_refuse(tmp_path, 
         incident = recommended(world)
         status, text, _ = page("approve", incident.id)
         assert status == 403 and "X-MS-CLIENT-PRINCIPAL-ID" in text
+        sign_in = f'href="/.auth/login/aad?post_login_redirect_uri=%2Fapi%2Fact%2F{incident.id}%2Fapprove"'
+        assert sign_in in text  # the platform's sign-in, back to this page
 
 
 # ---- approve -----------------------------------------------------------------------------------------------------
