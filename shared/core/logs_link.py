@@ -32,7 +32,7 @@ def failing_requests_query(*, principal_id: str | None, resource_id: str, since:
     (both inclusive: an incident's first_seen and last_seen), newest first. None when the resource is not a
     Cognitive Services account or the caller is not an Entra object id: no query would find its rows."""
     account = enclosing_account(resource_id) if isinstance(resource_id, str) else None
-    if account is None:
+    if account is None or since.tzinfo is None or until.tzinfo is None:  # KQL datetimes are UTC instants
         return None
     if principal_id is None:
         caller = "| where isempty(ObjectId)"

@@ -157,6 +157,7 @@ def test_no_logs_link_without_the_workspace_or_for_a_resource_that_is_no_account
     assert content(_incident(), workspace="").logs_url is None
     assert content(_incident(resource_id="/subscriptions/x/resourceGroups/rg")).logs_url is None
     assert content(_incident(principal_id="not-a-guid")).logs_url is None
+    assert content(_incident(first_seen=datetime(2026, 3, 1, 10, 0))).logs_url is None  # naive: no instant
 
 
 def test_the_same_incident_gives_the_same_link():
