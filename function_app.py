@@ -152,6 +152,69 @@ def revoke(req: func.HttpRequest) -> func.HttpResponse:
     return _incident_action(req, "revoke")
 
 
+@app.function_name(name="suppress")
+@app.route(route="incidents/{incident_id}/suppress", methods=["POST"])
+def suppress(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.engine.act_links import suppress_request
+
+    headers = {k.lower(): v for k, v in req.headers.items()}
+    return _serve("suppress", lambda rt: suppress_request(rt, req.route_params.get("incident_id", ""), headers,
+                                                          req.get_body()))
+
+
+def _act_link(req: func.HttpRequest, action: str) -> func.HttpResponse:
+    """A link route opened from a chat message: anonymous to the Functions host (a chat link never carries a
+    function key), refused unless App Service authentication signed the person in; a GET never acts
+    (shared/engine/act_links.py). Answers are small HTML pages."""
+    import os
+
+    from shared.bootstrap import get_runtime
+    from shared.core.chat_actions import PAGE_HEADERS, ActionPage, render_page
+    from shared.engine.act_links import act_link
+    from shared.settings import SettingsError
+
+    headers = {k.lower(): v for k, v in req.headers.items()}
+    name = f"act_{action}" if req.method.upper() == "POST" else f"act_{action}_page"
+    try:
+        rt = get_runtime()
+        with rt.telemetry.span(name):
+            status, page = act_link(rt, req.route_params.get("incident_id", ""), action, method=req.method,
+                                    headers=headers, body=req.get_body(), request_url=req.url,
+                                    auth_enabled=os.environ.get("WEBSITE_AUTH_ENABLED"))
+    except SettingsError:
+        status, page = 500, render_page(ActionPage("The service's settings are invalid", note="See /api/health."))
+    except Exception as exc:  # noqa: BLE001 - the person gets a page; details go to the log
+        log.exception("request failed", extra={"route": name, "error": type(exc).__name__})
+        status, page = 500, render_page(ActionPage("Internal error", note="See the function log."))
+    return func.HttpResponse(page, status_code=status, headers=dict(PAGE_HEADERS), mimetype="text/html",
+                             charset="utf-8")
+
+
+# One function per method: a GET shows the page, a POST acts (and each has its own name in the OpenAPI document).
+@app.function_name(name="act_approve_page")
+@app.route(route="act/{incident_id}/approve", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def act_approve_page(req: func.HttpRequest) -> func.HttpResponse:
+    return _act_link(req, "approve")
+
+
+@app.function_name(name="act_approve")
+@app.route(route="act/{incident_id}/approve", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def act_approve(req: func.HttpRequest) -> func.HttpResponse:
+    return _act_link(req, "approve")
+
+
+@app.function_name(name="act_suppress_page")
+@app.route(route="act/{incident_id}/suppress", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def act_suppress_page(req: func.HttpRequest) -> func.HttpResponse:
+    return _act_link(req, "suppress")
+
+
+@app.function_name(name="act_suppress")
+@app.route(route="act/{incident_id}/suppress", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def act_suppress(req: func.HttpRequest) -> func.HttpResponse:
+    return _act_link(req, "suppress")
+
+
 @app.function_name(name="health")
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health(req: func.HttpRequest) -> func.HttpResponse:

@@ -122,6 +122,20 @@ def _optional_https_url(raw: str) -> str:
     return _https_url(raw) if raw.strip() else ""
 
 
+_WORKSPACE_RESOURCE_ID = re.compile(
+    r"/subscriptions/[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}/resourceGroups/[-\w.()]{1,90}"
+    r"/providers/Microsoft\.OperationalInsights/workspaces/[A-Za-z0-9][A-Za-z0-9-]{2,61}[A-Za-z0-9]", re.IGNORECASE)
+
+
+def _workspace_resource_id(raw: str) -> str:
+    """A Log Analytics workspace's ARM resource id, or "" (unset)."""
+    value = raw.strip().rstrip("/")
+    if value and not _WORKSPACE_RESOURCE_ID.fullmatch(value):
+        raise ValueError("expected a workspace resource id: /subscriptions/<subscription id>/resourceGroups/<group>"
+                         "/providers/Microsoft.OperationalInsights/workspaces/<name>, or empty")
+    return value
+
+
 def _guid_or_empty(raw: str) -> str:
     value = raw.strip()
     if value and not _GUID.match(value):
@@ -388,6 +402,12 @@ SPECS: tuple[Spec, ...] = (
          "messages. Unset: on Azure the platform's default host name (`https://` + WEBSITE_HOSTNAME); set it when "
          "people come through a custom domain or a front door (Front Door, Application Gateway, API Management). "
          "Unset and not on Azure: tickets show the relative path."),
+    Spec("TRIAGE_LOG_ANALYTICS_WORKSPACE_RESOURCE_ID", "log_analytics_workspace_resource_id", _workspace_resource_id,
+         "", "",
+         "The ARM resource id of the Log Analytics workspace the accounts' diagnostic settings send to "
+         "(`/subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.OperationalInsights/workspaces/<name>`), "
+         "for the \"Open in Log Analytics\" link of tickets and chat messages: the portal opens that workspace with "
+         "the KQL of the incident's failing requests. Unset: no link. Links only: nothing is read with it."),
     # --- people's decisions on tickets ---
     Spec("TRIAGE_DECLINED_CLOSE_CODES", "declined_close_codes", _csv,
          "Duplicate,No resolution provided,Not Solved (Not Reproducible),Not Solved (Too Costly)",
@@ -493,6 +513,7 @@ class Settings:
     declined_reasons: tuple[str, ...] = (
         "Cut", "Deferred", "Duplicate", "Obsolete", "Abandoned", "As Designed", "Removed from the backlog")
     actor: str = ""
+    log_analytics_workspace_resource_id: str = ""  # TRIAGE_LOG_ANALYTICS_WORKSPACE_RESOURCE_ID (links only)
 
     @property
     def table_endpoint(self) -> str:

@@ -14,9 +14,10 @@ route is the row's `apiName`.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from shared.core.allowlist import normalize_object_id
+from shared.core.kql_text import datetime_literal, literal
 from shared.core.resource_ids import account_key
 
 # Hosts of the inference endpoints the client-side query watches.
@@ -24,22 +25,6 @@ INFERENCE_HOST_SUFFIXES = (".openai.azure.com", ".services.ai.azure.com", ".cogn
 
 FAILURE_STATUSES = ("400", "401", "403")  # 400 only when it is a tenant mismatch (filtered below)
 CLIENT_FAILURE_STATUSES = ("401", "403")
-
-
-def literal(value: str) -> str:
-    """A KQL double-quoted string literal."""
-    escaped = (
-        value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
-    )
-    return f'"{escaped}"'
-
-
-def datetime_literal(value: datetime) -> str:
-    """`datetime(...)` in UTC with microseconds, so the text is the same for the same instant."""
-    if value.tzinfo is None:
-        raise ValueError("KQL datetimes must be timezone-aware")
-    utc = value.astimezone(UTC)
-    return f"datetime({utc.strftime('%Y-%m-%dT%H:%M:%S.%f')}Z)"
 
 
 def _literal_list(values: Iterable[str]) -> str:

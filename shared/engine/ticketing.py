@@ -235,7 +235,8 @@ def send(rt: Runtime, run: RunState, incident: Incident, update: TicketUpdate, *
         incident, mode=rt.settings.mode, action=update.action,
         approve_hint=approve_hint(incident, base_url=rt.settings.public_base_url)
         if incident.status == IncidentStatus.RECOMMENDED and not update.resolve else None,
-        escalated=update.escalated,
+        escalated=update.escalated, base_url=rt.settings.public_base_url,
+        workspace_resource_id=rt.settings.log_analytics_workspace_resource_id,
     )
     queued = set(incident.ticket_queued)
     calls: list[tuple[TicketSink, Callable[[TicketSink], TicketRef | None], bool]] = []

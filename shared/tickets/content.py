@@ -4,9 +4,12 @@ comments, the approve hint."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
+from shared.core import chat_actions
 from shared.core.causes import CAUSES
 from shared.core.incidents import Incident
+from shared.core.logs_link import incident_logs_link
 from shared.core.model import Diagnosis
 from shared.core.policy import Decision
 from shared.core.status import DecisionAction, IncidentStatus, Mode
@@ -31,8 +34,15 @@ def ticket_content(
     action: str,
     approve_hint: str | None = None,
     escalated: bool = False,
+    base_url: str = "",
+    workspace_resource_id: str = "",
 ) -> TicketContent:
-    """Everything a ticket says about `incident`. Values from logs stay raw here; each sink escapes them."""
+    """Everything a ticket says about `incident`. Values from logs stay raw here; each sink escapes them.
+
+    `base_url` (Settings.public_base_url) makes the approve and suppress links (none without it: a relative link is
+    useless in chat) and names the host in the commands; `workspace_resource_id` (TRIAGE_LOG_ANALYTICS_WORKSPACE_
+    RESOURCE_ID) makes the Log Analytics link. The approve link and command come with `approve_hint`, i.e. only
+    while the incident awaits approval."""
     diagnosis = incident.diagnosis
     cause_id = (diagnosis.cause if diagnosis else None) or incident.cause
     cause = CAUSES.get(cause_id) or CAUSES["unknown"]
@@ -59,7 +69,30 @@ def ticket_content(
         approve_hint=approve_hint,
         escalated=escalated,
         doc_links=tuple(dict.fromkeys(url for _, url in steps if url)),
+        **chat_fields(incident, awaiting_approval=approve_hint is not None, base_url=base_url,
+                      workspace_resource_id=workspace_resource_id),
     )
+
+
+def chat_fields(incident: Incident, *, awaiting_approval: bool, base_url: str = "",
+                workspace_resource_id: str = "") -> dict[str, Any]:
+    """The TicketContent fields chat messages offer as actions and links (core/chat_actions.py), and each sink's
+    reference to its own ticket or message."""
+    terms = incident.approval_terms
+    target = chat_actions.suppress_target(incident.principal_id, incident.resource_id) if incident.is_open else None
+    return {
+        "approve_url": chat_actions.act_url(base_url, incident.id, "approve") if awaiting_approval else None,
+        "approve_command": chat_actions.approve_command(base_url, incident.id, terms.fingerprint if terms else None)
+        if awaiting_approval else None,
+        "suppress_url": chat_actions.act_url(base_url, incident.id, "suppress") if target else None,
+        "suppress_command": chat_actions.suppress_command(base_url, incident.id, target.target) if target else None,
+        "rollback_command": chat_actions.rollback_command(base_url, incident.id, incident.assignment_id)
+        if incident.assignment_id else None,
+        "logs_url": incident_logs_link(workspace_resource_id, principal_id=incident.principal_id,
+                                       resource_id=incident.resource_id, since=incident.first_seen,
+                                       until=incident.last_seen),
+        "refs": tuple((str(name), str(ref)) for name, ref in incident.ticket_refs.items()),
+    }
 
 
 def recurrence_comment(content: TicketContent, *, previous_count: int | None = None, reopened: bool = False) -> str:

@@ -34,7 +34,14 @@ HTTP_ROUTES = {
     "review_readiness": ("review/readiness", "GET"),  # the access reviews, behind the function key (issue 16)
     "review_access": ("review/access", "GET"),
     "review_upgrade": ("review/upgrade", "GET"),
+    "suppress": ("incidents/{incident_id}/suppress", "POST"),  # chat actions (issue 17)
+    # links from chat: anonymous, behind Easy Auth; a GET shows the page, a POST acts
+    "act_approve_page": ("act/{incident_id}/approve", "GET"),
+    "act_approve": ("act/{incident_id}/approve", "POST"),
+    "act_suppress_page": ("act/{incident_id}/suppress", "GET"),
+    "act_suppress": ("act/{incident_id}/suppress", "POST"),
 }
+ANONYMOUS = ("health", "act_approve_page", "act_approve", "act_suppress_page", "act_suppress")
 SDK_CLIENTS = ("azure.identity", "azure.mgmt.authorization", "azure.mgmt.cognitiveservices", "azure.monitor.query",
                "azure.eventgrid", "azure.data.tables", "azure.mgmt.resource")
 
@@ -93,7 +100,7 @@ def test_http_routes_methods_and_auth_levels(indexed, name):
     assert binding["type"] == "httpTrigger"
     assert binding["route"] == route
     assert [str(m.value if hasattr(m, "value") else m) for m in binding["methods"]] == [method]
-    expected = func.AuthLevel.ANONYMOUS if name == "health" else func.AuthLevel.FUNCTION
+    expected = func.AuthLevel.ANONYMOUS if name in ANONYMOUS else func.AuthLevel.FUNCTION
     assert binding["authLevel"] == expected
 
 
