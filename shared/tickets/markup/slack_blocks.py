@@ -62,7 +62,7 @@ _QUOTE_START = re.compile(r"(?m)^(&gt;)")
 
 def slack_len(text: str) -> int:
     """Length in UTF-16 code units (what JavaScript's `length` says; never less than Slack's count)."""
-    return len(text.encode("utf-16-le")) // 2
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def _entities(text: str) -> str:
