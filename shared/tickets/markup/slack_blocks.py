@@ -77,7 +77,7 @@ def escape_plain_text(text: str) -> str:
 def escape_mrkdwn(text: str, *, multiline: bool = False) -> str:
     """Prose from input, inert in mrkdwn: no link, mention, date token, formatting or quote comes out of it."""
     value = clean_text(text) if multiline else fold_line(text)
-    value = _FORMATTING.sub(lambda m: _LOOKALIKES[m[0]], _MENTION_LIKE.sub(r"\1" + ZWSP, defang_links(value)))
+    value = _MENTION_LIKE.sub(r"\1" + ZWSP, _FORMATTING.sub(lambda m: _LOOKALIKES[m[0]], defang_links(value)))
     return _QUOTE_START.sub(ZWSP + r"\1", _entities(value))
 
 
