@@ -6,8 +6,9 @@ cannot open a link (`<url|text>`), a mention (`<@U…>`, `<!channel>`, `<!subtea
 escape for its formatting characters (`*bold*`, `_italic_`, `~strike~`, `` `code` ``), so in prose from input they
 become look-alikes (∗ ˍ ∼ ˋ) wherever they could open or close formatting (inside a word, as in
 `missing_data_role`, they stay), and a line never starts with a quote marker (`&gt;` gets a zero-width space before
-it). Every mrkdwn text object is `verbatim: true` (Block Kit reference, text object: "skip any preprocessing" —
-no auto-linked URLs, channel names or mentions), `scheme://` and `www.` are broken as in the other markups, and
+it). Every mrkdwn text object is `verbatim: true` (text object reference,
+https://api.slack.com/reference/block-kit/composition-objects#text: no auto-linked URLs, channel names or parsed
+mentions), `scheme://` and `www.` are broken as in the other markups, and
 `@` / `#` before a word get a zero-width space. plain_text objects (header, buttons) have `emoji: false` and the
 three control characters escaped too. Code blocks keep text verbatim except that backticks become ˋ, since three
 of them would close the block (the command still reads the same; a shell never needs them here).
