@@ -142,6 +142,8 @@ var triageSettings = {
   TRIAGE_JIRA_PROJECT: ticketSettings.?TRIAGE_JIRA_PROJECT ?? ''
   TRIAGE_JIRA_USER: ticketSettings.?TRIAGE_JIRA_USER ?? ''
   TRIAGE_EVENTGRID_TOPIC_ENDPOINT: ticketSettings.?TRIAGE_EVENTGRID_TOPIC_ENDPOINT ?? ''
+  TRIAGE_SLACK_CHANNEL: ticketSettings.?TRIAGE_SLACK_CHANNEL ?? ''
+  TRIAGE_SLACK_API_URL: ticketSettings.?TRIAGE_SLACK_API_URL ?? ''
 }
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {

@@ -22,7 +22,7 @@ from shared.core.schedule import schedule_problem
 
 MODES = ("observe", "recommend", "enforce")
 BACKENDS = ("sqlite", "table")
-TICKET_SINKS = ("log", "webhook", "github", "azuredevops", "servicenow", "jira")
+TICKET_SINKS = ("log", "webhook", "github", "azuredevops", "servicenow", "jira", "slack")
 MANAGED_IDENTITY = "managedidentity"  # the AzureWebJobsStorage__credential value the Functions host knows
 # Set by the platform on every Azure Functions / App Service instance: the service is running in Azure.
 AZURE_INSTANCE_KEY = "WEBSITE_INSTANCE_ID"
@@ -203,6 +203,22 @@ def _review_schedule(raw: str) -> str:
     return OFF if slot is None else str(slot)
 
 
+def _slack_bot_token(raw: str) -> str:
+    """Empty, or a bot token: user (xoxp-) and app-level (xapp-) tokens are refused (the value is not echoed)."""
+    value = raw.strip()
+    if value and not value.startswith("xoxb-"):
+        raise ValueError("expected a Slack bot token (xoxb-...), not a user or app-level token")
+    return value
+
+
+def _slack_channel(raw: str) -> str:
+    """Empty, or a conversation id (names change; the Web API wants the id)."""
+    value = raw.strip()
+    if value and not re.fullmatch(r"[CGD][A-Z0-9]{6,}", value):
+        raise ValueError("expected a Slack channel id such as C0123456789 (not a #name)")
+    return value
+
+
 @dataclass(frozen=True)
 class Spec:
     env: str
@@ -370,6 +386,19 @@ SPECS: tuple[Spec, ...] = (
          "wait on their incidents and open on later runs, by severity then failure count, grouped per cause and "
          "account when more wait than this. 25 at the 5-minute timer is 300 an hour, under GitHub's 500 "
          "content-creating requests an hour (and 80 a minute), with room for comments."),
+    # Slack (shared/tickets/slack.py): a bot token and a channel, or an incoming webhook.
+    Spec("TRIAGE_SLACK_BOT_TOKEN", "slack_bot_token", _slack_bot_token, "", "",
+         "Slack bot token (xoxb-) of an app with the chat:write scope, invited to TRIAGE_SLACK_CHANNEL: one message "
+         "per incident, updated in place, with comments, escalation and resolution as thread replies. Wins over "
+         "TRIAGE_SLACK_WEBHOOK_URL.", secret=True),
+    Spec("TRIAGE_SLACK_CHANNEL", "slack_channel", _slack_channel, "", "",
+         "Id of the Slack channel the bot posts to (C…, G… or D…; Channel details in Slack shows it)."),
+    Spec("TRIAGE_SLACK_WEBHOOK_URL", "slack_webhook_url", _optional_https_url, "", "",
+         "Slack incoming webhook URL, when there is no bot token: it posts each incident once and then follow-ups "
+         "only for comments, escalation and resolution (a webhook cannot update or thread). The URL is the "
+         "credential.", secret=True),
+    Spec("TRIAGE_SLACK_API_URL", "slack_api_url", _https_url, "https://slack.com/api", "https://slack.com/api",
+         "Slack Web API base URL (the local stand-in differs)."),
     # --- outcome events ---
     Spec("TRIAGE_EVENTGRID_TOPIC_ENDPOINT", "eventgrid_topic_endpoint", _optional_https_url, "", "",
          "Event Grid topic for outcome CloudEvents; empty = do not publish."),
@@ -514,6 +543,10 @@ class Settings:
         "Cut", "Deferred", "Duplicate", "Obsolete", "Abandoned", "As Designed", "Removed from the backlog")
     actor: str = ""
     log_analytics_workspace_resource_id: str = ""  # TRIAGE_LOG_ANALYTICS_WORKSPACE_RESOURCE_ID (links only)
+    slack_bot_token: str = ""
+    slack_channel: str = ""
+    slack_webhook_url: str = ""
+    slack_api_url: str = "https://slack.com/api"
 
     @property
     def table_endpoint(self) -> str:
@@ -552,6 +585,21 @@ _SINK_REQUIREMENTS = {
 }
 
 
+def _slack_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The Slack sink needs a bot token and a channel, or an incoming webhook URL."""
+    if "slack" not in values.get("ticket_sinks", ()):
+        return []
+    if values.get("slack_bot_token"):
+        if values.get("slack_channel"):
+            return []
+        return [("TRIAGE_SLACK_CHANNEL",
+                 "required with TRIAGE_SLACK_BOT_TOKEN when TRIAGE_TICKET_SINKS includes slack")]
+    if values.get("slack_webhook_url"):
+        return []
+    return [("TRIAGE_SLACK_BOT_TOKEN", "required when TRIAGE_TICKET_SINKS includes slack: a bot token with "
+             "TRIAGE_SLACK_CHANNEL, or TRIAGE_SLACK_WEBHOOK_URL for an incoming webhook")]
+
+
 def _lookup(source: Mapping[str, str], spec: Spec, folded: Mapping[str, str]) -> str | None:
     raw = source.get(spec.env)
     if raw is None and spec.any_case:
@@ -587,6 +635,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         for key in _SINK_REQUIREMENTS.get(sink, ()):
             if not values.get(env_to_attr[key]):
                 problems.append((key, f"required when TRIAGE_TICKET_SINKS includes {sink}"))
+    problems += _slack_problems(values)
     in_azure = bool((source.get(AZURE_INSTANCE_KEY) or "").strip())
     if in_azure:
         problems += _azure_backend(values, (source.get("TRIAGE_STATE_BACKEND") or "").strip())

@@ -1,7 +1,8 @@
 """Local stand-ins for the ticket trackers: GitHub Issues, Azure DevOps Boards, ServiceNow, Jira Cloud, and a
-webhook receiver, one module each (as in `shared/tickets/`). Each serves only the calls the ticket sinks make,
-with the real paths, shapes and status codes, behind the stand-in's shared front door: every request is kept in
-`calls`, and faults are injected with the same `Faults` the Azure stand-ins use (see docs/localazure.md).
+webhook receiver and Slack (Web API and incoming webhook), one module each (as in `shared/tickets/`). Each serves
+only the calls the ticket sinks make, with the real paths, shapes and status codes, behind the stand-in's shared
+front door: every request is kept in `calls`, and faults are injected with the same `Faults` the Azure stand-ins
+use (see docs/localazure.md).
 
     standins = TrackerStandIns.start(ca)
     standins.github_url, .ado_url, .servicenow_url, .jira_url, .webhook_url
@@ -16,6 +17,7 @@ from localazure.trackers.base import TRACKERS, TicketView, TrackerCredentials, T
 from localazure.trackers.github import GitHubStandIn
 from localazure.trackers.jira import JiraStandIn
 from localazure.trackers.servicenow import ServiceNowStandIn
+from localazure.trackers.slack import SlackStandIn
 from localazure.trackers.standins import TrackerStandIns
 from localazure.trackers.webhook import WebhookStandIn
 
@@ -25,6 +27,7 @@ __all__ = [
     "GitHubStandIn",
     "JiraStandIn",
     "ServiceNowStandIn",
+    "SlackStandIn",
     "TicketView",
     "TrackerCredentials",
     "TrackerService",

@@ -15,7 +15,7 @@ from localazure.faults import Fault
 from localazure.frontdoor import CallContext, RouteFn, fault_headers
 from localazure.https import Request, Response
 
-TRACKERS = ("github", "azuredevops", "servicenow", "jira", "webhook")
+TRACKERS = ("github", "azuredevops", "servicenow", "jira", "webhook", "slack")
 
 TrackerHandler = Callable[[Request], Response]
 TrackerRoute = tuple[str, str, TrackerHandler]  # (route name, read|write, handler)
@@ -34,9 +34,13 @@ class TrackerCredentials:
     jira_user: str = "triage-bot@contoso.example"
     jira_token: str = "standin-jira-api-token-0001"
     webhook_secret: str = "standin-webhook-secret-0001"
+    slack_bot_token: str = "xoxb-0000000001-0000000001-StandInSlackBotToken01"
+    slack_channel: str = "C0TRIAGE01"
+    slack_webhook_path: str = "T0STANDIN/B0STANDIN/StandInSlackWebhook0001"  # after /services/
 
     def secrets(self) -> tuple[str, ...]:
-        return (self.github_token, self.ado_pat, self.servicenow_password, self.jira_token, self.webhook_secret)
+        return (self.github_token, self.ado_pat, self.servicenow_password, self.jira_token, self.webhook_secret,
+                self.slack_bot_token, self.slack_webhook_path)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from localazure.trackers.base import TRACKERS, TicketView, TrackerCredentials, T
 from localazure.trackers.github import GitHubStandIn
 from localazure.trackers.jira import JiraStandIn
 from localazure.trackers.servicenow import ServiceNowStandIn
+from localazure.trackers.slack import API_PREFIX, SlackStandIn
 from localazure.trackers.webhook import WebhookStandIn
 
 
@@ -33,7 +34,7 @@ class TrackerStandIns:
         github.clock = self.clock  # its rate-limit windows run on the stand-ins' clock
         apps: list[TrackerService] = [github, AzureDevOpsStandIn(credentials),
                                       ServiceNowStandIn(credentials), JiraStandIn(credentials),
-                                      WebhookStandIn(credentials)]
+                                      WebhookStandIn(credentials), SlackStandIn(credentials)]
         self._apps = {app.name: app for app in apps}
         self._servers: dict[str, HttpsServer] = {}
         for name, app in self._apps.items():
@@ -67,6 +68,14 @@ class TrackerStandIns:
     @property
     def webhook_url(self) -> str:
         return self._servers["webhook"].url + WebhookStandIn.PATH
+
+    @property
+    def slack_api_url(self) -> str:
+        return self._servers["slack"].url + API_PREFIX.rstrip("/")
+
+    @property
+    def slack_webhook_url(self) -> str:
+        return self._servers["slack"].url + self._apps["slack"].webhook_path
 
     def app(self, tracker: str) -> Any:
         """The stand-in itself, for switches such as `app("github").push_access = False`."""
@@ -108,6 +117,8 @@ class TrackerStandIns:
             "TRIAGE_JIRA_PROJECT": c.jira_project, "TRIAGE_JIRA_USER": c.jira_user,
             "TRIAGE_JIRA_TOKEN": c.jira_token, "TRIAGE_WEBHOOK_URL": self.webhook_url,
             "TRIAGE_WEBHOOK_SECRET": c.webhook_secret,
+            "TRIAGE_SLACK_API_URL": self.slack_api_url, "TRIAGE_SLACK_BOT_TOKEN": c.slack_bot_token,
+            "TRIAGE_SLACK_CHANNEL": c.slack_channel, "TRIAGE_SLACK_WEBHOOK_URL": self.slack_webhook_url,
         }
 
     def stop(self) -> None:

@@ -64,4 +64,9 @@ def _build(name: str, s: Settings, options: HttpOptions, ado_credential: Any,
 
         return JiraSink(base_url=s.jira_url, project=s.jira_project, user=s.jira_user, token=s.jira_token,
                         options=options, declined_resolutions=s.declined_resolutions)
+    if name == "slack":
+        from shared.tickets.slack import slack_sink
+
+        return slack_sink(api_url=s.slack_api_url, bot_token=s.slack_bot_token, channel=s.slack_channel,
+                          webhook_url=s.slack_webhook_url, options=options)
     raise ValueError(f"unknown ticket sink {name!r}")

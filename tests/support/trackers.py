@@ -30,6 +30,8 @@ CREDENTIALS = TrackerCredentials(
     servicenow_password="LEAKCANARYsnowpw9b8e1c",
     jira_token="LEAKCANARYjiratoken4c2d",
     webhook_secret="LEAKCANARYwebhook0a6f",
+    slack_bot_token="xoxb-LEAKCANARY-slackbot-5e1d",
+    slack_webhook_path="T0CANARY/B0CANARY/LEAKCANARYslackhook7c2e",
 )
 _counter = itertools.count(1)
 
