@@ -34,6 +34,10 @@ class TrackerCredentials:
     jira_user: str = "triage-bot@contoso.example"
     jira_token: str = "standin-jira-api-token-0001"
     webhook_secret: str = "standin-webhook-secret-0001"
+    # A GitHub App (its public key is registered by a test or scenario: `app("github").register_app(...)`).
+    github_app_id: int = 424242
+    github_app_client_id: str = "Iv23liStandInApp0001"
+    github_installation_id: int = 51515151
 
     def secrets(self) -> tuple[str, ...]:
         return (self.github_token, self.ado_pat, self.servicenow_password, self.jira_token, self.webhook_secret)
