@@ -108,7 +108,7 @@ class GitHubIssuesSink:
     def _search_body(self, marker: str) -> list[dict[str, Any]]:
         query = f'repo:{self._repo} is:issue in:body "{marker}"'
         result = self._request("GET", "/search/issues", idempotent=True,
-                                    params={"q": query, "sort": "updated", "order": "desc", "per_page": 20})
+                               params={"q": query, "sort": "updated", "order": "desc", "per_page": 20})
         items = (result.json() or {}).get("items", [])
         # Only our own first line counts: ticket text from logs could quote another incident's marker.
         return [i for i in items if (i.get("body") or "").startswith(body_marker(marker))]
@@ -193,11 +193,13 @@ class GitHubIssuesSink:
         if result.status != 422:
             return result.json()
         errors = (result.json() or {}).get("errors") or []
-        refused = [str(e.get("value", "")) for e in errors if isinstance(e, dict) and e.get("field") == "assignees"]
+        # GitHub names the login in `value`, or (newer answers) lists them in `message`.
+        refused = [str(e.get("value") or e.get("message") or "?") for e in errors
+                   if isinstance(e, dict) and e.get("field") == "assignees"]
         if not refused:
             raise self._http.error_for(result)
         log.warning("github sink: GitHub cannot assign %s on %s (not collaborators with access); the issue is "
-                    "created unassigned: check TRIAGE_GITHUB_ASSIGNEES", ", ".join(clean_line(r, 40) for r in refused),
+                    "created unassigned: check TRIAGE_GITHUB_ASSIGNEES", ", ".join(clean_line(r, 120) for r in refused),
                     self._repo)
         return self._request("POST", f"{self._path}/issues", idempotent=False, json=fields).json()
 

@@ -465,3 +465,21 @@ def test_azure_devops_area_and_iteration_paths_are_set_on_create_only(standins):
 def test_an_unknown_area_path_is_azure_devops_own_error(standins):
     with pytest.raises(TicketError, match="TF401347"):
         ado_sink(standins, TRIAGE_ADO_AREA_PATH="AI Platform\\NoSuchTeam").open_or_update(make_content())
+
+
+# ---- the composition root ----
+
+
+def test_the_self_check_probes_the_app_and_entra_sinks_with_the_services_credential(standins, github_app):
+    from shared.bootstrap import build_doctor_ports
+
+    settings = settings_for(standins, "github,azuredevops", **app_env(standins), TRIAGE_ADO_AUTH="entra",
+                            TRIAGE_ADO_PAT="")
+    credential = JwtCredential(IDENTITY, TENANT)
+    vault_before = len(received(standins, "keyvault"))
+    ports = build_doctor_ports(settings, credential=credential, store=object())
+    assert [p.probe() for p in ports.sinks] == [f"repository {CREDENTIALS.github_repo} readable",
+                                                f"project {CREDENTIALS.ado_project} readable"]
+    assert {s[0] for s in credential.scopes_requested} == {"https://vault.azure.net/.default",
+                                                           "499b84ac-1321-427f-aa17-267ca6975798/.default"}
+    assert len(received(standins, "keyvault", vault_before)) == 1
