@@ -38,7 +38,7 @@ def build_sinks(
     azure = _AzureCredential(credential, credential_factory)
     if github_token is None and "github" in settings.ticket_sinks and settings.github_app_id:
         github_token = _github_app_tokens(settings, options, azure, clock)
-    if ado_credential is None and settings.ado_auth == "entra":
+    if ado_credential is None and settings.ado_auth == "entra" and "azuredevops" in settings.ticket_sinks:
         ado_credential = azure.get()
     sinks: list[TicketSink] = []
     for name in settings.ticket_sinks:
