@@ -227,9 +227,6 @@ class KeyVaultStandIn:
         vault._server.start()
         return vault
 
-    def start_server(self) -> None:
-        self._server.start()
-
     @property
     def url(self) -> str:
         """The vault URL (TRIAGE_GITHUB_APP_KEY_VAULT_URL), as https://<name>.vault.azure.net is in Azure."""
