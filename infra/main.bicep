@@ -95,6 +95,9 @@ param ticketSettings object = {}
 @description('Key Vault secret name per secret setting, e.g. {"TRIAGE_GITHUB_TOKEN": "github-token"}: the app reads them as Key Vault references.')
 param ticketSecretNames object = {}
 
+@description('Give the app\'s identity Key Vault Crypto User on the deployment\'s vault, to sign GitHub App JWTs with a key held there (TRIAGE_GITHUB_APP_KEY_KIND=key, docs/tickets.md). A PEM kept as a secret needs nothing more: the identity already has Key Vault Secrets User.')
+param githubAppKeySigning bool = false
+
 // ---- access and alerts ----
 
 @description('Client id of an Entra app registration: when set, App Service authentication requires an Entra token on approve, revoke and the incident reads. Empty = function keys only.')
@@ -136,6 +139,17 @@ var triageSettings = {
   TRIAGE_GITHUB_REPO: ticketSettings.?TRIAGE_GITHUB_REPO ?? ''
   TRIAGE_ADO_ORG_URL: ticketSettings.?TRIAGE_ADO_ORG_URL ?? ''
   TRIAGE_ADO_PROJECT: ticketSettings.?TRIAGE_ADO_PROJECT ?? ''
+  TRIAGE_GITHUB_APP_ID: ticketSettings.?TRIAGE_GITHUB_APP_ID ?? ''
+  TRIAGE_GITHUB_APP_INSTALLATION_ID: ticketSettings.?TRIAGE_GITHUB_APP_INSTALLATION_ID ?? ''
+  TRIAGE_GITHUB_APP_KEY_VAULT_URL: ticketSettings.?TRIAGE_GITHUB_APP_KEY_VAULT_URL ?? ''
+  TRIAGE_GITHUB_APP_KEY_NAME: ticketSettings.?TRIAGE_GITHUB_APP_KEY_NAME ?? ''
+  TRIAGE_GITHUB_APP_KEY_KIND: ticketSettings.?TRIAGE_GITHUB_APP_KEY_KIND ?? ''
+  TRIAGE_GITHUB_ASSIGNEES: ticketSettings.?TRIAGE_GITHUB_ASSIGNEES ?? ''
+  TRIAGE_GITHUB_LABELS: ticketSettings.?TRIAGE_GITHUB_LABELS ?? ''
+  TRIAGE_ADO_AUTH: ticketSettings.?TRIAGE_ADO_AUTH ?? ''
+  TRIAGE_ADO_WORK_ITEM_TYPE: ticketSettings.?TRIAGE_ADO_WORK_ITEM_TYPE ?? ''
+  TRIAGE_ADO_AREA_PATH: ticketSettings.?TRIAGE_ADO_AREA_PATH ?? ''
+  TRIAGE_ADO_ITERATION_PATH: ticketSettings.?TRIAGE_ADO_ITERATION_PATH ?? ''
   TRIAGE_SERVICENOW_URL: ticketSettings.?TRIAGE_SERVICENOW_URL ?? ''
   TRIAGE_SERVICENOW_USER: ticketSettings.?TRIAGE_SERVICENOW_USER ?? ''
   TRIAGE_JIRA_URL: ticketSettings.?TRIAGE_JIRA_URL ?? ''
@@ -204,6 +218,7 @@ module appRoles 'rbac/app-roles.bicep' = {
     appInsightsName: monitoring.outputs.appInsightsName
     keyVaultName: vault.outputs.name
     workspaceName: monitoring.outputs.workspaceName
+    keyVaultCryptoUser: githubAppKeySigning
   }
 }
 
@@ -364,6 +379,7 @@ output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
 output SERVICE_API_RESOURCE_ID string = functionApp.outputs.id
 output AZURE_KEY_VAULT_NAME string = vault.outputs.name
+output AZURE_KEY_VAULT_URI string = vault.outputs.uri
 output AZURE_MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output AZURE_MANAGED_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output EVENT_GRID_SYSTEM_TOPIC_IDS array = [for (subscriptionId, i) in watchedSubscriptionIds: watchedSubscriptions[i].outputs.topicId]

@@ -94,3 +94,23 @@ class JwtCredential:
 
     def close(self) -> None:
         return None
+
+
+def claims_of(token: str) -> dict[str, Any] | None:
+    """The claims of a JWT-shaped bearer token (the payload segment), None when it is not one. The signature is not
+    checked: the stand-in's Entra tokens are unsigned (`jwt_token`); services check audience and times."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+def bearer_claims(authorization: str) -> dict[str, Any] | None:
+    """The claims of an `Authorization: Bearer <jwt>` header value, None without one."""
+    if not authorization.startswith("Bearer "):
+        return None
+    return claims_of(authorization[len("Bearer "):].strip())

@@ -9,7 +9,7 @@ import threading
 from dataclasses import dataclass, field
 
 _UNSET = object()
-SERVICES = ("arm", "logs", "eventgrid")
+SERVICES = ("arm", "logs", "eventgrid", "keyvault")
 
 
 @dataclass

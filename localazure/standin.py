@@ -21,6 +21,7 @@ from localazure.eventgrid import EventGridService, ReceivedEvent
 from localazure.faults import Faults
 from localazure.frontdoor import front
 from localazure.https import CertificateAuthority, HttpsServer
+from localazure.keyvault import KeyVaultService
 from localazure.logsapi import LogsService
 from localazure.logshape import LogShape
 from localazure.logstore import LogStore, QueryResult
@@ -44,8 +45,11 @@ class LocalAzure:
         self._ca = CertificateAuthority(ca_dir)
         self._servers: dict[str, HttpsServer] = {}
         self._arm = ArmService(state)
-        for service in (self._arm, LogsService(state, self._workspaces), self._eventgrid):
+        # Key Vault (keys: sign; secrets: get), for a GitHub App's private key (localazure/keyvault.py).
+        self.keyvault = KeyVaultService(state.clock, tenant_id=state.tenant_id)
+        for service in (self._arm, LogsService(state, self._workspaces), self._eventgrid, self.keyvault):
             self._servers[service.name] = HttpsServer(front(service, self.calls, self.faults, self.clock), self._ca)
+        self.keyvault.base_url = self._servers[KeyVaultService.name].url
 
     # ------------------------------------------------------------ lifecycle
     @classmethod
@@ -127,6 +131,11 @@ class LocalAzure:
         return self._servers["eventgrid"].url + "/api/events"
 
     @property
+    def keyvault_url(self) -> str:
+        """The Key Vault stand-in's vault URL (TRIAGE_GITHUB_APP_KEY_VAULT_URL)."""
+        return self._servers[KeyVaultService.name].url
+
+    @property
     def eventgrid_key(self) -> str:
         return self.state.settings.eventgrid_key
 
@@ -167,6 +176,7 @@ class LocalAzure:
             "logs": self.logs_url,
             "eventgrid": self.eventgrid_url,
             "eventgrid_key": self.eventgrid_key,
+            "keyvault": self.keyvault_url,
             "ca": self.ca_path,
             "workspace_id": self.workspace_id,
             "subscription_id": self.subscription_id,

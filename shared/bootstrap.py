@@ -74,9 +74,8 @@ def build_runtime(
 
         store = open_store(settings)
     if sinks is None:
-        from shared.tickets.factory import build_sinks
-
-        sinks = build_sinks(settings)
+        sinks = _settings_sinks(settings, credential if credential is not None
+                                else clients.config.credential if clients else None)
     return Runtime(
         settings=settings,
         store=store,
@@ -121,9 +120,7 @@ def build_doctor_ports(
             opened.close()
 
     if sinks is None:
-        from shared.tickets.factory import build_sinks
-
-        sinks = build_sinks(settings)
+        sinks = _settings_sinks(settings, clients.config.credential)
     return DoctorPorts(AzureSelfCheck(clients), ping_store,
                        [SinkProbe(sink.name, getattr(sink, "probe", None)) for sink in sinks])
 
@@ -179,6 +176,17 @@ def build_review_reader(settings: Settings, *, credential: Any = None,
 
 def build_review_sinks(settings: Settings) -> Sequence[TicketSink]:
     """The ticket sinks a review's `--ticket` writes to: the configured ones, as the scan's."""
+    return _settings_sinks(settings, None)
+
+
+def _settings_sinks(settings: Settings, credential: Any) -> list[TicketSink]:
+    """The sinks the settings name. The Azure credential reaches them too, for a GitHub App's key in Key Vault and
+    TRIAGE_ADO_AUTH=entra: `credential`, else the one the settings choose, built only when a sink needs it."""
     from shared.tickets.factory import build_sinks
 
-    return build_sinks(settings)
+    def settings_credential() -> Any:
+        from shared.adapters.clients import build_credential
+
+        return build_credential(settings)
+
+    return build_sinks(settings, credential=credential, credential_factory=settings_credential)

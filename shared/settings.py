@@ -219,6 +219,55 @@ def _slack_channel(raw: str) -> str:
     return value
 
 
+# ---- tracker auth and routing (GitHub App, Azure DevOps Entra) ----
+
+_GITHUB_APP_ID = re.compile(r"^(\d{1,12}|Iv[0-9A-Za-z.]{4,40})$")
+_GITHUB_LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
+_KEY_VAULT_OBJECT = re.compile(r"^[0-9A-Za-z-]{1,127}(/[0-9a-fA-F]{32})?$")
+ADO_AUTH = ("pat", "entra")
+GITHUB_APP_KEY_KINDS = ("key", "secret")
+
+
+def _github_app_id(raw: str) -> str:
+    value = raw.strip()
+    if value and not _GITHUB_APP_ID.match(value):
+        raise ValueError("expected the GitHub App's Client ID (Iv...) or its numeric App ID, from the app's settings "
+                         "page, or empty")
+    return value
+
+
+def _digits_or_empty(raw: str) -> str:
+    value = raw.strip()
+    if value and not value.isdigit():
+        raise ValueError("expected a number (the installation id at the end of the installation's settings URL, "
+                         ".../settings/installations/<id>) or empty")
+    return value
+
+
+def _key_vault_object(raw: str) -> str:
+    value = raw.strip()
+    if value and not _KEY_VAULT_OBJECT.match(value):
+        raise ValueError("expected a Key Vault key or secret name (letters, digits, hyphens), optionally "
+                         "/<32-hex version>, or empty")
+    return value
+
+
+def _github_logins(raw: str) -> tuple[str, ...]:
+    values = _csv(raw)
+    bad = [v for v in values if not _GITHUB_LOGIN.match(v)]
+    if bad:
+        raise ValueError(f"{', '.join(repr(b) for b in bad)} is not a GitHub login; expected comma-separated logins "
+                         "(no @, no teams)")
+    return tuple(dict.fromkeys(values))
+
+
+def _github_labels(raw: str) -> tuple[str, ...]:
+    values = _csv(raw)
+    if any(len(v) > 50 for v in values):
+        raise ValueError("expected comma-separated labels of at most 50 characters each")
+    return tuple(dict.fromkeys(values))
+
+
 @dataclass(frozen=True)
 class Spec:
     env: str
@@ -456,6 +505,36 @@ SPECS: tuple[Spec, ...] = (
     Spec("TRIAGE_ACTOR", "actor", _str, "", "",
          "Who runs `python -m shared approve|revoke|unrevoke|suppress|breaker-reset` when --by is not given: "
          "recorded in the audit log. Without it (and without --by) the signed-in Azure CLI user is used."),
+    # --- tracker auth and routing: GitHub App, Azure DevOps Entra (docs/tickets.md) ---
+    Spec("TRIAGE_GITHUB_APP_ID", "github_app_id", _github_app_id, "", "",
+         "GitHub App auth instead of TRIAGE_GITHUB_TOKEN: the app's Client ID (Iv...) or App ID, the JWT's issuer. "
+         "With it set TRIAGE_GITHUB_APP_INSTALLATION_ID, TRIAGE_GITHUB_APP_KEY_VAULT_URL and "
+         "TRIAGE_GITHUB_APP_KEY_NAME; installation tokens are minted hourly and cached."),
+    Spec("TRIAGE_GITHUB_APP_INSTALLATION_ID", "github_app_installation_id", _digits_or_empty, "", "",
+         "The GitHub App installation on the repository's owner (the number in its settings URL)."),
+    Spec("TRIAGE_GITHUB_APP_KEY_VAULT_URL", "github_app_key_vault_url", _optional_https_url, "", "",
+         "Key Vault holding the GitHub App's private key, e.g. https://<vault>.vault.azure.net; reached with the "
+         "service's identity (Key Vault Crypto User for a key, Key Vault Secrets User for a secret)."),
+    Spec("TRIAGE_GITHUB_APP_KEY_NAME", "github_app_key_name", _key_vault_object, "", "",
+         "Name of the Key Vault key (or secret, see TRIAGE_GITHUB_APP_KEY_KIND) holding the app's private key, "
+         "optionally name/version; without a version the latest is used."),
+    Spec("TRIAGE_GITHUB_APP_KEY_KIND", "github_app_key_kind", _choice(GITHUB_APP_KEY_KINDS), "key", "key",
+         "key: the RSA key is a Key Vault key and Key Vault signs the JWT (the key never leaves the vault); "
+         "secret: a Key Vault secret holds the PEM, read once and signed with in memory."),
+    Spec("TRIAGE_GITHUB_ASSIGNEES", "github_assignees", _github_logins, "", "",
+         "Comma-separated GitHub logins assigned to each new issue (on create only). Logins GitHub cannot assign "
+         "(not collaborators) make it create the issue unassigned, with a warning."),
+    Spec("TRIAGE_GITHUB_LABELS", "github_labels", _github_labels, "", "",
+         "Comma-separated extra labels for each new issue (on create only), beside the service's own."),
+    Spec("TRIAGE_ADO_AUTH", "ado_auth", _choice(ADO_AUTH), "pat", "pat",
+         "pat: TRIAGE_ADO_PAT; entra: the service's own Entra identity (its managed identity, added to the Azure "
+         "DevOps organization), no PAT."),
+    Spec("TRIAGE_ADO_WORK_ITEM_TYPE", "ado_work_item_type", _str, "Issue", "Issue",
+         "Work item type created (Issue in the Agile process; Task also has Active and Closed states)."),
+    Spec("TRIAGE_ADO_AREA_PATH", "ado_area_path", _str, "", "",
+         "Area path of each new work item, e.g. Project\\Team (on create only); empty = the project's root."),
+    Spec("TRIAGE_ADO_ITERATION_PATH", "ado_iteration_path", _str, "", "",
+         "Iteration path of each new work item (on create only); empty = the project's root."),
 )
 
 
@@ -547,6 +626,17 @@ class Settings:
     slack_channel: str = ""
     slack_webhook_url: str = ""
     slack_api_url: str = "https://slack.com/api"
+    github_app_id: str = ""
+    github_app_installation_id: str = ""
+    github_app_key_vault_url: str = ""
+    github_app_key_name: str = ""
+    github_app_key_kind: str = "key"
+    github_assignees: tuple[str, ...] = ()
+    github_labels: tuple[str, ...] = ()
+    ado_auth: str = "pat"
+    ado_work_item_type: str = "Issue"
+    ado_area_path: str = ""
+    ado_iteration_path: str = ""
 
     @property
     def table_endpoint(self) -> str:
@@ -578,8 +668,8 @@ class Settings:
 
 _SINK_REQUIREMENTS = {
     "webhook": ("TRIAGE_WEBHOOK_URL", "TRIAGE_WEBHOOK_SECRET"),
-    "github": ("TRIAGE_GITHUB_REPO", "TRIAGE_GITHUB_TOKEN"),
-    "azuredevops": ("TRIAGE_ADO_ORG_URL", "TRIAGE_ADO_PROJECT", "TRIAGE_ADO_PAT"),
+    "github": ("TRIAGE_GITHUB_REPO",),  # and a token or the GitHub App settings: _tracker_auth_problems
+    "azuredevops": ("TRIAGE_ADO_ORG_URL", "TRIAGE_ADO_PROJECT"),  # and TRIAGE_ADO_PAT unless entra: likewise
     "servicenow": ("TRIAGE_SERVICENOW_URL", "TRIAGE_SERVICENOW_USER", "TRIAGE_SERVICENOW_PASSWORD"),
     "jira": ("TRIAGE_JIRA_URL", "TRIAGE_JIRA_PROJECT", "TRIAGE_JIRA_USER", "TRIAGE_JIRA_TOKEN"),
 }
@@ -636,6 +726,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             if not values.get(env_to_attr[key]):
                 problems.append((key, f"required when TRIAGE_TICKET_SINKS includes {sink}"))
     problems += _slack_problems(values)
+    problems += _tracker_auth_problems(values)
     in_azure = bool((source.get(AZURE_INSTANCE_KEY) or "").strip())
     if in_azure:
         problems += _azure_backend(values, (source.get("TRIAGE_STATE_BACKEND") or "").strip())
@@ -648,6 +739,38 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         values["public_base_url"] = _platform_base_url(source)
     return Settings(**values, host_problems=tuple(host_problems), running_in_azure=in_azure,
                     unknown_settings=unknown_settings(source))
+
+
+_GITHUB_APP_KEYS = {"TRIAGE_GITHUB_APP_ID": "github_app_id",
+                    "TRIAGE_GITHUB_APP_INSTALLATION_ID": "github_app_installation_id",
+                    "TRIAGE_GITHUB_APP_KEY_VAULT_URL": "github_app_key_vault_url",
+                    "TRIAGE_GITHUB_APP_KEY_NAME": "github_app_key_name"}
+
+
+def _tracker_auth_problems(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """GitHub: a token or a GitHub App, not both, the app's settings all or none; Azure DevOps: a PAT under
+    TRIAGE_ADO_AUTH=pat, none under entra."""
+    sinks = values.get("ticket_sinks", ())
+    problems: list[tuple[str, str]] = []
+    app_set = [key for key, attr in _GITHUB_APP_KEYS.items() if values.get(attr)]
+    if app_set and values.get("github_token"):
+        problems.append(("TRIAGE_GITHUB_TOKEN", "set either TRIAGE_GITHUB_TOKEN (a token) or the "
+                         "TRIAGE_GITHUB_APP_* settings (a GitHub App), not both"))
+    elif app_set:
+        problems += [(key, f"required with {app_set[0]} (GitHub App auth: TRIAGE_GITHUB_APP_ID, "
+                      "TRIAGE_GITHUB_APP_INSTALLATION_ID, TRIAGE_GITHUB_APP_KEY_VAULT_URL, TRIAGE_GITHUB_APP_KEY_NAME)")
+                     for key in _GITHUB_APP_KEYS if key not in app_set]
+    elif "github" in sinks and not values.get("github_token"):
+        problems.append(("TRIAGE_GITHUB_TOKEN", "required when TRIAGE_TICKET_SINKS includes github, unless the "
+                         "GitHub App settings (TRIAGE_GITHUB_APP_ID, ...) are set instead"))
+    if values.get("ado_auth") == "entra" and values.get("ado_pat"):
+        problems.append(("TRIAGE_ADO_PAT", "not used with TRIAGE_ADO_AUTH=entra (the service's own identity); "
+                         "remove it, or set TRIAGE_ADO_AUTH=pat"))
+    elif "azuredevops" in sinks and values.get("ado_auth", "pat") == "pat" and not values.get("ado_pat"):
+        problems.append(("TRIAGE_ADO_PAT", "required when TRIAGE_TICKET_SINKS includes azuredevops and "
+                         "TRIAGE_ADO_AUTH is pat (the default); or set TRIAGE_ADO_AUTH=entra to use the service's "
+                         "own identity"))
+    return problems
 
 
 def _platform_base_url(source: Mapping[str, str]) -> str:

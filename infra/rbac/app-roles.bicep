@@ -6,6 +6,8 @@ param storageAccountName string
 param appInsightsName string
 param keyVaultName string
 param workspaceName string
+@description('Also Key Vault Crypto User on the vault: signing GitHub App JWTs with a key held there.')
+param keyVaultCryptoUser bool = false
 
 var roles = loadJsonContent('roles.json')
 
@@ -60,6 +62,16 @@ resource secretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(vault.id, principalId, roles.keyVaultSecretsUser)
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource cryptoUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (keyVaultCryptoUser) {
+  scope: vault
+  name: guid(vault.id, principalId, roles.keyVaultCryptoUser)
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultCryptoUser)
     principalId: principalId
     principalType: 'ServicePrincipal'
   }

@@ -9,6 +9,8 @@ use (see docs/localazure.md).
     standins.faults.add("github", status=403, times=2, retry_after=0.01)
     standins.received("github")  -> [Request(method, path, query, headers, body)]
     standins.tickets("jira")     -> [TicketView(...)]
+    standins.keyvault, standins.keyvault_url   # Key Vault (localazure/keyvault.py): a GitHub App's key
+    standins.app("github").register_app(public_key_pem)   # GitHub App JWTs and installation tokens
     standins.stop()
 """
 

@@ -1,5 +1,16 @@
 """Azure DevOps Boards (REST 7.1): WIQL, work items batch read, JSON Patch create/update, comments. A bad PAT
-gets 203 and a sign-in page unless the client sends `X-TFS-FedAuthRedirect: Suppress`, as Azure DevOps does."""
+gets 203 and a sign-in page unless the client sends `X-TFS-FedAuthRedirect: Suppress`, as Azure DevOps does.
+
+Entra ID: a bearer token for the Azure DevOps resource (audience 499b84ac-1321-427f-aa17-267ca6975798, scope
+`499b84ac-1321-427f-aa17-267ca6975798/.default`) from the stand-in's token issuer (`localazure.JwtCredential`) is
+accepted while it has not expired; a token for any other audience is refused with 401, as Azure DevOps does.
+`members` (None: anyone) narrows it to the service principals added to the organization.
+https://learn.microsoft.com/azure/devops/integrate/get-started/authentication/service-principal-managed-identity
+
+Area and iteration paths must name a node of the project's classification trees (`add_area_path`,
+`add_iteration_path`), else 400 TF401347 "Invalid tree name".
+https://learn.microsoft.com/azure/devops/organizations/settings/set-area-paths
+"""
 
 from __future__ import annotations
 
@@ -8,6 +19,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from localazure.credentials import bearer_claims
 from localazure.https import Request, Response
 from localazure.trackers.base import (
     TicketView,
@@ -22,6 +34,7 @@ from localazure.trackers.base import (
     write,
 )
 
+ADO_RESOURCE = "499b84ac-1321-427f-aa17-267ca6975798"  # the Azure DevOps application id: its tokens' audience
 _SIGN_IN_PAGE = b"<!DOCTYPE html><html><head><title>Azure DevOps Services | Sign In</title></head></html>"
 
 
@@ -52,12 +65,38 @@ class AzureDevOpsStandIn(TrackerService):
         self.comments: dict[int, list[dict[str, Any]]] = {}
         self._seq = 0
         self._last_id = 0
+        self.members: set[str] | None = None  # object ids of the service principals in the organization
+        self.area_paths = {creds.ado_project}
+        self.iteration_paths = {creds.ado_project}
+        self.entra_callers: list[str] = []  # oid of each request authenticated with an Entra token
+
+    def add_area_path(self, path: str) -> None:
+        self.area_paths.add(path)
+
+    def add_iteration_path(self, path: str) -> None:
+        self.iteration_paths.add(path)
+
+    def _entra_ok(self, header: str) -> bool:
+        claims = bearer_claims(header)
+        if claims is None:
+            return False
+        audience = str(claims.get("aud", "")).removeprefix("api://").rstrip("/")
+        oid = str(claims.get("oid", "")).lower()
+        if audience != ADO_RESOURCE or float(claims.get("exp", 0)) <= now().timestamp():
+            return False
+        if self.members is not None and oid not in {m.lower() for m in self.members}:
+            return False
+        self.entra_callers.append(oid)
+        return True
 
     def authenticate(self, request: Request) -> Response | None:
         basic = basic_credentials(request)
         if basic is not None and basic[1] == self.creds.ado_pat:  # Azure DevOps ignores the user name of a PAT
             return None
-        if basic is None and request.headers.get("authorization", "") == f"Bearer {self.creds.ado_pat}":
+        header = request.headers.get("authorization", "")
+        if basic is None and header == f"Bearer {self.creds.ado_pat}":
+            return None
+        if basic is None and self._entra_ok(header):
             return None
         if request.headers.get("x-tfs-fedauthredirect", "").lower() != "suppress":
             return Response(203, _SIGN_IN_PAGE, {"Content-Type": "text/html; charset=utf-8"})
@@ -180,6 +219,10 @@ class AzureDevOpsStandIn(TrackerService):
             return _rule_error("Title. Error code: MaxLength.")
         if fields.get("Microsoft.VSTS.Common.Priority") not in (None, 1, 2, 3, 4):
             return _rule_error("Priority. Error code: LimitedToValues.")
+        for name, known in (("System.AreaPath", self.area_paths), ("System.IterationPath", self.iteration_paths)):
+            if str(fields.get(name, "")).lower() not in {k.lower() for k in known}:
+                return _vss_error(400, f"TF401347: Invalid tree name given for work item {item.get('id', -1)}, "
+                                  f"field '{name}'.", "WorkItemFieldInvalidTreeNameException")
         return None
 
     @staticmethod

@@ -37,6 +37,10 @@ class TrackerCredentials:
     slack_bot_token: str = "xoxb-0000000001-0000000001-StandInSlackBotToken01"
     slack_channel: str = "C0TRIAGE01"
     slack_webhook_path: str = "T0STANDIN/B0STANDIN/StandInSlackWebhook0001"  # after /services/
+    # A GitHub App (its public key is registered by a test or scenario: `app("github").register_app(...)`).
+    github_app_id: int = 424242
+    github_app_client_id: str = "Iv23liStandInApp0001"
+    github_installation_id: int = 51515151
 
     def secrets(self) -> tuple[str, ...]:
         return (self.github_token, self.ado_pat, self.servicenow_password, self.jira_token, self.webhook_secret,

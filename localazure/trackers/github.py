@@ -1,5 +1,14 @@
-"""GitHub Issues (REST v3): list issues by label, search issues, create, update, comment. Labels on create are
-dropped silently without push access, as GitHub does; a 403 fault is GitHub's secondary rate limit.
+"""GitHub Issues (REST v3): list issues by label, search issues, create, update, comment. Labels and assignees on
+create are dropped silently without push access, as GitHub does; an assignee who cannot be assigned (not a
+collaborator) is refused with 422 `{"field": "assignees", "code": "invalid"}`; a 403 fault is GitHub's secondary
+rate limit. https://docs.github.com/rest/issues/issues#create-an-issue
+
+GitHub Apps (`register_app`): `POST /app/installations/{id}/access_tokens` takes a JWT signed RS256 with the app's
+private key, `iss` the app's id or client id, `iat` and `exp` at most 10 minutes apart and `exp` in the future and
+no more than 10 minutes ahead, and answers 201 `{token, expires_at}` with an installation token valid one hour;
+an expired or revoked installation token is refused with 401 "Bad credentials".
+https://docs.github.com/apps/creating-github-apps/authenticating-with-a-github-app/generating-a-json-web-token-jwt-for-a-github-app
+https://docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app
 
 GitHub's documented rate limits are on by default (`GitHubRateLimits`; `app("github").limits = None` turns them
 off): every authenticated answer carries `x-ratelimit-limit/remaining/used/reset/resource`; the primary limit is
@@ -11,8 +20,11 @@ https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api
 
 from __future__ import annotations
 
+import base64
+import json
 import math
 import re
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable
@@ -36,6 +48,13 @@ from localazure.trackers.base import (
 )
 
 _ISSUES_PATH = re.compile(r"/repos/([^/]+)/([^/]+)/issues(?:/(\d+)(/comments)?)?")
+_ACCESS_TOKENS_PATH = re.compile(r"/app/installations/(\d+)/access_tokens")
+JWT_MAX_SECONDS = 600  # "exp ... must be no more than 10 minutes into the future"
+INSTALLATION_TOKEN_SECONDS = 3600  # "The installation access token will expire after 1 hour."
+
+
+def _unb64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _timestamp() -> str:
@@ -88,13 +107,19 @@ class GitHubStandIn(TrackerService):
         self.limits: GitHubRateLimits | None = GitHubRateLimits()
         self._windows: dict[str, _Window] = {}
         self._content: deque[float] = deque()  # times of content-creating requests in the last hour
+        # GitHub Apps: app id -> {client_id, public_key, installations}; installation tokens -> expiry (epoch s)
+        self.apps: dict[int, dict[str, Any]] = {}
+        self.installation_tokens: dict[str, float] = {}
+        self.installation_token_seconds = INSTALLATION_TOKEN_SECONDS
+        # Logins that can be assigned to issues (collaborators with at least triage access).
+        self.assignable: set[str] = {"octocat", "triage-oncall", "platform-lead"}
 
     def route(self, request: Request) -> tuple[str, str, RouteFn]:
         name, kind, handler = super().route(request)
 
         def limited(req: Request, ctx: CallContext) -> Response:
             with self.lock:
-                if self.limits is None:
+                if self.limits is None or req.path.startswith("/app/"):  # app (JWT) calls: not the token's quota
                     return handler(req, ctx)
                 resource = "search" if req.path.startswith("/search/") else "core"
                 at = self.clock.now().timestamp()
@@ -144,10 +169,99 @@ class GitHubStandIn(TrackerService):
             self._content.clear()
 
     def authenticate(self, request: Request) -> Response | None:
+        if request.path.startswith("/app/"):
+            return None  # app endpoints take the app's JWT, checked by the route (`_access_token`)
         token = self.creds.github_token
-        if request.headers.get("authorization", "") in (f"Bearer {token}", f"token {token}"):
+        header = request.headers.get("authorization", "")
+        if header in (f"Bearer {token}", f"token {token}"):
+            return None
+        presented = header.split(" ", 1)[-1] if header.startswith(("Bearer ", "token ")) else ""
+        expiry = self.installation_tokens.get(presented)
+        if expiry is not None and self.clock.now().timestamp() < expiry:
             return None
         return Response.json({"message": "Bad credentials", "documentation_url": self.DOCS, "status": "401"}, 401)
+
+    # ---- GitHub Apps ----
+
+    def register_app(self, public_key_pem: bytes | str, *, app_id: int | None = None, client_id: str | None = None,
+                     installation_id: int | None = None) -> int:
+        """Register a GitHub App by its public key (PEM) with one installation on the repository; its app id."""
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+        pem = public_key_pem.encode() if isinstance(public_key_pem, str) else public_key_pem
+        app = int(app_id if app_id is not None else self.creds.github_app_id)
+        with self.lock:
+            self.apps[app] = {"client_id": client_id or self.creds.github_app_client_id,
+                              "public_key": load_pem_public_key(pem),
+                              "installations": {int(installation_id or self.creds.github_installation_id)}}
+        return app
+
+    def revoke_installation_tokens(self) -> None:
+        """Every installation token stops working (as `DELETE /installation/token` or an uninstall does)."""
+        with self.lock:
+            self.installation_tokens.clear()
+
+    def _jwt_refusal(self, message: str) -> Response:
+        return Response.json({"message": message, "documentation_url": self.DOCS, "status": "401"}, 401)
+
+    def _app_of(self, request: Request) -> tuple[int | None, Response | None]:
+        """The app a request's JWT authenticates, or GitHub's 401 for the JWT."""
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        undecodable = self._jwt_refusal("A JSON web token could not be decoded")
+        header = request.headers.get("authorization", "")
+        if not header.startswith("Bearer "):
+            return None, undecodable
+        parts = header[len("Bearer "):].strip().split(".")
+        if len(parts) != 3:
+            return None, undecodable
+        try:
+            head = json.loads(_unb64url(parts[0]))
+            claims = json.loads(_unb64url(parts[1]))
+            signature = _unb64url(parts[2])
+        except (ValueError, UnicodeDecodeError):
+            return None, undecodable
+        if not isinstance(head, dict) or not isinstance(claims, dict) or head.get("alg") != "RS256":
+            return None, undecodable
+        issuer = claims.get("iss")
+        app_id = next((a for a, app in self.apps.items()
+                       if str(issuer) in (str(a), app["client_id"])), None)
+        if app_id is None:
+            # No app with that id or client id: there is no public key to check the signature with.
+            return None, undecodable
+        try:
+            self.apps[app_id]["public_key"].verify(signature, f"{parts[0]}.{parts[1]}".encode("ascii"),
+                                                   padding.PKCS1v15(), hashes.SHA256())
+        except InvalidSignature:
+            return None, undecodable
+        now_s = self.clock.now().timestamp()
+        iat, exp = claims.get("iat"), claims.get("exp")
+        if not isinstance(iat, int | float) or iat > now_s + 60:
+            return None, self._jwt_refusal("'Issued at' claim ('iat') must be an Integer representing the time that "
+                                           "the assertion was issued")
+        if not isinstance(exp, int | float) or exp <= now_s:
+            return None, self._jwt_refusal("'Expiration time' claim ('exp') must be a numeric value representing "
+                                           "the future time at which the assertion expires")
+        if exp > now_s + JWT_MAX_SECONDS or exp - iat > JWT_MAX_SECONDS:
+            return None, self._jwt_refusal("'Expiration time' claim ('exp') is too far in the future")
+        return app_id, None
+
+    def _access_token(self, installation_id: int, request: Request) -> Response:
+        app_id, refused = self._app_of(request)
+        if refused is not None:
+            return refused
+        assert app_id is not None
+        if installation_id not in self.apps[app_id]["installations"]:
+            return self._error(404, "Not Found")
+        token = "ghs_" + secrets.token_urlsafe(27)
+        expires = self.clock.now().timestamp() + self.installation_token_seconds
+        self.installation_tokens[token] = expires
+        return Response.json({
+            "token": token, "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires)),
+            "permissions": {"issues": "write", "metadata": "read"}, "repository_selection": "selected",
+        }, 201)
 
     def fault_body(self, status: int) -> Any:
         if status == 403:
@@ -176,6 +290,9 @@ class GitHubStandIn(TrackerService):
 
     def dispatch(self, request: Request) -> TrackerRoute:
         method = request.method
+        if (token_path := _ACCESS_TOKENS_PATH.fullmatch(request.path)) and method == "POST":
+            installation_id = int(token_path[1])
+            return write("installations.accessToken", lambda r: self._access_token(installation_id, r))
         if request.path == "/search/issues" and method == "GET":
             return read("search.issues", self._search)
         match = _ISSUES_PATH.fullmatch(request.path)
@@ -256,6 +373,10 @@ class GitHubStandIn(TrackerService):
         for label in payload.get("labels") or []:
             if len(str(label)) > 50:
                 errors.append({"resource": "Label", "code": "invalid", "field": "name"})
+        if self.push_access:  # without push access assignees are dropped, not checked
+            for login in payload.get("assignees") or []:
+                if str(login).lower() not in {a.lower() for a in self.assignable}:
+                    errors.append({"value": str(login), "resource": "Issue", "field": "assignees", "code": "invalid"})
         return self._error(422, "Validation Failed", errors) if errors else None
 
     def _labels(self, names: list[Any]) -> list[dict[str, Any]]:
@@ -274,6 +395,8 @@ class GitHubStandIn(TrackerService):
             "id": 1_000_000 + number, "number": number, "title": str(payload["title"]),
             "body": payload.get("body"), "state": "open", "state_reason": None,
             "labels": self._labels(payload.get("labels") or []) if self.push_access else [],
+            "assignees": [{"login": str(a), "type": "User"} for a in dict.fromkeys(payload.get("assignees") or [])]
+            if self.push_access else [],
             "comments": 0, "created_at": _timestamp(), "closed_at": None, "closed_by": None,
             "user": {"login": "triage-bot", "type": "Bot"},
             "html_url": f"https://github.com/{self.creds.github_repo}/issues/{number}",
@@ -294,6 +417,8 @@ class GitHubStandIn(TrackerService):
                 issue[key] = payload[key]
         if "labels" in payload:
             issue["labels"] = self._labels(payload["labels"] or [])
+        if "assignees" in payload:
+            issue["assignees"] = [{"login": str(a), "type": "User"} for a in dict.fromkeys(payload["assignees"] or [])]
         if "state" in payload and payload["state"] != issue["state"]:
             issue["state"] = payload["state"]
             closed = payload["state"] == "closed"

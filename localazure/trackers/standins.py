@@ -11,6 +11,7 @@ from localazure.clock import Clock
 from localazure.faults import Faults
 from localazure.frontdoor import front
 from localazure.https import CertificateAuthority, HttpsServer, Request
+from localazure.keyvault import KeyVaultService
 from localazure.trackers.azuredevops import AzureDevOpsStandIn
 from localazure.trackers.base import TRACKERS, TicketView, TrackerCredentials, TrackerService
 from localazure.trackers.github import GitHubStandIn
@@ -29,7 +30,7 @@ class TrackerStandIns:
         self.ca_path = ca.ca_path  # clients pass it as connection_verify / TRIAGE_CA_BUNDLE
         self.clock = Clock()
         self.calls = CallLog()
-        self.faults = Faults(services=TRACKERS)
+        self.faults = Faults(services=(*TRACKERS, KeyVaultService.name))
         github = GitHubStandIn(credentials)
         github.clock = self.clock  # its rate-limit windows run on the stand-ins' clock
         apps: list[TrackerService] = [github, AzureDevOpsStandIn(credentials),
@@ -41,6 +42,11 @@ class TrackerStandIns:
             server = HttpsServer(front(app, self.calls, self.faults, self.clock, record_requests=True), ca)
             app.base_url = server.url
             self._servers[name] = server
+        # The Key Vault a GitHub App's private key lives in (localazure/keyvault.py), on the same CA and call log.
+        self.keyvault = KeyVaultService(self.clock)
+        vault_server = HttpsServer(front(self.keyvault, self.calls, self.faults, self.clock, record_requests=True), ca)
+        self.keyvault.base_url = vault_server.url
+        self._servers[KeyVaultService.name] = vault_server
 
     @classmethod
     def start(cls, ca: CertificateAuthority, credentials: TrackerCredentials | None = None) -> TrackerStandIns:
@@ -56,6 +62,11 @@ class TrackerStandIns:
     @property
     def ado_url(self) -> str:
         return f"{self._servers['azuredevops'].url}/{self.credentials.ado_org}"
+
+    @property
+    def keyvault_url(self) -> str:
+        """The Key Vault stand-in's vault URL (TRIAGE_GITHUB_APP_KEY_VAULT_URL)."""
+        return self._servers[KeyVaultService.name].url
 
     @property
     def servicenow_url(self) -> str:
@@ -83,7 +94,7 @@ class TrackerStandIns:
 
     def received(self, tracker: str) -> list[Request]:
         """Every request `tracker` was sent, in the order it answered them, faulted and refused ones included."""
-        if tracker not in self._apps:
+        if tracker not in self._apps and tracker != KeyVaultService.name:
             raise KeyError(tracker)
         return [call.request for call in self.calls.records if call.service == tracker and call.request is not None]
 

@@ -4,6 +4,10 @@ Look-up is a WIQL query on the tag (closed items included, most recently changed
 of their states. Description and discussion are HTML (markup/html.py). Comments go in the same PATCH as the
 update (`System.History`), so an update and its comment land together or not at all. States default to the
 Agile "Issue" type (Active/Closed); pass others for Basic ("To Do"/"Done") or custom processes.
+
+Auth: a PAT (TRIAGE_ADO_PAT), or the service's own Entra identity (TRIAGE_ADO_AUTH=entra: a token for the Azure
+DevOps resource from the app's credential). Routing (TRIAGE_ADO_AREA_PATH, TRIAGE_ADO_ITERATION_PATH) is set on
+create only, so a work item people moved stays where they put it.
 """
 
 from __future__ import annotations
@@ -58,6 +62,9 @@ class AzureDevOpsSink:
         active_state: str = "Active",
         closed_state: str = "Closed",
         declined_reasons: tuple[str, ...] = DEFAULT_DECLINED_REASONS,
+        area_path: str = "",
+        iteration_path: str = "",
+        credential_hint: str = "",
     ):
         if not pat and credential is None:
             raise ValueError("Azure DevOps sink needs TRIAGE_ADO_PAT or an Entra credential")
@@ -67,6 +74,7 @@ class AzureDevOpsSink:
         self._type = work_item_type
         self._active, self._closed = active_state, closed_state
         self._declined_reasons = declined_reasons
+        self._area_path, self._iteration_path = area_path, iteration_path
         auth_policy = None
         if credential is not None and not pat:
             from azure.core.pipeline.policies import BearerTokenCredentialPolicy
@@ -76,7 +84,10 @@ class AzureDevOpsSink:
         self._http = TrackerClient(
             sink=self.name, base_url=self._org_url, options=options,
             secrets=secret_forms(pat or "", headers=[header] if header else []),
-            credential_hint="TRIAGE_ADO_PAT", authorization=(lambda: header) if pat else None,
+            credential_hint=credential_hint or ("TRIAGE_ADO_PAT" if pat else
+                                                "TRIAGE_ADO_AUTH=entra (the service's identity must be a member of "
+                                                "the organization, with access to the project)"),
+            authorization=(lambda: header) if pat else None,
             auth_policy=auth_policy,
             # Without this a bad PAT gets 203 and an HTML sign-in page instead of 401.
             headers={"X-TFS-FedAuthRedirect": "Suppress"},
@@ -132,6 +143,8 @@ class AzureDevOpsSink:
             ops.append(_op("System.History", render_html(comment_document(comment))))
         if item is None:
             ops += [_op("System.Tags", f"{MANAGED_LABEL}; {marker}"), _op(PRIORITY, 1 if content.escalated else 2)]
+            ops += [_op(field, value) for field, value in (("System.AreaPath", self._area_path),
+                                                           ("System.IterationPath", self._iteration_path)) if value]
             created = self._http.request("POST", f"{self._path}/workitems/${segment(self._type)}",
                                          params={"api-version": API}, content=json.dumps(ops).encode(),
                                          headers=_PATCH, idempotent=False).json()

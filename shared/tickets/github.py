@@ -15,9 +15,10 @@ from shared.core.ticket_model import TicketDecision
 from shared.tickets.base import TicketAuthError, TicketContent, TicketRef
 from shared.tickets.decision import declined_comment
 from shared.tickets.document import comment_document, ticket_document, ticket_title
-from shared.tickets.http import HttpOptions, TrackerClient, secret_forms, segment
+from shared.tickets.http import HttpOptions, HttpResult, TrackerClient, secret_forms, segment
 from shared.tickets.marker import MANAGED_LABEL, PROBE_MARKER, marker_for
 from shared.tickets.markup.markdown import render_markdown
+from shared.tickets.sanitize import clean_line
 
 log = logging.getLogger("triage.tickets")
 PRIORITY_LABEL = "priority:high"
@@ -41,31 +42,64 @@ def issue_body(content: TicketContent) -> str:
 class GitHubIssuesSink:
     name = "github"
 
-    def __init__(self, *, api_url: str, repo: str, token: str | Callable[[], str], options: HttpOptions):
+    def __init__(self, *, api_url: str, repo: str, token: str | Callable[[], str], options: HttpOptions,
+                 credential_hint: str = "TRIAGE_GITHUB_TOKEN", assignees: tuple[str, ...] = (),
+                 labels: tuple[str, ...] = ()):
         if repo.count("/") != 1:
             raise ValueError("TRIAGE_GITHUB_REPO must be owner/name")
         owner, name = repo.split("/")
         self._repo = repo
         self._path = f"/repos/{segment(owner)}/{segment(name)}"
+        self._hint = credential_hint
+        self._assignees, self._labels = tuple(assignees), tuple(labels)
         token_of: Callable[[], str] = token if callable(token) else (lambda: token)
         static = [token] if isinstance(token, str) else []
+        self._token_of = token_of
+        self._invalidate: Callable[[str], None] | None = getattr(token, "invalidate", None)
+        self._sent: list[str] = []  # the token of the latest call, for `invalidate`
         self._http = TrackerClient(
             sink=self.name, base_url=api_url, options=options,
             secrets=secret_forms(*static, headers=[f"Bearer {t}" for t in static]),
-            credential_hint="TRIAGE_GITHUB_TOKEN", authorization=lambda: f"Bearer {token_of()}",
+            credential_hint=credential_hint, authorization=self._authorization,
             headers={"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION},
         )
+        observers = getattr(token, "observers", None)
+        if isinstance(observers, list):
+            observers.append(self._http.add_secrets)  # minted tokens are redacted before their first use
+
+    def _authorization(self) -> str:
+        token = self._token_of()
+        self._sent[:] = [token]
+        return f"Bearer {token}"
+
+    def _request(self, method: str, path: str, *, idempotent: bool, allow: tuple[int, ...] = (),
+                 **kwargs: Any) -> HttpResult:
+        """One call; with refreshable tokens, a 401 drops the token and the call is made once more (GitHub did not
+        act on a request it refused to authenticate, so this holds for creates too)."""
+        if self._invalidate is None:
+            return self._http.request(method, path, idempotent=idempotent, allow=allow, **kwargs)
+        result = self._http.request(method, path, idempotent=idempotent, allow=(*allow, 401), **kwargs)
+        if result.status == 401 and 401 not in allow:
+            log.info("github sink: GitHub refused the cached installation token (401); minting another")
+            for token in self._sent:
+                self._invalidate(token)
+            result = self._http.request(method, path, idempotent=idempotent, allow=(*allow, 401), **kwargs)
+            if result.status == 401:
+                raise self._http.error_for(result)
+        return result
 
     # ---- look-up ----
 
     def _find(self, marker: str) -> dict[str, Any] | None:
-        result = self._http.request(
+        result = self._request(
             "GET", f"{self._path}/issues", idempotent=True, allow=(404,),
             params={"labels": marker, "state": "all", "sort": "updated", "direction": "desc", "per_page": 20},
         )
         if result.status == 404:
             raise TicketAuthError(f"github sink: repository {self._repo} not found or not visible to the token; "
-                                  "check TRIAGE_GITHUB_REPO and TRIAGE_GITHUB_TOKEN")
+                                  f"check TRIAGE_GITHUB_REPO and {self._hint}"
+                                  + (" (the app's installation must include the repository)"
+                                     if self._hint != "TRIAGE_GITHUB_TOKEN" else ""))
         issues = [i for i in result.json() or [] if "pull_request" not in i]
         if not issues:
             issues = self._search_body(marker)
@@ -73,8 +107,8 @@ class GitHubIssuesSink:
 
     def _search_body(self, marker: str) -> list[dict[str, Any]]:
         query = f'repo:{self._repo} is:issue in:body "{marker}"'
-        result = self._http.request("GET", "/search/issues", idempotent=True,
-                                    params={"q": query, "sort": "updated", "order": "desc", "per_page": 20})
+        result = self._request("GET", "/search/issues", idempotent=True,
+                               params={"q": query, "sort": "updated", "order": "desc", "per_page": 20})
         items = (result.json() or {}).get("items", [])
         # Only our own first line counts: ticket text from logs could quote another incident's marker.
         return [i for i in items if (i.get("body") or "").startswith(body_marker(marker))]
@@ -93,8 +127,8 @@ class GitHubIssuesSink:
         title = ticket_title(content, TITLE_LIMIT)
         if issue is None:
             labels = [MANAGED_LABEL, marker] + ([PRIORITY_LABEL] if content.escalated else [])
-            created = self._http.request("POST", f"{self._path}/issues", idempotent=False,
-                                         json={"title": title, "body": body, "labels": labels}).json()
+            labels += [label for label in self._labels if label not in labels]
+            created = self._create({"title": title, "body": body, "labels": labels})
             if marker not in _label_names(created):
                 log.warning("github sink: labels were dropped on issue #%s (token lacks push/triage access); "
                             "look-ups fall back to search", created.get("number"))
@@ -116,8 +150,8 @@ class GitHubIssuesSink:
             wanted = present | {MANAGED_LABEL, marker} | ({PRIORITY_LABEL} if content.escalated else set())
             if wanted != present:
                 patch["labels"] = sorted(wanted)
-            updated = self._http.request("PATCH", f"{self._path}/issues/{issue['number']}",
-                                         idempotent=True, json=patch).json()
+            updated = self._request("PATCH", f"{self._path}/issues/{issue['number']}",
+                                    idempotent=True, json=patch).json()
             ref = self._ref(updated, reopened=reopened)
         if comment:
             self._comment(ref.ref, comment)
@@ -132,7 +166,7 @@ class GitHubIssuesSink:
         if issue.get("state") == "closed":
             return self._ref(issue)
         self._comment(str(issue["number"]), comment)
-        closed = self._http.request(
+        closed = self._request(
             "PATCH", f"{self._path}/issues/{issue['number']}", idempotent=True,
             json={"state": "closed", "state_reason": "completed", "body": issue_body(content)},
         ).json()
@@ -145,14 +179,33 @@ class GitHubIssuesSink:
         if issue.get("state") != "closed" or issue.get("state_reason") not in DECLINED_STATE_REASONS:
             return None
         if "closed_by" not in issue:
-            issue = self._http.request("GET", f"{self._path}/issues/{issue['number']}", idempotent=True).json()
+            issue = self._request("GET", f"{self._path}/issues/{issue['number']}", idempotent=True).json()
         closer = issue.get("closed_by") or {}
         return TicketDecision(closed_by=str(closer["login"]) if closer.get("login") else None,
                               how=str(issue.get("state_reason")), declined=True, at=issue.get("closed_at"))
 
+    def _create(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Create the issue with the configured assignees; without them when GitHub refuses one of them."""
+        if not self._assignees:
+            return self._request("POST", f"{self._path}/issues", idempotent=False, json=fields).json()
+        result = self._request("POST", f"{self._path}/issues", idempotent=False, allow=(422,),
+                               json={**fields, "assignees": list(self._assignees)})
+        if result.status != 422:
+            return result.json()
+        errors = (result.json() or {}).get("errors") or []
+        # GitHub names the login in `value`, or (newer answers) lists them in `message`.
+        refused = [str(e.get("value") or e.get("message") or "?") for e in errors
+                   if isinstance(e, dict) and e.get("field") == "assignees"]
+        if not refused:
+            raise self._http.error_for(result)
+        log.warning("github sink: GitHub cannot assign %s on %s (not collaborators with access); the issue is "
+                    "created unassigned: check TRIAGE_GITHUB_ASSIGNEES", ", ".join(clean_line(r, 120) for r in refused),
+                    self._repo)
+        return self._request("POST", f"{self._path}/issues", idempotent=False, json=fields).json()
+
     def _comment(self, number: str, text: str) -> None:
-        self._http.request("POST", f"{self._path}/issues/{number}/comments", idempotent=False,
-                           json={"body": render_markdown(comment_document(text))})
+        self._request("POST", f"{self._path}/issues/{number}/comments", idempotent=False,
+                      json={"body": render_markdown(comment_document(text))})
 
     def _ref(self, issue: dict[str, Any], *, created: bool = False, reopened: bool = False,
              decision: TicketDecision | None = None) -> TicketRef:

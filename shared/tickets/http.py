@@ -301,6 +301,11 @@ class TrackerClient:
             return TicketError(self._message(f"tracker unavailable ({detail}); retry next cycle"))
         return TicketError(self._message(f"request rejected ({detail})"))
 
+    def add_secrets(self, *values: str) -> None:
+        """More strings never to show (tokens minted later: GitHub App installation tokens), even before they are
+        first sent."""
+        self._issued.update(v for v in values if v)
+
     def _message(self, text: str) -> str:
         return redact(f"{self.sink} sink: {text}", (*self._secrets, *self._issued))
 

@@ -269,3 +269,14 @@ def test_ticket_settings_read_from_the_object_parameter_are_known_settings():
     for key, value in variable("main.bicep", "triageSettings").items():
         if "ticketSettings" in text_of(value):
             assert f'"{key}"' in text_of(value), f"{key} reads another key of ticketSettings"
+
+
+def test_key_vault_crypto_user_is_only_granted_when_github_app_signing_is_asked_for():
+    (crypto,) = [r for r in resources("Microsoft.Authorization/roleAssignments")
+                 if assignment_role(r) == ROLE_IDS["keyVaultCryptoUser"]]
+    assert (crypto.file, crypto.body["scope"], crypto.condition) == ("rbac/app-roles.bicep", "vault",
+                                                                     "keyVaultCryptoUser")
+    assert parameters("main.bicep")["githubAppKeySigning"]["default"] is False
+    settings = variable("main.bicep", "triageSettings")
+    for key in ("TRIAGE_GITHUB_APP_ID", "TRIAGE_GITHUB_APP_KEY_NAME", "TRIAGE_ADO_AUTH", "TRIAGE_ADO_AREA_PATH"):
+        assert key in settings
