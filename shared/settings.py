@@ -22,7 +22,7 @@ from shared.core.schedule import schedule_problem
 
 MODES = ("observe", "recommend", "enforce")
 BACKENDS = ("sqlite", "table")
-TICKET_SINKS = ("log", "webhook", "github", "azuredevops", "servicenow", "jira")
+TICKET_SINKS = ("log", "webhook", "github", "azuredevops", "servicenow", "jira", "teams")
 MANAGED_IDENTITY = "managedidentity"  # the AzureWebJobsStorage__credential value the Functions host knows
 # Set by the platform on every Azure Functions / App Service instance: the service is running in Azure.
 AZURE_INSTANCE_KEY = "WEBSITE_INSTANCE_ID"
@@ -356,6 +356,10 @@ SPECS: tuple[Spec, ...] = (
          "wait on their incidents and open on later runs, by severity then failure count, grouped per cause and "
          "account when more wait than this. 25 at the 5-minute timer is 300 an hour, under GitHub's 500 "
          "content-creating requests an hour (and 80 a minute), with room for comments."),
+    Spec("TRIAGE_TEAMS_WEBHOOK_URL", "teams_webhook_url", _optional_https_url, "", "",
+         "Teams sink: the URL of a Teams Workflows flow \"Post to a channel when a webhook request is received\" "
+         "(docs/tickets.md, Teams). A secret: its `sig` query parameter is the signature that lets anyone post; "
+         "keep it in Key Vault (an app setting reference).", secret=True),
     # --- outcome events ---
     Spec("TRIAGE_EVENTGRID_TOPIC_ENDPOINT", "eventgrid_topic_endpoint", _optional_https_url, "", "",
          "Event Grid topic for outcome CloudEvents; empty = do not publish."),
@@ -493,6 +497,7 @@ class Settings:
     declined_reasons: tuple[str, ...] = (
         "Cut", "Deferred", "Duplicate", "Obsolete", "Abandoned", "As Designed", "Removed from the backlog")
     actor: str = ""
+    teams_webhook_url: str = ""
 
     @property
     def table_endpoint(self) -> str:
@@ -528,6 +533,7 @@ _SINK_REQUIREMENTS = {
     "azuredevops": ("TRIAGE_ADO_ORG_URL", "TRIAGE_ADO_PROJECT", "TRIAGE_ADO_PAT"),
     "servicenow": ("TRIAGE_SERVICENOW_URL", "TRIAGE_SERVICENOW_USER", "TRIAGE_SERVICENOW_PASSWORD"),
     "jira": ("TRIAGE_JIRA_URL", "TRIAGE_JIRA_PROJECT", "TRIAGE_JIRA_USER", "TRIAGE_JIRA_TOKEN"),
+    "teams": ("TRIAGE_TEAMS_WEBHOOK_URL",),
 }
 
 

@@ -17,6 +17,7 @@ from localazure.trackers.github import GitHubStandIn
 from localazure.trackers.jira import JiraStandIn
 from localazure.trackers.servicenow import ServiceNowStandIn
 from localazure.trackers.standins import TrackerStandIns
+from localazure.trackers.teams import TeamsStandIn
 from localazure.trackers.webhook import WebhookStandIn
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "GitHubStandIn",
     "JiraStandIn",
     "ServiceNowStandIn",
+    "TeamsStandIn",
     "TicketView",
     "TrackerCredentials",
     "TrackerService",

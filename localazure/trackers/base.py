@@ -15,7 +15,7 @@ from localazure.faults import Fault
 from localazure.frontdoor import CallContext, RouteFn, fault_headers
 from localazure.https import Request, Response
 
-TRACKERS = ("github", "azuredevops", "servicenow", "jira", "webhook")
+TRACKERS = ("github", "azuredevops", "servicenow", "jira", "webhook", "teams")
 
 TrackerHandler = Callable[[Request], Response]
 TrackerRoute = tuple[str, str, TrackerHandler]  # (route name, read|write, handler)
@@ -34,9 +34,11 @@ class TrackerCredentials:
     jira_user: str = "triage-bot@contoso.example"
     jira_token: str = "standin-jira-api-token-0001"
     webhook_secret: str = "standin-webhook-secret-0001"
+    teams_sig: str = "standin-teams-sig-0001"  # the Workflows webhook URL's `sig` (its credential)
 
     def secrets(self) -> tuple[str, ...]:
-        return (self.github_token, self.ado_pat, self.servicenow_password, self.jira_token, self.webhook_secret)
+        return (self.github_token, self.ado_pat, self.servicenow_password, self.jira_token, self.webhook_secret,
+                self.teams_sig)
 
 
 @dataclass(frozen=True)

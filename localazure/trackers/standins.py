@@ -16,6 +16,7 @@ from localazure.trackers.base import TRACKERS, TicketView, TrackerCredentials, T
 from localazure.trackers.github import GitHubStandIn
 from localazure.trackers.jira import JiraStandIn
 from localazure.trackers.servicenow import ServiceNowStandIn
+from localazure.trackers.teams import TeamsStandIn
 from localazure.trackers.webhook import WebhookStandIn
 
 
@@ -33,7 +34,7 @@ class TrackerStandIns:
         github.clock = self.clock  # its rate-limit windows run on the stand-ins' clock
         apps: list[TrackerService] = [github, AzureDevOpsStandIn(credentials),
                                       ServiceNowStandIn(credentials), JiraStandIn(credentials),
-                                      WebhookStandIn(credentials)]
+                                      WebhookStandIn(credentials), TeamsStandIn(credentials)]
         self._apps = {app.name: app for app in apps}
         self._servers: dict[str, HttpsServer] = {}
         for name, app in self._apps.items():
@@ -67,6 +68,12 @@ class TrackerStandIns:
     @property
     def webhook_url(self) -> str:
         return self._servers["webhook"].url + WebhookStandIn.PATH
+
+    @property
+    def teams_url(self) -> str:
+        """The Workflows webhook URL, signature included (it is the credential)."""
+        teams = self._apps["teams"]
+        return f"{self._servers['teams'].url}{TeamsStandIn.PATH}?{teams.query}"
 
     def app(self, tracker: str) -> Any:
         """The stand-in itself, for switches such as `app("github").push_access = False`."""
@@ -108,6 +115,7 @@ class TrackerStandIns:
             "TRIAGE_JIRA_PROJECT": c.jira_project, "TRIAGE_JIRA_USER": c.jira_user,
             "TRIAGE_JIRA_TOKEN": c.jira_token, "TRIAGE_WEBHOOK_URL": self.webhook_url,
             "TRIAGE_WEBHOOK_SECRET": c.webhook_secret,
+            "TRIAGE_TEAMS_WEBHOOK_URL": self.teams_url,
         }
 
     def stop(self) -> None:

@@ -64,4 +64,8 @@ def _build(name: str, s: Settings, options: HttpOptions, ado_credential: Any,
 
         return JiraSink(base_url=s.jira_url, project=s.jira_project, user=s.jira_user, token=s.jira_token,
                         options=options, declined_resolutions=s.declined_resolutions)
+    if name == "teams":
+        from shared.tickets.teams import TeamsSink
+
+        return TeamsSink(url=s.teams_webhook_url, options=options)
     raise ValueError(f"unknown ticket sink {name!r}")

@@ -30,6 +30,7 @@ CREDENTIALS = TrackerCredentials(
     servicenow_password="LEAKCANARYsnowpw9b8e1c",
     jira_token="LEAKCANARYjiratoken4c2d",
     webhook_secret="LEAKCANARYwebhook0a6f",
+    teams_sig="LEAKCANARYteamssig3e9d",
 )
 _counter = itertools.count(1)
 
