@@ -59,6 +59,7 @@ CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 MAX_MESSAGE_BYTES = 28_000  # "about 28 KB", counted in UTF-16 (see the module docstring)
 MAX_ACTIONS = 5  # Teams shows a handful of buttons; the rest would fold into an overflow menu
 _SPACES = re.compile(r"[ \t]{2,}")
+_SCHEME_COLON = re.compile(r"(?<=[A-Za-z]):")  # `mailto:`, `tel:`, `sip:`: what autolinks without `//`
 # Anywhere in a line: what opens or closes emphasis, code, a link or image (`(` only matters after `]`, `!` only
 # before `[`), HTML or an autolink, an entity. At the start only: a heading, quote or list marker.
 _MARKDOWN_ACTIVE = frozenset("\\`*_{}[]<>&~")
@@ -68,14 +69,14 @@ _LINE_START = re.compile(r"^(?:[-+#>=|]|\d+(?=[.)]))")
 def inert(text: str) -> str:
     """Text for a TextRun (no Markdown there): no date/time function, autolink, mention or e-mail link can form.
     Only zero-width spaces are added, so it reads (and copies, minus those) the same."""
-    out = defang_links(text).replace("{", "{" + ZWSP).replace("<", "<" + ZWSP).replace("@", "@" + ZWSP)
-    return out
+    out = _SCHEME_COLON.sub(":" + ZWSP, defang_links(text))
+    return out.replace("{", "{" + ZWSP).replace("<", "<" + ZWSP).replace("@", "@" + ZWSP)
 
 
 def escape_card_markdown(text: str) -> str:
     """One line, inert in Teams card Markdown (Fact titles and values): CommonMark backslash escapes before every
     character that can start or end emphasis, a link, code, HTML, an entity or a list, plus what `inert` does."""
-    folded = defang_links(_SPACES.sub(" ", fold_line(text)).strip())
+    folded = _SCHEME_COLON.sub(":" + ZWSP, defang_links(_SPACES.sub(" ", fold_line(text)).strip()))
     out: list[str] = []
     start = _LINE_START.match(folded)
     if start:  # `1. x` is a list, `- x` a bullet, `# x` a heading: escape what makes it one
@@ -97,26 +98,46 @@ def escape_card_markdown(text: str) -> str:
     return "".join(out)
 
 
+_FUNCTION = re.compile(r"\{(?=\{\s*(?i:date|time)\s*\()")
+_AT_TAG = re.compile(r"<(?=/?at\b)", re.IGNORECASE)
+
+
+def literal(text: str) -> str:
+    """A command, shown verbatim so it can be copied (URLs, JSON braces and all): only a date/time function or an
+    `<at>` tag is broken, with a zero-width space."""
+    return _AT_TAG.sub("<" + ZWSP, _FUNCTION.sub("{" + ZWSP, text))
+
+
 def _run(text: str, **style: Any) -> dict[str, Any]:
     return {"type": "TextRun", "text": inert(text), **style}
 
 
-def rich(text: str, *, spacing: str | None = None, **style: Any) -> dict[str, Any]:
-    """A RichTextBlock of one TextRun: hostile text shown as text."""
-    block: dict[str, Any] = {"type": "RichTextBlock", "inlines": [_run(text, **style)]}
+def _own(text: str, **style: Any) -> dict[str, Any]:
+    """A TextRun of this module's own words (a label, a heading): no input in it, nothing to break."""
+    return {"type": "TextRun", "text": text, **style}
+
+
+def rich(text: str, *, spacing: str | None = None, own: bool = False, **style: Any) -> dict[str, Any]:
+    """A RichTextBlock of one TextRun: hostile text shown as text (`own`: this module's words)."""
+    block: dict[str, Any] = {"type": "RichTextBlock", "inlines": [(_own if own else _run)(text, **style)]}
     if spacing:
         block["spacing"] = spacing
     return block
 
 
+def command(text: str) -> dict[str, Any]:
+    """A command in monospace, verbatim but for `literal`."""
+    return {"type": "TextRun", "text": literal(text), "fontType": "Monospace"}
+
+
 def labelled(label: str, text: str, *, monospace: bool = False) -> dict[str, Any]:
-    """`label` in bold, then `text` (monospace for commands and ids)."""
-    value = _run(text, fontType="Monospace") if monospace else _run(text)
-    return {"type": "RichTextBlock", "inlines": [_run(label + " ", weight="Bolder"), value]}
+    """`label` in bold, then `text` (a command, in monospace, when `monospace`)."""
+    value = command(text) if monospace else _run(text)
+    return {"type": "RichTextBlock", "inlines": [_own(label + " ", weight="Bolder"), value]}
 
 
 def heading(text: str) -> dict[str, Any]:
-    return rich(text, spacing="Medium", weight="Bolder")
+    return rich(text, spacing="Medium", own=True, weight="Bolder")
 
 
 def _fact(title: str, value: str) -> dict[str, str]:
@@ -136,7 +157,7 @@ def card_actions(content: TicketContent, *, resolved: bool = False) -> list[dict
     wanted = [] if resolved else [("Approve", content.approve_url), ("Suppress 24 h", content.suppress_url)]
     wanted.append(("Open in Log Analytics", content.logs_url))
     if not resolved:
-        wanted += [("Documentation", url) for url in content.doc_links[:1]]
+        wanted += [("Documentation", url) for url in [u for u in content.doc_links if is_safe_url(u)][:1]]
     actions = [a for a in (_open_url(title, url) for title, url in wanted) if a is not None]
     return actions[:MAX_ACTIONS]
 
@@ -190,7 +211,7 @@ def incident_card(content: TicketContent, *, level: int = 0) -> dict[str, Any]:
 
     body: list[dict[str, Any]] = []
     if content.escalated:
-        body.append(rich("Escalated: the automatic fix did not hold; a person must act.", weight="Bolder",
+        body.append(rich("Escalated: the automatic fix did not hold; a person must act.", own=True, weight="Bolder",
                          color="Attention"))
     body.append(rich(ticket_title(content, LIMIT_NAME), size="Large", weight="Bolder"))
     body.append(labelled("Cause:", bound(content.cause_title, LIMIT_NAME) + " (" + bound(content.cause, LIMIT_NAME)
@@ -210,16 +231,16 @@ def incident_card(content: TicketContent, *, level: int = 0) -> dict[str, Any]:
             body += [rich("• " + line, spacing="None") for line in lines]
     body.append(heading("Fix"))
     if content.fix_command:
-        body.append(rich(block_text(content.fix_command, LIMIT_COMMAND), fontType="Monospace"))
+        body.append({"type": "RichTextBlock", "inlines": [command(block_text(content.fix_command, LIMIT_COMMAND))]})
     steps = content.fix_steps[: keep["steps"]]
     body += [rich(f"{n}. " + bound(text, LIMIT_STEP), spacing="None") for n, (text, _url) in enumerate(steps, 1)]
     if not content.fix_command and not steps:
-        body.append(rich("No automatic fix is known; see the evidence."))
+        body.append(rich("No automatic fix is known; see the evidence.", own=True))
     body.append(labelled("What the service does:", bound(content.action, LIMIT_ACTION)))
-    for label, command in (("Approve with:", content.approve_command), ("Suppress with:", content.suppress_command),
-                           ("Roll back with:", content.rollback_command)):
-        if command:
-            body.append(labelled(label, block_text(command, LIMIT_COMMAND), monospace=True))
+    for label, text in (("Approve with:", content.approve_command), ("Suppress with:", content.suppress_command),
+                        ("Roll back with:", content.rollback_command)):
+        if text:
+            body.append(labelled(label, block_text(text, LIMIT_COMMAND), monospace=True))
     if content.approve_hint and not content.approve_command:
         body.append(labelled("How to approve:", bound(content.approve_hint, LIMIT_ACTION)))
     return _card(body, card_actions(content))
@@ -228,9 +249,12 @@ def incident_card(content: TicketContent, *, level: int = 0) -> dict[str, Any]:
 def follow_up_card(content: TicketContent, text: str, *, resolved: bool = False, scale: int = 1) -> dict[str, Any]:
     """A short card naming the incident: a recurrence comment, an escalation or the resolution."""
     status = "Resolved" if resolved else ("Escalated" if content.escalated else "Update")
+    style: dict[str, Any] = {"size": "Medium", "weight": "Bolder"}
+    if resolved or content.escalated:
+        style["color"] = "Good" if resolved else "Attention"
     body: list[dict[str, Any]] = [
-        rich(f"{status}: " + ticket_title(content, LIMIT_NAME), size="Medium", weight="Bolder",
-             **({"color": "Good"} if resolved else {"color": "Attention"} if content.escalated else {})),
+        {"type": "RichTextBlock", "inlines": [_own(f"{status}: ", **style),
+                                              _run(ticket_title(content, LIMIT_NAME), **style)]},
         rich(clean_text(text, max(64, LIMIT_COMMENT // scale)).strip("\n") or status),
         {"type": "FactSet", "facts": [_fact("Incident", clean_line(content.incident_id, 64)),
                                       _fact("Failures", str(int(content.count))),
@@ -274,15 +298,15 @@ def body_bytes(payload: dict[str, Any]) -> bytes:
 
 
 def card_texts(card: dict[str, Any]) -> list[tuple[str, str]]:
-    """Every (kind, text) a card shows: kind is `run` (TextRun, no Markdown), `markdown` (Fact, TextBlock) or
-    `action` (a button title). For tests and the stand-in."""
+    """Every (kind, text) a card shows: kind is `run` (TextRun, no Markdown), `code` (a monospace TextRun: commands
+    verbatim), `markdown` (Fact, TextBlock) or `action` (a button title). For tests."""
     found: list[tuple[str, str]] = []
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
             kind = node.get("type")
             if kind == "TextRun":
-                found.append(("run", node.get("text", "")))
+                found.append(("code" if node.get("fontType") == "Monospace" else "run", node.get("text", "")))
             elif kind == "TextBlock":
                 found.append(("markdown", node.get("text", "")))
             elif kind == "Action.OpenUrl":
