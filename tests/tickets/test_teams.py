@@ -280,6 +280,20 @@ def test_a_huge_incident_still_fits_dropping_the_evidence_first():
     assert "Evidence" in _shown(small["attachments"][0]["content"])
 
 
+@pytest.mark.parametrize("piece", ['"', "\\", "😀", "\x00", "{{DATE(", "<at>", "a"])
+def test_every_field_at_its_worst_still_fits_and_validates(piece):
+    raw = piece * 50_000  # what JSON escapes, UTF-16 counts twice, or the sink breaks with zero-width spaces
+    content = make_content(
+        incident_id=raw, cause=raw, cause_title=raw, summary=raw, principal_id=raw, principal_type=raw,
+        principal_name=raw, resource_id=raw, first_seen=raw, last_seen=raw, sample_error=raw, evidence=(raw,) * 100,
+        fix_command=raw, fix_steps=((raw, raw),) * 30, action=raw, mode=raw, approve_hint=raw, approve_command=raw,
+        suppress_command=raw, rollback_command=raw, owner=raw, escalated=True)
+    for payload in (incident_payload(content), follow_up_payload(content, raw),
+                    follow_up_payload(content, raw, resolved=True)):
+        assert message_size(payload) <= MAX_MESSAGE_BYTES
+        assert not message_errors(body_bytes(payload))[0]
+
+
 def test_a_hostile_card_passes_the_stand_in_through_the_real_sink(standins):
     raw = "@org/team {{DATE(2017-02-14T06:00:00Z, SHORT)}} [x](https://evil.example) <at>Boss</at> **b** \u202e"
     before = len(_runs(standins))
