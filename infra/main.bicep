@@ -86,7 +86,7 @@ param appIdentities object = {}
 
 // ---- tickets ----
 
-@description('TRIAGE_TICKET_SINKS: comma-separated, of log, webhook, github, azuredevops, servicenow, jira.')
+@description('TRIAGE_TICKET_SINKS: comma-separated, of log, webhook, github, azuredevops, servicenow, jira, teams.')
 param ticketSinks string = 'log'
 
 @description('Non-secret ticket settings by name, e.g. {"TRIAGE_GITHUB_REPO": "contoso/ops"}; names outside the list in main.bicep are ignored.')

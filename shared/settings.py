@@ -22,7 +22,7 @@ from shared.core.schedule import schedule_problem
 
 MODES = ("observe", "recommend", "enforce")
 BACKENDS = ("sqlite", "table")
-TICKET_SINKS = ("log", "webhook", "github", "azuredevops", "servicenow", "jira", "slack")
+TICKET_SINKS = ("log", "webhook", "github", "azuredevops", "servicenow", "jira", "slack", "teams")
 MANAGED_IDENTITY = "managedidentity"  # the AzureWebJobsStorage__credential value the Functions host knows
 # Set by the platform on every Azure Functions / App Service instance: the service is running in Azure.
 AZURE_INSTANCE_KEY = "WEBSITE_INSTANCE_ID"
@@ -448,6 +448,10 @@ SPECS: tuple[Spec, ...] = (
          "credential.", secret=True),
     Spec("TRIAGE_SLACK_API_URL", "slack_api_url", _https_url, "https://slack.com/api", "https://slack.com/api",
          "Slack Web API base URL (the local stand-in differs)."),
+    Spec("TRIAGE_TEAMS_WEBHOOK_URL", "teams_webhook_url", _optional_https_url, "", "",
+         "Teams sink: the URL of a Teams Workflows flow \"Post to a channel when a webhook request is received\" "
+         "(docs/tickets.md, Teams). A secret: its `sig` query parameter is the signature that lets anyone post; "
+         "keep it in Key Vault (an app setting reference).", secret=True),
     # --- outcome events ---
     Spec("TRIAGE_EVENTGRID_TOPIC_ENDPOINT", "eventgrid_topic_endpoint", _optional_https_url, "", "",
          "Event Grid topic for outcome CloudEvents; empty = do not publish."),
@@ -637,6 +641,7 @@ class Settings:
     ado_work_item_type: str = "Issue"
     ado_area_path: str = ""
     ado_iteration_path: str = ""
+    teams_webhook_url: str = ""
 
     @property
     def table_endpoint(self) -> str:
@@ -672,6 +677,7 @@ _SINK_REQUIREMENTS = {
     "azuredevops": ("TRIAGE_ADO_ORG_URL", "TRIAGE_ADO_PROJECT"),  # and TRIAGE_ADO_PAT unless entra: likewise
     "servicenow": ("TRIAGE_SERVICENOW_URL", "TRIAGE_SERVICENOW_USER", "TRIAGE_SERVICENOW_PASSWORD"),
     "jira": ("TRIAGE_JIRA_URL", "TRIAGE_JIRA_PROJECT", "TRIAGE_JIRA_USER", "TRIAGE_JIRA_TOKEN"),
+    "teams": ("TRIAGE_TEAMS_WEBHOOK_URL",),
 }
 
 

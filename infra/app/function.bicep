@@ -122,6 +122,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     TRIAGE_EVENTGRID_TOPIC_KEY: contains(ticketSecretNames, 'TRIAGE_EVENTGRID_TOPIC_KEY') ? '${keyVaultReference}${ticketSecretNames.TRIAGE_EVENTGRID_TOPIC_KEY})' : ''
     TRIAGE_SLACK_BOT_TOKEN: contains(ticketSecretNames, 'TRIAGE_SLACK_BOT_TOKEN') ? '${keyVaultReference}${ticketSecretNames.TRIAGE_SLACK_BOT_TOKEN})' : ''
     TRIAGE_SLACK_WEBHOOK_URL: contains(ticketSecretNames, 'TRIAGE_SLACK_WEBHOOK_URL') ? '${keyVaultReference}${ticketSecretNames.TRIAGE_SLACK_WEBHOOK_URL})' : ''
+    TRIAGE_TEAMS_WEBHOOK_URL: contains(ticketSecretNames, 'TRIAGE_TEAMS_WEBHOOK_URL') ? '${keyVaultReference}${ticketSecretNames.TRIAGE_TEAMS_WEBHOOK_URL})' : ''
   })
 }
 

@@ -21,6 +21,7 @@ from localazure.trackers.jira import JiraStandIn
 from localazure.trackers.servicenow import ServiceNowStandIn
 from localazure.trackers.slack import SlackStandIn
 from localazure.trackers.standins import TrackerStandIns
+from localazure.trackers.teams import TeamsStandIn
 from localazure.trackers.webhook import WebhookStandIn
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "JiraStandIn",
     "ServiceNowStandIn",
     "SlackStandIn",
+    "TeamsStandIn",
     "TicketView",
     "TrackerCredentials",
     "TrackerService",

@@ -15,7 +15,7 @@ from localazure.faults import Fault
 from localazure.frontdoor import CallContext, RouteFn, fault_headers
 from localazure.https import Request, Response
 
-TRACKERS = ("github", "azuredevops", "servicenow", "jira", "webhook", "slack")
+TRACKERS = ("github", "azuredevops", "servicenow", "jira", "webhook", "slack", "teams")
 
 TrackerHandler = Callable[[Request], Response]
 TrackerRoute = tuple[str, str, TrackerHandler]  # (route name, read|write, handler)
@@ -41,10 +41,11 @@ class TrackerCredentials:
     github_app_id: int = 424242
     github_app_client_id: str = "Iv23liStandInApp0001"
     github_installation_id: int = 51515151
+    teams_sig: str = "standin-teams-sig-0001"  # the Workflows webhook URL's `sig` (its credential)
 
     def secrets(self) -> tuple[str, ...]:
         return (self.github_token, self.ado_pat, self.servicenow_password, self.jira_token, self.webhook_secret,
-                self.slack_bot_token, self.slack_webhook_path)
+                self.slack_bot_token, self.slack_webhook_path, self.teams_sig)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from localazure.trackers.github import GitHubStandIn
 from localazure.trackers.jira import JiraStandIn
 from localazure.trackers.servicenow import ServiceNowStandIn
 from localazure.trackers.slack import API_PREFIX, SlackStandIn
+from localazure.trackers.teams import TeamsStandIn
 from localazure.trackers.webhook import WebhookStandIn
 
 
@@ -35,7 +36,8 @@ class TrackerStandIns:
         github.clock = self.clock  # its rate-limit windows run on the stand-ins' clock
         apps: list[TrackerService] = [github, AzureDevOpsStandIn(credentials),
                                       ServiceNowStandIn(credentials), JiraStandIn(credentials),
-                                      WebhookStandIn(credentials), SlackStandIn(credentials)]
+                                      WebhookStandIn(credentials), SlackStandIn(credentials),
+                                      TeamsStandIn(credentials)]
         self._apps = {app.name: app for app in apps}
         self._servers: dict[str, HttpsServer] = {}
         for name, app in self._apps.items():
@@ -88,6 +90,12 @@ class TrackerStandIns:
     def slack_webhook_url(self) -> str:
         return self._servers["slack"].url + self._apps["slack"].webhook_path
 
+    @property
+    def teams_url(self) -> str:
+        """The Workflows webhook URL, signature included (it is the credential)."""
+        teams = self._apps["teams"]
+        return f"{self._servers['teams'].url}{TeamsStandIn.PATH}?{teams.query}"
+
     def app(self, tracker: str) -> Any:
         """The stand-in itself, for switches such as `app("github").push_access = False`."""
         return self._apps[tracker]
@@ -130,6 +138,7 @@ class TrackerStandIns:
             "TRIAGE_WEBHOOK_SECRET": c.webhook_secret,
             "TRIAGE_SLACK_API_URL": self.slack_api_url, "TRIAGE_SLACK_BOT_TOKEN": c.slack_bot_token,
             "TRIAGE_SLACK_CHANNEL": c.slack_channel, "TRIAGE_SLACK_WEBHOOK_URL": self.slack_webhook_url,
+            "TRIAGE_TEAMS_WEBHOOK_URL": self.teams_url,
         }
 
     def stop(self) -> None:

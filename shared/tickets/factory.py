@@ -118,4 +118,8 @@ def _build(name: str, s: Settings, options: HttpOptions, ado_credential: Any,
 
         return slack_sink(api_url=s.slack_api_url, bot_token=s.slack_bot_token, channel=s.slack_channel,
                           webhook_url=s.slack_webhook_url, options=options)
+    if name == "teams":
+        from shared.tickets.teams import TeamsSink
+
+        return TeamsSink(url=s.teams_webhook_url, options=options)
     raise ValueError(f"unknown ticket sink {name!r}")

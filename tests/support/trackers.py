@@ -32,6 +32,7 @@ CREDENTIALS = TrackerCredentials(
     webhook_secret="LEAKCANARYwebhook0a6f",
     slack_bot_token="xoxb-LEAKCANARY-slackbot-5e1d",
     slack_webhook_path="T0CANARY/B0CANARY/LEAKCANARYslackhook7c2e",
+    teams_sig="LEAKCANARYteamssig3e9d",
 )
 _counter = itertools.count(1)
 
