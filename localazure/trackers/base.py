@@ -34,9 +34,14 @@ class TrackerCredentials:
     jira_user: str = "triage-bot@contoso.example"
     jira_token: str = "standin-jira-api-token-0001"
     webhook_secret: str = "standin-webhook-secret-0001"
+    # ServiceNow OAuth client credentials (registered with the stand-in at start) and a Jira Data Center PAT.
+    servicenow_client_id: str = "standin-servicenow-client-0001"
+    servicenow_client_secret: str = "standin-servicenow-client-secret-0001"
+    jira_pat: str = "standin-jira-dc-pat-0001"
 
     def secrets(self) -> tuple[str, ...]:
-        return (self.github_token, self.ado_pat, self.servicenow_password, self.jira_token, self.webhook_secret)
+        return (self.github_token, self.ado_pat, self.servicenow_password, self.jira_token, self.webhook_secret,
+                self.servicenow_client_secret, self.jira_pat)
 
 
 @dataclass(frozen=True)

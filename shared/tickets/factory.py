@@ -54,14 +54,21 @@ def _build(name: str, s: Settings, options: HttpOptions, ado_credential: Any,
         return AzureDevOpsSink(org_url=s.ado_org_url, project=s.ado_project, pat=s.ado_pat or None,
                                credential=ado_credential, options=options, declined_reasons=s.declined_reasons)
     if name == "servicenow":
+        from shared.tickets.routing import sink_routing
         from shared.tickets.servicenow import ServiceNowSink
 
+        # Basic or OAuth client credentials (TRIAGE_SERVICENOW_AUTH); routing: settings and owner routes.
         return ServiceNowSink(instance_url=s.servicenow_url, user=s.servicenow_user,
                               password=s.servicenow_password, options=options,
-                              declined_close_codes=s.declined_close_codes)
+                              declined_close_codes=s.declined_close_codes, auth=s.servicenow_auth,
+                              client_id=s.servicenow_client_id, client_secret=s.servicenow_client_secret,
+                              routing=sink_routing("servicenow", s))
     if name == "jira":
         from shared.tickets.jira import JiraSink
+        from shared.tickets.routing import sink_routing
 
+        # Cloud or Data Center (TRIAGE_JIRA_DEPLOYMENT); routing: settings and owner routes.
         return JiraSink(base_url=s.jira_url, project=s.jira_project, user=s.jira_user, token=s.jira_token,
-                        options=options, declined_resolutions=s.declined_resolutions)
+                        options=options, declined_resolutions=s.declined_resolutions,
+                        deployment=s.jira_deployment, routing=sink_routing("jira", s))
     raise ValueError(f"unknown ticket sink {name!r}")
