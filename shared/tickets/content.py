@@ -59,6 +59,7 @@ def ticket_content(
         approve_hint=approve_hint,
         escalated=escalated,
         doc_links=tuple(dict.fromkeys(url for _, url in steps if url)),
+        owner=incident.owner,  # the account's owner tag value (TRIAGE_ROUTING_TAG): routes new tickets
     )
 
 

@@ -13,7 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.core.triage import owner_of
 from shared.settings import ROUTE_FIELDS, Settings
+
+__all__ = ["SinkRouting", "owner_of", "route_for", "sink_defaults", "sink_routing"]
 
 
 def sink_defaults(sink: str, settings: Settings) -> dict[str, Any]:
@@ -61,15 +64,3 @@ def route_for(sink: str, owner: str | None, settings: Settings) -> dict[str, Any
     if sink not in ROUTE_FIELDS:
         return {}
     return sink_routing(sink, settings).for_owner(owner)
-
-
-def owner_of(tags: Mapping[str, str] | tuple[tuple[str, str], ...] | None, tag_name: str) -> str | None:
-    """The value of the tag named `tag_name` (Azure tag names are case-insensitive), None when absent or empty."""
-    if not tags or not tag_name:
-        return None
-    pairs = tags.items() if isinstance(tags, Mapping) else tags
-    wanted = tag_name.strip().casefold()
-    for name, value in pairs:
-        if str(name).casefold() == wanted and str(value or "").strip():
-            return str(value).strip()
-    return None
