@@ -17,19 +17,24 @@ def build_sinks(
     http_options: HttpOptions | None = None,
     ado_credential: Any = None,
     github_token: Callable[[], str] | None = None,
+    token_clock: Callable[[], float] | None = None,
 ) -> list[TicketSink]:
     """One sink per name in settings.ticket_sinks, in that order.
 
     `http_options` carries transport/retry settings (tests make retries cheap); TRIAGE_CA_BUNDLE is trusted when
     no explicit `connection_verify` is given. `ado_credential` (a TokenCredential) replaces the PAT with an Entra
-    token; `github_token` (a callable) supplies refreshed GitHub App installation tokens.
+    token; `github_token` (a callable) supplies refreshed GitHub App installation tokens. `token_clock`: the
+    monotonic clock OAuth token caches (ServiceNow) judge expiry by; default time.monotonic (tests move it).
     """
     options = http_options or HttpOptions()
     if options.connection_verify is True and settings.ca_bundle:
         options = replace(options, connection_verify=settings.ca_bundle)
     sinks: list[TicketSink] = []
     for name in settings.ticket_sinks:
-        sinks.append(_build(name, settings, options, ado_credential, github_token))
+        sink = _build(name, settings, options, ado_credential, github_token)
+        if token_clock is not None and name == "servicenow":
+            sink.use_token_clock(token_clock)  # type: ignore[attr-defined]
+        sinks.append(sink)
     return sinks
 
 

@@ -52,6 +52,11 @@ class ClientCredentialsToken:
                 self._fetch()
             return f"Bearer {self._token}"
 
+    def use_clock(self, clock: Callable[[], float]) -> None:
+        with self._lock:
+            self._clock = clock
+            self._token = None  # judged afresh on the new clock
+
     def invalidate(self, header: str | None = None) -> None:
         """Drop the cached token (the instance refused it); only if it is still the one that was refused."""
         with self._lock:

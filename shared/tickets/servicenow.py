@@ -90,6 +90,11 @@ class ServiceNowSink:
             credential_hint=hint, authorization=authorization,
         )
 
+    def use_token_clock(self, clock: Callable[[], float]) -> None:
+        """The monotonic clock the OAuth token cache judges expiry by (tests move it)."""
+        if self._token is not None:
+            self._token.use_clock(clock)
+
     def _request(self, method: str, path: str, *, idempotent: bool, params: Mapping[str, Any] | None = None,
                  json: Any = None) -> HttpResult:
         """One Table API call. With OAuth, a 401 drops the token and the call is made once more with a new one

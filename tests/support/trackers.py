@@ -30,6 +30,8 @@ CREDENTIALS = TrackerCredentials(
     servicenow_password="LEAKCANARYsnowpw9b8e1c",
     jira_token="LEAKCANARYjiratoken4c2d",
     webhook_secret="LEAKCANARYwebhook0a6f",
+    servicenow_client_secret="LEAKCANARYsnowclient3e7a",
+    jira_pat="LEAKCANARYjirapat8b1f",
 )
 _counter = itertools.count(1)
 
