@@ -23,7 +23,7 @@ from shared.tickets.sanitize import ZWSP, clean_line, clean_text, defang_links, 
 
 # The characters Jira's renderer unescapes after a backslash.
 SPECIAL = frozenset("-#*_+?^~|%{}[]()!@")
-_BLOCK_MARKER = re.compile(r"(?i)\b(h[1-6]|bq)\.")
+_BLOCK_MARKER = re.compile(r"(?i)(h[1-6]|bq)\.")
 _NOFORMAT = re.compile(r"(?i)\{(noformat)")
 _SPACES = re.compile(r"[ \t]{2,}")
 
