@@ -430,8 +430,9 @@ SPECS: tuple[Spec, ...] = (
          secret=True),
     Spec("TRIAGE_JIRA_URL", "jira_url", _optional_https_url, "", "", "Jira base URL."),
     Spec("TRIAGE_JIRA_PROJECT", "jira_project", _str, "", "", "Jira project key."),
-    Spec("TRIAGE_JIRA_USER", "jira_user", _str, "", "", "Jira user (email)."),
-    Spec("TRIAGE_JIRA_TOKEN", "jira_token", _str, "", "", "Jira API token.", secret=True),
+    Spec("TRIAGE_JIRA_USER", "jira_user", _str, "", "", "Jira user (email); Jira Cloud only."),
+    Spec("TRIAGE_JIRA_TOKEN", "jira_token", _str, "", "",
+         "Jira Cloud API token, or the personal access token on Jira Data Center.", secret=True),
     Spec("TRIAGE_MAX_TICKETS_PER_RUN", "max_tickets_per_run", _int_range(1, 1000), "25", "25",
          "New tickets per run and per sink (updates and comments of existing tickets are not counted); the rest "
          "wait on their incidents and open on later runs, by severity then failure count, grouped per cause and "
