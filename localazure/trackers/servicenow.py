@@ -1,7 +1,10 @@
 """ServiceNow Table API: incident list (sysparm_query), create, update; journal fields; the data policy that
 refuses to resolve without a close code and notes; the ACL that refuses to edit a closed incident. Sign-in by
 basic auth, or by Bearer tokens from the OAuth client credentials grant at /oauth_token.do (clients registered with
-`register_oauth_client`); reference fields assignment_group (sys_user_group) and resolved_by/closed_by (sys_user)."""
+`register_oauth_client`). Reference fields are stored as given, as the Table API does without
+sysparm_input_display_value (https://support.servicenow.com/kb?id=kb_article_view&sysparm_article=KB0534905):
+assignment_group holds a sys_user_group sys_id (`add_group`, listed at /api/now/table/sys_user_group),
+resolved_by/closed_by a sys_user one."""
 
 from __future__ import annotations
 
@@ -28,7 +31,6 @@ from localazure.trackers.base import (
 )
 
 _INCIDENT_PATH = re.compile(r"/api/now/table/incident(?:/([0-9a-f]{32}))?")
-_SYS_ID = re.compile(r"[0-9a-f]{32}")
 TOKEN_PATH = "/oauth_token.do"  # noqa: S105 - a path
 # The default access token lifespan of an OAuth application (Access Token Lifespan, seconds):
 # https://www.servicenow.com/docs/bundle/geneva-servicenow-platform/page/administer/security/reference/r_OAuthTokens.html
@@ -121,6 +123,8 @@ class ServiceNowStandIn(TrackerService):
     def dispatch(self, request: Request) -> TrackerRoute:
         if request.path == TOKEN_PATH and request.method == "POST":
             return write("oauth.token", self._token)
+        if request.path == "/api/now/table/sys_user_group" and request.method == "GET":
+            return read("groups.list", self._groups)
         match = _INCIDENT_PATH.fullmatch(request.path)
         if not match:
             return read("table.invalid", lambda r: _failure(400, "Invalid table", "Invalid table name or path"))
@@ -191,9 +195,6 @@ class ServiceNowStandIn(TrackerService):
                 continue
             if name in ("sys_id", "number"):
                 continue
-            if name == "assignment_group":
-                record[name] = self._group_reference(str(value or ""))
-                continue
             text = "" if value is None else str(value)
             record[name] = text[: self._LIMITS[name]] if name in self._LIMITS else text
         record["priority"] = self._PRIORITY.get((record["urgency"], record["impact"]), "4")
@@ -201,13 +202,15 @@ class ServiceNowStandIn(TrackerService):
         record["_seq"] = self._seq
         record["sys_updated_on"] = _timestamp()
 
-    def _group_reference(self, value: str) -> str:
-        """A reference field takes the referenced record's sys_id, or a value matching its display value (a group's
-        name), stored as the sys_id: https://www.servicenow.com/docs/r/platform-administration/c_DisplayValues.html
-        A value matching neither leaves the reference empty."""
-        if _SYS_ID.fullmatch(value) and value in self.groups:
-            return value
-        return next((sys_id for sys_id, group in self.groups.items() if group["name"] == value), "")
+    def _groups(self, request: Request) -> Response:
+        """GET /api/now/table/sys_user_group: the groups matching `name=<value>` conditions (assignment groups)."""
+        wanted = [part.split("=", 1)[1] for part in (request.param("sysparm_query") or "").split("^")
+                  if part.startswith("name=")]
+        found = [g for g in self.groups.values() if not wanted or g["name"] in wanted]
+        fields = [f for f in (request.param("sysparm_fields") or "").split(",") if f]
+        limit = int(request.param("sysparm_limit", "10000"))
+        return Response.json({"result": [{k: v for k, v in g.items() if not fields or k in fields}
+                                         for g in found[:limit]]})
 
     @staticmethod
     def _data_policy(merged: dict[str, Any]) -> Response | None:

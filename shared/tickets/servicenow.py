@@ -8,12 +8,13 @@ read-only for integration users, so a recurrence opens a new incident that names
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from shared.core.ticket_model import TicketDecision
-from shared.tickets.base import TicketContent, TicketRef
+from shared.tickets.base import TicketContent, TicketError, TicketRef
 from shared.tickets.decision import declined_comment, matches
 from shared.tickets.document import Paragraph, Text, comment_document, ticket_document, ticket_title
 from shared.tickets.http import HttpOptions, HttpResult, TrackerClient, basic_auth, secret_forms
@@ -23,6 +24,8 @@ from shared.tickets.routing import SinkRouting
 
 log = logging.getLogger("triage.tickets")
 TABLE = "/api/now/table/incident"
+GROUPS = "/api/now/table/sys_user_group"
+_SYS_ID = re.compile(r"[0-9a-f]{32}")
 TITLE_LIMIT = 160  # short_description
 DESCRIPTION_LIMIT = 4000  # the default max length of incident.description
 IN_PROGRESS, RESOLVED, CLOSED, CANCELED = "2", "6", "7", "8"
@@ -70,6 +73,7 @@ class ServiceNowSink:
                                                else {})
         self._close_code = close_code
         self._declined_codes = declined_close_codes
+        self._group_ids: dict[str, str] = {}  # assignment group name -> sys_id, as looked up
         self._token = None
         if auth == "oauth":
             from shared.tickets.oauth import ClientCredentialsToken
@@ -123,9 +127,34 @@ class ServiceNowSink:
         return records[0] if records else None
 
 
+    def _group_id(self, group: str) -> str | None:
+        """The sys_id of an assignment group given by sys_id or name. The Table API stores a reference field's value
+        as given (a name would be a broken reference), so a name is looked up in sys_user_group first:
+        https://support.servicenow.com/kb?id=kb_article_view&sysparm_article=KB0534905
+        An unknown name leaves the incident unassigned (a warning), rather than not opening it."""
+        if _SYS_ID.fullmatch(group):
+            return group
+        if group in self._group_ids:
+            return self._group_ids[group]
+        found = None
+        if "^" not in group:  # the encoded query's separator: no group name of ours holds one
+            result = self._request("GET", GROUPS, idempotent=True, params={
+                "sysparm_query": f"name={group}", "sysparm_fields": "sys_id", "sysparm_limit": 1}).json() or {}
+            records = result.get("result") or []
+            found = str(records[0].get("sys_id") or "") or None if records else None
+        if found is None:
+            log.warning("servicenow sink: no assignment group named %r; the incident is left unassigned", group)
+        else:
+            self._group_ids[group] = found  # names found are kept; a missing one is looked up again next time
+        return found
+
     def probe(self) -> str:
         """A read-only look-up (the self-check): raises TicketError/TicketAuthError as a ticket operation would."""
         self._find(PROBE_MARKER)
+        group = self._routing.defaults.get("assignment_group")
+        if group and self._group_id(str(group)) is None:
+            raise TicketError(f"servicenow sink: no assignment group {group!r} (TRIAGE_SERVICENOW_ASSIGNMENT_GROUP); "
+                              "give its sys_id or its exact name")
         return f"incident table of {self._instance} readable"
 
     def open_or_update(self, content: TicketContent, *, comment: str | None = None) -> TicketRef:
@@ -155,7 +184,10 @@ class ServiceNowSink:
             }
             # Routing only on create: a person may re-route the incident, and a rewrite must not undo that.
             route = self._routing.for_owner(content.owner)
-            fields.update({name: route[name] for name in ("assignment_group", "category") if route.get(name)})
+            if route.get("category"):
+                fields["category"] = route["category"]
+            if route.get("assignment_group") and (group := self._group_id(route["assignment_group"])):
+                fields["assignment_group"] = group
             if notes:
                 fields["work_notes"] = notes
             created = self._request("POST", TABLE, json=fields, idempotent=False,

@@ -202,9 +202,32 @@ def test_assignment_group_by_name_or_sys_id_and_category_land_on_created_inciden
     assert ticket.raw["assignment_group"] == ""  # updates do not route again
     by_id = new_sink(standins, "servicenow", TRIAGE_SERVICENOW_ASSIGNMENT_GROUP=network)
     other = make_content()
+    before = len(standins.received("servicenow"))
     by_id.open_or_update(other)
     (ticket,) = tickets_for(standins, "servicenow", other)
     assert (ticket.raw["assignment_group"], ticket.raw["category"]) == (network, "inquiry")
+    assert all(r.path != "/api/now/table/sys_user_group" for r in _received_since(standins, "servicenow", before))
+
+
+def test_a_group_name_is_looked_up_once_and_an_unknown_one_leaves_the_incident_unassigned(standins, caplog):
+    app = standins.app("servicenow")
+    app.add_group("Identity Ops")
+    sink = new_sink(standins, "servicenow", TRIAGE_SERVICENOW_ASSIGNMENT_GROUP="Identity Ops")
+    before = len(standins.received("servicenow"))
+    for _ in range(2):
+        sink.open_or_update(make_content())
+    lookups = [r for r in _received_since(standins, "servicenow", before) if r.path == "/api/now/table/sys_user_group"]
+    assert len(lookups) == 1 and lookups[0].query["sysparm_query"] == ["name=Identity Ops"]
+    assert sink.probe()
+    missing = new_sink(standins, "servicenow", TRIAGE_SERVICENOW_ASSIGNMENT_GROUP="No Such Team")
+    content = make_content()
+    assert missing.open_or_update(content).created  # the incident still opens
+    (ticket,) = tickets_for(standins, "servicenow", content)
+    assert ticket.raw["assignment_group"] == ""
+    assert "no assignment group named 'No Such Team'" in caplog.text
+    with pytest.raises(TicketError) as info:
+        missing.probe()  # the self-check says so
+    assert "TRIAGE_SERVICENOW_ASSIGNMENT_GROUP" in str(info.value)
 
 
 def test_an_owner_route_overrides_the_assignment_group_for_that_owner_only(standins):
