@@ -120,6 +120,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     TRIAGE_SERVICENOW_PASSWORD: contains(ticketSecretNames, 'TRIAGE_SERVICENOW_PASSWORD') ? '${keyVaultReference}${ticketSecretNames.TRIAGE_SERVICENOW_PASSWORD})' : ''
     TRIAGE_JIRA_TOKEN: contains(ticketSecretNames, 'TRIAGE_JIRA_TOKEN') ? '${keyVaultReference}${ticketSecretNames.TRIAGE_JIRA_TOKEN})' : ''
     TRIAGE_EVENTGRID_TOPIC_KEY: contains(ticketSecretNames, 'TRIAGE_EVENTGRID_TOPIC_KEY') ? '${keyVaultReference}${ticketSecretNames.TRIAGE_EVENTGRID_TOPIC_KEY})' : ''
+    TRIAGE_SERVICENOW_CLIENT_SECRET: contains(ticketSecretNames, 'TRIAGE_SERVICENOW_CLIENT_SECRET') ? '${keyVaultReference}${ticketSecretNames.TRIAGE_SERVICENOW_CLIENT_SECRET})' : ''
   })
 }
 
