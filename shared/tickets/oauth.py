@@ -33,6 +33,8 @@ class ClientCredentialsToken:
 
     def __init__(self, *, instance_url: str, client_id: str, client_secret: str, options: HttpOptions,
                  credential_hint: str, clock: Callable[[], float] = time.monotonic):
+        if not instance_url.lower().startswith("https://"):
+            raise ValueError("the ServiceNow client secret is only sent over https")
         self._form = urlencode({"grant_type": "client_credentials", "client_id": client_id,
                                 "client_secret": client_secret}).encode("ascii")
         self._clock = clock
