@@ -19,10 +19,11 @@ ROUTES = {"payments": {"servicenow": {"assignment_group": "Payments Ops"}, "jira
                                                                                     "labels": ["team-payments"]}}}
 
 
-def test_an_account_tagged_owner_payments_routes_its_tickets_to_payments_ops(tmp_path):
+@pytest.mark.parametrize("resource_graph", ["false", "true"])  # the tags from ARM's GET, or Resource Graph's
+def test_an_account_tagged_owner_payments_routes_its_tickets_to_payments_ops(tmp_path, resource_graph):
     with service_world(tmp_path, mode="recommend", sinks="servicenow,jira", TRIAGE_ROUTING_TAG="owner",
                        TRIAGE_TICKET_ROUTES=json.dumps(ROUTES), TRIAGE_SERVICENOW_ASSIGNMENT_GROUP="Service Desk",
-                       TRIAGE_JIRA_COMPONENTS="platform") as world:
+                       TRIAGE_JIRA_COMPONENTS="platform", TRIAGE_RESOURCE_GRAPH=resource_graph) as world:
         servicenow = world.trackers.app("servicenow")
         payments_ops, service_desk = servicenow.add_group("Payments Ops"), servicenow.add_group("Service Desk")
         # Azure tag names are case-insensitive: "Owner" is the `owner` tag.
@@ -33,6 +34,7 @@ def test_an_account_tagged_owner_payments_routes_its_tickets_to_payments_ops(tmp
         world.run_traffic(3)
         report = world.scan()
         assert report.evidence_errors == []
+        assert (world.az.calls.count(service="arm", route="resourceGraph.resources") > 0) == (resource_graph == "true")
 
         routed, unrouted = world.incident_of(PAYMENTS_CALLER), world.incident_of(OTHER_CALLER)
         assert (routed.resource_id, routed.owner) == (payments.lower(), "payments")
