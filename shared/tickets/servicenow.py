@@ -167,9 +167,9 @@ class ServiceNowSink:
             # Canceled one is read-only for the integration user, so the decision is only recorded on our side.
             if comment and state == RESOLVED:
                 self._request("PATCH", f"{TABLE}/{record['sys_id']}", idempotent=False,
-                                   params={"sysparm_fields": _FIELDS},
-                                   json={"work_notes": render_plain(comment_document(
-                                       declined_comment(comment, decision)))})
+                              params={"sysparm_fields": _FIELDS},
+                              json={"work_notes": render_plain(comment_document(
+                                  declined_comment(comment, decision)))})
             log.info("servicenow sink: %s was closed as %s; not reopened for %s", record.get("number"),
                      decision.how, content.incident_id)
             return self._ref(record, decision=decision)
@@ -191,7 +191,7 @@ class ServiceNowSink:
             if notes:
                 fields["work_notes"] = notes
             created = self._request("POST", TABLE, json=fields, idempotent=False,
-                                         params={"sysparm_fields": _FIELDS}).json()["result"]
+                                    params={"sysparm_fields": _FIELDS}).json()["result"]
             ref = self._ref(created, created=True, reopened=predecessor is not None)
         else:
             reopened = state == RESOLVED
@@ -204,7 +204,7 @@ class ServiceNowSink:
             if notes:
                 fields["work_notes"] = notes
             updated = self._request("PATCH", f"{TABLE}/{record['sys_id']}", json=fields,
-                                         params={"sysparm_fields": _FIELDS}, idempotent=not notes).json()["result"]
+                                    params={"sysparm_fields": _FIELDS}, idempotent=not notes).json()["result"]
             ref = self._ref(updated, reopened=reopened)
         log.info("servicenow sink: %s %s for %s",
                  "created" if ref.created else "reopened" if ref.reopened else "updated", ref.ref,
@@ -222,7 +222,7 @@ class ServiceNowSink:
         fields = {"state": RESOLVED, "close_code": self._close_code, "close_notes": notes, "work_notes": notes,
                   "description": incident_description(content)}
         resolved = self._request("PATCH", f"{TABLE}/{record['sys_id']}", json=fields,
-                                      params={"sysparm_fields": _FIELDS}, idempotent=False).json()["result"]
+                                 params={"sysparm_fields": _FIELDS}, idempotent=False).json()["result"]
         log.info("servicenow sink: resolved %s for %s", resolved.get("number"), content.incident_id)
         return self._ref(resolved)
 
