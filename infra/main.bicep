@@ -158,6 +158,17 @@ var triageSettings = {
   TRIAGE_EVENTGRID_TOPIC_ENDPOINT: ticketSettings.?TRIAGE_EVENTGRID_TOPIC_ENDPOINT ?? ''
   TRIAGE_SLACK_CHANNEL: ticketSettings.?TRIAGE_SLACK_CHANNEL ?? ''
   TRIAGE_SLACK_API_URL: ticketSettings.?TRIAGE_SLACK_API_URL ?? ''
+  // tracker sign-in and routing (ServiceNow OAuth, Jira Data Center, owner routes; docs/tickets.md)
+  TRIAGE_SERVICENOW_AUTH: ticketSettings.?TRIAGE_SERVICENOW_AUTH ?? ''
+  TRIAGE_SERVICENOW_CLIENT_ID: ticketSettings.?TRIAGE_SERVICENOW_CLIENT_ID ?? ''
+  TRIAGE_SERVICENOW_ASSIGNMENT_GROUP: ticketSettings.?TRIAGE_SERVICENOW_ASSIGNMENT_GROUP ?? ''
+  TRIAGE_SERVICENOW_CATEGORY: ticketSettings.?TRIAGE_SERVICENOW_CATEGORY ?? ''
+  TRIAGE_JIRA_DEPLOYMENT: ticketSettings.?TRIAGE_JIRA_DEPLOYMENT ?? ''
+  TRIAGE_JIRA_ISSUE_TYPE: ticketSettings.?TRIAGE_JIRA_ISSUE_TYPE ?? ''
+  TRIAGE_JIRA_COMPONENTS: ticketSettings.?TRIAGE_JIRA_COMPONENTS ?? ''
+  TRIAGE_JIRA_LABELS: ticketSettings.?TRIAGE_JIRA_LABELS ?? ''
+  TRIAGE_ROUTING_TAG: ticketSettings.?TRIAGE_ROUTING_TAG ?? ''
+  TRIAGE_TICKET_ROUTES: ticketSettings.?TRIAGE_TICKET_ROUTES ?? ''
 }
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {

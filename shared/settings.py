@@ -266,6 +266,85 @@ def _github_labels(raw: str) -> tuple[str, ...]:
     if any(len(v) > 50 for v in values):
         raise ValueError("expected comma-separated labels of at most 50 characters each")
     return tuple(dict.fromkeys(values))
+# ---- tracker auth and routing (issue 17 item 4: ServiceNow, Jira, owner routing) ----
+
+ROUTED_SINKS = ("servicenow", "jira", "github", "azuredevops")
+# What an owner's route may set, per sink: field -> "str" (one value) or "list" (a JSON list of strings).
+ROUTE_FIELDS: dict[str, dict[str, str]] = {
+    "servicenow": {"assignment_group": "str", "category": "str"},
+    "jira": {"components": "list", "labels": "list", "issue_type": "str"},
+    "github": {"assignees": "list", "labels": "list"},
+    "azuredevops": {"area_path": "str", "iteration_path": "str"},
+}
+
+
+def _optional_choice(options: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value and value not in options:
+            raise ValueError("expected one of: " + ", ".join(options) + " (or empty)")
+        return value
+
+    return parse
+
+
+def _jira_labels(raw: str) -> tuple[str, ...]:
+    labels = _csv(raw)
+    bad = [label for label in labels if any(c.isspace() for c in label)]
+    if bad:
+        raise ValueError(f"Jira labels cannot contain spaces: {', '.join(repr(b) for b in bad)}")
+    return labels
+
+
+def _route_value(owner: str, sink: str, name: str, kind: str, value: Any) -> Any:
+    where = f"route {owner!r} -> {sink}.{name}"
+    if kind == "str":
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{where}: expected a non-empty string")
+        return value.strip()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ValueError(f"{where}: expected a list of non-empty strings")
+    items = [v.strip() for v in value]
+    if sink == "jira" and name == "labels" and any(any(c.isspace() for c in v) for v in items):
+        raise ValueError(f"{where}: Jira labels cannot contain spaces")
+    return tuple(dict.fromkeys(items))
+
+
+def _ticket_routes(raw: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """{"<owner tag value>": {"<sink>": {"<field>": value}}}, each field checked against ROUTE_FIELDS."""
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON ({exc.msg} at character {exc.pos}); expected an object like "
+                         '{"payments": {"servicenow": {"assignment_group": "Payments Ops"}}}') from None
+    if not isinstance(value, dict):
+        raise ValueError('expected a JSON object of owner tag value -> per-sink routing, e.g. '
+                         '{"payments": {"jira": {"components": ["payments"]}}}')
+    routes: dict[str, dict[str, dict[str, Any]]] = {}
+    for owner, sinks in value.items():
+        if not owner.strip():
+            raise ValueError("an owner tag value (a key) is empty")
+        if not isinstance(sinks, dict):
+            raise ValueError(f"route {owner!r}: expected an object of sink name -> fields")
+        routes[owner.strip()] = {}
+        for sink, fields in sinks.items():
+            if sink not in ROUTE_FIELDS:
+                raise ValueError(f"route {owner!r}: unknown sink {sink!r}; expected one of: "
+                                 + ", ".join(ROUTED_SINKS))
+            if not isinstance(fields, dict):
+                raise ValueError(f"route {owner!r} -> {sink}: expected an object of fields")
+            allowed = ROUTE_FIELDS[sink]
+            unknown = sorted(set(fields) - set(allowed))
+            if unknown:
+                raise ValueError(f"route {owner!r} -> {sink}: unknown field(s) {', '.join(unknown)}; expected: "
+                                 + ", ".join(allowed))
+            routes[owner.strip()][sink] = {name: _route_value(owner, sink, name, allowed[name], v)
+                                           for name, v in fields.items()}
+    return routes
 
 
 @dataclass(frozen=True)
@@ -428,8 +507,9 @@ SPECS: tuple[Spec, ...] = (
          secret=True),
     Spec("TRIAGE_JIRA_URL", "jira_url", _optional_https_url, "", "", "Jira base URL."),
     Spec("TRIAGE_JIRA_PROJECT", "jira_project", _str, "", "", "Jira project key."),
-    Spec("TRIAGE_JIRA_USER", "jira_user", _str, "", "", "Jira user (email)."),
-    Spec("TRIAGE_JIRA_TOKEN", "jira_token", _str, "", "", "Jira API token.", secret=True),
+    Spec("TRIAGE_JIRA_USER", "jira_user", _str, "", "", "Jira user (email); Jira Cloud only."),
+    Spec("TRIAGE_JIRA_TOKEN", "jira_token", _str, "", "",
+         "Jira Cloud API token, or the personal access token on Jira Data Center.", secret=True),
     Spec("TRIAGE_MAX_TICKETS_PER_RUN", "max_tickets_per_run", _int_range(1, 1000), "25", "25",
          "New tickets per run and per sink (updates and comments of existing tickets are not counted); the rest "
          "wait on their incidents and open on later runs, by severity then failure count, grouped per cause and "
@@ -452,6 +532,38 @@ SPECS: tuple[Spec, ...] = (
          "Teams sink: the URL of a Teams Workflows flow \"Post to a channel when a webhook request is received\" "
          "(docs/tickets.md, Teams). A secret: its `sig` query parameter is the signature that lets anyone post; "
          "keep it in Key Vault (an app setting reference).", secret=True),
+    # tracker auth and routing (ServiceNow OAuth, Jira Data Center, owner routing)
+    Spec("TRIAGE_SERVICENOW_AUTH", "servicenow_auth", _optional_choice(("basic", "oauth")), "", "",
+         "How the ServiceNow sink signs in: basic (TRIAGE_SERVICENOW_USER / _PASSWORD) or oauth (the OAuth client "
+         "credentials grant with TRIAGE_SERVICENOW_CLIENT_ID / _SECRET; the instance needs it enabled, see "
+         "docs/tickets.md). Empty: basic when a user or password is set, else oauth when a client id is set."),
+    Spec("TRIAGE_SERVICENOW_CLIENT_ID", "servicenow_client_id", _str, "", "",
+         "Client id of the ServiceNow OAuth application (Application Registry) for TRIAGE_SERVICENOW_AUTH=oauth."),
+    Spec("TRIAGE_SERVICENOW_CLIENT_SECRET", "servicenow_client_secret", _str, "", "",
+         "Client secret of that OAuth application.", secret=True),
+    Spec("TRIAGE_SERVICENOW_ASSIGNMENT_GROUP", "servicenow_assignment_group", _str, "", "",
+         "Assignment group of new incidents: the group's sys_id (recommended) or its name; empty = none. An owner "
+         "route (TRIAGE_TICKET_ROUTES) overrides it."),
+    Spec("TRIAGE_SERVICENOW_CATEGORY", "servicenow_category", _str, "", "",
+         "Category of new incidents (a choice value of incident.category, e.g. software); empty = the default."),
+    Spec("TRIAGE_JIRA_DEPLOYMENT", "jira_deployment", _choice(("cloud", "datacenter")), "cloud", "cloud",
+         "cloud: Jira Cloud (REST v3, ADF, TRIAGE_JIRA_USER + API token); datacenter: Jira Data Center / Server "
+         "(REST v2, wiki markup, TRIAGE_JIRA_TOKEN is a personal access token sent as a Bearer token, no user)."),
+    Spec("TRIAGE_JIRA_ISSUE_TYPE", "jira_issue_type", _str, "Task", "Task",
+         "Issue type of new Jira issues (its name in the project)."),
+    Spec("TRIAGE_JIRA_COMPONENTS", "jira_components", _csv, "", "",
+         "Comma-separated component names set on new Jira issues (each must exist in the project); empty = none."),
+    Spec("TRIAGE_JIRA_LABELS", "jira_labels", _jira_labels, "", "",
+         "Comma-separated extra labels on new Jira issues (no spaces), besides the service's own."),
+    Spec("TRIAGE_ROUTING_TAG", "routing_tag", _str, "", "",
+         "Name of the account tag that names the owning team (e.g. owner); its value picks the route in "
+         "TRIAGE_TICKET_ROUTES. Azure tag names are case-insensitive, so is this. Empty = no owner routing."),
+    Spec("TRIAGE_TICKET_ROUTES", "ticket_routes", _ticket_routes, "", "{}",
+         "JSON: owner tag value -> per-sink routing of new tickets, over the sink's own settings, e.g. "
+         '{"payments": {"servicenow": {"assignment_group": "Payments Ops"}, "jira": {"components": '
+         '["payments"]}, "github": {"assignees": ["alice"]}, "azuredevops": {"area_path": "Proj\\\\Payments"}}}. '
+         "Fields: servicenow assignment_group, category; jira components, labels, issue_type; github assignees, "
+         "labels; azuredevops area_path, iteration_path."),
     # --- outcome events ---
     Spec("TRIAGE_EVENTGRID_TOPIC_ENDPOINT", "eventgrid_topic_endpoint", _optional_https_url, "", "",
          "Event Grid topic for outcome CloudEvents; empty = do not publish."),
@@ -642,6 +754,18 @@ class Settings:
     ado_area_path: str = ""
     ado_iteration_path: str = ""
     teams_webhook_url: str = ""
+    # tracker auth and routing (ServiceNow OAuth, Jira Data Center, owner routing)
+    servicenow_auth: str = "basic"  # resolved by load_settings: basic | oauth
+    servicenow_client_id: str = ""
+    servicenow_client_secret: str = ""
+    servicenow_assignment_group: str = ""
+    servicenow_category: str = ""
+    jira_deployment: str = "cloud"
+    jira_issue_type: str = "Task"
+    jira_components: tuple[str, ...] = ()
+    jira_labels: tuple[str, ...] = ()
+    routing_tag: str = ""
+    ticket_routes: dict[str, Any] = field(default_factory=dict)
 
     @property
     def table_endpoint(self) -> str:
@@ -675,8 +799,8 @@ _SINK_REQUIREMENTS = {
     "webhook": ("TRIAGE_WEBHOOK_URL", "TRIAGE_WEBHOOK_SECRET"),
     "github": ("TRIAGE_GITHUB_REPO",),  # and a token or the GitHub App settings: _tracker_auth_problems
     "azuredevops": ("TRIAGE_ADO_ORG_URL", "TRIAGE_ADO_PROJECT"),  # and TRIAGE_ADO_PAT unless entra: likewise
-    "servicenow": ("TRIAGE_SERVICENOW_URL", "TRIAGE_SERVICENOW_USER", "TRIAGE_SERVICENOW_PASSWORD"),
-    "jira": ("TRIAGE_JIRA_URL", "TRIAGE_JIRA_PROJECT", "TRIAGE_JIRA_USER", "TRIAGE_JIRA_TOKEN"),
+    "servicenow": ("TRIAGE_SERVICENOW_URL",),  # + the credentials of its auth kind (_servicenow_jira_auth_problems)
+    "jira": ("TRIAGE_JIRA_URL", "TRIAGE_JIRA_PROJECT", "TRIAGE_JIRA_TOKEN"),  # + the user on Jira Cloud
     "teams": ("TRIAGE_TEAMS_WEBHOOK_URL",),
 }
 
@@ -694,6 +818,30 @@ def _slack_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
         return []
     return [("TRIAGE_SLACK_BOT_TOKEN", "required when TRIAGE_TICKET_SINKS includes slack: a bot token with "
              "TRIAGE_SLACK_CHANNEL, or TRIAGE_SLACK_WEBHOOK_URL for an incoming webhook")]
+
+
+def _servicenow_jira_auth_problems(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """Resolve TRIAGE_SERVICENOW_AUTH (empty: basic when a user or password is set, else oauth when a client id
+    is) and require the credentials of each configured tracker's auth kind; check that routes have a tag."""
+    problems: list[tuple[str, str]] = []
+    sinks = values.get("ticket_sinks", ())
+    auth = values.get("servicenow_auth") or ""
+    if not auth:
+        basic_set = values.get("servicenow_user") or values.get("servicenow_password")
+        auth = "oauth" if values.get("servicenow_client_id") and not basic_set else "basic"
+    values["servicenow_auth"] = auth
+    if "servicenow" in sinks:
+        needed = (("TRIAGE_SERVICENOW_CLIENT_ID", "servicenow_client_id"),
+                  ("TRIAGE_SERVICENOW_CLIENT_SECRET", "servicenow_client_secret")) if auth == "oauth" else (
+                  ("TRIAGE_SERVICENOW_USER", "servicenow_user"), ("TRIAGE_SERVICENOW_PASSWORD", "servicenow_password"))
+        problems += [(key, f"required when TRIAGE_TICKET_SINKS includes servicenow with "
+                           f"TRIAGE_SERVICENOW_AUTH={auth}") for key, attr in needed if not values.get(attr)]
+    if "jira" in sinks and values.get("jira_deployment") == "cloud" and not values.get("jira_user"):
+        problems.append(("TRIAGE_JIRA_USER", "required when TRIAGE_TICKET_SINKS includes jira with "
+                         "TRIAGE_JIRA_DEPLOYMENT=cloud (the Atlassian account e-mail of the API token)"))
+    if values.get("ticket_routes") and not values.get("routing_tag"):
+        problems.append(("TRIAGE_TICKET_ROUTES", "set TRIAGE_ROUTING_TAG too: the tag whose value picks a route"))
+    return problems
 
 
 def _lookup(source: Mapping[str, str], spec: Spec, folded: Mapping[str, str]) -> str | None:
@@ -733,6 +881,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                 problems.append((key, f"required when TRIAGE_TICKET_SINKS includes {sink}"))
     problems += _slack_problems(values)
     problems += _tracker_auth_problems(values)
+    problems += _servicenow_jira_auth_problems(values)
     in_azure = bool((source.get(AZURE_INSTANCE_KEY) or "").strip())
     if in_azure:
         problems += _azure_backend(values, (source.get("TRIAGE_STATE_BACKEND") or "").strip())

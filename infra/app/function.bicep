@@ -123,6 +123,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     TRIAGE_SLACK_BOT_TOKEN: contains(ticketSecretNames, 'TRIAGE_SLACK_BOT_TOKEN') ? '${keyVaultReference}${ticketSecretNames.TRIAGE_SLACK_BOT_TOKEN})' : ''
     TRIAGE_SLACK_WEBHOOK_URL: contains(ticketSecretNames, 'TRIAGE_SLACK_WEBHOOK_URL') ? '${keyVaultReference}${ticketSecretNames.TRIAGE_SLACK_WEBHOOK_URL})' : ''
     TRIAGE_TEAMS_WEBHOOK_URL: contains(ticketSecretNames, 'TRIAGE_TEAMS_WEBHOOK_URL') ? '${keyVaultReference}${ticketSecretNames.TRIAGE_TEAMS_WEBHOOK_URL})' : ''
+    TRIAGE_SERVICENOW_CLIENT_SECRET: contains(ticketSecretNames, 'TRIAGE_SERVICENOW_CLIENT_SECRET') ? '${keyVaultReference}${ticketSecretNames.TRIAGE_SERVICENOW_CLIENT_SECRET})' : ''
   })
 }
 

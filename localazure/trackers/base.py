@@ -43,9 +43,15 @@ class TrackerCredentials:
     github_installation_id: int = 51515151
     teams_sig: str = "standin-teams-sig-0001"  # the Workflows webhook URL's `sig` (its credential)
 
+    # ServiceNow OAuth client credentials (registered with the stand-in at start) and a Jira Data Center PAT.
+    servicenow_client_id: str = "standin-servicenow-client-0001"
+    servicenow_client_secret: str = "standin-servicenow-client-secret-0001"
+    jira_pat: str = "standin-jira-dc-pat-0001"
+
     def secrets(self) -> tuple[str, ...]:
         return (self.github_token, self.ado_pat, self.servicenow_password, self.jira_token, self.webhook_secret,
-                self.slack_bot_token, self.slack_webhook_path, self.teams_sig)
+                self.slack_bot_token, self.slack_webhook_path, self.teams_sig, self.servicenow_client_secret,
+                self.jira_pat)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,11 @@
 """Jira Cloud (REST v3): enhanced JQL search, create, edit, comment, transitions. Descriptions and comments are
-Atlassian Document Format; a workflow can make Done final (`reopen_allowed = False`)."""
+Atlassian Document Format; a workflow can make Done final (`reopen_allowed = False`).
+
+`datacenter = True` makes it Jira Data Center / Server instead: REST v2 only (`/rest/api/2/search`, `/issue`,
+comments, transitions, `expand=changelog`), descriptions and comments as wiki markup strings, and sign-in by a
+personal access token as `Authorization: Bearer` (a Cloud API token over basic auth is refused with 401):
+https://confluence.atlassian.com/enterprise/using-personal-access-tokens-1026032365.html
+Components and issue types are checked against the project in both modes (`components`, `ISSUE_TYPES`)."""
 
 from __future__ import annotations
 
@@ -21,7 +27,7 @@ from localazure.trackers.base import (
     write,
 )
 
-_ISSUE_PATH = re.compile(r"/rest/api/3/issue/([A-Z][A-Z0-9]*-\d+)(/comment|/transitions|/changelog)?")
+_ISSUE_PATH = re.compile(r"/rest/api/([23])/issue/([A-Z][A-Z0-9]*-\d+)(/comment|/transitions|/changelog)?")
 
 
 def _adf_text(node: Any) -> str:
@@ -31,6 +37,11 @@ def _adf_text(node: Any) -> str:
         return str(node.get("text", ""))
     joiner = "\n" if node.get("type") in ("doc", "bulletList", "orderedList") else ""
     return joiner.join(_adf_text(child) for child in node.get("content", []))
+
+
+def _text(body: Any) -> str:
+    """A stored description or comment as text: a wiki markup string as it is, an ADF document's text."""
+    return body if isinstance(body, str) else _adf_text(body)
 
 
 def _adf_problem(doc: Any) -> str | None:
@@ -64,25 +75,43 @@ class JiraStandIn(TrackerService):
         self.reopen_allowed = True  # False: a Done issue has no way back (a "closed is final" workflow)
         self.histories: dict[str, list[dict[str, Any]]] = {}  # the changelog of each issue, oldest first
         self._seq = 0
+        self.datacenter = False  # True: Jira Data Center (REST v2, wiki markup, Bearer personal access tokens)
+        self.components = ["payments", "platform", "identity"]  # the project's components, by name
 
     def authenticate(self, request: Request) -> Response | None:
-        if basic_credentials(request) == (self.creds.jira_user, self.creds.jira_token):
+        if self.datacenter:
+            if request.headers.get("authorization", "") == f"Bearer {self.creds.jira_pat}":
+                return None
+        elif basic_credentials(request) == (self.creds.jira_user, self.creds.jira_token):
             return None
         return _errors(401, ["Client must be authenticated to access this resource."])
+
+    @property
+    def _version(self) -> str:
+        return "2" if self.datacenter else "3"
+
+    def _body_problem(self, body: Any) -> str | None:
+        """Data Center: a wiki markup string; Cloud v3: an ADF document."""
+        if self.datacenter:
+            return None if isinstance(body, str) else "Operation value must be a string"
+        return _adf_problem(body)
 
     def fault_body(self, status: int) -> Any:
         return {"errorMessages": ["Rate limit exceeded." if status == 429 else "Service unavailable."], "errors": {}}
 
     def dispatch(self, request: Request) -> TrackerRoute:
         path, method = request.path, request.method
-        if path == "/rest/api/3/search/jql" and method == "GET":
+        version = self._version
+        if not self.datacenter and path == "/rest/api/3/search/jql" and method == "GET":
             return read("search.jql", self._search)
-        if path == "/rest/api/3/issue" and method == "POST":
+        if self.datacenter and path == "/rest/api/2/search" and method == "GET":
+            return read("search", self._search)
+        if path == f"/rest/api/{version}/issue" and method == "POST":
             return write("issues.create", self._create)
         match = _ISSUE_PATH.fullmatch(path)
-        if not match:
+        if not match or match[1] != version or (self.datacenter and match[3] == "/changelog"):
             return read("notFound", lambda r: _errors(404, ["Not found."]))
-        key, tail = match[1], match[2]
+        key, tail = match[2], match[3]
         if tail == "/comment" and method == "POST":
             return write("comments.create", self._existing(key, self._comment))
         if tail == "/transitions" and method == "GET":
@@ -95,12 +124,20 @@ class JiraStandIn(TrackerService):
         if tail is None and method == "PUT":
             return write("issues.edit", self._existing(key, self._edit))
         if tail is None and method == "GET":
-            return read("issues.get", self._existing(key, lambda k, _: Response.json(self._public(self.issues[k]))))
+            return read("issues.get", self._existing(key, self._get))
         return read("method.notAllowed", self._existing(key, lambda k, _: _errors(405, ["Method not allowed."])))
 
     def _existing(self, key: str, handler: Callable[[str, Request], Response]) -> TrackerHandler:
         return existing(self.issues, key, handler, lambda: _errors(
             404, ["Issue does not exist or you do not have permission to see it."]))
+
+    def _get(self, key: str, request: Request) -> Response:
+        fields = [f for f in (request.param("fields") or "").split(",") if f] or None
+        out = self._public(self.issues[key], fields)
+        if "changelog" in (request.param("expand") or "").split(","):  # v2 (and v3): the histories, oldest first
+            values = self.histories.get(key, [])
+            out["changelog"] = {"startAt": 0, "maxResults": len(values), "total": len(values), "histories": values}
+        return Response.json(out)
 
     def _touch(self, key: str) -> None:
         self._seq += 1
@@ -144,8 +181,12 @@ class JiraStandIn(TrackerService):
                 errors["summary"] = "The summary is invalid because it contains newline characters."
             elif len(summary) > 255:
                 errors["summary"] = "Summary must be less than 255 characters."
-        if "description" in fields and (problem := _adf_problem(fields["description"])):
+        if "description" in fields and (problem := self._body_problem(fields["description"])):
             errors["description"] = problem
+        for component in fields.get("components") or []:
+            name = (component or {}).get("name") if isinstance(component, dict) else None
+            if name not in self.components:
+                errors["components"] = f"Component name '{name}' is not valid"
         for label in fields.get("labels") or []:
             if " " in str(label):
                 errors["labels"] = f"The label '{label}' contains spaces which is invalid."
@@ -164,12 +205,14 @@ class JiraStandIn(TrackerService):
             return _errors(400, [], errors)
         number = len(self.issues) + 1
         key = f"{self.creds.jira_project}-{number}"
-        issue = {"id": str(10000 + number), "key": key, "self": f"{self.base_url}/rest/api/3/issue/{10000 + number}",
+        issue = {"id": str(10000 + number), "key": key,
+                 "self": f"{self.base_url}/rest/api/{self._version}/issue/{10000 + number}",
                  "fields": {"summary": fields["summary"], "description": fields.get("description"),
                             "labels": list(dict.fromkeys(fields.get("labels") or [])), "status": "To Do",
                             "issuetype": fields["issuetype"]["name"],
                             "priority": (fields.get("priority") or {}).get("name", "Medium"),
-                            "resolution": None, "resolutiondate": None}}
+                            "resolution": None, "resolutiondate": None,
+                            "components": [{"name": c["name"]} for c in fields.get("components") or []]}}
         self.issues[key] = issue
         self.comments[key] = []
         self._touch(key)
@@ -198,7 +241,7 @@ class JiraStandIn(TrackerService):
 
     def _comment(self, key: str, request: Request) -> Response:
         body = (request.json() or {}).get("body")
-        if (problem := _adf_problem(body)) is not None:
+        if (problem := self._body_problem(body)) is not None:
             return _errors(400, [], {"comment": problem})
         comment = {"id": str(20000 + sum(len(c) for c in self.comments.values()) + 1), "body": body,
                    "created": now().isoformat(), "author": {"displayName": "triage-bot"}}
@@ -228,7 +271,7 @@ class JiraStandIn(TrackerService):
             return _errors(400, [f"Transition id '{wanted}' is not valid for this issue."])
         for change in (payload.get("update") or {}).get("comment", []):
             body = (change.get("add") or {}).get("body")
-            if (problem := _adf_problem(body)) is not None:
+            if (problem := self._body_problem(body)) is not None:
                 return _errors(400, [], {"comment": problem})
             self.comments[key].append({"id": "t", "body": body, "created": now().isoformat()})
         self.issues[key]["fields"]["status"] = match["to"]["name"]
@@ -257,10 +300,10 @@ class JiraStandIn(TrackerService):
 
     def views(self) -> list[TicketView]:
         return [TicketView(
-            ref=i["key"], title=i["fields"]["summary"], body=_adf_text(i["fields"]["description"]),
+            ref=i["key"], title=i["fields"]["summary"], body=_text(i["fields"]["description"]),
             is_open=i["fields"]["status"] != "Done", markers=tuple(i["fields"]["labels"]),
             high_priority=i["fields"]["priority"] in ("High", "Highest"),
-            comments=tuple(_adf_text(c["body"]) for c in self.comments[i["key"]]), raw=self._public(i),
+            comments=tuple(_text(c["body"]) for c in self.comments[i["key"]]), raw=self._public(i),
         ) for i in sorted(self.issues.values(), key=lambda i: int(i["id"]))]
 
     def set_state(self, ref: str, state: str) -> None:

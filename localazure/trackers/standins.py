@@ -34,8 +34,10 @@ class TrackerStandIns:
         self.faults = Faults(services=(*TRACKERS, KeyVaultService.name))
         github = GitHubStandIn(credentials)
         github.clock = self.clock  # its rate-limit windows run on the stand-ins' clock
-        apps: list[TrackerService] = [github, AzureDevOpsStandIn(credentials),
-                                      ServiceNowStandIn(credentials), JiraStandIn(credentials),
+        servicenow = ServiceNowStandIn(credentials)
+        servicenow.clock = self.clock  # its OAuth tokens expire on the stand-ins' clock
+        servicenow.register_oauth_client(credentials.servicenow_client_id, credentials.servicenow_client_secret)
+        apps: list[TrackerService] = [github, AzureDevOpsStandIn(credentials), servicenow, JiraStandIn(credentials),
                                       WebhookStandIn(credentials), SlackStandIn(credentials),
                                       TeamsStandIn(credentials)]
         self._apps = {app.name: app for app in apps}
@@ -140,6 +142,18 @@ class TrackerStandIns:
             "TRIAGE_SLACK_CHANNEL": c.slack_channel, "TRIAGE_SLACK_WEBHOOK_URL": self.slack_webhook_url,
             "TRIAGE_TEAMS_WEBHOOK_URL": self.teams_url,
         }
+
+    def servicenow_oauth_env(self) -> dict[str, str]:
+        """Settings for the ServiceNow sink with the OAuth client credentials grant instead of basic auth."""
+        c = self.credentials
+        return {"TRIAGE_SERVICENOW_AUTH": "oauth", "TRIAGE_SERVICENOW_USER": "", "TRIAGE_SERVICENOW_PASSWORD": "",
+                "TRIAGE_SERVICENOW_CLIENT_ID": c.servicenow_client_id,
+                "TRIAGE_SERVICENOW_CLIENT_SECRET": c.servicenow_client_secret}
+
+    def jira_datacenter_env(self) -> dict[str, str]:
+        """Settings for the Jira sink against the stand-in in Data Center mode (`app("jira").datacenter = True`)."""
+        return {"TRIAGE_JIRA_DEPLOYMENT": "datacenter", "TRIAGE_JIRA_USER": "",
+                "TRIAGE_JIRA_TOKEN": self.credentials.jira_pat}
 
     def stop(self) -> None:
         # In parallel: each server's shutdown waits out its poll interval.

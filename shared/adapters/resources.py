@@ -50,6 +50,7 @@ def to_evidence(account: Any, account_id: str) -> ResourceEvidence:
         tenant_id=getattr(identity, "tenant_id", None) if identity else None,
         identity_type=_identity_type(identity),
         identity_principal_id=getattr(identity, "principal_id", None) if identity else None,
+        tags=tuple(sorted((str(k), str(v)) for k, v in (getattr(account, "tags", None) or {}).items())),
     )
 
 

@@ -127,6 +127,8 @@ class Incident:
     # sink name -> key of the grouped (storm) ticket this incident is listed in; its ticket_refs entry is that ticket
     ticket_groups: dict[str, str] = field(default_factory=dict)
     updated_at: datetime | None = None
+    # The value of the account's owner tag (TRIAGE_ROUTING_TAG) as its evidence last showed it: routes new tickets.
+    owner: str | None = None
     etag: str | None = None  # set by the store; never part of the record
 
     @property

@@ -75,6 +75,8 @@ class ResourceEvidence:
     tenant_id: str | None = None
     identity_type: str | None = None  # SystemAssigned | UserAssigned | "SystemAssigned, UserAssigned" | None
     identity_principal_id: str | None = None  # the system-assigned identity's principal (object) id
+    # The account's ARM tags as (name, value) pairs, sorted: the owner tag (TRIAGE_ROUTING_TAG) routes its tickets.
+    tags: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

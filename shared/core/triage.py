@@ -192,13 +192,31 @@ def last_good(candidates: Iterable[Incident]) -> Incident | None:
     return max(found, key=lambda i: (i.is_open, i.last_seen), default=None)
 
 
-def with_evidence_identity(merged: Incident, evidence: Evidence | None, signal: FailureSignal) -> Incident:
+def owner_of(tags: Iterable[tuple[str, str]] | None, tag_name: str) -> str | None:
+    """The value of the tag named `tag_name` (Azure tag names are case-insensitive), None when absent or empty."""
+    wanted = tag_name.strip().casefold()
+    if not wanted:
+        return None
+    for name, value in tags or ():
+        if str(name).casefold() == wanted and str(value or "").strip():
+            return str(value).strip()
+    return None
+
+
+def with_evidence_identity(merged: Incident, evidence: Evidence | None, signal: FailureSignal,
+                           routing_tag: str = "") -> Incident:
+    """Who the caller is, from the evidence; with `routing_tag`, the account's owner too (kept when the account's
+    settings could not be read)."""
     if evidence is None:
         return merged
+    owner = merged.owner
+    if routing_tag and evidence.resource is not None:
+        owner = owner_of(evidence.resource.tags, routing_tag)
     return replace(
         merged,
         principal_type=merged.principal_type or evidence.principal_type or signal.principal_type,
         principal_name=merged.principal_name or evidence.principal_name,
+        owner=owner,
     )
 
 

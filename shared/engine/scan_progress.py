@@ -140,7 +140,7 @@ def _build(cls: Any, value: dict[str, Any]) -> Any:
         if name not in names:
             continue
         if isinstance(item, list):
-            item = tuple(item)
+            item = tuple(tuple(pair) if name == "tags" else pair for pair in item)
         elif name == "created_on" and item is not None:
             item = datetime.fromisoformat(item)
         args[name] = item

@@ -179,7 +179,8 @@ def _apply(rt: Runtime, run: RunState, existing: Incident | None, triaged: Triag
            now: datetime, witness: str | None, *, may_grant: bool = True, may_decide: bool = True) -> Incident:
     signal, diagnosis = triaged.signal, triaged.diagnosis
     merged = open_or_update(existing, signal, diagnosis, now, fingerprint=triaged.fingerprint)
-    merged = triage.with_evidence_identity(triage.keep_verified_cause(existing, merged), evidence, signal)
+    merged = triage.with_evidence_identity(triage.keep_verified_cause(existing, merged), evidence, signal,
+                                           routing_tag=rt.settings.routing_tag)
     etag = existing.etag if existing else None
     complete = evidence is None or evidence.complete
     if triage.needs_decision(existing, merged, now, evidence_complete=complete, witnessed=witness is not None):
@@ -333,7 +334,8 @@ def plan_new(rt: Runtime, run: RunState, triaged: Triaged, evidence: Evidence | 
     now = rt.clock()
     signal, diagnosis = triaged.signal, triaged.diagnosis
     merged = open_or_update(None, signal, diagnosis, now, fingerprint=triaged.fingerprint)
-    merged = triage.with_evidence_identity(triage.keep_verified_cause(None, merged), evidence, signal)
+    merged = triage.with_evidence_identity(triage.keep_verified_cause(None, merged), evidence, signal,
+                                           routing_tag=rt.settings.routing_tag)
     context = policy_context(run, merged, evidence, now, signal=signal, witness=server_witness(signal))
     decision = decide(diagnosis, signal.object_id, rt.policy, context)
     if decision.grants or decision.action == DecisionAction.ASSIGN or _witness_would_help(decision):

@@ -71,6 +71,7 @@ def ticket_content(
         doc_links=tuple(dict.fromkeys(url for _, url in steps if url)),
         **chat_fields(incident, awaiting_approval=approve_hint is not None, base_url=base_url,
                       workspace_resource_id=workspace_resource_id),
+        owner=incident.owner,  # the account's owner tag value (TRIAGE_ROUTING_TAG): routes new tickets
     )
 
 

@@ -20,6 +20,7 @@ def build_sinks(
     credential: Any = None,
     clock: Callable[[], float] | None = None,
     credential_factory: Callable[[], Any] | None = None,
+    token_clock: Callable[[], float] | None = None,
 ) -> list[TicketSink]:
     """One sink per name in settings.ticket_sinks, in that order.
 
@@ -31,6 +32,8 @@ def build_sinks(
     TRIAGE_ADO_AUTH=entra uses an Entra token; both through `credential`, the service's Azure credential, or when it
     is None the one `credential_factory` builds (the composition root passes the settings' own choice, built only
     when one of them needs it). `clock` (epoch seconds) is what installation token lifetimes are judged by.
+    `token_clock`: the monotonic clock OAuth token caches (ServiceNow) judge expiry by; default time.monotonic
+    (tests move it).
     """
     options = http_options or HttpOptions()
     if options.connection_verify is True and settings.ca_bundle:
@@ -42,7 +45,10 @@ def build_sinks(
         ado_credential = azure.get()
     sinks: list[TicketSink] = []
     for name in settings.ticket_sinks:
-        sinks.append(_build(name, settings, options, ado_credential, github_token))
+        sink = _build(name, settings, options, ado_credential, github_token)
+        if token_clock is not None and name == "servicenow":
+            sink.use_token_clock(token_clock)  # type: ignore[attr-defined]
+        sinks.append(sink)
     return sinks
 
 
@@ -103,16 +109,23 @@ def _build(name: str, s: Settings, options: HttpOptions, ado_credential: Any,
                                work_item_type=s.ado_work_item_type, area_path=s.ado_area_path,
                                iteration_path=s.ado_iteration_path)
     if name == "servicenow":
+        from shared.tickets.routing import sink_routing
         from shared.tickets.servicenow import ServiceNowSink
 
+        # Basic or OAuth client credentials (TRIAGE_SERVICENOW_AUTH); routing: settings and owner routes.
         return ServiceNowSink(instance_url=s.servicenow_url, user=s.servicenow_user,
                               password=s.servicenow_password, options=options,
-                              declined_close_codes=s.declined_close_codes)
+                              declined_close_codes=s.declined_close_codes, auth=s.servicenow_auth,
+                              client_id=s.servicenow_client_id, client_secret=s.servicenow_client_secret,
+                              routing=sink_routing("servicenow", s))
     if name == "jira":
         from shared.tickets.jira import JiraSink
+        from shared.tickets.routing import sink_routing
 
+        # Cloud or Data Center (TRIAGE_JIRA_DEPLOYMENT); routing: settings and owner routes.
         return JiraSink(base_url=s.jira_url, project=s.jira_project, user=s.jira_user, token=s.jira_token,
-                        options=options, declined_resolutions=s.declined_resolutions)
+                        options=options, declined_resolutions=s.declined_resolutions,
+                        deployment=s.jira_deployment, routing=sink_routing("jira", s))
     if name == "slack":
         from shared.tickets.slack import slack_sink
 

@@ -18,13 +18,14 @@ from shared.tickets.base import TicketContent
 from shared.tickets.content import ticket_content
 from shared.tickets.document import Paragraph, Text, ticket_title
 from shared.tickets.github import issue_body
-from shared.tickets.jira import issue_description
+from shared.tickets.jira import issue_description, wiki_description
 from shared.tickets.log_sink import log_line
 from shared.tickets.marker import MANAGED_LABEL, marker_for
 from shared.tickets.markup.adf import render_adf
 from shared.tickets.markup.html import render_html
 from shared.tickets.markup.markdown import render_markdown
 from shared.tickets.markup.plain import render_plain
+from shared.tickets.markup.wiki import render_wiki
 from shared.tickets.servicenow import incident_description
 from shared.tickets.webhook import webhook_body
 
@@ -100,6 +101,9 @@ def render_samples() -> str:
         "Azure DevOps HTML:", _fence(render_html(hostile), "html"),
         "ServiceNow text:", _fence(render_plain(hostile), "text"),
         "Jira ADF:", _fence(json.dumps(render_adf(hostile), ensure_ascii=False), "json"),
+        "Jira Data Center wiki markup:", _fence(render_wiki(hostile), "text"),
+        "### Jira Data Center (REST v2, wiki markup)", f"Summary: `{ticket_title(content, 255)}`",
+        _fence(wiki_description(content), "text"),
     ]
     return "\n\n".join(parts)
 

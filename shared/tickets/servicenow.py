@@ -8,18 +8,24 @@ read-only for integration users, so a recurrence opens a new incident that names
 from __future__ import annotations
 
 import logging
+import re
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from shared.core.ticket_model import TicketDecision
-from shared.tickets.base import TicketContent, TicketRef
+from shared.tickets.base import TicketContent, TicketError, TicketRef
 from shared.tickets.decision import declined_comment, matches
 from shared.tickets.document import Paragraph, Text, comment_document, ticket_document, ticket_title
-from shared.tickets.http import HttpOptions, TrackerClient, basic_auth, secret_forms
+from shared.tickets.http import HttpOptions, HttpResult, TrackerClient, basic_auth, secret_forms
 from shared.tickets.marker import MANAGED_LABEL, PROBE_MARKER, marker_for
 from shared.tickets.markup.plain import render_plain
+from shared.tickets.routing import SinkRouting
 
 log = logging.getLogger("triage.tickets")
 TABLE = "/api/now/table/incident"
+GROUPS = "/api/now/table/sys_user_group"
+_SYS_ID = re.compile(r"[0-9a-f]{32}")
 TITLE_LIMIT = 160  # short_description
 DESCRIPTION_LIMIT = 4000  # the default max length of incident.description
 IN_PROGRESS, RESOLVED, CLOSED, CANCELED = "2", "6", "7", "8"
@@ -49,26 +55,67 @@ class ServiceNowSink:
         self,
         *,
         instance_url: str,
-        user: str,
-        password: str,
+        user: str = "",
+        password: str = "",
         options: HttpOptions,
         assignment_group: str | None = None,
         close_code: str = "Solution provided",
         declined_close_codes: tuple[str, ...] = DEFAULT_DECLINED_CLOSE_CODES,
+        auth: str = "basic",
+        client_id: str = "",
+        client_secret: str = "",
+        routing: SinkRouting | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self._instance = instance_url.rstrip("/")
-        self._assignment_group = assignment_group
+        # The incident's routing fields on create: TRIAGE_SERVICENOW_ASSIGNMENT_GROUP / _CATEGORY and owner routes.
+        self._routing = routing or SinkRouting(defaults={"assignment_group": assignment_group} if assignment_group
+                                               else {})
         self._close_code = close_code
         self._declined_codes = declined_close_codes
-        header = basic_auth(user, password)
+        self._group_ids: dict[str, str] = {}  # assignment group name -> sys_id, as looked up
+        self._token = None
+        if auth == "oauth":
+            from shared.tickets.oauth import ClientCredentialsToken
+
+            hint = "TRIAGE_SERVICENOW_CLIENT_ID / TRIAGE_SERVICENOW_CLIENT_SECRET"
+            self._token = ClientCredentialsToken(instance_url=self._instance, client_id=client_id,
+                                                 client_secret=client_secret, options=options,
+                                                 credential_hint=hint, clock=clock)
+            authorization: Callable[[], str] = self._token.header
+            secrets = secret_forms(client_secret)
+        else:
+            header = basic_auth(user, password)
+            hint = "TRIAGE_SERVICENOW_USER / TRIAGE_SERVICENOW_PASSWORD"
+            authorization = lambda: header  # noqa: E731
+            secrets = secret_forms(password, headers=[header])
         self._http = TrackerClient(
-            sink=self.name, base_url=self._instance, options=options,
-            secrets=secret_forms(password, headers=[header]),
-            credential_hint="TRIAGE_SERVICENOW_USER / TRIAGE_SERVICENOW_PASSWORD", authorization=lambda: header,
+            sink=self.name, base_url=self._instance, options=options, secrets=secrets,
+            credential_hint=hint, authorization=authorization,
         )
 
+    def use_token_clock(self, clock: Callable[[], float]) -> None:
+        """The monotonic clock the OAuth token cache judges expiry by (tests move it)."""
+        if self._token is not None:
+            self._token.use_clock(clock)
+
+    def _request(self, method: str, path: str, *, idempotent: bool, params: Mapping[str, Any] | None = None,
+                 json: Any = None) -> HttpResult:
+        """One Table API call. With OAuth, a 401 drops the token and the call is made once more with a new one
+        (a token revoked or expired early); a second 401 is the credentials' fault."""
+        if self._token is None:
+            return self._http.request(method, path, params=params, json=json, idempotent=idempotent)
+        result = self._http.request(method, path, params=params, json=json, idempotent=idempotent, allow=(401,))
+        if result.status == 401:
+            self._token.invalidate()
+            result = self._http.request(method, path, params=params, json=json, idempotent=idempotent,
+                                        allow=(401,))
+            if result.status == 401:
+                raise self._http.error_for(result)
+        return result
+
     def _find(self, marker: str) -> dict[str, Any] | None:
-        result = self._http.request("GET", TABLE, idempotent=True, params={
+        result = self._request("GET", TABLE, idempotent=True, params={
             "sysparm_query": f"correlation_id={marker}^ORDERBYDESCsys_updated_on",
             "sysparm_fields": f"{_FIELDS},{_DECISION_FIELDS}", "sysparm_limit": 20,
             "sysparm_exclude_reference_link": "true",
@@ -80,9 +127,34 @@ class ServiceNowSink:
         return records[0] if records else None
 
 
+    def _group_id(self, group: str) -> str | None:
+        """The sys_id of an assignment group given by sys_id or name. The Table API stores a reference field's value
+        as given (a name would be a broken reference), so a name is looked up in sys_user_group first:
+        https://support.servicenow.com/kb?id=kb_article_view&sysparm_article=KB0534905
+        An unknown name leaves the incident unassigned (a warning), rather than not opening it."""
+        if _SYS_ID.fullmatch(group):
+            return group
+        if group in self._group_ids:
+            return self._group_ids[group]
+        found = None
+        if "^" not in group:  # the encoded query's separator: no group name of ours holds one
+            result = self._request("GET", GROUPS, idempotent=True, params={
+                "sysparm_query": f"name={group}", "sysparm_fields": "sys_id", "sysparm_limit": 1}).json() or {}
+            records = result.get("result") or []
+            found = str(records[0].get("sys_id") or "") or None if records else None
+        if found is None:
+            log.warning("servicenow sink: no assignment group named %r; the incident is left unassigned", group)
+        else:
+            self._group_ids[group] = found  # names found are kept; a missing one is looked up again next time
+        return found
+
     def probe(self) -> str:
         """A read-only look-up (the self-check): raises TicketError/TicketAuthError as a ticket operation would."""
         self._find(PROBE_MARKER)
+        group = self._routing.defaults.get("assignment_group")
+        if group and self._group_id(str(group)) is None:
+            raise TicketError(f"servicenow sink: no assignment group {group!r} (TRIAGE_SERVICENOW_ASSIGNMENT_GROUP); "
+                              "give its sys_id or its exact name")
         return f"incident table of {self._instance} readable"
 
     def open_or_update(self, content: TicketContent, *, comment: str | None = None) -> TicketRef:
@@ -94,10 +166,10 @@ class ServiceNowSink:
             # Declined by a person: not reopened, no successor. A Resolved incident takes the work note; a Closed or
             # Canceled one is read-only for the integration user, so the decision is only recorded on our side.
             if comment and state == RESOLVED:
-                self._http.request("PATCH", f"{TABLE}/{record['sys_id']}", idempotent=False,
-                                   params={"sysparm_fields": _FIELDS},
-                                   json={"work_notes": render_plain(comment_document(
-                                       declined_comment(comment, decision)))})
+                self._request("PATCH", f"{TABLE}/{record['sys_id']}", idempotent=False,
+                              params={"sysparm_fields": _FIELDS},
+                              json={"work_notes": render_plain(comment_document(
+                                  declined_comment(comment, decision)))})
             log.info("servicenow sink: %s was closed as %s; not reopened for %s", record.get("number"),
                      decision.how, content.incident_id)
             return self._ref(record, decision=decision)
@@ -110,12 +182,16 @@ class ServiceNowSink:
                 "correlation_id": marker, "correlation_display": MANAGED_LABEL,
                 "urgency": level, "impact": level,
             }
-            if self._assignment_group:
-                fields["assignment_group"] = self._assignment_group
+            # Routing only on create: a person may re-route the incident, and a rewrite must not undo that.
+            route = self._routing.for_owner(content.owner)
+            if route.get("category"):
+                fields["category"] = route["category"]
+            if route.get("assignment_group") and (group := self._group_id(route["assignment_group"])):
+                fields["assignment_group"] = group
             if notes:
                 fields["work_notes"] = notes
-            created = self._http.request("POST", TABLE, json=fields, idempotent=False,
-                                         params={"sysparm_fields": _FIELDS}).json()["result"]
+            created = self._request("POST", TABLE, json=fields, idempotent=False,
+                                    params={"sysparm_fields": _FIELDS}).json()["result"]
             ref = self._ref(created, created=True, reopened=predecessor is not None)
         else:
             reopened = state == RESOLVED
@@ -127,8 +203,8 @@ class ServiceNowSink:
                 fields.update(urgency="1", impact="1")
             if notes:
                 fields["work_notes"] = notes
-            updated = self._http.request("PATCH", f"{TABLE}/{record['sys_id']}", json=fields,
-                                         params={"sysparm_fields": _FIELDS}, idempotent=not notes).json()["result"]
+            updated = self._request("PATCH", f"{TABLE}/{record['sys_id']}", json=fields,
+                                    params={"sysparm_fields": _FIELDS}, idempotent=not notes).json()["result"]
             ref = self._ref(updated, reopened=reopened)
         log.info("servicenow sink: %s %s for %s",
                  "created" if ref.created else "reopened" if ref.reopened else "updated", ref.ref,
@@ -145,8 +221,8 @@ class ServiceNowSink:
         notes = render_plain(comment_document(comment))
         fields = {"state": RESOLVED, "close_code": self._close_code, "close_notes": notes, "work_notes": notes,
                   "description": incident_description(content)}
-        resolved = self._http.request("PATCH", f"{TABLE}/{record['sys_id']}", json=fields,
-                                      params={"sysparm_fields": _FIELDS}, idempotent=False).json()["result"]
+        resolved = self._request("PATCH", f"{TABLE}/{record['sys_id']}", json=fields,
+                                 params={"sysparm_fields": _FIELDS}, idempotent=False).json()["result"]
         log.info("servicenow sink: resolved %s for %s", resolved.get("number"), content.incident_id)
         return self._ref(resolved)
 

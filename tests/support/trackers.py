@@ -33,6 +33,8 @@ CREDENTIALS = TrackerCredentials(
     slack_bot_token="xoxb-LEAKCANARY-slackbot-5e1d",
     slack_webhook_path="T0CANARY/B0CANARY/LEAKCANARYslackhook7c2e",
     teams_sig="LEAKCANARYteamssig3e9d",
+    servicenow_client_secret="LEAKCANARYsnowclient3e7a",
+    jira_pat="LEAKCANARYjirapat8b1f",
 )
 _counter = itertools.count(1)
 
