@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from shared.core.ticket_model import TicketDecision
@@ -24,6 +25,7 @@ from shared.tickets.document import comment_document, ticket_document, ticket_ti
 from shared.tickets.http import HttpOptions, TrackerClient, basic_auth, secret_forms, segment
 from shared.tickets.marker import MANAGED_LABEL, PROBE_MARKER, marker_for
 from shared.tickets.markup.html import render_html
+from shared.tickets.routing import SinkRouting
 
 log = logging.getLogger("triage.tickets")
 API = "7.1"
@@ -65,6 +67,7 @@ class AzureDevOpsSink:
         area_path: str = "",
         iteration_path: str = "",
         credential_hint: str = "",
+        routes: Mapping[str, Mapping[str, Any]] | None = None,  # owner value -> area/iteration path on create
     ):
         if not pat and credential is None:
             raise ValueError("Azure DevOps sink needs TRIAGE_ADO_PAT or an Entra credential")
@@ -75,6 +78,7 @@ class AzureDevOpsSink:
         self._active, self._closed = active_state, closed_state
         self._declined_reasons = declined_reasons
         self._area_path, self._iteration_path = area_path, iteration_path
+        self._routes = SinkRouting(by_owner=routes or {})
         auth_policy = None
         if credential is not None and not pat:
             from azure.core.pipeline.policies import BearerTokenCredentialPolicy
@@ -143,8 +147,10 @@ class AzureDevOpsSink:
             ops.append(_op("System.History", render_html(comment_document(comment))))
         if item is None:
             ops += [_op("System.Tags", f"{MANAGED_LABEL}; {marker}"), _op(PRIORITY, 1 if content.escalated else 2)]
-            ops += [_op(field, value) for field, value in (("System.AreaPath", self._area_path),
-                                                           ("System.IterationPath", self._iteration_path)) if value]
+            route = self._routes.route_of(content.owner)
+            ops += [_op(field, value) for field, value in (
+                ("System.AreaPath", route.get("area_path", self._area_path)),
+                ("System.IterationPath", route.get("iteration_path", self._iteration_path))) if value]
             created = self._http.request("POST", f"{self._path}/workitems/${segment(self._type)}",
                                          params={"api-version": API}, content=json.dumps(ops).encode(),
                                          headers=_PATCH, idempotent=False).json()

@@ -9,6 +9,7 @@ from typing import Any
 from shared.settings import Settings
 from shared.tickets.base import TicketSink
 from shared.tickets.http import HttpOptions
+from shared.tickets.routing import sink_routing
 
 
 def build_sinks(
@@ -99,7 +100,7 @@ def _build(name: str, s: Settings, options: HttpOptions, ado_credential: Any,
         return GitHubIssuesSink(api_url=s.github_api_url, repo=s.github_repo, token=github_token or s.github_token,
                                 options=options, assignees=s.github_assignees, labels=s.github_labels,
                                 credential_hint="TRIAGE_GITHUB_APP_ID" if s.github_app_id and github_token
-                                else "TRIAGE_GITHUB_TOKEN")
+                                else "TRIAGE_GITHUB_TOKEN", routes=sink_routing("github", s).by_owner)
     if name == "azuredevops":
         from shared.tickets.azuredevops import AzureDevOpsSink
 
@@ -107,9 +108,8 @@ def _build(name: str, s: Settings, options: HttpOptions, ado_credential: Any,
                                pat=(s.ado_pat or None) if s.ado_auth == "pat" else None,
                                credential=ado_credential, options=options, declined_reasons=s.declined_reasons,
                                work_item_type=s.ado_work_item_type, area_path=s.ado_area_path,
-                               iteration_path=s.ado_iteration_path)
+                               iteration_path=s.ado_iteration_path, routes=sink_routing("azuredevops", s).by_owner)
     if name == "servicenow":
-        from shared.tickets.routing import sink_routing
         from shared.tickets.servicenow import ServiceNowSink
 
         # Basic or OAuth client credentials (TRIAGE_SERVICENOW_AUTH); routing: settings and owner routes.
@@ -120,7 +120,6 @@ def _build(name: str, s: Settings, options: HttpOptions, ado_credential: Any,
                               routing=sink_routing("servicenow", s))
     if name == "jira":
         from shared.tickets.jira import JiraSink
-        from shared.tickets.routing import sink_routing
 
         # Cloud or Data Center (TRIAGE_JIRA_DEPLOYMENT); routing: settings and owner routes.
         return JiraSink(base_url=s.jira_url, project=s.jira_project, user=s.jira_user, token=s.jira_token,

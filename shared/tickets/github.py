@@ -8,7 +8,7 @@ the marker and a miss falls back to the search API on that line. Body: GitHub Ma
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from shared.core.ticket_model import TicketDecision
@@ -18,6 +18,7 @@ from shared.tickets.document import comment_document, ticket_document, ticket_ti
 from shared.tickets.http import HttpOptions, HttpResult, TrackerClient, secret_forms, segment
 from shared.tickets.marker import MANAGED_LABEL, PROBE_MARKER, marker_for
 from shared.tickets.markup.markdown import render_markdown
+from shared.tickets.routing import SinkRouting
 from shared.tickets.sanitize import clean_line
 
 log = logging.getLogger("triage.tickets")
@@ -44,7 +45,7 @@ class GitHubIssuesSink:
 
     def __init__(self, *, api_url: str, repo: str, token: str | Callable[[], str], options: HttpOptions,
                  credential_hint: str = "TRIAGE_GITHUB_TOKEN", assignees: tuple[str, ...] = (),
-                 labels: tuple[str, ...] = ()):
+                 labels: tuple[str, ...] = (), routes: Mapping[str, Mapping[str, Any]] | None = None):
         if repo.count("/") != 1:
             raise ValueError("TRIAGE_GITHUB_REPO must be owner/name")
         owner, name = repo.split("/")
@@ -52,6 +53,8 @@ class GitHubIssuesSink:
         self._path = f"/repos/{segment(owner)}/{segment(name)}"
         self._hint = credential_hint
         self._assignees, self._labels = tuple(assignees), tuple(labels)
+        # Owner routes (TRIAGE_TICKET_ROUTES, shared/tickets/routing.py): owner value -> assignees/labels on create.
+        self._routes = SinkRouting(by_owner=routes or {})
         token_of: Callable[[], str] = token if callable(token) else (lambda: token)
         static = [token] if isinstance(token, str) else []
         self._token_of = token_of
@@ -127,8 +130,10 @@ class GitHubIssuesSink:
         title = ticket_title(content, TITLE_LIMIT)
         if issue is None:
             labels = [MANAGED_LABEL, marker] + ([PRIORITY_LABEL] if content.escalated else [])
-            labels += [label for label in self._labels if label not in labels]
-            created = self._create({"title": title, "body": body, "labels": labels})
+            route = self._routes.route_of(content.owner)
+            labels += [label for label in route.get("labels", self._labels) if label not in labels]
+            created = self._create({"title": title, "body": body, "labels": labels},
+                                   tuple(route.get("assignees", self._assignees)))
             if marker not in _label_names(created):
                 log.warning("github sink: labels were dropped on issue #%s (token lacks push/triage access); "
                             "look-ups fall back to search", created.get("number"))
@@ -184,12 +189,12 @@ class GitHubIssuesSink:
         return TicketDecision(closed_by=str(closer["login"]) if closer.get("login") else None,
                               how=str(issue.get("state_reason")), declined=True, at=issue.get("closed_at"))
 
-    def _create(self, fields: dict[str, Any]) -> dict[str, Any]:
-        """Create the issue with the configured assignees; without them when GitHub refuses one of them."""
-        if not self._assignees:
+    def _create(self, fields: dict[str, Any], assignees: tuple[str, ...]) -> dict[str, Any]:
+        """Create the issue with the routed assignees; without them when GitHub refuses one of them."""
+        if not assignees:
             return self._request("POST", f"{self._path}/issues", idempotent=False, json=fields).json()
         result = self._request("POST", f"{self._path}/issues", idempotent=False, allow=(422,),
-                               json={**fields, "assignees": list(self._assignees)})
+                               json={**fields, "assignees": list(assignees)})
         if result.status != 422:
             return result.json()
         errors = (result.json() or {}).get("errors") or []

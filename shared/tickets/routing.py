@@ -27,7 +27,7 @@ def sink_defaults(sink: str, settings: Settings) -> dict[str, Any]:
     elif sink == "jira":
         fields = {"components": settings.jira_components, "labels": settings.jira_labels,
                   "issue_type": settings.jira_issue_type}
-    else:  # github, azuredevops: no routing settings of their own yet, only routes
+    else:  # github, azuredevops: their sinks take their own settings and lay `by_owner` over them
         fields = {}
     return {name: value for name, value in fields.items() if value}
 

@@ -465,6 +465,33 @@ def test_azure_devops_area_and_iteration_paths_are_set_on_create_only(standins):
     assert ado.items[int(ref.ref)]["fields"]["System.AreaPath"] == "AI Platform"
 
 
+def test_an_owner_route_sets_github_assignees_and_labels_for_that_owner_only(standins):
+    routes = '{"payments": {"github": {"assignees": ["triage-oncall"], "labels": ["team:payments"]}}}'
+    sink = _github(standins, TRIAGE_GITHUB_ASSIGNEES="octocat", TRIAGE_GITHUB_LABELS="team:ai",
+                   TRIAGE_ROUTING_TAG="owner", TRIAGE_TICKET_ROUTES=routes)
+    issues = standins.app("github").issues
+    routed, unowned = make_content(owner="Payments"), make_content(owner="search")
+    routed_issue = issues[int(sink.open_or_update(routed).ref)]
+    unowned_issue = issues[int(sink.open_or_update(unowned).ref)]
+    assert [a["login"] for a in routed_issue["assignees"]] == ["triage-oncall"]
+    assert [a["login"] for a in unowned_issue["assignees"]] == ["octocat"]
+    routed_labels = {label["name"] for label in routed_issue["labels"]}
+    assert "team:payments" in routed_labels and "team:ai" not in routed_labels
+    assert "team:ai" in {label["name"] for label in unowned_issue["labels"]}
+
+
+def test_an_owner_route_sets_the_azure_devops_area_path_for_that_owner_only(standins):
+    ado = standins.app("azuredevops")
+    team, payments = "AI Platform\\Identity", "AI Platform\\Payments"
+    ado.add_area_path(team)
+    ado.add_area_path(payments)
+    routes = '{"payments": {"azuredevops": {"area_path": "AI Platform\\\\Payments"}}}'
+    sink = ado_sink(standins, TRIAGE_ADO_AREA_PATH=team, TRIAGE_ROUTING_TAG="owner", TRIAGE_TICKET_ROUTES=routes)
+    paths = [ado.items[int(sink.open_or_update(make_content(owner=owner)).ref)]["fields"]["System.AreaPath"]
+             for owner in ("payments", None)]
+    assert paths == [payments, team]
+
+
 def test_an_unknown_area_path_is_azure_devops_own_error(standins):
     with pytest.raises(TicketError, match="TF401347"):
         ado_sink(standins, TRIAGE_ADO_AREA_PATH="AI Platform\\NoSuchTeam").open_or_update(make_content())
