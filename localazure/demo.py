@@ -32,8 +32,8 @@ PROPAGATION_SECONDS = 10  # "10 minutes", compressed
 # cycle's traffic landed between that time and the check: the lag must outlast one scan on a loaded machine.
 INGESTION_LAG_SECONDS = 5
 ONCALL = "oncall@contoso.example"
-PROVIDERS = ("github", "azuredevops", "servicenow", "jira", "webhook", "log")
-TRACKERS = ("github", "azuredevops", "servicenow", "jira")
+PROVIDERS = ("github", "azuredevops", "servicenow", "jira", "webhook", "slack", "teams", "log")
+TRACKERS = ("github", "azuredevops", "servicenow", "jira", "slack", "teams")
 
 
 @dataclass(frozen=True)

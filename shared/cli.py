@@ -64,7 +64,7 @@ def _samples_arguments(parser: argparse.ArgumentParser) -> None:
 def _demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     parser.add_argument("--provider", help="ticket provider: github (default), azuredevops, servicenow, jira, "
-                        "webhook or log; also TRIAGE_DEMO_TICKETS")
+                        "webhook, slack, teams or log; also TRIAGE_DEMO_TICKETS")
 
 
 def _json_flag(parser: argparse.ArgumentParser) -> None:

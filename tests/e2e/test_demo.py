@@ -186,7 +186,7 @@ def run_demo_json(provider: str) -> subprocess.CompletedProcess:
 
 
 def test_demo_json_contract_and_every_ticket_provider():
-    providers = ["github", "azuredevops", "servicenow", "jira", "webhook", "log"]
+    providers = ["github", "azuredevops", "servicenow", "jira", "webhook", "slack", "teams", "log"]
     with ThreadPoolExecutor(max_workers=3) as pool:
         results = dict(zip(providers, pool.map(run_demo_json, providers), strict=True))
     for provider, result in results.items():
