@@ -146,6 +146,11 @@ def ticket_document(content: TicketContent, marker: str) -> tuple[Block, ...]:
                              Text(clean_line(content.action, LIMIT_ACTION)))))
     if content.approve_hint:
         blocks += [Heading("How to approve"), Paragraph((Text(clean_line(content.approve_hint, LIMIT_ACTION)),))]
+    if content.rollback_command:
+        blocks += [Heading("How to roll back"),
+                   CodeBlock(clean_text(content.rollback_command, LIMIT_COMMAND).strip("\n"), "sh")]
+    if content.logs_url and is_safe_url(content.logs_url):
+        blocks.append(Paragraph((Strong("Failing requests: "), Link("open in Log Analytics", content.logs_url))))
     blocks.append(Heading("References"))
     links = tuple((_link_or_text(url, url),) for url in dict.fromkeys(content.doc_links) if url)
     if links:
