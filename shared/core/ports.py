@@ -230,9 +230,10 @@ class TicketSink(Protocol):
     name: str
 
     def open_or_update(self, content: TicketContent, *, comment: str | None = None) -> TicketRef:
-        """Find the open ticket carrying content.fingerprint (reopen a closed one if the tracker allows),
-        update counts/last seen; create one if none exists. `comment` is added when given (the caller
-        throttles recurrence comments)."""
+        """Find the open ticket carrying content.fingerprint (reopen a closed one if the tracker allows, unless a
+        person closed it as declined: then leave it closed and say so in TicketRef.decision), update counts/last
+        seen; create one if none exists. `comment` is added when given (the caller throttles recurrence comments).
+        A sink that cannot look tickets up (chat) finds its own earlier message in content.refs."""
         ...
 
     def resolve(self, content: TicketContent, *, comment: str) -> TicketRef | None:
