@@ -22,6 +22,14 @@ more pairs first asks Resource Graph for every account and every principal's own
 queries, and seeds the caches with what it can answer for sure; whatever it cannot (an account it did not return,
 an account a group assignment applies to, a failed query) is read from ARM as above, and `graph_fallbacks` says
 why. Smaller batches (one event, an approval, a reconciliation after a grant) always read ARM: Resource Graph lags.
+
+Display names (`Evidence.principal_name`, shown in tickets and chat messages instead of the object id): with
+Resource Graph on, the same batch asks for the managed identities among its principals (one more query per chunk of
+principals not named yet: `ResourceGraphReader.principal_names`); a name found is kept for the provider's life (an
+object id never changes owner), a principal found to have none is asked again next run (Resource Graph lags: a new
+identity may not be indexed yet). Other name sources (`add_name_source`, e.g. the AppRoleName an Application
+Insights caller was resolved from) answer where Resource Graph did not. Without Resource Graph no ARM call is made
+for names (ARM has no batched look-up of a resource by its identity's principal id): only the other sources name.
 Every ARM call waits for the run's client-side limiter first (shared/adapters/arm_limiter.py); a 429 is retried by
 the SDK after its Retry-After, and only a read that still fails becomes an evidence error.
 """
@@ -37,7 +45,7 @@ from functools import partial
 from typing import Any
 
 from shared.adapters.clients import subscription_of
-from shared.adapters.resource_graph import ResourceGraphReader
+from shared.adapters.resource_graph import ResourceGraphReader, display_name
 from shared.adapters.resources import Accounts, hosts_of, to_evidence
 from shared.adapters.role_assignments import RoleAssignments, RoleDefinitionInfo
 from shared.core import roles
@@ -118,6 +126,11 @@ class AzureEvidenceProvider:
         self._pool_lock = threading.Lock()
         # Account settings another run read, handed over for this run's batches (accept_accounts): not read again.
         self._accepted: dict[str, ResourceEvidence] = {}
+        # Display names: found ones for the provider's life, principals Resource Graph did not name for this run.
+        self._names: dict[str, str] = {}
+        self._unnamed: set[str] = set()
+        self._name_sources: list[Callable[[str], str | None]] = []
+        self._names_lock = threading.Lock()
 
     def _executor(self) -> ThreadPoolExecutor:
         """One pool for the provider's life: starting threads for every batch cost more than a one-pair batch's
@@ -131,9 +144,15 @@ class AzureEvidenceProvider:
         """Also call `hook` when a run starts (other per-run caches, e.g. app identities)."""
         self._run_hooks.append(hook)
 
+    def add_name_source(self, source: Callable[[str], str | None]) -> None:
+        """Also ask `source(object_id)` for a principal's display name where Resource Graph did not name it."""
+        self._name_sources.append(source)
+
     def new_run(self) -> None:
         for hook in self._run_hooks:
             hook()
+        with self._names_lock:
+            self._unnamed.clear()
         self._assignment_cache.clear()
         self._account_cache.clear()
         self._host_index.clear()
@@ -236,10 +255,41 @@ class AzureEvidenceProvider:
                 assignments=applicable,
                 resource=settings.get(account),
                 principal_type=_principal_type(found, oid),
+                principal_name=self.principal_name(oid) if oid else None,
                 failed=self._failed_for(oid, account, found) + unreadable,
                 role_definitions=definitions,
             )
         return out
+
+    def principal_name(self, oid: str) -> str | None:
+        """The display name known for `oid` (no look-up): Resource Graph's, else the first other source's."""
+        with self._names_lock:
+            name = self._names.get(oid)
+        if name is not None:
+            return name
+        for source in self._name_sources:
+            try:
+                if found := display_name(source(oid)):
+                    return found
+            except Exception as exc:  # noqa: BLE001 - a name is decoration: never worth failing evidence over
+                log.warning("evidence: display name of %s not read: %s: %s", oid, type(exc).__name__, exc)
+        return None
+
+    def _name_from_graph(self, graph: ResourceGraphReader, principals: set[str], subscriptions: list[str]) -> None:
+        """One query per chunk of the principals not named yet (nor found unnamed this run)."""
+        with self._names_lock:
+            wanted = sorted(principals - self._names.keys() - self._unnamed)
+        if not wanted:
+            return
+        try:
+            found = graph.principal_names(wanted, subscriptions)
+        except Exception as exc:  # noqa: BLE001 - names unknown: the object id is shown instead
+            log.warning("evidence: Resource Graph names query failed, showing object ids: %s: %s",
+                        type(exc).__name__, _whole(exc))
+            return
+        with self._names_lock:
+            self._names.update(found)
+            self._unnamed.update(oid for oid in wanted if oid not in found)
 
     def _prefill_from_graph(self, graph: ResourceGraphReader, accounts_of: dict[tuple[str, str], set[str]],
                             accounts: set[str]) -> None:
@@ -254,6 +304,7 @@ class AzureEvidenceProvider:
             self._graph_fallback(f"Resource Graph query failed, reading ARM for this batch: {type(exc).__name__}: "
                                  f"{_whole(exc)}")
             return
+        self._name_from_graph(graph, {oid for oid, _ in accounts_of}, subscriptions)
         for account, model in models.items():
             self._account_cache.put(account, model)
         unseen = sorted(accounts - models.keys())
