@@ -22,16 +22,17 @@ more pairs first asks Resource Graph for every account and every principal's own
 queries, and seeds the caches with what it can answer for sure; whatever it cannot (an account it did not return,
 an account a group assignment applies to, a failed query) is read from ARM as above, and `graph_fallbacks` says
 why. Smaller batches (one event, an approval, a reconciliation after a grant) always read ARM: Resource Graph lags.
-
-Display names (`Evidence.principal_name`, shown in tickets and chat messages instead of the object id): with
-Resource Graph on, the same batch asks for the managed identities among its principals (one more query per chunk of
-principals not named yet: `ResourceGraphReader.principal_names`); a name found is kept for the provider's life (an
-object id never changes owner), a principal found to have none is asked again next run (Resource Graph lags: a new
-identity may not be indexed yet). Other name sources (`add_name_source`, e.g. the AppRoleName an Application
-Insights caller was resolved from) answer where Resource Graph did not. Without Resource Graph no ARM call is made
-for names (ARM has no batched look-up of a resource by its identity's principal id): only the other sources name.
 Every ARM call waits for the run's client-side limiter first (shared/adapters/arm_limiter.py); a 429 is retried by
 the SDK after its Retry-After, and only a read that still fails becomes an evidence error.
+
+Display names (`Evidence.principal_name`, shown in tickets and chat messages instead of the object id): with
+Resource Graph on, every batch (a small one too: a name is only shown, so Resource Graph's lag costs nothing but a
+name) asks for the managed identities among its principals not named yet (one query per chunk of them:
+`ResourceGraphReader.principal_names`); a name found is kept for the provider's life (an object id never changes
+owner), a principal found to have none (or whose query failed) is asked again next run (a new identity may not be
+indexed yet). Other name sources (`add_name_source`, e.g. the AppRoleName an Application
+Insights caller was resolved from) answer where Resource Graph did not. Without Resource Graph no ARM call is made
+for names (ARM has no batched look-up of a resource by its identity's principal id): only the other sources name.
 """
 
 from __future__ import annotations
@@ -231,8 +232,11 @@ class AzureEvidenceProvider:
                 accounts_of.setdefault((oid, subscription_of(account)), set()).add(account)
         accepted = self._accepted
         accounts = {account_key(r) for _, r in pairs}
-        if self._graph is not None and len(pairs) >= GRAPH_MIN_PAIRS:
-            self._prefill_from_graph(self._graph, accounts_of, accounts)
+        if self._graph is not None:
+            readable = len(pairs) < GRAPH_MIN_PAIRS or self._prefill_from_graph(self._graph, accounts_of, accounts)
+            if readable:  # names are only shown: a small batch asks too (a lagging index only leaves one unnamed)
+                self._name_from_graph(self._graph, {oid for oid, _ in accounts_of},
+                                      sorted({subscription_of(a) for a in accounts}))
         pool = self._executor()
         listing = {key: _submit(pool, self._listed_in, *key, tuple(sorted(found)))
                    for key, found in accounts_of.items()}
@@ -286,13 +290,13 @@ class AzureEvidenceProvider:
         except Exception as exc:  # noqa: BLE001 - names unknown: the object id is shown instead
             log.warning("evidence: Resource Graph names query failed, showing object ids: %s: %s",
                         type(exc).__name__, _whole(exc))
-            return
+            found = {}  # not asked again this run
         with self._names_lock:
             self._names.update(found)
             self._unnamed.update(oid for oid in wanted if oid not in found)
 
     def _prefill_from_graph(self, graph: ResourceGraphReader, accounts_of: dict[tuple[str, str], set[str]],
-                            accounts: set[str]) -> None:
+                            accounts: set[str]) -> bool:
         """Answer from Resource Graph what it can answer for sure; the rest is read from ARM as before: a
         principal's subscription-level listing only when every account it is asked about came back from Resource
         Graph and no group assignment applies to any of them (group membership is not in Resource Graph)."""
@@ -303,8 +307,7 @@ class AzureEvidenceProvider:
         except Exception as exc:  # noqa: BLE001 - Resource Graph unreadable (403/404/throttled/...): ARM answers
             self._graph_fallback(f"Resource Graph query failed, reading ARM for this batch: {type(exc).__name__}: "
                                  f"{_whole(exc)}")
-            return
-        self._name_from_graph(graph, {oid for oid, _ in accounts_of}, subscriptions)
+            return False
         for account, model in models.items():
             self._account_cache.put(account, model)
         unseen = sorted(accounts - models.keys())
@@ -317,6 +320,7 @@ class AzureEvidenceProvider:
                 continue
             scope = f"/subscriptions/{subscription}"
             self._assignment_cache.put((oid, scope), tuple(a for a in found.direct[oid] if applies_to(a, scope)))
+        return True
 
     def _graph_fallback(self, why: str) -> None:
         log.warning("evidence: %s", why)
