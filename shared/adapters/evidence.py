@@ -30,9 +30,11 @@ Resource Graph on, every batch (a small one too: a name is only shown, so Resour
 name) asks for the managed identities among its principals not named yet (one query per chunk of them:
 `ResourceGraphReader.principal_names`); a name found is kept for the provider's life (an object id never changes
 owner), a principal found to have none (or whose query failed) is asked again next run (a new identity may not be
-indexed yet). Other name sources (`add_name_source`, e.g. the AppRoleName an Application
-Insights caller was resolved from) answer where Resource Graph did not. Without Resource Graph no ARM call is made
-for names (ARM has no batched look-up of a resource by its identity's principal id): only the other sources name.
+indexed yet). Other name sources (`add_name_source`, e.g. the AppRoleName an Application Insights caller was
+resolved from) answer where Resource Graph did not. The names query reads the accounts' subscriptions and
+TRIAGE_SUBSCRIPTION_ID: an identity whose resource lives in another subscription stays unnamed. Without Resource
+Graph no ARM call is made for names (ARM has no batched look-up of a resource by its identity's principal id): only
+the other sources name.
 """
 
 from __future__ import annotations
@@ -236,7 +238,7 @@ class AzureEvidenceProvider:
             readable = len(pairs) < GRAPH_MIN_PAIRS or self._prefill_from_graph(self._graph, accounts_of, accounts)
             if readable:  # names are only shown: a small batch asks too (a lagging index only leaves one unnamed)
                 self._name_from_graph(self._graph, {oid for oid, _ in accounts_of},
-                                      sorted({subscription_of(a) for a in accounts}))
+                                      sorted({subscription_of(a) for a in accounts} | set(self._subscriptions)))
         pool = self._executor()
         listing = {key: _submit(pool, self._listed_in, *key, tuple(sorted(found)))
                    for key, found in accounts_of.items()}
