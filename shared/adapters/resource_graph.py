@@ -93,8 +93,13 @@ def identities_query(principals: Iterable[str]) -> str:
 
 def display_name(name: Any) -> str | None:
     """A resource name as a display name: text on one line, at most NAME_MAX characters (still untrusted: every
-    sink escapes it for its markup)."""
+    sink escapes it for its markup). None for a name with an "@": no managed identity's resource is named like a
+    user (ARM's naming rules allow no "@" in a web app's or an identity's name), and the diagnosis compares the
+    caller's name with a user an error names (core/diagnose.py), so a user-like name read from a resource must
+    never make another user's refusal look like the caller's."""
     text = " ".join(str(name).split()) if isinstance(name, str) else ""
+    if "@" in text:
+        return None
     return text[:NAME_MAX] or None
 
 

@@ -200,3 +200,5 @@ def test_names_query_quotes_safely_and_names_are_one_bounded_line():
     assert display_name("a\nb\tc  d") == "a b c d"
     assert display_name("x" * 500) == "x" * NAME_MAX
     assert display_name("  ") is None and display_name(None) is None
+    # A user-like name never reaches the evidence: the diagnosis compares the caller's name with a user an error names.
+    assert display_name("dana@contoso.example") is None
