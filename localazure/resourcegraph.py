@@ -1,7 +1,9 @@
 """Azure Resource Graph's query API (`POST /providers/Microsoft.ResourceGraph/resources`, api 2021-03-01 as
 azure-mgmt-resourcegraph 8.0.0 sends it, and 2022-10-01): the KQL runs through duckdb-kql over two tables built
 from the stand-in's own state at the moment of the query: `resources` (the Cognitive Services accounts, their ARM
-bodies with `type` lower-cased as Resource Graph stores it), `authorizationresources` (the role assignments,
+bodies with `type` lower-cased as Resource Graph stores it, and the other ARM resources the stand-in serves: web
+apps and gateways with their `identity` block, user-assigned identities with `properties.principalId`: see
+`State.put_app_resource`), `authorizationresources` (the role assignments,
 type `microsoft.authorization/roleassignments`) and `policyresources` (the scenario's policy assignments and
 exemptions, types `microsoft.authorization/policyassignments` and `.../policyexemptions`).
 
@@ -57,12 +59,18 @@ class ResourceGraph:
         with state.lock:
             accounts = list(state.accounts.values())
             assignments = state.all_assignments()
+            others = list(state.app_resources.values())
         resources = []
         for account in accounts:
             body = armjson.account(account)
             resources.append({**body, "type": str(body.get("type", "")).lower(), "tenantId": state.tenant_id,
                               "resourceGroup": account.resource_group.lower(),
                               "subscriptionId": account.subscription_id})
+        for body in others:
+            resource_id = str(body.get("id", ""))
+            resources.append({**body, "type": str(body.get("type", "")).lower(), "tenantId": state.tenant_id,
+                              "resourceGroup": _resource_group_of(resource_id),
+                              "subscriptionId": scopes.subscription_of(resource_id) or state.subscription_id})
         authorization = []
         for assignment in assignments:
             body = armjson.assignment(assignment, state.subscription_id)

@@ -249,6 +249,18 @@ class LocalAzure:
         """Serve an app's ARM resource (GET) whose managed identity is `principal_id`."""
         return self.state.put_app_resource(resource_id, principal_id, user_assigned=user_assigned)
 
+    def add_managed_identity(self, name: str, object_id: str | None = None, *, resource_group: str = "rg-identities",
+                             resource_type: str = "Microsoft.ManagedIdentity/userAssignedIdentities") -> Principal:
+        """A managed identity: a service principal (`managed_identity=True`, display name `name`) and the ARM
+        resource behind it, served by ARM and Resource Graph: a user-assigned identity named `name` (its
+        `properties.principalId` is the object id), or with another `resource_type` (e.g. "Microsoft.Web/sites")
+        a resource named `name` whose system-assigned identity it is (`identity.principalId`)."""
+        principal = self.add_principal(object_id, display_name=name, managed_identity=True)
+        resource_id = (f"/subscriptions/{self.subscription_id}/resourceGroups/{resource_group}/providers/"
+                       f"{resource_type}/{name}")
+        self.state.put_app_resource(resource_id, principal.object_id)
+        return principal
+
     def add_gateway(self, name: str, principal_id: str | None = None, *, resource_group: str = "rg",
                     **more: Any) -> str:
         """Add an API Management gateway whose managed identity (`principal_id`, a new managed-identity service

@@ -1,7 +1,10 @@
 """Who calls from an Application Insights app: settings.app_identities maps an AppRoleName to either the caller's
 object id, or the ARM id of the app resource, whose managed identity is then read from ARM (once per run).
 
-The same read gives the identity an API Management gateway calls its backends with (`resource_identity`)."""
+The same read gives the identity an API Management gateway calls its backends with (`resource_identity`).
+
+An app's AppRoleName also names its caller (`name_of`): tickets and chat messages show it instead of the object id
+where Resource Graph did not name the identity. Several apps with one identity: the first in the mapping names it."""
 
 from __future__ import annotations
 
@@ -57,6 +60,12 @@ class AppIdentities:
         self._resolved: dict[str, str | None] = {}
         self._lock = threading.Lock()
         self.errors: list[str] = []
+        # object id -> the AppRoleName it was resolved from (direct ids now, resource ids once read; kept across
+        # runs: a name is only shown).
+        self._names: dict[str, str] = {}
+        for app, value in self._mapping.items():
+            if oid := normalize_object_id(value):
+                self._names.setdefault(oid, app)
 
     @property
     def app_names(self) -> tuple[str, ...]:
@@ -74,7 +83,27 @@ class AppIdentities:
         direct = normalize_object_id(value)
         if direct or not value.lower().startswith("/subscriptions/"):
             return direct
-        return self.resource_identity(value)
+        resolved = self.resource_identity(value)
+        if resolved:
+            with self._lock:
+                if self._names.get(resolved) is None:
+                    self._names[resolved] = self._first_app_of(resolved, app_role_name)
+        return resolved
+
+    def _first_app_of(self, oid: str, app_role_name: str) -> str:
+        """Of the apps mapped to `oid` (directly, or through a resource already read), the first in the mapping."""
+        for app, value in self._mapping.items():
+            if normalize_object_id(value) == oid or self._resolved.get(value.lower()) == oid:
+                return app
+        return app_role_name
+
+    def name_of(self, object_id: str) -> str | None:
+        """The AppRoleName the caller `object_id` was resolved from, if any (no look-up)."""
+        oid = normalize_object_id(object_id)
+        if oid is None:
+            return None
+        with self._lock:
+            return self._names.get(oid)
 
     def resource_identity(self, resource_id: str) -> str | None:
         """The object id of an ARM resource's managed identity (read once per run); None when it has none, or

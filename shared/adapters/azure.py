@@ -70,6 +70,7 @@ class AzureClients:
         )
         self.app_identities = AppIdentities(settings.app_identities, arm_get_json(self.accounts.client))
         self.evidence.on_new_run(self.app_identities.new_run)
+        self.evidence.add_name_source(self.app_identities.name_of)
         sources: list[Any] = [LogAnalyticsSource(self._logs, ws) for ws in settings.workspace_ids]
         sources += [
             AppInsightsSource(

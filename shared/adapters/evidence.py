@@ -24,6 +24,17 @@ an account a group assignment applies to, a failed query) is read from ARM as ab
 why. Smaller batches (one event, an approval, a reconciliation after a grant) always read ARM: Resource Graph lags.
 Every ARM call waits for the run's client-side limiter first (shared/adapters/arm_limiter.py); a 429 is retried by
 the SDK after its Retry-After, and only a read that still fails becomes an evidence error.
+
+Display names (`Evidence.principal_name`, shown in tickets and chat messages instead of the object id): with
+Resource Graph on, every batch (a small one too: a name is only shown, so Resource Graph's lag costs nothing but a
+name) asks for the managed identities among its principals not named yet (one query per chunk of them:
+`ResourceGraphReader.principal_names`); a name found is kept for the provider's life (an object id never changes
+owner), a principal found to have none (or whose query failed) is asked again next run (a new identity may not be
+indexed yet). Other name sources (`add_name_source`, e.g. the AppRoleName an Application Insights caller was
+resolved from) answer where Resource Graph did not. The names query reads the accounts' subscriptions and
+TRIAGE_SUBSCRIPTION_ID: an identity whose resource lives in another subscription stays unnamed. Without Resource
+Graph no ARM call is made for names (ARM has no batched look-up of a resource by its identity's principal id): only
+the other sources name.
 """
 
 from __future__ import annotations
@@ -37,7 +48,7 @@ from functools import partial
 from typing import Any
 
 from shared.adapters.clients import subscription_of
-from shared.adapters.resource_graph import ResourceGraphReader
+from shared.adapters.resource_graph import ResourceGraphReader, display_name
 from shared.adapters.resources import Accounts, hosts_of, to_evidence
 from shared.adapters.role_assignments import RoleAssignments, RoleDefinitionInfo
 from shared.core import roles
@@ -118,6 +129,11 @@ class AzureEvidenceProvider:
         self._pool_lock = threading.Lock()
         # Account settings another run read, handed over for this run's batches (accept_accounts): not read again.
         self._accepted: dict[str, ResourceEvidence] = {}
+        # Display names: found ones for the provider's life, principals Resource Graph did not name for this run.
+        self._names: dict[str, str] = {}
+        self._unnamed: set[str] = set()
+        self._name_sources: list[Callable[[str], str | None]] = []
+        self._names_lock = threading.Lock()
 
     def _executor(self) -> ThreadPoolExecutor:
         """One pool for the provider's life: starting threads for every batch cost more than a one-pair batch's
@@ -131,9 +147,15 @@ class AzureEvidenceProvider:
         """Also call `hook` when a run starts (other per-run caches, e.g. app identities)."""
         self._run_hooks.append(hook)
 
+    def add_name_source(self, source: Callable[[str], str | None]) -> None:
+        """Also ask `source(object_id)` for a principal's display name where Resource Graph did not name it."""
+        self._name_sources.append(source)
+
     def new_run(self) -> None:
         for hook in self._run_hooks:
             hook()
+        with self._names_lock:
+            self._unnamed.clear()
         self._assignment_cache.clear()
         self._account_cache.clear()
         self._host_index.clear()
@@ -212,8 +234,11 @@ class AzureEvidenceProvider:
                 accounts_of.setdefault((oid, subscription_of(account)), set()).add(account)
         accepted = self._accepted
         accounts = {account_key(r) for _, r in pairs}
-        if self._graph is not None and len(pairs) >= GRAPH_MIN_PAIRS:
-            self._prefill_from_graph(self._graph, accounts_of, accounts)
+        if self._graph is not None:
+            readable = len(pairs) < GRAPH_MIN_PAIRS or self._prefill_from_graph(self._graph, accounts_of, accounts)
+            if readable:  # names are only shown: a small batch asks too (a lagging index only leaves one unnamed)
+                self._name_from_graph(self._graph, {oid for oid, _ in accounts_of},
+                                      sorted({subscription_of(a) for a in accounts} | set(self._subscriptions)))
         pool = self._executor()
         listing = {key: _submit(pool, self._listed_in, *key, tuple(sorted(found)))
                    for key, found in accounts_of.items()}
@@ -236,13 +261,44 @@ class AzureEvidenceProvider:
                 assignments=applicable,
                 resource=settings.get(account),
                 principal_type=_principal_type(found, oid),
+                principal_name=self.principal_name(oid) if oid else None,
                 failed=self._failed_for(oid, account, found) + unreadable,
                 role_definitions=definitions,
             )
         return out
 
+    def principal_name(self, oid: str) -> str | None:
+        """The display name known for `oid` (no look-up): Resource Graph's, else the first other source's."""
+        with self._names_lock:
+            name = self._names.get(oid)
+        if name is not None:
+            return name
+        for source in self._name_sources:
+            try:
+                if found := display_name(source(oid)):
+                    return found
+            except Exception as exc:  # noqa: BLE001 - a name is decoration: never worth failing evidence over
+                log.warning("evidence: display name of %s not read: %s: %s", oid, type(exc).__name__, exc)
+        return None
+
+    def _name_from_graph(self, graph: ResourceGraphReader, principals: set[str], subscriptions: list[str]) -> None:
+        """One query per chunk of the principals not named yet (nor found unnamed this run)."""
+        with self._names_lock:
+            wanted = sorted(principals - self._names.keys() - self._unnamed)
+        if not wanted:
+            return
+        try:
+            found = graph.principal_names(wanted, subscriptions)
+        except Exception as exc:  # noqa: BLE001 - names unknown: the object id is shown instead
+            log.warning("evidence: Resource Graph names query failed, showing object ids: %s: %s",
+                        type(exc).__name__, _whole(exc))
+            found = {}  # not asked again this run
+        with self._names_lock:
+            self._names.update(found)
+            self._unnamed.update(oid for oid in wanted if oid not in found)
+
     def _prefill_from_graph(self, graph: ResourceGraphReader, accounts_of: dict[tuple[str, str], set[str]],
-                            accounts: set[str]) -> None:
+                            accounts: set[str]) -> bool:
         """Answer from Resource Graph what it can answer for sure; the rest is read from ARM as before: a
         principal's subscription-level listing only when every account it is asked about came back from Resource
         Graph and no group assignment applies to any of them (group membership is not in Resource Graph)."""
@@ -253,7 +309,7 @@ class AzureEvidenceProvider:
         except Exception as exc:  # noqa: BLE001 - Resource Graph unreadable (403/404/throttled/...): ARM answers
             self._graph_fallback(f"Resource Graph query failed, reading ARM for this batch: {type(exc).__name__}: "
                                  f"{_whole(exc)}")
-            return
+            return False
         for account, model in models.items():
             self._account_cache.put(account, model)
         unseen = sorted(accounts - models.keys())
@@ -266,6 +322,7 @@ class AzureEvidenceProvider:
                 continue
             scope = f"/subscriptions/{subscription}"
             self._assignment_cache.put((oid, scope), tuple(a for a in found.direct[oid] if applies_to(a, scope)))
+        return True
 
     def _graph_fallback(self, why: str) -> None:
         log.warning("evidence: %s", why)

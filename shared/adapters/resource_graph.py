@@ -3,6 +3,16 @@
 `microsoft.cognitiveservices/accounts` (disableLocalAuth, network settings, identity). A few paged queries replace
 one ARM read per principal and per account, so a first scan of thousands of groups is not throttled by ARM.
 
+The same pass names the managed identities among the principals (`principal_names`, one more query per chunk):
+a managed identity is an ARM resource. A user-assigned one is a `microsoft.managedidentity/userassignedidentities`
+resource whose `properties.principalId` is its object id; a system-assigned one is the `identity` block of the
+resource it belongs to (`identity.principalId`, only set for the system-assigned identity: learn.microsoft.com/
+rest/api/managedidentity/user-assigned-identities/get, learn.microsoft.com/azure/templates/microsoft.web/sites
+`ManagedServiceIdentity`). Either way the name shown is that resource's name: the user-assigned identity's own name,
+or the name of the web app, function app, VM, ... the system-assigned identity belongs to (the name Entra's
+service principal for it is usually shown under, read here without Microsoft Graph; untrusted text like any other,
+escaped by every sink). A failed names query leaves the names unknown, nothing more.
+
 What Resource Graph cannot say, the evidence provider reads from ARM (shared/adapters/evidence.py):
 - roles held through groups: Resource Graph stores an assignment's principalId, not group membership, so an
   account that any group assignment applies to is read with ARM's `assignedTo()` filter;
@@ -66,6 +76,33 @@ def accounts_query(account_ids: Iterable[str]) -> str:
     )
 
 
+_IDENTITY = "microsoft.managedidentity/userassignedidentities"
+NAME_MAX = 200  # a display name longer than any ARM resource name is cut (it is shown, never compared)
+
+
+def identities_query(principals: Iterable[str]) -> str:
+    """The resources that are (user-assigned) or carry (system-assigned) the principals' managed identities."""
+    wanted = _quoted(principals)
+    return (
+        "resources | extend systemId = tolower(tostring(identity.principalId)), "
+        f"ownId = iff(type =~ '{_IDENTITY}', tolower(tostring(properties.principalId)), '') "
+        f"| where systemId in ({wanted}) or ownId in ({wanted}) "
+        "| project id, name, type, principalId = iff(ownId != '', ownId, systemId) | order by id asc"
+    )
+
+
+def display_name(name: Any) -> str | None:
+    """A resource name as a display name: text on one line, at most NAME_MAX characters (still untrusted: every
+    sink escapes it for its markup). None for a name with an "@": no managed identity's resource is named like a
+    user (ARM's naming rules allow no "@" in a web app's or an identity's name), and the diagnosis compares the
+    caller's name with a user an error names (core/diagnose.py), so a user-like name read from a resource must
+    never make another user's refusal look like the caller's."""
+    text = " ".join(str(name).split()) if isinstance(name, str) else ""
+    if "@" in text:
+        return None
+    return text[:NAME_MAX] or None
+
+
 class ResourceGraphReader:
     """Batched reads over one ResourceGraphClient (built lazily by the caller)."""
 
@@ -112,6 +149,22 @@ class ResourceGraphReader:
                 if oid in direct:
                     direct[oid].append(assignment_evidence(model, oid))
         return GraphAssignments({oid: tuple(found) for oid, found in direct.items()}, tuple(group_scopes))
+
+    def principal_names(self, principals: Iterable[str], subscriptions: Iterable[str]) -> dict[str, str]:
+        """Object id -> the name of its managed identity's resource, for each principal that is a managed identity
+        in the subscriptions (others are simply absent: users, groups, app registrations' service principals). A
+        user-assigned identity's own resource wins over a resource it would also match (first by id otherwise)."""
+        wanted = sorted({oid for p in principals if (oid := normalize_object_id(p))})
+        found: dict[str, tuple[bool, str]] = {}
+        for chunk in _chunks(wanted, self._chunk):
+            for row in self._rows(identities_query(chunk), sorted(set(subscriptions))):
+                oid, name = normalize_object_id(row.get("principalId")), display_name(row.get("name"))
+                if oid is None or name is None:
+                    continue
+                own = str(row.get("type") or "").lower() == _IDENTITY
+                if oid not in found or (own and not found[oid][0]):
+                    found[oid] = (own, name)
+        return {oid: name for oid, (_, name) in found.items()}
 
     def accounts(self, account_ids: Iterable[str], subscriptions: Iterable[str]) -> dict[str, Any]:
         """Account key -> the SDK Account model, for each account Resource Graph returned."""

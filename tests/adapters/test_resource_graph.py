@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from shared.adapters.resource_graph import ResourceGraphReader, accounts_query, assignments_query
+from shared.adapters.resource_graph import (
+    NAME_MAX,
+    ResourceGraphReader,
+    accounts_query,
+    assignments_query,
+    display_name,
+    identities_query,
+)
 from shared.core import roles
 from tests.adapters.test_evidence import GROUP, P1, P2, make_clients
 
@@ -64,7 +71,8 @@ def test_a_batch_reads_resource_graph_not_arm_and_finds_the_same(az):
     graph = clients.evidence.gather_evidence(pairs)
     _same_evidence(graph, arm)
     assert _arm_reads(az) == 0
-    assert az.calls.count(service="arm", route=GRAPH) == clients.resource_graph.queries == 2
+    # accounts, assignments, and the managed identities among the principals (their display names)
+    assert az.calls.count(service="arm", route=GRAPH) == clients.resource_graph.queries == 3
     assert clients.evidence.graph_fallbacks == [] and clients.evidence.failures() == ()
 
 
@@ -120,8 +128,77 @@ def test_a_single_pair_reads_arm(az):
     clients = make_clients(az, resource_graph=True)
     evidence = clients.evidence.gather_evidence({(P1, a)})
     assert [x.role_definition_id for x in evidence[(P1, a)].assignments] == [OPENAI_USER]
-    assert az.calls.count(service="arm", route=GRAPH) == 0 and _arm_reads(az) == 2
+    # ARM for the evidence (Resource Graph lags); Resource Graph only for the caller's display name
+    assert az.calls.count(service="arm", route=GRAPH) == 1 and _arm_reads(az) == 2
 
 
 def test_queries_quote_safely():
     assert "'abc'" in assignments_query(["abc"]) and "o'brien" not in accounts_query(["/x/o'brien"])
+
+
+UAMI_OID = "5b1d0c2e-7a3f-4e61-9d2a-000000000a01"
+SITE_OID = "5b1d0c2e-7a3f-4e61-9d2a-000000000a02"
+
+
+def _identities(az):
+    az.add_managed_identity("orders-identity", UAMI_OID)
+    az.add_managed_identity("orders-api", SITE_OID, resource_group="rg-apps", resource_type="Microsoft.Web/sites")
+
+
+def test_managed_identities_are_named_by_their_resources_in_one_query_per_chunk(az):
+    _identities(az)
+    clients = make_clients(az, resource_graph=True)
+    reader = ResourceGraphReader(clients.resource_graph.client, chunk=2)
+    names = reader.principal_names([UAMI_OID.upper(), SITE_OID, P1, "not-a-guid"], [az.subscription_id])
+    assert names == {UAMI_OID: "orders-identity", SITE_OID: "orders-api"}  # P1 has no managed-identity resource
+    assert reader.queries == 2  # 3 object ids, 2 a query
+
+
+def test_a_batch_carries_the_identities_names_in_its_evidence_and_asks_once_per_process(az):
+    _identities(az)
+    a = az.add_account("acct-a")
+    pairs = {(UAMI_OID, a), (SITE_OID, a), (P1, a)}
+    clients = make_clients(az, resource_graph=True)
+    evidence = clients.evidence.gather_evidence(pairs)
+    assert {oid: evidence[(oid, a)].principal_name for oid, _ in pairs} == {
+        UAMI_OID: "orders-identity", SITE_OID: "orders-api", P1: None}
+    assert clients.resource_graph.queries == 3
+    clients.evidence.gather_evidence(pairs)  # same run: names known, P1 known to have none
+    assert clients.resource_graph.queries == 5
+    clients.new_run()
+    clients.evidence.gather_evidence(pairs)  # next run: only P1 is asked again (a new identity may lag)
+    assert clients.resource_graph.queries == 8
+    assert evidence == clients.evidence.gather_evidence(pairs)
+
+
+def test_a_failed_names_query_leaves_object_ids_and_reads_no_arm(az):
+    _identities(az)
+    a = az.add_account("acct-a")
+    clients = make_clients(az, resource_graph=True)
+
+    def denied(*_args):
+        raise PermissionError("403 AuthorizationFailed")
+
+    clients.resource_graph.principal_names = denied
+    evidence = clients.evidence.gather_evidence({(UAMI_OID, a), (SITE_OID, a)})
+    assert [e.principal_name for e in evidence.values()] == [None, None]
+    assert all(e.complete for e in evidence.values()) and clients.evidence.graph_fallbacks == []
+    assert _arm_reads(az) == 0
+
+
+def test_without_resource_graph_names_cost_no_arm_call(az):
+    _identities(az)
+    a = az.add_account("acct-a")
+    clients = make_clients(az)
+    evidence = clients.evidence.gather_evidence({(UAMI_OID, a), (SITE_OID, a)})
+    assert [e.principal_name for e in evidence.values()] == [None, None]
+    assert _arm_reads(az) == 3  # two assignments lists and the account: as before
+
+
+def test_names_query_quotes_safely_and_names_are_one_bounded_line():
+    assert "o'brien" not in identities_query(["o'brien"])
+    assert display_name("a\nb\tc  d") == "a b c d"
+    assert display_name("x" * 500) == "x" * NAME_MAX
+    assert display_name("  ") is None and display_name(None) is None
+    # A user-like name never reaches the evidence: the diagnosis compares the caller's name with a user an error names.
+    assert display_name("dana@contoso.example") is None

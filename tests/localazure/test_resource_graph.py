@@ -80,3 +80,25 @@ def test_bad_query_is_400(az):
     with pytest.raises(HttpResponseError) as caught:
         graph(az).resources(QueryRequest(query="resources | where"))
     assert caught.value.status_code == 400
+
+
+def test_managed_identity_resources_are_in_the_resources_table(az):
+    uami = az.add_managed_identity("orders-identity").object_id
+    site = az.add_managed_identity("orders-api", resource_group="rg-apps",
+                                   resource_type="Microsoft.Web/sites").object_id
+    az.add_gateway("apim")
+    gateway = az.state.gateway("apim").principal_id
+    answer = graph(az).resources(QueryRequest(
+        subscriptions=[az.subscription_id],
+        query="resources | where type !~ 'microsoft.cognitiveservices/accounts' "
+              "| project id, name, type, resourceGroup, subscriptionId, identity, properties | order by name asc"))
+    rows = {row["name"]: row for row in answer.data}
+    assert set(rows) == {"apim", "orders-api", "orders-identity"}
+    assert rows["orders-identity"]["type"] == "microsoft.managedidentity/userassignedidentities"
+    assert rows["orders-identity"]["properties"]["principalId"] == uami and rows["orders-identity"]["identity"] is None
+    assert rows["orders-api"]["type"] == "microsoft.web/sites" and rows["orders-api"]["resourceGroup"] == "rg-apps"
+    assert rows["orders-api"]["identity"] == {"type": "SystemAssigned", "principalId": site,
+                                              "tenantId": az.tenant_id}
+    assert rows["apim"]["identity"]["principalId"] == gateway
+    assert {row["subscriptionId"] for row in rows.values()} == {az.subscription_id}
+    assert az.state.principal(uami).managed_identity and az.state.principal(uami).display_name == "orders-identity"
