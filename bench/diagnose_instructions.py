@@ -13,6 +13,7 @@ whether a change to the diagnosis path saves work, where wall-clock numbers on a
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -39,7 +40,8 @@ def _instructions(args: list[str]) -> int:
         out = Path(scratch) / "callgrind.out"
         subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-m",
                         "bench.diagnose_instructions", "--child", *args],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       env={**os.environ, "PYTHONHASHSEED": "0"})  # the same dict layouts in both runs
         found = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.MULTILINE)
         if found is None:
             raise RuntimeError("callgrind wrote no total")
