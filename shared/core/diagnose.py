@@ -921,7 +921,7 @@ def _mask(message: str) -> tuple[str, text_ids.Ids]:
 
 def _from_template(signal: FailureSignal, evidence: Evidence | None, now: datetime | None, window: timedelta
                    ) -> Diagnosis | None:
-    shape, ids = _mask(cast(str, signal.message))
+    shape, ids = _mask(signal.message)  # diagnose() checked it is a str
     if not ids:
         return None
     status, code, endpoint, route, operation = (
@@ -951,8 +951,13 @@ def _from_template(signal: FailureSignal, evidence: Evidence | None, now: dateti
         folded = name.casefold() if type(name) is str else ""
         if not folded or any(value.casefold() in folded for value in values):
             return None  # the text's user may be the caller by name: a comparison the key does not hold
+    if evidence is None:
+        evidence_key = 0
+    else:  # the same evidence object again (a batch's signals share theirs): its serial without the call
+        seen = _evidence_seen.get(id(evidence))
+        evidence_key = seen[1] if seen is not None and seen[0] is evidence else _evidence_key(evidence)
     key = (status, code, shape, endpoint, route, operation, auth, resource_id, principal_type, caller, placeholders,
-           _evidence_key(evidence), now, window)
+           evidence_key, now, window)
     entries = _templates.entries
     template = entries.get(key)
     if template is None:
@@ -963,7 +968,7 @@ def _from_template(signal: FailureSignal, evidence: Evidence | None, now: dateti
         return real
     if template is _NOT_TEMPLATED:
         return None
-    made = cast(_Template, template)
+    made: _Template = template  # type: ignore[assignment]
     if made.fold_check and len({value.lower() for value in values[:len(ids)]}) != made.fold_check:
         return None  # two ids alike but for their case: a comparison of folded ids the template cannot tell
     return made.fill(values)
@@ -1049,46 +1054,62 @@ def _resource_key(resource: ResourceEvidence | None) -> int:
 
 
 _Pieces = tuple  # literal text and variable indexes, alternating: ("at ", 0, " and ", 1, "")
+_LINE_BREAK = "\0"  # between a template's evidence lines in one format string (no id holds it; a line that does
+# is not templated)
+
+
+def _format_of(pieces: _Pieces) -> str:
+    """The pieces as a str.format string whose fields are the variables' indexes (filled in one C call)."""
+    return "".join([piece.replace("{", "{{").replace("}", "}}") if type(piece) is str else f"{{{piece}}}"
+                    for piece in pieces])
 
 
 class _Template:
-    """A diagnosis with placeholders, and where they are: each text with placeholders cut into pieces."""
+    """A diagnosis with placeholders, and where they are: each text with placeholders as a str.format string whose
+    fields are the variables' indexes; the evidence lines, when any holds one, as one format string of them all.
+    A template with no placeholder anywhere is the diagnosis itself (a Diagnosis is immutable)."""
 
-    __slots__ = ("made", "summary", "scope", "command", "lines", "steps", "fold_check")
+    __slots__ = ("made", "summary", "scope", "command", "lines", "steps", "fold_check", "constant")
 
     def __init__(self, made: Diagnosis, cut: Callable[[str], _Pieces | None], fold_check: int):
         self.made = made
-        self.summary = cut(made.summary)
-        self.scope = cut(made.scope) if made.scope is not None else None
-        self.command = cut(made.fix_command) if made.fix_command is not None else None
-        lines = tuple([cut(line) or line for line in made.evidence])
-        self.lines = lines if any(type(line) is tuple for line in lines) else None
-        steps = tuple([(cut(step.text), cut(step.doc_url) if step.doc_url is not None else None)
-                       for step in made.fix_steps])
-        self.steps = steps if any(text is not None or doc is not None for text, doc in steps) else None
+        summary, scope, command = (cut(made.summary), cut(made.scope) if made.scope is not None else None,
+                                   cut(made.fix_command) if made.fix_command is not None else None)
+        self.summary = _format_of(summary) if summary is not None else None
+        self.scope = _format_of(scope) if scope is not None else None
+        self.command = _format_of(command) if command is not None else None
+        lines = [cut(line) for line in made.evidence]
+        self.lines = _LINE_BREAK.join([_format_of(cut_line) if cut_line is not None else
+                                       line.replace("{", "{{").replace("}", "}}")
+                                       for line, cut_line in zip(made.evidence, lines, strict=True)]) if any(
+            line is not None for line in lines) else None
+        steps = []
+        for step in made.fix_steps:
+            text, doc = cut(step.text), cut(step.doc_url) if step.doc_url is not None else None
+            steps.append(None if text is None and doc is None else (
+                _format_of(text) if text is not None else None, _format_of(doc) if doc is not None else None))
+        self.steps = tuple(steps) if any(step is not None for step in steps) else None
         self.fold_check = fold_check
+        self.constant = (self.summary is None and self.scope is None and self.command is None and self.lines is None
+                         and self.steps is None)
 
     def fill(self, values: list[str]) -> Diagnosis:
         made = self.made
-        lines = made.evidence if self.lines is None else tuple(
-            [_put(line, values) if type(line) is tuple else cast(str, line) for line in self.lines])
+        if self.constant:
+            return made
+        lines = made.evidence if self.lines is None else tuple(self.lines.format(*values).split(_LINE_BREAK))
         steps = made.fix_steps
         if self.steps is not None:
-            steps = tuple([step if text is None and doc is None else FixStep(
-                step.text if text is None else _put(text, values), step.doc_url if doc is None else _put(doc, values))
-                for step, (text, doc) in zip(steps, self.steps, strict=True)])
+            steps = tuple([step if formats is None else FixStep(
+                step.text if formats[0] is None else formats[0].format(*values),
+                step.doc_url if formats[1] is None else formats[1].format(*values))
+                for step, formats in zip(steps, self.steps, strict=True)])
+        summary, scope, command = self.summary, self.scope, self.command
         return Diagnosis.fast(
             made.cause, made.role_fixable, made.confidence,
-            made.summary if self.summary is None else _put(self.summary, values), made.role_name, made.role_id,
-            made.scope if self.scope is None else _put(self.scope, values), made.surface, lines,
-            made.fix_command if self.command is None else _put(self.command, values), steps)
-
-
-def _put(pieces: _Pieces, values: list[str]) -> str:
-    parts = list(pieces)
-    for n in range(1, len(parts), 2):
-        parts[n] = values[parts[n]]
-    return "".join(parts)
+            made.summary if summary is None else summary.format(*values), made.role_name, made.role_id,
+            made.scope if scope is None else scope.format(*values), made.surface, lines,
+            made.fix_command if command is None else command.format(*values), steps)
 
 
 def _build_template(real: Diagnosis, signal: FailureSignal, evidence: Evidence | None, now: datetime | None,
@@ -1128,6 +1149,8 @@ def _build_template(real: Diagnosis, signal: FailureSignal, evidence: Evidence |
     for constant in (made.cause, made.confidence, made.role_name, made.role_id, made.surface):
         if constant is not None and cut(constant) is not None:
             return _NOT_TEMPLATED
+    if any(_LINE_BREAK in line for line in made.evidence):
+        return _NOT_TEMPLATED
     folded = {p.lower() for p in placeholders}
     template = _Template(made, cut, len(folded) if len(folded) != len(placeholders) or any(
         p != p.lower() for p in placeholders) else 0)
