@@ -13,7 +13,8 @@ characters that are not letters or digits on both sides:
 - ISO timestamps (`2025-06-02T12:00:00`, `2025-06-02 12:00:00,123`; a fraction only when no `(` follows);
 - runs of 6 to 20 digits after a hyphen (`User1-60548584@...`, `project-56085343`). Numbers standing alone (a
   documentation link's id, a line number) are left in the shape: finding them costs a scan of every character.
-HTML pages (where a "403" anywhere in the text decides) and texts longer than the analysis reads are not masked.
+Texts longer than the analysis reads are not masked, nor HTML pages (where a "403" anywhere in the text decides)
+whose ids hold a "403" or that name so many ids that a placeholder would.
 Placeholders are the same length as the ids they stand for, so anything cut at a fixed length is cut at the same
 place, and unmasking never moves a character.
 """
@@ -40,6 +41,11 @@ _DIGITS_READER_WORDS = ("code", *(head.split()[-1] for head in messages.PHRASE_H
 _DIGITS_READER_REACH = max(len("code") + 8, *(len(head) for head in messages.PHRASE_HEADS_BEFORE_DIGITS))
 MAX_ID_LENGTH = 36  # a GUID; timestamps are shorter and numbers are at most 20 digits
 MAX_IDS = 7**3  # a text naming more ids than this is analysed as it is
+# An HTML page is a 403 when "403" is anywhere in it: one is masked only when no id holds a "403" and no placeholder
+# does (index 199 is "403" in digits 0-6; every placeholder before it holds none, and an id's bounds are not letters
+# or digits, so none can make one with its neighbours).
+_HTML_DECIDES = "403"
+_HTML_MAX_IDS = 4 * 49 + 3
 MAX_MASKED_TEXT = 20_000  # messages.MAX_TEXT: beyond it the analysis cuts the text, maybe through an id
 Ids = tuple[tuple[str, str], ...]  # (placeholder as it may appear in what the analysis pulled out, the original)
 
@@ -113,7 +119,7 @@ _FOLDED_UPPER = tuple(p.lower() for p in _GUID_PLACEHOLDERS[_UPPER_GUID])  # typ
 
 def mask(text: str) -> tuple[str, Ids]:
     """(the text with its ids replaced, the placeholders and ids to put back); no ids: (text, ())."""
-    if "-" not in text or len(text) > MAX_MASKED_TEXT or "<" in text:
+    if "-" not in text or len(text) > MAX_MASKED_TEXT:
         return text, ()
     shape = ""  # the text up to `done`, ids masked
     ids: list[tuple[str, str]] = []
@@ -167,7 +173,7 @@ def mask(text: str) -> tuple[str, Ids]:
                 seen[token] = placeholder
         shape = shape + text[done:start] + placeholder
         done = end
-    if not ids:
+    if not ids or ("<" in text and (len(seen) > _HTML_MAX_IDS or any(_HTML_DECIDES in token for _, token in ids))):
         return text, ()
     return shape + text[done:], tuple(ids)
 
@@ -175,7 +181,7 @@ def mask(text: str) -> tuple[str, Ids]:
 def _mask_checked(text: str) -> tuple[str, Ids]:
     """`mask` with every check in Python (the scan `mask` replaced): for texts naming more ids than MAX_IDS, where
     which id makes the text be analysed as it is depends on the order of the checks."""
-    if "-" not in text or len(text) > MAX_MASKED_TEXT or "<" in text:
+    if "-" not in text or len(text) > MAX_MASKED_TEXT:
         return text, ()
     shape = ""  # the text up to `done`, ids masked
     ids: list[tuple[str, str]] = []
@@ -222,7 +228,8 @@ def _mask_checked(text: str) -> tuple[str, Ids]:
             seen[token] = placeholder
         shape = shape + text[done:start] + placeholder
         done = end
-    if not ids:
+    if not ids or ("<" in text and (len(seen or ()) > _HTML_MAX_IDS
+                                    or any(_HTML_DECIDES in token for _, token in ids))):
         return text, ()
     return shape + text[done:], tuple(ids)
 
