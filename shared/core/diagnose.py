@@ -913,7 +913,7 @@ class _Untemplated(Exception):
     """Something about the signal or its evidence the key cannot hold: the full path decides."""
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=1024)
 def _mask(message: str) -> tuple[str, text_ids.Ids]:
     """A text's shape and ids (the same texts come again: a caller retrying, ids that do not change)."""
     return text_ids.mask(message)
@@ -921,7 +921,7 @@ def _mask(message: str) -> tuple[str, text_ids.Ids]:
 
 def _from_template(signal: FailureSignal, evidence: Evidence | None, now: datetime | None, window: timedelta
                    ) -> Diagnosis | None:
-    shape, ids = _mask(signal.message)  # diagnose() checked it is a str
+    shape, ids = text_ids.mask(signal.message)  # type: ignore[arg-type]  # diagnose() checked it is a str
     if not ids:
         return None
     status, code, endpoint, route, operation = (
@@ -1054,41 +1054,23 @@ def _resource_key(resource: ResourceEvidence | None) -> int:
 
 
 _Pieces = tuple  # literal text and variable indexes, alternating: ("at ", 0, " and ", 1, "")
-_LINE_BREAK = "\0"  # between a template's evidence lines in one format string (no id holds it; a line that does
-# is not templated)
-
-
-def _format_of(pieces: _Pieces) -> str:
-    """The pieces as a str.format string whose fields are the variables' indexes (filled in one C call)."""
-    return "".join([piece.replace("{", "{{").replace("}", "}}") if type(piece) is str else f"{{{piece}}}"
-                    for piece in pieces])
-
-
 class _Template:
-    """A diagnosis with placeholders, and where they are: each text with placeholders as a str.format string whose
-    fields are the variables' indexes; the evidence lines, when any holds one, as one format string of them all.
-    A template with no placeholder anywhere is the diagnosis itself (a Diagnosis is immutable)."""
+    """A diagnosis with placeholders, and where they are: each text with placeholders cut into pieces (literal
+    text, a variable's index, or (index, length) for the head of a cut id). A template with no placeholder anywhere
+    is the diagnosis itself (a Diagnosis is immutable)."""
 
     __slots__ = ("made", "summary", "scope", "command", "lines", "steps", "fold_check", "constant")
 
     def __init__(self, made: Diagnosis, cut: Callable[[str], _Pieces | None], fold_check: int):
         self.made = made
-        summary, scope, command = (cut(made.summary), cut(made.scope) if made.scope is not None else None,
-                                   cut(made.fix_command) if made.fix_command is not None else None)
-        self.summary = _format_of(summary) if summary is not None else None
-        self.scope = _format_of(scope) if scope is not None else None
-        self.command = _format_of(command) if command is not None else None
-        lines = [cut(line) for line in made.evidence]
-        self.lines = _LINE_BREAK.join([_format_of(cut_line) if cut_line is not None else
-                                       line.replace("{", "{{").replace("}", "}}")
-                                       for line, cut_line in zip(made.evidence, lines, strict=True)]) if any(
-            line is not None for line in lines) else None
-        steps = []
-        for step in made.fix_steps:
-            text, doc = cut(step.text), cut(step.doc_url) if step.doc_url is not None else None
-            steps.append(None if text is None and doc is None else (
-                _format_of(text) if text is not None else None, _format_of(doc) if doc is not None else None))
-        self.steps = tuple(steps) if any(step is not None for step in steps) else None
+        self.summary = cut(made.summary)
+        self.scope = cut(made.scope) if made.scope is not None else None
+        self.command = cut(made.fix_command) if made.fix_command is not None else None
+        lines = tuple([(n, pieces) for n, line in enumerate(made.evidence) if (pieces := cut(line)) is not None])
+        self.lines = lines or None  # (where, pieces) of the lines that hold a placeholder
+        steps = tuple([(cut(step.text), cut(step.doc_url) if step.doc_url is not None else None)
+                       for step in made.fix_steps])
+        self.steps = steps if any(text is not None or doc is not None for text, doc in steps) else None
         self.fold_check = fold_check
         self.constant = (self.summary is None and self.scope is None and self.command is None and self.lines is None
                          and self.steps is None)
@@ -1097,19 +1079,49 @@ class _Template:
         made = self.made
         if self.constant:
             return made
-        lines = made.evidence if self.lines is None else tuple(self.lines.format(*values).split(_LINE_BREAK))
+        lines = made.evidence
+        if self.lines is not None:
+            filled = list(lines)
+            for n, pieces in self.lines:
+                filled[n] = _put(pieces, values)
+            lines = tuple(filled)
         steps = made.fix_steps
         if self.steps is not None:
-            steps = tuple([step if formats is None else FixStep(
-                step.text if formats[0] is None else formats[0].format(*values),
-                step.doc_url if formats[1] is None else formats[1].format(*values))
-                for step, formats in zip(steps, self.steps, strict=True)])
+            steps = tuple([step if text is None and doc is None else FixStep(
+                step.text if text is None else _put(text, values), step.doc_url if doc is None else _put(doc, values))
+                for step, (text, doc) in zip(steps, self.steps, strict=True)])
         summary, scope, command = self.summary, self.scope, self.command
         return Diagnosis.fast(
             made.cause, made.role_fixable, made.confidence,
-            made.summary if summary is None else summary.format(*values), made.role_name, made.role_id,
-            made.scope if scope is None else scope.format(*values), made.surface, lines,
-            made.fix_command if command is None else command.format(*values), steps)
+            made.summary if summary is None else _put(summary, values), made.role_name, made.role_id,
+            made.scope if scope is None else _put(scope, values), made.surface, lines,
+            made.fix_command if command is None else _put(command, values), steps)
+
+
+def _put(pieces: _Pieces, values: list[str]) -> str:
+    if len(pieces) == 3 and type(middle := pieces[1]) is int:  # one id: most texts name one
+        return pieces[0] + values[middle] + pieces[2]
+    return "".join([piece if type(piece) is str else values[piece] if type(piece) is int
+                    else values[piece[0]][:piece[1]] for piece in pieces])
+
+
+_CUT_ID_MIN = 8  # the shortest head of a cut id taken for one
+_MESSAGE_END = " [matched: "  # what follows the message in the first evidence line (when a phrase matched)
+
+
+def _split_cut_id(piece: str, variables: tuple[str | None, ...]) -> tuple:
+    """The literal piece with the head of one variable, cut where the message ends, as (index, length); a head
+    that two variables share is left as it is (the template then differs from the full path: not templated)."""
+    for size in range(max(len(v) for v in variables if v) - 1, _CUT_ID_MIN - 1, -1):
+        for at in (piece.find(_MESSAGE_END), len(piece)):
+            if at < size:
+                continue
+            head = piece[at - size:at]
+            owners = [n for n, variable in enumerate(variables) if variable and variable[:size] == head
+                      and len(variable) > size]
+            if len(owners) == 1:
+                return (piece[:at - size], (owners[0], size), piece[at:])
+    return (piece,)
 
 
 def _build_template(real: Diagnosis, signal: FailureSignal, evidence: Evidence | None, now: datetime | None,
@@ -1133,6 +1145,12 @@ def _build_template(real: Diagnosis, signal: FailureSignal, evidence: Evidence |
         made = _diagnose(masked, evidence, now, window)
     except Exception:  # noqa: BLE001 - the full path words the error
         return _NOT_TEMPLATED
+    # An id the message's cut (at messages.DISPLAY) goes through leaves the head of its placeholder at the end of
+    # the message: a variable's head, where every id's own head differs from its placeholder's (so the check of
+    # the filled template against the full path tells a head that stands for the id from text that is the same).
+    cut_ids = all(value[:_CUT_ID_MIN] != variable[:_CUT_ID_MIN] for value, variable in zip(values, variables,
+                                                                                            strict=False))
+
     def cut(text: str) -> _Pieces | None:
         """The text cut at each placeholder (none is a piece of another), None when it holds none."""
         pieces: list[str | int] = []
@@ -1144,13 +1162,15 @@ def _build_template(real: Diagnosis, signal: FailureSignal, evidence: Evidence |
                 break
             pieces += [text[done:at], which]
             done = at + len(variables[which])
-        return tuple(pieces + [text[done:]]) if pieces else None
+        pieces.append(text[done:])
+        if cut_ids:
+            pieces = [part for piece in pieces for part in (
+                _split_cut_id(piece, variables) if type(piece) is str else (piece,))]
+        return tuple(pieces) if len(pieces) > 1 else None
 
     for constant in (made.cause, made.confidence, made.role_name, made.role_id, made.surface):
         if constant is not None and cut(constant) is not None:
             return _NOT_TEMPLATED
-    if any(_LINE_BREAK in line for line in made.evidence):
-        return _NOT_TEMPLATED
     folded = {p.lower() for p in placeholders}
     template = _Template(made, cut, len(folded) if len(folded) != len(placeholders) or any(
         p != p.lower() for p in placeholders) else 0)
