@@ -913,14 +913,10 @@ class _Untemplated(Exception):
     """Something about the signal or its evidence the key cannot hold: the full path decides."""
 
 
-@lru_cache(maxsize=1024)
-def _mask(message: str) -> tuple[str, text_ids.Ids]:
-    """A text's shape and ids (the same texts come again: a caller retrying, ids that do not change)."""
-    return text_ids.mask(message)
-
-
 def _from_template(signal: FailureSignal, evidence: Evidence | None, now: datetime | None, window: timedelta
                    ) -> Diagnosis | None:
+    # Not remembered per text: in a flood of distinct callers and request ids no text comes again, and a cache
+    # missed on every signal costs more than masking saves where one does.
     shape, ids = text_ids.mask(signal.message)  # type: ignore[arg-type]  # diagnose() checked it is a str
     if not ids:
         return None
