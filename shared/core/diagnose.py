@@ -1108,15 +1108,22 @@ _MESSAGE_END = " [matched: "  # what follows the message in the first evidence l
 def _split_cut_id(piece: str, variables: tuple[str | None, ...]) -> tuple:
     """The literal piece with the head of one variable, cut where the message ends, as (index, length); a head
     that two variables share is left as it is (the template then differs from the full path: not templated)."""
-    for size in range(max(len(v) for v in variables if v) - 1, _CUT_ID_MIN - 1, -1):
-        for at in (piece.find(_MESSAGE_END), len(piece)):
-            if at < size:
+    for at in (piece.find(_MESSAGE_END), len(piece)):
+        if at < _CUT_ID_MIN:
+            continue
+        heads = []
+        for n, variable in enumerate(variables):
+            if not variable:
                 continue
-            head = piece[at - size:at]
-            owners = [n for n, variable in enumerate(variables) if variable and variable[:size] == head
-                      and len(variable) > size]
-            if len(owners) == 1:
-                return (piece[:at - size], (owners[0], size), piece[at:])
+            start = piece.find(variable[:_CUT_ID_MIN], max(0, at - len(variable) + 1), at)
+            while 0 <= start:
+                if variable.startswith(piece[start:at]):
+                    heads.append((start, n))
+                    break
+                start = piece.find(variable[:_CUT_ID_MIN], start + 1, at)
+        if len(heads) == 1:
+            start, n = heads[0]
+            return (piece[:start], (n, at - start), piece[at:])
     return (piece,)
 
 
