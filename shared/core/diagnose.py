@@ -1049,7 +1049,9 @@ def _resource_key(resource: ResourceEvidence | None) -> int:
     return serial
 
 
-_Pieces = tuple  # literal text and variable indexes, alternating: ("at ", 0, " and ", 1, "")
+_Pieces = tuple  # literal text, variables' indexes and cut ids' heads: ("at ", 0, " and ", 1, "... ", (2, 19), "")
+
+
 class _Template:
     """A diagnosis with placeholders, and where they are: each text with placeholders cut into pieces (literal
     text, a variable's index, or (index, length) for the head of a cut id). A template with no placeholder anywhere
