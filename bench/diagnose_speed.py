@@ -40,7 +40,7 @@ CORPORA = (ROOT / "shared" / "samples" / "failures.jsonl", ROOT / "tests" / "dat
 DEFAULT_NOW = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
 _NAMED_PRINCIPAL = re.compile(r"(principal\s+[`'\"]?)([0-9a-fA-F-]{36})", re.IGNORECASE)
 
-Case = tuple[FailureSignal, Evidence, datetime]
+Case = tuple[FailureSignal, Evidence | None, datetime]
 
 
 def load_cases() -> list[Case]:

@@ -913,15 +913,11 @@ class _Untemplated(Exception):
     """Something about the signal or its evidence the key cannot hold: the full path decides."""
 
 
-@lru_cache(maxsize=8192)
-def _mask(message: str) -> tuple[str, text_ids.Ids]:
-    """A text's shape and ids (the same texts come again: a caller retrying, ids that do not change)."""
-    return text_ids.mask(message)
-
-
 def _from_template(signal: FailureSignal, evidence: Evidence | None, now: datetime | None, window: timedelta
                    ) -> Diagnosis | None:
-    shape, ids = _mask(cast(str, signal.message))
+    # Not remembered per text: in a flood of distinct callers and request ids no text comes again, and a cache
+    # missed on every signal costs more than masking saves where one does.
+    shape, ids = text_ids.mask(signal.message)  # type: ignore[arg-type]  # diagnose() checked it is a str
     if not ids:
         return None
     status, code, endpoint, route, operation = (
@@ -951,8 +947,13 @@ def _from_template(signal: FailureSignal, evidence: Evidence | None, now: dateti
         folded = name.casefold() if type(name) is str else ""
         if not folded or any(value.casefold() in folded for value in values):
             return None  # the text's user may be the caller by name: a comparison the key does not hold
+    if evidence is None:
+        evidence_key = 0
+    else:  # the same evidence object again (a batch's signals share theirs): its serial without the call
+        seen = _evidence_seen.get(id(evidence))
+        evidence_key = seen[1] if seen is not None and seen[0] is evidence else _evidence_key(evidence)
     key = (status, code, shape, endpoint, route, operation, auth, resource_id, principal_type, caller, placeholders,
-           _evidence_key(evidence), now, window)
+           evidence_key, now, window)
     entries = _templates.entries
     template = entries.get(key)
     if template is None:
@@ -963,7 +964,7 @@ def _from_template(signal: FailureSignal, evidence: Evidence | None, now: dateti
         return real
     if template is _NOT_TEMPLATED:
         return None
-    made = cast(_Template, template)
+    made: _Template = template  # type: ignore[assignment]
     if made.fold_check and len({value.lower() for value in values[:len(ids)]}) != made.fold_check:
         return None  # two ids alike but for their case: a comparison of folded ids the template cannot tell
     return made.fill(values)
@@ -1048,47 +1049,84 @@ def _resource_key(resource: ResourceEvidence | None) -> int:
     return serial
 
 
-_Pieces = tuple  # literal text and variable indexes, alternating: ("at ", 0, " and ", 1, "")
+_Pieces = tuple  # literal text, variables' indexes and cut ids' heads: ("at ", 0, " and ", 1, "... ", (2, 19), "")
 
 
 class _Template:
-    """A diagnosis with placeholders, and where they are: each text with placeholders cut into pieces."""
+    """A diagnosis with placeholders, and where they are: each text with placeholders cut into pieces (literal
+    text, a variable's index, or (index, length) for the head of a cut id). A template with no placeholder anywhere
+    is the diagnosis itself (a Diagnosis is immutable)."""
 
-    __slots__ = ("made", "summary", "scope", "command", "lines", "steps", "fold_check")
+    __slots__ = ("made", "summary", "scope", "command", "lines", "steps", "fold_check", "constant")
 
     def __init__(self, made: Diagnosis, cut: Callable[[str], _Pieces | None], fold_check: int):
         self.made = made
         self.summary = cut(made.summary)
         self.scope = cut(made.scope) if made.scope is not None else None
         self.command = cut(made.fix_command) if made.fix_command is not None else None
-        lines = tuple([cut(line) or line for line in made.evidence])
-        self.lines = lines if any(type(line) is tuple for line in lines) else None
+        lines = tuple([(n, pieces) for n, line in enumerate(made.evidence) if (pieces := cut(line)) is not None])
+        self.lines = lines or None  # (where, pieces) of the lines that hold a placeholder
         steps = tuple([(cut(step.text), cut(step.doc_url) if step.doc_url is not None else None)
                        for step in made.fix_steps])
         self.steps = steps if any(text is not None or doc is not None for text, doc in steps) else None
         self.fold_check = fold_check
+        self.constant = (self.summary is None and self.scope is None and self.command is None and self.lines is None
+                         and self.steps is None)
 
     def fill(self, values: list[str]) -> Diagnosis:
         made = self.made
-        lines = made.evidence if self.lines is None else tuple(
-            [_put(line, values) if type(line) is tuple else cast(str, line) for line in self.lines])
+        if self.constant:
+            return made
+        lines = made.evidence
+        if self.lines is not None:
+            filled = list(lines)
+            for n, pieces in self.lines:
+                filled[n] = _put(pieces, values)
+            lines = tuple(filled)
         steps = made.fix_steps
         if self.steps is not None:
             steps = tuple([step if text is None and doc is None else FixStep(
                 step.text if text is None else _put(text, values), step.doc_url if doc is None else _put(doc, values))
                 for step, (text, doc) in zip(steps, self.steps, strict=True)])
+        summary, scope, command = self.summary, self.scope, self.command
         return Diagnosis.fast(
             made.cause, made.role_fixable, made.confidence,
-            made.summary if self.summary is None else _put(self.summary, values), made.role_name, made.role_id,
-            made.scope if self.scope is None else _put(self.scope, values), made.surface, lines,
-            made.fix_command if self.command is None else _put(self.command, values), steps)
+            made.summary if summary is None else _put(summary, values), made.role_name, made.role_id,
+            made.scope if scope is None else _put(scope, values), made.surface, lines,
+            made.fix_command if command is None else _put(command, values), steps)
 
 
 def _put(pieces: _Pieces, values: list[str]) -> str:
-    parts = list(pieces)
-    for n in range(1, len(parts), 2):
-        parts[n] = values[parts[n]]
-    return "".join(parts)
+    if len(pieces) == 3 and type(middle := pieces[1]) is int:  # one id: most texts name one
+        return pieces[0] + values[middle] + pieces[2]
+    return "".join([piece if type(piece) is str else values[piece] if type(piece) is int
+                    else values[piece[0]][:piece[1]] for piece in pieces])
+
+
+_CUT_ID_MIN = 8  # the shortest head of a cut id taken for one
+_MESSAGE_END = " [matched: "  # what follows the message in the first evidence line (when a phrase matched)
+
+
+def _split_cut_id(piece: str, variables: tuple[str | None, ...]) -> tuple:
+    """The literal piece with the head of one variable, cut where the message ends, as (index, length); a head
+    that two variables share is left as it is (the template then differs from the full path: not templated)."""
+    for at in (piece.find(_MESSAGE_END), len(piece)):
+        if at < _CUT_ID_MIN:
+            continue
+        heads = []
+        for n, variable in enumerate(variables):
+            if not variable:
+                continue
+            start = piece.find(variable[:_CUT_ID_MIN], max(0, at - len(variable) + 1), at)
+            while 0 <= start:
+                if variable.startswith(piece[start:at]):
+                    heads.append((start, n))
+                    break
+                start = piece.find(variable[:_CUT_ID_MIN], start + 1, at)
+        if len(heads) == 1:
+            start, n = heads[0]
+            return (piece[:start], (n, at - start), piece[at:])
+    return (piece,)
 
 
 def _build_template(real: Diagnosis, signal: FailureSignal, evidence: Evidence | None, now: datetime | None,
@@ -1112,6 +1150,12 @@ def _build_template(real: Diagnosis, signal: FailureSignal, evidence: Evidence |
         made = _diagnose(masked, evidence, now, window)
     except Exception:  # noqa: BLE001 - the full path words the error
         return _NOT_TEMPLATED
+    # An id the message's cut (at messages.DISPLAY) goes through leaves the head of its placeholder at the end of
+    # the message: a variable's head, where every id's own head differs from its placeholder's (so the check of
+    # the filled template against the full path tells a head that stands for the id from text that is the same).
+    cut_ids = all(value[:_CUT_ID_MIN] != variable[:_CUT_ID_MIN] for value, variable in zip(values, variables,
+                                                                                            strict=False))
+
     def cut(text: str) -> _Pieces | None:
         """The text cut at each placeholder (none is a piece of another), None when it holds none."""
         pieces: list[str | int] = []
@@ -1123,7 +1167,11 @@ def _build_template(real: Diagnosis, signal: FailureSignal, evidence: Evidence |
                 break
             pieces += [text[done:at], which]
             done = at + len(variables[which])
-        return tuple(pieces + [text[done:]]) if pieces else None
+        pieces.append(text[done:])
+        if cut_ids:
+            pieces = [part for piece in pieces for part in (
+                _split_cut_id(piece, variables) if type(piece) is str else (piece,))]
+        return tuple(pieces) if len(pieces) > 1 else None
 
     for constant in (made.cause, made.confidence, made.role_name, made.role_id, made.surface):
         if constant is not None and cut(constant) is not None:

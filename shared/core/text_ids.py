@@ -13,7 +13,8 @@ characters that are not letters or digits on both sides:
 - ISO timestamps (`2025-06-02T12:00:00`, `2025-06-02 12:00:00,123`; a fraction only when no `(` follows);
 - runs of 6 to 20 digits after a hyphen (`User1-60548584@...`, `project-56085343`). Numbers standing alone (a
   documentation link's id, a line number) are left in the shape: finding them costs a scan of every character.
-HTML pages (where a "403" anywhere in the text decides) and texts longer than the analysis reads are not masked.
+Texts longer than the analysis reads are not masked, nor HTML pages (where a "403" anywhere in the text decides)
+whose ids hold a "403" or that name so many ids that a placeholder would.
 Placeholders are the same length as the ids they stand for, so anything cut at a fixed length is cut at the same
 place, and unmasking never moves a character.
 """
@@ -40,6 +41,11 @@ _DIGITS_READER_WORDS = ("code", *(head.split()[-1] for head in messages.PHRASE_H
 _DIGITS_READER_REACH = max(len("code") + 8, *(len(head) for head in messages.PHRASE_HEADS_BEFORE_DIGITS))
 MAX_ID_LENGTH = 36  # a GUID; timestamps are shorter and numbers are at most 20 digits
 MAX_IDS = 7**3  # a text naming more ids than this is analysed as it is
+# An HTML page is a 403 when "403" is anywhere in it: one is masked only when no id holds a "403" and no placeholder
+# does (index 199 is "403" in digits 0-6; every placeholder before it holds none, and an id's bounds are not letters
+# or digits, so none can make one with its neighbours).
+_HTML_DECIDES = "403"
+_HTML_MAX_IDS = 4 * 49 + 3
 MAX_MASKED_TEXT = 20_000  # messages.MAX_TEXT: beyond it the analysis cuts the text, maybe through an id
 Ids = tuple[tuple[str, str], ...]  # (placeholder as it may appear in what the analysis pulled out, the original)
 
@@ -80,9 +86,102 @@ def _guid_placeholder(guid: str, index: int) -> str | None:
     return None  # mixed case: left in the shape
 
 
+# The same scan with a GUID's checks in the pattern: its bounds, its case (digits only, lower, upper; mixed case
+# matches none of the three) and whether a phrase reads its first digits are zero-width groups after the
+# GUID's own (the structure matched is the one `_ANCHOR` matches, so the scan consumes the same text and finds
+# the same candidates): a GUID the pattern accepts is one the checks in Python accept, and the group that
+# matched (`lastindex`) tells which placeholder it gets. Timestamps and numbers are checked in Python as before.
+_AN = "[0-9A-Za-z]"
+_CODE_READS = (  # `_READS_DIGITS_AFTER` found before a GUID's first digit ("$" also matches before a last "\n")
+    "".join(f"(?<![cC][oO][dD][eE]{chr(92) + 'W'}{{{k}}}[0-9].{{35}})" for k in range(9))
+    + r"(?<![cC][oO][dD][eE]\W{8}\n[0-9].{35})"
+    + r"(?<![aA][zZ][uU][rR][eE] [sS][eE][aA][rR][cC][hH] [eE][rR][rR][oO][rR]: [0-9].{35})")
+
+
+def _guid_case(name: str, hex_digit: str) -> str:
+    guid = f"{hex_digit}{{8}}-{hex_digit}{{4}}-{hex_digit}{{4}}-{hex_digit}{{4}}-{hex_digit}{{12}}"
+    return f"(?<=(?<!{_AN})(?P<{name}>{guid})){_CODE_READS}"
+
+
+_SCAN = re.compile(
+    r"-(?:[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    f"(?:(?!{_AN})(?:{_guid_case('digits', '[0-9]')}|{_guid_case('lower', '[0-9a-f]')}"
+    f"|{_guid_case('upper', '[0-9A-F]')}))?"
+    r"|(?P<time>[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}"
+    r"(?:[.,][0-9]{1,7}(?![0-9])(?!\s*\())?Z?)"
+    r"|(?P<number>[0-9]{6,20}))")
+_DIGITS_GUID, _LOWER_GUID, _UPPER_GUID, _TIME = 1, 2, 3, 4  # the groups' numbers, as `lastindex` gives them
+_GUID_PLACEHOLDERS = (None, tuple("99999999-9999-9999-9999-9999" + i for i in _INDEX_8),
+                      tuple("ffffffff-ffff-ffff-ffff-ffff" + i for i in _INDEX_8),
+                      tuple("FFFFFFFF-FFFF-FFFF-FFFF-FFFF" + i for i in _INDEX_8))
+_FOLDED_UPPER = tuple(p.lower() for p in _GUID_PLACEHOLDERS[_UPPER_GUID])  # type: ignore[union-attr]
+
+
 def mask(text: str) -> tuple[str, Ids]:
     """(the text with its ids replaced, the placeholders and ids to put back); no ids: (text, ())."""
-    if "-" not in text or len(text) > MAX_MASKED_TEXT or "<" in text:
+    if "-" not in text or len(text) > MAX_MASKED_TEXT:
+        return text, ()
+    shape = ""  # the text up to `done`, ids masked
+    ids: list[tuple[str, str]] = []
+    seen: dict[str, str] = {}
+    done = 0
+    for found in _SCAN.finditer(text):
+        kind = found.lastindex
+        if kind is None:
+            continue  # a GUID the checks refused
+        if kind < _TIME:
+            start, end = found.span(kind)
+            if start < done:  # its first group is the end of an id just masked (`-12345678-...`)
+                continue
+            token = text[start:end]
+            placeholder = seen.get(token)
+            if placeholder is None:
+                index = len(seen)
+                if index >= MAX_IDS - 1:  # the last id a text may name: the checks' order decides what follows
+                    return _mask_checked(text)
+                placeholder = seen[token] = _GUID_PLACEHOLDERS[kind][index]  # type: ignore[index]
+                ids.append((placeholder, token))
+                if kind == _UPPER_GUID:
+                    ids.append((_FOLDED_UPPER[index], token.lower()))
+        else:
+            hyphen, end = found.span()
+            if kind == _TIME:
+                start = hyphen - 4  # the year
+                if start < done or not _DIGITS.issuperset(text[start:hyphen]) or (
+                        start and text[start - 1] in _LETTERS_AND_DIGITS):
+                    continue
+            else:
+                start = hyphen + 1  # the hyphen before a number stays, and bounds it
+            if end < len(text) and text[end] in _LETTERS_AND_DIGITS:
+                continue
+            token = text[start:end]
+            if _digits_read(text, start):
+                continue
+            placeholder = seen.get(token)
+            if placeholder is None:
+                index = len(seen)
+                if index >= MAX_IDS - 1:  # the last id a text may name: the checks' order decides what follows
+                    return _mask_checked(text)
+                if kind == _TIME:  # every digit zero, the index in the year
+                    placeholder = "0" + _INDEX_3[index] + _DIGIT.sub("0", token[4:])
+                    ids.append((placeholder, token))
+                    if placeholder != (folded_placeholder := placeholder.lower()):
+                        ids.append((folded_placeholder, token.lower()))
+                else:  # a number: 6 digits at least
+                    placeholder = "7" + _INDEX_3[index] + "0" * (len(token) - 4)
+                    ids.append((placeholder, token))
+                seen[token] = placeholder
+        shape = shape + text[done:start] + placeholder
+        done = end
+    if not ids or ("<" in text and (len(seen) > _HTML_MAX_IDS or any(_HTML_DECIDES in token for _, token in ids))):
+        return text, ()
+    return shape + text[done:], tuple(ids)
+
+
+def _mask_checked(text: str) -> tuple[str, Ids]:
+    """`mask` with every check in Python (the scan `mask` replaced): for texts naming more ids than MAX_IDS, where
+    which id makes the text be analysed as it is depends on the order of the checks."""
+    if "-" not in text or len(text) > MAX_MASKED_TEXT:
         return text, ()
     shape = ""  # the text up to `done`, ids masked
     ids: list[tuple[str, str]] = []
@@ -129,7 +228,8 @@ def mask(text: str) -> tuple[str, Ids]:
             seen[token] = placeholder
         shape = shape + text[done:start] + placeholder
         done = end
-    if not ids:
+    if not ids or ("<" in text and (len(seen or ()) > _HTML_MAX_IDS
+                                    or any(_HTML_DECIDES in token for _, token in ids))):
         return text, ()
     return shape + text[done:], tuple(ids)
 

@@ -3,6 +3,8 @@
 Texts of the bench's corpora with every id new, callers new, named in the text or absent, and the evidence varied
 (principal type and name, the account's settings, assignment ages, the clock) are diagnosed with the templates on,
 each case several times so later ones are filled from a template, and with the templates off: the same diagnoses.
+So are texts padded so that an id straddles where the first evidence line's message is cut (the template fills the
+id's head), and such a key is templated.
 """
 
 import random
@@ -17,6 +19,7 @@ from hypothesis import strategies as st
 
 from bench.diagnose_speed import _new_ids, _with_caller, load_cases
 from shared.core import diagnose as diagnose_module
+from shared.core import messages
 from shared.core.diagnose import diagnose
 from shared.core.model import Evidence, FailureSignal, ResourceEvidence
 from tests.core.test_diagnose_shapes import clear_caches
@@ -130,3 +133,46 @@ def test_the_caller_named_by_the_text_is_told_from_another_through_one_template(
     with templates(True):
         assert [diagnose(s) for s in signals] == expected
     assert [d.cause for d in expected] == ["other_principal_denied", "missing_data_role"] * 2
+
+
+TEXT_CASES = [case for case in CASES if case[0].message]
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(pick=st.integers(0, len(TEXT_CASES) - 1), seed=st.integers(0, 2**32), pad=st.integers(0, 60),
+       upper=st.booleans(), second=st.booleans())
+def test_ids_the_message_cut_goes_through_are_filled_as_the_full_path_cuts_them(pick, seed, pad, upper, second):
+    """A text padded so that an id (or two, alike in their heads' placeholders) straddles where the first
+    evidence line's message is cut: the template fills the id's head, or the key is not templated."""
+    rng = random.Random(seed)
+    signal, evidence, now = TEXT_CASES[pick]
+    cases = []
+    for _ in range(3):
+        request = new_guid(rng).upper() if upper else new_guid(rng)
+        ids = f"{request} {new_guid(rng)}" if second else request
+        text = _new_ids(signal.message, rng).replace("\n", " ")[:messages.DISPLAY - 20 - pad]
+        cases.append((replace(signal, message=f"{text}{' ' * pad} Request ID: {ids}"), evidence, now))
+    with templates(True):
+        templated = [diagnose(s, e, now=n) for s, e, n in cases]
+    with templates(False):
+        assert templated == [diagnose(s, e, now=n) for s, e, n in cases]
+
+
+def test_a_key_whose_ids_the_cut_goes_through_is_templated():
+    rng = random.Random(5)
+    head = "Access denied due to invalid subscription key or wrong API endpoint. "
+    ids = [new_guid(rng) for _ in range(4)]
+    texts = [(head * 10)[:messages.DISPLAY - 33] + f" Request ID: {request}" for request in ids]
+    cases = [(FailureSignal(status=401, message=text, auth="key"), None, None) for text in texts]
+    with templates(False):
+        expected = [diagnose(s, e, now=n) for s, e, n in cases]
+    assert expected[0].evidence[0].split(" [matched")[0].endswith(": " + ids[0][:20])  # the id cut after 20
+    calls = []
+    full_path = diagnose_module._diagnose
+    with templates(True):
+        diagnose_module._diagnose = lambda *args: calls.append(1) or full_path(*args)
+        try:
+            assert [diagnose(s, e, now=n) for s, e, n in cases] == expected
+        finally:
+            diagnose_module._diagnose = full_path
+    assert len(calls) == 2  # the first signal and its template built; the other three filled from it
