@@ -147,7 +147,7 @@ def _suppress(rt: Runtime, incident: Any, actor: str, form: dict[str, str]) -> P
     if not reason:
         return _page(400, "Not suppressed: a reason is required")
     try:
-        done = suppress(rt, target.target, LINK_SUPPRESSION, reason[:500], actor)
+        done = suppress(rt, target.target, LINK_SUPPRESSION, reason[:500], actor, incident_id=incident.id)
     except ActionRefused as exc:
         return _page(409, "Not suppressed", str(exc))
     return _page(200, "Suppressed", f"Suppressed {target.what} until {done.until.isoformat()}.",
@@ -185,7 +185,7 @@ def suppress_request(rt: Runtime, incident_id: str, headers: Mapping[str, str], 
     if target is None:
         return 409, {"error": f"incident {incident_id} names neither a principal nor a resource id to suppress"}
     try:
-        done = suppress(rt, target.target, duration, reason.strip(), actor)
+        done = suppress(rt, target.target, duration, reason.strip(), actor, incident_id=incident_id)
     except ActionRefused as exc:
         return 409, {"error": str(exc)}
     return 200, {"incident_id": incident_id, **target.to_json(), "until": done.until.isoformat(),

@@ -237,7 +237,10 @@ def unrevoke(rt: Runtime, revocation_id: str, actor: str, reason: str) -> Revoca
     return revocation
 
 
-def suppress(rt: Runtime, target: str, duration: timedelta, reason: str, actor: str) -> Suppression:
+def suppress(rt: Runtime, target: str, duration: timedelta, reason: str, actor: str, *,
+             incident_id: str | None = None) -> Suppression:
+    """Suppress `target` (an object id or a resource id) for `duration`. `incident_id`: the incident it was
+    suppressed from (a chat link or the incident's suppress route), so the incident's audit shows it."""
     if not reason.strip():
         raise ActionRefused("a reason is required")
     if duration <= timedelta(0):
@@ -250,7 +253,7 @@ def suppress(rt: Runtime, target: str, duration: timedelta, reason: str, actor: 
     rt.store.add_suppression(suppression)
     forget_run_facts(rt)
     rt.audit("suppress", f"suppressed {normalized} until {suppression.until.isoformat()}: {reason}",
-             correlation_id=new_correlation_id(), actor=actor, inputs={"target": normalized})
+             incident_id=incident_id, correlation_id=new_correlation_id(), actor=actor, inputs={"target": normalized})
     return suppression
 
 
