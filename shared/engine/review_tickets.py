@@ -41,6 +41,9 @@ def ticket_reviews(sinks: Sequence[TicketSink], *, at: datetime, mode: str,
     """Open or update each review's ticket in every sink, or close it when the review is clean. A sink that fails
     is reported in the answer, never raised: the others go on."""
     planned = [_readiness_ticket(r, at, mode) for r in readiness] + [_access_ticket(a, at, mode) for a in access]
+    # Chat sinks say `takes_reviews = False`: they could not find a review's message again, so every run would post
+    # (and every clean review "resolve") anew; reviews go to trackers only.
+    sinks = [sink for sink in sinks if getattr(sink, "takes_reviews", True)]
     outcomes = []
     for content, needed in planned:
         for sink in sinks:

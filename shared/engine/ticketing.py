@@ -29,7 +29,14 @@ from shared.core.incidents import Action, Incident
 from shared.core.ports import TicketSink
 from shared.core.records import AuditRecord, ConflictError
 from shared.core.status import IncidentStatus
-from shared.core.ticket_model import TicketAuthError, TicketDecision, TicketError, TicketRateLimited, TicketRef
+from shared.core.ticket_model import (
+    TicketAuthError,
+    TicketContent,
+    TicketDecision,
+    TicketError,
+    TicketRateLimited,
+    TicketRef,
+)
 from shared.core.triage import STALE_CLAIM
 from shared.engine.checkpoints import checkpoint
 from shared.engine.runtime import Runtime
@@ -568,7 +575,8 @@ def _open_group(rt: Runtime, run: RunState, sink: TicketSink, group_id: str, fin
         return False
     if is_new:
         _take_slot(run, sink.name)
-    content = group_content(chunk[0], group_id, fingerprint, list(record["members"].values()), mode=rt.settings.mode)
+    content = _with_group_ref(group_content(chunk[0], group_id, fingerprint, list(record["members"].values()),
+                                            mode=rt.settings.mode), sink.name, record)
     try:
         ref = sink.open_or_update(content)
     except TicketRateLimited as exc:
@@ -597,6 +605,12 @@ def _open_group(rt: Runtime, run: RunState, sink: TicketSink, group_id: str, fin
     return True
 
 
+def _with_group_ref(content: TicketContent, sink: str, record: dict[str, Any]) -> TicketContent:
+    """The group ticket's content with the sink's reference to it, as an incident's content carries its own: a
+    sink that cannot look tickets up (chat) threads under its one group message instead of posting another."""
+    return replace(content, refs=((sink, str(record["ref"])),)) if record.get("ref") else content
+
+
 def _group_call(rt: Runtime, incident: Incident, update: TicketUpdate,
                 name: str) -> Callable[[TicketSink], TicketRef | None]:
     """A grouped member's update goes to its group's ticket, as a comment naming the incident; its resolution closes
@@ -612,7 +626,8 @@ def _group_call(rt: Runtime, incident: Incident, update: TicketUpdate,
         if record is None or not record.get("fingerprint"):
             raise TicketError(f"{name} sink: the record of group ticket {group_id} could not be read; retry next run")
         members = list(record["members"].values())
-        content = group_content(incident, group_id, record["fingerprint"], members, mode=rt.settings.mode)
+        content = _with_group_ref(group_content(incident, group_id, record["fingerprint"], members,
+                                                mode=rt.settings.mode), name, record)
         if update.resolve:
             text = f"{incident.id} resolved: {update.comment or update.action}"
             if any(m.get("open") for m in members):

@@ -102,6 +102,9 @@ class SlackBotSink:
     """Bot mode: chat.postMessage, chat.update and thread replies with a bot token (xoxb-)."""
 
     name = NAME
+    # Reviews are planning work for trackers, and a chat sink cannot find a review's message again (reviews keep no
+    # per-sink reference): each scheduled run would post every account's review anew (review_tickets.py).
+    takes_reviews = False
 
     def __init__(self, *, api_url: str, token: str, channel: str, options: HttpOptions):
         if not token or not channel:
@@ -202,6 +205,9 @@ class SlackWebhookSink:
     """Webhook mode: an incoming webhook posts new messages only (no update, no thread)."""
 
     name = NAME
+    # Reviews are planning work for trackers, and a chat sink cannot find a review's message again (reviews keep no
+    # per-sink reference): each scheduled run would post every account's review anew (review_tickets.py).
+    takes_reviews = False
 
     def __init__(self, *, url: str, options: HttpOptions):
         if not url:

@@ -82,6 +82,9 @@ def _redact_url_logs(forms: tuple[str, ...]) -> None:
 
 class TeamsSink:
     name = "teams"
+    # Reviews are planning work for trackers, and a chat sink cannot find a review's message again (reviews keep no
+    # per-sink reference): each scheduled run would post every account's review anew (review_tickets.py).
+    takes_reviews = False
 
     def __init__(self, *, url: str, options: HttpOptions):
         if not url:

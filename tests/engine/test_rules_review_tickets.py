@@ -37,3 +37,19 @@ def test_the_upgrade_audit_has_its_own_ticket_and_a_failing_tracker_is_reported(
     outcomes = ticket_reviews([broken, sink], at=NOW, mode="enforce", access=[audit])
     assert [(t["sink"], t["result"]) for t in outcomes] == [("down", "failed"), ("ok", "opened")]
     assert "503" in outcomes[0]["error"] and set(sink.tickets) == {review_fingerprint("upgrade", ACCOUNT)}
+
+
+def test_chat_sinks_take_no_review_tickets():
+    """Slack and Teams cannot find a review's message again: each run would post every review anew, and every clean
+    one a "resolved" message. Reviews go to the trackers only."""
+    from shared.tickets.slack import SlackBotSink, SlackWebhookSink
+    from shared.tickets.teams import TeamsSink
+
+    assert not any(getattr(kind, "takes_reviews", True) for kind in (SlackBotSink, SlackWebhookSink, TeamsSink))
+    tracker, chat = RecordingSink("tracker"), RecordingSink("slack")
+    chat.takes_reviews = False  # type: ignore[attr-defined]
+    findings = access.access_review(facts(assignments=(held(APP, OWNER, SUB),)), days=14)
+    clean = access.access_review(facts(), days=14)
+    outcomes = ticket_reviews([tracker, chat], at=NOW, mode="recommend", access=[findings, clean])
+    assert [(t["sink"], t["result"]) for t in outcomes] == [("tracker", "opened"), ("tracker", "closed")]
+    assert chat.calls == []

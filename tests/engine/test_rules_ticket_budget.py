@@ -103,6 +103,21 @@ def test_a_group_ticket_closes_when_its_last_member_resolves_and_reopens_on_recu
     assert sum(1 for t in sink.tickets.values() if t.incident_id.startswith("grp-")) == 1
 
 
+def test_a_group_tickets_updates_carry_its_reference_so_a_chat_sink_threads_under_one_message(
+        make_runtime, traffic, store, sink, clock):
+    rt = make_runtime(mode="recommend", allowlist=CALLERS, TRIAGE_MAX_TICKETS_PER_RUN="2")
+    traffic(3, failing=CALLERS)
+    run_scan(rt)
+    waiting = _queued(store)
+    clock.advance(minutes=3)
+    run_scan(rt)
+    [group] = [t for t in sink.tickets.values() if t.incident_id.startswith("grp-")]
+    member = store.get_incident(waiting[0].id)
+    ticketing.send(rt, RunState.begin(rt, "test"), member, ticketing.TicketUpdate("still failing", comment="again"))
+    assert group.comments[-1] == f"{member.id}: again"
+    assert group.content.refs == ((sink.name, sink._url(group)),)  # what a chat sink updates instead of reposting
+
+
 def test_a_queued_incident_that_resolves_leaves_the_queue_without_a_ticket(make_runtime, traffic, store, sink, clock,
                                                                            evidence):
     rt = make_runtime(mode="recommend", allowlist=CALLERS[:2], TRIAGE_MAX_TICKETS_PER_RUN="1")
