@@ -127,6 +127,21 @@ _WORKSPACE_RESOURCE_ID = re.compile(
     r"/providers/Microsoft\.OperationalInsights/workspaces/[A-Za-z0-9][A-Za-z0-9-]{2,61}[A-Za-z0-9]", re.IGNORECASE)
 
 
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_SIGN_IN_NAME = re.compile(r"^[^\s@,]+@[^\s@,]+\.[^\s@,]+$")
+
+
+def _chat_approvers(raw: str) -> tuple[str, ...]:
+    """Object ids (folded to lower case) and sign-in names (user principal names, folded) of the people the chat
+    links let act."""
+    values = _csv(raw)
+    bad = [v for v in values if not (_GUID.match(v) or _SIGN_IN_NAME.match(v))]
+    if bad:
+        raise ValueError(f"{', '.join(repr(b[:80]) for b in bad)}: expected comma-separated Entra object ids or "
+                         "sign-in names (user@contoso.com)")
+    return tuple(dict.fromkeys(v.casefold() for v in values))
+
+
 def _workspace_resource_id(raw: str) -> str:
     """A Log Analytics workspace's ARM resource id, or "" (unset)."""
     value = raw.strip().rstrip("/")
@@ -602,6 +617,11 @@ SPECS: tuple[Spec, ...] = (
          "(`/subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.OperationalInsights/workspaces/<name>`), "
          "for the \"Open in Log Analytics\" link of tickets and chat messages: the portal opens that workspace with "
          "the KQL of the incident's failing requests. Unset: no link. Links only: nothing is read with it."),
+    Spec("TRIAGE_CHAT_APPROVERS", "chat_approvers", _chat_approvers, "", "",
+         "Who may act through the chat links (/api/act/...: approve, suppress 24 h): comma-separated Entra object "
+         "ids or sign-in names of people App Service authentication signs in. Unset: chat messages carry no action "
+         "links and the link routes refuse everyone (the function-key routes and the az commands still work). App "
+         "Service authentication alone admits anyone of the tenant; this list is who may act."),
     # --- people's decisions on tickets ---
     Spec("TRIAGE_DECLINED_CLOSE_CODES", "declined_close_codes", _csv,
          "Duplicate,No resolution provided,Not Solved (Not Reproducible),Not Solved (Too Costly)",
@@ -738,6 +758,7 @@ class Settings:
         "Cut", "Deferred", "Duplicate", "Obsolete", "Abandoned", "As Designed", "Removed from the backlog")
     actor: str = ""
     log_analytics_workspace_resource_id: str = ""  # TRIAGE_LOG_ANALYTICS_WORKSPACE_RESOURCE_ID (links only)
+    chat_approvers: tuple[str, ...] = ()  # TRIAGE_CHAT_APPROVERS: who the chat links let act
     slack_bot_token: str = ""
     slack_channel: str = ""
     slack_webhook_url: str = ""

@@ -152,6 +152,21 @@ def easy_auth_problem(auth_enabled: str | None, headers: Mapping[str, str]) -> s
     return None
 
 
+def approver_problem(headers: Mapping[str, str], approvers: tuple[str, ...]) -> str | None:
+    """Why the signed-in person may not act through a link; None when their object id or sign-in name is one of
+    TRIAGE_CHAT_APPROVERS (folded). App Service authentication admits anyone its identity provider signs in (with
+    Entra, anyone of the tenant unless the app requires assignment), so it says who someone is, not who may act."""
+    if not approvers:
+        return ("no one may act through these links: TRIAGE_CHAT_APPROVERS is not set. Use the function-key routes "
+                "(POST /api/incidents/{id}/approve or /suppress) or the az commands in the message.")
+    ids = {(headers.get(PRINCIPAL_ID_HEADER) or "").strip().casefold(),
+           (headers.get(PRINCIPAL_NAME_HEADER) or "").strip().casefold()} - {""}
+    if ids & set(approvers):
+        return None
+    return (f"{signed_in(headers)[:200]} is not one of TRIAGE_CHAT_APPROVERS: ask an approver, or use the "
+            "function-key routes.")
+
+
 def signed_in(headers: Mapping[str, str]) -> str:
     """Who App Service authentication signed in: the name it gives, else the principal id."""
     return ((headers.get(PRINCIPAL_NAME_HEADER) or "").strip()

@@ -55,6 +55,9 @@ def act_link(rt: Runtime, incident_id: str, action: str, *, method: str, headers
         link = ("Sign in", ca.sign_in_url(request_url)) if ca.auth_enabled_by_platform(auth_enabled) else None
         return 403, render_page(ActionPage("Not available without App Service authentication", note=refused,
                                            link=link))
+    not_approver = ca.approver_problem(headers, rt.settings.chat_approvers)
+    if not_approver:
+        return _page(403, "Not allowed to act here", not_approver)
     if action not in ca.LINK_ACTIONS:
         return _page(404, "No such action")
     incident = rt.store.get_incident(incident_id)

@@ -244,6 +244,7 @@ def send(rt: Runtime, run: RunState, incident: Incident, update: TicketUpdate, *
         if incident.status == IncidentStatus.RECOMMENDED and not update.resolve else None,
         escalated=update.escalated, base_url=rt.settings.public_base_url,
         workspace_resource_id=rt.settings.log_analytics_workspace_resource_id,
+        action_links=bool(rt.settings.chat_approvers),
     )
     queued = set(incident.ticket_queued)
     calls: list[tuple[TicketSink, Callable[[TicketSink], TicketRef | None], bool]] = []

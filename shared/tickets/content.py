@@ -36,13 +36,15 @@ def ticket_content(
     escalated: bool = False,
     base_url: str = "",
     workspace_resource_id: str = "",
+    action_links: bool = True,
 ) -> TicketContent:
     """Everything a ticket says about `incident`. Values from logs stay raw here; each sink escapes them.
 
     `base_url` (Settings.public_base_url) makes the approve and suppress links (none without it: a relative link is
     useless in chat) and names the host in the commands; `workspace_resource_id` (TRIAGE_LOG_ANALYTICS_WORKSPACE_
     RESOURCE_ID) makes the Log Analytics link. The approve link and command come with `approve_hint`, i.e. only
-    while the incident awaits approval."""
+    while the incident awaits approval. `action_links` False (no TRIAGE_CHAT_APPROVERS): no approve or suppress
+    link, as the link routes would refuse everyone; the commands stay."""
     diagnosis = incident.diagnosis
     cause_id = (diagnosis.cause if diagnosis else None) or incident.cause
     cause = CAUSES.get(cause_id) or CAUSES["unknown"]
@@ -70,22 +72,23 @@ def ticket_content(
         escalated=escalated,
         doc_links=tuple(dict.fromkeys(url for _, url in steps if url)),
         **chat_fields(incident, awaiting_approval=approve_hint is not None, base_url=base_url,
-                      workspace_resource_id=workspace_resource_id),
+                      workspace_resource_id=workspace_resource_id, action_links=action_links),
         owner=incident.owner,  # the account's owner tag value (TRIAGE_ROUTING_TAG): routes new tickets
     )
 
 
 def chat_fields(incident: Incident, *, awaiting_approval: bool, base_url: str = "",
-                workspace_resource_id: str = "") -> dict[str, Any]:
+                workspace_resource_id: str = "", action_links: bool = True) -> dict[str, Any]:
     """The TicketContent fields chat messages offer as actions and links (core/chat_actions.py), and each sink's
     reference to its own ticket or message."""
     terms = incident.approval_terms
     target = chat_actions.suppress_target(incident.principal_id, incident.resource_id) if incident.is_open else None
     return {
-        "approve_url": chat_actions.act_url(base_url, incident.id, "approve") if awaiting_approval else None,
+        "approve_url": chat_actions.act_url(base_url, incident.id, "approve")
+        if awaiting_approval and action_links else None,
         "approve_command": chat_actions.approve_command(base_url, incident.id, terms.fingerprint if terms else None)
         if awaiting_approval else None,
-        "suppress_url": chat_actions.act_url(base_url, incident.id, "suppress") if target else None,
+        "suppress_url": chat_actions.act_url(base_url, incident.id, "suppress") if target and action_links else None,
         "suppress_command": chat_actions.suppress_command(base_url, incident.id, target.target) if target else None,
         "rollback_command": chat_actions.rollback_command(base_url, incident.id, incident.assignment_id)
         if incident.assignment_id else None,

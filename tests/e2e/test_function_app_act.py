@@ -28,6 +28,7 @@ ORIGIN = "https://triage.example"  # the host http_request addresses (no TRIAGE_
 SIGNED_IN = {"X-MS-CLIENT-PRINCIPAL-NAME": "alex@contoso.com",
              "X-MS-CLIENT-PRINCIPAL-ID": "0d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6"}
 OPENAI_USER_GUID = "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"
+APPROVERS = "Alex@Contoso.com,9f8e7d6c-0000-4000-8000-00000000a11e"  # who may act through the links
 
 
 @pytest.fixture
@@ -75,7 +76,7 @@ def state(world) -> tuple:
 
 @pytest.mark.parametrize("action", ["approve", "suppress"])
 def test_without_app_service_authentication_the_links_refuse_even_forged_principal_headers(tmp_path, action):
-    with installed_world(tmp_path, mode="recommend") as world:
+    with installed_world(tmp_path, mode="recommend", TRIAGE_CHAT_APPROVERS=APPROVERS) as world:
         incident = recommended(world)
         before = state(world)
         for method in ("GET", "POST"):
@@ -86,7 +87,7 @@ def test_without_app_service_authentication_the_links_refuse_even_forged_princip
 
 
 def test_with_authentication_on_but_nobody_signed_in_the_links_refuse(tmp_path, easy_auth):
-    with installed_world(tmp_path, mode="recommend") as world:
+    with installed_world(tmp_path, mode="recommend", TRIAGE_CHAT_APPROVERS=APPROVERS) as world:
         incident = recommended(world)
         status, text, _ = page("approve", incident.id)
         assert status == 403 and "X-MS-CLIENT-PRINCIPAL-ID" in text
@@ -98,7 +99,7 @@ def test_with_authentication_on_but_nobody_signed_in_the_links_refuse(tmp_path, 
 
 
 def test_get_shows_exactly_what_approving_grants_and_changes_nothing(tmp_path, easy_auth):
-    with installed_world(tmp_path, mode="recommend") as world:
+    with installed_world(tmp_path, mode="recommend", TRIAGE_CHAT_APPROVERS=APPROVERS) as world:
         incident = recommended(world)
         terms = incident.approval_terms
         before = state(world)
@@ -113,7 +114,7 @@ def test_get_shows_exactly_what_approving_grants_and_changes_nothing(tmp_path, e
 
 
 def test_post_from_the_page_approves_through_the_policy_as_the_signed_in_person(tmp_path, easy_auth):
-    with installed_world(tmp_path, mode="recommend") as world:
+    with installed_world(tmp_path, mode="recommend", TRIAGE_CHAT_APPROVERS=APPROVERS) as world:
         incident = recommended(world)
         _, text, _ = page("approve", incident.id, headers=SIGNED_IN)
         form = {"fingerprint": hidden(text, "fingerprint"), "by": "mallory@evil.example"}  # `by` is ignored
@@ -133,7 +134,7 @@ def test_post_from_the_page_approves_through_the_policy_as_the_signed_in_person(
     {"Origin": "", "Referer": ""},  # neither: refused
 ])
 def test_post_from_another_site_is_refused(tmp_path, easy_auth, origin):
-    with installed_world(tmp_path, mode="recommend") as world:
+    with installed_world(tmp_path, mode="recommend", TRIAGE_CHAT_APPROVERS=APPROVERS) as world:
         incident = recommended(world)
         before = state(world)
         headers = {k: v for k, v in posted(origin).items() if v}
@@ -144,7 +145,7 @@ def test_post_from_another_site_is_refused(tmp_path, easy_auth, origin):
 
 
 def test_a_referer_from_the_apps_own_page_is_enough_without_origin(tmp_path, easy_auth):
-    with installed_world(tmp_path, mode="recommend") as world:
+    with installed_world(tmp_path, mode="recommend", TRIAGE_CHAT_APPROVERS=APPROVERS) as world:
         incident = recommended(world)
         headers = {k: v for k, v in posted({"Referer": f"{ORIGIN}/api/act/{incident.id}/approve"}).items()
                    if k != "Origin"}
@@ -154,7 +155,7 @@ def test_a_referer_from_the_apps_own_page_is_enough_without_origin(tmp_path, eas
 
 
 def test_a_diagnosis_changed_since_the_page_was_shown_refuses(tmp_path, easy_auth):
-    with installed_world(tmp_path, mode="recommend") as world:
+    with installed_world(tmp_path, mode="recommend", TRIAGE_CHAT_APPROVERS=APPROVERS) as world:
         incident = recommended(world)
         _, text, _ = page("approve", incident.id, headers=SIGNED_IN)
         shown = hidden(text, "fingerprint")
@@ -169,14 +170,14 @@ def test_a_diagnosis_changed_since_the_page_was_shown_refuses(tmp_path, easy_aut
 
 
 def test_a_post_without_the_fingerprint_is_refused(tmp_path, easy_auth):
-    with installed_world(tmp_path, mode="recommend") as world:
+    with installed_world(tmp_path, mode="recommend", TRIAGE_CHAT_APPROVERS=APPROVERS) as world:
         incident = recommended(world)
         status, _, _ = page("approve", incident.id, "POST", form={}, headers=posted())
         assert status == 400 and world.rt.store.get_incident(incident.id).status == inc.RECOMMENDED
 
 
 def test_unknown_incident_and_nothing_to_approve(tmp_path, easy_auth):
-    with installed_world(tmp_path, mode="recommend") as world:
+    with installed_world(tmp_path, mode="recommend", TRIAGE_CHAT_APPROVERS=APPROVERS) as world:
         status, _, _ = page("approve", "inc-nope", headers=SIGNED_IN)
         assert status == 404
         incident = recommended(world)
@@ -190,7 +191,7 @@ def test_unknown_incident_and_nothing_to_approve(tmp_path, easy_auth):
 
 
 def test_suppress_link_shows_the_target_then_suppresses_it_for_24_hours(tmp_path, easy_auth):
-    with installed_world(tmp_path, mode="recommend") as world:
+    with installed_world(tmp_path, mode="recommend", TRIAGE_CHAT_APPROVERS=APPROVERS) as world:
         incident = recommended(world)
         before = state(world)
         status, text, _ = page("suppress", incident.id, headers=SIGNED_IN)
@@ -209,7 +210,7 @@ def test_suppress_link_shows_the_target_then_suppresses_it_for_24_hours(tmp_path
 
 
 def test_suppress_post_bound_to_the_target_shown_and_needs_a_reason(tmp_path, easy_auth):
-    with installed_world(tmp_path, mode="recommend") as world:
+    with installed_world(tmp_path, mode="recommend", TRIAGE_CHAT_APPROVERS=APPROVERS) as world:
         incident = recommended(world)
         status, _, _ = page("suppress", incident.id, "POST", form={"target": "/subscriptions/x", "reason": "r"},
                             headers=posted())
@@ -238,7 +239,7 @@ def suppress_json(incident_id: str, body=None, headers=None):
 
 
 def test_the_suppress_route_suppresses_the_incidents_principal_for_24_hours_by_default(tmp_path):
-    with installed_world(tmp_path, mode="recommend") as world:
+    with installed_world(tmp_path, mode="recommend", TRIAGE_CHAT_APPROVERS=APPROVERS) as world:
         incident = recommended(world)
         status, body = suppress_json(incident.id, {"reason": "load test", "by": "sam@contoso.com"})
         assert status == 200, body
@@ -251,7 +252,7 @@ def test_the_suppress_route_suppresses_the_incidents_principal_for_24_hours_by_d
 
 
 def test_the_suppress_route_refuses_bad_input(tmp_path):
-    with installed_world(tmp_path, mode="recommend") as world:
+    with installed_world(tmp_path, mode="recommend", TRIAGE_CHAT_APPROVERS=APPROVERS) as world:
         incident = recommended(world)
         assert suppress_json(incident.id, {"reason": "r"})[0] == 400  # nobody named
         assert suppress_json(incident.id, b'{"by": "sam"}')[0] == 400  # no reason (bytes: not a valid request)
@@ -275,9 +276,52 @@ def test_pages_parse_and_carry_only_the_expected_tags(tmp_path, easy_auth):
         def handle_starttag(self, tag, attrs):
             tags.add(tag)
 
-    with installed_world(tmp_path, mode="recommend") as world:
+    with installed_world(tmp_path, mode="recommend", TRIAGE_CHAT_APPROVERS=APPROVERS) as world:
         incident = recommended(world)
         for action in ("approve", "suppress"):
             Tags().feed(page(action, incident.id, headers=SIGNED_IN)[1])
     assert tags <= {"html", "head", "meta", "title", "style", "body", "h1", "table", "tr", "th", "td", "code", "p",
                     "form", "input", "label", "button"}
+
+
+# ---- who may act (TRIAGE_CHAT_APPROVERS) --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("action", ["approve", "suppress"])
+def test_a_signed_in_person_who_is_not_an_approver_can_neither_see_nor_act(tmp_path, easy_auth, action):
+    with installed_world(tmp_path, mode="recommend", TRIAGE_CHAT_APPROVERS=APPROVERS) as world:
+        incident = recommended(world)
+        before = state(world)
+        stranger = {"X-MS-CLIENT-PRINCIPAL-NAME": "kim@contoso.com",
+                    "X-MS-CLIENT-PRINCIPAL-ID": "11111111-2222-4333-8444-555555555555"}
+        status, text, _ = page(action, incident.id, headers=stranger)
+        assert status == 403 and "TRIAGE_CHAT_APPROVERS" in text and "<form" not in text
+        form = {"fingerprint": incident.fingerprint, "target": CALLER, "reason": "r"}
+        status, _, _ = page(action, incident.id, "POST", form=form, headers=posted(stranger))
+        assert status == 403
+        assert state(world) == before
+
+
+def test_an_approver_is_matched_by_object_id_as_well_as_by_sign_in_name(tmp_path, easy_auth):
+    with installed_world(tmp_path, mode="recommend", TRIAGE_CHAT_APPROVERS=APPROVERS) as world:
+        incident = recommended(world)
+        by_id = {"X-MS-CLIENT-PRINCIPAL-NAME": "Sam (contractor)",
+                 "X-MS-CLIENT-PRINCIPAL-ID": "9F8E7D6C-0000-4000-8000-00000000A11E"}
+        status, text, _ = page("approve", incident.id, headers=by_id)
+        assert status == 200 and "<form" in text
+
+
+def test_without_approvers_the_links_refuse_everyone_and_messages_carry_none(tmp_path, easy_auth):
+    with installed_world(tmp_path, mode="recommend", TRIAGE_PUBLIC_BASE_URL=ORIGIN) as world:
+        incident = recommended(world)
+        status, text, _ = page("approve", incident.id, headers=SIGNED_IN)
+        assert status == 403 and "TRIAGE_CHAT_APPROVERS is not set" in text
+    from shared.tickets.content import approve_hint, ticket_content
+
+    hint = approve_hint(incident, base_url=ORIGIN)
+    silent = ticket_content(incident, mode="recommend", action="-", approve_hint=hint, base_url=ORIGIN,
+                            action_links=False)
+    assert (silent.approve_url, silent.suppress_url) == (None, None)
+    assert silent.approve_command and silent.suppress_command  # the commands stay
+    linked = ticket_content(incident, mode="recommend", action="-", approve_hint=hint, base_url=ORIGIN)
+    assert linked.approve_url == f"{ORIGIN}/api/act/{incident.id}/approve" and linked.suppress_url

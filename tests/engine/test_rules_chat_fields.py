@@ -1,6 +1,6 @@
 """The scan's tickets carry the chat fields from the settings: the approve and suppress links on the app's address
-(TRIAGE_PUBLIC_BASE_URL), the Log Analytics link on the workspace (TRIAGE_LOG_ANALYTICS_WORKSPACE_RESOURCE_ID), and
-on the next update each sink's own reference."""
+(TRIAGE_PUBLIC_BASE_URL, for the people TRIAGE_CHAT_APPROVERS names), the Log Analytics link on the workspace
+(TRIAGE_LOG_ANALYTICS_WORKSPACE_RESOURCE_ID), and on the next update each sink's own reference."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ WORKSPACE = ("/subscriptions/00000000-0000-0000-0000-000000000002/resourceGroups
 
 def test_a_recommendation_ticket_carries_the_links_and_then_its_own_reference(make_runtime, traffic, store, sink):
     rt = make_runtime(mode="recommend", allowlist=[ORDERS], TRIAGE_PUBLIC_BASE_URL=BASE,
-                      TRIAGE_LOG_ANALYTICS_WORKSPACE_RESOURCE_ID=WORKSPACE)
+                      TRIAGE_LOG_ANALYTICS_WORKSPACE_RESOURCE_ID=WORKSPACE, TRIAGE_CHAT_APPROVERS="alex@contoso.com")
     traffic(3, failing=[ORDERS])
     run_scan(rt)
     incident = incident_of(store, ORDERS)
