@@ -162,20 +162,32 @@ def mask(text: str) -> tuple[str, Ids]:
                 index = len(seen)
                 if index >= MAX_IDS - 1:  # the last id a text may name: the checks' order decides what follows
                     return _mask_checked(text)
-                if kind == _TIME:  # every digit zero, the index in the year
-                    placeholder = "0" + _INDEX_3[index] + _DIGIT.sub("0", token[4:])
-                    ids.append((placeholder, token))
-                    if placeholder != (folded_placeholder := placeholder.lower()):
-                        ids.append((folded_placeholder, token.lower()))
-                else:  # a number: 6 digits at least
-                    placeholder = "7" + _INDEX_3[index] + "0" * (len(token) - 4)
-                    ids.append((placeholder, token))
-                seen[token] = placeholder
+                placeholder = seen[token] = _time_or_number(kind == _TIME, token, index, ids)
         shape = shape + text[done:start] + placeholder
         done = end
-    if not ids or ("<" in text and (len(seen) > _HTML_MAX_IDS or any(_HTML_DECIDES in token for _, token in ids))):
+    return _masked(text, shape + text[done:], ids, len(seen))
+
+
+def _time_or_number(is_time: bool, token: str, index: int, ids: list[tuple[str, str]]) -> str:
+    """The placeholder of the `index`th id of a text when it is a timestamp or a name's number, its pairs (the
+    placeholder and the id, and their lower-case forms when they differ) appended to `ids`."""
+    if is_time:  # every digit zero, the index in the year
+        placeholder = "0" + _INDEX_3[index] + _DIGIT.sub("0", token[4:])
+        ids.append((placeholder, token))
+        if placeholder != (folded := placeholder.lower()):
+            ids.append((folded, token.lower()))
+        return placeholder
+    placeholder = "7" + _INDEX_3[index] + "0" * (len(token) - 4)  # a number: 6 digits at least
+    ids.append((placeholder, token))
+    return placeholder
+
+
+def _masked(text: str, shape: str, ids: list[tuple[str, str]], named: int) -> tuple[str, Ids]:
+    """(shape, ids), or the text as it is when it names no id, or is an HTML page where a placeholder could hide what
+    decides (a "403" inside an id, or more ids than the page may name)."""
+    if not ids or ("<" in text and (named > _HTML_MAX_IDS or any(_HTML_DECIDES in token for _, token in ids))):
         return text, ()
-    return shape + text[done:], tuple(ids)
+    return shape, tuple(ids)
 
 
 def _mask_checked(text: str) -> tuple[str, Ids]:
@@ -217,21 +229,12 @@ def _mask_checked(text: str) -> tuple[str, Ids]:
                 ids.append((placeholder, token))
                 if placeholder[0] == "F":
                     ids.append((placeholder.lower(), token.lower()))
-            elif kind == "time":  # every digit zero, the index in the year
-                placeholder = "0" + _INDEX_3[index] + _DIGIT.sub("0", token[4:])
-                ids.append((placeholder, token))
-                if placeholder != (folded_placeholder := placeholder.lower()):
-                    ids.append((folded_placeholder, token.lower()))
-            else:  # a number: 6 digits at least
-                placeholder = "7" + _INDEX_3[index] + "0" * (len(token) - 4)
-                ids.append((placeholder, token))
+            else:
+                placeholder = _time_or_number(kind == "time", token, index, ids)
             seen[token] = placeholder
         shape = shape + text[done:start] + placeholder
         done = end
-    if not ids or ("<" in text and (len(seen or ()) > _HTML_MAX_IDS
-                                    or any(_HTML_DECIDES in token for _, token in ids))):
-        return text, ()
-    return shape + text[done:], tuple(ids)
+    return _masked(text, shape + text[done:], ids, len(seen or ()))
 
 
 def unmask(value: str, ids: Ids) -> str:
