@@ -51,6 +51,7 @@ from shared.tickets.document import (
     MAX_STEPS,
     ticket_title,
 )
+from shared.tickets.markup import json_tree
 from shared.tickets.sanitize import ZWSP, clean_line, clean_text, defang_links, fold_line, is_safe_url
 
 CARD_VERSION = "1.4"
@@ -301,25 +302,16 @@ def card_texts(card: dict[str, Any]) -> list[tuple[str, str]]:
     """Every (kind, text) a card shows: kind is `run` (TextRun, no Markdown), `code` (a monospace TextRun: commands
     verbatim), `markdown` (Fact, TextBlock) or `action` (a button title). For tests."""
     found: list[tuple[str, str]] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            kind = node.get("type")
-            if kind == "TextRun":
-                found.append(("code" if node.get("fontType") == "Monospace" else "run", node.get("text", "")))
-            elif kind == "TextBlock":
-                found.append(("markdown", node.get("text", "")))
-            elif kind == "Action.OpenUrl":
-                found.append(("action", node.get("title", "")))
-            elif "title" in node and "value" in node and kind is None:
-                found.extend((("markdown", node["title"]), ("markdown", node["value"])))
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(card)
+    for node in json_tree.objects(card):
+        kind = node.get("type")
+        if kind == "TextRun":
+            found.append(("code" if node.get("fontType") == "Monospace" else "run", node.get("text", "")))
+        elif kind == "TextBlock":
+            found.append(("markdown", node.get("text", "")))
+        elif kind == "Action.OpenUrl":
+            found.append(("action", node.get("title", "")))
+        elif "title" in node and "value" in node and kind is None:
+            found.extend((("markdown", node["title"]), ("markdown", node["value"])))
     return found
 
 

@@ -27,6 +27,7 @@ import re
 from typing import Any
 
 from shared.tickets.base import TicketContent
+from shared.tickets.markup import json_tree
 from shared.tickets.sanitize import ZWSP, clean_line, clean_text, defang_links, fold_line, is_safe_url, truncate
 
 MAX_BLOCKS = 50
@@ -255,21 +256,8 @@ def reply_message(content: TicketContent, kind: str, text: str, *, follow_up: bo
 
 def text_objects(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every text object in `blocks` (for budgets and tests)."""
-    found: list[dict[str, Any]] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") in ("plain_text", "mrkdwn") and isinstance(node.get("text"), str):
-                found.append(node)
-                return
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(blocks)
-    return found
+    return [node for node in json_tree.objects(blocks)
+            if node.get("type") in ("plain_text", "mrkdwn") and isinstance(node.get("text"), str)]
 
 
 def message_text_size(message: dict[str, Any]) -> int:
