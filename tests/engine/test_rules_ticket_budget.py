@@ -56,6 +56,19 @@ def test_the_repeat_scan_reads_no_evidence_for_queued_incidents_and_a_new_instan
     assert all(not i.ticket_pending and set(i.ticket_refs) == {sink.name} for i in store.list_incidents())
 
 
+def _grouped_storm(make_runtime, traffic, store, sink, clock):
+    """Seven failing callers against a budget of 2: five wait, and the next run opens one group ticket for them.
+    Returns (the runtime, the incidents that waited, the group ticket)."""
+    rt = make_runtime(mode="recommend", allowlist=CALLERS, TRIAGE_MAX_TICKETS_PER_RUN="2")
+    traffic(3, failing=CALLERS)
+    run_scan(rt)
+    waiting = _queued(store)
+    clock.advance(minutes=3)
+    run_scan(rt)
+    [group] = [t for t in sink.tickets.values() if t.incident_id.startswith("grp-")]
+    return rt, waiting, group
+
+
 def test_a_storm_opens_one_ticket_per_cause_and_account_listing_every_fingerprint(make_runtime, traffic, store,
                                                                                   sink, clock, evidence):
     rt = make_runtime(mode="recommend", allowlist=CALLERS, TRIAGE_MAX_TICKETS_PER_RUN="2")
@@ -80,13 +93,7 @@ def test_a_storm_opens_one_ticket_per_cause_and_account_listing_every_fingerprin
 
 def test_a_group_ticket_closes_when_its_last_member_resolves_and_reopens_on_recurrence(make_runtime, traffic, store,
                                                                                        sink, clock):
-    rt = make_runtime(mode="recommend", allowlist=CALLERS, TRIAGE_MAX_TICKETS_PER_RUN="2")
-    traffic(3, failing=CALLERS)
-    run_scan(rt)
-    waiting = _queued(store)
-    clock.advance(minutes=3)
-    run_scan(rt)
-    [group] = [t for t in sink.tickets.values() if t.incident_id.startswith("grp-")]
+    rt, waiting, group = _grouped_storm(make_runtime, traffic, store, sink, clock)
 
     run = RunState.begin(rt, "test")
     for n, member in enumerate(waiting):
@@ -105,13 +112,7 @@ def test_a_group_ticket_closes_when_its_last_member_resolves_and_reopens_on_recu
 
 def test_a_group_tickets_updates_carry_its_reference_so_a_chat_sink_threads_under_one_message(
         make_runtime, traffic, store, sink, clock):
-    rt = make_runtime(mode="recommend", allowlist=CALLERS, TRIAGE_MAX_TICKETS_PER_RUN="2")
-    traffic(3, failing=CALLERS)
-    run_scan(rt)
-    waiting = _queued(store)
-    clock.advance(minutes=3)
-    run_scan(rt)
-    [group] = [t for t in sink.tickets.values() if t.incident_id.startswith("grp-")]
+    rt, waiting, group = _grouped_storm(make_runtime, traffic, store, sink, clock)
     member = store.get_incident(waiting[0].id)
     ticketing.send(rt, RunState.begin(rt, "test"), member, ticketing.TicketUpdate("still failing", comment="again"))
     assert group.comments[-1] == f"{member.id}: again"
