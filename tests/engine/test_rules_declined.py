@@ -17,13 +17,20 @@ def _declined_actions(incident):
     return [a for a in incident.actions if a.kind == ticketing.DECLINED_ACTION]
 
 
-def test_a_declined_ticket_is_not_reopened_and_the_recurrence_is_commented_once_per_interval(make_runtime, traffic,
-                                                                                           store, sink):
-    rt = make_runtime(mode="recommend", allowlist=[ORDERS], TRIAGE_TICKET_COMMENT_INTERVAL_MINUTES="60")
+def _ticket_closed_by_person(make_runtime, traffic, store, sink, how: str, *, declined: bool, **settings: str):
+    """A recommendation's ticket, then closed by dana.ops as `how`. Returns (the runtime, the incident)."""
+    rt = make_runtime(mode="recommend", allowlist=[ORDERS], **settings)
     traffic(2, failing=[ORDERS])
     run_scan(rt)
     incident = incident_of(store, ORDERS)
-    sink.close_by_person(incident.id, "dana.ops", "not_planned", declined=True)
+    sink.close_by_person(incident.id, "dana.ops", how, declined=declined)
+    return rt, incident
+
+
+def test_a_declined_ticket_is_not_reopened_and_the_recurrence_is_commented_once_per_interval(make_runtime, traffic,
+                                                                                           store, sink):
+    rt, incident = _ticket_closed_by_person(make_runtime, traffic, store, sink, "not_planned", declined=True,
+                                            TRIAGE_TICKET_COMMENT_INTERVAL_MINUTES="60")
     [ticket] = sink.tickets.values()
 
     for _ in range(6):  # half an hour of scans five minutes apart
@@ -46,11 +53,7 @@ def test_a_declined_ticket_is_not_reopened_and_the_recurrence_is_commented_once_
 
 
 def test_the_incident_shows_who_declined_its_ticket_and_how(make_runtime, traffic, store, sink):
-    rt = make_runtime(mode="recommend", allowlist=[ORDERS])
-    traffic(2, failing=[ORDERS])
-    run_scan(rt)
-    incident = incident_of(store, ORDERS)
-    sink.close_by_person(incident.id, "dana.ops", "Won't Do", declined=True)
+    rt, incident = _ticket_closed_by_person(make_runtime, traffic, store, sink, "Won't Do", declined=True)
     traffic(5, failing=[ORDERS])
     run_scan(rt)
     shown = json.loads(json.dumps(incident_detail(rt, incident.id)))  # what `incidents show` and the API return
@@ -59,11 +62,7 @@ def test_the_incident_shows_who_declined_its_ticket_and_how(make_runtime, traffi
 
 
 def test_updates_without_a_comment_record_the_decision_once(make_runtime, traffic, store, sink):
-    rt = make_runtime(mode="recommend", allowlist=[ORDERS])
-    traffic(2, failing=[ORDERS])
-    run_scan(rt)
-    incident = incident_of(store, ORDERS)
-    sink.close_by_person(incident.id, "dana.ops", "Removed (Obsolete)", declined=True)
+    rt, incident = _ticket_closed_by_person(make_runtime, traffic, store, sink, "Removed (Obsolete)", declined=True)
     run = RunState.begin(rt, "test")
     for _ in range(3):
         current = incident_of(store, ORDERS)
@@ -73,11 +72,7 @@ def test_updates_without_a_comment_record_the_decision_once(make_runtime, traffi
 
 
 def test_a_ticket_closed_as_completed_is_reopened_on_recurrence(make_runtime, traffic, store, sink):
-    rt = make_runtime(mode="recommend", allowlist=[ORDERS])
-    traffic(2, failing=[ORDERS])
-    run_scan(rt)
-    incident = incident_of(store, ORDERS)
-    sink.close_by_person(incident.id, "dana.ops", "completed", declined=False)
+    rt, incident = _ticket_closed_by_person(make_runtime, traffic, store, sink, "completed", declined=False)
     traffic(5, failing=[ORDERS])
     run_scan(rt)
     assert sink.ticket_of(incident.id).is_open
