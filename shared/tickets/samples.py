@@ -69,7 +69,8 @@ def sample_content() -> TicketContent:
     )
 
 
-def _fence(text: str, info: str) -> str:
+def fence(text: str, info: str) -> str:
+    """A Markdown code block of `text`, its fence longer than any run of backticks inside."""
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}{info}\n{text.rstrip()}\n{fence}"
@@ -82,37 +83,43 @@ def render_samples() -> str:
     parts = [
         "### GitHub Issues (Markdown)", f"Title: `{ticket_title(content, 256)}`  ",
         f"Labels: `{MANAGED_LABEL}`, `{marker_for(content.fingerprint)}`",
-        _fence(issue_body(content), "markdown"),
+        fence(issue_body(content), "markdown"),
         "### Azure DevOps Boards (HTML, work item type Issue)", f"Title: `{ticket_title(content, 255)}`",
-        _fence(work_item_description(content), "html"),
+        fence(work_item_description(content), "html"),
         "### ServiceNow (plain text)", f"short_description: `{ticket_title(content, 160)}`",
-        _fence(incident_description(content), "text"),
+        fence(incident_description(content), "text"),
         "### Jira Cloud (REST v3, Atlassian Document Format)", f"Summary: `{ticket_title(content, 255)}`",
-        _fence(json.dumps(issue_description(content), indent=1, ensure_ascii=False), "json"),
+        fence(json.dumps(issue_description(content), indent=1, ensure_ascii=False), "json"),
         "### Webhook (signed JSON body)",
-        _fence(json.dumps(json.loads(webhook_body("ticket.open_or_update", content, None,
+        fence(json.dumps(json.loads(webhook_body("ticket.open_or_update", content, None,
                                                   delivery_id="5b0c7c1e-0d4f-4c55-9a57-2c8f0f3e6a10",
                                                   sent_at=at)), indent=1), "json"),
         "### Log (one line on the `triage.tickets.log` logger)",
-        _fence(log_line("ticket.open_or_update", content, None), "json"),
+        fence(log_line("ticket.open_or_update", content, None), "json"),
         "### One hostile string in every markup",
         f"Input: `{HOSTILE}`",
-        "GitHub Markdown:", _fence(render_markdown(hostile), "markdown"),
-        "Azure DevOps HTML:", _fence(render_html(hostile), "html"),
-        "ServiceNow text:", _fence(render_plain(hostile), "text"),
-        "Jira ADF:", _fence(json.dumps(render_adf(hostile), ensure_ascii=False), "json"),
-        "Jira Data Center wiki markup:", _fence(render_wiki(hostile), "text"),
+        "GitHub Markdown:", fence(render_markdown(hostile), "markdown"),
+        "Azure DevOps HTML:", fence(render_html(hostile), "html"),
+        "ServiceNow text:", fence(render_plain(hostile), "text"),
+        "Jira ADF:", fence(json.dumps(render_adf(hostile), ensure_ascii=False), "json"),
+        "Jira Data Center wiki markup:", fence(render_wiki(hostile), "text"),
         "### Jira Data Center (REST v2, wiki markup)", f"Summary: `{ticket_title(content, 255)}`",
-        _fence(wiki_description(content), "text"),
+        fence(wiki_description(content), "text"),
     ]
     return "\n\n".join(parts)
 
 
 def update_docs(path: Path) -> bool:
     """Rewrite the generated section of `path`; True if it changed."""
+    return replace_section(path, BEGIN, END, render_samples())
+
+
+def replace_section(path: Path, begin: str, end: str, body: str) -> bool:
+    """Put `body` between the markers `begin` and `end` of `path` (a generated part of a document); True if the
+    file changed."""
     text = path.read_text(encoding="utf-8")
-    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
-    updated = text[:start] + "\n\n" + render_samples() + "\n\n" + text[end:]
+    start, stop = text.index(begin) + len(begin), text.index(end)
+    updated = text[:start] + "\n\n" + body + "\n\n" + text[stop:]
     if updated != text:
         path.write_text(updated, encoding="utf-8")
     return updated != text

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from shared.tickets.base import TicketContent
 from shared.tickets.markup.slack_blocks import escape_mrkdwn, incident_message, reply_message
-from shared.tickets.samples import HOSTILE, sample_content
+from shared.tickets.samples import HOSTILE, fence, replace_section, sample_content
 
 BEGIN = "<!-- slack-sample:start -->"
 END = "<!-- slack-sample:end -->"
@@ -35,10 +35,6 @@ def slack_sample_content() -> TicketContent:
     )
 
 
-def _fence(text: str, info: str) -> str:
-    return f"```{info}\n{text.rstrip()}\n```"
-
-
 def render_slack_sample() -> str:
     content = slack_sample_content()
     post = {"channel": CHANNEL, **incident_message(content), "unfurl_links": False, "unfurl_media": False}
@@ -47,24 +43,19 @@ def render_slack_sample() -> str:
     parts = [
         "The first open: `chat.postMessage` (the same body, without `channel`, goes to an incoming webhook). Later "
         "opens send it again as `chat.update` with `ts`.",
-        _fence(json.dumps(post, indent=1, ensure_ascii=False), "json"),
+        fence(json.dumps(post, indent=1, ensure_ascii=False), "json"),
         "A throttled comment: a reply in the message's thread (`thread_ts`); an incoming webhook posts it as a "
         "follow-up that names the incident instead.",
-        _fence(json.dumps(reply, indent=1, ensure_ascii=False), "json"),
+        fence(json.dumps(reply, indent=1, ensure_ascii=False), "json"),
         f"The hostile string `{HOSTILE}` as mrkdwn:",
-        _fence(json.dumps(escape_mrkdwn(HOSTILE), ensure_ascii=False), "json"),
+        fence(json.dumps(escape_mrkdwn(HOSTILE), ensure_ascii=False), "json"),
     ]
     return "\n\n".join(parts)
 
 
 def update_docs(path: Path) -> bool:
     """Rewrite the Slack sample section of `path`; True if it changed."""
-    text = path.read_text(encoding="utf-8")
-    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
-    updated = text[:start] + "\n\n" + render_slack_sample() + "\n\n" + text[end:]
-    if updated != text:
-        path.write_text(updated, encoding="utf-8")
-    return updated != text
+    return replace_section(path, BEGIN, END, render_slack_sample())
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.tickets.markup.adaptive_card import follow_up_payload, incident_payload, message_size
-from shared.tickets.samples import sample_content
+from shared.tickets.samples import fence, replace_section, sample_content
 
 BEGIN = "<!-- teams-sample:start -->"
 END = "<!-- teams-sample:end -->"
@@ -49,20 +49,15 @@ def render_teams_sample() -> str:
     card, follow_up = sample_card(), sample_follow_up()
     return "\n\n".join([
         f"The first message ({message_size(card):,} of at most 28,000 bytes, counted in UTF-16):",
-        "```json\n" + json.dumps(card, indent=1, ensure_ascii=False) + "\n```",
+        fence(json.dumps(card, indent=1, ensure_ascii=False), "json"),
         "A follow-up (a throttled recurrence comment):",
-        "```json\n" + json.dumps(follow_up, indent=1, ensure_ascii=False) + "\n```",
+        fence(json.dumps(follow_up, indent=1, ensure_ascii=False), "json"),
     ])
 
 
 def update_docs(path: Path) -> bool:
     """Rewrite the Teams sample section of `path`; True if it changed."""
-    text = path.read_text(encoding="utf-8")
-    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
-    updated = text[:start] + "\n\n" + render_teams_sample() + "\n\n" + text[end:]
-    if updated != text:
-        path.write_text(updated, encoding="utf-8")
-    return updated != text
+    return replace_section(path, BEGIN, END, render_teams_sample())
 
 
 if __name__ == "__main__":
