@@ -10,9 +10,9 @@ and reused until shortly before it expires.
 - Signing: by Key Vault with a key that never leaves it (`KeyVaultKeySigner`, the default: GitHub's own advice is a
   sign-only key vault), or locally with a PEM read once from a Key Vault secret (`PemSecretSigner`).
 
-`InstallationTokens` is the cache: callable for the current token, refreshed `REFRESH_EARLY` seconds before the
-token's own `expires_at`, and `invalidate`d when GitHub answers 401 to it (the sink then asks once more). The
-clock is injectable (epoch seconds).
+`installation_tokens` gives the cache (token_cache.RefreshingToken): callable for the current token, refreshed
+`REFRESH_EARLY` seconds before the token's own `expires_at`, and `invalidate`d when GitHub answers 401 to it (the
+sink then asks once more). The clock is injectable (epoch seconds).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from shared.tickets.base import TicketAuthError, TicketError
 from shared.tickets.http import HttpOptions, TrackerClient
 from shared.tickets.keyvault import KeyVault, b64url, split_name
+from shared.tickets.token_cache import RefreshingToken
 
 log = logging.getLogger("triage.tickets")
 JWT_BACKDATE = 60
@@ -94,37 +95,6 @@ class PemSecretSigner:
             return self._key.sign(message, padding.PKCS1v15(), hashes.SHA256())
 
 
-class InstallationTokens:
-    """The current installation token: minted on first use, reused until `refresh_early` seconds before its
-    expiry, minted again after `invalidate`. Thread-safe; `mint` returns (token, expiry in epoch seconds)."""
-
-    def __init__(self, mint: Callable[[], tuple[str, float]], clock: Clock = time.time,
-                 refresh_early: float = REFRESH_EARLY):
-        self._mint, self._clock, self._early = mint, clock, refresh_early
-        self._token: str | None = None
-        self._expires = 0.0
-        self._lock = threading.Lock()
-        self.minted = 0  # tokens minted so far
-        # Told each new token before it is used (the sink's redaction registers it).
-        self.observers: list[Callable[[str], None]] = []
-
-    def __call__(self) -> str:
-        with self._lock:
-            if self._token is None or self._clock() >= self._expires - self._early:
-                token, self._expires = self._mint()
-                for observer in self.observers:
-                    observer(token)
-                self._token = token
-                self.minted += 1
-            return self._token
-
-    def invalidate(self, token: str) -> None:
-        """GitHub refused `token` (revoked, expired early, clock skew): the next call mints another."""
-        with self._lock:
-            if self._token == token:
-                self._token = None
-
-
 class GitHubApp:
     """Mints installation tokens for one installation of one app."""
 
@@ -171,7 +141,7 @@ def _epoch(value: Any) -> float | None:
 
 def installation_tokens(*, api_url: str, app_id: str, installation_id: str, vault_url: str, key_name: str,
                         key_kind: str, credential: Any, options: HttpOptions,
-                        clock: Clock = time.time) -> InstallationTokens:
+                        clock: Clock = time.time) -> RefreshingToken:
     """The token source the settings describe (TRIAGE_GITHUB_APP_*)."""
     vault = KeyVault(vault_url=vault_url, credential=credential, options=options, sink="github",
                      setting="TRIAGE_GITHUB_APP_KEY_VAULT_URL", name_setting="TRIAGE_GITHUB_APP_KEY_NAME")
@@ -179,4 +149,4 @@ def installation_tokens(*, api_url: str, app_id: str, installation_id: str, vaul
                       else KeyVaultKeySigner(vault, key_name))
     app = GitHubApp(api_url=api_url, app_id=app_id, installation_id=installation_id, signer=signer,
                     options=options, clock=clock)
-    return InstallationTokens(app.mint, clock)
+    return RefreshingToken(app.mint, clock, REFRESH_EARLY)

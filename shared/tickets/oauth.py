@@ -15,13 +15,13 @@ client secret are secrets of the sink's TrackerClient: every issued header is re
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from urllib.parse import urlencode
 
 from shared.tickets.base import TicketAuthError
 from shared.tickets.http import HttpOptions, TrackerClient, secret_forms
+from shared.tickets.token_cache import RefreshingToken
 
 TOKEN_PATH = "/oauth_token.do"  # noqa: S105 - a path, not a secret
 REFRESH_MARGIN = 60.0  # seconds before expiry a token is replaced (at most half its lifetime)
@@ -29,7 +29,8 @@ DEFAULT_LIFETIME = 1800.0  # ServiceNow's default access token lifespan, when an
 
 
 class ClientCredentialsToken:
-    """Bearer tokens from the client credentials grant: fetched on first use, reused, refreshed before expiry."""
+    """Bearer tokens from the client credentials grant: fetched on first use, reused, refreshed before expiry
+    (token_cache.RefreshingToken)."""
 
     def __init__(self, *, instance_url: str, client_id: str, client_secret: str, options: HttpOptions,
                  credential_hint: str, clock: Callable[[], float] = time.monotonic):
@@ -37,35 +38,25 @@ class ClientCredentialsToken:
             raise ValueError("the ServiceNow client secret is only sent over https")
         self._form = urlencode({"grant_type": "client_credentials", "client_id": client_id,
                                 "client_secret": client_secret}).encode("ascii")
-        self._clock = clock
         self._hint = credential_hint
-        self._lock = threading.Lock()
-        self._token: str | None = None
-        self._refresh_at = 0.0
-        self.issued = 0  # tokens fetched so far (for tests and the self-check)
+        # The margin depends on each token's lifetime, so `_fetch` returns when to refresh, not when it expires.
+        self._tokens = RefreshingToken(self._fetch, clock, refresh_early=0.0)
         self._http = TrackerClient(
             sink="servicenow", base_url=instance_url, options=options, credential_hint=credential_hint,
             secrets=secret_forms(client_secret, self._form.decode("ascii")), authorization=None,
         )
 
     def header(self) -> str:
-        with self._lock:
-            if self._token is None or self._clock() >= self._refresh_at:
-                self._fetch()
-            return f"Bearer {self._token}"
+        return f"Bearer {self._tokens()}"
 
     def use_clock(self, clock: Callable[[], float]) -> None:
-        with self._lock:
-            self._clock = clock
-            self._token = None  # judged afresh on the new clock
+        self._tokens.use_clock(clock)
 
     def invalidate(self, header: str | None = None) -> None:
         """Drop the cached token (the instance refused it); only if it is still the one that was refused."""
-        with self._lock:
-            if header is None or header == f"Bearer {self._token}":
-                self._token = None
+        self._tokens.invalidate(None if header is None else header.removeprefix("Bearer "))
 
-    def _fetch(self) -> None:
+    def _fetch(self) -> tuple[str, float]:
         result = self._http.request(
             "POST", TOKEN_PATH, content=self._form, idempotent=True,
             headers={"Content-Type": "application/x-www-form-urlencoded"},
@@ -80,9 +71,7 @@ class ClientCredentialsToken:
         except (TypeError, ValueError):
             lifetime = DEFAULT_LIFETIME
         lifetime = max(lifetime, 1.0)
-        self._token = token
-        self._refresh_at = self._clock() + lifetime - min(REFRESH_MARGIN, lifetime / 2)
-        self.issued += 1
+        return token, self._tokens.clock() + lifetime - min(REFRESH_MARGIN, lifetime / 2)
 
     def close(self) -> None:
         self._http.close()

@@ -24,7 +24,8 @@ from localazure.credentials import jwt_token
 from shared.settings import SettingsError, load_settings
 from shared.tickets.base import TicketAuthError, TicketError
 from shared.tickets.factory import build_sinks
-from shared.tickets.github_app import JWT_AHEAD, JWT_BACKDATE, InstallationTokens, app_jwt
+from shared.tickets.github_app import JWT_AHEAD, JWT_BACKDATE, REFRESH_EARLY, app_jwt
+from shared.tickets.token_cache import RefreshingToken
 from tests.support.trackers import CREDENTIALS, FAST, make_content, settings_for
 
 IDENTITY = "7c0ffee0-0000-4000-8000-00000000a99e"  # the service's managed identity (object id)
@@ -132,7 +133,7 @@ def test_installation_tokens_are_reused_until_five_minutes_before_their_own_expi
         minted.append(clock.now)
         return f"ghs_token{len(minted)}", clock.now + 3600
 
-    tokens = InstallationTokens(mint, clock)
+    tokens = RefreshingToken(mint, clock, REFRESH_EARLY)
     assert tokens() == "ghs_token1"
     clock.now += 3600 - 301
     assert tokens() == "ghs_token1" and len(minted) == 1
@@ -147,7 +148,7 @@ def test_an_invalidated_token_is_minted_again_once_and_a_stale_invalidate_is_ign
         count[0] += 1
         return f"ghs_t{count[0]}", clock.now + 3600
 
-    tokens, seen = InstallationTokens(mint, clock), []
+    tokens, seen = RefreshingToken(mint, clock, REFRESH_EARLY), []
     tokens.observers.append(seen.append)
     first = tokens()
     tokens.invalidate(first)
