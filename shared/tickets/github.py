@@ -81,15 +81,14 @@ class GitHubIssuesSink:
         act on a request it refused to authenticate, so this holds for creates too)."""
         if self._invalidate is None:
             return self._http.request(method, path, idempotent=idempotent, allow=allow, **kwargs)
-        result = self._http.request(method, path, idempotent=idempotent, allow=(*allow, 401), **kwargs)
-        if result.status == 401 and 401 not in allow:
-            log.info("github sink: GitHub refused the cached installation token (401); minting another")
+        return self._http.request_refreshing(method, path, refresh=self._refused, idempotent=idempotent,
+                                             allow=allow, **kwargs)
+
+    def _refused(self) -> None:
+        log.info("github sink: GitHub refused the cached installation token (401); minting another")
+        if self._invalidate is not None:
             for token in self._sent:
                 self._invalidate(token)
-            result = self._http.request(method, path, idempotent=idempotent, allow=(*allow, 401), **kwargs)
-            if result.status == 401:
-                raise self._http.error_for(result)
-        return result
 
     # ---- look-up ----
 

@@ -280,6 +280,19 @@ class TrackerClient:
             return result
         raise self.error_for(result)
 
+    def request_refreshing(self, method: str, path: str, *, refresh: Callable[[], None], idempotent: bool,
+                           allow: tuple[int, ...] = (), **kwargs: Any) -> HttpResult:
+        """`request` with a token that can be minted again: a 401 calls `refresh` (the kept token is dropped) and
+        the call is made once more; a second 401 is the credentials' fault. Safe for creates too: a tracker does
+        not act on a request it refused to authenticate."""
+        result = self.request(method, path, idempotent=idempotent, allow=(*allow, 401), **kwargs)
+        if result.status == 401 and 401 not in allow:
+            refresh()
+            result = self.request(method, path, idempotent=idempotent, allow=(*allow, 401), **kwargs)
+            if result.status == 401:
+                raise self.error_for(result)
+        return result
+
     def error_for(self, result: HttpResult) -> TicketError:
         status = result.status
         reason = _tracker_message(result)

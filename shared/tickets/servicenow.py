@@ -105,14 +105,8 @@ class ServiceNowSink:
         (a token revoked or expired early); a second 401 is the credentials' fault."""
         if self._token is None:
             return self._http.request(method, path, params=params, json=json, idempotent=idempotent)
-        result = self._http.request(method, path, params=params, json=json, idempotent=idempotent, allow=(401,))
-        if result.status == 401:
-            self._token.invalidate()
-            result = self._http.request(method, path, params=params, json=json, idempotent=idempotent,
-                                        allow=(401,))
-            if result.status == 401:
-                raise self._http.error_for(result)
-        return result
+        return self._http.request_refreshing(method, path, refresh=self._token.invalidate, params=params, json=json,
+                                             idempotent=idempotent)
 
     def _find(self, marker: str) -> dict[str, Any] | None:
         result = self._request("GET", TABLE, idempotent=True, params={
