@@ -15,6 +15,7 @@ import base64
 import json as jsonlib
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -82,6 +83,41 @@ def secret_forms(*secrets: str, headers: Iterable[str] = ()) -> tuple[str, ...]:
     for header in headers:
         forms += [header, header.split(" ", 1)[-1]]
     return tuple(forms)
+
+
+class _LogRedaction(logging.Filter):
+    """Takes secrets out of the HTTP libraries' own log lines: azure-core logs the request URL and urllib3 its
+    request line ("POST /path?query HTTP/1.1") at DEBUG, and for a webhook sink the URL is the credential."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._secrets: tuple[str, ...] = ()
+        self._lock = threading.Lock()
+
+    def add(self, forms: Iterable[str]) -> None:
+        with self._lock:
+            self._secrets = tuple(dict.fromkeys((*self._secrets, *(f for f in forms if f))))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._secrets:
+            message = record.getMessage()
+            cleaned = redact(message, self._secrets)
+            if cleaned != message:
+                record.msg, record.args = cleaned, ()
+        return True
+
+
+_LOG_REDACTION = _LogRedaction()
+URL_LOGGERS = (HTTP_LOGGER, "urllib3.connectionpool")
+
+
+def redact_in_http_logs(forms: Iterable[str]) -> None:
+    """Keep `forms` (a webhook URL and its parts) out of the HTTP loggers that write request URLs."""
+    _LOG_REDACTION.add(forms)
+    for name in URL_LOGGERS:
+        logger = logging.getLogger(name)
+        if _LOG_REDACTION not in logger.filters:
+            logger.addFilter(_LOG_REDACTION)
 
 
 def _rate_limited(status: int, headers: Mapping[str, str], message: str) -> bool:

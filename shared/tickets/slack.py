@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from shared.tickets.base import TicketAuthError, TicketContent, TicketError, TicketRef
-from shared.tickets.http import HTTP_LOGGER, HttpOptions, HttpResult, TrackerClient, secret_forms
+from shared.tickets.http import HttpOptions, HttpResult, TrackerClient, redact_in_http_logs, secret_forms
 from shared.tickets.markup.slack_blocks import incident_message, reply_message
 from shared.tickets.sanitize import clean_line, redact
 
@@ -43,28 +43,6 @@ AUTH_ERRORS = frozenset({"invalid_auth", "not_authed", "account_inactive", "toke
 CHANNEL_ERRORS = frozenset({"not_in_channel", "channel_not_found", "is_archived", "restricted_action"})
 # Incoming webhook answers (the changelog above, and "Handling errors" in the webhooks guide).
 WEBHOOK_AUTH = {403: "action_prohibited", 404: "channel_not_found", 410: "channel_is_archived"}
-
-
-class _RedactSecrets(logging.Filter):
-    """Takes secrets out of the HTTP log: azure-core logs the request URL, and a webhook URL is a credential."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.secrets: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            cleaned = redact(message, tuple(self.secrets))
-            if cleaned != message:
-                record.msg, record.args = cleaned, None
-        return True
-
-
-_FILTER = _RedactSecrets()
-# azure-core's HTTP log, and urllib3's connection log (it writes the request line, path included, at DEBUG).
-for _logger in (HTTP_LOGGER, "urllib3.connectionpool"):
-    logging.getLogger(_logger).addFilter(_FILTER)
 
 
 @dataclass(frozen=True)
@@ -112,7 +90,7 @@ class SlackBotSink:
         self._channel = channel
         header = f"Bearer {token}"
         self._secrets = secret_forms(token, headers=(header,))
-        _FILTER.secrets.update(self._secrets)
+        redact_in_http_logs(self._secrets)
         self._http = TrackerClient(sink=self.name, base_url=api_url, options=options, secrets=self._secrets,
                                    credential_hint="TRIAGE_SLACK_BOT_TOKEN", authorization=lambda: header)
 
@@ -216,7 +194,7 @@ class SlackWebhookSink:
         self._path = parts.path + (f"?{parts.query}" if parts.query else "")
         last = parts.path.rstrip("/").rsplit("/", 1)[-1]  # Slack's: /services/T…/B…/<secret>
         self._secrets = secret_forms(url, self._path, *([last] if len(last) >= 8 else []))
-        _FILTER.secrets.update(self._secrets)
+        redact_in_http_logs(self._secrets)
         self._http = TrackerClient(sink=self.name, base_url=f"{parts.scheme}://{parts.netloc}", options=options,
                                    secrets=self._secrets, credential_hint="TRIAGE_SLACK_WEBHOOK_URL")
 

@@ -23,14 +23,12 @@ on its logger removes the URL's secret forms from those records.
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
 from shared.tickets.base import TicketContent, TicketRef
-from shared.tickets.http import HttpOptions, TrackerClient, secret_forms
+from shared.tickets.http import HttpOptions, TrackerClient, redact_in_http_logs, secret_forms
 from shared.tickets.markup.adaptive_card import body_bytes, follow_up_payload, incident_payload
-from shared.tickets.sanitize import redact
 
 log = logging.getLogger("triage.tickets")
 SETTING = "TRIAGE_TEAMS_WEBHOOK_URL"
@@ -43,41 +41,6 @@ def _url_secrets(url: str) -> tuple[str, ...]:
     values = [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() in ("sig", "code")]
     forms = [url, parts.query, *values, *(quote(v, safe="") for v in values), *(quote_plus(v) for v in values)]
     return secret_forms(*forms)
-
-
-# The loggers that write request URLs verbatim (urllib3's "POST /path?query HTTP/1.1" line at DEBUG).
-URL_LOGGERS = ("urllib3.connectionpool",)
-
-
-class _RedactUrls(logging.Filter):
-    """Replaces known secret forms in a record's message; one instance per logger, shared by every sink."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.secrets: set[str] = set()
-        self._lock = threading.Lock()
-
-    def add(self, forms: tuple[str, ...]) -> None:
-        with self._lock:
-            self.secrets.update(forms)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = redact(message, tuple(self.secrets))
-        if cleaned != message:
-            record.msg, record.args = cleaned, ()
-        return True
-
-
-_FILTER = _RedactUrls()
-
-
-def _redact_url_logs(forms: tuple[str, ...]) -> None:
-    _FILTER.add(forms)
-    for name in URL_LOGGERS:
-        logger = logging.getLogger(name)
-        if _FILTER not in logger.filters:
-            logger.addFilter(_FILTER)
 
 
 class TeamsSink:
@@ -94,7 +57,7 @@ class TeamsSink:
             raise ValueError(f"{SETTING} must be an https:// URL")
         self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         secrets = _url_secrets(url)
-        _redact_url_logs(secrets)
+        redact_in_http_logs(secrets)
         self._http = TrackerClient(sink=self.name, base_url=f"{parts.scheme}://{parts.netloc}", options=options,
                                    secrets=secrets, credential_hint=SETTING)
 
