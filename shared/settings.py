@@ -127,7 +127,6 @@ _WORKSPACE_RESOURCE_ID = re.compile(
     r"/providers/Microsoft\.OperationalInsights/workspaces/[A-Za-z0-9][A-Za-z0-9-]{2,61}[A-Za-z0-9]", re.IGNORECASE)
 
 
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _SIGN_IN_NAME = re.compile(r"^[^\s@,]+@[^\s@,]+\.[^\s@,]+$")
 
 

@@ -129,6 +129,16 @@ def test_workspace_ids_must_be_guids(key):
     assert bad_key == key and "'law-prod' is not a GUID" in why
 
 
+def test_chat_approvers_are_object_ids_or_sign_in_names_folded_for_matching():
+    loaded = load_settings({"TRIAGE_CHAT_APPROVERS": f" Alex@Contoso.com , {WORKSPACE.upper()}, alex@contoso.com"})
+    assert loaded.chat_approvers == ("alex@contoso.com", WORKSPACE)
+    for bad in ("alex", "ops team@contoso.com", "@contoso.com"):
+        with pytest.raises(SettingsError) as info:
+            load_settings({"TRIAGE_CHAT_APPROVERS": f"alex@contoso.com,{bad}"})
+        ((bad_key, why),) = info.value.problems
+        assert bad_key == "TRIAGE_CHAT_APPROVERS" and repr(bad) in why
+
+
 def test_unknown_triage_keys_are_kept_with_the_closest_known_name():
     settings = load_settings({"TRIAGE_MOD": "enforce", "TRIAGE_WORKSPACE_ID": WORKSPACE, "TRIAGE_QQQQQQQQQQQQQQ": "1",
                               "TRIAGE_DEMO_TICKETS": "jira", "OTHER": "x"})
