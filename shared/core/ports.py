@@ -227,6 +227,9 @@ class Store(Protocol):
 
 
 class TicketSink(Protocol):
+    """A tracker or chat channel. A sink may also say `takes_reviews = False` (chat: it cannot find a review's
+    message again), and the reviews leave it out (engine/review_tickets.py)."""
+
     name: str
 
     def open_or_update(self, content: TicketContent, *, comment: str | None = None) -> TicketRef:
